@@ -1,0 +1,26 @@
+"""SageMaker inference hooks for a cross-encoder reranker.
+
+The official Hugging Face DLC (sagemaker-huggingface-inference-toolkit) imports this
+module from ``<model_dir>/code`` and calls the four hooks; our own container calls the
+same ones.  Each is a one-line door onto the engine in the ``reranker`` package.
+Settings come from ``RERANK_*`` environment variables (see reranker/settings.py).
+"""
+
+from reranker import dialects
+from reranker.engine import Reranker
+
+
+def model_fn(model_dir, context=None):
+    return Reranker.from_dir(model_dir)
+
+
+def input_fn(input_data, content_type, context=None):
+    return dialects.parse(input_data, content_type)
+
+
+def predict_fn(data, model, context=None):
+    return model.rerank(data)
+
+
+def output_fn(prediction, accept, context=None):
+    return dialects.render(prediction, accept)

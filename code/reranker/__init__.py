@@ -1,0 +1,7 @@
+"""Cross-encoder reranking engine: wire dialects, batching and scoring behind one API.
+
+The SageMaker hooks in ``code/inference.py`` and our HTTP server are thin doors onto
+:class:`reranker.engine.Reranker`; everything about scoring lives in this package.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,103 @@
+"""The PyTorch backend: transformers' sequence-classification model on CPU or CUDA."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import numpy as np
+import torch
+import transformers
+from packaging.version import Version
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# transformers 4.56 renamed from_pretrained's torch_dtype to dtype.
+_DTYPE_KWARG = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("RERANK_DEVICE=cuda but no CUDA device is visible")
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(requested)
+
+
+def cpu_supports_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_dtype(requested: str, device: torch.device) -> str:
+    if device.type == "cuda":
+        if requested in ("auto", "bfloat16"):
+            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        return requested
+    if requested == "float16":
+        raise RuntimeError("RERANK_DTYPE=float16 is for GPUs; on CPU use float32 or bfloat16")
+    return "float32" if requested == "auto" else requested
+
+
+class TorchBackend:
+    """fp32 weights with bf16 autocast on CPU (keeps LayerNorm and softmax in fp32);
+    weights cast to fp16/bf16 on CUDA, with SDPA attention where the model supports it."""
+
+    name = "torch"
+
+    def __init__(self, model_dir: str, *, device: str, dtype: str, trust_remote_code: bool,
+                 use_safetensors: bool, threads: int = 0):
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(dtype, self.device)
+        if self.device.type == "cpu" and threads:
+            torch.set_num_threads(threads)
+        load_dtype = torch.float32 if self.device.type == "cpu" else _DTYPES[self.dtype]
+        self.model = _load(model_dir, load_dtype, trust_remote_code, use_safetensors)
+        self.model.to(self.device).eval()
+        self.num_labels = int(self.model.config.num_labels)
+        self.pad_multiple = 8 if self.device.type == "cuda" else 1
+
+    def _autocast(self):
+        if self.device.type == "cpu" and self.dtype == "bfloat16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def forward(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray | None) -> np.ndarray:
+        inputs = {
+            "input_ids": torch.from_numpy(ids).to(self.device, non_blocking=True),
+            "attention_mask": torch.from_numpy(mask).to(self.device, non_blocking=True),
+        }
+        if types is not None:
+            inputs["token_type_ids"] = torch.from_numpy(types).to(self.device, non_blocking=True)
+        with torch.inference_mode(), self._autocast():
+            logits = self.model(**inputs).logits
+        return logits.float().cpu().numpy()
+
+    def describe(self) -> dict:
+        return {
+            "backend": self.name,
+            "device": str(self.device),
+            "dtype": self.dtype,
+            "attention": getattr(self.model.config, "_attn_implementation", None),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "threads": torch.get_num_threads(),
+        }
+
+
+def _load(model_dir: str, dtype, trust_remote_code: bool, use_safetensors: bool):
+    kwargs = {
+        _DTYPE_KWARG: dtype,
+        "trust_remote_code": trust_remote_code,
+        "use_safetensors": use_safetensors,
+    }
+    cls = transformers.AutoModelForSequenceClassification
+    try:
+        return cls.from_pretrained(model_dir, attn_implementation="sdpa", **kwargs)
+    except (ValueError, ImportError) as exc:  # architectures without SDPA (DeBERTa-v2)
+        log.info("SDPA attention unavailable (%s); using the eager implementation", exc)
+        return cls.from_pretrained(model_dir, attn_implementation="eager", **kwargs)

@@ -1,0 +1,132 @@
+"""Length-sorted, token-budget batches, coalesced across concurrent callers.
+
+Padding is the main waste of a cross-encoder: one padded batch of mixed-length pairs
+computes several times its real tokens.  Rows are sorted by length and cut into batches
+whose padded size (rows x longest row) stays within a token budget, each padded only to
+its own longest row.  One worker thread owns the model, so callers on many threads (the
+HTTP server's requests) share batches while tokenization runs on their own threads.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Callable, Sequence
+
+import numpy as np
+
+# ids [b, t], attention mask [b, t], token types [b, t] or None -> logits [b, labels]
+ForwardFn = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], np.ndarray]
+
+
+def plan_batches(lengths: Sequence[int], token_budget: int, max_rows: int) -> list[list[int]]:
+    """Indices grouped into batches, shortest rows first, within ``token_budget``."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        # Sorted ascending, so this row is the longest of the batch it joins.
+        if current and (lengths[i] * (len(current) + 1) > token_budget or len(current) >= max_rows):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, multiple: int = 1):
+    """Right-padded int64 matrix and its attention mask, padded to the longest row."""
+    longest = max(len(r) for r in rows)
+    longest = -(-longest // multiple) * multiple
+    ids = np.full((len(rows), longest), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), longest), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+class _Job:
+    __slots__ = ("ids", "type_ids", "logits", "error", "done")
+
+    def __init__(self, ids, type_ids):
+        self.ids = ids
+        self.type_ids = type_ids
+        self.logits: np.ndarray | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
+class Batcher:
+    """Runs ``forward`` on one worker thread over batches drawn from all waiting callers."""
+
+    def __init__(self, forward: ForwardFn, *, token_budget: int, max_rows: int, pad_id: int,
+                 pad_multiple: int = 1):
+        self._forward = forward
+        self.token_budget = token_budget
+        self.max_rows = max_rows
+        self._pad_id = pad_id
+        self._pad_multiple = pad_multiple
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="reranker-batcher", daemon=True)
+        self._thread.start()
+
+    def run(self, ids: list[list[int]], type_ids: list[list[int]] | None) -> np.ndarray:
+        """Logits for each row, blocking until the worker has scored them."""
+        if not ids:
+            raise ValueError("nothing to score")
+        job = _Job(ids, type_ids)
+        self._queue.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.logits
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs = [job]
+            while True:  # take every caller that is already waiting: they share batches
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                jobs.append(more)
+            self._score(jobs)
+
+    def _score(self, jobs: list[_Job]) -> None:
+        rows = [(j, r) for j in jobs for r in range(len(j.ids))]
+        lengths = [len(j.ids[r]) for j, r in rows]
+        results: list[np.ndarray | None] = [None] * len(rows)
+        try:
+            for batch in plan_batches(lengths, self.token_budget, self.max_rows):
+                members = [rows[i] for i in batch]
+                ids, mask = pad_batch([j.ids[r] for j, r in members], self._pad_id,
+                                      self._pad_multiple)
+                types = None
+                if members[0][0].type_ids is not None:
+                    types, _ = pad_batch([j.type_ids[r] for j, r in members], 0,
+                                         self._pad_multiple)
+                logits = self._forward(ids, mask, types)
+                for k, i in enumerate(batch):
+                    results[i] = logits[k]
+            offset = 0
+            for j in jobs:
+                j.logits = np.stack(results[offset: offset + len(j.ids)])
+                offset += len(j.ids)
+        except BaseException as exc:  # the callers re-raise it; the worker lives on
+            for j in jobs:
+                j.error = exc
+        finally:
+            for j in jobs:
+                j.done.set()

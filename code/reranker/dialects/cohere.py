@@ -1,0 +1,82 @@
+"""Cohere / Together / Jina rerank API (and OpenSearch's built-in cohere.rerank functions).
+
+Request ``{"query", "documents": [str | object], "top_n"?, "return_documents"?,
+"rank_fields"?, "model"?}``; response sorted by ``relevance_score`` (0..1), cut to top_n.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from ..errors import InvalidRequest
+from ..request import RerankRequest, RerankResult
+from ..wire import as_float
+from . import fields
+from .ordering import ranked
+
+NAME = "cohere"
+
+
+def parse(body: dict) -> RerankRequest:
+    query = fields.text(body, "query")
+    documents = fields.array(body, "documents")
+    rank_fields = _rank_fields(body)
+    texts = [_document_text(doc, i, rank_fields) for i, doc in enumerate(documents)]
+    if "model" in body and not isinstance(body["model"], (str, type(None))):
+        raise InvalidRequest("model must be a string", field="model")
+    mode, chunks = fields.long_documents(body)
+    return RerankRequest(
+        dialect=NAME,
+        pairs=[(query, t) for t in texts],
+        documents=documents,
+        top_n=fields.positive_int(body, "top_n"),
+        return_documents=fields.boolean(body, "return_documents", False),
+        long_documents=mode,
+        max_chunks=chunks,
+    )
+
+
+def _rank_fields(body: dict) -> list[str] | None:
+    if body.get("rank_fields") is None:
+        return None
+    names = fields.strings(body, "rank_fields")
+    return names
+
+
+def _document_text(doc, index: int, rank_fields: list[str] | None) -> str:
+    if isinstance(doc, str):
+        return doc
+    where = f"documents[{index}]"
+    if not isinstance(doc, dict):
+        raise InvalidRequest(f"{where} must be a string or an object", field=where)
+    names = rank_fields or ["text"]
+    values = []
+    for name in names:
+        value = doc.get(name)
+        if not isinstance(value, str):
+            state = "is missing" if value is None else "is not a string"
+            hint = "" if rank_fields else " (or name the fields to rank with rank_fields)"
+            raise InvalidRequest(f"{where}.{name} {state}{hint}", field=f"{where}.{name}")
+        values.append(value)
+    if len(names) == 1:
+        return values[0]
+    # Cohere's convention for several fields: one "name: value" line each, in the given order.
+    return "\n".join(f"{n}: {v}" for n, v in zip(names, values))
+
+
+def render(result: RerankResult) -> dict:
+    request = result.request
+    results = []
+    for i in ranked(result.relevance, request.top_n):
+        item = {"index": i, "relevance_score": as_float(result.relevance[i])}
+        if request.return_documents:
+            doc = request.documents[i]
+            item["document"] = {"text": doc} if isinstance(doc, str) else doc
+        results.append(item)
+    return {
+        "id": str(uuid.uuid4()),
+        "model": result.model,
+        "results": results,
+        "meta": {"api_version": {"version": "1"}, "billed_units": {"search_units": 1}},
+        "usage": {"total_tokens": result.tokens},
+    }

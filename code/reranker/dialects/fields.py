@@ -1,0 +1,96 @@
+"""Validation of request fields: each failure names the field and what was expected."""
+
+from __future__ import annotations
+
+from ..errors import InvalidRequest
+
+_MISSING = object()
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def require_object(body, field: str = "body") -> dict:
+    if not isinstance(body, dict):
+        raise InvalidRequest(f"{field} must be a JSON object, got {_kind(body)}", field=field)
+    return body
+
+
+def text(body: dict, field: str, *, label: str | None = None, allow_empty: bool = False) -> str:
+    label = label or field
+    value = body.get(field, _MISSING)
+    if value is _MISSING:
+        raise InvalidRequest(f"{label} is required", field=label)
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{label} must be a string, got {_kind(value)}", field=label)
+    if not allow_empty and not value.strip():
+        raise InvalidRequest(f"{label} must not be empty", field=label)
+    return value
+
+
+def array(body: dict, field: str) -> list:
+    value = body.get(field, _MISSING)
+    if value is _MISSING:
+        raise InvalidRequest(f"{field} is required", field=field)
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{field} must be an array, got {_kind(value)}", field=field)
+    if not value:
+        raise InvalidRequest(f"{field} must not be empty", field=field)
+    return value
+
+
+def strings(body: dict, field: str) -> list[str]:
+    values = array(body, field)
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise InvalidRequest(f"{field}[{i}] must be a string, got {_kind(value)}",
+                                 field=f"{field}[{i}]")
+    return values
+
+
+def positive_int(body: dict, field: str, *, required: bool = False) -> int | None:
+    value = body.get(field, _MISSING)
+    if value is _MISSING or (value is None and not required):
+        if required:
+            raise InvalidRequest(f"{field} is required", field=field)
+        return None
+    # bool is an int in Python; 3.0 is accepted as 3, 3.5 is not.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{field} must be a positive integer, got {_kind(value)}",
+                             field=field)
+    if value < 1:
+        raise InvalidRequest(f"{field} must be a positive integer, got {value}", field=field)
+    return value
+
+
+def boolean(body: dict, field: str, default: bool) -> bool:
+    value = body.get(field, _MISSING)
+    if value is _MISSING or value is None:
+        return default
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"{field} must be true or false, got {_kind(value)}", field=field)
+    return value
+
+
+def choice(body: dict, field: str, options: tuple[str, ...], default: str | None) -> str | None:
+    value = body.get(field, _MISSING)
+    if value is _MISSING or value is None:
+        return default
+    if not isinstance(value, str) or value.lower() not in options:
+        raise InvalidRequest(f"{field} must be one of {list(options)}", field=field)
+    return value.lower()
+
+
+def long_documents(body: dict) -> tuple[str | None, int | None]:
+    """Our extension on every dialect: ``long_documents`` and Cohere's ``max_chunks_per_doc``."""
+    mode = choice(body, "long_documents", ("truncate", "chunk"), None)
+    chunks = positive_int(body, "max_chunks_per_doc")
+    if chunks is not None and mode is None:
+        mode = "chunk"
+    return mode, chunks

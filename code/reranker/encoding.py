@@ -1,0 +1,93 @@
+"""Pair encoding with the model's own fast tokenizer, protecting the query.
+
+Queries and documents are tokenized separately (documents in one parallel batch that
+releases the GIL), the document is cut first, and the tokenizer's own post-processor
+adds the special tokens, so each row equals ``tokenizer(q, d, truncation="only_second")``.
+Chunk mode keeps the cut-off tail as overlapping windows, each scored with the query.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tokenizers import Encoding, Tokenizer
+
+from .errors import PayloadTooLarge
+
+
+@dataclasses.dataclass
+class EncodedPairs:
+    """Model rows for a list of pairs; ``owner[r]`` is the pair that row ``r`` scores."""
+
+    ids: list[list[int]]
+    type_ids: list[list[int]] | None
+    owner: list[int]
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(row) for row in self.ids)
+
+
+class PairEncoder:
+    def __init__(self, hf_tokenizer, max_length: int, max_query_share: float):
+        if not getattr(hf_tokenizer, "is_fast", False):
+            raise ValueError("the model needs a fast tokenizer (tokenizer.json)")
+        # A private copy: tokenizer.json may carry truncation/padding we must not inherit,
+        # and the shared one's state is mutated by transformers on every __call__.
+        self._tokenizer = Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str())
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        self.max_length = max_length
+        self.query_cap = max(1, int(max_length * max_query_share))
+        self.special = hf_tokenizer.num_special_tokens_to_add(pair=True)
+        self.uses_token_type_ids = "token_type_ids" in hf_tokenizer.model_input_names
+        pad = hf_tokenizer.pad_token_id
+        self.pad_id = 0 if pad is None else int(pad)
+
+    def encode(
+        self,
+        pairs: list[tuple[str, str]],
+        *,
+        chunk: bool = False,
+        max_chunks: int = 16,
+        overlap: int = 0,
+        truncate: bool = True,
+        direction: str = "right",
+    ) -> EncodedPairs:
+        queries = self._encode_queries([q for q, _ in pairs])
+        docs = self._tokenizer.encode_batch([d for _, d in pairs], add_special_tokens=False)
+        ids, type_ids, owner = [], [], []
+        for index, ((query, _), doc) in enumerate(zip(pairs, docs)):
+            q = queries[query]
+            room = self.max_length - self.special - len(q.ids)
+            if not truncate and len(doc.ids) > room:
+                raise PayloadTooLarge(
+                    f"pair {index} has {len(doc.ids) + len(q.ids) + self.special} tokens, more"
+                    f" than the model's {self.max_length}; send truncate=true or shorten it",
+                    field=f"texts[{index}]",
+                )
+            for piece in self._pieces(doc, room, chunk, max_chunks, overlap, direction):
+                row = self._tokenizer.post_process(q, piece, add_special_tokens=True)
+                ids.append(row.ids)
+                type_ids.append(row.type_ids)
+                owner.append(index)
+        return EncodedPairs(ids, type_ids if self.uses_token_type_ids else None, owner)
+
+    def _encode_queries(self, queries: list[str]) -> dict[str, Encoding]:
+        unique = list(dict.fromkeys(queries))
+        encoded = self._tokenizer.encode_batch(unique, add_special_tokens=False)
+        for encoding in encoded:
+            if len(encoding.ids) > self.query_cap:
+                encoding.truncate(self.query_cap)
+        return dict(zip(unique, encoded))
+
+    @staticmethod
+    def _pieces(doc: Encoding, room: int, chunk: bool, max_chunks: int, overlap: int,
+                direction: str) -> list[Encoding]:
+        if len(doc.ids) <= room:
+            return [doc]
+        if not chunk:
+            doc.truncate(room, direction=direction)
+            return [doc]
+        doc.truncate(room, stride=min(overlap, room - 1))
+        return ([doc] + list(doc.overflowing))[:max_chunks]

@@ -1,0 +1,151 @@
+"""The engine: a request's pairs in, scores out, one shared model behind a batcher.
+
+Thread-safe: any number of threads may call :meth:`Reranker.rerank` at once; their rows
+are scored together by :class:`reranker.batching.Batcher`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import numpy as np
+
+from . import scoring
+from .batching import Batcher
+from .encoding import PairEncoder
+from .errors import PayloadTooLarge
+from .loading import load_backend
+from .request import RerankRequest, RerankResult
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Reranker:
+    def __init__(self, backend, tokenizer, config, settings: Settings, name: str):
+        scoring.check_num_labels(backend.num_labels)
+        self.backend = backend
+        self.settings = settings
+        self.name = name
+        model_limit = _model_max_length(config, tokenizer)
+        self.max_length = min(settings.max_length, model_limit)
+        self.encoder = PairEncoder(tokenizer, self.max_length, settings.max_query_share)
+        self.id2label = {int(k): v for k, v in (getattr(config, "id2label", None) or {}).items()}
+        device_type = getattr(backend, "device", None)
+        device_type = getattr(device_type, "type", str(device_type))
+        self.batcher = Batcher(
+            backend.forward,
+            token_budget=max(settings.batch_tokens_for(device_type), self.max_length),
+            max_rows=settings.max_batch_rows,
+            pad_id=self.encoder.pad_id,
+            pad_multiple=getattr(backend, "pad_multiple", 1),
+        )
+
+    @classmethod
+    def from_dir(cls, model_dir: str, settings: Settings | None = None) -> "Reranker":
+        from transformers import AutoConfig, AutoTokenizer
+
+        settings = settings or Settings.from_env()
+        started = time.perf_counter()
+        backend = load_backend(model_dir, settings)
+        remote = settings.trust_remote_code
+        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=remote)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=remote)
+        name = settings.model_name or _model_name(model_dir)
+        engine = cls(backend, tokenizer, config, settings, name)
+        if settings.warmup:
+            engine.score("warm-up query", ["warm-up document"])
+        log.info("model loaded", extra={"event": "model_loaded", **engine.describe(),
+                                        "load_seconds": round(time.perf_counter() - started, 3)})
+        return engine
+
+    def describe(self) -> dict:
+        info = {"model": self.name, "max_length": self.max_length,
+                "batch_tokens": self.batcher.token_budget, "num_labels": self.backend.num_labels}
+        info.update(self.backend.describe())
+        return info
+
+    def score(self, query: str, documents: list[str], *, raw: bool = False) -> list[float]:
+        """Convenience for Python callers: one score per document, in input order."""
+        request = RerankRequest("python", [(query, d) for d in documents], documents)
+        result = self.rerank(request)
+        return (result.raw if raw else result.relevance).tolist()
+
+    def rerank(self, request: RerankRequest) -> RerankResult:
+        self._check_limits(request)
+        chunk = (request.long_documents or self.settings.long_documents) == "chunk"
+        encoded = self.encoder.encode(
+            request.pairs,
+            chunk=chunk,
+            max_chunks=request.max_chunks or self.settings.max_chunks,
+            overlap=self.settings.chunk_overlap,
+            truncate=request.truncate,
+            direction=request.truncation_direction,
+        )
+        logits = self.batcher.run(encoded.ids, encoded.type_ids)
+        logits = _best_row_per_pair(logits, encoded.owner, len(request.pairs))
+        return RerankResult(
+            request=request,
+            logits=logits,
+            raw=scoring.raw_scores(logits),
+            relevance=scoring.relevance_scores(logits),
+            tokens=encoded.tokens,
+            model=self.name,
+            id2label=self.id2label,
+        )
+
+    def _check_limits(self, request: RerankRequest) -> None:
+        limit = self.settings.max_documents
+        if len(request.pairs) > limit:
+            raise PayloadTooLarge(
+                f"{len(request.pairs)} documents in one request; the limit is {limit}"
+                " (RERANK_MAX_DOCUMENTS): split the list across requests",
+                field="documents",
+            )
+        cap = self.settings.max_chars
+        for i, (query, text) in enumerate(request.pairs):
+            if len(query) > cap or len(text) > cap:
+                raise PayloadTooLarge(
+                    f"pair {i} has a text of more than {cap} characters (RERANK_MAX_CHARS)",
+                    field=f"documents[{i}]",
+                )
+
+    def close(self) -> None:
+        self.batcher.close()
+
+
+def _best_row_per_pair(logits: np.ndarray, owner: list[int], pairs: int) -> np.ndarray:
+    """Chunk mode scores a pair by its best window; otherwise rows and pairs coincide."""
+    if len(owner) == pairs:
+        return logits
+    raw = scoring.raw_scores(logits)
+    best = np.full(pairs, -1)
+    for row, pair in enumerate(owner):
+        if best[pair] < 0 or raw[row] > raw[best[pair]]:
+            best[pair] = row
+    return logits[best]
+
+
+def _model_max_length(config, tokenizer) -> int:
+    limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length]
+    # XLM-R/RoBERTa reserve two positions for the padding offset.
+    if getattr(config, "model_type", "") in ("xlm-roberta", "roberta", "camembert"):
+        limits[0] = limits[0] - 2 if limits[0] else None
+    usable = [int(x) for x in limits if x and x < 1_000_000]
+    return min(usable) if usable else 512
+
+
+def _model_name(model_dir: str) -> str:
+    """The hub id recorded at packaging time, else the directory's name."""
+    marker = os.path.join(model_dir, "reranker.json")
+    if os.path.isfile(marker):
+        import json
+
+        try:
+            with open(marker) as fh:
+                return json.load(fh).get("model_id") or os.path.basename(model_dir)
+        except (OSError, ValueError):
+            pass
+    return os.path.basename(os.path.abspath(model_dir))

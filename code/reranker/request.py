@@ -1,0 +1,48 @@
+"""The one internal request and result that every dialect parses into and renders from."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class RerankRequest:
+    """What to score and how to answer, independent of the wire format.
+
+    ``pairs`` are (query, text) in the order the model sees them; ``documents`` keeps what
+    the client sent for each pair so a dialect can echo it back.
+    """
+
+    dialect: str
+    pairs: list[tuple[str, str]]
+    documents: Sequence[Any] = ()
+    top_n: int | None = None
+    return_documents: bool = False
+    # None: the engine's setting; "truncate" or "chunk" when the request says so.
+    long_documents: str | None = None
+    max_chunks: int | None = None
+    # False: refuse pairs longer than the model's limit instead of cutting them (TEI).
+    truncate: bool = True
+    truncation_direction: str = "right"
+    # Dialect-specific switches (raw_scores, function_to_apply, ...), read by its renderer.
+    options: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class RerankResult:
+    """Model outputs for each pair of a request, in the request's order.
+
+    ``logits`` has one row per pair (the best chunk's row in chunk mode) and one column per
+    label; ``raw`` and ``relevance`` are the two scores dialects choose from.
+    """
+
+    request: RerankRequest
+    logits: np.ndarray
+    raw: np.ndarray
+    relevance: np.ndarray
+    tokens: int
+    model: str
+    id2label: dict = dataclasses.field(default_factory=dict)

@@ -1,0 +1,123 @@
+"""Every knob of the engine, read once from the environment (``RERANK_*``).
+
+The same variables configure the SageMaker container (passed as the model's
+environment), our own image and the local server, so the table in the README is the
+whole story.  Invalid values fail at start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Mapping
+
+_PREFIX = "RERANK_"
+
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+_DEVICES = ("auto", "cpu", "cuda")
+_BACKENDS = ("auto", "torch", "onnx")
+_LONG_DOC = ("truncate", "chunk")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Engine settings.  Field ``x`` is read from ``RERANK_X``; defaults are documented here."""
+
+    # Upper bound on tokens per (query, document) pair; the model's own limit wins if lower.
+    max_length: int = 512
+    # Share of max_length a query may take before it is cut, so documents keep room.
+    max_query_share: float = 0.5
+    # Padded tokens (rows x longest row) per forward pass; 0 picks 2048 on CPU, 16384 on GPU.
+    batch_tokens: int = 0
+    # Rows per forward pass, whatever the token budget.
+    max_batch_rows: int = 256
+    # "auto": bf16 on CUDA when supported else fp16; fp32 on CPU (bf16 only when asked).
+    dtype: str = "auto"
+    device: str = "auto"
+    # "auto": ONNX Runtime when the model directory has an ONNX model and no GPU is used.
+    backend: str = "auto"
+    # Documents per request; larger requests get 413 (clients split them).
+    max_documents: int = 1000
+    # Characters per document and per query before a request is refused (413).
+    max_chars: int = 200_000
+    # "truncate" (the references' behaviour) or "chunk": overlapping windows, max score.
+    long_documents: str = "truncate"
+    # Tokens shared by consecutive chunks in "chunk" mode.
+    chunk_overlap: int = 64
+    # Chunks per document in "chunk" mode, so a huge page cannot monopolise the model.
+    max_chunks: int = 16
+    # Refuse pickle (pytorch_model.bin) weights unless set; even then loaded weights-only.
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    # Torch intra-op threads on CPU; 0 leaves torch's default (one per core).
+    threads: int = 0
+    # Model name reported in responses; default is the model directory's name.
+    model_name: str = ""
+    # Run one forward pass at load time so the first request is not the slow one.
+    warmup: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        env = os.environ if env is None else env
+        values = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get(_PREFIX + field.name.upper())
+            if raw is not None and raw.strip() != "":
+                values[field.name] = _parse(field, raw.strip())
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        _check(self.max_length >= 8, "max_length", "must be at least 8")
+        _check(0.05 <= self.max_query_share <= 0.9, "max_query_share", "must be in [0.05, 0.9]")
+        _check(self.batch_tokens >= 0, "batch_tokens", "must be >= 0")
+        _check(self.max_batch_rows >= 1, "max_batch_rows", "must be >= 1")
+        _check(self.dtype in _DTYPES, "dtype", f"must be one of {_DTYPES}")
+        _check(self.device in _DEVICES, "device", f"must be one of {_DEVICES}")
+        _check(self.backend in _BACKENDS, "backend", f"must be one of {_BACKENDS}")
+        _check(self.max_documents >= 1, "max_documents", "must be >= 1")
+        _check(self.max_chars >= 1, "max_chars", "must be >= 1")
+        _check(self.long_documents in _LONG_DOC, "long_documents", f"must be one of {_LONG_DOC}")
+        _check(self.chunk_overlap >= 0, "chunk_overlap", "must be >= 0")
+        _check(self.max_chunks >= 1, "max_chunks", "must be >= 1")
+        _check(self.threads >= 0, "threads", "must be >= 0")
+
+    def batch_tokens_for(self, device_type: str) -> int:
+        if self.batch_tokens:
+            return self.batch_tokens
+        return 16384 if device_type == "cuda" else 2048
+
+    def public(self) -> dict:
+        """Settings as logged at start-up (nothing secret lives here)."""
+        return dataclasses.asdict(self)
+
+
+def _parse(field: dataclasses.Field, raw: str):
+    name = _PREFIX + field.name.upper()
+    kind = field.type if isinstance(field.type, str) else field.type.__name__
+    try:
+        if kind == "bool":
+            lowered = raw.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        return raw.lower() if field.name in ("dtype", "device", "backend", "long_documents") else raw
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a valid {kind}") from None
+
+
+def _check(ok: bool, field: str, message: str) -> None:
+    if not ok:
+        raise SettingsError(f"{_PREFIX}{field.upper()} {message}")
+
+
+class SettingsError(ValueError):
+    """A configuration mistake: raised at start-up, never per request."""

@@ -1,0 +1,44 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+for path in (ROOT / "code", ROOT / "tests", ROOT):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import tiny_models  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory):
+    """Lazily built tiny models, one directory per architecture, shared by the session."""
+    cache: dict[str, Path] = {}
+
+    def get(kind: str) -> Path:
+        if kind not in cache:
+            cache[kind] = tiny_models.BUILDERS[kind](tmp_path_factory.mktemp(kind))
+        return cache[kind]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def bert_dir(model_dirs) -> Path:
+    return model_dirs("bert")
+
+
+@pytest.fixture(scope="session")
+def bert_engine(bert_dir):
+    from reranker.engine import Reranker
+    from reranker.settings import Settings
+
+    engine = Reranker.from_dir(str(bert_dir), Settings())
+    yield engine
+    engine.close()
