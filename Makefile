@@ -13,6 +13,10 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: help venv lint test clean
 
+# Each area adds its targets in make/<area>.mk and may append stamps to TEST_DEPS.
+TEST_DEPS :=
+-include make/*.mk
+
 help:  ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
@@ -27,10 +31,9 @@ venv: $(STAMP)  ## create .venv with every pinned requirement
 lint: $(STAMP)  ## ruff over the Python code
 	$(BIN)/ruff check code container deploy tests bench
 
-test: $(STAMP) lint  ## the whole suite: lint, unit, HTTP, DLC parity, deploy against moto
+test: $(STAMP) lint $(TEST_DEPS)  ## the whole suite: lint, unit, HTTP, DLC parity, deploy against moto
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build dist .pytest_cache
 
--include make/*.mk

@@ -53,6 +53,7 @@ class PairEncoder:
         overlap: int = 0,
         truncate: bool = True,
         direction: str = "right",
+        field: str = "documents",
     ) -> EncodedPairs:
         queries = self._encode_queries([q for q, _ in pairs])
         docs = self._tokenizer.encode_batch([d for _, d in pairs], add_special_tokens=False)
@@ -64,7 +65,7 @@ class PairEncoder:
                 raise PayloadTooLarge(
                     f"pair {index} has {len(doc.ids) + len(q.ids) + self.special} tokens, more"
                     f" than the model's {self.max_length}; send truncate=true or shorten it",
-                    field=f"texts[{index}]",
+                    field=f"{field}[{index}]",
                 )
             for piece in self._pieces(doc, room, chunk, max_chunks, overlap, direction):
                 row = self._tokenizer.post_process(q, piece, add_special_tokens=True)
@@ -89,5 +90,6 @@ class PairEncoder:
         if not chunk:
             doc.truncate(room, direction=direction)
             return [doc]
-        doc.truncate(room, stride=min(overlap, room - 1))
+        # Windows advance by at least half their size, whatever the overlap setting.
+        doc.truncate(room, stride=min(overlap, room // 2))
         return ([doc] + list(doc.overflowing))[:max_chunks]

@@ -44,7 +44,7 @@ class Reranker:
         )
 
     @classmethod
-    def from_dir(cls, model_dir: str, settings: Settings | None = None) -> "Reranker":
+    def from_dir(cls, model_dir: str, settings: Settings | None = None) -> Reranker:
         from transformers import AutoConfig, AutoTokenizer
 
         settings = settings or Settings.from_env()
@@ -83,6 +83,7 @@ class Reranker:
             overlap=self.settings.chunk_overlap,
             truncate=request.truncate,
             direction=request.truncation_direction,
+            field=request.documents_field,
         )
         logits = self.batcher.run(encoded.ids, encoded.type_ids)
         logits = _best_row_per_pair(logits, encoded.owner, len(request.pairs))
@@ -102,15 +103,14 @@ class Reranker:
             raise PayloadTooLarge(
                 f"{len(request.pairs)} documents in one request; the limit is {limit}"
                 " (RERANK_MAX_DOCUMENTS): split the list across requests",
-                field="documents",
+                field=request.documents_field,
             )
         cap = self.settings.max_chars
         for i, (query, text) in enumerate(request.pairs):
             if len(query) > cap or len(text) > cap:
+                field = "query" if len(query) > cap else f"{request.documents_field}[{i}]"
                 raise PayloadTooLarge(
-                    f"pair {i} has a text of more than {cap} characters (RERANK_MAX_CHARS)",
-                    field=f"documents[{i}]",
-                )
+                    f"{field} has more than {cap} characters (RERANK_MAX_CHARS)", field=field)
 
     def close(self) -> None:
         self.batcher.close()

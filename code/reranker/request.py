@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,8 @@ class RerankRequest:
     dialect: str
     pairs: list[tuple[str, str]]
     documents: Sequence[Any] = ()
+    # The request's name for the list of texts, so errors name the client's own field.
+    documents_field: str = "documents"
     top_n: int | None = None
     return_documents: bool = False
     # None: the engine's setting; "truncate" or "chunk" when the request says so.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 _PREFIX = "RERANK_"
 
@@ -17,6 +17,7 @@ _DTYPES = ("auto", "float32", "bfloat16", "float16")
 _DEVICES = ("auto", "cpu", "cuda")
 _BACKENDS = ("auto", "torch", "onnx")
 _LONG_DOC = ("truncate", "chunk")
+_CHOICES = ("dtype", "device", "backend", "long_documents")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Settings:
     warmup: bool = True
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
         env = os.environ if env is None else env
         values = {}
         for field in dataclasses.fields(cls):
@@ -109,7 +110,7 @@ def _parse(field: dataclasses.Field, raw: str):
             return int(raw)
         if kind == "float":
             return float(raw)
-        return raw.lower() if field.name in ("dtype", "device", "backend", "long_documents") else raw
+        return raw.lower() if field.name in _CHOICES else raw
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a valid {kind}") from None
 

@@ -33,6 +33,7 @@ def parse(body: dict) -> RerankRequest:
         dialect=NAME,
         pairs=pairs,
         documents=[p[1] for p in pairs],
+        documents_field="inputs",
         options={"single": single, **_parameters(body)},
     )
 

@@ -22,6 +22,7 @@ def parse(body: dict) -> RerankRequest:
         dialect=NAME,
         pairs=[(query, t) for t in texts],
         documents=texts,
+        documents_field="texts",
         # TEI servers run with auto-truncate in practice; truncate=false asks for a 413.
         truncate=fields.boolean(body, "truncate", True),
         truncation_direction=fields.choice(body, "truncation_direction", ("right", "left"),

@@ -1,0 +1,128 @@
+"""Scores equal the reference computations: a plain forward pass, and CrossEncoder.predict."""
+
+import numpy as np
+import pytest
+import torch
+import transformers
+
+from reranker.engine import Reranker
+from reranker.settings import Settings
+
+MAX_LEN = 48
+QUERY = "what is the capital city of america?"
+DOCS = [
+    "Carson City is the capital city of the American state of Nevada.",
+    "Washington, D.C. is the capital of the United States. It is a federal district.",
+    "",
+    "panda " * 200,  # far beyond the limit: the document is cut, the query kept
+    "Ünïcødé 文字 emoji 🐼 and \"quotes\" \\ backslashes\n\ttabs",
+    "short",
+]
+KINDS = ["bert", "bert2", "xlmr", "deberta"]
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def loaded(request, model_dirs):
+    path = str(model_dirs(request.param))
+    engine = Reranker.from_dir(path, Settings(max_length=MAX_LEN))
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(path).eval()
+    yield request.param, path, engine, tokenizer, model
+    engine.close()
+
+
+def reference_logits(tokenizer, model, pairs, max_length=MAX_LEN):
+    """One pair at a time, no padding: the plain forward pass with query-protecting truncation."""
+    rows = []
+    for query, doc in pairs:
+        # Lists, not strings: tokenizer(q, "") silently drops an empty pair, the batch form
+        # (what CrossEncoder.predict calls) keeps it.
+        enc = tokenizer([query], [doc], truncation="only_second", max_length=max_length,
+                        return_tensors="pt")
+        with torch.inference_mode():
+            rows.append(model(**enc).logits[0].numpy())
+    return np.stack(rows)
+
+
+def test_scores_equal_plain_forward_pass(loaded):
+    _, _, engine, tokenizer, model = loaded
+    pairs = [(QUERY, d) for d in DOCS]
+    expected = reference_logits(tokenizer, model, pairs)
+    result = engine.rerank(_request(pairs))
+    np.testing.assert_allclose(result.logits, expected, atol=1e-5, rtol=0)
+
+
+def test_activation_follows_label_count(loaded):
+    kind, _, engine, tokenizer, model = loaded
+    pairs = [(QUERY, d) for d in DOCS[:3]]
+    logits = reference_logits(tokenizer, model, pairs).astype(np.float64)
+    result = engine.rerank(_request(pairs))
+    if kind == "bert2":  # two labels: softmax positive class; raw is the logit difference
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        np.testing.assert_allclose(result.relevance, exp[:, 1] / exp.sum(axis=1), atol=1e-5)
+        np.testing.assert_allclose(result.raw, logits[:, 1] - logits[:, 0], atol=1e-5)
+    else:
+        np.testing.assert_allclose(result.raw, logits[:, 0], atol=1e-5)
+        np.testing.assert_allclose(result.relevance, 1 / (1 + np.exp(-logits[:, 0])), atol=1e-5)
+
+
+def test_agrees_with_sentence_transformers_within_the_limit(loaded):
+    from sentence_transformers import CrossEncoder
+
+    _, path, engine, _, _ = loaded
+    short = [(QUERY, d) for d in DOCS if len(d) < 100]  # CrossEncoder truncates longest-first
+    ce = CrossEncoder(path, max_length=MAX_LEN, device="cpu", activation_fn=torch.nn.Identity())
+    expected = np.asarray(ce.predict(short, batch_size=4, convert_to_numpy=True))
+    result = engine.rerank(_request(short))
+    np.testing.assert_allclose(result.logits.reshape(expected.shape), expected, atol=1e-5)
+
+
+def test_long_query_is_capped_so_the_document_keeps_room(loaded):
+    _, _, engine, tokenizer, model = loaded
+    long_query = "capital " * 200
+    encoded = engine.encoder.encode([(long_query, "the document")])
+    row = encoded.ids[0]
+    doc_ids = tokenizer("the document", add_special_tokens=False)["input_ids"]
+    assert len(row) <= MAX_LEN
+    assert _contains(row, doc_ids), "the whole short document must survive"
+    with torch.inference_mode():
+        kwargs = {"input_ids": torch.tensor([row])}
+        if encoded.type_ids is not None:
+            kwargs["token_type_ids"] = torch.tensor([encoded.type_ids[0]])
+        expected = model(**kwargs).logits[0].numpy()
+    result = engine.rerank(_request([(long_query, "the document")]))
+    np.testing.assert_allclose(result.logits[0], expected, atol=1e-5)
+
+
+def test_chunk_mode_takes_the_best_window(loaded):
+    _, _, engine, tokenizer, model = loaded
+    doc = " ".join(f"word{i}" for i in range(300))
+    pairs = [(QUERY, doc)]
+    encoded = engine.encoder.encode(pairs, chunk=True, max_chunks=50,
+                                    overlap=engine.settings.chunk_overlap)
+    assert len(encoded.ids) > 1 and set(encoded.owner) == {0}
+    assert all(len(row) <= MAX_LEN for row in encoded.ids)
+    windows = []
+    with torch.inference_mode():
+        for k, row in enumerate(encoded.ids):
+            kwargs = {"input_ids": torch.tensor([row])}
+            if encoded.type_ids is not None:
+                kwargs["token_type_ids"] = torch.tensor([encoded.type_ids[k]])
+            windows.append(model(**kwargs).logits[0].numpy())
+    request = _request(pairs)
+    request.long_documents, request.max_chunks = "chunk", 50
+    result = engine.rerank(request)
+    raw = [w[0] if len(w) == 1 else w[1] - w[0] for w in windows]
+    assert result.raw[0] == pytest.approx(max(raw), abs=1e-5)
+    truncated = engine.rerank(_request(pairs))
+    assert result.raw[0] >= truncated.raw[0] - 1e-5
+
+
+def _contains(row, part):
+    return any(row[i:i + len(part)] == part for i in range(len(row) - len(part) + 1))
+
+
+def _request(pairs):
+    from reranker.request import RerankRequest
+
+    return RerankRequest("cohere", list(pairs), [d for _, d in pairs])

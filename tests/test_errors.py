@@ -1,0 +1,168 @@
+"""Bad input gives a typed error with the right status and a JSON body naming the field."""
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import inference
+from reranker.engine import Reranker
+from reranker.errors import RerankError
+from reranker.settings import Settings
+
+GOOD = {"query": "q", "documents": ["a", "b"]}
+
+CASES = [
+    # (body bytes, content type, status, field)
+    (b"{", "application/json", 400, "body"),
+    (b"", "application/json", 400, "body"),
+    (b"\xff\xfe", "application/json", 400, "body"),
+    (b'{"query": NaN, "documents": ["a"]}', "application/json", 400, "body"),
+    (b"[" * 100000, "application/json", 400, "body"),
+    (json.dumps(GOOD).encode(), "text/csv", 415, "Content-Type"),
+    (json.dumps(GOOD).encode(), "application/octet-stream", 415, "Content-Type"),
+    (b"[]", "application/json", 422, "body"),
+    (b'"just a string"', "application/json", 422, "body"),
+    (b"null", "application/json", 422, "body"),
+    (b'{"hello": "world"}', "application/json", 422, "body"),
+    (b'{"documents": ["a"]}', "application/json", 422, "query"),
+    (b'{"query": "", "documents": ["a"]}', "application/json", 422, "query"),
+    (b'{"query": "   ", "documents": ["a"]}', "application/json", 422, "query"),
+    (b'{"query": null, "documents": ["a"]}', "application/json", 422, "query"),
+    (b'{"query": 5, "documents": ["a"]}', "application/json", 422, "query"),
+    (b'{"query": "q"}', "application/json", 422, "documents"),
+    (b'{"query": "q", "documents": []}', "application/json", 422, "documents"),
+    (b'{"query": "q", "documents": null}', "application/json", 422, "documents"),
+    (b'{"query": "q", "documents": "a"}', "application/json", 422, "documents"),
+    (b'{"query": "q", "documents": ["a", 3]}', "application/json", 422, "documents[1]"),
+    (b'{"query": "q", "documents": ["a", null]}', "application/json", 422, "documents[1]"),
+    (b'{"query": "q", "documents": [{"title": "x"}]}', "application/json", 422,
+     "documents[0].text"),
+    (b'{"query": "q", "documents": [{"t": "x"}], "rank_fields": ["t", "u"]}', "application/json",
+     422, "documents[0].u"),
+    (b'{"query": "q", "documents": ["a"], "top_n": 0}', "application/json", 422, "top_n"),
+    (b'{"query": "q", "documents": ["a"], "top_n": -3}', "application/json", 422, "top_n"),
+    (b'{"query": "q", "documents": ["a"], "top_n": 1.5}', "application/json", 422, "top_n"),
+    (b'{"query": "q", "documents": ["a"], "top_n": "2"}', "application/json", 422, "top_n"),
+    (b'{"query": "q", "documents": ["a"], "top_n": true}', "application/json", 422, "top_n"),
+    (b'{"query": "q", "documents": ["a"], "return_documents": "yes"}', "application/json", 422,
+     "return_documents"),
+    (b'{"query": "q", "documents": ["a"], "topk": 0}', "application/json", 422, "topk"),
+    (b'{"query": "q", "documents": ["a"], "topk": null}', "application/json", 422, "topk"),
+    (b'{"query": "q", "documents": [1], "topk": 1}', "application/json", 422, "documents[0]"),
+    (b'{"query": "q", "texts": [1]}', "application/json", 422, "texts[0]"),
+    (b'{"query": "q", "texts": ["a"], "truncation_direction": "up"}', "application/json", 422,
+     "truncation_direction"),
+    (b'{"query": "q", "texts": ["a"], "raw_scores": 1}', "application/json", 422, "raw_scores"),
+    (b'{"inputs": "just text"}', "application/json", 422, "inputs"),
+    (b'{"inputs": []}', "application/json", 422, "inputs"),
+    (b'{"inputs": {"text": "a"}}', "application/json", 422, "inputs.text_pair"),
+    (b'{"inputs": [{"text": "a", "text_pair": 2}]}', "application/json", 422,
+     "inputs[0].text_pair"),
+    (b'{"inputs": {"text": "a", "text_pair": "b"}, "parameters": {"function_to_apply": "x"}}',
+     "application/json", 422, "function_to_apply"),
+    (b'{"inputs": {"text": "a", "text_pair": "b"}, "parameters": []}', "application/json", 422,
+     "parameters"),
+    (b'{"query": "q", "documents": ["a"], "long_documents": "split"}', "application/json", 422,
+     "long_documents"),
+]
+
+
+@pytest.fixture(scope="module")
+def small_engine(bert_dir):
+    engine = Reranker.from_dir(str(bert_dir), Settings(max_documents=5, max_chars=1000))
+    yield engine
+    engine.close()
+
+
+def run_hooks(engine, body, content_type, accept="application/json"):
+    request = inference.input_fn(body, content_type)
+    return inference.output_fn(inference.predict_fn(request, engine), accept)
+
+
+@pytest.mark.parametrize("body,content_type,status,field", CASES)
+def test_bad_input_is_a_typed_error(small_engine, body, content_type, status, field):
+    with pytest.raises(RerankError) as info:
+        run_hooks(small_engine, body, content_type)
+    error = info.value
+    assert error.status == status
+    payload = json.loads(str(error))  # what the DLC returns as the 400 body
+    assert payload["error"]["field"] == field
+    assert payload["error"]["type"] and payload["error"]["message"]
+
+
+def test_too_many_documents_is_413(small_engine):
+    with pytest.raises(RerankError) as info:
+        run_hooks(small_engine, json.dumps({"query": "q", "documents": ["a"] * 6}), None)
+    assert info.value.status == 413 and info.value.field == "documents"
+
+
+def test_very_long_strings_are_413_or_truncated(small_engine):
+    with pytest.raises(RerankError) as info:
+        run_hooks(small_engine, json.dumps({"query": "q", "documents": ["x" * 1001]}), None)
+    assert info.value.status == 413
+    ok = run_hooks(small_engine, json.dumps({"query": "q " * 400, "documents": ["y " * 450]}),
+                   None)
+    assert json.loads(ok)["results"][0]["index"] == 0
+
+
+def test_tei_truncate_false_refuses_long_pairs(small_engine):
+    body = json.dumps({"query": "q", "texts": ["." * 990], "truncate": False})
+    with pytest.raises(RerankError) as info:
+        run_hooks(small_engine, body, "application/json")
+    assert info.value.status == 413 and info.value.field == "texts[0]"
+
+
+def test_unacceptable_accept_header(small_engine):
+    with pytest.raises(RerankError) as info:
+        run_hooks(small_engine, json.dumps(GOOD), "application/json", accept="text/csv")
+    assert info.value.status == 406
+    assert run_hooks(small_engine, json.dumps(GOOD), "application/json", accept="*/*")
+
+
+def test_missing_content_type_is_read_as_json(small_engine):
+    assert json.loads(run_hooks(small_engine, json.dumps(GOOD), None))["results"]
+
+
+@pytest.mark.parametrize("text", ["🐼" * 50, "\u0000\u0001\u001f", "\ud800".encode(
+    "utf-8", "surrogatepass").decode("utf-8", "replace"), "a\u200bb", "مرحبا", "  leading"])
+def test_any_unicode_scores(small_engine, text):
+    out = json.loads(run_hooks(small_engine, json.dumps({"query": text, "documents": [text]}),
+                               "application/json"))
+    assert 0 <= out["results"][0]["relevance_score"] <= 1
+
+
+scalars = (st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False)
+           | st.text(max_size=8))
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["query", "documents", "texts", "topk", "top_n", "inputs", "text",
+                         "text_pair", "parameters", "rank_fields", "return_documents",
+                         "raw_scores", "truncate", "long_documents", "x"]), inner, max_size=5),
+    max_leaves=12)
+
+
+FIXTURE_OK = [HealthCheck.function_scoped_fixture]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(body=json_values)
+def test_fuzz_random_json_gives_a_result_or_a_typed_error(small_engine, body):
+    try:
+        out = run_hooks(small_engine, json.dumps(body), "application/json")
+    except RerankError as error:
+        assert 400 <= error.status < 500
+        assert json.loads(str(error))["error"]["message"]
+    else:
+        json.loads(out)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(data=st.binary(max_size=64))
+def test_fuzz_random_bytes(small_engine, data):
+    try:
+        run_hooks(small_engine, data, "application/json")
+    except RerankError as error:
+        assert error.status in (400, 413, 422)
