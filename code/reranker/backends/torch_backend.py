@@ -55,6 +55,8 @@ class TorchBackend:
         self.dtype = pick_dtype(dtype, self.device)
         if self.device.type == "cpu" and threads:
             torch.set_num_threads(threads)
+        if self.device.type == "cpu" and self.dtype == "bfloat16" and not cpu_supports_bf16():
+            log.warning("this CPU has no avx512_bf16/AMX: bfloat16 will be slower than float32")
         load_dtype = torch.float32 if self.device.type == "cpu" else _DTYPES[self.dtype]
         self.model = _load(model_dir, load_dtype, trust_remote_code, use_safetensors)
         self.model.to(self.device).eval()
@@ -67,6 +69,19 @@ class TorchBackend:
         return contextlib.nullcontext()
 
     def forward(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray | None) -> np.ndarray:
+        try:
+            return self._forward(ids, mask, types)
+        except torch.cuda.OutOfMemoryError:
+            # A batch too big for the memory left: halve it rather than fail the requests.
+            if len(ids) == 1:
+                raise
+            torch.cuda.empty_cache()
+            h = len(ids) // 2
+            halves = [(ids[:h], mask[:h], None if types is None else types[:h]),
+                      (ids[h:], mask[h:], None if types is None else types[h:])]
+            return np.concatenate([self.forward(*half) for half in halves])
+
+    def _forward(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray | None) -> np.ndarray:
         inputs = {
             "input_ids": torch.from_numpy(ids).to(self.device, non_blocking=True),
             "attention_mask": torch.from_numpy(mask).to(self.device, non_blocking=True),
