@@ -1,0 +1,15 @@
+# OpenSearch integration: connector, model and search-pipeline JSON for a deployed endpoint.
+#   make opensearch ENDPOINT=name REGION=us-east-1 ROLE_ARN=arn:aws:iam::...:role/...
+#   optional: FLAVOUR=self-managed ACCOUNT=123456789012, DOCUMENT_FIELD=passage_text,
+#             APPLY=1 (with OPENSEARCH_URL) PATTERN=cohere|tei|ml-inference,
+#             OPENSEARCH_ARGS='...' for any other flag of `python -m deploy opensearch -h`.
+.PHONY: opensearch
+
+OPENSEARCH_FLAGS = --endpoint "$(ENDPOINT)" $(if $(REGION),--region "$(REGION)") \
+  $(if $(ROLE_ARN),--role-arn "$(ROLE_ARN)") $(if $(ACCOUNT),--account "$(ACCOUNT)") \
+  $(if $(FLAVOUR),--flavour "$(FLAVOUR)") \
+  $(if $(DOCUMENT_FIELD),--document-field "$(DOCUMENT_FIELD)") \
+  $(if $(APPLY),--apply $(if $(PATTERN),--pattern "$(PATTERN)"))
+
+opensearch: $(STAMP)  ## OpenSearch JSON for ENDPOINT (REGION, ROLE_ARN) in build/opensearch/; APPLY=1 sends it
+	$(PY) -m deploy opensearch $(strip $(OPENSEARCH_FLAGS)) $(OPENSEARCH_ARGS)

@@ -1,0 +1,549 @@
+"""The emitted connectors, rendered the way ml-commons renders them, fed to our real handler.
+
+No OpenSearch runs here.  Everything named ``mlc_*`` below is OUR MODEL of ml-commons
+(and of neural-search's rerank processors), written from their source, NOT OpenSearch:
+- StringUtils.processTextDoc / gson.toJson: Gson string escaping, HTML escaping off;
+- ConnectorUtils.escapeRemoteInferenceInputData: commons-text escapeJson on every
+  parameter, except values StringUtils.isJson accepts (strict JSON objects/arrays here;
+  ml-commons' org.json + lenient Gson also accept a few non-standard forms);
+- HttpConnector.createPayload: Apache StringSubstitutor("${parameters.", "}"), recursive,
+  '$' escape, ':-' defaults, cycle = error;
+- the built-in cohere.rerank pre/post-process functions, DefaultPreProcessFunction, the
+  Painless of pattern 2 read line by line into Python (``painless_*``), ModelTensor parsing,
+  the ml_inference output_map and the float conversion of the rerank processors.
+The bodies then go through code/inference.py's four hooks with a tiny model, and the
+answers back through the post-process model: one float per document, in input order,
+equal to scoring the same raw strings directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deploy.opensearch import bundle, painless
+from deploy.opensearch.patterns import PATTERNS
+from deploy.opensearch.target import build
+
+GOLDEN = Path(__file__).parent / "golden" / "opensearch"
+TARGET = build("my-reranker", "us-east-1", role_arn="arn:aws:iam::123456789012:role/os-sagemaker",
+               document_fields=["passage_text"])
+FILES = bundle.files(TARGET)
+
+
+def connector_file(key: str) -> dict:
+    """The connector exactly as written to disk (what the user sends)."""
+    return json.loads(FILES[f"{PATTERNS[key].folder}/01-create-connector.json"])
+
+
+# --------------------------------------------------------------------------- escaping model
+_GSON_SHORT = {'"': '\\"', "\\": "\\\\", "\t": "\\t", "\b": "\\b", "\n": "\\n", "\r": "\\r",
+               "\f": "\\f", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_ESCAPE_JSON_SHORT = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\n": "\\n",
+                      "\t": "\\t", "\f": "\\f", "\r": "\\r"}
+
+
+def mlc_gson_escape(text: str) -> str:
+    """Gson's string writer (disableHtmlEscaping): controls as \\u00xx, lowercase hex."""
+    out = []
+    for ch in text:
+        if ch in _GSON_SHORT:
+            out.append(_GSON_SHORT[ch])
+        elif ord(ch) < 0x20:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def mlc_gson_to_json(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return '"' + mlc_gson_escape(value) + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ",".join(mlc_gson_to_json(v) for v in value) + "]"
+    return "{" + ",".join(mlc_gson_to_json(k) + ":" + mlc_gson_to_json(v)
+                          for k, v in value.items()) + "}"
+
+
+def mlc_escape_json(text: str) -> str:
+    """commons-text StringEscapeUtils.escapeJson: outside 32..0x7e as \\uXXXX (UTF-16)."""
+    out = []
+    for ch in text:
+        if ch in _ESCAPE_JSON_SHORT:
+            out.append(_ESCAPE_JSON_SHORT[ch])
+        elif ord(ch) < 32 or ord(ch) > 0x7E:
+            units = ch.encode("utf-16-be")
+            for i in range(0, len(units), 2):
+                out.append(f"\\u{int.from_bytes(units[i:i + 2], 'big'):04X}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def mlc_is_json(text: str | None) -> bool:
+    """StringUtils.isJson: a JSON object or array (never a bare string or number)."""
+    if text is None or not text.strip():
+        return False
+    try:
+        return isinstance(json.loads(text), (dict, list))
+    except ValueError:
+        return False
+
+
+def mlc_escape_parameters(params: dict) -> dict:
+    """ConnectorUtils.escapeRemoteInferenceInputData."""
+    return {k: v if v is None or mlc_is_json(v) else mlc_escape_json(v)
+            for k, v in params.items()}
+
+
+class SubstitutionLoop(Exception):
+    pass
+
+
+def mlc_substitute(template: str, params: dict, _seen: tuple = ()) -> str:
+    """StringSubstitutor(params, "${parameters.", "}"): values are substituted again."""
+    prefix, out, i = "${parameters.", [], 0
+    while True:
+        j = template.find(prefix, i)
+        if j < 0:
+            out.append(template[i:])
+            return "".join(out)
+        if j > 0 and template[j - 1] == "$":  # "$${parameters.x}" is the literal text
+            out.append(template[i:j - 1] + prefix)
+            i = j + len(prefix)
+            continue
+        end = template.find("}", j + len(prefix))
+        if end < 0:
+            out.append(template[i:])
+            return "".join(out)
+        name = template[j + len(prefix):end]
+        key, _, default = name.partition(":-")
+        value = params.get(key)
+        if value is None and ":-" in name:
+            value = default
+        out.append(template[i:j])
+        if value is None:
+            out.append(template[j:end + 1])
+        else:
+            if key in _seen:
+                raise SubstitutionLoop(f"Infinite loop in property interpolation of {key}")
+            out.append(mlc_substitute(value, params, _seen + (key,)))
+        i = end + 1
+
+
+# ----------------------------------------------------------------------- pre-process model
+def painless_tei_pre_process(params: dict) -> str:
+    """painless.TEI_PRE_PROCESS, line by line (query and docs arrive already escaped)."""
+    query = params["query_text"]                      # def query = params.query_text;
+    docs = params["text_docs"]                        # def docs = params.text_docs;
+    texts = "["                                       # new StringBuilder('[')
+    for i in range(len(docs)):                        # for (int i = 0; i < docs.size(); i++)
+        if i > 0:
+            texts += ","
+        texts += '"' + docs[i] + '"'                  # append('"').append(docs.get(i))...
+    texts += "]"
+    return '{"parameters":{"query":"' + query + '","texts":' + texts + "}}"
+
+
+def mlc_script_parameters(processed: dict) -> dict:
+    """StringUtils.convertScriptStringToJsonString: strings kept, the rest gson.toJson."""
+    return {k: v if isinstance(v, str) else mlc_gson_to_json(v)
+            for k, v in processed.get("parameters", {}).items()}
+
+
+def mlc_pre_process(function: str, query: str, docs: list[str]) -> dict:
+    """A text_similarity input (what the rerank ml_opensearch processor sends)."""
+    if function == "connector.pre_process.cohere.rerank":
+        return mlc_script_parameters(
+            {"parameters": {"query": query, "documents": docs, "top_n": len(docs)}})
+    assert function == painless.TEI_PRE_PROCESS, "the model reads only our Painless"
+    # ConnectorUtils.escapeMLInput, then DefaultPreProcessFunction (XContent -> Gson map).
+    params = {"algorithm": "REMOTE", "query_text": mlc_gson_escape(query),
+              "text_docs": [mlc_gson_escape(d) for d in docs]}
+    return mlc_script_parameters(json.loads(painless_tei_pre_process(params)))
+
+
+def mlc_ml_inference_parameters(query: str, doc: str) -> dict:
+    """MLInferenceSearchResponseProcessor, one_to_one: the input_map values go through
+    ModelExecutor's ``{ "parameters": ${ml_inference.parameters} }`` (Jackson JSON, then
+    MLInput.parse), so they arrive as the raw strings."""
+    payload = '{ "parameters": ' + json.dumps({"text": query, "text_pair": doc}) + " }"
+    return json.loads(payload)["parameters"]
+
+
+def mlc_payload(connector: dict, *, query: str | None = None, docs: list[str] | None = None,
+                remote: dict | None = None) -> str:
+    """RemoteConnectorExecutor.preparePayloadAndInvoke + HttpConnector.createPayload."""
+    action = connector["actions"][0]
+    parameters = dict(connector.get("parameters") or {})
+    inputs = {}
+    if remote is not None:  # a RemoteInferenceInputDataSet (ml_inference, _predict)
+        inputs = mlc_escape_parameters(remote)
+        parameters.update(inputs)
+        processed = mlc_escape_parameters(inputs)  # escaped twice here, then overridden
+    else:
+        processed = mlc_escape_parameters(
+            mlc_pre_process(action["pre_process_function"], query, docs))
+    parameters.update(processed)
+    parameters.update(inputs)
+    return mlc_substitute(action["request_body"], parameters)
+
+
+# ---------------------------------------------------------------------- post-process model
+class JavaInteger(int):
+    pass
+
+
+class JavaDouble(float):
+    pass
+
+
+def mlc_json(text: str):
+    """json-smart / Jackson: integer literals become Integer, the others Double."""
+    return json.loads(text, parse_int=JavaInteger, parse_float=JavaDouble)
+
+
+def java_double_to_string(x: float) -> str:
+    """Double.toString: plain between 1e-3 and 1e7, else d.dddE-n."""
+    if x == 0 or 1e-3 <= abs(x) < 1e7:
+        return repr(float(x))
+    sign, digits, exponent = Decimal(repr(float(x))).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    power = len(digits) + exponent - 1
+    return ("-" if sign else "") + text[0] + "." + (text[1:] or "0") + f"E{power}"
+
+
+def painless_tei_post_process(params: dict) -> str:
+    """painless.TEI_POST_PROCESS, line by line."""
+    results = params.get("result")                   # def results = params.result;
+    if results is None or len(results) == 0:
+        raise ValueError("the reranker returned no scores")
+    scores = [0.0] * len(results)                    # double[] scores = new double[...]
+    for item in results:                             # for (def item : results)
+        assert isinstance(item["index"], (int, float)) and not isinstance(item["index"], bool)
+        assert isinstance(item["score"], (int, float)) and not isinstance(item["score"], bool)
+        scores[int(item["index"])] = float(item["score"])  # ((Number) x).intValue() ...
+    parts = ['{"name":"similarity","data_type":"FLOAT32","shape":[1],"data":['
+             + java_double_to_string(s) + "]}" for s in scores]
+    return "[" + ",".join(parts) + "]"
+
+
+def mlc_cohere_post_process(response: str) -> list[dict]:
+    """JsonPath $.results, then CohereRerankPostProcessFunction's casts."""
+    results = mlc_json(response)["results"]
+    assert results and "index" in results[0] and "relevance_score" in results[0]
+    scores = [None] * len(results)
+    for item in results:
+        assert type(item["index"]) is JavaInteger, "(Integer) index would throw"
+        assert type(item["relevance_score"]) is JavaDouble, "(Double) relevance_score would throw"
+        scores[item["index"]] = float(item["relevance_score"])
+    assert None not in scores, "a document without a score"
+    return [{"name": "similarity", "data_type": "FLOAT32", "shape": [1], "data": [s]}
+            for s in scores]
+
+
+def mlc_tensors(connector: dict, response: bytes) -> list[dict]:
+    """ConnectorUtils.processOutput: the model tensors a response becomes."""
+    text = response.decode("utf-8")
+    post = connector["actions"][0].get("post_process_function")
+    if post == "connector.post_process.cohere.rerank":
+        return mlc_cohere_post_process(text)
+    if post is None:  # AbstractConnector.parseResponse: the JSON as dataAsMap
+        return [{"name": "response", "dataAsMap": mlc_json(text)}]
+    body = mlc_json(text)  # ScriptUtils: StringUtils.fromJson(response, "result")
+    params = body if isinstance(body, dict) else {"result": body}
+    return mlc_json(painless_tei_post_process(params))
+
+
+def similarity_scores(tensors: list[dict]) -> list[float]:
+    """neural-search: data[0].floatValue() of each tensor, in order."""
+    for t in tensors:
+        assert t["data_type"] == "FLOAT32" and len(t["data"]) == 1
+    return [float(np.float32(t["data"][0])) for t in tensors]
+
+
+def by_field_score(tensors: list[dict]) -> float:
+    """ml_inference output_map {"rank_score": "$.score"} then by_field's numeric check."""
+    value = tensors[0]["dataAsMap"]["score"]
+    assert isinstance(value, float) and not isinstance(value, bool)
+    return float(np.float32(value))
+
+
+# ----------------------------------------------------------------------------- the handler
+@pytest.fixture(scope="module")
+def handler(bert_dir):
+    import inference
+
+    model = inference.model_fn(str(bert_dir))
+    yield model
+    model.close()
+
+
+def invoke(model, body: str) -> tuple[int, bytes]:
+    """The four hooks as a server calls them; a RerankError is the client's fault."""
+    import inference
+    from reranker.errors import RerankError
+
+    try:
+        request = inference.input_fn(body.encode("utf-8"), "application/json")
+        result = inference.predict_fn(request, model)
+        return 200, inference.output_fn(result, "application/json")
+    except RerankError as exc:
+        return exc.status, exc.to_json().encode()
+
+
+def parsed_pairs(body: str) -> list[tuple[str, str]]:
+    """What the handler will score, exactly: the strings must survive the trip unchanged."""
+    import inference
+
+    return inference.input_fn(body.encode("utf-8"), "application/json").pairs
+
+
+def bodies(pattern: str, query: str, docs: list[str]) -> list[str]:
+    """One search's worth of request bodies, as OpenSearch would send them."""
+    connector = connector_file(pattern)
+    if pattern == "ml-inference":  # one_to_one: one call per hit, text = query, text_pair = doc
+        return [mlc_payload(connector, remote=mlc_ml_inference_parameters(query, d)) for d in docs]
+    return [mlc_payload(connector, query=query, docs=docs)]
+
+
+def rerank_through(pattern: str, model, query: str, docs: list[str]) -> list[float]:
+    """Bodies -> handler -> post-process: the scores the rerank processor assigns, per hit."""
+    connector = connector_file(pattern)
+    scores = []
+    for body in bodies(pattern, query, docs):
+        json.loads(body)  # strictly valid JSON
+        status, answer = invoke(model, body)
+        assert status == 200, answer
+        tensors = mlc_tensors(connector, answer)
+        scores += [by_field_score(tensors)] if pattern == "ml-inference" else \
+            similarity_scores(tensors)
+    return scores
+
+
+# ------------------------------------------------------------------------- hostile strings
+CONTROL = "".join(map(chr, range(32))) + "\x7f"
+HOSTILE_QUERIES = [
+    'what is the "capital" of America?',
+    "C:\\temp\\new folder\\ ends with a backslash \\",
+    "line one\nline two\r\n\ttabbed\tout",
+    "controls:" + CONTROL,
+    "Grüße aus Köln, 東京, Ελληνικά, مرحبا, e\u0301, \u2028\u2029 separators",
+    "emoji 🚀👩‍👩‍👧 and 𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+    'almost json {"a": 1',
+    "[1, 2]",  # parses as JSON, so ml-commons does not escape it; harmless without quotes
+    "</script><script>alert('x')</script> & <b> = \\u0041 and \\/ literal",
+]
+HOSTILE_DOCS = HOSTILE_QUERIES + [
+    "",
+    "   ",
+    "plain document about washington dc, the capital of the united states",
+    "x" * 800 + ' "quoted tail" \\',
+    '{"a": "b", "c": [1, 2]}',  # JSON text: safe inside a documents array (patterns 1, 2)
+]
+
+
+def assert_scores_match(model, query: str, docs: list[str], scores: list[float]) -> None:
+    expected = model.score(query, docs)
+    assert len(scores) == len(docs)
+    assert all(isinstance(s, float) for s in scores)
+    np.testing.assert_allclose(scores, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_hostile_strings_score_like_the_raw_strings(handler, pattern):
+    docs = HOSTILE_DOCS if pattern != "ml-inference" else HOSTILE_DOCS[:-1]
+    for query in HOSTILE_QUERIES:
+        pairs = [p for body in bodies(pattern, query, docs) for p in parsed_pairs(body)]
+        assert pairs == [(query, d) for d in docs]
+    # Scoring is per pair: the full trip for every query with the cheap patterns,
+    # and for three of them with pattern 3 (one handler call per document).
+    for query in HOSTILE_QUERIES if pattern != "ml-inference" else HOSTILE_QUERIES[:3]:
+        scores = rerank_through(pattern, handler, query, docs)
+        assert_scores_match(handler, query, docs, scores)
+
+
+@pytest.mark.parametrize("pattern", ["cohere", "tei"])
+def test_a_thousand_documents_in_one_call(handler, pattern):
+    docs = [f'doc {i}: "{HOSTILE_DOCS[i % len(HOSTILE_DOCS)][:60]}"' for i in range(1000)]
+    query = HOSTILE_QUERIES[0]
+    body = mlc_payload(connector_file(pattern), query=query, docs=docs)
+    assert len(json.loads(body)["documents" if pattern == "cohere" else "texts"]) == 1000
+    scores = rerank_through(pattern, handler, query, docs)
+    assert_scores_match(handler, query, docs, scores)
+
+
+def test_a_thousand_hits_one_call_each(handler):
+    docs = [f"hit {i} \"{HOSTILE_QUERIES[i % len(HOSTILE_QUERIES)]}\"" for i in range(1000)]
+    query = HOSTILE_QUERIES[2]
+    pairs = [p for body in bodies("ml-inference", query, docs) for p in parsed_pairs(body)]
+    assert pairs == [(query, d) for d in docs]
+    sample = docs[::40]  # every call is alike; score 25 of them end to end
+    assert_scores_match(handler, query, sample, rerank_through("ml-inference", handler, query,
+                                                               sample))
+
+
+@pytest.mark.parametrize("pattern", ["cohere", "tei"])
+def test_over_the_document_limit_is_a_clear_413(handler, pattern):
+    body = mlc_payload(connector_file(pattern), query="q", docs=["d"] * 1001)
+    status, answer = invoke(handler, body)
+    assert status == 413
+    assert "RERANK_MAX_DOCUMENTS" in json.loads(answer)["error"]["message"]
+
+
+JSON_QUERIES = ['{"question": "capital of america?"}', '["a", "b"]', '{"a": "x\\ny"}']
+
+
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+@pytest.mark.parametrize("query", JSON_QUERIES)
+def test_a_query_that_is_json_gets_a_clear_400(handler, pattern, query):
+    """ml-commons skips escaping values that parse as JSON: the body breaks (documented)."""
+    connector = connector_file(pattern)
+    if pattern == "ml-inference":
+        body = mlc_payload(connector, remote=mlc_ml_inference_parameters(query, "a document"))
+    else:
+        body = mlc_payload(connector, query=query, docs=["a document", "another"])
+    with pytest.raises(ValueError):
+        json.loads(body)
+    status, answer = invoke(handler, body)
+    assert status == 400
+    error = json.loads(answer)["error"]
+    assert error["type"] == "invalid_json" and "not valid JSON" in error["message"]
+
+
+def test_a_document_that_is_json_breaks_only_pattern_3(handler):
+    doc = HOSTILE_DOCS[-1]
+    body = mlc_payload(connector_file("ml-inference"), remote=mlc_ml_inference_parameters("q", doc))
+    status, _ = invoke(handler, body)
+    assert status == 400
+    for pattern in ("cohere", "tei"):
+        scores = rerank_through(pattern, handler, "q", [doc, "other"])
+        assert_scores_match(handler, "q", [doc, "other"], scores)
+
+
+def test_pattern_3_puts_the_query_first(handler):
+    """Seed 000 mapped text = document; the tiny model is not symmetric, so order shows."""
+    query, doc = "capital of america", "washington dc is the capital of the united states"
+    remote = mlc_ml_inference_parameters(query, doc)
+    body = mlc_payload(connector_file("ml-inference"), remote=remote)
+    assert json.loads(body)["inputs"] == {"text": query, "text_pair": doc}
+    ours = rerank_through("ml-inference", handler, query, [doc])[0]
+    straight, swapped = handler.score(query, [doc])[0], handler.score(doc, [query])[0]
+    assert abs(ours - straight) < 1e-6 < abs(ours - swapped)
+
+
+def test_seed_001_escape_would_escape_twice():
+    """Seed 001 called escape() on inputs that 2.12+ already escaped: the text changes."""
+    query = 'say "hi" \\ bye'
+    once = mlc_gson_escape(query)
+    twice = once.replace("\\", "\\\\").replace('"', '\\"')  # the DEFAULT_ESCAPE_FUNCTION
+    assert json.loads('"' + once + '"') == query
+    assert json.loads('"' + twice + '"') != query
+    assert "escape(" not in painless.TEI_PRE_PROCESS
+
+
+# --------------------------------------------------------------------- the model itself
+def test_escaping_model_matches_ml_commons_behaviour():
+    assert mlc_gson_escape('a "b" \\ \n \x01 \u2028 é') == 'a \\"b\\" \\\\ \\n \\u0001 \\u2028 é'
+    assert mlc_escape_json('a/"b" é 🚀 \x01') == 'a\\/\\"b\\" \\u00E9 \\uD83D\\uDE80 \\u0001'
+    assert mlc_is_json('{"a": 1}') and mlc_is_json("[1]")
+    assert not any(map(mlc_is_json, ["1", '"x"', "true", "", "{", "text"]))
+    assert mlc_escape_parameters({"q": '{"a":1}', "n": "3", "t": 'x"'}) == \
+        {"q": '{"a":1}', "n": "3", "t": 'x\\"'}
+    for text in HOSTILE_DOCS:
+        assert json.loads('"' + mlc_gson_escape(text) + '"') == text
+        assert json.loads('"' + mlc_escape_json(text) + '"') == text
+
+
+def test_substitution_model_recurses_like_string_substitutor():
+    params = {"a": "1", "b": "${parameters.a}", "loop": "${parameters.loop}"}
+    assert mlc_substitute("${parameters.b}-${parameters.x}", params) == "1-${parameters.x}"
+    assert mlc_substitute("$${parameters.a}", params) == "${parameters.a}"
+    assert mlc_substitute("${parameters.x:-null}", params) == "null"
+    with pytest.raises(SubstitutionLoop):
+        mlc_substitute("${parameters.loop}", params)
+
+
+def test_java_double_to_string():
+    assert [java_double_to_string(x) for x in (0.5, 1.0, 0.001, 1.5e-5, 0.0001234, 2e7)] == \
+        ["0.5", "1.0", "0.001", "1.5E-5", "1.234E-4", "2.0E7"]
+
+
+# ------------------------------------------------------------------- Painless, statically
+def _code_outside_strings(script: str) -> str:
+    """Painless source with string literal contents blanked ('...' and "...")."""
+    out, quote, i = [], None, 0
+    while i < len(script):
+        ch = script[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+                out.append(ch)
+        else:
+            if ch in "'\"":
+                quote = ch
+            out.append(ch)
+        i += 1
+    assert quote is None, "unterminated string literal"
+    return "".join(out)
+
+
+@pytest.mark.parametrize("name,script,params", [
+    ("pre", painless.TEI_PRE_PROCESS, {"params.query_text", "params.text_docs"}),
+    ("post", painless.TEI_POST_PROCESS, {"params.result"}),
+])
+def test_painless_is_sound_statically(name, script, params):
+    import re
+
+    code = _code_outside_strings(script)
+    for open_, close in ("{}", "()", "[]"):
+        depth = 0
+        for ch in code:
+            depth += (ch == open_) - (ch == close)
+            assert depth >= 0, f"{close} before {open_}"
+        assert depth == 0, f"unbalanced {open_}{close}"
+    assert "escape(" not in script  # inputs arrive escaped since 2.12; twice would be wrong
+    assert "${parameters." not in script  # would be substituted into the script
+    assert set(re.findall(r"params\.\w+", code)) == params
+    # Only methods in Painless' allow-list for these types.
+    allowed = {"size", "get", "append", "toString", "intValue", "doubleValue"}
+    assert set(re.findall(r"\.(\w+)\(", code)) <= allowed
+    statements = [ln.strip() for ln in script.strip().splitlines()]
+    assert all(s.endswith((";", "{", "}")) for s in statements)
+    assert statements[-1].startswith("return ")
+
+
+def test_painless_outputs_match_golden():
+    query = 'q "1" \\ \n é 🚀'
+    docs = ['d "0"', "d\t1\x00", "{}", ""]
+    pre_in = {"query_text": mlc_gson_escape(query), "text_docs": [mlc_gson_escape(d)
+                                                                  for d in docs]}
+    pre_out = painless_tei_pre_process(pre_in)
+    assert json.loads(pre_out)["parameters"] == {"query": query, "texts": docs}
+    post_in = {"result": [{"index": 2, "score": 0.9}, {"index": 0, "score": 1.5e-5},
+                          {"index": 3, "score": 1.0}, {"index": 1, "score": 0.0001234}]}
+    post_out = painless_tei_post_process(post_in)
+    assert similarity_scores(json.loads(post_out)) == pytest.approx(
+        [1.5e-5, 0.0001234, 0.9, 1.0], rel=1e-6)
+    golden = {"pre_process": {"params": pre_in, "returns": pre_out},
+              "post_process": {"params": post_in, "returns": post_out}}
+    path = GOLDEN / "painless_outputs.json"
+    text = json.dumps(golden, indent=2, ensure_ascii=False) + "\n"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.read_text(encoding="utf-8") == text, "run with UPDATE_GOLDEN=1 after a change"
