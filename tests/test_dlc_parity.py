@@ -1,0 +1,214 @@
+"""DLC parity: the same model.tar.gz served by the official Hugging Face DLC stack
+(sagemaker-huggingface-inference-toolkit 2.6.0 + multi-model-server, transformers 4.x, from
+.venv-dlc) and by our server (transformers 5.x) answers every dialect the same: same
+structure, order, indices and texts, scores within 1e-5, per-response ids aside.
+
+Where the DLC is worse by design, the test pins it down: the toolkit turns every exception
+into HTTP 400 (wrapping our JSON error in its own envelope), where our server answers
+413/415/422.  One DLC stack and one server serve the whole module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+
+import httpx
+import pytest
+
+import dlcutil
+from serverutil import start_server
+
+pytestmark = pytest.mark.slow
+
+TOL = 1e-5
+JSON = "application/json"
+# The same engine settings on both sides; the name makes the "model" fields comparable.
+ENGINE_ENV = {"RERANK_MODEL_NAME": "tiny-bert", "RERANK_MAX_DOCUMENTS": "16",
+              "RERANK_THREADS": "1"}
+
+CAPITAL_QUERY = "What is the capital city of America?"  # seed 001
+CAPITAL_DOCS = [
+    "Carson City is the capital city of the American state of Nevada.",
+    "The Commonwealth of the Northern Mariana Islands is a group of islands in the Pacific Ocean."
+    " Its capital is Saipan.",
+    "Washington, D.C. (also known as simply Washington or D.C., and officially as the District"
+    " of Columbia) is the capital of the United States. It is a federal district.",
+    "Capital punishment (the death penalty) has existed in the United States since beforethe"
+    " United States was a country. As of 2017, capital punishment is legal in 30 of the 50"
+    " states.",
+]
+PANDA_QUERY = "what is panda?"  # seed 004
+PANDA_DOCS = ["hi", "panda is a restaurant",
+              "The giant panda (Ailuropoda melanoleuca), sometimes called a panda bear or simply"
+              " panda, is a bear species endemic to China."]
+NYC_QUERY = "artists art creative community"  # seed 000: text = the document, text_pair = query
+NYC_AREAS = [
+    {"area_name": "Astoria", "borough": "Queens",
+     "facts": "Astoria is home to many artists and has a large Greek-American community. The"
+              " area also boasts some of the best Mediterranean food in NYC."},
+    {"area_name": "Williamsburg", "borough": "Brooklyn",
+     "facts": "Williamsburg is a hotspot for young professionals and artists. The neighborhood"
+              " has seen rapid gentrification over the past two decades."},
+    {"area_name": "Harlem", "borough": "Manhattan",
+     "facts": "Harlem was the birthplace of the Harlem Renaissance, a cultural movement that"
+              " celebrated Black culture through art, music, and literature."},
+]
+MOVIES_QUERY = "super hero mystery action movie about bats"  # seed 003
+MOVIES = ["The Dark Knight", "Watchmen", "Predator", "Despicable Me 2",
+          "Night at the Museum: Secret of the Tomb", "Batman v Superman: Dawn of Justice",
+          "Penguins of Madagascar", "Batman & Robin", "Batman Begins", "Super 8", "Megamind",
+          "The Dark Knight Rises", "Batman Returns", "The Incredibles", "The Raid"]
+
+DIALECT_CASES = {
+    "cohere-movies-top_n": {"model": "rerank", "query": MOVIES_QUERY, "documents": MOVIES,
+                            "top_n": 5, "return_documents": True},
+    "cohere-capital-all": {"query": CAPITAL_QUERY, "documents": CAPITAL_DOCS},
+    "cohere-objects-rank_fields": {"query": NYC_QUERY, "documents": NYC_AREAS,
+                                   "rank_fields": ["area_name", "facts"], "top_n": 2,
+                                   "return_documents": True},
+    "cohere-text-objects": {"query": PANDA_QUERY, "documents": [{"text": d} for d in PANDA_DOCS],
+                            "return_documents": True},
+    "tei-capital": {"query": CAPITAL_QUERY, "texts": CAPITAL_DOCS},
+    "tei-raw-return_text": {"query": CAPITAL_QUERY, "texts": CAPITAL_DOCS, "raw_scores": True,
+                            "return_text": True},
+    "topk-panda": {"query": PANDA_QUERY, "documents": PANDA_DOCS, "topk": 2},
+    "pipeline-single": {"inputs": {"text": NYC_AREAS[2]["facts"], "text_pair": NYC_QUERY}},
+    "pipeline-list": {"inputs": [{"text": a["facts"], "text_pair": NYC_QUERY}
+                                 for a in NYC_AREAS]},
+    "pipeline-function_to_apply": {"inputs": [{"text": d, "text_pair": PANDA_QUERY}
+                                              for d in PANDA_DOCS],
+                                   "parameters": {"function_to_apply": "none"}},
+}
+
+# Client faults as (body, Content-Type, Accept, our status); the DLC's is always 400.
+ERROR_CASES = {
+    "too-many-documents": ({"query": "q", "documents": ["d"] * 17}, JSON, JSON, 413),
+    "text-plain": ("plain words", "text/plain", JSON, 415),
+    "top_n-zero": ({"query": "q", "documents": ["d"], "top_n": 0}, JSON, JSON, 422),
+    "accept-csv": ({"query": "q", "documents": ["d"]}, JSON, "text/csv", 406),
+}
+
+
+@pytest.fixture(scope="module")
+def model_dir(bert_dir, tmp_path_factory):
+    """The unpacked model.tar.gz: tiny BERT files at the root, code/ beside them.
+
+    The tiny BERT's weights (std 0.02, hidden size 32) give every pair nearly the same score
+    (all within 1e-4 of 0.503), which would make a 1e-5 tolerance blind and the order a
+    coin toss.  Its weight matrices are scaled x20, the size a trained network's have, so
+    the seeds' texts score from about 0.03 to 0.9, at least 3e-4 apart.
+    """
+    from safetensors.torch import load_file, save_file
+
+    out = dlcutil.layout_model(bert_dir, tmp_path_factory.mktemp("dlc") / "model")
+    weights = load_file(out / "model.safetensors")
+    for name, tensor in weights.items():
+        if tensor.ndim == 2 and "embeddings" not in name:
+            weights[name] = tensor * 20
+    save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
+    return out
+
+
+@pytest.fixture(scope="module")
+def servers(model_dir):
+    """(our base URL, the DLC's base URL, the DLC stack); both start at once."""
+    try:
+        dlcutil.check_prerequisites()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    stack = dlcutil.DlcStack(model_dir, env=ENGINE_ENV)
+    try:
+        with start_server(model_dir, env=ENGINE_ENV) as ours:
+            stack.wait_ready(timeout=240)
+            yield ours, stack.url, stack
+    finally:
+        stack.stop()
+        stack.cleanup()
+
+
+def post(base_url: str, body, content_type: str = JSON, accept: str = JSON) -> httpx.Response:
+    data = body if isinstance(body, str) else json.dumps(body)
+    return httpx.post(base_url + "/invocations", content=data.encode(), timeout=60,
+                      headers={"Content-Type": content_type, "Accept": accept})
+
+
+def assert_same(ours, dlc, path: str = "$") -> None:
+    """Equal JSON, floats within TOL, a top-level "id" (a fresh uuid per response) aside."""
+    if isinstance(ours, dict):
+        assert isinstance(dlc, dict), f"{path}: {dlc!r} is not an object"
+        keys = set(ours) - ({"id"} if path == "$" else set())
+        assert keys == set(dlc) - ({"id"} if path == "$" else set()), f"{path}: keys differ"
+        for key in sorted(keys):
+            assert_same(ours[key], dlc[key], f"{path}.{key}")
+    elif isinstance(ours, list):
+        assert isinstance(dlc, list) and len(ours) == len(dlc), f"{path}: lengths differ"
+        for i, (a, b) in enumerate(zip(ours, dlc)):
+            assert_same(a, b, f"{path}[{i}]")
+    elif isinstance(ours, float):
+        assert isinstance(dlc, float), f"{path}: {dlc!r} is not a float"
+        assert math.isclose(ours, dlc, rel_tol=0, abs_tol=TOL), f"{path}: {ours} != {dlc}"
+    else:
+        assert type(ours) is type(dlc) and ours == dlc, f"{path}: {ours!r} != {dlc!r}"
+
+
+@pytest.mark.parametrize("body", DIALECT_CASES.values(), ids=DIALECT_CASES.keys())
+def test_every_dialect_answers_the_same(servers, body):
+    ours, dlc, _ = servers
+    a, b = post(ours, body), post(dlc, body)
+    assert a.status_code == b.status_code == 200, (a.text, b.text)
+    for answer in (a, b):
+        assert answer.headers["content-type"].startswith("application/json")
+    assert_same(a.json(), b.json())
+
+
+@pytest.mark.parametrize("body, content_type, accept, status", ERROR_CASES.values(),
+                         ids=ERROR_CASES.keys())
+def test_dlc_turns_client_errors_into_400(servers, body, content_type, accept, status):
+    """Worse by design on the DLC: the toolkit catches every exception and answers 400 with
+    its own envelope; the message is our error body, so the reason is still readable."""
+    ours, dlc, _ = servers
+    a, b = post(ours, body, content_type, accept), post(dlc, body, content_type, accept)
+    assert a.status_code == status
+    assert b.status_code == 400
+    envelope = b.json()
+    assert envelope["code"] == 400 and envelope["type"] == "InternalServerException"
+    assert json.loads(envelope["message"]) == a.json()
+
+
+def test_dlc_ping_says_healthy_without_proving_the_model(servers):
+    """The DLC's /ping is MMS's frontend only: 200 {"status": "Healthy"}, whatever the
+    workers do (which is why dlcutil waits on a real invocation)."""
+    _, dlc, _ = servers
+    answer = httpx.get(dlc + "/ping", timeout=10)
+    assert answer.status_code == 200 and answer.json() == {"status": "Healthy"}
+
+
+def test_handler_runs_under_transformers_4(servers, capsys):
+    """The parity above ran our code/ on the DLC venv's transformers 4.x: say which."""
+    _, _, stack = servers
+    python = str(stack.venv / "bin" / "python")
+    versions = subprocess.run(
+        [python, "-c", "import transformers, torch; print(transformers.__version__,"
+         " torch.__version__)"], capture_output=True, text=True, check=True).stdout.split()
+    assert versions[0].startswith("4."), versions
+    assert versions[1].startswith("2.13.0"), versions
+    assert "`model_fn` implementation found" in stack.log_text()
+    with capsys.disabled():
+        print(f"\nDLC parity ran on transformers {versions[0]}, torch {versions[1]}")
+
+
+def test_stop_leaves_no_process(servers):
+    """MMS's Java frontend and Python workers outlive the toolkit; stop() ends them all."""
+    _, dlc, stack = servers
+    pids = stack.pids()
+    assert len(pids) >= 3  # toolkit, Java frontend, at least one worker
+    assert stack.stop() == []
+    listing = subprocess.run(["ps", "-eo", "pid=,stat="], capture_output=True, text=True,
+                             check=True).stdout.split("\n")
+    alive = {int(line.split()[0]) for line in listing if line.strip() and "Z" not in
+             line.split()[1]}
+    assert not alive & set(pids)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(dlc + "/ping", timeout=5)
