@@ -7,6 +7,7 @@ Settings come from ``RERANK_*`` environment variables (see reranker/settings.py)
 """
 
 from reranker import dialects
+from reranker.context import requested_dialect
 from reranker.engine import Reranker
 
 
@@ -15,7 +16,7 @@ def model_fn(model_dir, context=None):
 
 
 def input_fn(input_data, content_type, context=None):
-    return dialects.parse(input_data, content_type)
+    return dialects.parse(input_data, content_type, dialect=requested_dialect(context))
 
 
 def predict_fn(data, model, context=None):

@@ -1,0 +1,38 @@
+"""What a hook reads from its serving context: the request's custom attributes.
+
+Both servers pass a context shaped like multi-model-server's: the DLC passes MMS's own,
+ours mirrors it, and ``context.request_processor[0].get_request_properties()`` are the
+request's headers.  SageMaker forwards ``CustomAttributes`` of InvokeEndpoint as the
+X-Amzn-SageMaker-Custom-Attributes header; ``dialect=<name>`` there overrides detection.
+"""
+
+from __future__ import annotations
+
+HEADER = "x-amzn-sagemaker-custom-attributes"
+
+
+def custom_attributes(context) -> dict[str, str]:
+    """``key=value`` pairs of the header, separated by commas or semicolons."""
+    raw = _header(context, HEADER) or ""
+    pairs = {}
+    for part in raw.replace(";", ",").split(","):
+        key, sep, value = part.partition("=")
+        if sep and key.strip():
+            pairs[key.strip().lower()] = value.strip()
+    return pairs
+
+
+def requested_dialect(context) -> str | None:
+    return custom_attributes(context).get("dialect") or None
+
+
+def _header(context, name: str) -> str | None:
+    try:
+        properties = context.request_processor[0].get_request_properties()
+    except (AttributeError, IndexError, TypeError):
+        return None  # no context (a plain Python call) or one of another shape
+    for key, value in (properties or {}).items():
+        key = key.decode() if isinstance(key, bytes) else str(key)
+        if key.lower() == name:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None

@@ -1,0 +1,15 @@
+"""Our SageMaker serving container: an ASGI app on uvicorn around the hooks of inference.py.
+
+``python -m serving --model-dir DIR`` (what ``container/serve`` and ``make serve`` run).
+The modules, outside in:
+
+- ``app``: the Starlette app, its start-up (background model load) and shut-down
+- ``routes``: GET /ping, POST /invocations, POST /endpoints/{name}/invocations
+- ``runtime_api``: answers on the runtime path the way the SageMaker runtime does
+- ``admission``: the bounded number of requests in flight (503 above it)
+- ``body``: reading a request body within the payload limit (413 above it)
+- ``hooks``: the model door, loading ``code/inference.py`` the way the HF toolkit does
+- ``requestlog``: request ids and one JSON log line per request
+- ``logs``: JSON log lines; ``config``: the server's settings (``SERVE_*``)
+- ``healthcheck``: the image's HEALTHCHECK command
+"""

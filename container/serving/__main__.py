@@ -1,0 +1,60 @@
+"""``python -m serving [--model-dir DIR] [--host H] [--port P]``: serve until SIGTERM/Ctrl-C.
+
+Exit status: 0 after a graceful shutdown, 1 when the model failed to load, 2 for a bad
+setting or a missing model directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+import uvicorn
+
+from . import config as server_config
+from . import logs
+from .app import build_app
+
+log = logging.getLogger("serving")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = server_config.load(server_config.parse_args(argv))
+    except server_config.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not os.path.isdir(config.model_dir):
+        print(f"error: model directory {config.model_dir!r} does not exist", file=sys.stderr)
+        return 2
+    logs.setup(config.log_level)
+    # Progress bars (weights loading) would break the one-JSON-object-per-line log.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    failed = []
+
+    def on_failure() -> None:
+        failed.append(True)
+        server.should_exit = True
+
+    app = build_app(config, on_failure)
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=config.host, port=config.port, lifespan="on", log_config=None,
+        access_log=False, server_header=False, timeout_keep_alive=config.keep_alive,
+        timeout_graceful_shutdown=config.shutdown_timeout))
+    log.info("starting", extra={"event": "start", "pid": os.getpid(), "server": config.public()})
+    # uvicorn drains, then re-raises the signal it caught, which would end the process with
+    # status 143; these no-op handlers receive it instead, so a graceful stop exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    server.run()
+    code = 1 if failed or not server.started else 0
+    log.info("stopped", extra={"event": "stop", "exit_code": code})
+    logging.shutdown()
+    # Predict threads still running past the shutdown deadline must not hold the exit.
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

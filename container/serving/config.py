@@ -1,0 +1,100 @@
+"""The server's own settings: command line first, then the environment, then defaults.
+
+Engine settings (``RERANK_*``) are read by the engine itself; these are the transport's.
+SageMaker's variables are honoured: SAGEMAKER_BIND_TO_PORT, SM_MODEL_DIR, SAGEMAKER_PROGRAM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping
+
+MB = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerConfig:
+    model_dir: str = "/opt/ml/model"
+    host: str = "0.0.0.0"
+    port: int = 8080
+    # The file under <model_dir>/code whose hooks serve requests (the toolkit's variable).
+    program: str = "inference.py"
+    # SageMaker's real-time payload limit; larger bodies get 413 before they are read.
+    max_payload_bytes: int = 6 * MB
+    # Requests admitted at once (all of them queue in the engine's batcher); more get 503.
+    max_concurrency: int = 64
+    # Seconds SIGTERM waits for requests in flight (SageMaker sends SIGKILL after 30).
+    shutdown_timeout: float = 25.0
+    # Idle keep-alive seconds; longer than the 60 s SageMaker waits for an answer.
+    keep_alive: int = 75
+    log_level: str = "info"
+
+    def public(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class ConfigError(ValueError):
+    """A bad setting, reported at start-up as one line."""
+
+
+_ENV = {  # field -> variables, first set wins
+    "model_dir": ("SM_MODEL_DIR",),
+    "port": ("SAGEMAKER_BIND_TO_PORT", "SERVE_PORT"),
+    "host": ("SERVE_HOST",),
+    "program": ("SAGEMAKER_PROGRAM",),
+    "max_payload_bytes": ("SERVE_MAX_PAYLOAD_BYTES",),
+    "max_concurrency": ("SERVE_MAX_CONCURRENCY",),
+    "shutdown_timeout": ("SERVE_SHUTDOWN_TIMEOUT",),
+    "keep_alive": ("SERVE_KEEP_ALIVE",),
+    "log_level": ("SERVE_LOG_LEVEL",),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m serving",
+                                     description="Serve a cross-encoder reranker over HTTP "
+                                                 "(the SageMaker container contract).")
+    parser.add_argument("--model-dir", help="model directory (default: SM_MODEL_DIR or "
+                                            "/opt/ml/model)")
+    parser.add_argument("--host", help="address to listen on (default: 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="port (default: SAGEMAKER_BIND_TO_PORT or 8080)")
+    return parser.parse_args(argv)
+
+
+def load(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> ServerConfig:
+    env = os.environ if env is None else env
+    values = {}
+    for field in dataclasses.fields(ServerConfig):
+        raw = next((env[v] for v in _ENV.get(field.name, ()) if env.get(v, "").strip()), None)
+        if raw is not None:
+            values[field.name] = _convert(field, raw.strip(), _ENV[field.name][0])
+    for name in ("model_dir", "host", "port"):
+        if getattr(args, name, None) is not None:
+            values[name] = getattr(args, name)
+    config = ServerConfig(**values)
+    _validate(config)
+    return config
+
+
+def _convert(field: dataclasses.Field, raw: str, variable: str):
+    kind = field.type if isinstance(field.type, str) else field.type.__name__
+    try:
+        return {"int": int, "float": float}.get(kind, str)(raw)
+    except ValueError:
+        raise ConfigError(f"{variable}={raw!r} is not a valid {kind}") from None
+
+
+def _validate(config: ServerConfig) -> None:
+    checks = [
+        (0 < config.port < 65536, "the port must be in 1..65535"),
+        (config.max_payload_bytes >= 1024, "SERVE_MAX_PAYLOAD_BYTES must be at least 1024"),
+        (config.max_concurrency >= 1, "SERVE_MAX_CONCURRENCY must be at least 1"),
+        (config.shutdown_timeout >= 0, "SERVE_SHUTDOWN_TIMEOUT must be >= 0"),
+        (config.keep_alive >= 1, "SERVE_KEEP_ALIVE must be at least 1"),
+        (config.program.endswith(".py"), "SAGEMAKER_PROGRAM must name a .py file"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)

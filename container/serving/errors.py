@@ -1,0 +1,61 @@
+"""The server's own refusals.  Each renders the engine's error body shape:
+``{"error": {"type", "message", "field"?}}``, so clients parse one format."""
+
+from __future__ import annotations
+
+
+class ServerError(Exception):
+    status = 500
+    type = "internal_error"
+    field: str | None = None
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict:
+        body = {"type": self.type, "message": self.message}
+        if self.field:
+            body["field"] = self.field
+        return {"error": body}
+
+
+class BodyTooLarge(ServerError):
+    status = 413
+    type = "payload_too_large"
+    field = "body"
+
+    def __init__(self, limit: int):
+        super().__init__(f"the request body is larger than {limit} bytes "
+                         "(SERVE_MAX_PAYLOAD_BYTES); send fewer or shorter documents")
+
+
+class Overloaded(ServerError):
+    status = 503
+    type = "overloaded"
+
+
+class NotReady(ServerError):
+    status = 503
+    type = "model_loading"
+
+    def __init__(self):
+        super().__init__("the model is still loading; retry when GET /ping answers 200")
+
+
+class ShuttingDown(ServerError):
+    status = 503
+    type = "shutting_down"
+
+    def __init__(self):
+        super().__init__("the server stopped before this request finished "
+                         "(SERVE_SHUTDOWN_TIMEOUT passed); retry it")
+
+
+def is_typed(exc: BaseException) -> bool:
+    """Errors that carry their own status and body: ours and the engine's (RerankError).
+
+    Duck-typed, because a model's code/ may bring its own copy of the engine package."""
+    status = getattr(exc, "status", None)
+    return (isinstance(status, int) and 400 <= status < 600
+            and callable(getattr(exc, "to_dict", None)))

@@ -1,0 +1,99 @@
+"""The model door: the four hooks of ``inference.py``, loaded the way the HF toolkit does.
+
+sagemaker-huggingface-inference-toolkit imports SAGEMAKER_PROGRAM (default inference.py)
+from ``<model_dir>/code`` with that directory first on sys.path, takes each hook it
+defines and falls back to its defaults for the others, and passes a ``context`` only to
+hooks whose signature has room for it.  We do the same, with the image's own
+``code/inference.py`` as the defaults, so a model.tar.gz behaves here as on the DLC.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+HOOKS = ("model_fn", "input_fn", "predict_fn", "output_fn")
+# container/serving/hooks.py -> <root>/code, in the repository and in the image alike.
+IMAGE_CODE = Path(__file__).resolve().parents[2] / "code"
+
+
+class RequestContext:
+    """The ``context`` a hook receives, shaped like the MMS Context the DLC passes.
+
+    ``context.request_processor[0].get_request_properties()`` are the request's headers,
+    so one hook reads a header (e.g. X-Amzn-SageMaker-Custom-Attributes) under both servers.
+    """
+
+    def __init__(self, headers: Mapping[str, str] | None = None, model_dir: str = ""):
+        self._headers = dict(headers or {})
+        self.request_processor = [self]
+        self.system_properties = {"model_dir": model_dir}
+
+    def get_request_properties(self) -> dict:
+        return self._headers
+
+    def get_request_property(self, key: str):
+        lowered = key.lower()
+        return next((v for k, v in self._headers.items() if k.lower() == lowered), None)
+
+
+class Hooks:
+    def __init__(self, functions: dict[str, Callable], sources: dict[str, str]):
+        self.functions = functions
+        self.sources = sources  # hook -> file it came from, for the start-up log
+
+    def load_model(self, model_dir: str, context: RequestContext):
+        return _call(self.functions["model_fn"], [model_dir], context)
+
+    def invoke(self, model, body: bytes, content_type: str | None, accept: str | None,
+               context: RequestContext) -> tuple[bytes, Any]:
+        """Request bytes to response bytes; also returns the hook's result for the log."""
+        request = _call(self.functions["input_fn"], [body, content_type], context)
+        result = _call(self.functions["predict_fn"], [request, model], context)
+        payload = _call(self.functions["output_fn"], [result, accept], context)
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        return bytes(payload), result
+
+
+def load_hooks(model_dir: str, program: str = "inference.py") -> Hooks:
+    functions: dict[str, Callable] = {}
+    sources: dict[str, str] = {}
+    user_code = Path(model_dir) / "code"
+    if (user_code / program).is_file():
+        sys.path.insert(0, str(user_code))
+        _collect(_import(user_code / program, Path(program).stem), functions, sources)
+    if len(functions) < len(HOOKS):
+        if str(IMAGE_CODE) not in sys.path:
+            sys.path.append(str(IMAGE_CODE))
+        name = "inference" if not functions else "_image_inference"
+        _collect(_import(IMAGE_CODE / "inference.py", name), functions, sources)
+    return Hooks(functions, sources)
+
+
+def _import(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _collect(module, functions: dict, sources: dict) -> None:
+    for hook in HOOKS:
+        fn = getattr(module, hook, None)
+        if callable(fn) and hook not in functions:
+            functions[hook] = fn
+            sources[hook] = str(module.__file__)
+
+
+def _call(fn: Callable, args: list, context: RequestContext):
+    """Pass ``context`` only when the hook takes one more argument (the toolkit's rule)."""
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is p.VAR_POSITIONAL for p in params) or len(params) > len(args):
+        return fn(*args, context)
+    return fn(*args)

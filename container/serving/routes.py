@@ -1,0 +1,113 @@
+"""HTTP routing: GET /ping, POST /invocations, POST /endpoints/{name}/invocations.
+
+Handlers stay on the event loop only to route, admit and read; the hooks run in the
+predict thread pool, where concurrent requests meet in the engine's batcher.  Every
+answer is JSON: typed errors keep their status and body, anything else is our fault
+(500, with the request id to find the traceback in the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import runtime_api
+from .body import read_body
+from .errors import NotReady, ShuttingDown, is_typed
+from .hooks import RequestContext
+
+log = logging.getLogger("serving")
+
+JSON = "application/json"
+
+
+async def ping(request: Request) -> Response:
+    if request.app.state.loader.ready:
+        return JSONResponse({"status": "ok"})
+    return error_response(request, NotReady())
+
+
+async def invocations(request: Request) -> Response:
+    try:
+        return await _invoke(request)
+    except Exception as exc:  # every failure answers JSON; none escapes as plain text
+        return error_response(request, exc)
+    except asyncio.CancelledError:
+        # uvicorn cancels what is still running when the shutdown deadline passes: the
+        # client gets a 503 it may retry elsewhere rather than a dropped connection.
+        return error_response(request, ShuttingDown())
+
+
+async def runtime_invocations(request: Request) -> Response:
+    response = await invocations(request)
+    if response.status_code >= 300:
+        return runtime_api.model_error(response, request.state.request_id)
+    return runtime_api.success(response)
+
+
+async def _invoke(request: Request) -> Response:
+    state = request.app.state
+    loader = state.loader
+    if not loader.ready:
+        raise NotReady()
+    with state.admission.slot():
+        body = await read_body(request, state.config.max_payload_bytes)
+        context = RequestContext(request.headers, loader.model_dir)
+        call = functools.partial(loader.hooks.invoke, loader.model, body,
+                                 request.headers.get("content-type"),
+                                 request.headers.get("accept"), context)
+        payload, result = await asyncio.get_running_loop().run_in_executor(state.executor, call)
+    request.state.log.update(_summary(result))
+    return Response(payload, media_type=JSON)
+
+
+def _summary(result) -> dict:
+    """What the request log says about a RerankResult (duck-typed: custom hooks may differ)."""
+    inner = getattr(result, "request", None)
+    pairs = getattr(inner, "pairs", None)
+    return {"dialect": getattr(inner, "dialect", None),
+            "documents": len(pairs) if pairs is not None else None,
+            "tokens": getattr(result, "tokens", None)}
+
+
+def error_response(request: Request, exc: BaseException) -> Response:
+    if is_typed(exc):
+        body, status = exc.to_dict(), exc.status
+    else:
+        log.error("internal error", exc_info=exc,
+                  extra={"event": "internal_error", "request_id": request.state.request_id})
+        status = 500
+        body = {"error": {"type": "internal_error", "request_id": request.state.request_id,
+                          "message": "the server failed on this request; the log has the "
+                                     "traceback under this request id"}}
+    request.state.log["error"] = body["error"].get("type")
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    """Starlette's 404 and 405, in our JSON shape (405 keeps its Allow header)."""
+    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = {404: f"no route for {request.url.path}; use POST /invocations or GET /ping",
+               405: f"{request.method} is not allowed on {request.url.path}"}.get(
+        exc.status_code, str(exc.detail))
+    request.state.log["error"] = kind
+    return JSONResponse({"error": {"type": kind, "message": message}},
+                        status_code=exc.status_code, headers=exc.headers)
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    return error_response(request, exc)
+
+
+ROUTES = [
+    Route("/ping", ping, methods=["GET"]),
+    Route("/invocations", invocations, methods=["POST"]),
+    Route("/endpoints/{name}/invocations", runtime_invocations, methods=["POST"]),
+]

