@@ -1,0 +1,178 @@
+"""model.tar.gz in and out: a byte-reproducible writer and an extractor that refuses escapes.
+
+Reproducible means the same files give the same sha256: entries in a fixed order, fixed
+mtime/uid/gid/owner names/modes, and a gzip header without a name or a timestamp.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+
+from deploy.errors import UserError
+
+# 1980-01-01, the oldest time zip and most tools accept; SOURCE_DATE_EPOCH overrides it.
+DEFAULT_MTIME = 315532800
+# The first entry, so `upload` reads the model's identity without decompressing the rest.
+MANIFEST = "reranker.json"
+
+
+def _mtime() -> int:
+    return int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_MTIME))
+
+
+def _info(name: str, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = 0 if directory else size
+    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+    info.mode = 0o755 if directory else 0o644
+    info.mtime = _mtime()
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+def entry_order(names: list[str]) -> list[str]:
+    """Manifest first, then everything sorted; parent directories precede their files."""
+    return sorted(names, key=lambda n: (n != MANIFEST, n))
+
+
+def collect(root: Path, prefix: str = "") -> dict[str, Path]:
+    """Every regular file under ``root`` as {archive name: path}, without caches."""
+    files = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if "__pycache__" in rel.parts or path.suffix == ".pyc" or not path.is_file():
+            continue
+        files[str(PurePosixPath(prefix) / rel.as_posix()) if prefix else rel.as_posix()] = path
+    return files
+
+
+def write(out: Path, files: dict[str, Path], progress: Callable[[int], None] | None = None,
+          level: int = 6) -> str:
+    """Write ``files`` ({name: path}) to ``out`` atomically; returns the archive's sha256.
+
+    The archive is written to a temporary file beside ``out`` and renamed at the end, so a
+    failure or an interrupt never leaves a half-written model.tar.gz behind.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
+                               compresslevel=level) as gz:
+                with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                    for name in entry_order(_with_dirs(files)):
+                        path = files.get(name)
+                        if path is None:
+                            tar.addfile(_info(name, directory=True))
+                            continue
+                        size = path.stat().st_size
+                        with open(path, "rb") as fh:
+                            tar.addfile(_info(name, size), _Counting(fh, progress))
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return sha256_file(out)
+
+
+def _with_dirs(files: dict[str, Path]) -> list[str]:
+    names = set(files)
+    for name in files:
+        parent = PurePosixPath(name).parent
+        while str(parent) != ".":
+            names.add(str(parent))
+            parent = parent.parent
+    return list(names)
+
+
+class _Counting(io.RawIOBase):
+    """A read-only file that reports how many bytes went through (for the progress bar)."""
+
+    def __init__(self, fh, progress):
+        self._fh, self._progress = fh, progress
+
+    def read(self, size=-1):
+        data = self._fh.read(size)
+        if self._progress and data:
+            self._progress(len(data))
+        return data
+
+
+def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+            if progress:
+                progress(len(block))
+    return digest.hexdigest()
+
+
+def read_member(archive: Path, name: str) -> bytes | None:
+    """One small file from the archive (the manifest is first, so this is cheap)."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                if member.name.lstrip("./") == name and member.isfile():
+                    return tar.extractfile(member).read()
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        raise UserError(f"{archive} is not a readable .tar.gz: {exc}") from None
+    return None
+
+
+def check_member(member: tarfile.TarInfo, dest: Path) -> None:
+    """Refuse any entry that would land outside ``dest`` or is not a plain file or folder."""
+    name = member.name
+    parts = PurePosixPath(name).parts
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise UserError(f"archive entry {name!r} has an absolute path; refusing to extract")
+    if ".." in parts or ".." in name.replace("\\", "/").split("/"):
+        raise UserError(f"archive entry {name!r} climbs out with '..'; refusing to extract")
+    if member.issym() or member.islnk():
+        target = member.linkname
+        base = (dest / name).parent if member.issym() else dest
+        resolved = os.path.realpath(os.path.join(base, target))
+        if target.startswith("/") or not _inside(resolved, dest):
+            raise UserError(f"archive entry {name!r} links to {target!r} outside the archive;"
+                            " refusing to extract")
+    elif not (member.isfile() or member.isdir()):
+        raise UserError(f"archive entry {name!r} is a device or fifo; refusing to extract")
+
+
+def _inside(path: str, root: Path) -> bool:
+    root_real = os.path.realpath(root)
+    return path == root_real or path.startswith(root_real + os.sep)
+
+
+def safe_extract(archive: Path, dest: Path) -> list[str]:
+    """Extract after checking every entry; nothing is written if any entry is refused."""
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+            for member in members:
+                check_member(member, dest)
+            # The stdlib's "data" filter is a second guard with the same intent.
+            tar.extractall(dest, members=members, filter="data")
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        raise UserError(f"cannot extract {archive}: {exc}") from None
+    return [m.name for m in members]
+
+
+def list_names(archive: Path) -> Iterator[tuple[str, int]]:
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            if member.isfile():
+                yield member.name, member.size

@@ -1,0 +1,265 @@
+"""A Python client for a reranker endpoint over boto3's ``sagemaker-runtime`` (Cohere dialect).
+
+    from deploy.client import RerankClient
+    client = RerankClient("reranker", region="eu-west-1")
+    client.rerank("what is a panda?", documents, top_n=5)
+    # [{"index": 2, "relevance_score": 0.98}, ...]
+
+Large lists are split across requests under the endpoint's payload limit (6 MB real-time,
+4 MB serverless) and the server's documents-per-request limit (RERANK_MAX_DOCUMENTS), sent
+a few at a time, and merged: relevance scores do not depend on what else is in a request,
+so the merged ranking equals one big request's.  Throttling and "not ready" answers are
+retried with exponential backoff: botocore's standard retry mode covers throttling and 5xx
+from the service, and our own loop covers what botocore does not retry (a container's 503
+or 429 that SageMaker wraps as ModelError, ModelNotReadyException).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+REALTIME_PAYLOAD = 6 * 1024 * 1024
+SERVERLESS_PAYLOAD = 4 * 1024 * 1024
+ASYNC_PAYLOAD = 1024 * 1024 * 1024
+_HEADROOM = 16 * 1024  # for headers and our estimate's slack
+_RETRY_CODES = {"ThrottlingException", "ModelNotReadyException", "ServiceUnavailable",
+                "ServiceUnavailableException", "InternalDependencyException",
+                "TooManyRequestsException"}
+_RETRY_STATUS = {429, 503}
+_JSON = {"separators": (",", ":"), "ensure_ascii": False}
+
+
+class RerankClientError(RuntimeError):
+    """The endpoint refused the request or answered something that is not a rerank result."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class RerankClient:
+    def __init__(self, endpoint_name: str, region: str | None = None, session=None,
+                 endpoint_url: str | None = None, *, serverless: bool = False,
+                 max_payload_bytes: int | None = None, max_documents: int = 1000,
+                 concurrency: int = 4, max_attempts: int = 6, backoff: float = 0.5,
+                 max_backoff: float = 20.0, botocore_attempts: int = 3,
+                 timeout: float = 70.0, s3_endpoint_url: str | None = None):
+        import boto3
+        from botocore import UNSIGNED
+        from botocore.config import Config
+
+        if max_documents < 1 or concurrency < 1 or max_attempts < 1:
+            raise ValueError("max_documents, concurrency and max_attempts must be at least 1")
+        self.endpoint_name = endpoint_name
+        self.session = session or boto3.Session(region_name=region)
+        region = region or self.session.region_name or ("us-east-1" if endpoint_url else None)
+        if not region:
+            raise ValueError("no AWS region: pass region=... or set AWS_REGION")
+        options: dict[str, Any] = {
+            "retries": {"mode": "standard", "total_max_attempts": botocore_attempts},
+            "read_timeout": timeout, "connect_timeout": 10,
+            "max_pool_connections": max(10, concurrency)}
+        if endpoint_url and self.session.get_credentials() is None:
+            options["signature_version"] = UNSIGNED  # a local server needs no AWS credentials
+        self._config = Config(**options)
+        self._region = region
+        self._s3_endpoint_url = s3_endpoint_url
+        self.runtime = self.session.client("sagemaker-runtime", region_name=region,
+                                           endpoint_url=endpoint_url, config=self._config)
+        self.payload_limit = max_payload_bytes or (
+            SERVERLESS_PAYLOAD if serverless else REALTIME_PAYLOAD)
+        self.max_documents = max_documents
+        self.concurrency = concurrency
+        self.max_attempts, self.backoff, self.max_backoff = max_attempts, backoff, max_backoff
+
+    # ------------------------------------------------------------ public API
+
+    def rerank(self, query: str, documents: Sequence, top_n: int | None = None, *,
+               return_documents: bool = False) -> list[dict]:
+        """Documents ranked by relevance_score (0..1), best first, cut to ``top_n``."""
+        _check(query, documents, top_n)
+        batches = self.split(query, documents, self.payload_limit)
+        bodies = [self._body(query, documents[a:b], top_n, return_documents)
+                  for a, b in batches]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(bodies) or 1)) as pool:
+            answers = list(pool.map(self._invoke, bodies))
+        return merge(answers, batches, top_n, return_documents)
+
+    def scores(self, query: str, documents: Sequence) -> list[float]:
+        """One relevance score per document, in input order."""
+        scores = [0.0] * len(documents)
+        for item in self.rerank(query, documents):
+            scores[item["index"]] = item["relevance_score"]
+        return scores
+
+    def rerank_async(self, query: str, documents: Sequence, top_n: int | None = None, *,
+                     input_location: str, return_documents: bool = False,
+                     poll_seconds: float = 2.0, timeout: float = 3600.0) -> list[dict]:
+        """For async endpoints: upload each request to ``input_location`` (an s3:// prefix),
+        call InvokeEndpointAsync, and poll the output locations until every answer is there."""
+        _check(query, documents, top_n)
+        if not input_location.startswith("s3://"):
+            raise ValueError("input_location must be an s3:// prefix")
+        s3 = self.session.client("s3", region_name=self._region,
+                                 endpoint_url=self._s3_endpoint_url)
+        batches = self.split(query, documents, ASYNC_PAYLOAD)
+        pending = []
+        for a, b in batches:
+            uri = _join(input_location, f"{uuid.uuid4().hex}.json")
+            bucket, key = _split_uri(uri)
+            s3.put_object(Bucket=bucket, Key=key, ContentType="application/json",
+                          Body=self._body(query, documents[a:b], top_n, return_documents))
+            reply = self._retrying(lambda uri=uri: self.runtime.invoke_endpoint_async(
+                EndpointName=self.endpoint_name, InputLocation=uri,
+                ContentType="application/json", Accept="application/json"))
+            pending.append((reply["OutputLocation"], reply.get("FailureLocation")))
+        answers = [_await_output(s3, out, fail, poll_seconds, timeout) for out, fail in pending]
+        return merge(answers, batches, top_n, return_documents)
+
+    # ------------------------------------------------------------ splitting
+
+    def split(self, query: str, documents: Sequence, limit: int) -> list[tuple[int, int]]:
+        """[start, end) ranges whose request bodies fit ``limit`` and max_documents."""
+        room = limit - _HEADROOM - len(self._body(query, [], len(documents) or None, True))
+        if room <= 0:
+            raise ValueError(f"the query alone exceeds the {limit}-byte payload limit")
+        batches, start, used = [], 0, 0
+        for i, doc in enumerate(documents):
+            size = len(json.dumps(doc, **_JSON).encode()) + 1  # the comma
+            if size > room:
+                raise ValueError(f"document {i} is {size} bytes; a request may carry {room}:"
+                                 " shorten it (or use rerank_async, up to 1 GB)")
+            if i > start and (used + size > room or i - start >= self.max_documents):
+                batches.append((start, i))
+                start, used = i, 0
+            used += size
+        if documents:
+            batches.append((start, len(documents)))
+        return batches
+
+    @staticmethod
+    def _body(query, documents, top_n, return_documents) -> bytes:
+        body = {"query": query, "documents": list(documents)}
+        if top_n is not None:
+            body["top_n"] = min(top_n, max(len(documents), 1))
+        if return_documents:
+            body["return_documents"] = True
+        return json.dumps(body, **_JSON).encode()
+
+    # ------------------------------------------------------------ calls and retries
+
+    def _invoke(self, body: bytes) -> dict:
+        reply = self._retrying(lambda: self.runtime.invoke_endpoint(
+            EndpointName=self.endpoint_name, Body=body, ContentType="application/json",
+            Accept="application/json"))
+        return _decode(reply["Body"].read())
+
+    def _retrying(self, call):
+        from botocore.exceptions import ClientError
+
+        for attempt in range(self.max_attempts):
+            try:
+                return call()
+            except ClientError as exc:
+                if not _retryable(exc) or attempt + 1 == self.max_attempts:
+                    raise _as_client_error(exc) from None
+                # Full jitter: spreads clients that were refused together.
+                delay = min(self.max_backoff, self.backoff * 2 ** attempt)
+                time.sleep(random.uniform(delay / 2, delay))
+        raise AssertionError("unreachable")
+
+
+def merge(answers: list[dict], batches: list[tuple[int, int]], top_n: int | None,
+          return_documents: bool) -> list[dict]:
+    """Per-request results -> one ranking over the whole input (indices into it)."""
+    merged = []
+    for answer, (start, end) in zip(answers, batches):
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, list):
+            raise RerankClientError(f"the endpoint answered without 'results': {str(answer)[:200]}")
+        for item in results:
+            index = item.get("index")
+            if not isinstance(index, int) or not 0 <= index < end - start:
+                raise RerankClientError(f"the endpoint answered an index out of range: {item}")
+            out = {"index": start + index, "relevance_score": float(item["relevance_score"])}
+            if return_documents and "document" in item:
+                out["document"] = item["document"]
+            merged.append(out)
+    merged.sort(key=lambda r: (-r["relevance_score"], r["index"]))
+    return merged[:top_n] if top_n is not None else merged
+
+
+def _check(query, documents, top_n) -> None:
+    if not isinstance(query, str) or not query:
+        raise ValueError("query must be a non-empty string")
+    if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
+        raise ValueError("documents must be a list of strings or objects")
+    if top_n is not None and (not isinstance(top_n, int) or top_n < 1):
+        raise ValueError("top_n must be a positive integer")
+
+
+def _retryable(exc) -> bool:
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    original = exc.response.get("OriginalStatusCode")
+    return (error.get("Code") in _RETRY_CODES or status in _RETRY_STATUS
+            or (error.get("Code") == "ModelError" and original in _RETRY_STATUS))
+
+
+def _as_client_error(exc) -> RerankClientError:
+    error = exc.response.get("Error", {})
+    status = exc.response.get("OriginalStatusCode") or exc.response.get(
+        "ResponseMetadata", {}).get("HTTPStatusCode")
+    message = exc.response.get("OriginalMessage") or error.get("Message") or str(exc)
+    try:  # our container's JSON error body names the field at fault
+        detail = json.loads(message)["error"]
+        message = detail["message"] + (f" (field {detail['field']})" if detail.get("field")
+                                       else "")
+    except (ValueError, KeyError, TypeError):
+        pass
+    return RerankClientError(f"{error.get('Code', 'error')} ({status}): {message}", status)
+
+
+def _decode(raw: bytes) -> dict:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise RerankClientError(f"the endpoint answered non-JSON: {raw[:200]!r}") from None
+
+
+def _split_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key
+
+
+def _join(prefix: str, name: str) -> str:
+    return prefix if prefix.endswith(".json") else prefix.rstrip("/") + "/" + name
+
+
+def _await_output(s3, output: str, failure: str | None, poll: float, timeout: float) -> dict:
+    from botocore.exceptions import ClientError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        for uri, failed in ((output, False), (failure, True)):
+            if not uri:
+                continue
+            bucket, key = _split_uri(uri)
+            try:
+                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    continue
+                raise
+            if failed:
+                raise RerankClientError(f"async inference failed ({uri}): {body[:500]!r}")
+            return _decode(body)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no async result at {output} after {timeout:.0f} s")
+        time.sleep(poll)

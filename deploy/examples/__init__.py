@@ -1,0 +1,1 @@
+"""Worked examples written against deploy.client."""

@@ -1,0 +1,107 @@
+"""``invoke``: rerank documents with a deployed endpoint (or a local server) and print a table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from deploy import config as cfg
+from deploy.errors import UserError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("invoke", help="rerank documents with the endpoint",
+                              description=__doc__.splitlines()[0])
+    cfg.add_arguments(p, ("endpoint", "region", "profile", "endpoint_url", "s3_endpoint_url",
+                          "bucket", "prefix"))
+    p.add_argument("--query", "-q", required=True)
+    p.add_argument("--documents", "-d", nargs="+", default=[], metavar="DOC")
+    p.add_argument("--documents-file", help="one document per line, or a JSON list")
+    p.add_argument("--top-n", type=int)
+    p.add_argument("--serverless", action="store_true", help="use the 4 MB serverless limit")
+    p.add_argument("--max-documents", type=int, default=1000,
+                   help="documents per request (the server's RERANK_MAX_DOCUMENTS)")
+    p.add_argument("--async", dest="use_async", action="store_true",
+                   help="async endpoint: send through S3 and wait for the result")
+    p.add_argument("--input-location", help="async: s3:// prefix for requests (default:"
+                   " s3://<bucket>/<prefix>/async-inputs/)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from deploy.client import RerankClient, RerankClientError
+
+    config = cfg.load(args)
+    documents = list(args.documents) + _read_documents(args.documents_file)
+    if not documents:
+        raise UserError("no documents: pass --documents a b c or --documents-file FILE")
+    try:
+        client = RerankClient(config.endpoint, region=config.region,
+                              session=_session(config), endpoint_url=config.endpoint_url,
+                              serverless=args.serverless, max_documents=args.max_documents,
+                              s3_endpoint_url=config.s3_endpoint_url or config.endpoint_url)
+        if args.use_async:
+            results = client.rerank_async(args.query, documents, args.top_n,
+                                          input_location=_input_location(args, config))
+        else:
+            results = client.rerank(args.query, documents, args.top_n)
+    except (ValueError, RerankClientError, TimeoutError) as exc:
+        raise UserError(str(exc)) from None
+    except (ClientError, BotoCoreError) as exc:
+        raise UserError(f"{config.endpoint}: {exc}") from None
+    if args.json:
+        print(json.dumps(results))
+    else:
+        _table(results, documents)
+    return 0
+
+
+def _session(config: cfg.DeployConfig):
+    import boto3
+
+    return boto3.Session(profile_name=config.profile, region_name=config.region)
+
+
+def _input_location(args, config: cfg.DeployConfig) -> str:
+    if args.input_location:
+        return args.input_location
+    if not config.bucket:
+        raise UserError("async needs --input-location s3://... (or BUCKET)")
+    return f"s3://{config.bucket}/{config.prefix.strip('/')}/async-inputs/"
+
+
+def _read_documents(path: str | None) -> list:
+    if not path:
+        return []
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    if path.endswith(".json"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise UserError(f"{path} is not valid JSON: {exc}") from None
+        if not isinstance(data, list):
+            raise UserError(f"{path} must hold a JSON list of documents")
+        return data
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _table(results: list[dict], documents: list) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for name, justify in (("rank", "right"), ("index", "right"), ("score", "right"),
+                          ("document", "left")):
+        table.add_column(name, justify=justify)
+    for rank, item in enumerate(results, 1):
+        doc = documents[item["index"]]
+        text = doc if isinstance(doc, str) else json.dumps(doc)
+        table.add_row(str(rank), str(item["index"]), f"{item['relevance_score']:.4f}",
+                      text[:100] + ("..." if len(text) > 100 else ""))
+    Console().print(table)

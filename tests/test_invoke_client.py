@@ -1,0 +1,236 @@
+"""deploy.client.RerankClient with the real boto3 ``sagemaker-runtime`` client.
+
+Real-time calls go to our own server (container/serving, started by tests/serverutil.py),
+whose POST /endpoints/{name}/invocations is the runtime API's path.  The retry test puts a
+small loopback proxy in front of it that answers the first request(s) with a plain HTTP 503
+-- a stand-in for SageMaker's "service unavailable", stated as such: it is not SageMaker.
+Async calls go to moto in server mode (S3 and InvokeEndpointAsync); moto does not run a
+model, so its result queue is seeded with what our real hooks answer for the same body.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import logging
+import threading
+import urllib.request
+
+import boto3
+import pytest
+
+from deploy.client import RerankClient, RerankClientError
+from deploy.examples import two_stage
+from serverutil import start_server
+
+DOCS = [f"document {i} about {'bats and heroes' if i % 3 == 0 else 'the capital city'}"
+        for i in range(23)]
+QUERY = "super hero movie about bats"
+
+
+@pytest.fixture(scope="module")
+def server(bert_dir):
+    """At most 2 requests in flight (more get 503), 5 documents per request (more get 413)."""
+    with start_server(bert_dir, env={"RERANK_MAX_DOCUMENTS": "5", "SERVE_MAX_CONCURRENCY": "2"}
+                      ) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def expected(bert_engine):
+    return bert_engine.score(QUERY, DOCS)
+
+
+def client(url, **kwargs) -> RerankClient:
+    kwargs.setdefault("concurrency", 2)  # within the server's admission limit
+    return RerankClient("reranker-test", endpoint_url=url, region="us-east-1", **kwargs)
+
+
+def test_splits_by_document_limit_and_merges_in_input_order(server, expected):
+    c = client(server, max_documents=5)
+    assert c.split(QUERY, DOCS, c.payload_limit) == [(0, 5), (5, 10), (10, 15), (15, 20),
+                                                      (20, 23)]
+    results = c.rerank(QUERY, DOCS)
+    assert sorted(r["index"] for r in results) == list(range(len(DOCS)))
+    assert [r["relevance_score"] for r in results] == sorted(
+        (r["relevance_score"] for r in results), reverse=True)
+    assert c.scores(QUERY, DOCS) == pytest.approx(expected, abs=1e-6)
+
+
+def test_top_n_applies_after_the_merge(server, expected):
+    c = client(server, max_documents=5)
+    top = c.rerank(QUERY, DOCS, top_n=4)
+    best = sorted(range(len(DOCS)), key=lambda i: -expected[i])[:4]
+    assert [r["index"] for r in top] == best
+    documents = c.rerank(QUERY, DOCS, top_n=2, return_documents=True)
+    assert [r["document"] for r in documents] == [{"text": DOCS[i]} for i in best[:2]]
+
+
+def test_splits_by_payload_size(server, expected):
+    c = client(server, max_documents=5, max_payload_bytes=16 * 1024 + 150)
+    batches = c.split(QUERY, DOCS, c.payload_limit)
+    assert batches[0][0] == 0 and batches[-1][1] == len(DOCS)
+    assert all(a < b for a, b in batches) and max(b - a for a, b in batches) < 5  # bytes bind
+    for a, b in batches:
+        assert len(c._body(QUERY, DOCS[a:b], None, False)) <= c.payload_limit - 16 * 1024
+    assert c.scores(QUERY, DOCS) == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="document 0 is"):
+        c.rerank(QUERY, ["x" * 1000])
+
+
+def test_server_refusals_become_clear_errors(server):
+    c = client(server, max_documents=50)  # more than the server's RERANK_MAX_DOCUMENTS=5
+    with pytest.raises(RerankClientError, match="RERANK_MAX_DOCUMENTS") as info:
+        c.rerank(QUERY, DOCS)
+    assert info.value.status == 413
+    with pytest.raises(ValueError, match="top_n"):
+        c.rerank(QUERY, DOCS, top_n=0)
+    with pytest.raises(ValueError, match="documents"):
+        c.rerank(QUERY, "not a list")
+
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    """Loopback proxy: the first ``failures`` POSTs get HTTP 503, the rest go to upstream."""
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        proxy = self.server
+        with proxy.lock:
+            proxy.seen += 1
+            fail = proxy.failures > 0
+            proxy.failures -= fail
+        if fail:
+            payload = b'{"message": "Service Unavailable (test proxy, not SageMaker)"}'
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        request = urllib.request.Request(proxy.upstream + self.path, data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            payload = response.read()
+            status = response.status
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def flaky(server):
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    proxy.upstream, proxy.lock, proxy.seen, proxy.failures = server, threading.Lock(), 0, 0
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    yield proxy
+    proxy.shutdown()
+    proxy.server_close()
+
+
+def test_retries_a_503_with_backoff(flaky, expected):
+    flaky.failures = 2
+    # botocore's own retries off, so the 503s must be handled by the client's loop.
+    c = client(f"http://127.0.0.1:{flaky.server_port}", max_documents=5, concurrency=1,
+               botocore_attempts=1, backoff=0.01)
+    assert c.scores(QUERY, DOCS) == pytest.approx(expected, abs=1e-6)
+    assert flaky.seen == 5 + 2  # five batches, two of the tries refused once
+    flaky.failures, flaky.seen = 100, 0
+    c = client(f"http://127.0.0.1:{flaky.server_port}", max_documents=5, concurrency=1,
+               botocore_attempts=1, backoff=0.01, max_attempts=3)
+    with pytest.raises(RerankClientError) as info:
+        c.rerank(QUERY, DOCS[:3])
+    assert info.value.status == 503 and flaky.seen == 3
+
+
+def test_correct_under_the_servers_admission_limit(server, expected):
+    """6 requests in flight against SERVE_MAX_CONCURRENCY=2: refused ones (503) are retried."""
+    c = client(server, max_documents=2, concurrency=6, backoff=0.02, max_attempts=12)
+    assert c.scores(QUERY, DOCS) == pytest.approx(expected, abs=1e-6)
+
+
+def test_two_stage_example_keeps_the_top_five(server, bert_engine):
+    c = client(server, max_documents=5)
+    top = two_stage.two_stage(c, two_stage.QUERY, two_stage.CANDIDATES, first_stage=False)
+    scores = bert_engine.score(two_stage.QUERY, two_stage.CANDIDATES)
+    best = sorted(range(25), key=lambda i: -scores[i])[:5]
+    assert [row["corpus_index"] for row in top] == best
+    assert [row["text"] for row in top] == [two_stage.CANDIDATES[i] for i in best]
+    corpus = two_stage.CANDIDATES + ["bats bats bats super hero", "a quiet drama"]
+    assert two_stage.bm25("bats super hero", corpus, k=1) == [25]
+    assert len(two_stage.two_stage(c, "bats super hero", corpus, candidates=10)) == 5
+
+
+def test_invoke_cli_prints_a_table(server, capsys):
+    from deploy.__main__ import main
+
+    code = main(["invoke", "--endpoint", "reranker-test", "--endpoint-url", server,
+                 "--region", "us-east-1", "--max-documents", "4", "-q", QUERY,
+                 "-d", *DOCS[:7], "--top-n", "3", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0 and len(json.loads(out)) == 3
+    code = main(["invoke", "--endpoint", "reranker-test", "--endpoint-url", server,
+                 "--region", "us-east-1", "-q", QUERY, "-d", *DOCS[:7]])
+    out, err = capsys.readouterr()
+    assert code == 2 and "RERANK_MAX_DOCUMENTS" in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- async, against moto
+
+
+@pytest.fixture()
+def moto(monkeypatch):
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def _seed(moto_url: str, results: list[dict]) -> None:
+    request = urllib.request.Request(
+        f"{moto_url}/moto-api/static/sagemaker/async-endpoint-results",
+        data=json.dumps({"results": results}).encode(), method="POST",
+        headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request).close()
+
+
+def _real_answer(engine, body: bytes) -> str:
+    """What our hooks answer for ``body`` (the answer an async endpoint would store)."""
+    import inference
+
+    return inference.output_fn(engine.rerank(inference.input_fn(body, "application/json")),
+                               "application/json").decode()
+
+
+def test_rerank_async_uploads_polls_and_merges(moto, bert_engine):
+    s3 = boto3.client("s3", endpoint_url=moto, region_name="us-east-1")
+    s3.create_bucket(Bucket="async")
+    c = RerankClient("reranker-async", region="us-east-1", endpoint_url=moto,
+                     s3_endpoint_url=moto, max_documents=5)
+    batches = c.split(QUERY, DOCS[:8], 1 << 30)
+    assert batches == [(0, 5), (5, 8)]
+    bodies = [c._body(QUERY, DOCS[a:b], 3, False) for a, b in batches]
+    _seed(moto, [{"data": _real_answer(bert_engine, body)} for body in bodies])
+    top = c.rerank_async(QUERY, DOCS[:8], top_n=3, input_location="s3://async/in/",
+                         poll_seconds=0.01, timeout=30)
+    expected = bert_engine.score(QUERY, DOCS[:8])
+    assert [r["index"] for r in top] == sorted(range(8), key=lambda i: -expected[i])[:3]
+    stored = s3.list_objects_v2(Bucket="async", Prefix="in/")["Contents"]
+    sent = sorted(json.loads(s3.get_object(Bucket="async", Key=o["Key"])["Body"].read())[
+        "documents"][0] for o in stored)
+    assert sent == sorted([DOCS[0], DOCS[5]])
+    _seed(moto, [{"is_failure": True, "data": '{"error": {"message": "boom"}}'}])
+    with pytest.raises(RerankClientError, match="async inference failed"):
+        c.rerank_async(QUERY, DOCS[:2], input_location="s3://async/in/", poll_seconds=0.01,
+                       timeout=30)

