@@ -6,32 +6,19 @@ import numpy as np
 import pytest
 
 import inference
+from seed_examples import (
+    CAPITAL_DOCS,
+    CAPITAL_QUERY,
+    MOVIES,
+    MOVIES_QUERY,
+    NYC_AREAS,
+    NYC_QUERY,
+    PANDA_DOCS,
+    PANDA_QUERY,
+)
 
-CAPITAL_QUERY = "What is the capital city of America?"
-CAPITAL_DOCS = [  # seed 001
-    "Carson City is the capital city of the American state of Nevada.",
-    "The Commonwealth of the Northern Mariana Islands is a group of islands in the Pacific Ocean."
-    " Its capital is Saipan.",
-    "Washington, D.C. (also known as simply Washington or D.C., and officially as the District"
-    " of Columbia) is the capital of the United States. It is a federal district.",
-    "Capital punishment (the death penalty) has existed in the United States since beforethe"
-    " United States was a country. As of 2017, capital punishment is legal in 30 of the 50"
-    " states.",
-]
-PANDA = {  # seed 004
-    "query": "what is panda?",
-    "documents": ["hi", "panda is a restaurant",
-                  "The giant panda (Ailuropoda melanoleuca), sometimes called a panda bear or"
-                  " simply panda, is a bear species endemic to China."],
-    "topk": 2,
-}
-NYC_FACTS = [  # seed 000
-    "Astoria is home to many artists and has a large Greek-American community.",
-    "Harlem was the birthplace of the Harlem Renaissance, a cultural movement that celebrated"
-    " Black culture through art, music, and literature.",
-]
-MOVIES = ["The Dark Knight", "Watchmen", "Predator", "Despicable Me 2", "Batman Returns",
-          "Batman Begins", "Batman & Robin", "Super 8", "Megamind", "The Incredibles"]  # seed 003
+PANDA = {"query": PANDA_QUERY, "documents": PANDA_DOCS, "topk": 2}
+NYC_FACTS = [NYC_AREAS[0]["facts"], NYC_AREAS[2]["facts"]]
 
 
 def call(engine, body, content_type="application/json", accept="application/json"):
@@ -51,7 +38,7 @@ def assert_sorted(items, key):
 
 
 def test_cohere_with_seed_003_movies(bert_engine):
-    body = {"model": "rerank", "query": "super hero mystery action movie about bats",
+    body = {"model": "rerank", "query": MOVIES_QUERY,
             "documents": MOVIES, "top_n": 5, "return_documents": True}
     out, _ = call(bert_engine, body)
     assert set(out) >= {"id", "model", "results", "meta", "usage"}
@@ -114,7 +101,7 @@ def test_seed_004_topk_answers_raw_logits_cut_to_topk(bert_engine):
 
 def test_pipeline_single_and_list_with_seed_000_mapping(bert_engine):
     # Seed 000 maps text = the document, text_pair = the query: scored in the order given.
-    query = "artists art creative community"
+    query = NYC_QUERY
     single, result = call(bert_engine, {"inputs": {"text": NYC_FACTS[0], "text_pair": query}})
     assert set(single) == {"label", "score"} and single["label"] == "LABEL_0"
     assert result.request.pairs == [(NYC_FACTS[0], query)]
