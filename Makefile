@@ -20,7 +20,7 @@ TEST_DEPS :=
 help:  ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt container/requirements.txt
+$(STAMP): requirements.txt container/requirements.txt container/requirements-cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --progress-bar off -r requirements.txt

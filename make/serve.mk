@@ -10,12 +10,12 @@ TEST_PORT   ?= 8089
 SERVE_ENV   := PYTHONPATH=code:container
 NO_DOCKER    = echo "$@: no Docker engine runs here (docker info failed): nothing to do"; exit 0
 # The model directory for MODEL (default: the MiniLM reranker), or exit with the error.
-MODEL_DIR    = $$($(PY) container/local_model.py "$(or $(MODEL),$(1))") || exit $$?
+resolve_model = $$($(PY) container/local_model.py "$(or $(MODEL),$(1))") || exit $$?
 
 .PHONY: serve demo-model docker-build docker-run docker-test
 
 serve: $(STAMP)  ## serve MODEL=<dir|model.tar.gz|hub id> on 127.0.0.1:PORT (8080) until Ctrl-C
-	@dir=$(call MODEL_DIR,$(SERVE_MODEL_DEFAULT)); \
+	@dir=$(call resolve_model,$(SERVE_MODEL_DEFAULT)); \
 	echo "serving $$dir on http://127.0.0.1:$(or $(PORT),8080) (Ctrl-C stops)"; \
 	$(SERVE_ENV) exec $(PY) -m serving --model-dir "$$dir" --host 127.0.0.1 --port $(or $(PORT),8080)
 
@@ -31,7 +31,7 @@ docker-build:  ## build the serving image reranker-serving:VARIANT (VARIANT=cpu|
 
 docker-run: $(STAMP)  ## run the image on 127.0.0.1:PORT (8080), MODEL mounted read-only at /opt/ml/model
 	@docker info >/dev/null 2>&1 || { $(NO_DOCKER); }; \
-	dir=$(call MODEL_DIR,$(DEMO_MODEL)); \
+	dir=$(call resolve_model,$(DEMO_MODEL)); \
 	exec docker run --rm -p 127.0.0.1:$(or $(PORT),8080):8080 \
 		$(if $(filter gpu,$(VARIANT)),--gpus all) \
 		-v "$$dir":/opt/ml/model:ro $(IMAGE):$(VARIANT) serve
@@ -39,7 +39,7 @@ docker-run: $(STAMP)  ## run the image on 127.0.0.1:PORT (8080), MODEL mounted r
 docker-test: $(STAMP)  ## the HTTP suite against the image (MODEL default build/demo-minilm)
 	@docker info >/dev/null 2>&1 || { $(NO_DOCKER); }; \
 	$(if $(MODEL),,$(MAKE) --no-print-directory demo-model &&) \
-	dir=$(call MODEL_DIR,$(DEMO_MODEL)); \
+	dir=$(call resolve_model,$(DEMO_MODEL)); \
 	cid=$$(docker run -d --rm -p 127.0.0.1:$(TEST_PORT):8080 \
 		$$($(PY) tests/serverutil.py docker-env) \
 		-v "$$dir":/opt/ml/model:ro $(IMAGE):$(VARIANT) serve) || exit $$?; \

@@ -37,6 +37,12 @@ class Settings:
     device: str = "auto"
     # "auto": ONNX Runtime when the model directory has an ONNX model and no GPU is used.
     backend: str = "auto"
+    # ONNX file the onnx backend runs: "auto" (onnx/model_int8.onnx if present, else
+    # onnx/model.onnx), "fp32", "int8", or a file name inside onnx/.
+    onnx_model: str = "auto"
+    # Runtime for the ONNX file: "onnxruntime", or "openvino" (optional package; bf16 on
+    # CPUs with AMX unless RERANK_DTYPE=float32).
+    onnx_runtime: str = "onnxruntime"
     # Documents per request; larger requests get 413 (clients split them).
     max_documents: int = 1000
     # Characters per document and per query before a request is refused (413).
