@@ -46,6 +46,7 @@ def reference_logits(tokenizer, model, pairs, max_length=MAX_LEN):
 
 def test_scores_equal_plain_forward_pass(loaded):
     _, _, engine, tokenizer, model = loaded
+    assert engine.describe()["first_token_tail"], "the last-layer shortcut must be what we test"
     pairs = [(QUERY, d) for d in DOCS]
     expected = reference_logits(tokenizer, model, pairs)
     result = engine.rerank(_request(pairs))

@@ -28,7 +28,7 @@ class Settings:
     max_length: int = 512
     # Share of max_length a query may take before it is cut, so documents keep room.
     max_query_share: float = 0.5
-    # Padded tokens (rows x longest row) per forward pass; 0 picks 2048 on CPU, 16384 on GPU.
+    # Padded tokens (rows x longest row) per forward pass; 0 picks 1024 on CPU, 16384 on GPU.
     batch_tokens: int = 0
     # Rows per forward pass, whatever the token budget.
     max_batch_rows: int = 256
@@ -94,7 +94,7 @@ class Settings:
     def batch_tokens_for(self, device_type: str) -> int:
         if self.batch_tokens:
             return self.batch_tokens
-        return 16384 if device_type == "cuda" else 2048
+        return 16384 if device_type == "cuda" else 1024
 
     def public(self) -> dict:
         """Settings as logged at start-up (nothing secret lives here)."""
