@@ -220,17 +220,15 @@ class _Config:
 def _load_torch(model_dir: Path):
     import transformers
 
+    from reranker.backends.torch_backend import TorchBackend
+
     config = json.loads((model_dir / "config.json").read_text())
-    cls = transformers.AutoModelForSequenceClassification
     safetensors = (model_dir / "model.safetensors").exists()
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
-        try:
-            model = cls.from_pretrained(model_dir, attn_implementation="sdpa",
-                                        use_safetensors=safetensors)
-        except (ValueError, ImportError):  # architectures without SDPA (DeBERTa-v2)
-            model = cls.from_pretrained(model_dir, attn_implementation="eager",
-                                        use_safetensors=safetensors)
+        # The engine's own model, with its last-layer shortcut: the graph inherits it.
+        model = TorchBackend(str(model_dir), device="cpu", dtype="float32",
+                             trust_remote_code=False, use_safetensors=safetensors).model
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot load {model_dir} with transformers: {exc}") from None
     return model.eval(), tokenizer, config
