@@ -11,11 +11,15 @@ import os
 import signal
 import sys
 
-import uvicorn
+# Before torch loads OpenMP: spinning worker threads collapse throughput 3-10x as soon as
+# the event loop or a tokenizer wants a core (docs/BENCHMARKS.md, server configuration).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import config as server_config
-from . import logs
-from .app import build_app
+import uvicorn  # noqa: E402
+
+from . import config as server_config  # noqa: E402
+from . import logs  # noqa: E402
+from .app import build_app  # noqa: E402
 
 log = logging.getLogger("serving")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import numpy as np
@@ -44,8 +43,8 @@ def pick_dtype(requested: str, device: torch.device) -> str:
 
 
 class TorchBackend:
-    """fp32 weights with bf16 autocast on CPU (keeps LayerNorm and softmax in fp32);
-    weights cast to fp16/bf16 on CUDA, with SDPA attention where the model supports it."""
+    """The model in the chosen dtype (fp32 on CPU unless bf16 is asked for; bf16 or fp16 on
+    CUDA), with SDPA attention where the model supports it."""
 
     name = "torch"
 
@@ -57,17 +56,13 @@ class TorchBackend:
             torch.set_num_threads(threads)
         if self.device.type == "cpu" and self.dtype == "bfloat16" and not cpu_supports_bf16():
             log.warning("this CPU has no avx512_bf16/AMX: bfloat16 will be slower than float32")
-        load_dtype = torch.float32 if self.device.type == "cpu" else _DTYPES[self.dtype]
-        self.model = _load(model_dir, load_dtype, trust_remote_code, use_safetensors)
+        # bf16 weights, not fp32 weights under autocast: autocast re-casts every weight on
+        # every forward pass, which cost 30-40% of bf16's speed on CPU (docs/BENCHMARKS.md).
+        self.model = _load(model_dir, _DTYPES[self.dtype], trust_remote_code, use_safetensors)
         self.model.to(self.device).eval()
         self.first_token_tail = _classify_from_first_token_only(self.model)
         self.num_labels = int(self.model.config.num_labels)
         self.pad_multiple = 8 if self.device.type == "cuda" else 1
-
-    def _autocast(self):
-        if self.device.type == "cpu" and self.dtype == "bfloat16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
     def forward(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray | None) -> np.ndarray:
         try:
@@ -89,7 +84,7 @@ class TorchBackend:
         }
         if types is not None:
             inputs["token_type_ids"] = torch.from_numpy(types).to(self.device, non_blocking=True)
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode():
             logits = self.model(**inputs).logits
         return logits.float().cpu().numpy()
 

@@ -1,0 +1,47 @@
+"""Useful FLOPs of an encoder cross-encoder, from its config.
+
+Per layer, per token of a sequence of ``t`` real tokens (h = hidden size, i = FFN size):
+
+* dense:     2 x (4 h^2 + 2 h i)  the Q, K, V, O projections and the two FFN matrices
+             (2 FLOPs per multiply-add, i.e. 2 x the layer's weights seen by each token)
+* attention: 4 t h                Q K^T and softmax(.) V, each t x h multiply-adds
+
+so one sequence costs ``L t (8 h^2 + 4 h i + 4 t h) + 2 h^2 + 2 h labels`` (pooler and
+classifier once per sequence; embeddings are look-ups, LayerNorm/softmax are ignored).
+"Useful" counts real tokens only: the FLOPs spent on padding are what padding
+efficiency measures separately.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+FORMULA = "L*t*(8*h^2 + 4*h*i + 4*t*h) + 2*h^2 + 2*h*labels per sequence of t tokens"
+
+
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    layers: int
+    hidden: int
+    intermediate: int
+    labels: int = 1
+
+    @classmethod
+    def from_model_dir(cls, model_dir: str | Path) -> Shape:
+        config = json.loads((Path(model_dir) / "config.json").read_text())
+        return cls(layers=int(config["num_hidden_layers"]), hidden=int(config["hidden_size"]),
+                   intermediate=int(config["intermediate_size"]),
+                   labels=len(config.get("id2label") or {"0": 0}))
+
+    def sequence_flops(self, tokens: int) -> float:
+        h, i, t = self.hidden, self.intermediate, tokens
+        per_token = 8 * h * h + 4 * h * i + 4 * t * h
+        return self.layers * t * per_token + 2 * h * h + 2 * h * self.labels
+
+    def flops(self, lengths) -> float:
+        return float(sum(self.sequence_flops(t) for t in lengths))
+
+    def dense_flops_per_token(self) -> float:
+        return float(self.layers * (8 * self.hidden**2 + 4 * self.hidden * self.intermediate))

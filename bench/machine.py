@@ -1,0 +1,143 @@
+"""What the numbers were measured on: CPU, flags, software versions, and GEMM rates.
+
+The matrix-multiply rate is the yardstick for "model FLOP/s as a share of the machine":
+measured once per run with torch on the same threads the peers use, fp32 and (where the
+CPU has avx512_bf16 / AMX) bf16.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+import time
+
+# Flags that decide which fast paths this CPU has.
+INTERESTING_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+                     "amx_tile", "amx_bf16", "amx_int8")
+PACKAGES = ("torch", "transformers", "tokenizers", "sentence-transformers", "onnxruntime",
+            "numpy", "uvicorn")
+# The DLC stack lives in its own venv (transformers 4.x): its versions are read from there.
+DLC_PACKAGES = ("sagemaker-huggingface-inference-toolkit", "multi-model-server", "torch",
+                "transformers")
+
+
+def cpu_info() -> dict:
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags.update(value.split())
+    except OSError:
+        pass
+    return {
+        "model": model,
+        "cores": os.cpu_count(),
+        "flags": [f for f in INTERESTING_FLAGS if f in flags],
+        "bf16": "avx512_bf16" in flags or "amx_bf16" in flags,
+        "machine": platform.machine(),
+        "system": f"{platform.system()} {platform.release()}",
+    }
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def dlc_versions() -> dict:
+    """Package versions of the DLC stack's venv (.venv-dlc), {} when it is not built."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    venv = Path(os.environ.get("DLC_VENV", Path(__file__).resolve().parent.parent / ".venv-dlc"))
+    python = venv / "bin" / "python"
+    if not python.exists():
+        return {}
+    code = ("import importlib.metadata as m, json, sys\n"
+            "out = {}\n"
+            "for n in sys.argv[1:]:\n"
+            "    try: out[n] = m.version(n)\n"
+            "    except m.PackageNotFoundError: pass\n"
+            "print(json.dumps(out))")
+    try:
+        done = subprocess.run([str(python), "-c", code, *DLC_PACKAGES], capture_output=True,
+                              text=True, timeout=60, check=True)
+        return json.loads(done.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return {}
+
+
+def gpu_info() -> dict | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(0)
+    return {"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
+            "count": torch.cuda.device_count(), "cuda": torch.version.cuda,
+            "bf16": torch.cuda.is_bf16_supported()}
+
+
+def gemm_rate(dtype: str = "float32", device: str = "cpu", sizes=(1024, 2048),
+              seconds: float = 1.0) -> float:
+    """Best sustained FLOP/s of ``a @ b`` over a few square sizes (2 n^3 flops each)."""
+    import torch
+
+    dt = getattr(torch, dtype)
+    best = 0.0
+    for n in sizes:
+        a = torch.randn(n, n, device=device).to(dt)
+        b = torch.randn(n, n, device=device).to(dt)
+        a @ b  # first call pays for kernel selection / JIT
+        _sync(device)
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            for _ in range(3):
+                a @ b
+            _sync(device)
+            best = max(best, 3 * 2 * n**3 / (time.perf_counter() - start))
+    return best
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def describe(measure_gemm: bool = True, gemm_seconds: float = 1.0) -> dict:
+    import torch
+
+    cpu = cpu_info()
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu,
+        "torch_threads": torch.get_num_threads(),
+        "versions": versions(),
+        "dlc_versions": dlc_versions(),
+        "gpu": gpu_info(),
+        "gemm_flops": {},
+    }
+    if measure_gemm:
+        info["gemm_flops"]["cpu_float32"] = gemm_rate("float32", seconds=gemm_seconds)
+        if cpu["bf16"]:
+            info["gemm_flops"]["cpu_bfloat16"] = gemm_rate("bfloat16", seconds=gemm_seconds)
+        if info["gpu"]:
+            for dt in ("float32", "float16", "bfloat16"):
+                info["gemm_flops"][f"cuda_{dt}"] = gemm_rate(
+                    dt, device="cuda", sizes=(4096, 8192), seconds=gemm_seconds)
+    return info

@@ -1,0 +1,53 @@
+"""The benchmark's models, built offline once into a cache directory (no hub here).
+
+* ``minilm``: exactly cross-encoder/ms-marco-MiniLM-L-6-v2's architecture (6 x 384,
+  BERT uncased vocabulary) with a pretrained body and a random 1-label head
+  (tests/tiny_models.minilm_cross_encoder).
+* ``bge-large``: bge-reranker-large's shape (XLM-R, 24 x 1024, 250k vocabulary) with
+  random weights (tests/tiny_models.bge_large_shape): same compute, meaningless scores.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MODELS = {
+    "minilm": ("minilm-l6", "minilm_cross_encoder",
+               "MiniLM-L6 (ms-marco-MiniLM-L-6-v2 architecture)"),
+    "bge-large": ("bge-large-shape", "bge_large_shape",
+                  "bge-reranker-large shape (XLM-R 24x1024, random weights)"),
+}
+
+
+def ensure_paths() -> None:
+    """code/ (the engine), tests/ (tiny_models, serverutil, dlcutil) and the repo root."""
+    for path in (ROOT / "code", ROOT / "tests", ROOT):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+
+
+def build(name: str, cache: Path) -> Path:
+    """The model directory for ``name``, built on first use (a finished build is kept)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+    dirname, builder, _ = MODELS[name]
+    out = cache / "models" / dirname
+    if (out / "config.json").is_file() and (out / "tokenizer.json").is_file():
+        return out
+    ensure_paths()
+    import tiny_models
+
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    getattr(tiny_models, builder)(partial)
+    shutil.rmtree(out, ignore_errors=True)
+    partial.rename(out)
+    return out
+
+
+def title(name: str) -> str:
+    return MODELS[name][2] if name in MODELS else name

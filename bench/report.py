@@ -1,0 +1,281 @@
+"""Targets, and the Markdown tables written into docs/BENCHMARKS.md.
+
+The document keeps its hand-written text; only the blocks between the markers
+``<!-- BEGIN GENERATED: cpu -->`` / ``<!-- END GENERATED: cpu -->`` (and ``gpu``) are
+rewritten.  The GPU block is only rewritten by a run that had a GPU, so a CPU run never
+erases GPU numbers taken elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+FP32_RATIO, FAST_RATIO, SERVER_RATIO, FP32_TOLERANCE = 1.5, 3.0, 2.0, 1e-5
+
+SKELETON = """# Benchmarks
+
+<!-- BEGIN GENERATED: cpu -->
+<!-- END GENERATED: cpu -->
+
+<!-- BEGIN GENERATED: gpu -->
+<!-- END GENERATED: gpu -->
+"""
+
+
+# ---------------------------------------------------------------- targets
+
+
+def _primary(results: dict) -> tuple[str | None, dict]:
+    name = "minilm" if "minilm" in results["models"] else next(iter(results["models"]), None)
+    return name, results["models"].get(name, {}) if name else {}
+
+
+def targets(results: dict) -> list[dict]:
+    _, model = _primary(results)
+    rows = model.get("workloads", {}).get("mixed100", {}).get("results", {})
+    return [_fp32_target(rows), _fast_target(rows), _server_target(results.get("server"))]
+
+
+def _fp32_target(rows: dict) -> dict:
+    goal = (f"fp32 >= {FP32_RATIO}x CrossEncoder.predict pairs/s (mixed 100 docs), scores"
+            f" within {FP32_TOLERANCE:g} of a plain forward pass")
+    ce, fp32 = rows.get("crossencoder"), rows.get("engine-fp32")
+    if not ce or not fp32:
+        return {"target": goal, "met": None, "measured": "not measured in this run"}
+    ratio = fp32["pairs_per_s"] / ce["pairs_per_s"]
+    dev = fp32.get("vs_plain_forward", {}).get("max_abs")
+    met = ratio >= FP32_RATIO and dev is not None and dev <= FP32_TOLERANCE
+    return {"target": goal, "met": met, "ratio": ratio, "max_abs_deviation": dev,
+            "measured": f"{ratio:.2f}x ({fp32['pairs_per_s']:.1f} vs {ce['pairs_per_s']:.1f}"
+                        f" pairs/s), max abs deviation from a plain forward pass {_sci(dev)}"}
+
+
+def _fast_target(rows: dict) -> dict:
+    goal = (f"fastest CPU mode >= {FAST_RATIO}x CrossEncoder.predict, with its deviation and"
+            " rank agreement")
+    ce = rows.get("crossencoder")
+    engines = {n: r for n, r in rows.items() if r["kind"] == "engine"}
+    if not ce or not engines:
+        return {"target": goal, "met": None, "measured": "not measured in this run"}
+    name, best = max(engines.items(), key=lambda kv: kv[1]["pairs_per_s"])
+    ratio = best["pairs_per_s"] / ce["pairs_per_s"]
+    dev = best.get("vs_engine_fp32") or best.get("vs_plain_forward") or {}
+    return {"target": goal, "met": ratio >= FAST_RATIO, "mode": name, "ratio": ratio,
+            "deviation": dev,
+            "measured": f"{best['label']}: {ratio:.2f}x ({best['pairs_per_s']:.1f} pairs/s);"
+                        f" max abs deviation from fp32 {_sci(dev.get('max_abs'))}, Kendall tau"
+                        f" {_num(dev.get('kendall_tau_mean'), 3)}, top-10 overlap"
+                        f" {_pct(dev.get('top10_overlap_mean'))}"}
+
+
+def _server_target(server: dict | None) -> dict:
+    goal = (f"our server >= {SERVER_RATIO}x the requests/s of toolkit + MMS at concurrency 8,"
+            " p99 no worse")
+    stacks = (server or {}).get("stacks", {})
+    ours = _level(stacks.get("ours"), 8)
+    dlc = _level(stacks.get("dlc"), 8)
+    if not ours or not dlc or not dlc["rps"]:
+        why = (server or {}).get("error") or (server or {}).get("skipped", {}).get("dlc")
+        return {"target": goal, "met": None,
+                "measured": "not measured in this run" + (f" ({why})" if why else "")}
+    ratio = ours["rps"] / dlc["rps"]
+    met = ratio >= SERVER_RATIO and ours["p99_ms"] <= dlc["p99_ms"]
+    return {"target": goal, "met": met, "ratio": ratio,
+            "measured": f"{ratio:.2f}x ({ours['rps']:.1f} vs {dlc['rps']:.1f} rps); p99"
+                        f" {ours['p99_ms']:.0f} vs {dlc['p99_ms']:.0f} ms"}
+
+
+def _level(rows, concurrency: int):
+    return next((r for r in rows or [] if r["concurrency"] == concurrency and r["requests"]),
+                None)
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def _sci(x) -> str:
+    return "n/a" if x is None else f"{x:.1e}"
+
+
+def _num(x, digits: int = 1) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"
+
+
+def _verdict(met) -> str:
+    return {True: "**met**", False: "**missed**", None: "not measured"}[met]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines
+
+
+def machine_lines(results: dict, json_path: Path | None, png_path: Path | None) -> list[str]:
+    m = results["machine"]
+    cpu = m["cpu"]
+    gemm = ", ".join(f"{k.replace('_', ' ')} {v / 1e9:.0f} GFLOP/s"
+                     for k, v in m["gemm_flops"].items())
+    soft = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    lines = [
+        f"- Date: {m['date']}; command: `{results['config'].get('command', '')}`"
+        f" ({results.get('elapsed_s', 0) / 60:.1f} min)",
+        f"- Machine: {cpu['model']}, {cpu['cores']} cores ({cpu['system']}); flags:"
+        f" {', '.join(cpu['flags']) or 'none of interest'}; torch threads"
+        f" {results['config']['threads']} for every peer",
+        f"- Measured matrix-multiply rate (torch GEMM): {gemm or 'not measured'}",
+        f"- Software: {soft}",
+    ]
+    if m.get("dlc_versions"):
+        dlc = ", ".join(f"{k} {v}" for k, v in m["dlc_versions"].items())
+        lines.append(f"- DLC stack (`.venv-dlc`): {dlc}, Java multi-model-server frontend")
+    if json_path:
+        lines.append(f"- Raw results: `{_rel(json_path)}`; chart: `{_rel(png_path)}`")
+    return lines
+
+
+def _rel(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def target_lines(results: dict) -> list[str]:
+    rows = [[t["target"], t["measured"], _verdict(t["met"])] for t in results["targets"]]
+    return _table(["target", "measured", "result"], rows)
+
+
+def engine_lines(name: str, model: dict) -> list[str]:
+    lines = [f"#### {model['title']}", ""]
+    for reason in model.get("skipped", []):
+        lines.append(f"- Left out: {reason['peer']}: {reason['reason']}")
+    if model.get("skipped"):
+        lines.append("")
+    for w in model.get("workloads", {}).values():
+        rows = w["results"]
+        base = rows.get("crossencoder", {}).get("pairs_per_s")
+        top = next((k for k in next(iter(rows.values()), {}).get("vs_engine_fp32", {})
+                    if k.endswith("overlap_mean")), "top10_overlap_mean")
+        header = ["peer", "pairs/s", "x CrossEncoder", "p50 ms", "p95 ms", "padding eff.",
+                  "FLOP/s share of fp32 GEMM (own dtype)", "max abs dev. vs plain fwd",
+                  "max abs dev. vs fp32", "Kendall tau vs fp32",
+                  top.replace("_overlap_mean", " overlap")]
+        table = []
+        for row in rows.values():
+            fwd, f32 = row.get("vs_plain_forward", {}), row.get("vs_engine_fp32", {})
+            own = row.get("share_of_own_gemm")
+            share = _pct(row.get("share_of_fp32_gemm"))
+            if own is not None and row["flops_dtype"] != "float32":
+                share += f" ({_pct(own)} of {row['flops_dtype']})"
+            table.append([
+                row["label"], _num(row["pairs_per_s"]),
+                f"{row['pairs_per_s'] / base:.2f}" if base else "n/a",
+                _num(row["p50_ms"], 0), _num(row["p95_ms"], 0),
+                _pct(row["padding_efficiency"]), share, _sci(fwd.get("max_abs")),
+                _sci(f32.get("max_abs")), _num(f32.get("kendall_tau_mean"), 3),
+                _pct(f32.get(top)),
+            ])
+        checked = (f"deviations vs the plain forward pass over the first"
+                   f" {w['reference_requests']} request(s)" if w["reference_requests"]
+                   else "no plain forward pass on this model (time): deviations vs our fp32")
+        lines += [f"{w['description']}: {w['requests']} requests,"
+                  f" {w['real_tokens_per_pair']:.0f} real tokens per pair on average,"
+                  f" {w['useful_flops_per_request'] / 1e9:.3g} GFLOP of useful work per"
+                  f" request; {checked}.", ""]
+        lines += _table(header, table) + [""]
+    return lines
+
+
+def server_lines(server: dict | None) -> list[str]:
+    if not server:
+        return ["Server level not run (`--no-server`)."]
+    if server.get("error"):
+        return [f"Server level failed: {server['error']}"]
+    stacks = server.get("stacks", {})
+    lines = [f"10-document requests (Cohere dialect, every score returned), closed loop, at"
+             f" most {server['max_requests']} requests or {server['max_seconds']:.0f} s per"
+             f" level and stack; our server with"
+             f" `{' '.join(f'{k}={v}' for k, v in server['ours_env'].items())}`, the"
+             f" toolkit + MMS stack with {server['dlc_workers']} workers and"
+             f" `{' '.join(f'{k}={v}' for k, v in server['dlc_env'].items())}`, both serving"
+             " code/inference.py.", ""]
+    for name, why in server.get("skipped", {}).items():
+        lines += [f"- Left out: {name}: {why}", ""]
+    header = ["concurrency", "ours rps", "ours p50 ms", "ours p99 ms", "DLC rps",
+              "DLC p50 ms", "DLC p99 ms", "rps ratio", "errors (ours/DLC)"]
+    rows = []
+    for level in server["levels"]:
+        ours, dlc = _level(stacks.get("ours"), level), _level(stacks.get("dlc"), level)
+        ratio = f"{ours['rps'] / dlc['rps']:.2f}" if ours and dlc and dlc["rps"] else "n/a"
+        rows.append([str(level), *_server_cells(ours), *_server_cells(dlc), ratio,
+                     f"{_errors(stacks.get('ours'), level)}/{_errors(stacks.get('dlc'), level)}"])
+    return lines + _table(header, rows)
+
+
+def _server_cells(row) -> list[str]:
+    if not row:
+        return ["n/a"] * 3
+    return [_num(row["rps"]), _num(row["p50_ms"], 0), _num(row["p99_ms"], 0)]
+
+
+def _errors(rows, level: int) -> str:
+    row = next((r for r in rows or [] if r["concurrency"] == level), None)
+    return "n/a" if row is None else str(row["errors"])
+
+
+def cpu_section(results: dict, json_path=None, png_path=None) -> str:
+    lines = ["### Latest run", ""] + machine_lines(results, json_path, png_path) + [""]
+    lines += ["#### Targets", ""] + target_lines(results) + [""]
+    lines += ["### Engine level", ""]
+    for name, model in results["models"].items():
+        lines += engine_lines(name, model)
+    lines += ["### Server level", ""] + server_lines(results.get("server"))
+    return "\n".join(lines)
+
+
+def gpu_section(results: dict) -> str | None:
+    gpu = results.get("gpu")
+    if not gpu:
+        return None
+    g = results["machine"]["gpu"]
+    gemm = ", ".join(f"{k} {v / 1e12:.1f} TFLOP/s"
+                     for k, v in results["machine"]["gemm_flops"].items() if k.startswith("cuda"))
+    lines = ["### GPU run", "", f"- Date: {results['machine']['date']}; GPU: {g['name']}"
+             f" ({g['memory_gib']} GiB, CUDA {g['cuda']}); GEMM: {gemm}", ""]
+    for name, model in gpu.items():
+        lines += engine_lines(name, model)
+    return "\n".join(lines)
+
+
+def _replace_block(text: str, block: str, body: str) -> str:
+    begin, end = f"<!-- BEGIN GENERATED: {block} -->", f"<!-- END GENERATED: {block} -->"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        text = text.rstrip("\n") + f"\n\n{begin}\n{end}\n"
+    return pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text)
+
+
+def update_doc(doc: Path, results: dict, json_path: Path, png_path: Path) -> None:
+    text = doc.read_text() if doc.is_file() else SKELETON
+    text = _replace_block(text, "cpu", cpu_section(results, json_path, png_path))
+    gpu = gpu_section(results)
+    if gpu is not None:
+        text = _replace_block(text, "gpu", gpu)
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
+
+
+def console_summary(results: dict) -> str:
+    lines = ["", "Targets:"]
+    for t in results["targets"]:
+        verdict = _verdict(t["met"]).strip("*").upper()
+        lines.append(f"  {verdict}: {t['target']}\n      {t['measured']}")
+    return "\n".join(lines)

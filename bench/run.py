@@ -1,0 +1,193 @@
+"""`make bench`: measure our engine and server against what users run today, in one run.
+
+    python -m bench                 # the full run (well under 15 min on 2 cores)
+    python -m bench --quick         # MiniLM only, fewer requests, short server levels
+
+Writes bench/results/<date>.json, bench/results/<date>.png and the tables of
+docs/BENCHMARKS.md.  See docs/BENCHMARKS.md for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import models
+
+ROOT = models.ROOT
+DEFAULT_ROUNDS = {"mixed100": 4, "opensearch10": 16, "rag25": 8}
+QUICK_ROUNDS = {"mixed100": 1, "opensearch10": 4, "rag25": 2}
+CPU_MODES = ("fp32", "bf16", "onnx", "onnx-int8")
+QUICK_MODES = ("fp32", "bf16", "onnx-int8")
+PEERS = ("crossencoder", "seed004", "pipeline")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true",
+                   help="MiniLM only, fewer requests and modes, short server levels (~3 min)")
+    p.add_argument("--models", default=None,
+                   help="comma-separated: minilm,bge-large (default: both; quick: minilm)")
+    p.add_argument("--model-dir", type=Path, default=None,
+                   help="benchmark this model directory instead of the built ones")
+    p.add_argument("--rounds", type=float, default=1.0,
+                   help="scale the number of requests per workload (default 1.0)")
+    p.add_argument("--modes", default=None,
+                   help=f"engine modes on CPU (default: {','.join(CPU_MODES)};"
+                        f" quick: {','.join(QUICK_MODES)})")
+    p.add_argument("--peers", default=",".join(PEERS), help="peers to compare with")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 2,
+                   help="torch threads for every peer (default: the number of cores)")
+    p.add_argument("--batch-tokens", type=int, default=0,
+                   help="engine token budget per forward pass (0: the engine's default)")
+    p.add_argument("--no-engine", dest="engine", action="store_false", default=True,
+                   help="skip the engine level (server level only)")
+    p.add_argument("--server", dest="server", action="store_true", default=True)
+    p.add_argument("--no-server", dest="server", action="store_false",
+                   help="skip the server level")
+    p.add_argument("--no-dlc", dest="dlc", action="store_false", default=True,
+                   help="server level without the toolkit + MMS stack")
+    p.add_argument("--levels", default=None,
+                   help="server concurrency levels (default 1,8,32; quick 1,8)")
+    p.add_argument("--ours-env", default=None, metavar="K=V,...",
+                   help="our server's RERANK_*/SERVE_* settings (default: the best found,"
+                        " see bench/server_bench.py)")
+    p.add_argument("--server-requests", type=int, default=None,
+                   help="requests per level and stack (default 300; quick 40)")
+    p.add_argument("--server-seconds", type=float, default=None,
+                   help="time cap per level and stack (default 20; quick 6)")
+    p.add_argument("--cache", type=Path, default=ROOT / "build" / "bench",
+                   help="where models and ONNX exports are built once")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
+                   help="directory for the JSON results and the PNG chart")
+    p.add_argument("--doc", type=Path, default=ROOT / "docs" / "BENCHMARKS.md",
+                   help="Markdown file whose tables are rewritten (--doc '' to skip)")
+    p.add_argument("--gemm-seconds", type=float, default=None,
+                   help="seconds per GEMM-rate measurement (default 2; quick 0.5)")
+    args = p.parse_args(argv)
+    if args.rounds <= 0:
+        p.error("--rounds must be positive")
+    if args.threads < 1:
+        p.error("--threads must be at least 1")
+    args.levels = args.levels or ("1,8" if args.quick else "1,8,32")
+    args.modes = args.modes or ",".join(QUICK_MODES if args.quick else CPU_MODES)
+    try:
+        args.levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    except ValueError:
+        p.error(f"--levels must be comma-separated integers, got {args.levels!r}")
+    if not args.levels or min(args.levels) < 1:
+        p.error("--levels needs at least one concurrency of 1 or more")
+    if args.ours_env is not None:
+        pairs = [x.split("=", 1) for x in args.ours_env.split(",") if x.strip()]
+        if any(len(kv) != 2 or not kv[0].strip() for kv in pairs):
+            p.error(f"--ours-env must be K=V pairs separated by commas, got {args.ours_env!r}")
+        args.ours_env = {k.strip(): v.strip() for k, v in pairs}
+    args.modes = _choices(p, "--modes", args.modes, CPU_MODES)
+    args.peers = _choices(p, "--peers", args.peers, PEERS)
+    if args.model_dir is not None:
+        if not (args.model_dir / "config.json").is_file():
+            p.error(f"--model-dir {args.model_dir} has no config.json")
+        args.models = ["custom"]
+    else:
+        default = "minilm" if args.quick else "minilm,bge-large"
+        args.models = _choices(p, "--models", args.models or default, tuple(models.MODELS))
+    args.server_requests = args.server_requests or (40 if args.quick else 300)
+    args.server_seconds = args.server_seconds or (6.0 if args.quick else 20.0)
+    args.gemm_seconds = args.gemm_seconds or (0.5 if args.quick else 2.0)
+    return args
+
+
+def _choices(p, flag: str, raw: str, allowed) -> list[str]:
+    values = [x.strip() for x in raw.split(",") if x.strip()]
+    unknown = [x for x in values if x not in allowed]
+    if unknown:
+        p.error(f"{flag}: unknown {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    models.ensure_paths()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import torch
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(args.threads)  # every in-process peer shares this setting
+    console = Console(stderr=True)
+    started = time.perf_counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        def log(message: str) -> None:
+            progress.console.print(f"[dim]{time.perf_counter() - started:6.1f}s[/] {message}")
+
+        from . import engine_level, machine
+
+        log(f"measuring GEMM rates ({args.threads} threads)")
+        info = machine.describe(gemm_seconds=args.gemm_seconds)
+        log("GEMM: " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s"
+                                 for k, v in info["gemm_flops"].items()))
+        results = {"machine": info, "config": _config(args), "models": {}}
+        for name in args.models if args.engine else []:
+            results["models"][name] = engine_level.run_model(name, args, info, progress, log)
+        if info["gpu"] and args.engine:
+            results["gpu"] = engine_level.run_gpu(args, info, progress, log)
+        if args.server:
+            results["server"] = _server(args, progress, log)
+    results["elapsed_s"] = time.perf_counter() - started
+    return _write(args, results, console)
+
+
+def _server(args, progress, log) -> dict:
+    from . import server_bench, workloads
+
+    name = args.models[0]
+    model_dir = args.model_dir or models.build(name, args.cache)
+    rounds = max(8, int(40 * args.rounds))
+    try:
+        return server_bench.run(model_dir, workloads.opensearch10(rounds, seed=101),
+                                args.levels, args.server_requests, args.server_seconds,
+                                progress, log, cache=args.cache, ours_env=args.ours_env,
+                                dlc=args.dlc) | {"model": name}
+    except Exception as exc:  # the engine level's numbers must still be written
+        log(f"server level failed: {exc}")
+        return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}", "model": name}
+
+
+def _config(args) -> dict:
+    return {"quick": args.quick, "models": args.models, "modes": args.modes,
+            "peers": args.peers, "threads": args.threads, "rounds_scale": args.rounds,
+            "batch_tokens": args.batch_tokens, "levels": args.levels,
+            "server_requests": args.server_requests, "server_seconds": args.server_seconds,
+            "engine_level": args.engine,
+            "command": " ".join(["python -m bench", *sys.argv[1:]])}
+
+
+def _write(args, results: dict, console) -> int:
+    from . import chart, report
+
+    results["targets"] = report.targets(results)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / f"{stamp}.json"
+    png_path = args.out / f"{stamp}.png"
+    json_path.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    chart.draw(results, png_path)
+    if str(args.doc):
+        report.update_doc(args.doc, results, json_path, png_path)
+    console.print(report.console_summary(results), markup=False, highlight=False)
+    console.print(f"results: {json_path}\nchart:   {png_path}"
+                  + (f"\ntables:  {args.doc}" if str(args.doc) else ""))
+    return 0
