@@ -37,7 +37,8 @@ class Reranker:
         device_type = getattr(device_type, "type", str(device_type))
         self.batcher = Batcher(
             backend.forward,
-            token_budget=max(settings.batch_tokens_for(device_type), self.max_length),
+            token_budget=max(settings.batch_tokens_for(device_type, str(backend.dtype)),
+                             self.max_length),
             max_rows=settings.max_batch_rows,
             pad_id=self.encoder.pad_id,
             pad_multiple=getattr(backend, "pad_multiple", 1),

@@ -28,7 +28,8 @@ class Settings:
     max_length: int = 512
     # Share of max_length a query may take before it is cut, so documents keep room.
     max_query_share: float = 0.5
-    # Padded tokens (rows x longest row) per forward pass; 0 picks 1024 on CPU, 16384 on GPU.
+    # Padded tokens (rows x longest row) per forward pass; 0 picks 1024 for fp32 on CPU,
+    # 2048 for bf16/int8 on CPU, 16384 on GPU.
     batch_tokens: int = 0
     # Rows per forward pass, whatever the token budget.
     max_batch_rows: int = 256
@@ -91,10 +92,14 @@ class Settings:
         _check(self.max_chunks >= 1, "max_chunks", "must be >= 1")
         _check(self.threads >= 0, "threads", "must be >= 0")
 
-    def batch_tokens_for(self, device_type: str) -> int:
+    def batch_tokens_for(self, device_type: str, dtype: str = "float32") -> int:
         if self.batch_tokens:
             return self.batch_tokens
-        return 16384 if device_type == "cuda" else 1024
+        if device_type == "cuda":
+            return 16384
+        # fp32 on CPU is fastest with small, cache-sized batches; AMX bf16/int8 kernels
+        # want larger matrices (docs/BENCHMARKS.md).
+        return 1024 if dtype == "float32" else 2048
 
     def public(self) -> dict:
         """Settings as logged at start-up (nothing secret lives here)."""

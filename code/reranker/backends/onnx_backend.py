@@ -154,6 +154,9 @@ class _OnnxRuntime:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # One batch at a time comes from the batcher: all cores go to intra-op parallelism.
         options.intra_op_num_threads = threads
+        # Idle threads sleep instead of spinning: the cores are shared with tokenizing
+        # request threads (the same reason the server sets OMP_WAIT_POLICY=PASSIVE).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:
