@@ -117,6 +117,16 @@ def start_server(model_dir, env: Mapping[str, str] | None = None, port: int | No
         server.log_path.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def suite_server(model_dir) -> Iterator[str]:
+    """The server the HTTP suites test: RERANK_TEST_URL's (make docker-test) or our own."""
+    if os.environ.get("RERANK_TEST_URL"):
+        yield os.environ["RERANK_TEST_URL"].rstrip("/")
+        return
+    with start_server(model_dir, env=SUITE_ENV) as url:
+        yield url
+
+
 def _main(argv: list[str]) -> int:
     """For make: ``wait URL [SECONDS]`` until /ping is 200; ``docker-env``: SUITE_ENV as -e."""
     if argv[:1] == ["docker-env"]:

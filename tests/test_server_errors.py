@@ -4,12 +4,10 @@ server answers the next good request.  Limits come from serverutil.SUITE_ENV
 
 from __future__ import annotations
 
-import os
-
 import httpx
 import pytest
 
-from serverutil import SUITE_ENV, start_server
+from serverutil import SUITE_ENV, suite_server
 
 pytestmark = pytest.mark.slow  # starts servers
 
@@ -22,10 +20,7 @@ MAX_BODY = int(SUITE_ENV["SERVE_MAX_PAYLOAD_BYTES"])
 
 @pytest.fixture(scope="module")
 def base_url(bert_dir):
-    if os.environ.get("RERANK_TEST_URL"):
-        yield os.environ["RERANK_TEST_URL"].rstrip("/")
-        return
-    with start_server(bert_dir, env=SUITE_ENV) as url:
+    with suite_server(bert_dir) as url:
         yield url
 
 

@@ -3,14 +3,13 @@ the same request sent alone (the batcher mixes requests; scores must not notice)
 
 from __future__ import annotations
 
-import os
 import random
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from serverutil import SUITE_ENV, start_server
+from serverutil import suite_server
 from tiny_models import CORPUS
 
 pytestmark = pytest.mark.slow  # starts servers
@@ -20,10 +19,7 @@ CLIENTS, REQUESTS = 16, 50
 
 @pytest.fixture(scope="module")
 def base_url(bert_dir):
-    if os.environ.get("RERANK_TEST_URL"):
-        yield os.environ["RERANK_TEST_URL"].rstrip("/")
-        return
-    with start_server(bert_dir, env=SUITE_ENV) as url:
+    with suite_server(bert_dir) as url:
         yield url
 
 
