@@ -41,23 +41,35 @@ class RequestContext:
         return next((v for k, v in self._headers.items() if k.lower() == lowered), None)
 
 
+# Arguments each hook takes before the optional context.
+_ARITY = {"model_fn": 1, "input_fn": 2, "predict_fn": 2, "output_fn": 2}
+
+
 class Hooks:
     def __init__(self, functions: dict[str, Callable], sources: dict[str, str]):
         self.functions = functions
         self.sources = sources  # hook -> file it came from, for the start-up log
+        # Decided once, not per request: inspect.signature is slow on the hot path.
+        self._wants_context = {name: _takes_context(fn, _ARITY[name])
+                               for name, fn in functions.items()}
 
     def load_model(self, model_dir: str, context: RequestContext):
-        return _call(self.functions["model_fn"], [model_dir], context)
+        return self._call("model_fn", context, model_dir)
 
     def invoke(self, model, body: bytes, content_type: str | None, accept: str | None,
                context: RequestContext) -> tuple[bytes, Any]:
         """Request bytes to response bytes; also returns the hook's result for the log."""
-        request = _call(self.functions["input_fn"], [body, content_type], context)
-        result = _call(self.functions["predict_fn"], [request, model], context)
-        payload = _call(self.functions["output_fn"], [result, accept], context)
+        request = self._call("input_fn", context, body, content_type)
+        result = self._call("predict_fn", context, request, model)
+        payload = self._call("output_fn", context, result, accept)
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
         return bytes(payload), result
+
+    def _call(self, name: str, context: RequestContext, *args):
+        if self._wants_context[name]:
+            return self.functions[name](*args, context)
+        return self.functions[name](*args)
 
 
 def load_hooks(model_dir: str, program: str = "inference.py") -> Hooks:
@@ -91,9 +103,7 @@ def _collect(module, functions: dict, sources: dict) -> None:
             sources[hook] = str(module.__file__)
 
 
-def _call(fn: Callable, args: list, context: RequestContext):
+def _takes_context(fn: Callable, arity: int) -> bool:
     """Pass ``context`` only when the hook takes one more argument (the toolkit's rule)."""
     params = inspect.signature(fn).parameters.values()
-    if any(p.kind is p.VAR_POSITIONAL for p in params) or len(params) > len(args):
-        return fn(*args, context)
-    return fn(*args)
+    return any(p.kind is p.VAR_POSITIONAL for p in params) or len(params) > arity

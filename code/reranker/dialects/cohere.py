@@ -39,8 +39,7 @@ def parse(body: dict) -> RerankRequest:
 def _rank_fields(body: dict) -> list[str] | None:
     if body.get("rank_fields") is None:
         return None
-    names = fields.strings(body, "rank_fields")
-    return names
+    return fields.strings(body, "rank_fields")
 
 
 def _document_text(doc, index: int, rank_fields: list[str] | None) -> str:
