@@ -20,10 +20,11 @@ TEST_DEPS :=
 help:  ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt container/requirements.txt container/requirements-cpu.txt
+$(STAMP): requirements.txt container/requirements.txt container/requirements-cpu.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --progress-bar off -r requirements.txt
+	$(BIN)/pip install --progress-bar off --no-deps --no-build-isolation -e .
 	touch $@
 
 venv: $(STAMP)  ## create .venv with every pinned requirement

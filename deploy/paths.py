@@ -1,8 +1,7 @@
-"""Where the repository's parts are, and how deploy code reaches the engine package."""
+"""Where the repository's parts are."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -10,8 +9,3 @@ CODE_DIR = ROOT / "code"            # what goes into model.tar.gz under code/
 BUILD_DIR = ROOT / "build"
 DEFAULT_ARCHIVE = BUILD_DIR / "model.tar.gz"
 
-
-def use_engine() -> None:
-    """Make ``import reranker`` work: the engine lives in code/, not in an installed package."""
-    if str(CODE_DIR) not in sys.path:
-        sys.path.insert(0, str(CODE_DIR))

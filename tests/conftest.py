@@ -1,19 +1,15 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT / "code", ROOT / "tests", ROOT):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
+# The engine, server, deploy tool and benchmarks are the installed project (`make venv`);
+# pytest itself puts tests/ on the path for the helpers beside this file.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import tiny_models  # noqa: E402
+import tiny_models  # noqa: E402  (after the offline switches above)
 
 
 @pytest.fixture(scope="session")

@@ -63,7 +63,6 @@ class Server:
         self.log_path = Path(self._log.name)
         full_env = dict(os.environ)
         full_env.update({
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "code"), str(ROOT / "container")]),
             "HF_HUB_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
             "PYTHONUNBUFFERED": "1",

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serverutil import ROOT, Server, ping
+from serverutil import Server, ping
 
 pytestmark = pytest.mark.slow  # starts servers
 
@@ -231,7 +231,7 @@ def test_model_that_fails_to_load_ends_the_process_with_1(tmp_path):
 ])
 def test_bad_settings_exit_2_with_one_line(bert_dir, env, args, needle):
     command = [sys.executable, "-m", "serving", "--model-dir", str(bert_dir), *args]
-    done = subprocess.run(command, env={**os.environ, **env, "PYTHONPATH": str(ROOT / "container")},
+    done = subprocess.run(command, env={**os.environ, **env},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and needle in done.stderr, done.stderr
