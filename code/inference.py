@@ -20,7 +20,7 @@ def input_fn(input_data, content_type, context=None):
 
 
 def predict_fn(data, model, context=None):
-    return model.rerank(data)
+    return dialects.run(data, model.rerank)
 
 
 def output_fn(prediction, accept, context=None):

@@ -18,6 +18,7 @@ COMMANDS = (
     "deploy.packaging",   # package
     "deploy.upload",      # upload
     "deploy.endpoints",   # deploy, delete, status
+    "deploy.transform",   # transform (Batch Transform)
     "deploy.invoke",      # invoke
     "deploy.opensearch",  # opensearch
     "deploy.vespa",       # vespa

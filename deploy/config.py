@@ -1,7 +1,7 @@
-"""Deploy settings: command-line flags > ``RERANKER_<NAME>`` environment > a TOML file > defaults.
+"""Deploy settings: command-line flags > ``DEPLOY_<NAME>`` environment > a TOML file > defaults.
 
 The file is ``reranker.toml`` in the working directory, or the one named by ``--config`` or
-``RERANKER_CONFIG``; it is optional::
+``DEPLOY_CONFIG``; it is optional::
 
     [deploy]                      # any field of DeployConfig, by name
     endpoint = "reranker"
@@ -12,8 +12,10 @@ The file is ``reranker.toml`` in the working directory, or the one named by ``--
     [container]                   # passed to the endpoint as its environment
     RERANK_MAX_LENGTH = 256
 
-Container settings also come from ``RERANK_*`` variables in the environment and ``--env
-KEY=VALUE``; they are validated with the engine's own Settings before anything is created.
+The deploy tool's own variables are ``DEPLOY_*``; ``RERANK_*`` and ``SERVE_*`` configure the
+endpoint (deploy.container_env checks them before anything is created).  The old
+``RERANKER_*`` names are refused with the new name: one letter from ``RERANK_*``, they were
+easy to mix up, and a deploy that silently ignored one would go to production wrong.
 Credentials are never read here: boto3 finds them through its standard chain.
 """
 
@@ -21,27 +23,25 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from pathlib import Path
 from typing import Any
 
+from deploy import modes, names
+from deploy.container_env import gather
 from deploy.errors import UserError
-from deploy.paths import DEFAULT_ARCHIVE, use_engine
+from deploy.paths import DEFAULT_ARCHIVE
+from reranker import envconfig
 
-ENV_PREFIX = "RERANKER_"
+ENV_PREFIX = "DEPLOY_"
+OLD_PREFIX = "RERANKER_"
 DEFAULT_FILE = "reranker.toml"
-MODES = ("realtime", "serverless", "async")
-# Environment names a container may receive besides RERANK_*: our server's and the DLC's knobs.
-_CONTAINER_PREFIXES = ("RERANK_", "SERVE_", "SAGEMAKER_MODEL_SERVER_", "OMP_", "MKL_")
-# A model's environment is readable by anyone allowed DescribeModel: never put secrets there.
-_SECRET = re.compile(r"SECRET|PASSWORD|TOKEN|CREDENTIAL|^AWS_|PRIVATE", re.I)
 
 
 @dataclasses.dataclass
 class DeployConfig:
-    """Every deploy-side setting; each field ``x`` is flag ``--x`` and variable RERANKER_X."""
+    """Every deploy-side setting; each field ``x`` is flag ``--x`` and variable DEPLOY_X."""
 
-    endpoint: str = "reranker"
+    endpoint: str = "reranker"           # also names a transform's model and job
     region: str | None = None            # None: boto3's chain (AWS_REGION, profile, ...)
     profile: str | None = None           # a profile name from ~/.aws/config, never a key
     role: str | None = None              # the SageMaker execution role ARN
@@ -59,6 +59,11 @@ class DeployConfig:
     sns_success: str | None = None       # async: SNS topic ARNs (optional)
     sns_error: str | None = None
     async_max_invocations: int = 4       # async: concurrent requests per instance
+    transform_input: str | None = None   # transform: s3:// prefix (or object) of .jsonl files
+    transform_output: str | None = None  # transform: s3:// prefix for <input file>.out
+    max_payload_mb: int = 6              # transform: request lines packed per call, 1..100
+    split_type: str = "Line"             # transform: Line (one request per line) or None
+    max_concurrent_transforms: int = 0   # transform: calls per instance at once; 0: default
     image: str | None = None             # our own image URI instead of the HF DLC
     network_isolation: int = 1           # 1: the container gets no network (nothing to fetch)
     # The DLC whose stack (toolkit 2.6 + MMS + transformers 4.51.3) tests/test_dlc_parity.py
@@ -71,24 +76,28 @@ class DeployConfig:
     target_invocations: int = 100        # invocations per instance per minute to aim at
     scale_in_cooldown: int = 300
     scale_out_cooldown: int = 60
-    wait_timeout: int = 1800             # seconds to wait for InService
+    wait_timeout: int = 1800             # seconds to wait for InService (or a job's end)
     poll_seconds: float = 15.0
     endpoint_url: str | None = None      # a SageMaker-compatible endpoint (tests: moto)
     s3_endpoint_url: str | None = None
     env: dict = dataclasses.field(default_factory=dict)  # container environment
 
+    @property
+    def deploy_mode(self) -> modes.Mode:
+        return modes.MODES[self.mode]
+
 
 FIELDS = {f.name: f for f in dataclasses.fields(DeployConfig) if f.name != "env"}
+VARIABLES = {name: (ENV_PREFIX + name.upper(),) for name in FIELDS}
 
 
-def add_arguments(parser, names: tuple[str, ...]) -> None:
+def add_arguments(parser, fields: tuple[str, ...]) -> None:
     """Add ``--config`` and the named settings as flags (all default to None: unset)."""
     parser.add_argument("--config", help=f"TOML settings file (default: ./{DEFAULT_FILE})")
-    for name in names:
+    for name in fields:
         field = FIELDS[name]
-        flag = "--" + name.replace("_", "-")
-        kind = _kind(field)
-        parser.add_argument(flag, dest=name, default=None,
+        kind = envconfig.kind(field)
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
                             type=int if kind == "int" else float if kind == "float" else str,
                             help=f"(env {ENV_PREFIX}{name.upper()}; default {field.default})")
 
@@ -98,92 +107,43 @@ def add_env_argument(parser) -> None:
                         help="container setting (RERANK_*, SERVE_*, ...); repeatable")
 
 
-def load(args=None, environ=None, *, container: bool = False) -> DeployConfig:
-    """The settings; ``container``: also gather and validate the endpoint's environment."""
+def load(args=None, environ=None, *, container: bool = False,
+         mode: str | None = None) -> DeployConfig:
+    """The settings; ``container``: also gather and check the endpoint's environment.
+    ``mode``: the one mode the command runs (``transform``); else an endpoint mode."""
     environ = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
+    refuse_old_names(environ)
     file_values, file_container = _read_file(getattr(args, "config", None), environ)
-    values.update(file_values)
-    for name, field in FIELDS.items():
-        raw = environ.get(ENV_PREFIX + name.upper())
-        if raw not in (None, ""):
-            values[name] = _coerce(field, raw, ENV_PREFIX + name.upper())
-    for name in FIELDS:
-        value = getattr(args, name, None) if args is not None else None
-        if value is not None:
-            values[name] = value
-    env = {}
-    if container:
-        env.update(file_container)
-        env.update({k: v for k, v in environ.items() if k.startswith("RERANK_")})
-        env.update(_parse_pairs(getattr(args, "env", None) or []))
-        env = check_container_env(env)
+    values: dict[str, Any] = {**file_values,
+                              **envconfig.read(DeployConfig, environ, VARIABLES, UserError)}
+    values.update({name: getattr(args, name) for name in FIELDS
+                   if getattr(args, name, None) is not None})
+    if mode:
+        values["mode"] = mode
+    env = gather(file_container, environ, getattr(args, "env", None)) if container else {}
     config = DeployConfig(**values, env=env)
-    validate(config)
+    validate(config, (mode,) if mode else modes.ENDPOINT_MODES)
     return config
 
 
-def validate(config: DeployConfig) -> None:
+def validate(config: DeployConfig, allowed: tuple[str, ...] = modes.ENDPOINT_MODES) -> None:
     """Refuse impossible settings before any AWS call (AWS's own limits, named)."""
-    if config.mode not in MODES:
-        raise UserError(f"mode must be one of {', '.join(MODES)}, not {config.mode!r}")
-    if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", config.endpoint or ""):
-        raise UserError(f"endpoint name {config.endpoint!r} is not valid: letters, digits and"
-                        " hyphens, at most 63, starting with a letter or digit")
-    if config.mode == "serverless":
-        if config.memory_mb not in range(1024, 6145, 1024):
-            raise UserError(f"memory_mb must be 1024, 2048, ... 6144 for serverless, not"
-                            f" {config.memory_mb}")
-        if not 1 <= config.max_concurrency <= 200:
-            raise UserError(f"max_concurrency must be 1..200 for serverless, not"
-                            f" {config.max_concurrency}")
-        if config.max_capacity:
-            raise UserError("serverless endpoints scale by max_concurrency; unset max_capacity")
-    else:
-        if config.instance_count < 1:
-            raise UserError("instance_count must be at least 1")
-        if not config.instance_type.startswith("ml."):
-            raise UserError(f"instance_type {config.instance_type!r} is not a SageMaker"
-                            " instance type (ml.<family>.<size>, e.g. ml.g5.xlarge)")
-    if config.mode == "async" and not (config.async_output or "").startswith("s3://"):
-        raise UserError("async mode needs async_output, an s3:// prefix for the results")
-    if config.max_capacity:
-        low = config.min_capacity or config.instance_count
-        if config.mode == "realtime" and low < 1:
-            raise UserError("min_capacity must be at least 1 for a real-time endpoint")
-        if config.max_capacity < low:
-            raise UserError(f"max_capacity ({config.max_capacity}) is below min_capacity ({low})")
-        if config.target_invocations < 1:
-            raise UserError("target_invocations must be at least 1")
+    mode = modes.get(config.mode, allowed)
+    names.check_endpoint_name(config.endpoint)
+    mode.validate(config)
     if config.model_data and not config.model_data.startswith("s3://"):
         raise UserError(f"model_data must be an s3:// URI, not {config.model_data!r}")
 
 
-def check_container_env(env: dict) -> dict:
-    """Names we pass on, never a secret, and RERANK_* values the engine accepts."""
-    out = {}
-    for key, value in env.items():
-        key = str(key)
-        if _SECRET.search(key):
-            raise UserError(f"refusing to put {key} in the endpoint's environment: anyone who"
-                            " can describe the model can read it")
-        if not key.startswith(_CONTAINER_PREFIXES):
-            raise UserError(f"container setting {key} is not one we pass on (names start"
-                            f" with {', '.join(_CONTAINER_PREFIXES)})")
-        out[key] = str(value).lower() if isinstance(value, bool) else str(value)
-    use_engine()
-    from reranker.settings import Settings, SettingsError
-
-    known = {"RERANK_" + f.name.upper() for f in dataclasses.fields(Settings)}
-    unknown = sorted(k for k in out if k.startswith("RERANK_") and k not in known)
-    if unknown:
-        raise UserError(f"unknown container setting {unknown[0]} (known: see"
-                        " code/reranker/settings.py)")
-    try:
-        Settings.from_env(out)
-    except SettingsError as exc:
-        raise UserError(str(exc)) from None
-    return dict(sorted(out.items()))
+def refuse_old_names(environ) -> None:
+    """RERANKER_X was the deploy tool's variable before DEPLOY_X; say so rather than ignore."""
+    old = sorted(k for k in environ if k.startswith(OLD_PREFIX)
+                 and k[len(OLD_PREFIX):].lower() in (*FIELDS, "config"))
+    if old:
+        new = ENV_PREFIX + old[0][len(OLD_PREFIX):]
+        raise UserError(f"{old[0]} is no longer read: the deploy tool's variables are"
+                        f" {ENV_PREFIX}* now (set {new}); RERANK_* still configures the"
+                        " endpoint")
 
 
 def _read_file(path: str | None, environ) -> tuple[dict, dict]:
@@ -203,37 +163,9 @@ def _read_file(path: str | None, environ) -> tuple[dict, dict]:
     unknown = set(data) - {"deploy", "container"}
     if unknown:
         raise UserError(f"{file}: unknown table [{sorted(unknown)[0]}] (use [deploy], [container])")
-    section = data.get("deploy", {})
     values = {}
-    for name, raw in section.items():
+    for name, raw in data.get("deploy", {}).items():
         if name not in FIELDS:
             raise UserError(f"{file}: unknown setting {name!r} in [deploy]")
-        values[name] = _coerce(FIELDS[name], raw, f"{file}: {name}")
+        values[name] = envconfig.parse(FIELDS[name], raw, f"{file}: {name}", UserError)
     return values, dict(data.get("container", {}))
-
-
-def _kind(field: dataclasses.Field) -> str:
-    kind = field.type if isinstance(field.type, str) else field.type.__name__
-    return kind.split("|")[0].strip()
-
-
-def _coerce(field: dataclasses.Field, raw, where: str):
-    kind = _kind(field)
-    try:
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-    except (TypeError, ValueError):
-        raise UserError(f"{where}={raw!r} is not a valid {kind}") from None
-    return str(raw)
-
-
-def _parse_pairs(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"--env {pair!r}: expected KEY=VALUE")
-        out[key.strip()] = value
-    return out

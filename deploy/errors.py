@@ -3,3 +3,9 @@
 
 class UserError(Exception):
     pass
+
+
+def first_line(exc: BaseException) -> str:
+    """A library's exception as one line (its first), for a UserError's message."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

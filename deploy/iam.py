@@ -1,15 +1,15 @@
-"""Least-privilege IAM documents for the SageMaker execution role of one reranker endpoint.
+"""Least-privilege IAM documents for the SageMaker execution role of one reranker model.
 
-The role may read the model archives under the deploy prefix, pull the serving image, write
-the endpoint's own log group and (async mode) write results and notify the SNS topics --
-nothing else.  ``deploy --print-role-policy`` / ``--print-trust-policy`` print them.
+The role may read the model archives under the deploy prefix, pull the serving image and
+write its own log group; the mode (deploy.modes) adds what it needs -- async: write results
+and notify the SNS topics; transform: list and read the input, write the output -- and
+nothing else.  ``--print-role-policy`` / ``--print-trust-policy`` print them.
 """
 
 from __future__ import annotations
 
 import re
 
-from deploy.config import DeployConfig
 from deploy.errors import UserError
 
 TRUST_POLICY = {
@@ -30,7 +30,7 @@ def partition_of(region: str) -> str:
     return "aws-us-gov" if region.startswith("us-gov-") else "aws"
 
 
-def role_policy(config: DeployConfig, region: str, image: str, account: str | None = None
+def role_policy(config, region: str, image: str, account: str | None = None
                 ) -> dict:
     account = account or account_of(config.role)
     bucket = config.bucket or (f"sagemaker-{region}-{account}" if account else None)
@@ -39,16 +39,15 @@ def role_policy(config: DeployConfig, region: str, image: str, account: str | No
                         " print the role policy")
     part = partition_of(region)
     prefix = config.prefix.strip("/")
+    mode = config.deploy_mode
+    group = f"arn:{part}:logs:{region}:{account or '*'}:log-group:{mode.log_group(config)}"
     statements = [
         {"Sid": "ReadModelArchives", "Effect": "Allow", "Action": "s3:GetObject",
          "Resource": f"arn:{part}:s3:::{bucket}/{prefix + '/' if prefix else ''}*"},
-        {"Sid": "EndpointLogs", "Effect": "Allow",
+        {"Sid": "EndpointLogs" if mode.endpoint else "TransformJobLogs", "Effect": "Allow",
          "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
                     "logs:DescribeLogStreams"],
-         "Resource": [f"arn:{part}:logs:{region}:{account or '*'}:log-group:"
-                      f"/aws/sagemaker/Endpoints/{config.endpoint}",
-                      f"arn:{part}:logs:{region}:{account or '*'}:log-group:"
-                      f"/aws/sagemaker/Endpoints/{config.endpoint}:*"]},
+         "Resource": [group, f"{group}:*"]},
         # SageMaker's documented execution-role needs; PutMetricData has no resource ARNs.
         {"Sid": "ContainerMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData",
          "Resource": "*"},
@@ -61,20 +60,8 @@ def role_policy(config: DeployConfig, region: str, image: str, account: str | No
                            "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
                                       "ecr:BatchCheckLayerAvailability"],
                            "Resource": repo})
-    if config.mode == "async":
-        statements.extend(_async_statements(config, part))
+    statements.extend(mode.iam_statements(config, part))
     return {"Version": "2012-10-17", "Statement": statements}
-
-
-def _async_statements(config: DeployConfig, part: str) -> list[dict]:
-    paths = [p for p in (config.async_output, config.async_failure) if p]
-    out = [{"Sid": "WriteAsyncResults", "Effect": "Allow", "Action": "s3:PutObject",
-            "Resource": [f"arn:{part}:s3:::{p[5:].rstrip('/')}/*" for p in paths]}]
-    topics = [t for t in (config.sns_success, config.sns_error) if t]
-    if topics:
-        out.append({"Sid": "NotifyAsync", "Effect": "Allow", "Action": "sns:Publish",
-                    "Resource": topics})
-    return out
 
 
 def _ecr_repository(image: str, part: str) -> str | None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from deploy.errors import UserError
-from deploy.paths import use_engine
+from reranker import model_dir as model_facts
 
 OPSET = 17
 FP32_TOLERANCE = 1e-4
@@ -95,7 +95,7 @@ def export_onnx(model_dir: Path, out_dir: Path, *, quantize: bool, tolerance: fl
 
 def _export_and_verify(model_dir: Path, work: Path, quantize: bool, tolerance: float) -> dict:
     model, tokenizer, config = _load_torch(model_dir)
-    batches = probe_batches(tokenizer, _max_length(config, tokenizer))
+    batches = probe_batches(tokenizer, model_facts.read(model_dir).max_length)
     _torch_logits(model, batches[:1])  # warm-up, as the ONNX backend's load-time probe
     started = time.perf_counter()
     reference = _torch_logits(model, batches)
@@ -176,21 +176,27 @@ def _quantize_and_check(model_dir, work, fp32_path, config, batches, reference, 
 # ---- the probe set -------------------------------------------------------------------
 
 def probe_batches(tokenizer, max_length: int) -> list[dict]:
-    """The probe as the engine batches it: pairs encoded like the engine (the document cut
-    first), sorted by length and padded per batch.  Batches never mix queries, so each
-    query's documents can be ranked on their own."""
+    """The probe as the engine batches it: its PairEncoder (the document cut first) and
+    its batch planner (sorted by length, padded per batch), ``PROBE_ROWS`` rows a batch.
+    Batches never mix queries, so each query's documents can be ranked on their own."""
+    from reranker.batching import pad_batch, plan_batches
+    from reranker.encoding import PairEncoder
+    from reranker.settings import Settings
+
+    settings = Settings()
+    encoder = PairEncoder(tokenizer, min(settings.max_length, max_length),
+                          settings.max_query_share)
     docs = probe_documents()
     batches = []
     for query in PROBE_QUERIES:
-        enc = tokenizer([query] * len(docs), docs, truncation="only_second",
-                        max_length=max_length)
-        names = [k for k in tokenizer.model_input_names if k in enc]
-        order = sorted(range(len(docs)), key=lambda i: len(enc["input_ids"][i]))
-        for start in range(0, len(order), PROBE_ROWS):
-            picked = order[start:start + PROBE_ROWS]
-            padded = tokenizer.pad({k: [enc[k][i] for i in picked] for k in names},
-                                   return_tensors="np")
-            batches.append({k: padded[k].astype(np.int64) for k in names})
+        enc = encoder.encode([(query, d) for d in docs])
+        lengths = [len(row) for row in enc.ids]
+        for picked in plan_batches(lengths, token_budget=10**9, max_rows=PROBE_ROWS):
+            ids, mask = pad_batch([enc.ids[i] for i in picked], encoder.pad_id)
+            batch = {"input_ids": ids, "attention_mask": mask}
+            if enc.type_ids is not None:
+                batch["token_type_ids"] = pad_batch([enc.type_ids[i] for i in picked], 0)[0]
+            batches.append(batch)
     return batches
 
 
@@ -198,21 +204,6 @@ def _per_query(logits: list[np.ndarray]) -> list[np.ndarray]:
     """Rows of each probe query, in the (sorted) order probe_batches produced them."""
     per = -(-len(probe_documents()) // PROBE_ROWS)  # batches per query
     return [np.concatenate(logits[i:i + per]) for i in range(0, len(logits), per)]
-
-
-def _max_length(config: dict, tokenizer) -> int:
-    use_engine()
-    from reranker.engine import _model_max_length
-    from reranker.settings import Settings
-
-    return min(Settings().max_length, _model_max_length(_Config(config), tokenizer))
-
-
-class _Config:
-    """Attribute access to config.json, for the engine's max-length rule."""
-
-    def __init__(self, data: dict):
-        self.__dict__.update(data)
 
 
 # ---- torch side ----------------------------------------------------------------------
@@ -296,13 +287,12 @@ def _annotate(path: Path, config: dict, precision: str) -> None:
     """Record which model the graph came from; the ONNX backend checks it at load."""
     import onnx
 
-    use_engine()
-    from reranker.backends.onnx_backend import META_PREFIX, config_num_labels
+    from reranker.backends.onnx_backend import META_PREFIX
 
     # Graph only: weights in a side file stay where they are, referenced by name.
     model = onnx.load(str(path), load_external_data=False)
     facts = {"model_type": config.get("model_type"), "vocab_size": config.get("vocab_size"),
-             "num_labels": config_num_labels(config), "precision": precision}
+             "num_labels": model_facts.num_labels(config), "precision": precision}
     del model.metadata_props[:]
     for key, value in facts.items():
         if value is not None:
@@ -321,10 +311,9 @@ def _graph_inputs(path: Path) -> list[str]:
 
 def _compare(model_dir: Path, path: Path, batches, reference) -> dict:
     """Run the graph through the engine's ONNX backend (the serving code) on the probe."""
-    use_engine()
     from reranker import scoring
+    from reranker.backends.base import ModelLoadError
     from reranker.backends.onnx_backend import OnnxBackend
-    from reranker.loading import ModelLoadError
     from reranker.settings import Settings
 
     try:

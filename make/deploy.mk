@@ -1,14 +1,16 @@
 # Package, upload, deploy, invoke, delete: the SageMaker path (docs/deploy.md).
 #   make package MODEL=cross-encoder/ms-marco-MiniLM-L-6-v2     (or MODEL=path/to/dir)
 #   make deploy ROLE=arn:aws:iam::123456789012:role/reranker-sagemaker REGION=eu-west-1
-# Every variable below is optional (reranker.toml and RERANKER_* variables work too); each is
+# Every variable below is optional (reranker.toml and DEPLOY_* variables work too); each is
 # passed to `python -m deploy` as the flag of the same name, only when set.
 #   ENDPOINT REGION PROFILE ROLE BUCKET PREFIX ARCHIVE MODEL_DATA
 #   MODE=realtime|serverless|async INSTANCE_TYPE INSTANCE_COUNT MEMORY_MB MAX_CONCURRENCY
 #   ASYNC_OUTPUT ASYNC_FAILURE SNS_SUCCESS SNS_ERROR IMAGE_URI (our own image instead of the
 #   HF DLC) TRANSFORMERS_VERSION PYTORCH_VERSION PY_VERSION MIN_CAPACITY MAX_CAPACITY
 #   TARGET_INVOCATIONS WAIT_TIMEOUT; container settings: any RERANK_*=value on the command line.
-.PHONY: package inspect upload deploy status delete invoke role-policy dlc-images
+# Batch Transform (no endpoint): make transform INPUT=s3://b/in/ OUTPUT=s3://b/out/ ROLE=...
+#   [INSTANCE_TYPE INSTANCE_COUNT MAX_PAYLOAD_MB SPLIT=Line|None MAX_CONCURRENT_TRANSFORMS]
+.PHONY: package inspect upload deploy status delete invoke role-policy dlc-images transform
 
 ARCHIVE ?= build/model.tar.gz
 SAGEMAKER_CORE_WHEEL := sagemaker-core==2.27.0
@@ -29,6 +31,15 @@ DEPLOY_FLAGS = $(AWS_FLAGS) $(STORE_FLAGS) $(call flag,ROLE,role) \
   $(call flag,MIN_CAPACITY,min-capacity) $(call flag,MAX_CAPACITY,max-capacity) \
   $(call flag,TARGET_INVOCATIONS,target-invocations) $(call flag,WAIT_TIMEOUT,wait-timeout)
 
+TRANSFORM_FLAGS = $(AWS_FLAGS) $(STORE_FLAGS) $(call flag,ROLE,role) \
+  $(call flag,MODEL_DATA,model-data) $(call flag,INSTANCE_TYPE,instance-type) \
+  $(call flag,INSTANCE_COUNT,instance-count) $(call flag,INPUT,transform-input) \
+  $(call flag,OUTPUT,transform-output) $(call flag,MAX_PAYLOAD_MB,max-payload-mb) \
+  $(call flag,SPLIT,split-type) $(call flag,MAX_CONCURRENT_TRANSFORMS,max-concurrent-transforms) \
+  $(call flag,IMAGE_URI,image) $(call flag,TRANSFORMERS_VERSION,transformers-version) \
+  $(call flag,PYTORCH_VERSION,pytorch-version) $(call flag,PY_VERSION,py-version) \
+  $(call flag,WAIT_TIMEOUT,wait-timeout)
+
 package: $(STAMP)  ## model.tar.gz from MODEL=<hub id|dir|archive> (ONNX=fp32|int8, ALLOW_PICKLE=1)
 	@test -n "$(MODEL)" || { echo "error: set MODEL=<hub id or model directory>" >&2; exit 2; }
 	$(PY) -m deploy package '$(MODEL)' -o '$(ARCHIVE)' $(call flag,ONNX,onnx) \
@@ -48,6 +59,10 @@ status: $(STAMP)  ## ENDPOINT's status, model, image and autoscaling
 
 delete: $(STAMP)  ## delete ENDPOINT, its endpoint configs and models (PURGE=1: S3 archives too)
 	$(PY) -m deploy delete $(strip $(AWS_FLAGS)) $(if $(PURGE),--purge)
+
+transform: $(STAMP)  ## Batch Transform: rerank INPUT=s3://... jsonlines into OUTPUT=s3://... (ROLE, INSTANCE_TYPE, ...)
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "error: set INPUT=s3://bucket/in/ and OUTPUT=s3://bucket/out/" >&2; exit 2; }
+	$(PY) -m deploy transform $(strip $(TRANSFORM_FLAGS))
 
 # QUERY and DOCS reach the shell through the environment, so any quotes in them are safe.
 invoke: export QUERY := $(QUERY)

@@ -40,7 +40,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,6 +163,23 @@ def _get_json(url: str, timeout: float):
         return None
 
 
+def wait_invocations(url: str, *, alive: Callable[[], bool], tail: Callable[[], str],
+                     workers_ready: Callable[[], bool] = lambda: True,
+                     timeout: float = 180.0) -> None:
+    """Until POST ``url``/invocations answers 200 and ``workers_ready()``: the DLC's /ping
+    says nothing about its workers.  Raises with ``tail()`` once ``alive()`` is false or
+    the deadline passes (a stack in a venv, or in a container)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"the DLC stack exited:\n{tail()}")
+        status, _ = _post(url + "/invocations", READY_BODY, timeout=10)
+        if status == 200 and workers_ready():
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the DLC stack did not answer within {timeout:.0f} s:\n{tail()}")
+
+
 class DlcStack:
     """One toolkit + MMS stack in its own session, its base dir and its log."""
 
@@ -225,15 +242,8 @@ class DlcStack:
     def wait_ready(self, timeout: float = 180.0) -> None:
         """Until an invocation answers 200 and every worker is READY; raise with the log's
         tail if the stack dies or the deadline passes."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.pids():
-                raise RuntimeError(f"the DLC stack exited:\n{self._tail()}")
-            status, _ = _post(self.url + "/invocations", READY_BODY, timeout=10)
-            if status == 200 and self.workers_ready():
-                return
-            time.sleep(0.5)
-        raise RuntimeError(f"the DLC stack did not answer within {timeout:.0f} s:\n{self._tail()}")
+        wait_invocations(self.url, alive=lambda: bool(self.pids()), tail=self._tail,
+                         workers_ready=self.workers_ready, timeout=timeout)
 
     def stop(self, grace: float = 10.0) -> list[int]:
         """SIGTERM every process of the session, SIGKILL what is left after ``grace``

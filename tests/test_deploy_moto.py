@@ -1,7 +1,7 @@
 """upload / deploy / status / delete against moto in server mode, with the real boto3 clients.
 
 moto (5.2.5) runs as a real HTTP server on 127.0.0.1; our CLI reaches it through
-RERANKER_ENDPOINT_URL exactly as it reaches AWS.  What moto cannot do, and so is not tested
+DEPLOY_ENDPOINT_URL exactly as it reaches AWS.  What moto cannot do, and so is not tested
 against a server here:
 - UpdateEndpoint is not implemented (HTTP 500).  The update path is tested up to that call:
   a new model and endpoint config are created, autoscaling is restored when the call
@@ -25,7 +25,7 @@ import urllib.request
 import boto3
 import pytest
 
-from deploy import endpoints, images
+from deploy import images, waiter
 from deploy.__main__ import main
 from deploy.errors import UserError
 
@@ -59,7 +59,7 @@ def aws(moto_url, monkeypatch, tmp_path):
     request = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
     urllib.request.urlopen(request).close()
     for key in list(__import__("os").environ):
-        if key.startswith(("AWS_", "RERANKER_", "RERANK_")):
+        if key.startswith(("AWS_", "DEPLOY_", "RERANKER_", "RERANK_", "SERVE_")):
             monkeypatch.delenv(key)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -68,8 +68,8 @@ def aws(moto_url, monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never look for an instance role
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("RERANKER_ENDPOINT_URL", moto_url)
-    monkeypatch.setenv("RERANKER_POLL_SECONDS", "0.01")
+    monkeypatch.setenv("DEPLOY_ENDPOINT_URL", moto_url)
+    monkeypatch.setenv("DEPLOY_POLL_SECONDS", "0.01")
     monkeypatch.chdir(tmp_path)  # no reranker.toml unless a test writes one
 
     def client(name):
@@ -297,7 +297,7 @@ def test_config_file_and_environment(aws, archive_path, capsys, tmp_path, monkey
         f'[deploy]\nendpoint = "from-file"\nrole = "{ROLE}"\nbucket = "{BUCKET}"\n'
         f'archive = "{archive_path}"\ninstance_count = 2\n'
         '[container]\nRERANK_MAX_LENGTH = 128\nRERANK_LONG_DOCUMENTS = "chunk"\n')
-    monkeypatch.setenv("RERANKER_INSTANCE_TYPE", "ml.c5.xlarge")  # environment beats the file
+    monkeypatch.setenv("DEPLOY_INSTANCE_TYPE", "ml.c5.xlarge")  # environment beats the file
     monkeypatch.setenv("RERANK_MAX_LENGTH", "64")                 # and so do RERANK_* vars
     code, _, err = cli(capsys, "deploy", "--instance-count", "3")  # flags beat both
     assert code == 0, err
@@ -352,12 +352,12 @@ def _described(status, config="rr-new", reason=None):
 
 
 def test_judge_reads_describe_endpoint():
-    assert endpoints.judge(_described("Creating"), "rr-new") is False
-    assert endpoints.judge(_described("Updating", "rr-old"), "rr-new") is False
-    assert endpoints.judge(_described("InService"), "rr-new") is True
+    assert waiter.judge(_described("Creating"), "rr-new") is False
+    assert waiter.judge(_described("Updating", "rr-old"), "rr-new") is False
+    assert waiter.judge(_described("InService"), "rr-new") is True
     reason = "The primary container for production variant AllTraffic did not pass the ping" \
              " health check."
     with pytest.raises(UserError, match="is Failed: The primary container"):
-        endpoints.judge(_described("Failed", reason=reason), "rr-new")
+        waiter.judge(_described("Failed", reason=reason), "rr-new")
     with pytest.raises(UserError, match="rolled back to rr-old: out of capacity"):
-        endpoints.judge(_described("InService", "rr-old", "out of capacity"), "rr-new")
+        waiter.judge(_described("InService", "rr-old", "out of capacity"), "rr-new")

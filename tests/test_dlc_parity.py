@@ -5,7 +5,12 @@ structure, order, indices and texts, scores within 1e-5, per-response ids aside.
 
 Where the DLC is worse by design, the test pins it down: the toolkit turns every exception
 into HTTP 400 (wrapping our JSON error in its own envelope), where our server answers
-413/415/422.  One DLC stack and one server serve the whole module.
+413/415/422.
+
+The DLC side runs twice: "venv" is the stack from .venv-dlc on loopback (fast, no Docker);
+"container" is the DLC-equivalent image (container/dlc, `make dlc-image`) serving the
+`make package` archive unpacked at /opt/ml/model, as SageMaker runs the real DLC.  The
+container side is skipped, with the reason, where Docker cannot run.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import sys
 
 import httpx
 import pytest
 
+import dlcimage
 import dlcutil
+import dockerutil
 from seed_examples import (
     CAPITAL_DOCS,
     CAPITAL_QUERY,
@@ -89,8 +97,20 @@ def model_dir(bert_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def servers(model_dir):
-    """(our base URL, the DLC's base URL, the DLC stack); both start at once."""
+def archive_dir(model_dir, tmp_path_factory):
+    """``model_dir`` as SageMaker hands it to a container: `make package`d, then unpacked."""
+    out = tmp_path_factory.mktemp("dlc-archive")
+    subprocess.run([sys.executable, "-m", "deploy", "package", str(model_dir), "--no-check",
+                    "-o", str(out / "model.tar.gz")], check=True, capture_output=True)
+    return dockerutil.unpack_like_sagemaker(out / "model.tar.gz", out / "model")
+
+
+@pytest.fixture(scope="module", params=["venv", "container"])
+def servers(request, model_dir):
+    """(our base URL, the DLC's base URL, the DLC side: a DlcStack or a Container)."""
+    if request.param == "container":
+        yield from _container_servers(request.getfixturevalue("archive_dir"))
+        return
     try:
         dlcutil.check_prerequisites()
     except RuntimeError as exc:
@@ -103,6 +123,27 @@ def servers(model_dir):
     finally:
         stack.stop()
         stack.cleanup()
+
+
+def _container_servers(archive_dir):
+    reason = dlcimage.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    with start_server(archive_dir, env=ENGINE_ENV) as ours, \
+            dlcimage.serve(archive_dir, env=ENGINE_ENV) as box:
+        yield ours, box.url, box
+
+
+def run_python(side, code: str) -> str:
+    """stdout of ``python -c code`` where the DLC side serves (its venv, or its container)."""
+    if isinstance(side, dlcutil.DlcStack):
+        return subprocess.run([str(side.venv / "bin" / "python"), "-c", code],
+                              capture_output=True, text=True, check=True).stdout
+    return dlcimage.in_container(side, "python", "-c", code)
+
+
+def log_text(side) -> str:
+    return side.log_text() if isinstance(side, dlcutil.DlcStack) else side.logs()
 
 
 def post(base_url: str, body, content_type: str = JSON, accept: str = JSON) -> httpx.Response:
@@ -164,14 +205,12 @@ def test_dlc_ping_says_healthy_without_proving_the_model(servers):
 
 def test_handler_runs_under_transformers_4(servers, capsys):
     """The parity above ran our code/ on the DLC venv's transformers 4.x: say which."""
-    _, _, stack = servers
-    python = str(stack.venv / "bin" / "python")
-    versions = subprocess.run(
-        [python, "-c", "import transformers, torch; print(transformers.__version__,"
-         " torch.__version__)"], capture_output=True, text=True, check=True).stdout.split()
+    _, _, side = servers
+    versions = run_python(side, "import transformers, torch; print(transformers.__version__,"
+                                " torch.__version__)").split()
     assert versions[0].startswith("4."), versions
     assert versions[1].startswith("2.13.0"), versions
-    assert "`model_fn` implementation found" in stack.log_text()
+    assert "`model_fn` implementation found" in log_text(side)
     with capsys.disabled():
         print(f"\nDLC parity ran on transformers {versions[0]}, torch {versions[1]}")
 
@@ -179,6 +218,12 @@ def test_handler_runs_under_transformers_4(servers, capsys):
 def test_stop_leaves_no_process(servers):
     """MMS's Java frontend and Python workers outlive the toolkit; stop() ends them all."""
     _, dlc, stack = servers
+    if not isinstance(stack, dlcutil.DlcStack):
+        dockerutil.docker("rm", "-f", stack.id)
+        assert not dockerutil.docker("ps", "-aq", "--filter", f"id={stack.id}")
+        with pytest.raises(httpx.TransportError):
+            httpx.get(dlc + "/ping", timeout=5)
+        return
     pids = stack.pids()
     assert len(pids) >= 3  # toolkit, Java frontend, at least one worker
     assert stack.stop() == []

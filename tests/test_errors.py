@@ -1,6 +1,7 @@
 """Bad input gives a typed error with the right status and a JSON body naming the field."""
 
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -66,6 +67,18 @@ CASES = [
      "parameters"),
     (b'{"query": "q", "documents": ["a"], "long_documents": "split"}', "application/json", 422,
      "long_documents"),
+    # Python's json accepts these; nothing after it could render or score them.
+    (b'{"query": "q", "documents": ["a"], "top_n": Infinity}', "application/json", 400, "body"),
+    (b'{"query": "q", "documents": ["a"], "top_n": -Infinity}', "application/json", 400, "body"),
+    (b'{"query": "q", "documents": [{"text": "a", "x": 1e400}], "return_documents": true}',
+     "application/json", 400, "body"),
+    (b'{"query": "q", "documents": ["a"], "top_n": 1' + b"0" * 5000 + b"}", "application/json",
+     400, "body"),
+    (b'{"query": "q", "query": "r", "documents": ["a"]}', "application/json", 400, "query"),
+    (b'{"query": "q", "documents": [{"text": "a", "x": ' + b"[" * 80 + b"]" * 80 + b"}]}",
+     "application/json", 400, "body"),
+    (b'{"query": "\xed\xa0\x80", "documents": ["a"]}', "application/json", 400, "body"),
+    (b'{"query": "\xc3\x28", "documents": ["a"]}', "application/json", 400, "body"),
 ]
 
 
@@ -166,3 +179,88 @@ def test_fuzz_random_bytes(small_engine, data):
         run_hooks(small_engine, data, "application/json")
     except RerankError as error:
         assert error.status in (400, 413, 422)
+
+
+LONE = ["\\ud800", "\\udfff", "a\\udc00b", "\\ud83d", "\\ude00\\ud83d"]
+
+
+@pytest.mark.parametrize("escape", LONE)
+def test_lone_surrogates_score_as_the_replacement_character(small_engine, escape):
+    """Valid JSON escapes no UTF-8 text can hold: scored as U+FFFD, as tokenizers read bad text."""
+    text = re.sub("[\ud800-\udfff]", "\ufffd", json.loads(f'"{escape}"'))
+    body = (f'{{"query": "q{escape}", "documents": ["{escape}", {{"text": "{escape}"}}],'
+            ' "return_documents": true}').encode()
+    out = json.loads(run_hooks(small_engine, body, "application/json"))
+    expected = small_engine.score("q" + text, [text, text])
+    by_index = {r["index"]: r for r in out["results"]}
+    assert [by_index[i]["relevance_score"] for i in (0, 1)] == pytest.approx(expected, abs=1e-6)
+    assert by_index[1]["document"] == {"text": text}
+
+
+@pytest.mark.parametrize("escape", LONE[:2])
+def test_lone_surrogates_in_every_dialect(small_engine, escape):
+    for body in ('{"query": "%s", "texts": ["%s"], "return_text": true}',
+                 '{"query": "%s", "documents": ["%s"], "topk": 1}',
+                 '{"inputs": {"text": "%s", "text_pair": "%s"}}'):
+        json.loads(run_hooks(small_engine, (body % (escape, escape)).encode(), None))
+
+
+def test_lone_surrogate_in_a_key_named_by_an_error(small_engine):
+    body = b'{"query": "q", "documents": [{"t": "x"}], "rank_fields": ["\\ud800"]}'
+    with pytest.raises(RerankError) as info:
+        run_hooks(small_engine, body, "application/json")
+    assert info.value.field == "documents[0].\ufffd"
+    info.value.to_json().encode("utf-8")  # renderable as the response body
+
+
+def test_a_byte_order_mark_is_ignored(small_engine):
+    body = b"\xef\xbb\xbf" + json.dumps(GOOD).encode()
+    assert json.loads(run_hooks(small_engine, body, "application/json"))["results"]
+
+
+def test_nesting_up_to_the_limit_is_echoed(small_engine):
+    deep = "[" * 60 + "]" * 60
+    body = '{"query": "q", "documents": [{"text": "a", "x": %s}], "return_documents": true}'
+    out = json.loads(run_hooks(small_engine, (body % deep).encode(), None))
+    assert out["results"][0]["document"]["x"] == json.loads(deep)
+
+
+# Hostile JSON *text*: every code point (lone surrogates as escapes or raw), the constants and
+# numbers Python accepts but JSON does not, duplicate keys, deep nesting, an optional BOM.
+KEYS = ["query", "documents", "texts", "topk", "top_n", "inputs", "text", "text_pair",
+        "parameters", "rank_fields", "return_documents", "return_text", "raw_scores", "x"]
+any_char = st.characters(codec=None, categories=None)
+json_strings = st.one_of(
+    st.text(any_char, max_size=6).map(json.dumps),
+    st.text(any_char, max_size=6).map(lambda s: json.dumps(s, ensure_ascii=False)),
+    st.integers(0xD800, 0xDFFF).map(lambda c: f'"a\\u{c:04x}"'),
+)
+json_scalars = st.one_of(
+    json_strings, st.sampled_from(["null", "true", "false", "NaN", "Infinity", "-Infinity",
+                                   "1e400", "-1e999", "0", "-0", "2.5", "3.0", "1" * 4400]),
+    st.integers().map(str), st.integers(40, 80).map(lambda n: "[" * n + "]" * n))
+json_texts = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4).map(lambda xs: "[" + ",".join(xs) + "]")
+    | st.lists(st.tuples(st.sampled_from(KEYS), inner), max_size=5).map(
+        lambda kv: "{" + ",".join(f'"{k}":{v}' for k, v in kv) + "}"),
+    max_leaves=12)
+json_bodies = st.tuples(st.booleans(), json_texts, st.booleans()).map(
+    lambda t: ("\ufeff" if t[0] else "") + t[1]).map(
+    lambda text: text.encode("utf-8", "surrogatepass"))
+
+
+def assert_typed_4xx_or_json(call):
+    try:
+        out = call()
+    except RerankError as error:
+        assert 400 <= error.status < 500, error
+        assert json.loads(error.to_json().encode("utf-8"))["error"]["message"]
+    else:
+        json.loads(out)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(body=json_bodies)
+def test_fuzz_hostile_json_text(small_engine, body):
+    assert_typed_4xx_or_json(lambda: run_hooks(small_engine, body, "application/json"))

@@ -130,3 +130,26 @@ class Batcher:
         finally:
             for j in jobs:
                 j.done.set()
+
+
+class Unbatched:
+    """For a backend that forms its own batches (``batches_itself``): each request goes to
+    ``forward`` whole, on the caller's thread, padded to its longest row."""
+
+    def __init__(self, forward: ForwardFn, *, token_budget: int, max_rows: int, pad_id: int,
+                 pad_multiple: int = 1):
+        self._forward = forward
+        self.token_budget = token_budget
+        self.max_rows = max_rows
+        self._pad_id = pad_id
+        self._pad_multiple = pad_multiple
+
+    def run(self, ids: list[list[int]], type_ids: list[list[int]] | None) -> np.ndarray:
+        if not ids:
+            raise ValueError("nothing to score")
+        padded, mask = pad_batch(ids, self._pad_id, self._pad_multiple)
+        types = None if type_ids is None else pad_batch(type_ids, 0, self._pad_multiple)[0]
+        return self._forward(padded, mask, types)
+
+    def close(self) -> None:
+        pass

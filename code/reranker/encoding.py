@@ -12,6 +12,7 @@ import dataclasses
 
 from tokenizers import Encoding, Tokenizer
 
+from .backends.base import ModelLoadError
 from .errors import PayloadTooLarge
 
 
@@ -31,7 +32,7 @@ class EncodedPairs:
 class PairEncoder:
     def __init__(self, hf_tokenizer, max_length: int, max_query_share: float):
         if not getattr(hf_tokenizer, "is_fast", False):
-            raise ValueError("the model needs a fast tokenizer (tokenizer.json)")
+            raise ModelLoadError("the model needs a fast tokenizer (tokenizer.json)")
         # A private copy: tokenizer.json may carry truncation/padding we must not inherit,
         # and the shared one's state is mutated by transformers on every __call__.
         self._tokenizer = Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str())

@@ -12,8 +12,10 @@ import time
 
 import numpy as np
 
+from . import model_dir as model_facts
 from . import scoring
-from .batching import Batcher
+from .backends.base import Backend
+from .batching import Batcher, Unbatched
 from .encoding import PairEncoder
 from .errors import PayloadTooLarge
 from .loading import load_backend
@@ -24,38 +26,37 @@ log = logging.getLogger(__name__)
 
 
 class Reranker:
-    def __init__(self, backend, tokenizer, config, settings: Settings, name: str):
+    def __init__(self, backend: Backend, tokenizer, facts: model_facts.ModelDir,
+                 settings: Settings, name: str):
         scoring.check_num_labels(backend.num_labels)
         self.backend = backend
         self.settings = settings
         self.name = name
-        model_limit = _model_max_length(config, tokenizer)
-        self.max_length = min(settings.max_length, model_limit)
+        self.max_length = facts.usable_length(settings.max_length)
         self.encoder = PairEncoder(tokenizer, self.max_length, settings.max_query_share)
-        self.id2label = {int(k): v for k, v in (getattr(config, "id2label", None) or {}).items()}
-        device_type = getattr(backend, "device", None)
-        device_type = getattr(device_type, "type", str(device_type))
-        self.batcher = Batcher(
+        self.id2label = {int(k): v for k, v in (facts.config.get("id2label") or {}).items()}
+        runner = Unbatched if backend.batches_itself else Batcher
+        self.batcher = runner(
             backend.forward,
-            token_budget=max(settings.batch_tokens_for(device_type, str(backend.dtype)),
+            token_budget=max(settings.batch_tokens_for(backend.device_type, str(backend.dtype)),
                              self.max_length),
             max_rows=settings.max_batch_rows,
             pad_id=self.encoder.pad_id,
-            pad_multiple=getattr(backend, "pad_multiple", 1),
+            pad_multiple=backend.pad_multiple,
         )
 
     @classmethod
     def from_dir(cls, model_dir: str, settings: Settings | None = None) -> Reranker:
-        from transformers import AutoConfig, AutoTokenizer
+        from transformers import AutoTokenizer
 
         settings = settings or Settings.from_env()
         started = time.perf_counter()
         backend = load_backend(model_dir, settings)
-        remote = settings.trust_remote_code
-        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=remote)
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=remote)
+        facts = model_facts.read(model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir,
+                                                  trust_remote_code=settings.trust_remote_code)
         name = settings.model_name or _model_name(model_dir)
-        engine = cls(backend, tokenizer, config, settings, name)
+        engine = cls(backend, tokenizer, facts, settings, name)
         if settings.warmup:
             engine.score("warm-up query", ["warm-up document"])
         log.info("model loaded", extra={"event": "model_loaded", **engine.describe(),
@@ -127,15 +128,6 @@ def _best_row_per_pair(logits: np.ndarray, owner: list[int], pairs: int) -> np.n
         if best[pair] < 0 or raw[row] > raw[best[pair]]:
             best[pair] = row
     return logits[best]
-
-
-def _model_max_length(config, tokenizer) -> int:
-    limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length]
-    # XLM-R/RoBERTa reserve two positions for the padding offset.
-    if getattr(config, "model_type", "") in ("xlm-roberta", "roberta", "camembert"):
-        limits[0] = limits[0] - 2 if limits[0] else None
-    usable = [int(x) for x in limits if x and x < 1_000_000]
-    return min(usable) if usable else 512
 
 
 def _model_name(model_dir: str) -> str:

@@ -1,79 +1,100 @@
-"""Open an unpacked model directory safely and choose the backend that will run it."""
+"""Open an unpacked model directory safely and build the backend that will run it.
+
+Backends are picked through :data:`BACKENDS`, a registry of factories keyed by the
+RERANK_BACKEND name; a new runtime is one entry here and one module under backends/.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import glob
-import os
+from collections.abc import Callable
 
+from . import model_dir as model_facts
+from .backends.base import Backend, ModelLoadError
 from .settings import Settings
 
-
-class ModelLoadError(RuntimeError):
-    """The model directory cannot be served; the message says what is missing."""
+__all__ = ["BACKENDS", "ModelLoadError", "choose_backend", "inspect_model_dir", "load_backend"]
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelFiles:
-    safetensors: bool
-    pickle: bool
-    onnx: tuple[str, ...]
-
-
-def inspect_model_dir(model_dir: str) -> ModelFiles:
-    if not os.path.isdir(model_dir):
-        raise ModelLoadError(f"model directory {model_dir!r} does not exist")
-    if not os.path.isfile(os.path.join(model_dir, "config.json")):
-        raise ModelLoadError(f"{model_dir!r} has no config.json: not a transformers model")
-    has = lambda *names: any(os.path.isfile(os.path.join(model_dir, n)) for n in names)  # noqa: E731
-    if not has("tokenizer.json"):
+def inspect_model_dir(model_dir: str) -> model_facts.ModelDir:
+    """The directory's facts, refused unless the engine can tokenize for it."""
+    facts = model_facts.read(model_dir)
+    if not facts.tokenizer_json:
         raise ModelLoadError(
             f"{model_dir!r} has no tokenizer.json: the engine needs a fast tokenizer"
             " (package the model with `make package`, which writes one)"
         )
-    onnx = tuple(sorted(glob.glob(os.path.join(model_dir, "onnx", "*.onnx"))))
-    return ModelFiles(
-        safetensors=has("model.safetensors", "model.safetensors.index.json"),
-        pickle=has("pytorch_model.bin", "pytorch_model.bin.index.json"),
-        onnx=onnx,
-    )
+    return facts
 
 
-def choose_backend(files: ModelFiles, settings: Settings, cuda: bool) -> str:
-    if settings.backend != "auto":
-        return settings.backend
-    if files.onnx and not cuda and settings.device != "cuda":
-        return "onnx"
-    return "torch"
+def choose_backend(facts: model_facts.ModelDir, settings: Settings, cuda: bool) -> str:
+    """RERANK_BACKEND, or for "auto" the fastest exact runtime at hand: on CPU the ONNX
+    graph when the directory has one (ONNX Runtime fp32 out-ran torch fp32 on both CPU
+    kinds measured, docs/BENCHMARKS.md), else torch; on CUDA always torch."""
+    name = settings.backend
+    if name == "auto":
+        name = "onnx" if facts.onnx and not cuda and settings.device != "cuda" else "torch"
+    if name == "onnx" and settings.onnx_runtime == "openvino":
+        return "openvino"  # the older spelling of RERANK_BACKEND=openvino
+    return name
 
 
-def load_backend(model_dir: str, settings: Settings):
-    files = inspect_model_dir(model_dir)
-    import torch
-
-    backend = choose_backend(files, settings, torch.cuda.is_available())
-    if backend == "onnx":
-        if not files.onnx:
-            raise ModelLoadError(f"RERANK_BACKEND=onnx but {model_dir!r}/onnx has no .onnx file")
-        from .backends.onnx_backend import OnnxBackend
-
-        return OnnxBackend(model_dir, settings=settings)
-    if not files.safetensors:
-        if not files.pickle:
-            raise ModelLoadError(f"{model_dir!r} has no weights (model.safetensors)")
+def _torch(facts: model_facts.ModelDir, settings: Settings) -> Backend:
+    if not facts.safetensors:
+        if not facts.pickle:
+            raise ModelLoadError(f"{facts.path!r} has no weights (model.safetensors)")
         if not settings.allow_pickle:
             raise ModelLoadError(
-                f"{model_dir!r} has only pickle weights (pytorch_model.bin); convert them to"
+                f"{facts.path!r} has only pickle weights (pytorch_model.bin); convert them to"
                 " safetensors (`make package` does) or set RERANK_ALLOW_PICKLE=true to load"
                 " them weights-only"
             )
     from .backends.torch_backend import TorchBackend
 
     return TorchBackend(
-        model_dir,
+        facts.path,
         device=settings.device,
         dtype=settings.dtype,
         trust_remote_code=settings.trust_remote_code,
-        use_safetensors=files.safetensors,
+        use_safetensors=facts.safetensors,
         threads=settings.threads,
     )
+
+
+def _needs_onnx(facts: model_facts.ModelDir, settings: Settings) -> None:
+    if not facts.onnx:
+        raise ModelLoadError(f"RERANK_BACKEND={settings.backend} but"
+                             f" {facts.path!r}/onnx has no .onnx file")
+
+
+def _onnx(facts: model_facts.ModelDir, settings: Settings) -> Backend:
+    _needs_onnx(facts, settings)
+    if settings.onnx_runtime != "onnxruntime":
+        raise ModelLoadError(f"RERANK_ONNX_RUNTIME={settings.onnx_runtime!r}: use onnxruntime"
+                             " or openvino")
+    from .backends.onnx_backend import OnnxBackend
+
+    return OnnxBackend(facts.path, settings=settings)
+
+
+def _openvino(facts: model_facts.ModelDir, settings: Settings) -> Backend:
+    _needs_onnx(facts, settings)
+    from .backends.openvino_backend import OpenVinoBackend
+
+    return OpenVinoBackend(facts.path, settings=settings)
+
+
+BACKENDS: dict[str, Callable[[model_facts.ModelDir, Settings], Backend]] = {
+    "torch": _torch,
+    "onnx": _onnx,
+    "openvino": _openvino,
+}
+
+
+def load_backend(model_dir: str, settings: Settings) -> Backend:
+    facts = inspect_model_dir(model_dir)
+    import torch
+
+    name = choose_backend(facts, settings, torch.cuda.is_available())
+    if name not in BACKENDS:
+        raise ModelLoadError(f"RERANK_BACKEND={name!r}: use auto or one of {sorted(BACKENDS)}")
+    return BACKENDS[name](facts, settings)

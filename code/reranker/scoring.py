@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backends.base import ModelLoadError
 
-class ModelShapeError(ValueError):
-    pass
+
+class ModelShapeError(ModelLoadError, ValueError):
+    """The model does not score like a cross-encoder (a load error, kept a ValueError for
+    callers that caught it as one)."""
 
 
 def check_num_labels(num_labels: int) -> None:

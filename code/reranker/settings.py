@@ -11,11 +11,13 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
+from . import envconfig
+
 _PREFIX = "RERANK_"
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 _DEVICES = ("auto", "cpu", "cuda")
-_BACKENDS = ("auto", "torch", "onnx")
+_BACKENDS = ("auto", "torch", "onnx", "openvino")
 _LONG_DOC = ("truncate", "chunk")
 _CHOICES = ("dtype", "device", "backend", "long_documents")
 
@@ -67,11 +69,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
         env = os.environ if env is None else env
-        values = {}
-        for field in dataclasses.fields(cls):
-            raw = env.get(_PREFIX + field.name.upper())
-            if raw is not None and raw.strip() != "":
-                values[field.name] = _parse(field, raw.strip())
+        values = envconfig.read(cls, env, VARIABLES, SettingsError)
+        values = {k: v.lower() if k in _CHOICES else v for k, v in values.items()}
         values.update(overrides)
         settings = cls(**values)
         settings.validate()
@@ -106,26 +105,6 @@ class Settings:
         return dataclasses.asdict(self)
 
 
-def _parse(field: dataclasses.Field, raw: str):
-    name = _PREFIX + field.name.upper()
-    kind = field.type if isinstance(field.type, str) else field.type.__name__
-    try:
-        if kind == "bool":
-            lowered = raw.lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-        return raw.lower() if field.name in _CHOICES else raw
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a valid {kind}") from None
-
-
 def _check(ok: bool, field: str, message: str) -> None:
     if not ok:
         raise SettingsError(f"{_PREFIX}{field.upper()} {message}")
@@ -133,3 +112,7 @@ def _check(ok: bool, field: str, message: str) -> None:
 
 class SettingsError(ValueError):
     """A configuration mistake: raised at start-up, never per request."""
+
+
+# Field x is read from RERANK_X (the names the deploy tool checks before it sends them).
+VARIABLES = envconfig.variables(Settings, _PREFIX)

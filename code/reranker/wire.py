@@ -5,13 +5,22 @@ from __future__ import annotations
 import json
 import math
 
+from . import strict_json
 from .errors import InvalidJSON, NotAcceptable, UnsupportedMediaType
 
 JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+JSON_LINES = ("application/jsonlines", "application/jsonl", "application/x-jsonlines",
+              "application/x-ndjson")
 
 
 def media_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
+
+
+def is_jsonlines_type(media: str) -> bool:
+    """One JSON document per line: SageMaker Batch Transform's application/jsonlines."""
+    return media in JSON_LINES
 
 
 def is_json_type(media: str) -> bool:
@@ -21,9 +30,12 @@ def is_json_type(media: str) -> bool:
 
 def decode_json(data: bytes | str | bytearray, content_type: str | None):
     media = media_type(content_type)
+    if media == FORM:
+        return _form_as_json(data)
     if not is_json_type(media):
         raise UnsupportedMediaType(
-            f"content type {media!r} is not supported; send application/json",
+            f"content type {media!r} is not supported; send {JSON} ({JSON_LINES[0]}:"
+            " one request per line)",
             field="Content-Type",
         )
     if isinstance(data, (bytes, bytearray)):
@@ -32,19 +44,23 @@ def decode_json(data: bytes | str | bytearray, content_type: str | None):
         except UnicodeDecodeError as exc:
             raise InvalidJSON(f"the body is not valid UTF-8 ({exc.reason} at byte {exc.start})",
                               field="body") from None
-    if not data.strip():
+    if not data.strip("\ufeff \t\r\n"):
         raise InvalidJSON("the body is empty; send a JSON object", field="body")
+    return strict_json.loads(data)
+
+
+def _form_as_json(data):
+    """``curl -d '{...}'`` without ``-H 'Content-Type: application/json'`` labels JSON as a
+    form: take the body when it is a JSON object, refuse real form data."""
     try:
-        return json.loads(data, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise InvalidJSON(f"the body is not valid JSON: {exc.msg} at line {exc.lineno}"
-                          f" column {exc.colno}", field="body") from None
-    except RecursionError:
-        raise InvalidJSON("the body nests JSON too deeply", field="body") from None
-
-
-def _reject_constant(name: str):
-    raise json.JSONDecodeError(f"{name} is not valid JSON", name, 0)
+        body = decode_json(data, JSON)
+    except InvalidJSON:
+        body = None
+    if not isinstance(body, dict):
+        raise UnsupportedMediaType(
+            f"a {FORM} body is accepted only when it is a JSON object (what curl -d sends"
+            " without a Content-Type); send application/json", field="Content-Type")
+    return body
 
 
 def check_accept(accept: str | None) -> None:
@@ -52,9 +68,10 @@ def check_accept(accept: str | None) -> None:
         return
     for part in accept.split(","):
         media = media_type(part)
-        if media in ("*/*", "application/*") or is_json_type(media):
+        if media in ("*/*", "application/*") or is_json_type(media) or is_jsonlines_type(media):
             return
-    raise NotAcceptable(f"cannot answer in {accept!r}; accept application/json", field="Accept")
+    raise NotAcceptable(f"cannot answer in {accept!r}; accept {JSON} or {JSON_LINES[0]}",
+                        field="Accept")
 
 
 def encode_json(obj) -> bytes:

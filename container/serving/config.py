@@ -11,6 +11,8 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
+from reranker import envconfig
+
 MB = 1024 * 1024
 
 
@@ -39,7 +41,7 @@ class ConfigError(ValueError):
     """A bad setting, reported at start-up as one line."""
 
 
-_ENV = {  # field -> variables, first set wins
+VARIABLES = {  # field -> variables, first set wins
     "model_dir": ("SM_MODEL_DIR",),
     "port": ("SAGEMAKER_BIND_TO_PORT", "SERVE_PORT"),
     "host": ("SERVE_HOST",),
@@ -65,25 +67,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def load(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> ServerConfig:
     env = os.environ if env is None else env
-    values = {}
-    for field in dataclasses.fields(ServerConfig):
-        raw = next((env[v] for v in _ENV.get(field.name, ()) if env.get(v, "").strip()), None)
-        if raw is not None:
-            values[field.name] = _convert(field, raw.strip(), _ENV[field.name][0])
+    values = envconfig.read(ServerConfig, env, VARIABLES, ConfigError)
     for name in ("model_dir", "host", "port"):
         if getattr(args, name, None) is not None:
             values[name] = getattr(args, name)
     config = ServerConfig(**values)
     _validate(config)
     return config
-
-
-def _convert(field: dataclasses.Field, raw: str, variable: str):
-    kind = field.type if isinstance(field.type, str) else field.type.__name__
-    try:
-        return {"int": int, "float": float}.get(kind, str)(raw)
-    except ValueError:
-        raise ConfigError(f"{variable}={raw!r} is not a valid {kind}") from None
 
 
 def _validate(config: ServerConfig) -> None:

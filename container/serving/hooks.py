@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 HOOKS = ("model_fn", "input_fn", "predict_fn", "output_fn")
-# container/serving/hooks.py -> <root>/code, in the repository and in the image alike.
-IMAGE_CODE = Path(__file__).resolve().parents[2] / "code"
+# The image's default hooks: the installed inference.py beside the installed engine.  Found
+# now, before a model's code/ goes first on sys.path and could shadow either.
+IMAGE_PROGRAM = Path(importlib.util.find_spec("reranker").origin).parents[1] / "inference.py"
 
 
 class RequestContext:
@@ -35,10 +36,6 @@ class RequestContext:
 
     def get_request_properties(self) -> dict:
         return self._headers
-
-    def get_request_property(self, key: str):
-        lowered = key.lower()
-        return next((v for k, v in self._headers.items() if k.lower() == lowered), None)
 
 
 # Arguments each hook takes before the optional context.
@@ -77,13 +74,13 @@ def load_hooks(model_dir: str, program: str = "inference.py") -> Hooks:
     sources: dict[str, str] = {}
     user_code = Path(model_dir) / "code"
     if (user_code / program).is_file():
+        # The SageMaker contract: a model's code/ comes first, so its inference.py imports
+        # the modules shipped beside it (its own reranker/ included), as on the DLC.
         sys.path.insert(0, str(user_code))
         _collect(_import(user_code / program, Path(program).stem), functions, sources)
     if len(functions) < len(HOOKS):
-        if str(IMAGE_CODE) not in sys.path:
-            sys.path.append(str(IMAGE_CODE))
         name = "inference" if not functions else "_image_inference"
-        _collect(_import(IMAGE_CODE / "inference.py", name), functions, sources)
+        _collect(_import(IMAGE_PROGRAM, name), functions, sources)
     return Hooks(functions, sources)
 
 

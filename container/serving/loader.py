@@ -24,7 +24,6 @@ class ModelLoader:
         self.on_failure = on_failure
         self.hooks: Hooks | None = None
         self.model = None
-        self.failed = False
         self._ready = threading.Event()
 
     @property
@@ -40,7 +39,6 @@ class ModelLoader:
             self.hooks = load_hooks(self.model_dir, self.program)
             self.model = self.hooks.load_model(self.model_dir, RequestContext({}, self.model_dir))
         except BaseException:
-            self.failed = True
             log.exception("model failed to load", extra={"event": "load_failed",
                                                           "model_dir": self.model_dir})
             self.on_failure()

@@ -1,4 +1,9 @@
-"""HTTP routing: GET /ping, POST /invocations, POST /endpoints/{name}/invocations.
+"""HTTP routing: GET /ping, POST /invocations, POST /endpoints/{name}/invocations, and the
+native rerank APIs: POST /rerank (TEI) and POST /v1/rerank, /v2/rerank (Cohere).
+
+The native routes are /invocations with the dialect fixed by the route: they set it the
+way a SageMaker client does, as ``dialect=`` in X-Amzn-SageMaker-Custom-Attributes, so the
+same hooks parse, score and render (and a route's fixed dialect wins over the client's).
 
 Handlers stay on the event loop only to route, admit and read; the hooks run in the
 predict thread pool, where concurrent requests meet in the engine's batcher.  Every
@@ -25,6 +30,9 @@ from .hooks import RequestContext
 log = logging.getLogger("serving")
 
 JSON = "application/json"
+# SageMaker forwards InvokeEndpoint's CustomAttributes in this header; the hooks read
+# ``dialect=`` from it (reranker/context.py).
+CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 
 
 async def ping(request: Request) -> Response:
@@ -33,9 +41,9 @@ async def ping(request: Request) -> Response:
     return error_response(request, NotReady())
 
 
-async def invocations(request: Request) -> Response:
+async def invocations(request: Request, dialect: str | None = None) -> Response:
     try:
-        return await _invoke(request)
+        return await _invoke(request, dialect)
     except Exception as exc:  # every failure answers JSON; none escapes as plain text
         return error_response(request, exc)
     except asyncio.CancelledError:
@@ -51,20 +59,36 @@ async def runtime_invocations(request: Request) -> Response:
     return runtime_api.success(response)
 
 
-async def _invoke(request: Request) -> Response:
+def native(dialect: str):
+    """A route whose body is always in ``dialect``."""
+    async def endpoint(request: Request) -> Response:
+        return await invocations(request, dialect)
+    return endpoint
+
+
+async def _invoke(request: Request, dialect: str | None) -> Response:
     state = request.app.state
     loader = state.loader
     if not loader.ready:
         raise NotReady()
     with state.admission.slot():
         body = await read_body(request, state.config.max_payload_bytes)
-        context = RequestContext(request.headers, loader.model_dir)
+        context = RequestContext(_headers(request, dialect), loader.model_dir)
         call = functools.partial(loader.hooks.invoke, loader.model, body,
                                  request.headers.get("content-type"),
                                  request.headers.get("accept"), context)
         payload, result = await asyncio.get_running_loop().run_in_executor(state.executor, call)
     request.state.log.update(_summary(result))
-    return Response(payload, media_type=JSON)
+    return Response(payload, media_type=getattr(result, "content_type", JSON))
+
+
+def _headers(request: Request, dialect: str | None) -> dict[str, str]:
+    headers = dict(request.headers)
+    if dialect:
+        # Appended, so it overrides a dialect= the client sent (the last key wins).
+        attributes = headers.get(CUSTOM_ATTRIBUTES, "")
+        headers[CUSTOM_ATTRIBUTES] = f"{attributes},dialect={dialect}".lstrip(",")
+    return headers
 
 
 def _summary(result) -> dict:
@@ -94,7 +118,8 @@ def error_response(request: Request, exc: BaseException) -> Response:
 async def http_error(request: Request, exc: HTTPException) -> Response:
     """Starlette's 404 and 405, in our JSON shape (405 keeps its Allow header)."""
     kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    message = {404: f"no route for {request.url.path}; use POST /invocations or GET /ping",
+    message = {404: f"no route for {request.url.path}; use POST /invocations, POST /rerank,"
+                    " POST /v1/rerank, POST /v2/rerank or GET /ping",
                405: f"{request.method} is not allowed on {request.url.path}"}.get(
         exc.status_code, str(exc.detail))
     request.state.log["error"] = kind
@@ -110,4 +135,7 @@ ROUTES = [
     Route("/ping", ping, methods=["GET"]),
     Route("/invocations", invocations, methods=["POST"]),
     Route("/endpoints/{name}/invocations", runtime_invocations, methods=["POST"]),
+    Route("/rerank", native("tei"), methods=["POST"]),
+    Route("/v1/rerank", native("cohere"), methods=["POST"]),
+    Route("/v2/rerank", native("cohere"), methods=["POST"]),
 ]

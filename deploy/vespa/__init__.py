@@ -7,15 +7,13 @@ model's pair encoding is rebuilt from Vespa's token functions.
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 from pathlib import Path
 
 from deploy.errors import UserError
 from deploy.paths import BUILD_DIR
-
-ONNX_FILES = {"fp32": "model.onnx", "int8": "model_int8.onnx"}
+from reranker import model_dir as model_facts
 
 
 def register(subparsers) -> None:
@@ -35,7 +33,10 @@ def register(subparsers) -> None:
     p.add_argument("--max-length", type=int, default=256,
                    help="tokens per query+document sequence (default 256, capped by the model)")
     p.add_argument("--query-tokens", type=int, default=32,
-                   help="size of the query token tensor (default 32)")
+                   help="query budget: longer queries are cut to it (default 32)")
+    p.add_argument("--document-tokens", type=int, default=None,
+                   help="document budget, fixed at feed time (default: what --max-length"
+                   " leaves after the query); given, it sets the sequence length instead")
     p.add_argument("--app-name", default="reranker", help="application name (a-z, 0-9)")
     p.set_defaults(func=run)
 
@@ -60,11 +61,13 @@ def _options(args):
         raise UserError(f"--app-name {args.app_name!r}: use lowercase letters and digits")
     for flag, value, low in (("--rerank-count", args.rerank_count, 1),
                              ("--max-length", args.max_length, 16),
-                             ("--query-tokens", args.query_tokens, 4)):
-        if value < low:
+                             ("--query-tokens", args.query_tokens, 4),
+                             ("--document-tokens", args.document_tokens, 8)):
+        if value is not None and value < low:
             raise UserError(f"{flag} must be at least {low}, not {value}")
     return Options(app_name=args.app_name, max_length=args.max_length,
-                   query_tokens=args.query_tokens, rerank_count=args.rerank_count)
+                   query_tokens=args.query_tokens, document_tokens=args.document_tokens,
+                   rerank_count=args.rerank_count)
 
 
 def _check_model_dir(model_dir: Path) -> None:
@@ -77,17 +80,20 @@ def _check_model_dir(model_dir: Path) -> None:
 def _model(model_dir: Path, choice: str, tolerance, tmp: Path):
     from deploy.vespa.application import Model
 
-    config = json.loads((model_dir / "config.json").read_text())
+    try:
+        facts = model_facts.read(model_dir)
+    except model_facts.ModelLoadError as exc:
+        raise UserError(str(exc)) from None
     onnx_path = _onnx_file(model_dir, choice, tolerance, tmp)
     return Model(onnx_path=onnx_path, tokenizer_path=model_dir / "tokenizer.json",
-                 graph_inputs=graph_inputs(onnx_path), num_labels=_num_labels(config),
-                 model_limit=_model_limit(model_dir, config))
+                 graph_inputs=graph_inputs(onnx_path), num_labels=_num_labels(facts),
+                 model_limit=facts.max_length)
 
 
 def _onnx_file(model_dir: Path, choice: str, tolerance, tmp: Path) -> Path:
     wanted = ["int8", "fp32"] if choice == "auto" else [choice]
     for variant in wanted:
-        path = model_dir / "onnx" / ONNX_FILES[variant]
+        path = model_dir / model_facts.ONNX_DIR / model_facts.ONNX_FILES[variant]
         if path.is_file():
             return path
     variant = "fp32" if choice == "auto" else choice
@@ -95,7 +101,7 @@ def _onnx_file(model_dir: Path, choice: str, tolerance, tmp: Path) -> Path:
 
     limit = tolerance or (FP32_TOLERANCE if variant == "fp32" else 0.05)
     export_onnx(model_dir, tmp, quantize=variant == "int8", tolerance=limit)
-    return tmp / "onnx" / ONNX_FILES[variant]
+    return tmp / model_facts.ONNX_DIR / model_facts.ONNX_FILES[variant]
 
 
 def graph_inputs(path: Path) -> tuple[str, ...]:
@@ -116,23 +122,7 @@ def graph_inputs(path: Path) -> tuple[str, ...]:
     return names
 
 
-def _num_labels(config: dict) -> int:
-    labels = len(config["id2label"]) if config.get("id2label") else config.get("num_labels", 2)
-    if labels not in (1, 2):
-        raise UserError(f"the model has {labels} labels; a cross-encoder has 1 or 2")
-    return int(labels)
-
-
-def _model_limit(model_dir: Path, config: dict) -> int:
-    """Positions the model supports (XLM-R/RoBERTa reserve two), capped by the tokenizer."""
-    limits = []
-    positions = config.get("max_position_embeddings")
-    if positions:
-        reserved = 2 if config.get("model_type") in ("xlm-roberta", "roberta", "camembert") else 0
-        limits.append(positions - reserved)
-    tok_config = model_dir / "tokenizer_config.json"
-    if tok_config.is_file():
-        value = json.loads(tok_config.read_text()).get("model_max_length")
-        if isinstance(value, int) and value < 1_000_000:
-            limits.append(value)
-    return min(limits) if limits else 512
+def _num_labels(facts: model_facts.ModelDir) -> int:
+    if facts.num_labels not in (1, 2):
+        raise UserError(f"the model has {facts.num_labels} labels; a cross-encoder has 1 or 2")
+    return facts.num_labels

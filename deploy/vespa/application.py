@@ -5,8 +5,8 @@ Layout of the output directory (deploy it as it is: ``vespa deploy OUT``):
     services.xml              container with the two hugging-face-tokenizer components
     schemas/doc.sd            fields, the onnx-model, rank profiles bm25 and rerank
     files/crossencoder.onnx   the exported cross-encoder (fp32 or int8)
-    models/tokenizer.json     document tokenizer (no special tokens; cut to the field size)
-    models/query_tokenizer.json  query tokenizer (see deploy/vespa/tokens.py)
+    models/tokenizer.json     the model's tokenizer with no template, truncation or padding
+                              (what Vespa forces anyway; see deploy/vespa/tokens.py)
     ext/feed.json, ext/queries.json, README.md   examples (Vespa ignores them)
 """
 
@@ -20,21 +20,58 @@ from pathlib import Path
 
 from deploy.errors import UserError
 from deploy.vespa import examples
-from deploy.vespa.tokens import PairLayout, load_tokenizer, pair_layout, write_tokenizers
+from deploy.vespa.tokens import (
+    EMPTY,
+    EMPTY_EXPRESSION,
+    PairLayout,
+    load_tokenizer,
+    pair_layout,
+    write_tokenizer,
+)
 
 SCHEMA = "doc"
 MODEL = "crossencoder"
 QUERY_INPUT = "query(q_tokens)"
 DOC_FIELD = "text_tokens"
 PROFILE = "rerank"
+TOKENIZER = "tokenizer"
 
 
 @dataclasses.dataclass(frozen=True)
 class Options:
     app_name: str = "reranker"
     max_length: int = 256      # tokens per (query, document) sequence the model sees
-    query_tokens: int = 32     # size of the query token tensor
+    query_tokens: int = 32     # query budget: the query tensor's size
+    # Document budget: the text_tokens field's size; None: what max_length leaves.
+    document_tokens: int | None = None
     rerank_count: int = 100    # hits the global phase rescores per query
+
+
+@dataclasses.dataclass(frozen=True)
+class Budgets:
+    """Token budgets: query + document + the template's special tokens = sequence."""
+
+    query: int
+    document: int
+    sequence: int
+
+
+def budgets(options: Options, layout: PairLayout, model_limit: int) -> Budgets:
+    """A document budget given: the sequence is what query and document need; otherwise
+    the document gets what the sequence length leaves after the query."""
+    limit = min(options.max_length, model_limit)
+    if options.document_tokens is None:
+        document = limit - options.query_tokens - layout.special_tokens
+    else:
+        document = options.document_tokens
+        limit = model_limit
+    sequence = options.query_tokens + document + layout.special_tokens
+    if options.query_tokens < 4 or document < 8 or sequence > limit:
+        raise UserError(
+            f"--query-tokens {options.query_tokens} and --document-tokens {document} need"
+            f" {sequence} tokens with the template's {layout.special_tokens} special tokens;"
+            f" the model takes at most {model_limit} (and at least 8 document tokens)")
+    return Budgets(options.query_tokens, document, sequence)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,64 +88,56 @@ class Model:
 def write_package(model: Model, out: Path, options: Options) -> dict:
     """Write the package into ``out`` (replaced whole); return a summary of choices."""
     layout = pair_layout(load_tokenizer(model.tokenizer_path))
-    length = min(options.max_length, model.model_limit)
-    doc_tokens = length - options.query_tokens - 3  # s, e and the final e
-    if options.query_tokens < 4 or doc_tokens < 8:
-        raise UserError(f"--max-length {length} leaves no room for documents after"
-                        f" --query-tokens {options.query_tokens}")
+    sizes = budgets(options, layout, model.model_limit)
+    length, doc_tokens = sizes.sequence, sizes.document
     with tempfile.TemporaryDirectory(prefix="vespa-app-") as tmp:
         tmp = Path(tmp)
-        doc_tok, query_tok = write_tokenizers(model.tokenizer_path, layout,
-                                              options.query_tokens, doc_tokens, tmp / "tok")
-        app = _application(model, layout, options, length, doc_tokens, doc_tok, query_tok)
+        tokenizer = write_tokenizer(model.tokenizer_path, tmp / "tok" / "tokenizer.json")
+        app = _application(model, layout, options, sizes, tokenizer)
         staged = tmp / "app"
         app.to_files(str(staged))
-        examples.write(staged, options, SCHEMA, PROFILE, QUERY_INPUT)
+        examples.write(staged, options, sizes, SCHEMA, PROFILE, QUERY_INPUT)
         _replace(staged, out)
-    return {"sequence_length": length, "query_tokens": options.query_tokens,
+    return {"sequence_length": length, "query_tokens": sizes.query,
             "document_tokens": doc_tokens, "input_ids": layout.input_ids_expression(
                 length, QUERY_INPUT, f"attribute({DOC_FIELD})"),
             "token_type_ids": "token_type_ids" in model.graph_inputs}
 
 
-def _application(model: Model, layout: PairLayout, options: Options, length: int,
-                 doc_tokens: int, doc_tok: Path, query_tok: Path):
+def _application(model: Model, layout: PairLayout, options: Options, sizes: Budgets,
+                 tokenizer: Path):
     from vespa.package import (
         ApplicationPackage,
         Component,
         Parameter,
     )
 
-    components = [
-        Component(id=name, type="hugging-face-tokenizer",
-                  parameters=[Parameter("model", {"path": f"models/{path.name}"})])
-        for name, path in (("tokenizer", doc_tok), ("query_tokenizer", query_tok))
-    ]
+    # One component for queries and documents: Vespa runs both without special tokens.
+    component = Component(id=TOKENIZER, type="hugging-face-tokenizer",
+                          parameters=[Parameter("model", {"path": f"models/{tokenizer.name}"})])
     return ApplicationPackage(
         name=options.app_name,
-        schema=[_schema(model, layout, options, length, doc_tokens)],
-        components=components,
-        include_files=[(doc_tok, f"models/{doc_tok.name}"),
-                       (query_tok, f"models/{query_tok.name}")],
+        schema=[_schema(model, layout, options, sizes)],
+        components=[component],
+        include_files=[(tokenizer, f"models/{tokenizer.name}")],
     )
 
 
-def _schema(model: Model, layout: PairLayout, options: Options, length: int, doc_tokens: int):
+def _schema(model: Model, layout: PairLayout, options: Options, sizes: Budgets):
     from vespa.package import (
         Document,
         Field,
         FieldSet,
-        Function,
         GlobalPhaseRanking,
         OnnxModel,
         RankProfile,
         Schema,
     )
 
-    doc = f"attribute({DOC_FIELD})"
+    doc, length, doc_tokens = f"attribute({DOC_FIELD})", sizes.sequence, sizes.document
     functions = {
         "input_ids": layout.input_ids_expression(length, QUERY_INPUT, doc),
-        "attention_mask": f"tokenAttentionMask({length}, {QUERY_INPUT}, {doc})",
+        "attention_mask": layout.attention_mask_expression(length, QUERY_INPUT, doc),
     }
     if "token_type_ids" in model.graph_inputs:
         functions["token_type_ids"] = layout.token_types_expression(length, QUERY_INPUT, doc)
@@ -117,7 +146,8 @@ def _schema(model: Model, layout: PairLayout, options: Options, length: int, doc
         Field(name="text", type="string", indexing=["index", "summary"], index="enable-bm25"),
         # Synthetic field: document tokens computed once at feed time, not per query.
         Field(name=DOC_FIELD, type=f"tensor<float>(d0[{doc_tokens}])",
-              indexing=["input text", "embed tokenizer", "attribute"], is_document_field=False),
+              indexing=["input text", f"embed {TOKENIZER}", "attribute"],
+              is_document_field=False),
     ]
     return Schema(
         name=SCHEMA, mode="index",
@@ -131,8 +161,7 @@ def _schema(model: Model, layout: PairLayout, options: Options, length: int, doc
             RankProfile(
                 name=PROFILE, inherits="default",
                 inputs=[(QUERY_INPUT, f"tensor<float>(d0[{options.query_tokens}])")],
-                functions=[Function(name=f"ce_{name}", expression=expr)
-                           for name, expr in functions.items()],
+                functions=_functions(layout, functions),
                 first_phase="bm25(text)",
                 global_phase=GlobalPhaseRanking(rerank_count=options.rerank_count,
                                                 expression=_score(model.num_labels)),
@@ -140,6 +169,15 @@ def _schema(model: Model, layout: PairLayout, options: Options, length: int, doc
             ),
         ],
     )
+
+
+def _functions(layout: PairLayout, functions: dict[str, str]) -> list:
+    from vespa.package import Function
+
+    out = [Function(name=f"ce_{name}", expression=expr) for name, expr in functions.items()]
+    if layout.empty_middle:
+        out.insert(0, Function(name=EMPTY, expression=EMPTY_EXPRESSION))
+    return out
 
 
 def _score(num_labels: int) -> str:

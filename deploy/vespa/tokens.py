@@ -1,19 +1,21 @@
-"""How Vespa's token functions rebuild the model's pair encoding, and the tokenizer files
-that make them exact.
+"""How Vespa's token functions rebuild the model's pair encoding, and the tokenizer file
+they read.
 
-Vespa tokenizes the query and each document separately (the ``hugging-face-tokenizer``
-component, ``embed``) and assembles the model input in the rank profile with
+Vespa's config model forces every ``hugging-face-tokenizer`` component to truncation off,
+padding off and ``addSpecialTokens(false)`` (config-model/.../container/component/
+HuggingFaceTokenizer.java, getConfig), so tokenizer.json's template never runs inside Vespa:
+``embed`` yields the bare token ids, cut to the tensor's size (linguistics-components/.../
+language/tools/Embed.java, asTensor).  The rank profile places every special token itself
+(config-model/.../schema/expressiontransforms/TokenTransformer.java):
 
-    tokenInputIds(L, q, d)             [CLS]=101 q [SEP]=102 d [SEP]=102, 0-padded to L
-    customTokenInputIds(s, e, L, q, d) s q e d e, 0-padded to L
-    tokenTypeIds(L, q, d)              0 for s q e, 1 for d e, 0 for padding
-    tokenAttentionMask(L, q, d)        1 for s q e d e, 0 for padding
+    tokenInputIds(L, a, b, ...)             101 a 102 b 102 ..., 0-padded/cut to L
+    customTokenInputIds(s, e, L, a, b, ...) s a e b e ..., 0-padded/cut to L
+    tokenTypeIds(L, a, b, ...)              0 for s a e, 1 for the rest, 0 for padding
+    tokenAttentionMask(L, a, b, ...)        1 over s a e b e ..., 0 for padding
 
-(config-model's TokenTransformer; a length is the count of non-zero ids).  Those cover
-templates of the form ``s A e B e``.  XLM-R (bge-reranker) encodes pairs as
-``<s> A </s></s> B </s>``: the second ``</s>`` is not expressible, so we ship a query
-tokenizer whose single-sequence template appends it (``$A </s>``), truncating the query so
-it is kept; customTokenInputIds(0, 2, ...) then yields the model's own sequence exactly.
+where an argument's length is its count of ids > 0 and every argument must be a reference.
+BERT and DeBERTa-v2 encode pairs as ``s A e B e``; XLM-R (bge-reranker) as
+``<s> A </s></s> B </s>``, which an empty middle argument gives: ``s A e <empty> e B e``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from pathlib import Path
 from deploy.errors import UserError
 
 BERT_CLS, BERT_SEP = 101, 102
+# A rank-profile function holding no tokens: the empty middle argument for XLM-R pairs.
+EMPTY = "no_tokens"
+EMPTY_EXPRESSION = "tensor<float>(d0[1])(0)"
 _MARK_A, _MARK_B = "alpha beta", "gamma"
 
 
@@ -32,23 +37,30 @@ _MARK_A, _MARK_B = "alpha beta", "gamma"
 class PairLayout:
     """The model's pair template as Vespa must rebuild it."""
 
-    start: int                 # the id before the query
-    sep: int                   # the id after the query and after the document
-    query_suffix: tuple[int, ...]  # ids between the first sep and the document (XLM-R: </s>)
-    types_follow_segments: bool    # type ids are 0 for "s q e..." and 1 for "d e"
+    start: int                   # the id before the query
+    sep: int                     # the id after the query and after the document
+    empty_middle: bool           # XLM-R: a second sep before the document
+    types_follow_segments: bool  # type ids are 0 for "s q e" and 1 after
 
     @property
-    def bert_ids(self) -> bool:
-        return (self.start, self.sep) == (BERT_CLS, BERT_SEP)
+    def special_tokens(self) -> int:
+        return 4 if self.empty_middle else 3
+
+    def arguments(self, query: str, document: str) -> str:
+        return ", ".join([query, EMPTY, document] if self.empty_middle else [query, document])
 
     def input_ids_expression(self, length: int, query: str, document: str) -> str:
-        if self.bert_ids:
-            return f"tokenInputIds({length}, {query}, {document})"
-        return f"customTokenInputIds({self.start}, {self.sep}, {length}, {query}, {document})"
+        args = self.arguments(query, document)
+        if (self.start, self.sep) == (BERT_CLS, BERT_SEP):
+            return f"tokenInputIds({length}, {args})"
+        return f"customTokenInputIds({self.start}, {self.sep}, {length}, {args})"
+
+    def attention_mask_expression(self, length: int, query: str, document: str) -> str:
+        return f"tokenAttentionMask({length}, {self.arguments(query, document)})"
 
     def token_types_expression(self, length: int, query: str, document: str) -> str:
         if self.types_follow_segments:
-            return f"tokenTypeIds({length}, {query}, {document})"
+            return f"tokenTypeIds({length}, {self.arguments(query, document)})"
         # The tokenizer gives every position type 0 (RoBERTa-like): so does this tensor.
         return f"tensor<float>(d0[1],d1[{length}])(0)"
 
@@ -76,39 +88,30 @@ def pair_layout(tokenizer) -> PairLayout:
     if i < 0 or j < 0:
         raise UserError("cannot locate the query and document in the tokenizer's pair encoding")
     prefix, middle, suffix = ids[:i], ids[i + len(a.ids):j], ids[j + len(b.ids):]
-    if len(prefix) != 1 or len(suffix) != 1 or not middle or middle[0] != suffix[0]:
+    if len(prefix) != 1 or len(suffix) != 1 or middle not in ([suffix[0]], [suffix[0]] * 2):
         raise UserError(
             f"the tokenizer's pair template ({_describe(tokenizer, prefix, middle, suffix)}) is"
-            " not of the form `s A e [extra] B e` that Vespa's tokenInputIds /"
-            " customTokenInputIds can rebuild"
+            " not `s A e B e` or `s A e e B e`, the forms Vespa's token functions can build"
         )
-    first = len(prefix) + len(a.ids) + len(middle)
+    first = 1 + len(a.ids) + 1  # tokenTypeIds: 0 for "s A e", 1 after
     follows = list(types) == [0] * first + [1] * (len(types) - first)
     if not follows and any(types):
         raise UserError(f"the tokenizer's token types {types} cannot be built by tokenTypeIds")
-    return PairLayout(prefix[0], suffix[0], tuple(middle[1:]), follows)
+    return PairLayout(prefix[0], suffix[0], len(middle) == 2, follows)
 
 
-def write_tokenizers(source: Path, layout: PairLayout, query_tokens: int, doc_tokens: int,
-                     out_dir: Path) -> tuple[Path, Path]:
-    """The document tokenizer (no special tokens) and the query tokenizer (the template's
-    extra separator appended, truncated to the query tensor so that it survives)."""
+def write_tokenizer(source: Path, out: Path) -> Path:
+    """tokenizer.json as Vespa runs it: no template, no truncation, no padding.
+
+    Vespa forces the same settings; shipping them makes the file behave alike anywhere."""
     from tokenizers.processors import TemplateProcessing
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    doc = load_tokenizer(source)
-    doc.post_processor = TemplateProcessing(single="$A", pair="$A $B:1", special_tokens=[])
-    doc.enable_truncation(doc_tokens)
-    query = load_tokenizer(source)
-    extra = [query.id_to_token(i) for i in layout.query_suffix]
-    query.post_processor = TemplateProcessing(
-        single=" ".join(["$A", *extra]), pair="$A $B:1",
-        special_tokens=sorted({(t, i) for t, i in zip(extra, layout.query_suffix)}))
-    query.enable_truncation(query_tokens)
-    paths = out_dir / "tokenizer.json", out_dir / "query_tokenizer.json"
-    for tokenizer, path in zip((doc, query), paths):
-        path.write_text(json.dumps(json.loads(tokenizer.to_str()), ensure_ascii=False) + "\n")
-    return paths
+    tokenizer = load_tokenizer(source)
+    tokenizer.post_processor = TemplateProcessing(single="$A", pair="$A $B:1",
+                                                  special_tokens=[])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(json.loads(tokenizer.to_str()), ensure_ascii=False) + "\n")
+    return out
 
 
 def _find(haystack: list[int], needle: list[int], start: int) -> int:

@@ -1,24 +1,22 @@
-"""The ONNX backend: the exported cross-encoder on CPU, fp32 or int8, run by ONNX Runtime
-(default) or by OpenVINO (RERANK_ONNX_RUNTIME=openvino: bf16 on CPUs with AMX).
+"""The ONNX backend: the exported cross-encoder on CPU, fp32 or int8, run by ONNX Runtime.
 
 Imports only numpy at module level; the runtime is imported when a backend is built, so
-the engine package stays importable where neither is installed.  Everything that
-can be wrong with an ONNX file (garbage bytes, another model's graph, a label count that
-is not config.json's) is found here, at load time, and reported as ModelLoadError.
+the engine package stays importable where it is not installed.  Everything that can be
+wrong with an ONNX file (garbage bytes, another model's graph, a label count that is not
+config.json's) is found here, at load time, and reported as ModelLoadError.  The OpenVINO
+backend (openvino_backend.py) runs the same file with the same checks.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
-from ..loading import ModelLoadError
+from .. import model_dir as model_facts
 from ..settings import Settings
+from .base import ModelLoadError, first_line
 
-ONNX_DIR = "onnx"
-FILES = {"fp32": "model.onnx", "int8": "model_int8.onnx"}
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 REQUIRED_INPUTS = ("input_ids", "attention_mask")
 # Written by deploy/onnx_export.py into the graph's metadata_props; checked against
@@ -28,24 +26,25 @@ META_CHECKED = ("model_type", "vocab_size", "num_labels")
 
 
 class OnnxBackend:
+    """One ONNX graph behind one runtime; subclasses swap the runtime (``runner``)."""
+
     name = "onnx"
-    device = "cpu"
+    device_type = "cpu"
     pad_multiple = 1
+    batches_itself = False
+    runner_class: type  # OrtRunner, set below where it is defined
 
     def __init__(self, model_dir: str, *, settings: Settings | None = None,
                  path: str | None = None):
         settings = settings or Settings()
-        config = read_config(model_dir)
-        self.num_labels = config_num_labels(config)
-        self.path = path or model_file(model_dir, settings.onnx_model)
+        facts = model_facts.read(model_dir)
+        self.num_labels = facts.num_labels
+        self.path = path or model_file(facts, settings.onnx_model)
         self.threads = settings.threads or usable_cores()
-        if settings.onnx_runtime not in RUNTIMES:
-            raise ModelLoadError(f"RERANK_ONNX_RUNTIME={settings.onnx_runtime!r}: use one of"
-                                 f" {sorted(RUNTIMES)}")
-        self.runner = RUNTIMES[settings.onnx_runtime](self.path, self.threads, settings.dtype)
+        self.runner = self.runner_class(self.path, self.threads, settings.dtype)
         self.inputs = _check_inputs(self.runner.inputs, self.runner.output_rank, self.path)
         self.metadata = self.runner.metadata
-        _check_metadata(self.metadata, config, self.path)
+        _check_metadata(self.metadata, facts, self.path)
         file_dtype = self.metadata.get("precision") or _guess_precision(self.path)
         self.dtype = self.runner.precision or file_dtype
         self._probe()
@@ -59,12 +58,15 @@ class OnnxBackend:
                                       else types.astype(np.int64, copy=False))
         return np.asarray(self.runner.run(feed), dtype=np.float32)
 
+    def health(self) -> bool:
+        return True
+
     def describe(self) -> dict:
         return {
             "backend": self.name,
-            "device": self.device,
+            "device": self.device_type,
             "dtype": self.dtype,
-            "onnx_file": os.path.join(ONNX_DIR, os.path.basename(self.path)),
+            "onnx_file": os.path.join(model_facts.ONNX_DIR, os.path.basename(self.path)),
             self.runner.name: self.runner.version,
             "threads": self.threads,
         }
@@ -75,7 +77,7 @@ class OnnxBackend:
         try:
             out = self.forward(ids, np.ones_like(ids), np.zeros_like(ids))
         except Exception as exc:  # noqa: BLE001 - any runtime failure means a bad file
-            raise ModelLoadError(f"{self.path}: a test forward pass failed: {_first_line(exc)}"
+            raise ModelLoadError(f"{self.path}: a test forward pass failed: {first_line(exc)}"
                                  ) from None
         if out.ndim != 2 or out.shape != (1, self.num_labels):
             raise ModelLoadError(
@@ -87,13 +89,15 @@ class OnnxBackend:
             raise ModelLoadError(f"{self.path}: a test forward pass returned {out.tolist()}")
 
 
-def model_file(model_dir: str, choice: str) -> str:
-    """The ONNX file RERANK_ONNX_MODEL names; "auto" prefers the int8 model."""
-    folder = os.path.join(model_dir, ONNX_DIR)
-    present = sorted(f for f in os.listdir(folder) if f.endswith(".onnx")) \
-        if os.path.isdir(folder) else []
+def model_file(facts: model_facts.ModelDir, choice: str) -> str:
+    """The ONNX file RERANK_ONNX_MODEL names.  "auto" prefers the exact fp32 graph: int8
+    moves scores and ranks (docs/onnx.md), so it runs only when it is the only file or is
+    asked for by name."""
+    folder = os.path.join(facts.path, model_facts.ONNX_DIR)
+    present = list(facts.onnx)
+    files = model_facts.ONNX_FILES
     if choice == "auto":
-        for wanted in (FILES["int8"], FILES["fp32"]):
+        for wanted in (files["fp32"], files["int8"]):
             if wanted in present:
                 return os.path.join(folder, wanted)
         if len(present) == 1:
@@ -103,29 +107,13 @@ def model_file(model_dir: str, choice: str) -> str:
             if present else f"{folder} has no .onnx file (export one with"
             " `python -m deploy package --onnx fp32|int8`)"
         )
-    name = FILES.get(choice, choice)
+    name = files.get(choice, choice)
     if os.path.basename(name) != name or name not in present:
         raise ModelLoadError(
-            f"RERANK_ONNX_MODEL={choice!r}: {ONNX_DIR}/{name} is not in the model directory"
-            f" (present: {present or 'none'})"
+            f"RERANK_ONNX_MODEL={choice!r}: {model_facts.ONNX_DIR}/{name} is not in the model"
+            f" directory (present: {present or 'none'})"
         )
     return os.path.join(folder, name)
-
-
-def read_config(model_dir: str) -> dict:
-    path = os.path.join(model_dir, "config.json")
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path} cannot be read: {exc}") from None
-
-
-def config_num_labels(config: dict) -> int:
-    """What transformers would say: id2label's size, else num_labels, else its default 2."""
-    if config.get("id2label"):
-        return len(config["id2label"])
-    return int(config.get("num_labels", 2))
 
 
 def usable_cores() -> int:
@@ -135,7 +123,7 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-class _OnnxRuntime:
+class OrtRunner:
     """ONNX Runtime's CPU provider: fp32 or the int8 graph as exported."""
 
     name = "onnxruntime"
@@ -163,7 +151,7 @@ class _OnnxRuntime:
             self.session = ort.InferenceSession(path, options,
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types
-            raise ModelLoadError(f"{path} is not a loadable ONNX model: {_first_line(exc)}"
+            raise ModelLoadError(f"{path} is not a loadable ONNX model: {first_line(exc)}"
                                  ) from None
         self.version = ort.__version__
         self.inputs = {i.name: (i.type.replace("tensor(", "").rstrip(")"), len(i.shape))
@@ -179,50 +167,7 @@ class _OnnxRuntime:
         return self.session.run([self.output], feed)[0]
 
 
-class _OpenVino:
-    """OpenVINO's CPU plugin on the same ONNX file: bf16 on CPUs with AMX/avx512_bf16 unless
-    RERANK_DTYPE=float32.  Optional (pip install openvino); the graph's metadata is not read
-    here, so a foreign graph is caught by the input and label checks only."""
-
-    name = "openvino"
-    _HINTS = {"float32": "f32", "bfloat16": "bf16"}
-
-    def __init__(self, path: str, threads: int, dtype: str):
-        try:
-            import openvino as ov
-        except ImportError:
-            raise ModelLoadError("RERANK_ONNX_RUNTIME=openvino needs openvino"
-                                 " (pip install openvino)") from None
-        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
-        if dtype in self._HINTS:
-            config["INFERENCE_PRECISION_HINT"] = self._HINTS[dtype]
-        try:
-            core = ov.Core()
-            compiled = core.compile_model(core.read_model(path), "CPU", config)
-        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError and others
-            raise ModelLoadError(f"{path} is not a loadable ONNX model: {_first_line(exc)}"
-                                 ) from None
-        self.version = ov.__version__ if hasattr(ov, "__version__") else ov.get_version()
-        int64 = ov.Type.i64
-        self.inputs = {i.get_any_name(): ("int64" if i.get_element_type() == int64
-                                          else str(i.get_element_type()),
-                                          len(i.get_partial_shape()))
-                       for i in compiled.inputs}
-        self.output_rank = len(compiled.outputs[0].get_partial_shape()) \
-            if compiled.outputs else 0
-        self.metadata = {}
-        hint = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
-        self.precision = "bfloat16" if "bf16" in hint or "bfloat16" in hint else None
-        # One request object: forward() is called by the batcher's single worker thread.
-        self.request = compiled.create_infer_request()
-        self.names = list(self.inputs)
-
-    def run(self, feed: dict) -> np.ndarray:
-        result = self.request.infer({name: feed[name] for name in self.names})
-        return next(iter(result.values()))
-
-
-RUNTIMES = {"onnxruntime": _OnnxRuntime, "openvino": _OpenVino}
+OnnxBackend.runner_class = OrtRunner
 
 
 def _check_inputs(inputs: dict, output_rank: int, path: str) -> tuple[str, ...]:
@@ -245,11 +190,11 @@ def _check_inputs(inputs: dict, output_rank: int, path: str) -> tuple[str, ...]:
     return tuple(inputs)
 
 
-def _check_metadata(meta: dict, config: dict, path: str) -> None:
+def _check_metadata(meta: dict, facts: model_facts.ModelDir, path: str) -> None:
     for key in META_CHECKED:
         if key not in meta:
             continue
-        expected = config_num_labels(config) if key == "num_labels" else config.get(key)
+        expected = facts.num_labels if key == "num_labels" else facts.config.get(key)
         if str(expected) != meta[key]:
             raise ModelLoadError(
                 f"{path} was exported from a model with {key}={meta[key]}, but config.json"
@@ -260,8 +205,3 @@ def _check_metadata(meta: dict, config: dict, path: str) -> None:
 def _guess_precision(path: str) -> str:
     name = os.path.basename(path).lower()
     return "int8" if ("int8" in name or "quant" in name) else "float32"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__

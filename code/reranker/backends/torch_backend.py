@@ -9,6 +9,8 @@ import torch
 import transformers
 from packaging.version import Version
 
+from .base import ModelLoadError
+
 log = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -18,7 +20,7 @@ _DTYPE_KWARG = "dtype" if Version(transformers.__version__) >= Version("4.56") e
 
 def pick_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("RERANK_DEVICE=cuda but no CUDA device is visible")
+        raise ModelLoadError("RERANK_DEVICE=cuda but no CUDA device is visible")
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(requested)
@@ -38,7 +40,7 @@ def pick_dtype(requested: str, device: torch.device) -> str:
             return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
         return requested
     if requested == "float16":
-        raise RuntimeError("RERANK_DTYPE=float16 is for GPUs; on CPU use float32 or bfloat16")
+        raise ModelLoadError("RERANK_DTYPE=float16 is for GPUs; on CPU use float32 or bfloat16")
     return "float32" if requested == "auto" else requested
 
 
@@ -47,10 +49,12 @@ class TorchBackend:
     CUDA), with SDPA attention where the model supports it."""
 
     name = "torch"
+    batches_itself = False
 
     def __init__(self, model_dir: str, *, device: str, dtype: str, trust_remote_code: bool,
                  use_safetensors: bool, threads: int = 0):
         self.device = pick_device(device)
+        self.device_type = self.device.type
         self.dtype = pick_dtype(dtype, self.device)
         if self.device.type == "cpu" and threads:
             torch.set_num_threads(threads)
@@ -87,6 +91,15 @@ class TorchBackend:
         with torch.inference_mode():
             logits = self.model(**inputs).logits
         return logits.float().cpu().numpy()
+
+    def health(self) -> bool:
+        if self.device_type != "cuda":
+            return True
+        try:
+            torch.cuda.synchronize(self.device)
+        except RuntimeError:  # a lost or faulted GPU
+            return False
+        return True
 
     def describe(self) -> dict:
         return {

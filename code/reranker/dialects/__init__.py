@@ -6,19 +6,25 @@
 | tei      | query, texts                    | [{index, score}]                       |
 | topk     | query, documents, topk          | [{index, score}] raw logits, cut to topk |
 | pipeline | inputs {text, text_pair}        | {label, score} (a list for a list)     |
+| langchain| text_pairs [[query, text], ...] | {scores: [...]} in input order         |
+
+application/jsonlines bodies carry one request per line, each in any dialect (``lines``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..errors import UnknownDialect
 from ..request import RerankRequest, RerankResult
-from ..wire import check_accept, decode_json, encode_json
-from . import cohere, pipeline, tei, topk
+from ..wire import JSON, check_accept, decode_json, encode_json, is_jsonlines_type, media_type
+from . import cohere, langchain, lines, pipeline, tei, topk
 
-DIALECTS = {m.NAME: m for m in (cohere, tei, topk, pipeline)}
+DIALECTS = {m.NAME: m for m in (cohere, tei, topk, pipeline, langchain)}
 
 _HINT = ('send {"query", "documents"} (Cohere), {"query", "texts"} (TEI),'
-         ' {"query", "documents", "topk"} or {"inputs": {"text", "text_pair"}} (HF pipeline)')
+         ' {"query", "documents", "topk"}, {"inputs": {"text", "text_pair"}} (HF pipeline)'
+         ' or {"text_pairs": [[query, text], ...]} (LangChain)')
 
 
 def detect(body) -> str:
@@ -26,6 +32,8 @@ def detect(body) -> str:
         raise UnknownDialect(f"the body must be a JSON object: {_HINT}", field="body")
     if "inputs" in body:
         return pipeline.NAME
+    if "text_pairs" in body:
+        return langchain.NAME
     if "texts" in body:
         return tei.NAME
     if "documents" in body or "query" in body:
@@ -34,18 +42,40 @@ def detect(body) -> str:
 
 
 def parse(data: bytes | str, content_type: str | None, dialect: str | None = None
-          ) -> RerankRequest:
-    """Request bytes to the internal request; ``dialect`` overrides detection."""
-    body = decode_json(data, content_type)
+          ) -> RerankRequest | lines.RequestLines:
+    """Request bytes to the internal request (one per line for jsonlines); ``dialect``
+    overrides detection."""
     if dialect is not None and dialect not in DIALECTS:
         raise UnknownDialect(f"unknown dialect {dialect!r}; one of {sorted(DIALECTS)}",
                              field="dialect")
+    if is_jsonlines_type(media_type(content_type)):
+        return lines.parse(data, lambda line: _parse_one(line, JSON, dialect))
+    return _parse_one(data, content_type, dialect)
+
+
+def _parse_one(data: bytes | str, content_type: str | None, dialect: str | None
+               ) -> RerankRequest:
+    body = decode_json(data, content_type)
     name = dialect or detect(body)
     if not isinstance(body, dict):
         raise UnknownDialect(f"the body must be a JSON object: {_HINT}", field="body")
     return DIALECTS[name].parse(body)
 
 
-def render(result: RerankResult, accept: str | None = None) -> bytes:
+def run(request: RerankRequest | lines.RequestLines,
+        rerank: Callable[[RerankRequest], RerankResult]) -> RerankResult | lines.ResultLines:
+    """The engine's ``rerank`` on the request, or on each line of a jsonlines body."""
+    if isinstance(request, lines.RequestLines):
+        return lines.run(request, rerank)
+    return rerank(request)
+
+
+def render(result: RerankResult | lines.ResultLines, accept: str | None = None) -> bytes:
     check_accept(accept)
+    if isinstance(result, lines.ResultLines):
+        return lines.render(result, _render_one)
+    return _render_one(result)
+
+
+def _render_one(result: RerankResult) -> bytes:
     return encode_json(DIALECTS[result.request.dialect].render(result))

@@ -1,9 +1,10 @@
-"""``python container/local_model.py MODEL``: the model directory ``make serve`` serves.
+"""``python -m deploy.local_model MODEL``: the model directory ``make serve`` serves.
 
 MODEL is a model directory (served as it is), a model.tar.gz (unpacked once under
 build/serve/), or a hub id (packaged once with ``python -m deploy package`` into
 build/serve/ and reused after).  Prints the directory on stdout; progress and errors go
-to stderr, an error as one line with exit status 2.  Not part of the image.
+to stderr, an error as one line with exit status 2.  A deploy-side tool (it runs the
+packager): not part of the image.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVE_DIR = ROOT / "build" / "serve"
+from deploy import archive as archives
+from deploy.errors import UserError
+from deploy.paths import BUILD_DIR, ROOT
+
+SERVE_DIR = BUILD_DIR / "serve"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -82,19 +86,19 @@ def package(model: str, archive: Path) -> None:
 def unpack(archive: Path, target: Path) -> Path:
     if (target / "config.json").is_file() and target.stat().st_mtime >= archive.stat().st_mtime:
         return target
-    sys.path.insert(0, str(ROOT))
-    from deploy import archive as archives
-
     print(f"unpacking {archive} into {target}", file=sys.stderr)
     target.mkdir(parents=True, exist_ok=True)
-    archives.safe_extract(archive, target)
+    try:
+        archives.safe_extract(archive, target)
+    except UserError as exc:
+        raise Refused(str(exc)) from None
     os.utime(target)
     return target
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python container/local_model.py MODEL", file=sys.stderr)
+        print("usage: python -m deploy.local_model MODEL", file=sys.stderr)
         return 2
     try:
         print(resolve(argv[0]))

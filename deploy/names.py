@@ -1,0 +1,59 @@
+"""Names of what the deploy tool creates: one rule for endpoints, models, configs and jobs.
+
+An endpoint's models and endpoint configs are ``<base>-<UTC yyyymmdd-hhmmss>-<hash>``
+(``base``: the endpoint name cut to 40 characters), so ``delete`` and ``prune`` find
+exactly what this tool made for that endpoint.  Batch Transform models are named by what
+they run (``<base>-batch-<hash>``), so a second job on the same archive reuses the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+
+from deploy.errors import UserError
+
+# SageMaker's rule for endpoint, model, endpoint config and transform job names.
+ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+TAG = "reranker-endpoint"
+
+
+def check_endpoint_name(name: str | None) -> None:
+    if not ENDPOINT_NAME.match(name or ""):
+        raise UserError(f"endpoint name {name!r} is not valid: letters, digits and"
+                        " hyphens, at most 63, starting with a letter or digit")
+
+
+def base(endpoint: str) -> str:
+    return endpoint[:40].rstrip("-")
+
+
+def digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def stamped(endpoint: str, *spec) -> str:
+    """<base>-<UTC yyyymmdd-hhmmss>-<hash of spec and now>: unique per run, at most 63."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{base(endpoint)}-{stamp}-{digest(*spec, time.time_ns())[:6]}"
+
+
+def ours(endpoint: str) -> re.Pattern:
+    """The stamped names made for ``endpoint``."""
+    return re.compile(rf"^{re.escape(base(endpoint))}-\d{{8}}-\d{{6}}-[0-9a-f]{{6}}$")
+
+
+def batch_model(endpoint: str, *spec) -> str:
+    """The Batch Transform model for ``spec`` (archive, image, environment): same spec, same
+    name."""
+    return f"{base(endpoint)}-batch-{digest(*spec)[:12]}"
+
+
+def batch_models(endpoint: str) -> re.Pattern:
+    return re.compile(rf"^{re.escape(base(endpoint))}-batch-[0-9a-f]{{12}}$")
+
+
+def tags(endpoint: str) -> list[dict]:
+    return [{"Key": TAG, "Value": endpoint}]

@@ -1,0 +1,47 @@
+# The serving image under Docker (docs/serving.md, "The image").
+#   make docker-build [VARIANT=gpu] [BASE_IMAGE=...]   make docker-run MODEL=...   make docker-test
+# With no registry reachable the images build on reranker-base:bookworm, made from Debian's
+# packages (make docker-base); this machine's pip CA bundle and torch wheel reach only the
+# build stage (build/docker-extras, container/base/extras.sh).
+
+IMAGE        ?= reranker-serving
+VARIANT      ?= cpu
+PUBLIC_BASE  := python:3.11-slim-bookworm
+LOCAL_BASE   := reranker-base:bookworm
+DOCKER_EXTRAS := build/docker-extras
+NO_DOCKER     = echo "$@: no Docker engine runs here (docker info failed): nothing to do"; exit 0
+
+.PHONY: docker-base docker-build docker-run docker-test
+
+docker-base:  ## reranker-base:bookworm from Debian's packages (debootstrap; kept when it exists)
+	@docker info >/dev/null 2>&1 || { $(NO_DOCKER); }; \
+	nice container/base/build.sh $(LOCAL_BASE)
+
+# BASE_IMAGE: as given, else the official python image when it is here or can be pulled,
+# else the local Debian base.  build/docker-image-VARIANT.json records size and build time.
+docker-build:  ## build the serving image reranker-serving:VARIANT (VARIANT=cpu|gpu)
+	@docker info >/dev/null 2>&1 || { $(NO_DOCKER); }; \
+	base=$(or $(BASE_IMAGE),$$(container/base/choose.sh $(PUBLIC_BASE) $(LOCAL_BASE))) || exit $$?; \
+	container/base/extras.sh $(DOCKER_EXTRAS) $(VARIANT) $(BIN)/pip >/dev/null || exit $$?; \
+	start=$$(date +%s); \
+	nice docker build -f container/Dockerfile.$(VARIANT) --build-arg BASE_IMAGE="$$base" \
+		-t $(IMAGE):$(VARIANT) . || exit $$?; \
+	seconds=$$(( $$(date +%s) - start )); \
+	size=$$(docker image inspect -f '{{.Size}}' $(IMAGE):$(VARIANT)); \
+	printf '{"image": "%s", "base": "%s", "size_bytes": %s, "build_seconds": %s}\n' \
+		$(IMAGE):$(VARIANT) "$$base" "$$size" "$$seconds" | tee build/docker-image-$(VARIANT).json
+
+docker-run: $(STAMP)  ## run the image on 127.0.0.1:PORT (8080), MODEL mounted read-only at /opt/ml/model
+	@docker info >/dev/null 2>&1 || { $(NO_DOCKER); }; \
+	dir=$(call resolve_model,$(DEMO_MODEL)); \
+	exec docker run --rm -p 127.0.0.1:$(or $(PORT),8080):8080 \
+		$(if $(filter gpu,$(VARIANT)),--gpus all) \
+		-v "$$dir":/opt/ml/model:ro $(IMAGE):$(VARIANT) serve
+
+# The container tier: a `make package` archive unpacked at /opt/ml/model, the HTTP suites
+# and the SageMaker contract against the running image (skipped, with the reason, when no
+# Docker engine runs).
+docker-test: docker-build  ## the container tests against reranker-serving:VARIANT
+	RERANK_TEST_IMAGE=$(IMAGE):$(VARIANT) $(PY) -m pytest -q $(PYTEST_ARGS) tests/test_container_contract.py
+
+TEST_DEPS += docker-build

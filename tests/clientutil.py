@@ -1,0 +1,44 @@
+"""What the client-library suites share: the server under test and the engine to check it by.
+
+The server is serverutil's suite server (``make docker-test`` points RERANK_TEST_URL and
+RERANK_TEST_MODEL_DIR at the container instead); the engine runs in-process on the same
+model directory, so every score a client reads is checked against a direct forward pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from serverutil import suite_server
+
+
+@contextlib.contextmanager
+def served(model_dir: Path) -> Iterator[tuple[str, Path]]:
+    """(base URL, model directory) of the server under test."""
+    if os.environ.get("RERANK_TEST_URL"):
+        model_dir = Path(os.environ["RERANK_TEST_MODEL_DIR"])
+    with suite_server(model_dir) as url:
+        yield url, model_dir
+
+
+@contextlib.contextmanager
+def local_engine(model_dir: Path):
+    from reranker.engine import Reranker
+    from reranker.settings import Settings
+
+    engine = Reranker.from_dir(str(model_dir), Settings(warmup=False))
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def runtime_client(base_url: str):
+    """boto3's sagemaker-runtime client aimed at our server (dummy keys: nothing leaves it)."""
+    import boto3
+
+    return boto3.client("sagemaker-runtime", endpoint_url=base_url, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")

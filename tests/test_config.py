@@ -1,0 +1,97 @@
+"""One env-config parser for the engine (RERANK_*), the server (SERVE_*) and the deploy tool
+(DEPLOY_*), and the checks the deploy tool runs on what it sends to an endpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from deploy import config as deploy_config
+from deploy import container_env
+from deploy.errors import UserError
+from reranker import envconfig
+from reranker.settings import Settings, SettingsError
+from serving import config as server_config
+
+
+@dataclasses.dataclass
+class Knobs:
+    flag: bool = False
+    count: int = 1
+    share: float = 0.5
+    name: str | None = None
+
+
+NAMES = envconfig.variables(Knobs, "X_")
+
+
+def test_one_parser_reads_each_type_and_names_the_variable():
+    env = {"X_FLAG": " yes ", "X_COUNT": "7", "X_SHARE": "0.25", "X_NAME": "a b",
+           "X_UNRELATED": "1", "OTHER": "2"}
+    assert envconfig.read(Knobs, env, NAMES) == {"flag": True, "count": 7, "share": 0.25,
+                                                 "name": "a b"}
+    assert envconfig.read(Knobs, {"X_COUNT": "  ", "X_FLAG": ""}, NAMES) == {}
+    assert envconfig.unknown(env, "X_", NAMES) == ["X_UNRELATED"]
+    for env, message in (({"X_FLAG": "maybe"}, "X_FLAG='maybe' is not a valid bool"),
+                         ({"X_COUNT": "1.5"}, "X_COUNT='1.5' is not a valid int"),
+                         ({"X_SHARE": "half"}, "X_SHARE='half' is not a valid float")):
+        with pytest.raises(KeyError, match=message):
+            envconfig.read(Knobs, env, NAMES, KeyError)
+
+
+def test_first_set_variable_of_a_field_wins():
+    names = {"count": ("A_COUNT", "B_COUNT")}
+    assert envconfig.read(Knobs, {"B_COUNT": "3"}, names) == {"count": 3}
+    assert envconfig.read(Knobs, {"A_COUNT": "2", "B_COUNT": "3"}, names) == {"count": 2}
+    with pytest.raises(ValueError, match="B_COUNT='x'"):
+        envconfig.read(Knobs, {"B_COUNT": "x"}, names)
+
+
+def test_the_three_layers_report_bad_values_alike():
+    with pytest.raises(SettingsError, match="RERANK_MAX_LENGTH='abc' is not a valid int"):
+        Settings.from_env({"RERANK_MAX_LENGTH": "abc"})
+    with pytest.raises(server_config.ConfigError,
+                       match="SERVE_KEEP_ALIVE='abc' is not a valid int"):
+        server_config.load(None, {"SERVE_KEEP_ALIVE": "abc"})
+    with pytest.raises(UserError, match="DEPLOY_INSTANCE_COUNT='abc' is not a valid int"):
+        deploy_config.load(None, {"DEPLOY_INSTANCE_COUNT": "abc"})
+    assert Settings.from_env({"RERANK_DTYPE": "BFloat16"}).dtype == "bfloat16"
+    assert server_config.load(None, {"SAGEMAKER_BIND_TO_PORT": "9000",
+                                     "SERVE_PORT": "1"}).port == 9000
+
+
+def test_deploy_tool_reads_deploy_prefix_and_refuses_the_old_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no reranker.toml
+    config = deploy_config.load(None, {"DEPLOY_ENDPOINT": "e1", "DEPLOY_POLL_SECONDS": "0.5",
+                                       "RERANK_MAX_LENGTH": "64"})
+    assert (config.endpoint, config.poll_seconds, config.env) == ("e1", 0.5, {})
+    with pytest.raises(UserError) as refused:
+        deploy_config.load(None, {"RERANKER_REGION": "eu-west-1"})
+    message = str(refused.value)
+    assert "RERANKER_REGION is no longer read" in message and "DEPLOY_REGION" in message
+    assert "\n" not in message
+    # Names that never configured the deploy tool are none of its business.
+    assert deploy_config.load(None, {"RERANKER_HOME": "/x"}).endpoint == "reranker"
+
+
+@pytest.mark.parametrize("env,words", [
+    ({"SERVE_MAX_PAYLOAD_BYTES": "12"}, "SERVE_MAX_PAYLOAD_BYTES must be at least 1024"),
+    ({"SERVE_MAX_CONCURRENCY": "many"}, "SERVE_MAX_CONCURRENCY='many' is not a valid int"),
+    ({"SERVE_MAX_CONCURENCY": "8"}, "unknown container setting SERVE_MAX_CONCURENCY"),
+    ({"RERANK_MAX_LENGHT": "8"}, "unknown container setting RERANK_MAX_LENGHT"),
+    ({"RERANK_DTYPE": "float8"}, "RERANK_DTYPE must be one of"),
+    ({"RERANK_WARMUP": "sometimes"}, "RERANK_WARMUP='sometimes' is not a valid bool"),
+    ({"DEPLOY_REGION": "x"}, "not one we pass on"),
+    ({"HF_TOKEN": "hf_x"}, "refusing"),
+])
+def test_everything_sent_to_an_endpoint_is_checked(env, words):
+    with pytest.raises(UserError, match=words):
+        container_env.check(env)
+
+
+def test_good_container_settings_pass_as_text():
+    checked = container_env.check({"SERVE_MAX_CONCURRENCY": 8, "RERANK_WARMUP": False,
+                                   "RERANK_MAX_LENGTH": "256", "OMP_NUM_THREADS": "2"})
+    assert checked == {"OMP_NUM_THREADS": "2", "RERANK_MAX_LENGTH": "256",
+                       "RERANK_WARMUP": "false", "SERVE_MAX_CONCURRENCY": "8"}

@@ -1,0 +1,78 @@
+"""POST /rerank in Text Embeddings Inference's shape, over plain HTTP (httpx), and curl's
+form-typed JSON body on every route."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from clientutil import local_engine, served
+from seed_examples import CAPITAL_DOCS, CAPITAL_QUERY
+
+pytestmark = pytest.mark.slow  # starts a server
+
+TEI = {"query": CAPITAL_QUERY, "texts": CAPITAL_DOCS}
+CURL_FORM = {"Content-Type": "application/x-www-form-urlencoded"}  # curl -d's default
+
+
+@pytest.fixture(scope="module")
+def server(bert_dir):
+    with served(bert_dir) as pair:
+        yield pair
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server[0], timeout=60) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def engine(server):
+    with local_engine(server[1]) as model:
+        yield model
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_rerank_answers_tei_shape(client, engine, raw):
+    response = client.post("/rerank", json={**TEI, "raw_scores": raw, "return_text": True})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    scores = engine.score(CAPITAL_QUERY, CAPITAL_DOCS, raw=raw)
+    body = response.json()
+    assert sorted(item["index"] for item in body) == list(range(len(CAPITAL_DOCS)))
+    assert [item["score"] for item in body] == sorted((i["score"] for i in body), reverse=True)
+    for item in body:
+        assert set(item) == {"index", "score", "text"}
+        assert item["score"] == pytest.approx(scores[item["index"]], abs=1e-5)
+        assert item["text"] == CAPITAL_DOCS[item["index"]]
+
+
+def test_rerank_refuses_other_dialects_naming_the_field(client):
+    response = client.post("/rerank", json={"query": CAPITAL_QUERY, "documents": CAPITAL_DOCS})
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "texts"
+
+
+def test_tei_truncate_false_refuses_a_long_text(client):
+    response = client.post("/rerank", json={**TEI, "texts": ["word " * 5000],
+                                            "truncate": False})
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["field"].startswith("texts")
+
+
+@pytest.mark.parametrize("path", ["/invocations", "/rerank", "/v1/rerank", "/v2/rerank"])
+def test_curl_form_typed_json_object_is_read_as_json(client, path):
+    body = TEI if path in ("/invocations", "/rerank") else {"query": CAPITAL_QUERY,
+                                                          "documents": CAPITAL_DOCS}
+    response = client.post(path, content=json.dumps(body), headers=CURL_FORM)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("data", [b"query=capital&texts=a", b'["a", "b"]', b"{not json", b""])
+def test_curl_form_that_is_no_json_object_stays_refused(client, data):
+    response = client.post("/invocations", content=data, headers=CURL_FORM)
+    assert response.status_code == 415, response.text
+    assert response.json()["error"]["field"] == "Content-Type"

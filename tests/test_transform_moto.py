@@ -1,0 +1,177 @@
+"""``transform`` (Batch Transform) against moto in server mode, with the real boto3 clients.
+
+Same moto server and fixtures as tests/test_deploy_moto.py.  What moto 5.2.5 cannot do,
+and so is not tested against a server here:
+- a transform job runs nothing: CreateTransformJob records the request and the job is
+  Completed at once, writing no output.  The tests check the request SageMaker would run,
+  the model behind it, and how the report counts result files (written here where the job
+  would write them, at the key SageMaker's documented naming gives).
+- jobs never fail or stop, and CreateTransformJob accepts any request, so a failed job
+  is checked with ``judge_job`` on DescribeTransformJob shapes.
+What the container does with the jsonlines body is tested against our local server
+(tests/test_jsonlines.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import test_deploy_moto as moto_tests
+from test_deploy_moto import BUCKET, REGION, ROLE, cli, one_error_line
+
+from deploy import images, transform
+from deploy.errors import UserError
+
+# The same moto server (module-scoped), reset per test, and the same packaged archive.
+moto_url = moto_tests.moto_url
+aws = moto_tests.aws
+archive_path = moto_tests.archive_path
+
+LINES = [{"query": "what is a panda?", "documents": ["a bear", "a car"]},
+         {"query": "capital of France", "texts": ["Paris", "Berlin"]}]
+
+
+def transform_args(archive_path, *extra):
+    return ["transform", "--archive", archive_path, "--bucket", BUCKET, "--role", ROLE,
+            "--endpoint", "rr", "--transform-input", f"s3://{BUCKET}/in/",
+            "--transform-output", f"s3://{BUCKET}/out/", *extra]
+
+
+@pytest.fixture()
+def inputs(aws):
+    body = "".join(json.dumps(line) + "\n" for line in LINES)
+    for key in ("in/part-0.jsonl", "in/sub/part-1.jsonl"):
+        aws("s3").put_object(Bucket=BUCKET, Key=key, Body=body.encode())
+    return aws
+
+
+def test_transform_creates_the_model_then_reuses_it(inputs, archive_path, capsys):
+    code, out, err = cli(capsys, *transform_args(archive_path, "--instance-count", "2"))
+    assert code == 0, err
+    sm = inputs("sagemaker")
+    [job] = sm.list_transform_jobs()["TransformJobSummaries"]
+    described = sm.describe_transform_job(TransformJobName=job["TransformJobName"])
+    assert described["BatchStrategy"] == "MultiRecord" and described["MaxPayloadInMB"] == 6
+    source = described["TransformInput"]
+    assert source["ContentType"] == "application/jsonlines" and source["SplitType"] == "Line"
+    assert source["DataSource"]["S3DataSource"] == {"S3DataType": "S3Prefix",
+                                                    "S3Uri": f"s3://{BUCKET}/in/"}
+    assert described["TransformOutput"] == {"S3OutputPath": f"s3://{BUCKET}/out/",
+                                            "Accept": "application/jsonlines",
+                                            "AssembleWith": "Line"}
+    assert described["TransformResources"] == {"InstanceType": "ml.m5.xlarge",
+                                               "InstanceCount": 2}
+    [model] = sm.list_models()["Models"]
+    assert described["ModelName"] == model["ModelName"] and "-batch-" in model["ModelName"]
+    container = sm.describe_model(ModelName=model["ModelName"])["PrimaryContainer"]
+    assert container["Image"] == images.dlc_image(REGION, "ml.m5.xlarge",
+                                                  transformers_version="4.51.3")
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert f"created model {model['ModelName']}" in out
+    assert f"output  s3://{BUCKET}/out/ (0 of 2 .out files" in out
+    assert "input   s3://models/in/ (2 files" in out
+    assert sm.list_endpoints()["Endpoints"] == []  # a transform makes no endpoint
+
+    code, out, err = cli(capsys, *transform_args(archive_path))
+    assert code == 0, err
+    assert f"reusing model {model['ModelName']}" in out
+    assert len(sm.list_models()["Models"]) == 1
+    assert len(sm.list_transform_jobs()["TransformJobSummaries"]) == 2
+    code, out, _ = cli(capsys, "delete", "--endpoint", "rr")  # takes the batch model too
+    assert code == 0 and f"deleted       model {model['ModelName']}" in out
+    assert sm.list_models()["Models"] == []
+
+
+def test_report_counts_result_files_where_sagemaker_writes_them(inputs, archive_path,
+                                                                 capsys):
+    # Where the job would put them: <output>/<path below the input's folder>.out.
+    for key in ("out/part-0.jsonl.out", "out/sub/part-1.jsonl.out"):
+        inputs("s3").put_object(Bucket=BUCKET, Key=key, Body=b'{"results": []}\n')
+    code, out, err = cli(capsys, *transform_args(archive_path))
+    assert code == 0, err
+    assert f"output  s3://{BUCKET}/out/ (2 of 2 .out files" in out and "note:" not in out
+
+
+def test_output_keys_follow_sagemakers_naming():
+    def key(source, output, input_key):
+        config = type("C", (), {"transform_input": source, "transform_output": output})
+        return transform.output_key(config, input_key)
+
+    assert key("s3://b/in/", "s3://b/out/", "in/a.jsonl") == "out/a.jsonl.out"
+    assert key("s3://b/in/a.jsonl", "s3://b/out", "in/a.jsonl") == "out/a.jsonl.out"
+    assert key("s3://b/in/", "s3://b/out/", "in/x/a.jsonl") == "out/x/a.jsonl.out"
+    # AWS's example: input prefix without a folder keeps the whole key.
+    assert key("s3://b/input-name-prefix", "s3://b/output-name-prefix",
+               "input-name-prefix/dataset01/data.csv") == \
+        "output-name-prefix/input-name-prefix/dataset01/data.csv.out"
+
+
+@pytest.mark.parametrize("extra,words", [
+    (["--transform-input", "in/"], "transform_input must be an s3:// URI"),
+    (["--transform-output", "s3://"], "transform_output must be an s3:// URI"),
+    (["--transform-output", f"s3://{BUCKET}/in"], "must differ"),
+    (["--split-type", "RecordIO"], "split_type must be one of"),
+    (["--max-payload-mb", "0"], "max_payload_mb must be 1..100"),
+    (["--max-payload-mb", "101"], "max_payload_mb must be 1..100"),
+    (["--max-payload-mb", "20"], "needs our own image"),
+    (["--instance-type", "m5.xlarge"], "not a SageMaker instance type"),
+    (["--instance-count", "0"], "instance_count must be at least 1"),
+    (["--max-payload-mb", "many"], "invalid int value"),
+    (["--transform-input", f"s3://{BUCKET}/nothing-here/"], "no objects under INPUT"),
+    (["--transform-input", "s3://no-such-bucket/in/"], "cannot list INPUT"),
+    (["--transform-output", "s3://no-such-bucket/out/"], "OUTPUT bucket no-such-bucket"),
+    (["--env", "RERANK_MAX_LENGTH=abc"], "RERANK_MAX_LENGTH"),
+    (["--env", "SERVE_MAX_PAYLOAD_BYTES=10"], "SERVE_MAX_PAYLOAD_BYTES must be at least"),
+    (["--endpoint", "bad_name!"], "not valid"),
+])
+def test_bad_input_is_one_line_and_creates_nothing(inputs, archive_path, capsys, extra,
+                                                   words):
+    try:
+        code, _, err = cli(capsys, *transform_args(archive_path), *extra)
+    except SystemExit as exc:  # argparse refuses a non-integer itself, also with exit 2
+        code, err = exc.code, capsys.readouterr().err
+        assert code == 2 and words in err
+    else:
+        assert code == 2 and words in one_error_line(err)
+    sm = inputs("sagemaker")
+    assert sm.list_models()["Models"] == []
+    assert sm.list_transform_jobs()["TransformJobSummaries"] == []
+
+
+def test_role_is_required_and_the_policy_covers_input_and_output(inputs, archive_path,
+                                                                  capsys):
+    code, _, err = cli(capsys, "transform", "--archive", archive_path,
+                       "--transform-input", f"s3://{BUCKET}/in/",
+                       "--transform-output", f"s3://{BUCKET}/out/")
+    assert code == 2 and "ROLE" in one_error_line(err)
+    code, out, _ = cli(capsys, *transform_args(archive_path, "--print-role-policy"))
+    assert code == 0
+    statements = {s["Sid"]: s for s in json.loads(out)["Statement"]}
+    assert statements["ReadTransformInput"]["Resource"] == f"arn:aws:s3:::{BUCKET}/in/*"
+    assert statements["WriteTransformOutput"]["Resource"] == f"arn:aws:s3:::{BUCKET}/out/*"
+    assert statements["ListTransformInput"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["in/*"]}}
+    assert "TransformJobs" in json.dumps(statements["TransformJobLogs"])
+    assert all("*" not in str(s["Action"]) for s in statements.values())
+    assert inputs("sagemaker").list_models()["Models"] == []
+
+
+def test_deploy_refuses_the_transform_mode(inputs, archive_path, capsys):
+    code, _, err = cli(capsys, "deploy", "--archive", archive_path, "--bucket", BUCKET,
+                       "--role", ROLE, "--mode", "transform")
+    assert code == 2 and "`make transform`" in one_error_line(err)
+
+
+def test_judge_job_reads_describe_transform_job():
+    def described(status, reason=None):
+        out = {"TransformJobName": "rr-job", "TransformJobStatus": status}
+        return {**out, "FailureReason": reason} if reason else out
+
+    assert transform.judge_job(described("InProgress")) is False
+    assert transform.judge_job(described("Stopping")) is False
+    assert transform.judge_job(described("Completed")) is True
+    with pytest.raises(UserError, match="is Failed: ClientError: 400 Bad Request"):
+        transform.judge_job(described("Failed", "ClientError: 400 Bad Request"))
+    with pytest.raises(UserError, match="is Stopped: no reason given"):
+        transform.judge_job(described("Stopped"))
