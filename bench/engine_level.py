@@ -32,9 +32,7 @@ REFERENCE_REQUESTS = {"mixed100": 3, "opensearch10": 5, "rag25": 3}
 
 
 def plan_workloads(name: str, args, device: str) -> list[workloads.Workload]:
-    from .run import DEFAULT_ROUNDS, QUICK_ROUNDS
-
-    rounds = QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS
+    rounds = workloads.QUICK_ROUNDS if args.quick else workloads.DEFAULT_ROUNDS
     if name in HEAVY:
         return [workloads.opensearch10(max(1, round(2 * args.rounds)), seed=17)]
     if device == "cuda":

@@ -15,7 +15,6 @@ efficiency measures separately.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 FORMULA = "L*t*(8*h^2 + 4*h*i + 4*t*h) + 2*h^2 + 2*h*labels per sequence of t tokens"
@@ -30,10 +29,12 @@ class Shape:
 
     @classmethod
     def from_model_dir(cls, model_dir: str | Path) -> Shape:
-        config = json.loads((Path(model_dir) / "config.json").read_text())
+        from reranker import model_dir as model_facts
+
+        facts = model_facts.read(model_dir)
+        config = facts.config
         return cls(layers=int(config["num_hidden_layers"]), hidden=int(config["hidden_size"]),
-                   intermediate=int(config["intermediate_size"]),
-                   labels=len(config.get("id2label") or {"0": 0}))
+                   intermediate=int(config["intermediate_size"]), labels=facts.num_labels)
 
     def sequence_flops(self, tokens: int) -> float:
         h, i, t = self.hidden, self.intermediate, tokens

@@ -74,15 +74,11 @@ class Reference:
 
 
 def model_max_length(model_dir) -> int:
-    """The engine's rule: 512, capped by the positions the model has (XLM-R keeps two)."""
-    import json
-    from pathlib import Path
+    """The engine's rule (reranker.model_dir), with the engine's default cap."""
+    from reranker import model_dir as model_facts
+    from reranker.settings import Settings
 
-    config = json.loads((Path(model_dir) / "config.json").read_text())
-    limit = int(config.get("max_position_embeddings", 512))
-    if config.get("model_type") in ("xlm-roberta", "roberta", "camembert"):
-        limit -= 2
-    return min(512, limit)
+    return model_facts.read(model_dir).usable_length(Settings().max_length)
 
 
 class WorkloadRun:

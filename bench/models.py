@@ -20,6 +20,10 @@ MODELS = {
                "MiniLM-L6 (ms-marco-MiniLM-L-6-v2 architecture)"),
     "bge-large": ("bge-large-shape", "bge_large_shape",
                   "bge-reranker-large shape (XLM-R 24x1024, random weights)"),
+    # The same body with a head trained on synthetic relevance (bench/trained_head.py):
+    # scores spread like a trained reranker's, so int8/bf16 rank agreement means something.
+    "minilm-trained": ("minilm-l6-trained-head", "trained_head",
+                       "MiniLM-L6 with a head trained on synthetic relevance"),
 }
 
 
@@ -38,6 +42,10 @@ def build(name: str, cache: Path) -> Path:
     out = cache / "models" / dirname
     if (out / "config.json").is_file() and (out / "tokenizer.json").is_file():
         return out
+    if builder == "trained_head":
+        from .trained_head import train_head
+
+        return train_head(build("minilm", cache), out)
     ensure_paths()
     import tiny_models
 

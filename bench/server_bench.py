@@ -22,13 +22,24 @@ from urllib.parse import urlparse
 from .metrics import percentile
 from .workloads import Workload
 
-# Our server: the fastest CPU configuration found for throughput on 2 cores
-# (docs/BENCHMARKS.md): bf16 weights, one 2-thread intra-op team, a 2048-token budget, and
-# OpenMP threads that sleep instead of spinning at barriers (the server's default).  Without
-# OMP_WAIT_POLICY=PASSIVE the 2-thread team collapses (3-10x slower) as soon as anything
-# else wants a core: the server's own request threads, the load generator, a neighbour.
-OURS_ENV = {"RERANK_DTYPE": "bfloat16", "RERANK_THREADS": "2", "RERANK_BATCH_TOKENS": "2048",
-            "OMP_WAIT_POLICY": "PASSIVE"}
+# Our server: the fastest configuration measured per CPU kind (docs/BENCHMARKS.md, "Which
+# mode wins"), one 2-thread intra-op team, and OpenMP threads that sleep instead of spinning
+# at barriers (the server's default).  Without OMP_WAIT_POLICY=PASSIVE a 2-thread team
+# collapses (3-10x slower) as soon as anything else wants a core: the server's own request
+# threads, the load generator, a neighbour.
+# Xeon with AMX: bf16 weights (2086 against 332 GFLOP/s of fp32 GEMM), a 2048-token budget.
+OURS_ENV_AMX = {"RERANK_DTYPE": "bfloat16", "RERANK_THREADS": "2",
+                "RERANK_BATCH_TOKENS": "2048", "OMP_WAIT_POLICY": "PASSIVE"}
+# Elsewhere (AMD EPYC: avx512_bf16 without AMX): the exact default, ONNX Runtime fp32, as
+# fast as torch bf16 there and within 1e-7 of fp32.
+OURS_ENV_EXACT = {"RERANK_BACKEND": "onnx", "RERANK_ONNX_MODEL": "fp32", "RERANK_THREADS": "2",
+                  "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def ours_env_for(cpu_flags) -> dict:
+    return dict(OURS_ENV_AMX if "amx_bf16" in cpu_flags else OURS_ENV_EXACT)
+
+
 # The DLC stack at its best: 2 workers x 1 torch thread each (no oversubscription), fp32.
 DLC_WORKERS = 2
 DLC_ENV = {"RERANK_THREADS": "1", "OMP_NUM_THREADS": "1"}
@@ -158,7 +169,11 @@ def run(model_dir, workload: Workload, levels: list[int], max_requests: int,
         max_seconds: float, progress, log: Callable[[str], None], *, cache: Path,
         ours_env: dict | None = None, dlc: bool = True) -> dict:
     payloads = bodies(workload)
-    ours_env = dict(OURS_ENV if ours_env is None else ours_env)
+    if ours_env is None:
+        from reranker import cpu
+
+        ours_env = ours_env_for(cpu.flags())
+    ours_env = dict(ours_env)
     results: dict = {"workload": workload.name, "levels": levels,
                      "max_requests": max_requests, "max_seconds": max_seconds,
                      "ours_env": ours_env, "dlc_env": dict(DLC_ENV),

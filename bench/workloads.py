@@ -135,6 +135,9 @@ def rag25(rounds: int, seed: int = 13) -> Workload:
 
 
 BUILDERS = {"mixed100": mixed100, "opensearch10": opensearch10, "rag25": rag25}
+# Requests per workload in a full run and in --quick (scaled by --rounds).
+DEFAULT_ROUNDS = {"mixed100": 4, "opensearch10": 16, "rag25": 8}
+QUICK_ROUNDS = {"mixed100": 1, "opensearch10": 4, "rag25": 2}
 
 
 def build(name: str, rounds: int, seed: int | None = None) -> Workload:

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
-from deploy.errors import UserError
+from deploy.errors import UserError, first_line
 
 # 1980-01-01, the oldest time zip and most tools accept; SOURCE_DATE_EPOCH overrides it.
 DEFAULT_MTIME = 315532800
@@ -166,8 +166,11 @@ def safe_extract(archive: Path, dest: Path) -> list[str]:
                 check_member(member, dest)
             # The stdlib's "data" filter is a second guard with the same intent.
             tar.extractall(dest, members=members, filter="data")
+    except tarfile.ReadError:
+        raise UserError(f"cannot extract {archive}: not a readable tar archive (plain, gzip,"
+                        " bzip2 or xz), or a truncated one") from None
     except (OSError, tarfile.TarError, EOFError) as exc:
-        raise UserError(f"cannot extract {archive}: {exc}") from None
+        raise UserError(f"cannot extract {archive}: {first_line(exc)}") from None
     return [m.name for m in members]
 
 

@@ -19,6 +19,8 @@ from serving import config as server_config
 
 # Environment names a container may receive: our engine's and server's, the DLC's knobs.
 PREFIXES = ("RERANK_", "SERVE_", "SAGEMAKER_MODEL_SERVER_", "OMP_", "MKL_")
+# SageMaker's container contract fixes where the server listens.
+_FIXED_BY_SAGEMAKER = ("SERVE_HOST", "SERVE_PORT")
 # A model's environment is readable by anyone allowed DescribeModel: never put secrets there.
 _SECRET = re.compile(r"SECRET|PASSWORD|TOKEN|CREDENTIAL|^AWS_|PRIVATE", re.I)
 
@@ -75,6 +77,10 @@ def _check_engine(env: dict) -> None:
 
 
 def _check_server(env: dict) -> None:
+    fixed = sorted(k for k in env if k in _FIXED_BY_SAGEMAKER)
+    if fixed:
+        raise UserError(f"container setting {fixed[0]} cannot be set for SageMaker: it"
+                        " reaches the container on 0.0.0.0:8080 (SAGEMAKER_BIND_TO_PORT)")
     unknown = envconfig.unknown(env, "SERVE_", server_config.VARIABLES)
     if unknown:
         raise UserError(f"unknown container setting {unknown[0]} (known: see"

@@ -26,14 +26,7 @@ AWS_FIELDS = ("endpoint", "region", "profile", "endpoint_url", "s3_endpoint_url"
 def register(subparsers) -> None:
     p = subparsers.add_parser("deploy", help="create or update the SageMaker endpoint",
                               description=rollout.__doc__.splitlines()[0])
-    cfg.add_arguments(p, _DEPLOY_FIELDS)
-    cfg.add_env_argument(p)
-    p.add_argument("--no-wait", dest="wait", action="store_false",
-                   help="return once the request is accepted")
-    p.add_argument("--print-role-policy", action="store_true",
-                   help="print the execution role's least-privilege policy and exit")
-    p.add_argument("--print-trust-policy", action="store_true",
-                   help="print the execution role's trust policy and exit")
+    add_run_arguments(p, _DEPLOY_FIELDS)
     p.set_defaults(func=run_deploy)
 
     s = subparsers.add_parser("status", help="show the endpoint, its model and autoscaling")
@@ -44,6 +37,18 @@ def register(subparsers) -> None:
     cfg.add_arguments(d, AWS_FIELDS)
     d.add_argument("--purge", action="store_true", help="also delete the model archives in S3")
     d.set_defaults(func=run_delete)
+
+
+def add_run_arguments(parser, fields: tuple[str, ...]) -> None:
+    """What creates resources takes: the settings, --env, --no-wait and the policies."""
+    cfg.add_arguments(parser, fields)
+    cfg.add_env_argument(parser)
+    parser.add_argument("--no-wait", dest="wait", action="store_false",
+                        help="return once the request is accepted")
+    parser.add_argument("--print-role-policy", action="store_true",
+                        help="print the execution role's least-privilege policy and exit")
+    parser.add_argument("--print-trust-policy", action="store_true",
+                        help="print the execution role's trust policy and exit")
 
 
 @translate_errors

@@ -26,27 +26,23 @@ SERVE_DIR = BUILD_DIR / "serve"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class Refused(Exception):
-    pass
-
-
 def resolve(model: str) -> Path:
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise Refused(f"{model} has no config.json; pass a model directory (make demo-model "
+            raise UserError(f"{model} has no config.json; pass a model directory (make demo-model "
                           "builds one in build/demo-minilm)")
         return path.resolve()
     if path.is_file() and path.name.endswith(".tar.gz"):
         return unpack(path, SERVE_DIR / path.name[: -len(".tar.gz")])
     if not HUB_ID.match(model):
-        raise Refused(f"MODEL={model} is neither a model directory, a model.tar.gz nor a hub "
+        raise UserError(f"MODEL={model} is neither a model directory, a model.tar.gz nor a hub "
                       "id like cross-encoder/ms-marco-MiniLM-L-6-v2")
     target = SERVE_DIR / model.replace("/", "--")
     if (target / "model" / "config.json").is_file():
         return target / "model"  # packaged before: reuse
     if not hub_reachable():
-        raise Refused(f"cannot reach the Hugging Face hub to fetch {model} (offline?); pass a "
+        raise UserError(f"cannot reach the Hugging Face hub to fetch {model} (offline?); pass a "
                       "local model directory: make serve MODEL=path/to/model (make demo-model "
                       "builds one: MODEL=build/demo-minilm)")
     archive = target / "model.tar.gz"
@@ -80,7 +76,7 @@ def package(model: str, archive: Path) -> None:
     # The packager's progress goes to our stderr, so stdout stays the answer.
     done = subprocess.run(command, cwd=ROOT, stdout=sys.stderr)
     if done.returncode != 0:
-        raise Refused(f"packaging {model} failed (exit {done.returncode}); see above")
+        raise UserError(f"packaging {model} failed (exit {done.returncode}); see above")
 
 
 def unpack(archive: Path, target: Path) -> Path:
@@ -88,10 +84,7 @@ def unpack(archive: Path, target: Path) -> Path:
         return target
     print(f"unpacking {archive} into {target}", file=sys.stderr)
     target.mkdir(parents=True, exist_ok=True)
-    try:
-        archives.safe_extract(archive, target)
-    except UserError as exc:
-        raise Refused(str(exc)) from None
+    archives.safe_extract(archive, target)
     os.utime(target)
     return target
 
@@ -102,7 +95,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         print(resolve(argv[0]))
-    except Refused as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -162,9 +162,10 @@ class Transform(_Instances):
             if not value.startswith("s3://") or len(value) <= len("s3://"):
                 raise UserError(f"{field} must be an s3:// URI (INPUT=s3://bucket/prefix/,"
                                 f" OUTPUT=s3://bucket/prefix/), not {value!r}")
-        if config.transform_input.rstrip("/") == config.transform_output.rstrip("/"):
-            raise UserError("transform_output must differ from transform_input (results"
-                            " would be read back as input next time)")
+        # S3Prefix reads every key that starts with the input's text.
+        if (config.transform_output.rstrip("/") + "/").startswith(config.transform_input):
+            raise UserError("transform_output must not be transform_input or inside it"
+                            " (results would be read back as input next time)")
         if config.split_type not in SPLIT_TYPES:
             raise UserError(f"split_type must be one of {', '.join(SPLIT_TYPES)}, not"
                             f" {config.split_type!r}")
@@ -179,10 +180,12 @@ class Transform(_Instances):
             raise UserError("max_concurrent_transforms must be >= 0 (0: SageMaker's default)")
 
     def job_request(self, config, job: str, model: str) -> dict:
-        """CreateTransformJob's arguments: jsonlines, lines packed into MultiRecord batches."""
+        """CreateTransformJob's arguments: jsonlines, lines packed into MultiRecord batches
+        (SplitType=None: each file whole, one call each -- AWS batches split records only)."""
         request = {
             "TransformJobName": job, "ModelName": model,
-            "BatchStrategy": "MultiRecord", "MaxPayloadInMB": config.max_payload_mb,
+            "BatchStrategy": "MultiRecord" if config.split_type == "Line" else "SingleRecord",
+            "MaxPayloadInMB": config.max_payload_mb,
             "TransformInput": {
                 "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
                                                 "S3Uri": config.transform_input}},

@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from deploy import config as cfg
 from deploy import modes, names, resources
 from deploy.aws import Aws, error_code, error_message, translate_errors
-from deploy.endpoints import print_policies, require_role
+from deploy.endpoints import add_run_arguments, print_policies, require_role
 from deploy.errors import UserError
 from deploy.model_source import model_data_for, resolve_image
 from deploy.waiter import WaitFailed, wait
@@ -34,14 +34,7 @@ _FIELDS = ("endpoint", "region", "profile", "role", "bucket", "prefix", "archive
 def register(subparsers) -> None:
     p = subparsers.add_parser("transform", help="rerank S3 jsonlines with Batch Transform",
                               description=__doc__.splitlines()[0])
-    cfg.add_arguments(p, _FIELDS)
-    cfg.add_env_argument(p)
-    p.add_argument("--no-wait", dest="wait", action="store_false",
-                   help="return once the job is created")
-    p.add_argument("--print-role-policy", action="store_true",
-                   help="print the execution role's least-privilege policy and exit")
-    p.add_argument("--print-trust-policy", action="store_true",
-                   help="print the execution role's trust policy and exit")
+    add_run_arguments(p, _FIELDS)
     p.set_defaults(func=run_transform)
 
 
@@ -59,6 +52,7 @@ def transform(aws: Aws, config, *, wait: bool = True) -> dict:
     """Check the input, create the model if needed and the job; wait; report the output."""
     s3, sm = aws.client("s3"), aws.client("sagemaker")
     inputs = list_inputs(s3, config.transform_input)
+    check_outputs_apart(config, inputs)
     check_bucket(s3, config.transform_output)
     model_data, isolation = model_data_for(aws, config)
     image = resolve_image(config, aws.region)
@@ -90,6 +84,18 @@ def list_inputs(s3, uri: str) -> dict[str, int]:
         raise UserError(f"no objects under INPUT {uri}: upload the .jsonl files first"
                         " (one rerank request per line)")
     return found
+
+
+def check_outputs_apart(config, inputs: dict[str, int]) -> None:
+    """No result file may land where the next run would read it as input."""
+    source_bucket, source = split(config.transform_input)
+    if split(config.transform_output)[0] != source_bucket:
+        return
+    clash = next((k for k in inputs if output_key(config, k).startswith(source)), None)
+    if clash:
+        raise UserError(f"the results of {clash} would land under INPUT"
+                        f" ({output_key(config, clash)}): pick an OUTPUT outside"
+                        f" {config.transform_input}")
 
 
 def check_bucket(s3, uri: str) -> None:

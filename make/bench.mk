@@ -7,3 +7,10 @@ DLC_VENV ?= .venv-dlc
 
 bench: $(STAMP) $(DLC_VENV)/.installed  ## benchmarks vs CrossEncoder/seed 004/pipeline/DLC stack (QUICK=1: short); writes docs/BENCHMARKS.md
 	$(PY) -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+# Issue 14: the GPU path checked and measured (CUDA parity, OOM splitting, server batching,
+# pairs/s vs CrossEncoder fp16, share of bf16 peak); under 6 minutes on one GPU.
+# GPU_CHECK_ARGS="--device cpu --quick" runs the same code on a CPU.
+.PHONY: gpu-check
+gpu-check: $(STAMP)  ## GPU parity/OOM/batching/throughput check (one GPU, < 6 min); writes bench/results/gpu-check-*.json
+	$(PY) -m bench.gpu_check $(GPU_CHECK_ARGS)

@@ -26,13 +26,16 @@ dlc-image:  ## build the DLC-equivalent image reranker-dlc:cpu (toolkit + MMS + 
 		$(DLC_IMAGE) "$$base" "$$size" "$$seconds" | tee build/docker-image-dlc.json
 
 # As SageMaker runs it: the archive unpacked at /opt/ml/model, `serve`, port 8080 (on
-# 127.0.0.1 here).  Ctrl-C stops it (the DLC's entry point never exits by itself).
+# 127.0.0.1 here).  The DLC's entry point never exits by itself: Ctrl-C removes the
+# container by id.
 dlc-image-run:  ## run MODEL=<model.tar.gz> on the DLC-equivalent image at 127.0.0.1:PORT (8080)
 	@test -n "$(MODEL)" || { echo "error: set MODEL=<model.tar.gz>"; exit 2; }
 	@test -f "$(MODEL)" || { echo "error: $(MODEL) is not a file"; exit 2; }
 	@dir=$$(mktemp -d) && tar -xzf "$(MODEL)" -C "$$dir" && chmod -R a+rX "$$dir" && \
-	docker run --rm -it -p 127.0.0.1:$(or $(PORT),8080):8080 -v "$$dir":/opt/ml/model:ro \
-		-e SAGEMAKER_PROGRAM=inference.py $(DLC_IMAGE) serve; \
-	status=$$?; rm -rf "$$dir"; exit $$status
+	cid=$$(docker run -d -p 127.0.0.1:$(or $(PORT),8080):8080 -v "$$dir":/opt/ml/model:ro \
+		-e SAGEMAKER_PROGRAM=inference.py $(DLC_IMAGE) serve) && \
+	trap 'docker rm -f $$cid >/dev/null; rm -rf "$$dir"' EXIT && \
+	echo "serving $(MODEL) at http://127.0.0.1:$(or $(PORT),8080)/invocations; Ctrl-C stops it" && \
+	docker logs -f $$cid
 
 TEST_DEPS += dlc-image

@@ -59,7 +59,7 @@ def run_job(job: dict, timeout: float = 300.0, venv: Path = SDK_VENV,
                               timeout=timeout, check=False)
         written = sorted(str(p.relative_to(home)) for p in Path(home).rglob("*"))
     if done.returncode != 0:
-        raise RuntimeError(f"SDK driver failed ({done.returncode}):\n{done.stderr[-4000:]}")
+        raise RuntimeError(f"SDK driver failed ({done.returncode}):\n{done.stderr[-20000:]}")
     result = json.loads(done.stdout)
     result["home_files"] = written
     result["stderr"] = done.stderr

@@ -70,8 +70,12 @@ def test_bench_end_to_end_tiny(bert_dir, tmp_path):
     assert [r["concurrency"] for r in server["stacks"]["ours"]] == [1, 2]
     assert all(r["requests"] == 4 and r["errors"] == 0 for r in server["stacks"]["ours"])
     assert "dlc" in server["skipped"]
-    assert [t["met"] for t in targets(results)][2] is None  # no DLC: not measured
-    assert len(results["targets"]) == 3
+    assert targets(results)[-1]["met"] is None  # no DLC: not measured
+    names = [t["target"] for t in results["targets"]]
+    assert len(names) == 5 and "opensearch10" in names[1] and "rag25" in names[2]
+    exact = results["targets"][0]
+    # The exact default is an engine mode within 1e-5 of a plain forward pass.
+    assert exact["mode"].startswith("engine-") and exact["max_abs_deviation"] < 1e-5
 
     text = doc.read_text()
     assert "Hand-written text stays." in text
@@ -86,3 +90,24 @@ def test_bench_end_to_end_tiny(bert_dir, tmp_path):
 
     height, width = matplotlib.image.imread(png).shape[:2]
     assert height > 100 and width > 100
+
+
+def test_gpu_check_runs_on_cpu(bert_dir, tmp_path):
+    """`make gpu-check` is the same code on CPU (device=cpu), so it cannot rot unrun."""
+    out = tmp_path / "gpu"
+    command = [sys.executable, "-m", "bench.gpu_check", "--device", "cpu", "--quick",
+               "--model-dir", str(bert_dir), "--levels", "1,2", "--out", str(out)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    (path,) = out.glob("gpu-check-cpu-*.json")
+    results = json.loads(path.read_text())
+    model = results["models"]["custom"]
+    assert model["parity"]["fp32"]["max_abs"] <= 1e-5
+    assert -1 <= model["parity"]["bf16"]["kendall_tau_mean"] <= 1
+    assert "fp16" in model["skipped"] and "skipped" in results["oom_split"]
+    assert set(model["pairs_per_s"]) == {"ours fp32", "ours bf16", "CrossEncoder fp32"}
+    assert all(v > 0 for v in model["share_of_peak"].values())
+    levels = results["server"]["levels"]
+    assert [r["concurrency"] for r in levels] == [1, 2]
+    assert all(r["requests"] > 0 and r["errors"] == 0 for r in levels)
+    assert results["ok"] and "OK" in done.stdout

@@ -82,6 +82,7 @@ def test_deploy_tool_reads_deploy_prefix_and_refuses_the_old_one(tmp_path, monke
     ({"RERANK_MAX_LENGHT": "8"}, "unknown container setting RERANK_MAX_LENGHT"),
     ({"RERANK_DTYPE": "float8"}, "RERANK_DTYPE must be one of"),
     ({"RERANK_WARMUP": "sometimes"}, "RERANK_WARMUP='sometimes' is not a valid bool"),
+    ({"SERVE_HOST": "127.0.0.1"}, "SERVE_HOST cannot be set for SageMaker"),
     ({"DEPLOY_REGION": "x"}, "not one we pass on"),
     ({"HF_TOKEN": "hf_x"}, "refusing"),
 ])
@@ -95,3 +96,13 @@ def test_good_container_settings_pass_as_text():
                                    "RERANK_MAX_LENGTH": "256", "OMP_NUM_THREADS": "2"})
     assert checked == {"OMP_NUM_THREADS": "2", "RERANK_MAX_LENGTH": "256",
                        "RERANK_WARMUP": "false", "SERVE_MAX_CONCURRENCY": "8"}
+
+
+def test_old_prefix_stops_the_cli_with_one_line(monkeypatch, capsys, tmp_path):
+    from deploy.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RERANKER_ROLE", "arn:aws:iam::123456789012:role/r")
+    assert main(["deploy", "--print-trust-policy"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "set DEPLOY_ROLE" in lines[0]

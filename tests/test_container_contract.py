@@ -167,5 +167,5 @@ def _layer_files(archive: Path):
             with layer:
                 for member in layer:
                     # Certificates are text: the large shared libraries need no reading.
-                    small = member.isfile() and member.size < 50_000_000
+                    small = member.isfile() and member.size < 5_000_000
                     yield member.name.removeprefix("./"), layer.extractfile(member).read() if small else None

@@ -146,3 +146,22 @@ def test_chunk_mode_on_request(bert_engine):
     assert result.request.long_documents == "chunk" and len(out["results"]) == 2
     _, result = call(bert_engine, {"query": "q", "documents": ["x"], "max_chunks_per_doc": 3})
     assert result.request.long_documents == "chunk" and result.request.max_chunks == 3
+
+
+def test_langchain_text_pairs_score_in_input_order(bert_engine):
+    pairs = [[CAPITAL_QUERY, d] for d in CAPITAL_DOCS] + [[PANDA_QUERY, PANDA_DOCS[2]]]
+    out, result = call(bert_engine, {"text_pairs": pairs})
+    assert result.request.dialect == "langchain" and set(out) == {"scores"}
+    expected = list(direct(bert_engine, CAPITAL_QUERY, CAPITAL_DOCS)) + list(
+        direct(bert_engine, PANDA_QUERY, PANDA_DOCS[2:]))
+    assert out["scores"] == pytest.approx(expected, abs=1e-6)
+    assert all(isinstance(s, float) and 0 < s < 1 for s in out["scores"])
+    raw, _ = call(bert_engine, {"text_pairs": pairs[:4], "raw_scores": True})
+    assert raw["scores"] == pytest.approx(
+        list(direct(bert_engine, CAPITAL_QUERY, CAPITAL_DOCS, raw=True)), abs=1e-6)
+
+
+def test_form_typed_json_object_reads_as_json(bert_engine):
+    # curl -d '{...}' without -H 'Content-Type: application/json'
+    out, result = call(bert_engine, PANDA, content_type="application/x-www-form-urlencoded")
+    assert result.request.dialect == "topk" and len(out) == 2

@@ -1,7 +1,9 @@
 """The serving images, checked without a Docker engine: hadolint on both Dockerfiles, the
-properties we promise (non-root, port 8080, health check, torch from its own index, no
-JVM), and the image's file layout, rebuilt from the Dockerfile's COPY lines and started
-with its `serve` command the way SageMaker starts it (settings from the environment)."""
+properties we promise (non-root, port 8080, health check, torch before the pins, only the
+venv in the image, no JVM), and the image's file layout, rebuilt from the Dockerfile's COPY
+lines, our package installed from them as the build stage does, and started with its
+`serve` command the way SageMaker starts it (settings from the environment).  The same
+image under a real engine: test_container_contract.py."""
 
 from __future__ import annotations
 
@@ -49,10 +51,24 @@ def test_image_promises(dockerfile):
     assert any(kind == "HEALTHCHECK" and "serving.healthcheck" in args for kind, args in steps)
     runs = " ".join(args for kind, args in steps if kind == "RUN")
     assert not re.search(r"\b(java|jdk|jre)\b", runs, re.I), "no JVM in our image"
-    # torch comes from its own index before the requirements, at the pinned version.
-    torch_at = runs.index("--index-url")
-    assert torch_at < runs.index("-r /tmp/requirements.txt")
-    assert "sed -n 's/^torch==//p' /tmp/requirements.txt" in runs
+    assert not any(kind == "ENV" and "PYTHONPATH" in args for kind, args in steps)
+    # Two stages: the published one takes only the venv from the build stage, so what the
+    # build was handed (CA bundle, wheels in build/docker-extras) stays behind.
+    stages = [i for i, (kind, _) in enumerate(steps) if kind == "FROM"]
+    assert len(stages) == 2 and steps[stages[0]][1].endswith("AS build")
+    final = steps[stages[1]:]
+    assert [args for kind, args in final if kind == "COPY" and "--from" in args] == [
+        "--from=build /opt/venv /opt/venv", "--from=build /opt/project/ /opt/venv/"]
+    assert not any("docker-extra" in args for _, args in final)
+    assert any(kind == "ARG" and args.startswith("BASE_IMAGE=python:3.11-slim-bookworm")
+               for kind, args in steps)
+
+
+def test_torch_is_installed_first_at_the_pinned_version():
+    script = (ROOT / "container" / "base" / "venv.sh").read_text()
+    assert "sed -n 's/^torch==//p' requirements.txt" in script
+    torch_at = script.index('"$pip" install --index-url "$index" "$torch"')
+    assert torch_at < script.index('"$pip" install "$@"')
 
 
 def test_requirements_pin_torch_and_no_server_extras():
@@ -61,30 +77,31 @@ def test_requirements_pin_torch_and_no_server_extras():
     assert not re.search(r"^(multi-model-server|sagemaker-inference)", pins, re.M)
 
 
-def image_layout(dockerfile: Path, root: Path) -> dict[str, str]:
-    """Copy what the Dockerfile COPYs (except requirements) under ``root``; its ENV back."""
-    env: dict[str, str] = {}
+def image_layout(dockerfile: Path, root: Path) -> None:
+    """Copy what the Dockerfile COPYs from the context (not requirements) under ``root``."""
     for kind, args in instructions(dockerfile):
-        if kind == "ENV":
-            env.update(dict(word.split("=", 1) for word in shlex.split(args)))
-        if kind == "COPY" and "requirements" not in args:
+        if kind == "COPY" and "requirements" not in args and "--from" not in args:
             source, target = shlex.split(args)
             destination = root / target.lstrip("/")
+            if target.endswith("/") and (ROOT / source).is_file():
+                destination = destination / Path(source).name
             if (ROOT / source).is_dir():
                 shutil.copytree(ROOT / source, destination, dirs_exist_ok=True,
                                 ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(ROOT / source, destination)
-    return env
 
 
 def test_image_layout_serves_with_sagemaker_settings(tmp_path, bert_dir):
-    image_env = image_layout(DOCKERFILES[0], tmp_path)
-    pythonpath = os.pathsep.join(str(tmp_path / p.lstrip("/"))
-                                 for p in image_env["PYTHONPATH"].split(":"))
+    image_layout(DOCKERFILES[0], tmp_path)
+    # What `venv.sh project /tmp/src` does, into a folder of its own instead of /opt/venv.
+    site = tmp_path / "opt/venv-site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--no-index", "--target", str(site),
+                    str(tmp_path / "tmp/src")], check=True, capture_output=True)
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": pythonpath, "SM_MODEL_DIR": str(bert_dir),
+    env = {**os.environ, "PYTHONPATH": str(site), "SM_MODEL_DIR": str(bert_dir),
            "SAGEMAKER_BIND_TO_PORT": str(port), "SERVE_HOST": "127.0.0.1",
            "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     serve = tmp_path / "usr/local/bin/serve"
@@ -104,4 +121,4 @@ def test_image_layout_serves_with_sagemaker_settings(tmp_path, bert_dir):
         proc.terminate()
         assert proc.wait(timeout=30) == 0
     log = proc.stdout.read()
-    assert str(tmp_path / "opt/reranker/code/inference.py") in log  # the image's hooks
+    assert str(site / "inference.py") in log  # the installed package's default hooks

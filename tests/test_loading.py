@@ -121,3 +121,118 @@ def test_settings_from_env():
 def test_bad_settings_name_the_variable(env, needle):
     with pytest.raises(SettingsError, match=needle):
         Settings.from_env(env)
+
+
+# ---- one description of a model directory; the backend contract ----------------------
+
+def _facts(path):
+    from reranker import model_dir
+
+    return model_dir.read(path)
+
+
+def test_model_dir_describes_the_facts_every_consumer_reads(copy_of, model_dirs):
+    from reranker import model_dir
+
+    bert = _facts(copy_of())
+    assert (bert.model_type, bert.family, bert.num_labels) == ("bert", "bert", 1)
+    assert bert.max_length == 512 and bert.usable_length(256) == 256
+    assert bert.tokenizer_json and bert.safetensors and not bert.pickle and bert.onnx == ()
+    assert bert.onnx_path("int8").endswith("onnx/model_int8.onnx")
+    xlmr = _facts(model_dirs("xlmr"))
+    assert (xlmr.family, xlmr.max_length) == ("roberta", 512)  # 514 positions, 2 reserved
+    # One default for every consumer: transformers' 2 labels when config.json names none.
+    assert model_dir.num_labels({}) == 2 == model_dir.DEFAULT_NUM_LABELS
+    assert model_dir.num_labels({"id2label": {"0": "LABEL_0"}, "num_labels": 2}) == 1
+    assert model_dir.max_length({"max_position_embeddings": 512}, 1e30) == 512
+    assert model_dir.max_length({}, None) == model_dir.DEFAULT_MAX_LENGTH
+
+
+def test_model_dir_refuses_unreadable_config(copy_of):
+    model = copy_of()
+    (model / "config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="config.json cannot be read"):
+        Reranker.from_dir(str(model), Settings(warmup=False))
+
+
+def test_engine_reads_its_limit_from_the_model_dir(copy_of):
+    model = copy_of()
+    tokenizer_config = json.loads((model / "tokenizer_config.json").read_text())
+    tokenizer_config["model_max_length"] = 64
+    (model / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    engine = Reranker.from_dir(str(model), Settings(warmup=False))
+    try:
+        assert engine.max_length == _facts(model).max_length == 64
+    finally:
+        engine.close()
+
+
+def test_every_backend_keeps_the_contract(bert_engine):
+    from reranker.backends.base import Backend
+    from reranker.loading import BACKENDS
+
+    assert set(BACKENDS) >= {"torch", "onnx", "openvino"}
+    backend = bert_engine.backend
+    assert isinstance(backend, Backend)
+    assert backend.device_type == "cpu" and isinstance(backend.device_type, str)
+    assert backend.health() and backend.pad_multiple == 1 and not backend.batches_itself
+
+
+def test_a_backend_that_batches_itself_skips_the_batcher(bert_dir, bert_engine):
+    from reranker.backends.torch_backend import TorchBackend
+    from reranker.batching import Unbatched
+
+    class WholeRequests(TorchBackend):
+        batches_itself = True
+        calls: list = []
+
+        def forward(self, ids, mask, types):
+            self.calls.append(ids.shape)
+            return super().forward(ids, mask, types)
+
+    backend = WholeRequests(str(bert_dir), device="cpu", dtype="float32",
+                            trust_remote_code=False, use_safetensors=True)
+    from transformers import AutoTokenizer
+
+    engine = Reranker(backend, AutoTokenizer.from_pretrained(bert_dir), _facts(bert_dir),
+                      Settings(warmup=False), "whole")
+    docs = ["a short one", "a somewhat longer document about pandas " * 5, "x"]
+    try:
+        assert isinstance(engine.batcher, Unbatched)
+        got = engine.score("q", docs, raw=True)
+    finally:
+        engine.close()
+    assert len(backend.calls) == 1 and backend.calls[0][0] == 3
+    np.testing.assert_allclose(got, bert_engine.score("q", docs, raw=True), atol=1e-5)
+
+
+def test_load_errors_are_one_type():
+    from reranker import scoring
+    from reranker.encoding import PairEncoder
+
+    with pytest.raises(ModelLoadError, match="1 or 2 output labels"):
+        scoring.check_num_labels(3)
+
+    class SlowTokenizer:
+        is_fast = False
+
+    with pytest.raises(ModelLoadError, match="fast tokenizer"):
+        PairEncoder(SlowTokenizer(), 512, 0.5)
+
+
+def test_auto_picks_the_fastest_exact_backend_per_cpu_kind(copy_of):
+    from reranker.loading import choose_backend
+
+    model = copy_of()
+    (model / "onnx").mkdir()
+    (model / "onnx" / "model.onnx").write_bytes(b"graph")
+    auto = Settings(warmup=False)
+    assert choose_backend(_facts(model), auto, cuda=False, amx=False) == "onnx"  # AMD EPYC
+    assert choose_backend(_facts(model), auto, cuda=False, amx=True) == "torch"  # Xeon AMX
+    assert choose_backend(_facts(model), auto, cuda=True) == "torch"
+    assert choose_backend(_facts(model), Settings(backend="onnx", onnx_runtime="openvino"),
+                          cuda=False) == "openvino"
+    (model / "onnx" / "model.onnx").rename(model / "onnx" / "model_int8.onnx")
+    assert choose_backend(_facts(model), auto, cuda=False, amx=True) == "onnx"  # asked for
+    (model / "onnx" / "model_int8.onnx").unlink()
+    assert choose_backend(_facts(model), auto, cuda=False) == "torch"

@@ -185,7 +185,7 @@ def test_each_pattern_gets_its_own_connector_and_pipeline(fake, tmp_path):
     by_field = fake.pipelines["my-reranker-rerank-ml-inference"]["response_processors"]
     assert by_field[0]["ml_inference"]["model_id"] == "model-3"
     tei = fake.connectors["conn-2"]["actions"][0]
-    assert tei["request_body"] == '{"query": "${parameters.query}", "texts": ${parameters.texts}}'
+    assert tei["request_body"] == "${parameters.body}"
 
 
 def test_a_refusal_is_one_line_saying_what_was_done(fake, tmp_path):

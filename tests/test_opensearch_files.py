@@ -62,6 +62,34 @@ def test_readme_says_what_to_send_where(folder):
         assert needle in readme
 
 
+def test_readme_has_the_notes_for_seed_users(folder):
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    for needle in ("**query first**", "changes every score", "`facts`", "`passage_text`",
+                   "joined with no separator", "${parameters.NAME}", "Invalid payload:",
+                   "`[1,2]`", "${parameters.body}",
+                   "This folder was written for document field(s) `passage_text`"):
+        assert needle in readme, needle
+
+
+def test_the_assumed_document_field_is_printed(tmp_path):
+    run = cli("--endpoint", "x", "--region", "us-east-1", "--role-arn", ROLE,
+              "--out", str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    assert "document field: text (assumed" in run.stdout
+    assert "document field:" not in cli(*ARGS, "--out", str(tmp_path / "b")).stdout
+
+
+def test_make_opensearch_refuses_without_document_field(tmp_path):
+    stamp = os.environ.get("VENV", ".venv") + "/.installed"
+    run = subprocess.run(["make", "--no-print-directory", "-o", stamp, "opensearch",
+                          "ENDPOINT=x", "REGION=us-east-1", f"ROLE_ARN={ROLE}",
+                          f"OPENSEARCH_ARGS=--out {tmp_path}"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: set DOCUMENT_FIELD=") and "facts" in run.stderr
+    assert not any(tmp_path.iterdir())
+
+
 def test_no_credentials_in_any_file(folder):
     for path in folder.rglob("*"):
         if path.is_file():

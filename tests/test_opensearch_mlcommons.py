@@ -7,13 +7,27 @@ No OpenSearch runs here.  Everything named ``mlc_*`` below is OUR MODEL of ml-co
   parameter, except values StringUtils.isJson accepts (strict JSON objects/arrays here;
   ml-commons' org.json + lenient Gson also accept a few non-standard forms);
 - HttpConnector.createPayload: Apache StringSubstitutor("${parameters.", "}"), recursive,
-  '$' escape, ':-' defaults, cycle = error;
+  '$' escape, ':-' defaults, cycle = error; then "Invalid payload" unless the result is JSON;
 - the built-in cohere.rerank pre/post-process functions, DefaultPreProcessFunction, the
   Painless of pattern 2 read line by line into Python (``painless_*``), ModelTensor parsing,
   the ml_inference output_map and the float conversion of the rerank processors.
 The bodies then go through code/inference.py's four hooks with a tiny model, and the
 answers back through the post-process model: one float per document, in input order,
 equal to scoring the same raw strings directly.
+
+Source followed (opensearch-project/ml-commons at 950f05600, paths shortened):
+- ml-algorithms/.../remote/ConnectorUtils.java: processInput (86-103) runs the pre-process
+  then escapeRemoteInferenceInputData (177-205: values StringUtils.isJson accepts are kept,
+  the others escapeJson'd); processMLInput (105-152) picks the built-in function, or for a
+  text_similarity input escapeMLInput (154-175: query and docs through processTextDoc) and
+  DefaultPreProcessFunction; fillProcessFunctionParameter (305-315).
+- common/.../preprocess/DefaultPreProcessFunction.java process (44-61): the script's return
+  parsed by Gson into a Map, then StringUtils.convertScriptStringToJsonString.
+- common/.../utils/StringUtils.java: gson with disableHtmlEscaping (106-115), isJson
+  (142-157), convertScriptStringToJsonString (374-393: strings kept, any other value
+  gson.toJson'd; this is why a body object survives), processTextDoc (403-412).
+- common/.../connector/HttpConnector.java createPayload (377-400): StringSubstitutor with
+  "${parameters." and "}" over request_body (383-384), "Invalid payload" (386-387).
 """
 
 from __future__ import annotations
@@ -144,7 +158,8 @@ def mlc_substitute(template: str, params: dict, _seen: tuple = ()) -> str:
 
 # ----------------------------------------------------------------------- pre-process model
 def painless_tei_pre_process(params: dict) -> str:
-    """painless.TEI_PRE_PROCESS, line by line (query and docs arrive already escaped)."""
+    """painless.TEI_PRE_PROCESS, line by line (query and docs arrive already escaped): the
+    whole request body under parameters.body."""
     query = params["query_text"]                      # def query = params.query_text;
     docs = params["text_docs"]                        # def docs = params.text_docs;
     texts = "["                                       # new StringBuilder('[')
@@ -153,7 +168,7 @@ def painless_tei_pre_process(params: dict) -> str:
             texts += ","
         texts += '"' + docs[i] + '"'                  # append('"').append(docs.get(i))...
     texts += "]"
-    return '{"parameters":{"query":"' + query + '","texts":' + texts + "}}"
+    return '{"parameters":{"body":{"query":"' + query + '","texts":' + texts + "}}}"
 
 
 def mlc_script_parameters(processed: dict) -> dict:
@@ -198,6 +213,20 @@ def mlc_payload(connector: dict, *, query: str | None = None, docs: list[str] | 
     parameters.update(processed)
     parameters.update(inputs)
     return mlc_substitute(action["request_body"], parameters)
+
+
+class InvalidPayload(Exception):
+    """HttpConnector.createPayload's IllegalArgumentException: the search fails with it."""
+
+
+def mlc_send(connector: dict, **kwargs) -> str:
+    """The payload, or the error ml-commons raises before anything is sent."""
+    payload = mlc_payload(connector, **kwargs)
+    try:
+        json.loads(payload)
+    except ValueError:
+        raise InvalidPayload(f"Invalid payload: {payload}") from None
+    return payload
 
 
 # ---------------------------------------------------------------------- post-process model
@@ -405,21 +434,65 @@ def test_over_the_document_limit_is_a_clear_413(handler, pattern):
 JSON_QUERIES = ['{"question": "capital of america?"}', '["a", "b"]', '{"a": "x\\ny"}']
 
 
-@pytest.mark.parametrize("pattern", sorted(PATTERNS))
-@pytest.mark.parametrize("query", JSON_QUERIES)
-def test_a_query_that_is_json_gets_a_clear_400(handler, pattern, query):
-    """ml-commons skips escaping values that parse as JSON: the body breaks (documented)."""
+def _send_query(pattern: str, query: str) -> str:
     connector = connector_file(pattern)
     if pattern == "ml-inference":
-        body = mlc_payload(connector, remote=mlc_ml_inference_parameters(query, "a document"))
-    else:
-        body = mlc_payload(connector, query=query, docs=["a document", "another"])
-    with pytest.raises(ValueError):
-        json.loads(body)
+        return mlc_send(connector, remote=mlc_ml_inference_parameters(query, "a document"))
+    return mlc_send(connector, query=query, docs=["a document", "another"])
+
+
+@pytest.mark.parametrize("pattern", ["cohere", "ml-inference"])
+@pytest.mark.parametrize("query", JSON_QUERIES)
+def test_a_query_that_is_json_fails_in_ml_commons(handler, pattern, query):
+    """ml-commons skips escaping values that parse as JSON: the body breaks (documented).
+    The search fails with "Invalid payload" before the endpoint is called; a body that did
+    reach the container would get a clear 400, never a 500."""
+    with pytest.raises(InvalidPayload):
+        _send_query(pattern, query)
+    connector = connector_file(pattern)
+    body = (mlc_payload(connector, remote=mlc_ml_inference_parameters(query, "a document"))
+            if pattern == "ml-inference" else
+            mlc_payload(connector, query=query, docs=["a document", "another"]))
     status, answer = invoke(handler, body)
     assert status == 400
     error = json.loads(answer)["error"]
     assert error["type"] == "invalid_json" and "not valid JSON" in error["message"]
+
+
+@pytest.mark.parametrize("query", JSON_QUERIES + ["[1,2]", "{}"])
+def test_the_painless_body_pattern_survives_a_json_query(handler, query):
+    docs = ["a document", '{"a": 1}', "another"]
+    scores = rerank_through("tei", handler, query, docs)
+    assert_scores_match(handler, query, docs, scores)
+
+
+MUST_ESCAPE = ('"', "\\") + tuple(map(chr, range(32)))
+
+
+@pytest.mark.parametrize("pattern", ["cohere", "ml-inference"])
+@pytest.mark.parametrize("query", JSON_QUERIES + [
+    "[1,2]", "{}", "[]", '"quoted"', "42", "[1, 2]\n", '{"a":1}', "[true, null]", '["x"]',
+    "[1,\t2]", "plain", '{"a": 1'])
+def test_exactly_json_with_characters_to_escape_breaks(pattern, query):
+    """What the README states: a value breaks the built-in and ml_inference patterns iff it
+    parses as a JSON object or array and holds a quote, a backslash or a control character."""
+    breaks = mlc_is_json(query) and any(c in query for c in MUST_ESCAPE)
+    try:
+        _send_query(pattern, query)
+    except InvalidPayload:
+        assert breaks, query
+    else:
+        assert not breaks, query
+
+
+def test_parameter_references_in_text_are_expanded(handler):
+    """README: text holding ${parameters.NAME} is expanded by ml-commons (the connector's
+    parameters are in scope), in every pattern; ${parameters.body} itself loops."""
+    query = "where is ${parameters.region}?"
+    body = mlc_send(connector_file("tei"), query=query, docs=["d"])
+    assert json.loads(body)["query"] == "where is us-east-1?"
+    with pytest.raises(SubstitutionLoop):
+        mlc_send(connector_file("tei"), query="${parameters.body}", docs=["d"])
 
 
 def test_a_document_that_is_json_breaks_only_pattern_3(handler):
@@ -533,7 +606,7 @@ def test_painless_outputs_match_golden():
     pre_in = {"query_text": mlc_gson_escape(query), "text_docs": [mlc_gson_escape(d)
                                                                   for d in docs]}
     pre_out = painless_tei_pre_process(pre_in)
-    assert json.loads(pre_out)["parameters"] == {"query": query, "texts": docs}
+    assert json.loads(pre_out)["parameters"] == {"body": {"query": query, "texts": docs}}
     post_in = {"result": [{"index": 2, "score": 0.9}, {"index": 0, "score": 1.5e-5},
                           {"index": 3, "score": 1.0}, {"index": 1, "score": 0.0001234}]}
     post_out = painless_tei_post_process(post_in)

@@ -167,3 +167,17 @@ def test_boto3_sees_errors_as_model_error_like_on_aws(served):
     error = caught.value.response
     assert error["OriginalStatusCode"] == 422
     assert json.loads(error["OriginalMessage"])["error"]["field"] == "query"
+
+
+def test_boto3_jsonlines_answers_one_line_per_line(served, engine):
+    lines = [{"query": QUERY, "texts": DOCS, "raw_scores": True}, {"query": ""},
+             {"text_pairs": [[QUERY, d] for d in DOCS], "raw_scores": True}]
+    response = runtime_client(served[0]).invoke_endpoint(
+        EndpointName="reranker", ContentType="application/jsonlines",
+        Accept="application/jsonlines", Body="\n".join(map(json.dumps, lines)) + "\n")
+    assert response["ContentType"].startswith("application/jsonlines")
+    tei, error, langchain = map(json.loads, response["Body"].read().decode().split("\n"))
+    raw = engine.score(QUERY, DOCS, raw=True)
+    assert {i["index"]: i["score"] for i in tei} == pytest.approx(dict(enumerate(raw)), abs=1e-5)
+    assert error["error"]["field"] == "query" and error["error"]["line"] == 2
+    assert langchain["scores"] == pytest.approx(raw, abs=1e-5)

@@ -1,12 +1,17 @@
-"""POST /rerank in Text Embeddings Inference's shape, over plain HTTP (httpx), and curl's
-form-typed JSON body on every route."""
+"""POST /rerank in Text Embeddings Inference's shape, over plain HTTP (httpx); curl's
+form-typed JSON body on every route; the hostile-JSON fuzz on the native routes."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from test_errors import json_bodies
+from test_server_fuzz import check_answer
 
 from clientutil import local_engine, served
 from seed_examples import CAPITAL_DOCS, CAPITAL_QUERY
@@ -71,8 +76,27 @@ def test_curl_form_typed_json_object_is_read_as_json(client, path):
     assert response.status_code == 200, response.text
 
 
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")
+def test_real_curl_d_without_content_type(server):
+    done = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", "-d", json.dumps(TEI),
+                           server[0] + "/invocations"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    body, status = done.stdout.rsplit("\n", 1)
+    assert status == "200", body
+    assert len(json.loads(body)) == len(CAPITAL_DOCS)
+
+
 @pytest.mark.parametrize("data", [b"query=capital&texts=a", b'["a", "b"]', b"{not json", b""])
 def test_curl_form_that_is_no_json_object_stays_refused(client, data):
     response = client.post("/invocations", content=data, headers=CURL_FORM)
     assert response.status_code == 415, response.text
     assert response.json()["error"]["field"] == "Content-Type"
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=json_bodies)
+def test_fuzz_native_routes_and_form_bodies(client, body):
+    for path in ("/rerank", "/v1/rerank", "/v2/rerank"):
+        check_answer(client.post(path, content=body, headers={"Content-Type": "application/json"}))
+    check_answer(client.post("/invocations", content=body, headers=CURL_FORM))

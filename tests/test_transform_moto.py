@@ -8,25 +8,34 @@ and so is not tested against a server here:
   would write them, at the key SageMaker's documented naming gives).
 - jobs never fail or stop, and CreateTransformJob accepts any request, so a failed job
   is checked with ``judge_job`` on DescribeTransformJob shapes.
-What the container does with the jsonlines body is tested against our local server
-(tests/test_jsonlines.py).
+So one test replays the job moto recorded against our local server, as SageMaker would
+run it (tests/batch_transform.py's split rules), and puts the results where the job
+would; the 10,000-line jsonlines test is tests/test_jsonlines.py.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
 
+import httpx
 import pytest
 import test_deploy_moto as moto_tests
 from test_deploy_moto import BUCKET, REGION, ROLE, cli, one_error_line
 
-from deploy import images, transform
+import batch_transform
+from deploy import archive, images, transform
 from deploy.errors import UserError
+from serverutil import start_server
 
 # The same moto server (module-scoped), reset per test, and the same packaged archive.
 moto_url = moto_tests.moto_url
 aws = moto_tests.aws
 archive_path = moto_tests.archive_path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 LINES = [{"query": "what is a panda?", "documents": ["a bear", "a car"]},
          {"query": "capital of France", "texts": ["Paris", "Berlin"]}]
@@ -93,9 +102,74 @@ def test_report_counts_result_files_where_sagemaker_writes_them(inputs, archive_
     assert f"output  s3://{BUCKET}/out/ (2 of 2 .out files" in out and "note:" not in out
 
 
+def test_make_transform_passes_its_variables(inputs, archive_path):
+    """`make transform INPUT=... OUTPUT=... SPLIT=... MAX_PAYLOAD_MB=...` reaches the job."""
+    def make(*variables):
+        # -o: never rebuild .venv from here, whatever changed in requirements.txt.
+        return subprocess.run(["make", "-s", "-C", str(ROOT), "-o", ".venv/.installed",
+                               "transform", *variables], capture_output=True, text=True,
+                              timeout=300)
+
+    done = make(f"ARCHIVE={archive_path}", f"BUCKET={BUCKET}", f"ROLE={ROLE}", "ENDPOINT=mk",
+                f"INPUT=s3://{BUCKET}/in/", f"OUTPUT=s3://{BUCKET}/out/", "SPLIT=None",
+                "MAX_PAYLOAD_MB=3", "INSTANCE_TYPE=ml.c5.xlarge", "INSTANCE_COUNT=3")
+    assert done.returncode == 0, done.stderr
+    sm = inputs("sagemaker")
+    [job] = sm.list_transform_jobs()["TransformJobSummaries"]
+    described = sm.describe_transform_job(TransformJobName=job["TransformJobName"])
+    assert job["TransformJobName"].startswith("mk-")
+    assert (described["TransformInput"]["SplitType"], described["MaxPayloadInMB"],
+            described["BatchStrategy"]) == ("None", 3, "SingleRecord")  # each file whole
+    assert described["TransformResources"] == {"InstanceType": "ml.c5.xlarge",
+                                               "InstanceCount": 3}
+    refused = make(f"INPUT=s3://{BUCKET}/in/")
+    assert refused.returncode != 0 and "set INPUT=s3://bucket/in/ and OUTPUT=" in refused.stderr
+
+
+@pytest.mark.slow
+def test_the_job_runs_on_our_server_as_sagemaker_would_run_it(inputs, archive_path, capsys,
+                                                              tmp_path):
+    """moto stands in for the control plane, our server for the container: the request
+    ``transform`` made is replayed against the server from the archive, under the job's
+    environment, through Batch Transform's split rules (tests/batch_transform.py); the
+    results go where SageMaker writes them, and the report finds them."""
+    code, _, err = cli(capsys, *transform_args(archive_path, "--max-payload-mb", "1"))
+    assert code == 0, err
+    sm, s3 = inputs("sagemaker"), inputs("s3")
+    [summary] = sm.list_transform_jobs()["TransformJobSummaries"]
+    job = sm.describe_transform_job(TransformJobName=summary["TransformJobName"])
+    source, output = job["TransformInput"], job["TransformOutput"]
+    assert source["SplitType"] == "Line"
+    headers = {"Content-Type": source["ContentType"], "Accept": output["Accept"]}
+    model_dir = tmp_path / "model"
+    archive.safe_extract(archive_path, model_dir)
+    config = SimpleNamespace(transform_input=f"s3://{BUCKET}/in/",
+                             transform_output=output["S3OutputPath"])
+    inputs_listed = transform.list_inputs(s3, config.transform_input)
+    with start_server(model_dir, env={"RERANK_WARMUP": "0", **job["Environment"]}) as url, \
+            httpx.Client(base_url=url, timeout=300) as http:
+        def invoke(payload: bytes) -> bytes:
+            response = http.post("/invocations", content=payload, headers=headers)
+            assert response.status_code == 200, response.text[:300]
+            return response.content
+
+        for key in inputs_listed:
+            local = tmp_path / key.replace("/", "_")
+            local.write_bytes(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+            result = batch_transform.transform(local, invoke, strategy=job["BatchStrategy"],
+                                               max_payload_mb=job["MaxPayloadInMB"])
+            answers = [json.loads(line) for line in result.decode().split("\n")[:-1]]
+            assert len(answers) == len(LINES)
+            assert sorted(r["index"] for r in answers[0]["results"]) == [0, 1]  # Cohere
+            assert sorted(r["index"] for r in answers[1]) == [0, 1]             # TEI
+            s3.put_object(Bucket=BUCKET, Key=transform.output_key(config, key), Body=result)
+    assert set(transform.written(s3, config, inputs_listed)) == {
+        "out/part-0.jsonl.out", "out/sub/part-1.jsonl.out"}
+
+
 def test_output_keys_follow_sagemakers_naming():
     def key(source, output, input_key):
-        config = type("C", (), {"transform_input": source, "transform_output": output})
+        config = SimpleNamespace(transform_input=source, transform_output=output)
         return transform.output_key(config, input_key)
 
     assert key("s3://b/in/", "s3://b/out/", "in/a.jsonl") == "out/a.jsonl.out"
@@ -110,7 +184,9 @@ def test_output_keys_follow_sagemakers_naming():
 @pytest.mark.parametrize("extra,words", [
     (["--transform-input", "in/"], "transform_input must be an s3:// URI"),
     (["--transform-output", "s3://"], "transform_output must be an s3:// URI"),
-    (["--transform-output", f"s3://{BUCKET}/in"], "must differ"),
+    (["--transform-output", f"s3://{BUCKET}/in"], "must not be transform_input"),
+    (["--transform-input", f"s3://{BUCKET}", "--transform-output", f"s3://{BUCKET}/out/"],
+     "or inside it"),
     (["--split-type", "RecordIO"], "split_type must be one of"),
     (["--max-payload-mb", "0"], "max_payload_mb must be 1..100"),
     (["--max-payload-mb", "101"], "max_payload_mb must be 1..100"),
@@ -123,6 +199,8 @@ def test_output_keys_follow_sagemakers_naming():
     (["--transform-output", "s3://no-such-bucket/out/"], "OUTPUT bucket no-such-bucket"),
     (["--env", "RERANK_MAX_LENGTH=abc"], "RERANK_MAX_LENGTH"),
     (["--env", "SERVE_MAX_PAYLOAD_BYTES=10"], "SERVE_MAX_PAYLOAD_BYTES must be at least"),
+    (["--transform-input", f"s3://{BUCKET}/in/part", "--transform-output",
+      f"s3://{BUCKET}/in/"], "would land under INPUT"),
     (["--endpoint", "bad_name!"], "not valid"),
 ])
 def test_bad_input_is_one_line_and_creates_nothing(inputs, archive_path, capsys, extra,

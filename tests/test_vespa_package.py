@@ -17,10 +17,10 @@ import pytest
 import torch
 import transformers
 from tokenizers import Tokenizer
+from vespa_engine import Schema
 
 from deploy.__main__ import main
 from deploy.vespa.application import _score
-from vespa_engine import Schema
 
 LENGTH, QUERY_TOKENS = 64, 12
 QUERIES = ["what is the capital of the united states", "pandas",
@@ -93,25 +93,34 @@ def test_files_exist_and_parse(package):
 
 def hf_pair(hf, query: str, doc: str, query_budget: int, doc_budget: int) -> dict:
     """The Hugging Face pair encoding with the query cut to its budget and the document to
-    its own: truncation only_second / only_first, so one side is cut at a time."""
-    q = len(hf(query, add_special_tokens=False)["input_ids"])
-    d = len(hf(doc, add_special_tokens=False)["input_ids"])
+    its own: truncation only_first / only_second, one side cut at a time."""
+    q, d = _length(hf, query), _length(hf, doc)
     special = hf.num_special_tokens_to_add(pair=True)
-    assert q <= query_budget or d <= doc_budget, "one side at a time"
     if q > query_budget:
         return hf(query, doc, truncation="only_first", max_length=query_budget + d + special)
     return hf(query, doc, truncation="only_second", max_length=q + min(d, doc_budget) + special)
 
 
-def _pairs():
-    return [(q, d) for q in QUERIES for d in DOCS if not (q == QUERIES[-1] and d == DOCS[-1])]
+def _length(hf, text: str) -> int:
+    return len(hf(text, add_special_tokens=False)["input_ids"])
+
+
+def _pairs(hf, schema: Schema) -> list[tuple[str, str]]:
+    """Every (query, document) where at most one side is over its budget; both kinds of cut
+    are among them."""
+    fits = lambda text, budget: _length(hf, text) <= budget  # noqa: E731
+    pairs = [(q, d) for q in QUERIES for d in DOCS
+             if fits(q, schema.query_size) or fits(d, schema.doc_size)]
+    assert any(not fits(q, schema.query_size) for q, _ in pairs)
+    assert any(not fits(d, schema.doc_size) for _, d in pairs)
+    return pairs
 
 
 def test_vespa_builds_the_hugging_face_pair_encoding(package):
     kind, model_dir, app = package
     hf = transformers.AutoTokenizer.from_pretrained(model_dir)
     schema = Schema(app)
-    for query, doc in _pairs():
+    for query, doc in _pairs(hf, schema):
         expected = hf_pair(hf, query, doc, schema.query_size, schema.doc_size)
         vespa = schema.model_inputs(query, doc)
         n = len(expected["input_ids"])
@@ -128,7 +137,7 @@ def test_vespa_inputs_score_like_torch_on_the_pair_encoding(package):
     model = transformers.AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     schema = Schema(app)
     session = ort.InferenceSession(str(schema.onnx_file))
-    for query, doc in _pairs():
+    for query, doc in _pairs(hf, schema):
         encoded = hf_pair(hf, query, doc, schema.query_size, schema.doc_size)
         with torch.inference_mode():
             expected = model(**{k: torch.tensor([v]) for k, v in encoded.items()}).logits[0]
@@ -151,13 +160,15 @@ def test_document_budget_sets_the_sequence(model_dirs, tmp_path):
 
 def test_budgets_over_the_model_limit_are_one_line_errors(model_dirs, tmp_path, capsys):
     model_dir = tmp_path / "model"
-    shutil.copytree(model_dirs("bert"), model_dir)
+    shutil.copytree(model_dirs("bert"), model_dir, ignore=shutil.ignore_patterns("onnx"))
+    capsys.readouterr()  # building the tiny model writes progress bars
     assert run_vespa(model_dir, tmp_path / "a", "--query-tokens", "64",
                      "--document-tokens", "500") == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "512" in err and "\n" not in err
+    assert not (tmp_path / "a").exists() and not (model_dir / "onnx").exists()
     assert run_vespa(model_dir, tmp_path / "b", "--document-tokens", "3") == 2
-    assert "--document-tokens" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("error: --document-tokens")
 
 
 def test_two_label_models_rank_by_the_positive_logit():
@@ -180,3 +191,43 @@ def test_fp32_graph_with_side_weights_file_is_refused(model_dirs, tmp_path, monk
     onnx_export.export_onnx(model_dir, model_dir, quantize=False, tolerance=1e-4)
     assert main(["vespa", "--model-dir", str(model_dir), "--out", str(tmp_path / "app")]) == 2
     assert "--onnx int8" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def own_onnx(model_dirs, tmp_path_factory):
+    """A model directory that ships its own quantized file, as seed 002's does."""
+    from deploy.onnx_export import export_onnx
+
+    tmp = tmp_path_factory.mktemp("own-onnx")
+    model_dir = tmp / "model"
+    shutil.copytree(model_dirs("bert"), model_dir, ignore=shutil.ignore_patterns("onnx"))
+    export_onnx(model_dir, tmp / "export", quantize=True, tolerance=0.05)
+    (model_dir / "onnx").mkdir()
+    own = model_dir / "onnx" / "model_quantized.onnx"
+    shutil.copy(tmp / "export" / "onnx" / "model_int8.onnx", own)
+    return model_dir, own
+
+
+def test_own_onnx_file_is_checked_against_torch_and_shipped(own_onnx, tmp_path, capsys):
+    model_dir, own = own_onnx
+    capsys.readouterr()
+    assert run_vespa(model_dir, tmp_path / "app", "--onnx-file", str(own)) == 0
+    summary = json.loads(capsys.readouterr().out)
+    check = summary["onnx_check"]
+    assert summary["onnx"] == "model_quantized.onnx" and check["probe_pairs"] > 0
+    assert 0 < check["max_abs_score_diff"] <= check["tolerance"] == 0.05
+    assert {"min_spearman", "min_top10_overlap"} <= set(check)
+    assert Schema(tmp_path / "app").onnx_file.read_bytes() == own.read_bytes()
+
+
+def test_own_onnx_file_beyond_the_tolerance_is_refused(own_onnx, tmp_path, capsys):
+    model_dir, own = own_onnx
+    capsys.readouterr()
+    assert run_vespa(model_dir, tmp_path / "app", "--onnx-file", str(own),
+                     "--onnx-tolerance", "1e-9") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "differ from the torch model by up to" in err
+    assert "\n" not in err and not (tmp_path / "app").exists()
+    (tmp_path / "junk.onnx").write_text("not a model")
+    assert run_vespa(model_dir, tmp_path / "b", "--onnx-file", str(tmp_path / "junk.onnx")) == 2
+    assert "is not an ONNX model" in capsys.readouterr().err

@@ -19,7 +19,8 @@ FALSE = ("0", "false", "no", "off")
 
 def kind(field: dataclasses.Field) -> str:
     """``bool``, ``int``, ``float`` or ``str``: the first type named by the annotation."""
-    name = field.type if isinstance(field.type, str) else field.type.__name__
+    name = field.type if isinstance(field.type, str) else getattr(field.type, "__name__",
+                                                                     str(field.type))
     return name.split("|")[0].strip()
 
 

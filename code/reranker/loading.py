@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from . import cpu
 from . import model_dir as model_facts
 from .backends.base import Backend, ModelLoadError
 from .settings import Settings
@@ -26,16 +27,26 @@ def inspect_model_dir(model_dir: str) -> model_facts.ModelDir:
     return facts
 
 
-def choose_backend(facts: model_facts.ModelDir, settings: Settings, cuda: bool) -> str:
-    """RERANK_BACKEND, or for "auto" the fastest exact runtime at hand: on CPU the ONNX
-    graph when the directory has one (ONNX Runtime fp32 out-ran torch fp32 on both CPU
-    kinds measured, docs/BENCHMARKS.md), else torch; on CUDA always torch."""
+def choose_backend(facts: model_facts.ModelDir, settings: Settings, cuda: bool,
+                   amx: bool = False) -> str:
+    """RERANK_BACKEND, or for "auto" the fastest runtime that stays exact (fp32): torch on
+    CUDA; on CPU, ONNX Runtime fp32 when the directory has the export, except on CPUs with
+    AMX, where torch fp32 measured ahead of it (docs/BENCHMARKS.md, "Which mode wins").
+    A directory with only an int8 graph, or no torch weights, runs the graph it has."""
     name = settings.backend
     if name == "auto":
-        name = "onnx" if facts.onnx and not cuda and settings.device != "cuda" else "torch"
+        name = "torch" if cuda or settings.device == "cuda" else _fastest_exact_cpu(facts, amx)
     if name == "onnx" and settings.onnx_runtime == "openvino":
         return "openvino"  # the older spelling of RERANK_BACKEND=openvino
     return name
+
+
+def _fastest_exact_cpu(facts: model_facts.ModelDir, amx: bool) -> str:
+    if not facts.onnx:
+        return "torch"
+    if model_facts.ONNX_FILES["fp32"] not in facts.onnx or not facts.safetensors:
+        return "onnx"
+    return "torch" if amx else "onnx"
 
 
 def _torch(facts: model_facts.ModelDir, settings: Settings) -> Backend:
@@ -94,7 +105,7 @@ def load_backend(model_dir: str, settings: Settings) -> Backend:
     facts = inspect_model_dir(model_dir)
     import torch
 
-    name = choose_backend(facts, settings, torch.cuda.is_available())
+    name = choose_backend(facts, settings, torch.cuda.is_available(), cpu.has_amx())
     if name not in BACKENDS:
         raise ModelLoadError(f"RERANK_BACKEND={name!r}: use auto or one of {sorted(BACKENDS)}")
     return BACKENDS[name](facts, settings)

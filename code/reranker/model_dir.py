@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from .backends.base import ModelLoadError
 
@@ -45,7 +46,8 @@ class ModelDir:
 
     @property
     def family(self) -> str:
-        """The pair template: "roberta" (``<s> q </s></s> d </s>``) or "bert" (``[CLS] q [SEP] d [SEP]``)."""
+        """The pair template: "roberta" (``<s> q </s></s> d </s>``) or "bert"
+        (``[CLS] q [SEP] d [SEP]``)."""
         return "roberta" if self.model_type in _OFFSET_FAMILIES else "bert"
 
     def onnx_path(self, variant: str) -> str:

@@ -3,7 +3,10 @@
 # Dockerfile put the requirements and whatever the build was handed (build/docker-extras:
 # a CA bundle ca.crt for pip, a torch wheel).  Only /opt/venv goes on into the image.
 #   venv.sh deps TORCH_INDEX REQUIREMENTS...   /opt/venv with torch first, then the pins
-#   venv.sh project DIR                        our package from DIR (pyproject.toml), no deps
+#   venv.sh project DIR                        our package from DIR (pyproject.toml), no deps,
+#                                              under /opt/project laid out as the venv is
+# Two places, so the image copies the big unchanging venv and our small package as two
+# layers: a change to our code rebuilds only the second.
 set -eu
 cd /tmp/build
 if [ -f ca.crt ]; then export PIP_CERT=/tmp/build/ca.crt; fi
@@ -28,7 +31,7 @@ deps)
     "$pip" install "$@"
     ;;
 project)
-    "$pip" install --no-deps "$1"
+    "$pip" install --no-deps --prefix /opt/project "$1"
     ;;
 *)
     echo "usage: venv.sh deps TORCH_INDEX REQUIREMENTS... | venv.sh project DIR" >&2

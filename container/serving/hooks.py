@@ -75,7 +75,9 @@ def load_hooks(model_dir: str, program: str = "inference.py") -> Hooks:
     user_code = Path(model_dir) / "code"
     if (user_code / program).is_file():
         # The SageMaker contract: a model's code/ comes first, so its inference.py imports
-        # the modules shipped beside it (its own reranker/ included), as on the DLC.
+        # the modules shipped beside it, as on the DLC -- except the engine: the server
+        # has imported the image's reranker already (its settings parser), and one copy
+        # serves, so the errors the server catches are the ones the engine raises.
         sys.path.insert(0, str(user_code))
         _collect(_import(user_code / program, Path(program).stem), functions, sources)
     if len(functions) < len(HOOKS):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from deploy.errors import UserError
+from deploy import integration
 from deploy.opensearch import iam, readme
 from deploy.opensearch.patterns import PATTERNS
 from deploy.opensearch.steps import steps
@@ -28,13 +28,9 @@ def files(target: Target) -> dict[str, str]:
 
 
 def write(target: Target, out_dir: Path) -> list[Path]:
-    written = []
-    try:
-        for rel, text in files(target).items():
-            path = out_dir / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
-    except OSError as exc:
-        raise UserError(f"cannot write {out_dir}: {exc.strerror}") from None
-    return written
+    contents = files(target)
+    # Folders written before the marker existed all hold the invoke policy.
+    legacy = "iam/invoke-endpoint-policy.json"
+    with integration.folder(out_dir, "opensearch", legacy_marker=legacy) as stage:
+        integration.write_files(stage, contents)
+    return [out_dir / rel for rel in contents]

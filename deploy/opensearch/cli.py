@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
                    flavour=args.flavour, document_fields=args.document_fields,
                    index=args.index)
     out = args.out or BUILD_DIR / "opensearch" / target.slug
+    if not args.document_fields:
+        print(f"document field: {target.document_fields[0]} (assumed; pass --document-field"
+              " with your index's text field: seed 000 used facts, seed 001 passage_text)")
     written = bundle.write(target, out)
     print(f"wrote {len(written)} files to {out} (start with {out / 'README.md'})")
     if args.apply:

@@ -1,10 +1,17 @@
 """Painless for pattern 2 (a TEI-format connector), correct on OpenSearch 2.12 and later.
 
-How ml-commons runs them (ConnectorUtils, DefaultPreProcessFunction, ScriptUtils):
+How ml-commons runs them (ml-algorithms/.../remote/ConnectorUtils.java processMLInput,
+common/.../preprocess/DefaultPreProcessFunction.java process, common/.../utils/StringUtils.java
+convertScriptStringToJsonString, ml-algorithms/.../utils/ScriptUtils.java):
 - pre-process: ``params.query_text`` and ``params.text_docs`` arrive already JSON-escaped
-  (StringUtils.processTextDoc), so they are concatenated into JSON string literals as they
-  are; calling ``escape()`` again would escape twice.  The returned JSON is parsed, and the
-  values are escaped once more when substituted into ``request_body``.
+  (ConnectorUtils.escapeMLInput -> StringUtils.processTextDoc), so they are concatenated
+  into JSON string literals as they are; calling ``escape()`` again would escape twice.
+- The script returns the whole request body as one object, ``{"parameters": {"body":
+  {...}}}``, and ``request_body`` is just ``${parameters.body}``.  ml-commons parses the
+  returned text with Gson, turns a non-string parameter back into JSON text (gson.toJson),
+  and leaves values that parse as JSON unescaped (escapeRemoteInferenceInputData): so the
+  body arrives as the script built it, valid JSON whatever the query and documents hold,
+  even a query that is itself JSON (which breaks ``"${parameters.query}"`` templates).
 - post-process: ``params.result`` is the response array (TEI answers ``[{index, score}]``
   sorted by score).  Scores go back by index, one FLOAT32 tensor per document, because the
   rerank processor assigns them to hits in input order.  Numbers may arrive as Integer or
@@ -22,7 +29,7 @@ for (int i = 0; i < docs.size(); i++) {
   texts.append('"').append(docs.get(i)).append('"');
 }
 texts.append(']');
-return '{"parameters":{"query":"' + query + '","texts":' + texts.toString() + '}}';
+return '{"parameters":{"body":{"query":"' + query + '","texts":' + texts.toString() + '}}}';
 """
 
 TEI_POST_PROCESS = """\

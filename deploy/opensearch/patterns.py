@@ -2,7 +2,8 @@
 
 1. ``cohere``: ml-commons' built-in cohere.rerank pre/post-process (OpenSearch 2.12+), our
    container's Cohere dialect, and the ``rerank`` processor of type ``ml_opensearch``.
-2. ``tei``: the TEI format with our Painless (seed 001's pattern, fixed for 2.12+).
+2. ``tei``: the TEI format with our Painless (seed 001's pattern, fixed for 2.12+), which
+   builds the whole request body, so no input can break it.
 3. ``ml-inference``: an ``ml_inference`` response processor scoring each hit in the HF
    pipeline format (text = query, text_pair = document), then ``rerank`` ``by_field``
    (seed 000's pattern as two processors, query first; OpenSearch 2.18+).
@@ -168,7 +169,8 @@ PATTERNS: dict[str, Pattern] = {p.key: p for p in (
     Pattern(
         key="tei", folder="2-tei-painless",
         title="TEI format with Painless pre/post-process, rerank ml_opensearch",
-        request_body='{"query": "${parameters.query}", "texts": ${parameters.texts}}',
+        # The Painless builds the whole body: no quoted ${parameters.query} to break.
+        request_body="${parameters.body}",
         pre_process=painless.TEI_PRE_PROCESS,
         post_process=painless.TEI_POST_PROCESS,
         pipeline=_rerank_pipeline, search=_search_with_context, predict=_predict_similarity,

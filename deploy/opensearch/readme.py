@@ -19,22 +19,50 @@ _CHOICE = """\
 _CAVEATS = """\
 ## Caveats
 
-- **A query that is itself a JSON object or array** (for example `{"a": "b"}`): ml-commons
-  escapes every parameter before putting it into `request_body`, except values that already
-  parse as JSON (`ConnectorUtils.escapeRemoteInferenceInputData`). Such a query is pasted
-  into `"${parameters.query}"` unescaped and the body stops being valid JSON. ml-commons
-  usually refuses it itself (`Invalid payload`); a body that still reaches the endpoint gets
-  a clear HTTP 400 `invalid_json` from the container, never a 500. Patterns 1 and 2 share this
-  limit; in pattern 3 it also applies to document fields whose text is JSON.
-  Plain text queries and documents with quotes, backslashes, newlines, control characters,
-  unicode or emoji are safe in every pattern.
+- **Text that is itself JSON.** ml-commons escapes every parameter before putting it into
+  `request_body`, except values that already parse as a JSON object or array
+  (`ConnectorUtils.escapeRemoteInferenceInputData`, `StringUtils.isJson`). Such a value is
+  pasted into `"${{parameters.query}}"` as it is, and the body breaks exactly when it also
+  holds a character JSON strings must escape: a double quote, a backslash or a control
+  character. So `{{"a": 1}}` and `["x"]` break, while `[1,2]`, `{{}}` and every plain text (with
+  quotes, backslashes, newlines, unicode or emoji) are safe.
+  - Pattern 2 is immune: its Painless builds the whole body and `request_body` is just
+    `${{parameters.body}}`, which ml-commons passes on unescaped because it is JSON.
+  - Pattern 1 breaks on such a *query* (documents travel as one JSON array and are safe);
+    pattern 3 on such a query *or document field*.
+  - What you see: the search fails with an error whose reason starts with
+    `Invalid payload:` (`HttpConnector.createPayload`); the endpoint is never called (a
+    broken body that did reach it would get a clear HTTP 400 `invalid_json`, never a 500).
+  - Guard where the text comes from: before sending a search, refuse or rephrase a query
+    that parses as a JSON object or array (for example, in Python,
+    `isinstance(json.loads(q), (dict, list))` inside a try), or use pattern 2; for pattern 3,
+    check document fields at indexing time.
+- **`${{parameters.NAME}}` inside a query or document is expanded** by ml-commons (Apache
+  StringSubstitutor, recursively, with the connector's parameters such as `region` in
+  scope), in every pattern; in pattern 2, the text `${{parameters.body}}` fails the search.
+  Plain text never contains that sequence.
+- **Several document fields** ({fields}) are joined with no separator by the `rerank`
+  processor (`ml_opensearch`): `"a" + "b"` is scored as `ab`. End each field with a space
+  or punctuation in the index, or name one field. Pattern 3 reads the first field only.
 - **Number of hits**: the rerank processor sends every hit of the page (`size`). The container
   accepts up to `RERANK_MAX_DOCUMENTS` documents (default 1000) and answers 413 above.
 - **Missing fields**: `ml_opensearch` scores a hit without the document field as an empty
   text; `ml_inference` fails the search on such a hit unless `"ignore_missing": true`, and
   `by_field` then fails unless the rerank processor has `"ignore_failure": true`.
-- ml-commons also expands `${parameters.NAME}` written inside a query or document text
-  (Apache StringSubstitutor); plain text never contains that sequence.
+"""
+
+_SEEDS = """\
+## Coming from the seed notebooks
+
+- **Seed 000** (`ml_inference` with `text` = the document, `text_pair` = the query): every
+  pattern here sends the **query first**, as these cross-encoders were trained (`[CLS] query
+  [SEP] document [SEP]`). That is right, but it changes every score, so re-check any score
+  threshold or `min_score` tuned on the old order. Seed 000's index kept the text in the
+  field `facts`: pass `--document-field facts` (`make opensearch DOCUMENT_FIELD=facts`).
+- **Seed 001** (TEI connector with Painless): its index used `passage_text`
+  (`DOCUMENT_FIELD=passage_text`); drop its `escape()` calls, ml-commons escapes the inputs
+  itself since 2.12.
+- This folder was written for document field(s) `{fields}`.
 """
 
 
@@ -99,5 +127,7 @@ idempotently, and prints the ids. Document fields: `{", ".join(target.document_f
 index in the examples: `{target.index}`.
 """, _iam(target), _CHOICE]
     parts += [_pattern(p, target) for p in PATTERNS.values()]
-    parts.append(_CAVEATS)
+    fields = ", ".join(f"`{f}`" for f in target.document_fields)
+    parts.append(_CAVEATS.format(fields=fields))
+    parts.append(_SEEDS.format(fields=", ".join(target.document_fields)))
     return "\n".join(parts)

@@ -6,11 +6,11 @@ import dataclasses
 import re
 
 from deploy.errors import UserError
+from deploy.integration import check_match
+from deploy.names import ENDPOINT_NAME
 
 FLAVOURS = ("aws", "self-managed")  # Amazon OpenSearch Service, or a cluster you run
 
-# SageMaker's own rule for endpoint names.
-_ENDPOINT = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -51,12 +51,9 @@ def build(endpoint: str, region: str | None, role_arn: str | None = None,
           account: str | None = None, flavour: str = "aws",
           document_fields: list[str] | None = None, index: str = "my-index") -> Target:
     """Check every input and derive account and partition from the role ARN."""
-    if not endpoint or not _ENDPOINT.match(endpoint):
-        raise UserError(f"--endpoint {endpoint!r} is not a SageMaker endpoint name"
-                        " (letters, digits and hyphens, at most 63)")
-    if not region or not _REGION.match(region):
-        raise UserError(f"--region {region!r} is not an AWS region like us-east-1"
-                        " (or set AWS_REGION)")
+    check_match("--endpoint", endpoint, ENDPOINT_NAME,
+                "a SageMaker endpoint name (letters, digits and hyphens, at most 63)")
+    check_match("--region", region, _REGION, "an AWS region like us-east-1 (or set AWS_REGION)")
     if flavour not in FLAVOURS:
         raise UserError(f"--flavour must be one of {', '.join(FLAVOURS)}")
     partition = "aws"
@@ -76,8 +73,7 @@ def build(endpoint: str, region: str | None, role_arn: str | None = None,
         raise UserError("--account (12 digits) is required without --role-arn")
     fields = tuple(document_fields or ("text",))
     for field in fields:
-        if not _FIELD.match(field):
-            raise UserError(f"--document-field {field!r} is not a field name")
+        check_match("--document-field", field, _FIELD, "a field name")
     if not index or any(c in index for c in ' "*\\<>|,/?#') or index.startswith(("_", "-")):
         raise UserError(f"--index {index!r} is not a valid index name")
     return Target(endpoint=endpoint, region=region, account=account, partition=partition,

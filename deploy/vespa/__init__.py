@@ -12,8 +12,11 @@ import tempfile
 from pathlib import Path
 
 from deploy.errors import UserError
+from deploy.integration import check_at_least, check_match
 from deploy.paths import BUILD_DIR
 from reranker import model_dir as model_facts
+
+_APP_NAME = re.compile(r"[a-z][a-z0-9]{0,39}")
 
 
 def register(subparsers) -> None:
@@ -26,8 +29,12 @@ def register(subparsers) -> None:
     p.add_argument("--onnx", choices=["auto", "fp32", "int8"], default="auto",
                    help="which ONNX model to ship; auto: int8 if the model directory has"
                    " one, else fp32 (exported now if missing)")
+    p.add_argument("--onnx-file", type=Path, default=None,
+                   help="ship this ONNX file instead (e.g. the model's own"
+                   " onnx/model_quantized.onnx), after checking its scores against torch")
     p.add_argument("--onnx-tolerance", type=float, default=None,
-                   help="largest int8 score difference from torch when exporting now")
+                   help="largest score difference from torch for an int8 export now, or for"
+                   " --onnx-file (default 0.05)")
     p.add_argument("--rerank-count", type=int, default=100,
                    help="hits the global phase rescores per query (default 100)")
     p.add_argument("--max-length", type=int, default=256,
@@ -42,29 +49,33 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from deploy.vespa.application import describe, write_package
+    from deploy.vespa.application import check_budgets, describe, write_package
 
     options = _options(args)
     model_dir = Path(args.model_dir)
     _check_model_dir(model_dir)
+    facts = _facts(model_dir)
+    # Before any export: a refused budget costs nothing.
+    check_budgets(model_dir / "tokenizer.json", options, facts.max_length)
     with tempfile.TemporaryDirectory(prefix="vespa-onnx-") as tmp:
-        model = _model(model_dir, args.onnx, args.onnx_tolerance, Path(tmp))
+        onnx_path, check = _chosen_onnx(model_dir, args, Path(tmp))
+        model = _model(model_dir, facts, onnx_path)
         summary = write_package(model, Path(args.out), options)
-    print(describe({"onnx": model.onnx_path.name, **summary}, Path(args.out)))
+    checked = {"onnx_check": check} if check else {}
+    print(describe({"onnx": model.onnx_path.name, **checked, **summary}, Path(args.out)))
     return 0
 
 
 def _options(args):
     from deploy.vespa.application import Options
 
-    if not re.fullmatch(r"[a-z][a-z0-9]{0,39}", args.app_name):
-        raise UserError(f"--app-name {args.app_name!r}: use lowercase letters and digits")
+    check_match("--app-name", args.app_name, _APP_NAME,
+                "an application name: lowercase letters and digits, at most 40")
     for flag, value, low in (("--rerank-count", args.rerank_count, 1),
                              ("--max-length", args.max_length, 16),
                              ("--query-tokens", args.query_tokens, 4),
                              ("--document-tokens", args.document_tokens, 8)):
-        if value is not None and value < low:
-            raise UserError(f"{flag} must be at least {low}, not {value}")
+        check_at_least(flag, value, low)
     return Options(app_name=args.app_name, max_length=args.max_length,
                    query_tokens=args.query_tokens, document_tokens=args.document_tokens,
                    rerank_count=args.rerank_count)
@@ -77,14 +88,28 @@ def _check_model_dir(model_dir: Path) -> None:
                             " (`python -m deploy package` stages one)")
 
 
-def _model(model_dir: Path, choice: str, tolerance, tmp: Path):
-    from deploy.vespa.application import Model
-
+def _facts(model_dir: Path) -> model_facts.ModelDir:
     try:
-        facts = model_facts.read(model_dir)
+        return model_facts.read(model_dir)
     except model_facts.ModelLoadError as exc:
         raise UserError(str(exc)) from None
-    onnx_path = _onnx_file(model_dir, choice, tolerance, tmp)
+
+
+def _chosen_onnx(model_dir: Path, args, tmp: Path) -> tuple[Path, dict | None]:
+    """The user's own file, checked against torch; else ours (found or exported now)."""
+    if args.onnx_file is None:
+        return _onnx_file(model_dir, args.onnx, args.onnx_tolerance, tmp), None
+    from deploy.vespa.onnx_check import DEFAULT_TOLERANCE, check_onnx_file
+
+    if args.onnx_file.is_file():
+        graph_inputs(args.onnx_file)  # an ONNX file Vespa can load, before the slow check
+    report = check_onnx_file(model_dir, args.onnx_file, args.onnx_tolerance or DEFAULT_TOLERANCE)
+    return args.onnx_file, report
+
+
+def _model(model_dir: Path, facts: model_facts.ModelDir, onnx_path: Path):
+    from deploy.vespa.application import Model
+
     return Model(onnx_path=onnx_path, tokenizer_path=model_dir / "tokenizer.json",
                  graph_inputs=graph_inputs(onnx_path), num_labels=_num_labels(facts),
                  model_limit=facts.max_length)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
+from deploy import integration
 from deploy.errors import UserError
 from deploy.vespa import examples
 from deploy.vespa.tokens import (
@@ -85,6 +85,10 @@ class Model:
     model_limit: int
 
 
+def check_budgets(tokenizer_path: Path, options: Options, model_limit: int) -> Budgets:
+    return budgets(options, pair_layout(load_tokenizer(tokenizer_path)), model_limit)
+
+
 def write_package(model: Model, out: Path, options: Options) -> dict:
     """Write the package into ``out`` (replaced whole); return a summary of choices."""
     layout = pair_layout(load_tokenizer(model.tokenizer_path))
@@ -94,10 +98,9 @@ def write_package(model: Model, out: Path, options: Options) -> dict:
         tmp = Path(tmp)
         tokenizer = write_tokenizer(model.tokenizer_path, tmp / "tok" / "tokenizer.json")
         app = _application(model, layout, options, sizes, tokenizer)
-        staged = tmp / "app"
-        app.to_files(str(staged))
-        examples.write(staged, options, sizes, SCHEMA, PROFILE, QUERY_INPUT)
-        _replace(staged, out)
+        with integration.folder(out, "vespa", legacy_marker="services.xml") as staged:
+            app.to_files(str(staged))
+            examples.write(staged, options, sizes, SCHEMA, PROFILE, QUERY_INPUT)
     return {"sequence_length": length, "query_tokens": sizes.query,
             "document_tokens": doc_tokens, "input_ids": layout.input_ids_expression(
                 length, QUERY_INPUT, f"attribute({DOC_FIELD})"),
@@ -186,15 +189,6 @@ def _score(num_labels: int) -> str:
     if num_labels == 1:
         return f"onnx({MODEL}){{d0:0,d1:0}}"
     return f"onnx({MODEL}){{d0:0,d1:1}} - onnx({MODEL}){{d0:0,d1:0}}"
-
-
-def _replace(staged: Path, out: Path) -> None:
-    if out.exists() and not (out / "services.xml").exists() and any(out.iterdir()):
-        raise UserError(f"{out} exists and is not a Vespa application package: not touching it")
-    if out.exists():
-        shutil.rmtree(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(staged, out)
 
 
 def describe(summary: dict, out: Path) -> str:

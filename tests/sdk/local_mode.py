@@ -31,11 +31,12 @@ class LoopbackContainer(_SageMakerContainer):
         return config
 
 
-def session(port: int) -> LocalSession:
+def session(port: int, sdk_config: dict) -> LocalSession:
     """A LocalSession for ``port`` that calls no AWS service: region and credentials come
-    from the environment, the model from a file:// URL."""
+    from the environment, the model from a file:// URL, SDK defaults from ``sdk_config``."""
     entities._SageMakerContainer = LoopbackContainer  # what _LocalEndpoint.serve builds
-    local = LocalSession(boto_session=boto3.Session(region_name=os.environ["AWS_DEFAULT_REGION"]))
+    boto_session = boto3.Session(region_name=os.environ["AWS_DEFAULT_REGION"])
+    local = LocalSession(boto_session=boto_session, sagemaker_config=sdk_config)
     local.config = {"local": {
         "local_code": True,
         "serving_port": port,

@@ -37,6 +37,9 @@ from sagemaker.serializers import JSONSerializer  # noqa: E402
 ENDPOINT = "reranker-sdk-test"
 # Local mode runs as if on SageMaker, which wants a role; nothing checks it offline.
 ROLE = "arn:aws:iam::111122223333:role/reranker-local"
+# SDK defaults as a user's config.yaml would give them: no telemetry calls from the tests.
+SDK_CONFIG = {"SchemaVersion": "1.0",
+              "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 
 
 def answer(predictor, body) -> dict:
@@ -65,7 +68,8 @@ def runtime_session(endpoint_url: str) -> sagemaker.Session:
     wire format are exactly those made to SageMaker, only the host differs."""
     boto_session = boto3.Session(region_name=os.environ["AWS_DEFAULT_REGION"])
     runtime = boto_session.client("sagemaker-runtime", endpoint_url=endpoint_url)
-    return sagemaker.Session(boto_session=boto_session, sagemaker_runtime_client=runtime)
+    return sagemaker.Session(boto_session=boto_session, sagemaker_runtime_client=runtime,
+                             sagemaker_config=SDK_CONFIG)
 
 
 def run_runtime(job: dict) -> dict:
@@ -92,14 +96,16 @@ def _local_model(job: dict, session):
     common = {"image_uri": job["image"], "model_data": job["model_data"], "role": ROLE,
               "env": job.get("env") or {}, "sagemaker_session": session}
     if job.get("model_class") == "HuggingFaceModel":
-        return HuggingFaceModel(**common)
+        # A code_location bucket: deploy() resolves one before it sees that local code
+        # uploads nothing, and finding the default bucket would call STS and S3.
+        return HuggingFaceModel(code_location="s3://sagemaker-local-tests/code", **common)
     return Model(predictor_cls=Predictor, **common)
 
 
 def run_local(job: dict) -> dict:
     import local_mode  # beside this file: local mode published on loopback only
 
-    session = local_mode.session(job["port"])
+    session = local_mode.session(job["port"], SDK_CONFIG)
     model = _local_model(job, session)
     predictor = model.deploy(initial_instance_count=1, instance_type="local",
                              endpoint_name=job.get("endpoint_name", ENDPOINT),
@@ -109,8 +115,8 @@ def run_local(job: dict) -> dict:
             wait_answering(predictor, job["ready_body"])
         answers = [answer(predictor, body) for body in job["requests"]]
     finally:
+        predictor.delete_model()  # first: it finds the model through the endpoint config
         predictor.delete_endpoint(delete_endpoint_config=True)
-        predictor.delete_model()
     return {"predictors": [f"{type(model).__name__}.deploy(local)"], "answers": [answers],
             "teardown": "deleted endpoint, endpoint config and model"}
 

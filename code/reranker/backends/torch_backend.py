@@ -9,6 +9,7 @@ import torch
 import transformers
 from packaging.version import Version
 
+from .. import cpu
 from .base import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -24,14 +25,6 @@ def pick_device(requested: str) -> torch.device:
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(requested)
-
-
-def cpu_supports_bf16() -> bool:
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def pick_dtype(requested: str, device: torch.device) -> str:
@@ -58,7 +51,7 @@ class TorchBackend:
         self.dtype = pick_dtype(dtype, self.device)
         if self.device.type == "cpu" and threads:
             torch.set_num_threads(threads)
-        if self.device.type == "cpu" and self.dtype == "bfloat16" and not cpu_supports_bf16():
+        if self.device.type == "cpu" and self.dtype == "bfloat16" and not cpu.has_bf16():
             log.warning("this CPU has no avx512_bf16/AMX: bfloat16 will be slower than float32")
         # bf16 weights, not fp32 weights under autocast: autocast re-casts every weight on
         # every forward pass, which cost 30-40% of bf16's speed on CPU (docs/BENCHMARKS.md).

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import InvalidJSON, RerankError
 from ..request import RerankRequest, RerankResult
@@ -19,6 +20,7 @@ from ..wire import JSON_LINES, encode_json
 
 NAME = "jsonlines"
 CONTENT_TYPE = JSON_LINES[0]
+_THREADS = 8
 
 
 @dataclasses.dataclass
@@ -46,8 +48,8 @@ class ResultLines:
 
 def parse(data: bytes | bytearray | str, parse_line: Callable[[bytes], RerankRequest]
           ) -> RequestLines:
-    newline = "\n" if isinstance(data, str) else b"\n"
-    lines = bytes(data).split(newline) if isinstance(data, bytearray) else data.split(newline)
+    # The DLC hands hooks a str, our server bytes.
+    lines = data.split("\n") if isinstance(data, str) else bytes(data).split(b"\n")
     if lines and not lines[-1].strip():
         lines.pop()  # the newline that ends the last record starts no new one
     if not lines:
@@ -56,9 +58,13 @@ def parse(data: bytes | bytearray | str, parse_line: Callable[[bytes], RerankReq
 
 
 def run(lines: RequestLines, rerank: Callable[[RerankRequest], RerankResult]) -> ResultLines:
-    items = [item if isinstance(item, RerankError) else _attempt(rerank, item)
-             for item in lines.items]
-    return ResultLines(lines, items)
+    # A line is a few pairs: scored from several threads at once, lines meet in the engine's
+    # batcher and fill its batches, instead of one small forward pass per line.
+    def score(item):
+        return item if isinstance(item, RerankError) else _attempt(rerank, item)
+
+    with ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="jsonlines") as pool:
+        return ResultLines(lines, list(pool.map(score, lines.items)))
 
 
 def render(result: ResultLines, render_one: Callable[[RerankResult], bytes]) -> bytes:
