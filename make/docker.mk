@@ -2,13 +2,13 @@
 #   make docker-build [VARIANT=gpu] [BASE_IMAGE=...]   make docker-run MODEL=...   make docker-test
 # With no registry reachable the images build on reranker-base:bookworm, made from Debian's
 # packages (make docker-base); this machine's pip CA bundle and torch wheel reach only the
-# build stage (build/docker-extras, container/base/extras.sh).
+# build stage (build/docker-extras/VARIANT, container/base/extras.sh).
 
 IMAGE        ?= reranker-serving
 VARIANT      ?= cpu
 PUBLIC_BASE  := python:3.11-slim-bookworm
 LOCAL_BASE   := reranker-base:bookworm
-DOCKER_EXTRAS := build/docker-extras
+DOCKER_EXTRAS := build/docker-extras/$(VARIANT)
 NO_DOCKER     = echo "$@: no Docker engine runs here (docker info failed): nothing to do"; exit 0
 
 .PHONY: docker-base docker-build docker-run docker-test
@@ -33,6 +33,7 @@ docker-build:  ## build the serving image reranker-serving:VARIANT (VARIANT=cpu|
 
 docker-run: $(STAMP)  ## run the image on 127.0.0.1:PORT (8080), MODEL mounted read-only at /opt/ml/model
 	@docker info >/dev/null 2>&1 || { $(NO_DOCKER); }; \
+	$(if $(filter-out $(DEMO_MODEL),$(or $(MODEL),$(DEMO_MODEL))),,$(MAKE) --no-print-directory demo-model &&) \
 	dir=$(call resolve_model,$(DEMO_MODEL)); \
 	exec docker run --rm -p 127.0.0.1:$(or $(PORT),8080):8080 \
 		$(if $(filter gpu,$(VARIANT)),--gpus all) \

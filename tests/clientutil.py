@@ -25,6 +25,13 @@ def served(model_dir: Path) -> Iterator[tuple[str, Path]]:
 
 
 @contextlib.contextmanager
+def served_and_engine(model_dir: Path) -> Iterator[tuple[str, object]]:
+    """(base URL of the server under test, the engine in-process on its model)."""
+    with served(model_dir) as (url, served_dir), local_engine(served_dir) as engine:
+        yield url, engine
+
+
+@contextlib.contextmanager
 def local_engine(model_dir: Path):
     from reranker.engine import Reranker
     from reranker.settings import Settings
@@ -34,11 +41,3 @@ def local_engine(model_dir: Path):
         yield engine
     finally:
         engine.close()
-
-
-def runtime_client(base_url: str):
-    """boto3's sagemaker-runtime client aimed at our server (dummy keys: nothing leaves it)."""
-    import boto3
-
-    return boto3.client("sagemaker-runtime", endpoint_url=base_url, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")

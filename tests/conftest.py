@@ -38,3 +38,23 @@ def bert_engine(bert_dir):
     engine = Reranker.from_dir(str(bert_dir), Settings())
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="session")
+def client_suite(bert_dir):
+    """(base URL, in-process engine on its model) for the client-library suites: one server
+    for test_cohere_client, test_langchain_client and test_tei_route (clientutil.served)."""
+    from clientutil import served_and_engine
+
+    with served_and_engine(bert_dir) as pair:
+        yield pair
+
+
+@pytest.fixture(scope="session")
+def client_url(client_suite) -> str:
+    return client_suite[0]
+
+
+@pytest.fixture(scope="session")
+def client_engine(client_suite):
+    return client_suite[1]

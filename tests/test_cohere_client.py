@@ -10,27 +10,9 @@ import cohere
 import httpx
 import pytest
 
-from clientutil import local_engine, served
 from seed_examples import CAPITAL_DOCS, CAPITAL_QUERY, MOVIES, MOVIES_QUERY
 
 pytestmark = pytest.mark.slow  # starts a server
-
-
-@pytest.fixture(scope="module")
-def server(bert_dir):
-    with served(bert_dir) as pair:
-        yield pair
-
-
-@pytest.fixture(scope="module")
-def engine(server):
-    with local_engine(server[1]) as model:
-        yield model
-
-
-def ranking(engine, query, docs) -> list[int]:
-    scores = engine.score(query, docs)
-    return sorted(range(len(docs)), key=lambda i: -scores[i])
 
 
 def check_results(results, engine, query, docs, top_n):
@@ -44,20 +26,20 @@ def check_results(results, engine, query, docs, top_n):
     assert scores[results[0].index] >= max(scores) - 1e-5
 
 
-def test_client_v2_rerank(server, engine):
-    co = cohere.ClientV2(api_key="local", base_url=server[0])
+def test_client_v2_rerank(client_url, client_engine):
+    co = cohere.ClientV2(api_key="local", base_url=client_url)
     response = co.rerank(model="rerank-v3.5", query=MOVIES_QUERY, documents=MOVIES, top_n=4)
     assert isinstance(response, cohere.V2RerankResponse)
     assert response.id
-    check_results(response.results, engine, MOVIES_QUERY, MOVIES, 4)
+    check_results(response.results, client_engine, MOVIES_QUERY, MOVIES, 4)
 
 
-def test_client_v1_rerank_with_documents_and_rank_fields(server, engine):
-    co = cohere.Client(api_key="local", base_url=server[0])
+def test_client_v1_rerank_with_documents_and_rank_fields(client_url, client_engine):
+    co = cohere.Client(api_key="local", base_url=client_url)
     response = co.rerank(model="rerank-english-v3.0", query=CAPITAL_QUERY,
                          documents=CAPITAL_DOCS, top_n=2, return_documents=True)
     assert isinstance(response, cohere.RerankResponse)
-    check_results(response.results, engine, CAPITAL_QUERY, CAPITAL_DOCS, 2)
+    check_results(response.results, client_engine, CAPITAL_QUERY, CAPITAL_DOCS, 2)
     assert [r.document.text for r in response.results] == [
         CAPITAL_DOCS[r.index] for r in response.results]
     assert response.meta.api_version.version == "1"
@@ -65,22 +47,22 @@ def test_client_v1_rerank_with_documents_and_rank_fields(server, engine):
     fielded = co.rerank(model="rerank-english-v3.0", query=CAPITAL_QUERY, documents=records,
                         rank_fields=["title", "body"])
     joined = [f"title: doc {i}\nbody: {d}" for i, d in enumerate(CAPITAL_DOCS)]
-    check_results(fielded.results, engine, CAPITAL_QUERY, joined, len(CAPITAL_DOCS))
+    check_results(fielded.results, client_engine, CAPITAL_QUERY, joined, len(CAPITAL_DOCS))
 
 
-def test_bad_request_raises_the_sdk_error_with_our_field(server):
-    co = cohere.ClientV2(api_key="local", base_url=server[0])
+def test_bad_request_raises_the_sdk_error_with_our_field(client_url):
+    co = cohere.ClientV2(api_key="local", base_url=client_url)
     with pytest.raises(cohere.core.ApiError) as caught:
         co.rerank(model="rerank-v3.5", query="", documents=MOVIES)
     assert caught.value.status_code == 422
     assert caught.value.body["error"]["field"] == "query"
 
 
-def test_the_route_fixes_the_dialect(server):
+def test_the_route_fixes_the_dialect(client_url):
     # topk would pick the seed 004 dialect on /invocations; /v2/rerank is Cohere's always,
     # whatever dialect= the client's custom attribute asks for.
     body = {"query": CAPITAL_QUERY, "documents": CAPITAL_DOCS, "topk": 1}
     headers = {"X-Amzn-SageMaker-Custom-Attributes": "dialect=tei"}
-    response = httpx.post(server[0] + "/v2/rerank", json=body, headers=headers, timeout=60)
+    response = httpx.post(client_url + "/v2/rerank", json=body, headers=headers, timeout=60)
     assert response.status_code == 200, response.text
     assert len(response.json()["results"]) == len(CAPITAL_DOCS)

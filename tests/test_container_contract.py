@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow,
 GOOD = {"query": "capital of the united states", "documents": ["washington dc", "a panda"]}
 HTTP_SUITES = ["tests/test_server_api.py", "tests/test_server_errors.py",
                "tests/test_server_load.py"]
-EXTRAS = ROOT / "build" / "docker-extras"
+EXTRAS = ROOT / "build" / "docker-extras" / dockerutil.IMAGE.rpartition(":")[2]
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def _pem_blocks(text: str) -> set[str]:
 def test_build_ca_bundle_and_wheels_are_in_no_layer(image, tmp_path):
     handed = EXTRAS / "ca.crt"
     if not handed.exists():
-        pytest.skip("this build was handed no CA bundle (build/docker-extras/ca.crt)")
+        pytest.skip(f"this build was handed no CA bundle ({handed})")
     own = dockerutil.docker("run", "--rm", "--entrypoint", "cat", image,
                             "/etc/ssl/certs/ca-certificates.crt", check=False)
     # Certificates the image trusts by itself (Debian's bundle) may be there; the others
@@ -168,4 +168,5 @@ def _layer_files(archive: Path):
                 for member in layer:
                     # Certificates are text: the large shared libraries need no reading.
                     small = member.isfile() and member.size < 5_000_000
-                    yield member.name.removeprefix("./"), layer.extractfile(member).read() if small else None
+                    data = layer.extractfile(member).read() if small else None
+                    yield member.name.removeprefix("./"), data

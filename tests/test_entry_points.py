@@ -19,7 +19,7 @@ import pytest
 
 BIN = Path(sys.executable).parent
 DEPLOY_COMMANDS = ["package", "inspect", "upload", "deploy", "status", "delete", "invoke",
-                   "opensearch", "vespa"]
+                   "transform", "opensearch", "vespa"]
 
 
 def bare_env() -> dict[str, str]:
@@ -44,6 +44,13 @@ def test_module_help_from_bare_interpreter(tmp_path, args):
     done = run([sys.executable, "-I", *args], tmp_path)
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
+
+
+def test_local_model_resolver_answers_in_one_line(tmp_path):
+    """`make serve`/`make vespa` resolve MODEL with it; without one it prints its usage."""
+    done = run([sys.executable, "-I", "-m", "deploy.local_model"], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("usage:") and done.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize("script", ["reranker-serve", "reranker-deploy"])

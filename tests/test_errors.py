@@ -264,3 +264,17 @@ def assert_typed_4xx_or_json(call):
 @given(body=json_bodies)
 def test_fuzz_hostile_json_text(small_engine, body):
     assert_typed_4xx_or_json(lambda: run_hooks(small_engine, body, "application/json"))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(first=json_bodies, second=json_bodies)
+def test_fuzz_hostile_json_lines(small_engine, first, second):
+    body = first + b"\n" + second
+    try:
+        out = run_hooks(small_engine, body, "application/jsonlines")
+    except RerankError as error:
+        assert 400 <= error.status < 500, error
+        json.loads(error.to_json().encode("utf-8"))
+    else:
+        for line in out.decode("utf-8").splitlines():
+            json.loads(line)

@@ -15,7 +15,6 @@ from langchain_community.cross_encoders import SagemakerEndpointCrossEncoder
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
-from clientutil import local_engine, served
 from seed_examples import MOVIES, MOVIES_QUERY
 
 pytestmark = pytest.mark.slow  # starts a server
@@ -32,21 +31,9 @@ class CandidateRetriever(BaseRetriever):
         return [Document(page_content=t, metadata={"id": i}) for i, t in enumerate(self.texts)]
 
 
-@pytest.fixture(scope="module")
-def server(bert_dir):
-    with served(bert_dir) as pair:
-        yield pair
-
-
-@pytest.fixture(scope="module")
-def engine(server):
-    with local_engine(server[1]) as model:
-        yield model
-
-
 @pytest.fixture
-def cross_encoder(server, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", server[0])
+def cross_encoder(client_url, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", client_url)
     monkeypatch.delenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -54,16 +41,17 @@ def cross_encoder(server, monkeypatch):
     return SagemakerEndpointCrossEncoder(endpoint_name="reranker", region_name="us-east-1")
 
 
-def test_scores_come_back_in_input_order_like_the_engine(cross_encoder, engine):
+def test_scores_come_back_in_input_order_like_the_engine(cross_encoder, client_engine):
     pairs = [(MOVIES_QUERY, m) for m in MOVIES] + [("a different query", MOVIES[0])]
     scores = cross_encoder.score(pairs)
     assert len(scores) == len(pairs)
-    expected = engine.score(MOVIES_QUERY, MOVIES) + engine.score("a different query", MOVIES[:1])
+    expected = (client_engine.score(MOVIES_QUERY, MOVIES)
+                + client_engine.score("a different query", MOVIES[:1]))
     assert scores == pytest.approx(expected, abs=1e-5)
     assert all(isinstance(s, float) and 0 < s < 1 for s in scores)
 
 
-def test_compression_retriever_returns_the_top_k(cross_encoder, engine):
+def test_compression_retriever_returns_the_top_k(cross_encoder, client_engine):
     retriever = ContextualCompressionRetriever(
         base_compressor=CrossEncoderReranker(model=cross_encoder, top_n=TOP_N),
         base_retriever=CandidateRetriever(texts=MOVIES))
@@ -75,7 +63,7 @@ def test_compression_retriever_returns_the_top_k(cross_encoder, engine):
     assert [d.metadata["id"] for d in docs] == best
     assert [d.page_content for d in docs] == [MOVIES[i] for i in best]
     # ...and that ranking is the engine's, up to ties within the 1e-5 score tolerance.
-    direct = engine.score(MOVIES_QUERY, MOVIES)
+    direct = client_engine.score(MOVIES_QUERY, MOVIES)
     cut = max(direct[i] for i in range(len(MOVIES)) if i not in best)
     assert all(direct[i] >= cut - 1e-5 for i in best)
 

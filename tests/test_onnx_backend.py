@@ -256,3 +256,18 @@ def test_weights_beyond_protobufs_limit_go_to_one_side_file(model_dirs, tmp_path
     assert diff.max() <= 1e-4
     export_onnx(out, out, quantize=True, tolerance=0.05)  # int8 fits in one file again
     assert sorted(os.listdir(out / "onnx")) == ["model_int8.onnx", "report.json"]
+
+
+def test_fp32_graph_takes_its_own_token_budget_unless_one_is_set(exported):
+    from reranker.backends.onnx_backend import FP32_BATCH_TOKENS
+
+    model_dir, _ = exported("bert")
+    auto = Reranker.from_dir(str(model_dir), Settings(warmup=False))
+    pinned = Reranker.from_dir(str(model_dir), Settings(warmup=False, batch_tokens=2048))
+    try:
+        assert auto.describe()["batch_tokens"] == FP32_BATCH_TOKENS
+        assert pinned.describe()["batch_tokens"] == 2048
+        assert np.allclose(auto.score(QUERY, DOCS), pinned.score(QUERY, DOCS), atol=1e-5)
+    finally:
+        auto.close()
+        pinned.close()

@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from test_errors import json_bodies
 from test_server_fuzz import check_answer
 
-from clientutil import local_engine, served
 from seed_examples import CAPITAL_DOCS, CAPITAL_QUERY
 
 pytestmark = pytest.mark.slow  # starts a server
@@ -23,29 +22,17 @@ CURL_FORM = {"Content-Type": "application/x-www-form-urlencoded"}  # curl -d's d
 
 
 @pytest.fixture(scope="module")
-def server(bert_dir):
-    with served(bert_dir) as pair:
-        yield pair
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server[0], timeout=60) as http:
+def client(client_url):
+    with httpx.Client(base_url=client_url, timeout=60) as http:
         yield http
 
 
-@pytest.fixture(scope="module")
-def engine(server):
-    with local_engine(server[1]) as model:
-        yield model
-
-
 @pytest.mark.parametrize("raw", [False, True])
-def test_rerank_answers_tei_shape(client, engine, raw):
+def test_rerank_answers_tei_shape(client, client_engine, raw):
     response = client.post("/rerank", json={**TEI, "raw_scores": raw, "return_text": True})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
-    scores = engine.score(CAPITAL_QUERY, CAPITAL_DOCS, raw=raw)
+    scores = client_engine.score(CAPITAL_QUERY, CAPITAL_DOCS, raw=raw)
     body = response.json()
     assert sorted(item["index"] for item in body) == list(range(len(CAPITAL_DOCS)))
     assert [item["score"] for item in body] == sorted((i["score"] for i in body), reverse=True)
@@ -77,9 +64,9 @@ def test_curl_form_typed_json_object_is_read_as_json(client, path):
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")
-def test_real_curl_d_without_content_type(server):
+def test_real_curl_d_without_content_type(client_url):
     done = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", "-d", json.dumps(TEI),
-                           server[0] + "/invocations"],
+                           client_url + "/invocations"],
                           capture_output=True, text=True, timeout=60, check=True)
     body, status = done.stdout.rsplit("\n", 1)
     assert status == "200", body

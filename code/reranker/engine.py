@@ -38,8 +38,7 @@ class Reranker:
         runner = Unbatched if backend.batches_itself else Batcher
         self.batcher = runner(
             backend.forward,
-            token_budget=max(settings.batch_tokens_for(backend.device_type, str(backend.dtype)),
-                             self.max_length),
+            token_budget=max(_token_budget(backend, settings), self.max_length),
             max_rows=settings.max_batch_rows,
             pad_id=self.encoder.pad_id,
             pad_multiple=backend.pad_multiple,
@@ -116,6 +115,12 @@ class Reranker:
 
     def close(self) -> None:
         self.batcher.close()
+
+
+def _token_budget(backend: Backend, settings: Settings) -> int:
+    if backend.batch_tokens and not settings.batch_tokens:
+        return backend.batch_tokens
+    return settings.batch_tokens_for(backend.device_type, str(backend.dtype))
 
 
 def _best_row_per_pair(logits: np.ndarray, owner: list[int], pairs: int) -> np.ndarray:

@@ -58,7 +58,7 @@ def _form_as_json(data):
         body = None
     if not isinstance(body, dict):
         raise UnsupportedMediaType(
-            f"a {FORM} body is accepted only when it is a JSON object (what curl -d sends"
+            f"an {FORM} body is accepted only when it is a JSON object (what curl -d sends"
             " without a Content-Type); send application/json", field="Content-Type")
     return body
 

@@ -12,7 +12,7 @@ _CHOICE = """\
 | pattern | OpenSearch | calls per search | use it when |
 |---|---|---|---|
 | `1-cohere` (recommended) | 2.12+ | 1 | always, unless a reason below applies; no Painless at all |
-| `2-tei-painless` | 2.12+ | 1 | the same connector must also work with a TEI endpoint |
+| `2-tei-painless` | 2.12+ | 1 | queries may be JSON (its Painless builds the body); TEI works too |
 | `3-ml-inference-by-field` | 2.18+ | one per hit | the score as a field; reads one field |
 """
 

@@ -31,6 +31,9 @@ class Backend(Protocol):
     num_labels: int
     # Sequence lengths are padded up to a multiple of this (tensor cores like 8).
     pad_multiple: int
+    # Preferred padded tokens per forward pass; 0 takes the settings' default for the
+    # device and dtype.  RERANK_BATCH_TOKENS, when set, wins over both.
+    batch_tokens: int
     # True when forward() accepts any number of rows and forms its own batches (a
     # vLLM-style backend): the engine then skips its Batcher and calls forward directly.
     batches_itself: bool

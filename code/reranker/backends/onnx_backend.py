@@ -23,6 +23,9 @@ REQUIRED_INPUTS = ("input_ids", "attention_mask")
 # config.json so an ONNX file from another model is refused.
 META_PREFIX = "reranker."
 META_CHECKED = ("model_type", "vocab_size", "num_labels")
+# ONNX Runtime fp32 on CPU scored the most pairs per CPU-second with small batches: 512
+# padded tokens beat torch's 1024 by about a quarter (docs/BENCHMARKS.md, "Token budget").
+FP32_BATCH_TOKENS = 512
 
 
 class OnnxBackend:
@@ -47,6 +50,7 @@ class OnnxBackend:
         _check_metadata(self.metadata, facts, self.path)
         file_dtype = self.metadata.get("precision") or _guess_precision(self.path)
         self.dtype = self.runner.precision or file_dtype
+        self.batch_tokens = FP32_BATCH_TOKENS if self.dtype == "float32" else 0
         self._probe()
 
     def forward(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray | None) -> np.ndarray:

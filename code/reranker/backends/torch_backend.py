@@ -43,6 +43,7 @@ class TorchBackend:
 
     name = "torch"
     batches_itself = False
+    batch_tokens = 0  # the settings' defaults were measured on this backend
 
     def __init__(self, model_dir: str, *, device: str, dtype: str, trust_remote_code: bool,
                  use_safetensors: bool, threads: int = 0):
