@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="where models and ONNX exports are built once")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
                    help="directory for the JSON results and the PNG chart")
-    p.add_argument("--doc", type=Path, default=ROOT / "docs" / "BENCHMARKS.md",
+    p.add_argument("--doc", type=_optional_path, default=ROOT / "docs" / "BENCHMARKS.md",
                    help="Markdown file whose tables are rewritten (--doc '' to skip)")
     p.add_argument("--gemm-seconds", type=float, default=None,
                    help="seconds per GEMM-rate measurement (default 2; quick 0.5)")
@@ -94,6 +94,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.server_seconds = args.server_seconds or (6.0 if args.quick else 20.0)
     args.gemm_seconds = args.gemm_seconds or (0.5 if args.quick else 2.0)
     return args
+
+
+def _optional_path(raw: str) -> Path | None:
+    """A path, or None for '' (Path('') would be the current directory)."""
+    return Path(raw) if raw.strip() else None
 
 
 def parse_levels(p: argparse.ArgumentParser, raw: str) -> list[int]:
@@ -190,9 +195,9 @@ def _write(args, results: dict, console) -> int:
     png_path = args.out / f"{stamp}.png"
     json_path.write_text(json.dumps(results, indent=1, default=float) + "\n")
     chart.draw(results, png_path)
-    if str(args.doc):
+    if args.doc:
         report.update_doc(args.doc, results, json_path, png_path)
     console.print(report.console_summary(results), markup=False, highlight=False)
     console.print(f"results: {json_path}\nchart:   {png_path}"
-                  + (f"\ntables:  {args.doc}" if str(args.doc) else ""))
+                  + (f"\ntables:  {args.doc}" if args.doc else ""))
     return 0

@@ -1,4 +1,4 @@
-# The serving image under Docker (docs/serving.md, "The image").
+# The serving image under Docker (docs/serving.md, "Docker").
 #   make docker-build [VARIANT=gpu] [BASE_IMAGE=...]   make docker-run MODEL=...   make docker-test
 # With no registry reachable the images build on reranker-base:bookworm, made from Debian's
 # packages (make docker-base); this machine's pip CA bundle and torch wheel reach only the
@@ -35,6 +35,8 @@ docker-run: $(STAMP)  ## run the image on 127.0.0.1:PORT (8080), MODEL mounted r
 	@docker info >/dev/null 2>&1 || { $(NO_DOCKER); }; \
 	$(if $(filter-out $(DEMO_MODEL),$(or $(MODEL),$(DEMO_MODEL))),,$(MAKE) --no-print-directory demo-model &&) \
 	dir=$(call resolve_model,$(DEMO_MODEL)); \
+	unreadable=$$(find "$$dir" ! -perm -o+r -print -quit); \
+	test -z "$$unreadable" || { echo "error: $$unreadable is not readable by the image's uid 1000 (chmod -R a+rX $$dir)" >&2; exit 2; }; \
 	exec docker run --rm -p 127.0.0.1:$(or $(PORT),8080):8080 \
 		$(if $(filter gpu,$(VARIANT)),--gpus all) \
 		-v "$$dir":/opt/ml/model:ro $(IMAGE):$(VARIANT) serve

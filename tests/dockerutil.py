@@ -43,7 +43,8 @@ def skip_reason() -> str | None:
     except subprocess.TimeoutExpired:
         return "docker info did not answer in 30 s"
     if done.returncode != 0:
-        return f"no Docker engine answers: {done.stderr.strip().splitlines()[-1:]}"
+        last = (done.stderr.strip().splitlines() or ["docker info failed"])[-1]
+        return f"no Docker engine answers: {last}"
     return None
 
 

@@ -59,6 +59,7 @@ def test_bench_end_to_end_tiny(bert_dir, tmp_path):
     assert {"crossencoder", "seed004", "pipeline", "engine-fp32"} <= set(rows)
     for row in rows.values():
         assert row["pairs_per_s"] > 0 and row["p95_ms"] >= row["p50_ms"] > 0
+        assert row["pairs_per_cpu_s"] > 0
         assert 0 < row["padding_efficiency"] <= 1
         assert row["share_of_fp32_gemm"] > 0
     # Every fp32 path scores the same pairs like a plain forward pass.

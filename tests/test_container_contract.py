@@ -122,7 +122,8 @@ def test_image_runs_as_uid_1000_with_port_8080_and_reports_its_size(image, capsy
     size = int(dockerutil.docker("image", "inspect", "--format", "{{.Size}}", image))
     report = {"image": image, "size_bytes": size, "size_mb": round(size / 1e6)}
     (ROOT / "build").mkdir(exist_ok=True)
-    (ROOT / "build" / "container-image-size.json").write_text(json.dumps(report) + "\n")
+    variant = image.rpartition(":")[2]
+    (ROOT / "build" / f"container-image-{variant}.json").write_text(json.dumps(report) + "\n")
     with capsys.disabled():
         print(f"\n{image}: {size / 1e6:.0f} MB")
 

@@ -231,3 +231,38 @@ def test_own_onnx_file_beyond_the_tolerance_is_refused(own_onnx, tmp_path, capsy
     (tmp_path / "junk.onnx").write_text("not a model")
     assert run_vespa(model_dir, tmp_path / "b", "--onnx-file", str(tmp_path / "junk.onnx")) == 2
     assert "is not an ONNX model" in capsys.readouterr().err
+
+
+def test_templates_vespa_cannot_build_are_refused(model_dirs):
+    from tokenizers.processors import TemplateProcessing
+
+    from deploy.errors import UserError
+    from deploy.vespa.tokens import load_tokenizer, pair_layout
+
+    tokenizer = load_tokenizer(model_dirs("bert") / "tokenizer.json")
+    assert pair_layout(tokenizer).special_tokens == 3
+    tokenizer.post_processor = TemplateProcessing(  # no separator between the segments
+        single="[CLS] $A [SEP]", pair="[CLS] $A $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 101), ("[SEP]", 102)])
+    with pytest.raises(UserError, match="not `s A e B e` or `s A e e B e`"):
+        pair_layout(tokenizer)
+
+
+def test_the_token_function_model_follows_token_transformer():
+    """The emulation on hand-made tensors, as TokenTransformer's javadoc spells them out."""
+    schema = Schema.__new__(Schema)
+    schema.functions = {"no_tokens": "tensor<float>(d0[1])(0)"}
+    refs = {"query(q)": [5.0, 6.0, 0.0], "attribute(d)": [7.0, 0.0]}
+    run = lambda expression: [int(v) for v in schema.evaluate(expression, refs)]  # noqa: E731
+    assert run("tokenInputIds(8, query(q), attribute(d))") == [101, 5, 6, 102, 7, 102, 0, 0]
+    assert run("tokenTypeIds(8, query(q), attribute(d))") == [0, 0, 0, 0, 1, 1, 0, 0]
+    assert run("tokenAttentionMask(8, query(q), attribute(d))") == [1] * 6 + [0, 0]
+    assert run("customTokenInputIds(0, 2, 8, query(q), no_tokens, attribute(d))") == \
+        [0, 5, 6, 2, 2, 7, 2, 0]
+    assert run("tokenAttentionMask(8, query(q), no_tokens, attribute(d))") == [1] * 7 + [0]
+    assert run("tokenInputIds(5, query(q), attribute(d))") == [101, 5, 6, 102, 7]  # cut to L
+    # Lengths count ids > 0: a 0 inside an argument shortens it (Vespa's own behaviour).
+    refs["query(q)"] = [5.0, 0.0, 6.0]
+    assert run("tokenInputIds(6, query(q), attribute(d))") == [101, 5, 0, 102, 7, 102]
+    with pytest.raises(AssertionError, match="not a reference"):
+        run("tokenInputIds(6, query(q), 3)")

@@ -58,8 +58,8 @@ class _Job:
         self.done = threading.Event()
 
 
-class Batcher:
-    """Runs ``forward`` on one worker thread over batches drawn from all waiting callers."""
+class _Runner:
+    """What every way of running the model shares: its limits and how rows are padded."""
 
     def __init__(self, forward: ForwardFn, *, token_budget: int, max_rows: int, pad_id: int,
                  pad_multiple: int = 1):
@@ -68,6 +68,19 @@ class Batcher:
         self.max_rows = max_rows
         self._pad_id = pad_id
         self._pad_multiple = pad_multiple
+
+    def _padded(self, ids: Sequence[Sequence[int]], type_ids: Sequence[Sequence[int]] | None):
+        """ids, attention mask and token types (None without types), padded together."""
+        padded, mask = pad_batch(ids, self._pad_id, self._pad_multiple)
+        types = None if type_ids is None else pad_batch(type_ids, 0, self._pad_multiple)[0]
+        return padded, mask, types
+
+
+class Batcher(_Runner):
+    """Runs ``forward`` on one worker thread over batches drawn from all waiting callers."""
+
+    def __init__(self, forward: ForwardFn, **limits):
+        super().__init__(forward, **limits)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="reranker-batcher", daemon=True)
         self._thread.start()
@@ -111,13 +124,9 @@ class Batcher:
         try:
             for batch in plan_batches(lengths, self.token_budget, self.max_rows):
                 members = [rows[i] for i in batch]
-                ids, mask = pad_batch([j.ids[r] for j, r in members], self._pad_id,
-                                      self._pad_multiple)
-                types = None
-                if members[0][0].type_ids is not None:
-                    types, _ = pad_batch([j.type_ids[r] for j, r in members], 0,
-                                         self._pad_multiple)
-                logits = self._forward(ids, mask, types)
+                types = (None if members[0][0].type_ids is None
+                         else [j.type_ids[r] for j, r in members])
+                logits = self._forward(*self._padded([j.ids[r] for j, r in members], types))
                 for k, i in enumerate(batch):
                     results[i] = logits[k]
             offset = 0
@@ -132,24 +141,14 @@ class Batcher:
                 j.done.set()
 
 
-class Unbatched:
+class Unbatched(_Runner):
     """For a backend that forms its own batches (``batches_itself``): each request goes to
     ``forward`` whole, on the caller's thread, padded to its longest row."""
-
-    def __init__(self, forward: ForwardFn, *, token_budget: int, max_rows: int, pad_id: int,
-                 pad_multiple: int = 1):
-        self._forward = forward
-        self.token_budget = token_budget
-        self.max_rows = max_rows
-        self._pad_id = pad_id
-        self._pad_multiple = pad_multiple
 
     def run(self, ids: list[list[int]], type_ids: list[list[int]] | None) -> np.ndarray:
         if not ids:
             raise ValueError("nothing to score")
-        padded, mask = pad_batch(ids, self._pad_id, self._pad_multiple)
-        types = None if type_ids is None else pad_batch(type_ids, 0, self._pad_multiple)[0]
-        return self._forward(padded, mask, types)
+        return self._forward(*self._padded(ids, type_ids))
 
     def close(self) -> None:
         pass

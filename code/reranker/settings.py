@@ -30,18 +30,21 @@ class Settings:
     max_length: int = 512
     # Share of max_length a query may take before it is cut, so documents keep room.
     max_query_share: float = 0.5
-    # Padded tokens (rows x longest row) per forward pass; 0 picks 1024 for fp32 on CPU,
-    # 2048 for bf16/int8 on CPU, 16384 on GPU.
+    # Padded tokens (rows x longest row) per forward pass; 0 takes the backend's preferred
+    # budget (ONNX Runtime fp32: 512), else 1024 for fp32 on CPU, 2048 for bf16/int8 on
+    # CPU, 16384 on GPU.
     batch_tokens: int = 0
     # Rows per forward pass, whatever the token budget.
     max_batch_rows: int = 256
     # "auto": bf16 on CUDA when supported else fp16; fp32 on CPU (bf16 only when asked).
     dtype: str = "auto"
     device: str = "auto"
-    # "auto": ONNX Runtime when the model directory has an ONNX model and no GPU is used.
+    # "torch", "onnx", "openvino", or "auto": the fastest exact runtime at hand (torch on
+    # CUDA; on CPU ONNX Runtime fp32 when the directory has onnx/model.onnx, except on AMX
+    # Xeons; see reranker.loading.choose_backend).
     backend: str = "auto"
-    # ONNX file the onnx backend runs: "auto" (onnx/model_int8.onnx if present, else
-    # onnx/model.onnx), "fp32", "int8", or a file name inside onnx/.
+    # ONNX file the onnx backend runs: "auto" (onnx/model.onnx if present, else
+    # onnx/model_int8.onnx), "fp32", "int8", or a file name inside onnx/.
     onnx_model: str = "auto"
     # Runtime for the ONNX file: "onnxruntime", or "openvino" (optional package; bf16 on
     # CPUs with AMX unless RERANK_DTYPE=float32).

@@ -100,8 +100,11 @@ def _object_hook(repair: bool):
 
 def _checked(value, depth: int, repair: bool):
     """Depth check for every container; surrogate repair of strings when needed."""
+    if not repair:
+        _check_depth(value)
+        return value
     if isinstance(value, str):
-        return _fix(value) if repair else value
+        return _fix(value)
     if not isinstance(value, (list, dict)):
         return value
     if depth >= MAX_DEPTH:
@@ -109,6 +112,20 @@ def _checked(value, depth: int, repair: bool):
     if isinstance(value, list):
         return [_checked(item, depth + 1, repair) for item in value]
     return {key: _checked(item, depth + 1, repair) for key, item in value.items()}
+
+
+def _check_depth(value) -> None:
+    """The same depth rule without rebuilding anything (the common case: no surrogates)."""
+    level, depth = ([value] if isinstance(value, (list, dict)) else []), 0
+    while level:
+        if depth >= MAX_DEPTH:
+            raise _too_deep()
+        deeper = []
+        for item in level:
+            for child in (item.values() if isinstance(item, dict) else item):
+                if isinstance(child, (list, dict)):
+                    deeper.append(child)
+        level, depth = deeper, depth + 1
 
 
 def _fix(text: str) -> str:

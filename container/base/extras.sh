@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fills DIR (build/docker-extras/VARIANT) with what this machine's pip uses and an image build
-# cannot reach by itself: the CA bundle pip trusts (PIP_CERT, SSL_CERT_FILE or pip's
+# Fills DIR (build/docker-extras/VARIANT) with what this machine's pip uses and an image
+# build cannot reach by itself: the CA bundle pip trusts (PIP_CERT, SSL_CERT_FILE or pip's
 # `cert` setting) as ca.crt, and for VARIANT=cpu the pinned torch CPU wheel from pip's
 # find-links folder.  Only the images' build stage sees DIR (container/Dockerfile.*).
 #   container/base/extras.sh DIR VARIANT PIP

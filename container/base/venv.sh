@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs in the build stage of container/Dockerfile.{cpu,gpu}, from /tmp/build, where the
-# Dockerfile put the requirements and whatever the build was handed (build/docker-extras:
-# a CA bundle ca.crt for pip, a torch wheel).  Only /opt/venv goes on into the image.
+# Dockerfile put the requirements and whatever the build was handed (build/docker-extras/
+# VARIANT: a CA bundle ca.crt for pip, a torch wheel).  Only /opt/venv and /opt/project go
+# on into the image.
 #   venv.sh deps TORCH_INDEX REQUIREMENTS...   /opt/venv with torch first, then the pins
 #   venv.sh project DIR                        our package from DIR (pyproject.toml), no deps,
 #                                              under /opt/project laid out as the venv is

@@ -2,7 +2,7 @@
 
 Layout of the output directory (deploy it as it is: ``vespa deploy OUT``):
 
-    services.xml              container with the two hugging-face-tokenizer components
+    services.xml              container with one hugging-face-tokenizer component
     schemas/doc.sd            fields, the onnx-model, rank profiles bm25 and rerank
     files/crossencoder.onnx   the exported cross-encoder (fp32 or int8)
     models/tokenizer.json     the model's tokenizer with no template, truncation or padding
@@ -66,6 +66,9 @@ def budgets(options: Options, layout: PairLayout, model_limit: int) -> Budgets:
         document = options.document_tokens
         limit = model_limit
     sequence = options.query_tokens + document + layout.special_tokens
+    if options.document_tokens is None and document < 8:
+        raise UserError(f"--max-length {limit} leaves no room for documents after"
+                        f" --query-tokens {options.query_tokens}")
     if options.query_tokens < 4 or document < 8 or sequence > limit:
         raise UserError(
             f"--query-tokens {options.query_tokens} and --document-tokens {document} need"
