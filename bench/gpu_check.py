@@ -55,7 +55,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    models.ensure_paths()
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -179,9 +178,9 @@ def check_oom_split(model_dir: Path, device: str) -> dict:
 
 
 def check_server(model_dir: Path, args) -> dict:
-    from serverutil import start_server
-
     from .server_bench import bodies, run_level, warm
+
+    start_server = models.test_helper("serverutil").start_server
 
     payloads = bodies(workloads.opensearch10(16, seed=101))
     env = {"SERVE_MAX_CONCURRENCY": "256", "RERANK_DEVICE": args.device}

@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import sys
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,11 +29,18 @@ MODELS = {
 }
 
 
-def ensure_paths() -> None:
-    """code/ (the engine), tests/ (tiny_models, serverutil, dlcutil) and the repo root."""
-    for path in (ROOT / "code", ROOT / "tests", ROOT):
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
+def test_helper(name: str) -> ModuleType:
+    """``tests/<name>.py`` (tiny_models, serverutil, dlcutil), loaded from its file.
+
+    The benchmark builds its models and starts its servers with the test suite's own
+    helpers; they are not part of the installed package, and nothing here edits sys.path."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # registered first, as a normal import would
+    spec.loader.exec_module(module)
+    return module
 
 
 def build(name: str, cache: Path) -> Path:
@@ -46,9 +55,7 @@ def build(name: str, cache: Path) -> Path:
         from .trained_head import train_head
 
         return train_head(build("minilm", cache), out)
-    ensure_paths()
-    import tiny_models
-
+    tiny_models = test_helper("tiny_models")
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     getattr(tiny_models, builder)(partial)

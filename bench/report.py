@@ -13,8 +13,11 @@ from pathlib import Path
 
 # Issue 14's targets: the exact default (fastest mode within 1e-5 of a plain forward pass)
 # >= 1.75x CrossEncoder on mixed100 and >= 1.5x the DLC's pipeline at 10 and 25 documents;
-# the fastest mode >= 3x CrossEncoder; the server >= 2x toolkit+MMS at concurrency 8.
+# the fastest mode that keeps ranks >= 3x CrossEncoder; the server >= 2x toolkit+MMS at
+# concurrency 8.
 FP32_RATIO, SMALL_RATIO, FAST_RATIO, SERVER_RATIO, FP32_TOLERANCE = 1.75, 1.5, 3.0, 2.0, 1e-5
+# A mode that reorders more than this is no candidate for "fastest" (int8 made 0.83).
+FAST_MIN_TAU = 0.95
 SMALL_WORKLOADS = ("opensearch10", "rag25")
 
 SKELETON = """# Benchmarks
@@ -98,21 +101,34 @@ def _ratio(value: float | None) -> str:
 
 
 def _fast_target(rows: dict) -> dict:
-    goal = (f"fastest CPU mode >= {FAST_RATIO}x CrossEncoder.predict, with its deviation and"
-            " rank agreement")
+    goal = (f"fastest CPU mode that keeps ranks (Kendall tau vs fp32 >= {FAST_MIN_TAU}) >="
+            f" {FAST_RATIO}x CrossEncoder.predict, with its deviation")
     ce = rows.get("crossencoder")
     engines = {n: r for n, r in rows.items() if r["kind"] == "engine"}
     if not ce or not engines:
         return {"target": goal, "met": None, "measured": "not measured in this run"}
-    name, best = max(engines.items(), key=lambda kv: kv[1]["pairs_per_s"])
+    ranked = sorted(engines.items(), key=lambda kv: -kv[1]["pairs_per_s"])
+    kept = [(n, r) for n, r in ranked if _tau(r) is not None and _tau(r) >= FAST_MIN_TAU]
+    name, best = kept[0] if kept else ranked[0]
     ratio = best["pairs_per_s"] / ce["pairs_per_s"]
-    dev = best.get("vs_engine_fp32") or best.get("vs_plain_forward") or {}
-    return {"target": goal, "met": ratio >= FAST_RATIO, "mode": name, "ratio": ratio,
-            "deviation": dev,
+    dev = _deviation(best)
+    faster = [f"{r['label']} {r['pairs_per_s'] / ce['pairs_per_s']:.2f}x (tau {_num(_tau(r), 3)})"
+              for n, r in ranked if r["pairs_per_s"] > best["pairs_per_s"]]
+    return {"target": goal, "met": bool(kept) and ratio >= FAST_RATIO, "mode": name,
+            "ratio": ratio, "deviation": dev,
             "measured": f"{best['label']}: {ratio:.2f}x ({best['pairs_per_s']:.1f} pairs/s);"
                         f" max abs deviation from fp32 {_sci(dev.get('max_abs'))}, Kendall tau"
                         f" {_num(dev.get('kendall_tau_mean'), 3)}, top-10 overlap"
-                        f" {_pct(dev.get('top10_overlap_mean'))}"}
+                        f" {_pct(dev.get('top10_overlap_mean'))}"
+                        + (f"; faster but reorders: {', '.join(faster)}" if faster else "")}
+
+
+def _deviation(row: dict) -> dict:
+    return row.get("vs_engine_fp32") or row.get("vs_plain_forward") or {}
+
+
+def _tau(row: dict) -> float | None:
+    return _deviation(row).get("kendall_tau_mean")
 
 
 def _server_target(server: dict | None) -> dict:

@@ -141,8 +141,10 @@ def stacks(model_dir, log: Callable[[str], None], ours_env: dict, cache: Path,
            dlc: bool = True):
     """Start our server and, when its prerequisites exist, the DLC stack; yield their URLs
     (``{"ours": url, "dlc": url}``) and the reasons for any stack left out."""
-    from dlcutil import start_dlc
-    from serverutil import start_server
+    from .models import test_helper
+
+    start_dlc = test_helper("dlcutil").start_dlc
+    start_server = test_helper("serverutil").start_server
 
     urls, skipped = {}, {}
     with contextlib.ExitStack() as stack:

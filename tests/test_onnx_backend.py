@@ -271,3 +271,31 @@ def test_fp32_graph_takes_its_own_token_budget_unless_one_is_set(exported):
     finally:
         auto.close()
         pinned.close()
+
+
+def test_openvino_is_a_backend_of_its_own(exported):
+    pytest.importorskip("openvino")  # optional: pip install openvino
+    model_dir, _ = exported("bert")
+    engine = Reranker.from_dir(str(model_dir), Settings(backend="openvino", dtype="float32",
+                                                        warmup=False))
+    try:
+        info = engine.describe()
+    finally:
+        engine.close()
+    assert (info["backend"], info["onnx_file"]) == ("openvino", "onnx/model.onnx")
+
+
+def test_openvino_missing_is_a_clear_load_error(exported, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_openvino(name, *args, **kwargs):
+        if name == "openvino" or name.startswith("openvino."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_openvino)
+    model_dir, _ = exported("bert")
+    with pytest.raises(ModelLoadError, match="needs openvino"):
+        Reranker.from_dir(str(model_dir), Settings(backend="openvino", warmup=False))

@@ -24,7 +24,7 @@ REQUIRED_INPUTS = ("input_ids", "attention_mask")
 META_PREFIX = "reranker."
 META_CHECKED = ("model_type", "vocab_size", "num_labels")
 # ONNX Runtime fp32 on CPU scored the most pairs per CPU-second with small batches: 512
-# padded tokens beat torch's 1024 by about a quarter (docs/BENCHMARKS.md, "Token budget").
+# padded tokens beat 1024 by 14-23% at 10-25 documents (docs/BENCHMARKS.md, "Token budget").
 FP32_BATCH_TOKENS = 512
 
 
@@ -36,6 +36,7 @@ class OnnxBackend:
     pad_multiple = 1
     batches_itself = False
     runner_class: type  # OrtRunner, set below where it is defined
+    fp32_batch_tokens = FP32_BATCH_TOKENS  # measured with ONNX Runtime only
 
     def __init__(self, model_dir: str, *, settings: Settings | None = None,
                  path: str | None = None):
@@ -50,7 +51,7 @@ class OnnxBackend:
         _check_metadata(self.metadata, facts, self.path)
         file_dtype = self.metadata.get("precision") or _guess_precision(self.path)
         self.dtype = self.runner.precision or file_dtype
-        self.batch_tokens = FP32_BATCH_TOKENS if self.dtype == "float32" else 0
+        self.batch_tokens = self.fp32_batch_tokens if self.dtype == "float32" else 0
         self._probe()
 
     def forward(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray | None) -> np.ndarray:
