@@ -15,8 +15,8 @@ serve: $(STAMP)  ## serve MODEL=<dir|model.tar.gz|hub id> on 127.0.0.1:PORT (808
 	exec $(PY) -m serving --model-dir "$$dir" --host 127.0.0.1 --port $(or $(PORT),8080)
 
 $(DEMO_MODEL)/config.json: tests/tiny_models.py | $(STAMP)
-	$(PY) -c "import sys; sys.path.insert(0, 'tests'); from pathlib import Path; \
-	import tiny_models; tiny_models.minilm_cross_encoder(Path('$(DEMO_MODEL)'))"
+	$(PY) -c "from pathlib import Path; from bench.models import test_helper; \
+	test_helper('tiny_models').minilm_cross_encoder(Path('$(DEMO_MODEL)'))"
 	chmod -R a+rX $(DEMO_MODEL)  # the image's uid 1000 reads it (make docker-run)
 
 demo-model: $(DEMO_MODEL)/config.json  ## build/demo-minilm: MiniLM-L6 cross-encoder shape, offline (scores meaningless)

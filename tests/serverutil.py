@@ -125,23 +125,3 @@ def suite_server(model_dir) -> Iterator[str]:
     with start_server(model_dir, env=SUITE_ENV) as url:
         yield url
 
-
-def _main(argv: list[str]) -> int:
-    """For make: ``wait URL [SECONDS]`` until /ping is 200; ``docker-env``: SUITE_ENV as -e."""
-    if argv[:1] == ["docker-env"]:
-        print(" ".join(f"-e {k}={v}" for k, v in SUITE_ENV.items()))
-        return 0
-    if argv[:1] == ["wait"] and len(argv) in (2, 3):
-        deadline = time.monotonic() + float(argv[2] if len(argv) == 3 else 300)
-        while time.monotonic() < deadline:
-            if ping(argv[1]) == 200:
-                return 0
-            time.sleep(0.5)
-        print(f"error: {argv[1]}/ping did not answer 200 in time", file=sys.stderr)
-        return 1
-    print("usage: serverutil.py docker-env | wait URL [SECONDS]", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))

@@ -236,3 +236,18 @@ def test_auto_picks_the_fastest_exact_backend_per_cpu_kind(copy_of):
     assert choose_backend(_facts(model), auto, cuda=False, amx=True) == "onnx"  # asked for
     (model / "onnx" / "model_int8.onnx").unlink()
     assert choose_backend(_facts(model), auto, cuda=False) == "torch"
+
+
+def test_auto_keeps_torch_where_onnx_runtime_is_missing(copy_of, monkeypatch):
+    """An archive with onnx/ on the HF DLC (no onnxruntime) still serves from its weights."""
+    import importlib.util
+
+    from reranker.loading import choose_backend
+
+    model = copy_of()
+    (model / "onnx").mkdir()
+    (model / "onnx" / "model.onnx").write_bytes(b"graph")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    assert choose_backend(_facts(model), Settings(warmup=False), cuda=False, amx=False) == "torch"

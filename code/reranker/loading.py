@@ -6,6 +6,7 @@ RERANK_BACKEND name; a new runtime is one entry here and one module under backen
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 
 from . import cpu
@@ -44,6 +45,8 @@ def choose_backend(facts: model_facts.ModelDir, settings: Settings, cuda: bool,
 def _fastest_exact_cpu(facts: model_facts.ModelDir, amx: bool) -> str:
     if not facts.onnx:
         return "torch"
+    if facts.safetensors and importlib.util.find_spec("onnxruntime") is None:
+        return "torch"  # e.g. the HF DLC, which has no ONNX Runtime: the weights still serve
     if model_facts.ONNX_FILES["fp32"] not in facts.onnx or not facts.safetensors:
         return "onnx"
     return "torch" if amx else "onnx"
