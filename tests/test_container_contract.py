@@ -23,9 +23,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_server_lifecycle import GATED_INFERENCE, post_in_thread, wait_file
 
 import dockerutil
+from gated_model import GATED_INFERENCE, post_in_thread, wait_file
 from serverutil import ROOT, SUITE_ENV
 
 SKIP = dockerutil.skip_reason()

@@ -14,52 +14,16 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from gated_model import GATED_INFERENCE, post_in_thread, wait_file
 from serverutil import Server, ping
 
 pytestmark = pytest.mark.slow  # starts servers
-
-GATED_INFERENCE = textwrap.dedent('''
-    import os
-    import time
-    from pathlib import Path
-
-    from reranker import dialects
-    from reranker.engine import Reranker
-
-    GATES = Path(os.environ["TEST_GATE_DIR"])
-
-
-    def wait_for(name):
-        while not (GATES / name).exists():
-            time.sleep(0.02)
-
-
-    def model_fn(model_dir):
-        wait_for("load")
-        return Reranker.from_dir(model_dir)
-
-
-    def input_fn(data, content_type):
-        return dialects.parse(data, content_type)
-
-
-    def predict_fn(request, model):
-        query = request.pairs[0][0]
-        if query.startswith("block:"):
-            (GATES / ("blocked-" + query[6:])).touch()
-            wait_for("release-" + query[6:])
-        if query == "explode":
-            raise RuntimeError("a bug in our code")
-        return model.rerank(request)
-''')
 
 GOOD = {"query": "capital", "documents": ["washington dc", "a panda"]}
 
@@ -85,24 +49,6 @@ def server(gated_model, gates):
     yield process
     process.stop(timeout=10)
     process.log_path.unlink(missing_ok=True)
-
-
-def wait_file(path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path.name} never appeared"
-        time.sleep(0.02)
-
-
-def post_in_thread(url: str, body: dict) -> tuple[threading.Thread, dict]:
-    out: dict = {}
-
-    def run():
-        out["response"] = httpx.post(url + "/invocations", json=body, timeout=60)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, out
 
 
 def log_lines(server: Server) -> list[dict]:
