@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from . import observe
 
 # ids [b, t], attention mask [b, t], token types [b, t] or None -> logits [b, labels]
 ForwardFn = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], np.ndarray]
@@ -48,11 +51,12 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, multiple: int = 1):
 
 
 class _Job:
-    __slots__ = ("ids", "type_ids", "logits", "error", "done")
+    __slots__ = ("ids", "type_ids", "logits", "error", "done", "queued_at")
 
     def __init__(self, ids, type_ids):
         self.ids = ids
         self.type_ids = type_ids
+        self.queued_at = time.perf_counter()
         self.logits: np.ndarray | None = None
         self.error: BaseException | None = None
         self.done = threading.Event()
@@ -68,12 +72,23 @@ class _Runner:
         self.max_rows = max_rows
         self._pad_id = pad_id
         self._pad_multiple = pad_multiple
+        # Told about every forward pass (and, in the Batcher, every wait); see observe.py.
+        self.observer: observe.Observer = observe.NULL
 
     def _padded(self, ids: Sequence[Sequence[int]], type_ids: Sequence[Sequence[int]] | None):
         """ids, attention mask and token types (None without types), padded together."""
         padded, mask = pad_batch(ids, self._pad_id, self._pad_multiple)
         types = None if type_ids is None else pad_batch(type_ids, 0, self._pad_multiple)[0]
         return padded, mask, types
+
+    def _forward_observed(self, ids: Sequence[Sequence[int]],
+                          type_ids: Sequence[Sequence[int]] | None) -> np.ndarray:
+        padded, mask, types = self._padded(ids, type_ids)
+        started = time.perf_counter()
+        logits = self._forward(padded, mask, types)
+        self.observer.forwarded(time.perf_counter() - started, len(ids),
+                                sum(len(row) for row in ids), padded.size)
+        return logits
 
 
 class Batcher(_Runner):
@@ -118,6 +133,9 @@ class Batcher(_Runner):
             self._score(jobs)
 
     def _score(self, jobs: list[_Job]) -> None:
+        taken = time.perf_counter()
+        for j in jobs:
+            self.observer.waited(taken - j.queued_at)
         rows = [(j, r) for j in jobs for r in range(len(j.ids))]
         lengths = [len(j.ids[r]) for j, r in rows]
         results: list[np.ndarray | None] = [None] * len(rows)
@@ -126,7 +144,7 @@ class Batcher(_Runner):
                 members = [rows[i] for i in batch]
                 types = (None if members[0][0].type_ids is None
                          else [j.type_ids[r] for j, r in members])
-                logits = self._forward(*self._padded([j.ids[r] for j, r in members], types))
+                logits = self._forward_observed([j.ids[r] for j, r in members], types)
                 for k, i in enumerate(batch):
                     results[i] = logits[k]
             offset = 0
@@ -148,7 +166,7 @@ class Unbatched(_Runner):
     def run(self, ids: list[list[int]], type_ids: list[list[int]] | None) -> np.ndarray:
         if not ids:
             raise ValueError("nothing to score")
-        return self._forward(*self._padded(ids, type_ids))
+        return self._forward_observed(ids, type_ids)
 
     def close(self) -> None:
         pass

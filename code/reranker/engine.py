@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from . import model_dir as model_facts
-from . import scoring
+from . import observe, scoring
 from .backends.base import Backend
 from .batching import Batcher, Unbatched
 from .encoding import PairEncoder
@@ -43,6 +43,7 @@ class Reranker:
             pad_id=self.encoder.pad_id,
             pad_multiple=backend.pad_multiple,
         )
+        self.observer: observe.Observer = observe.NULL
 
     @classmethod
     def from_dir(cls, model_dir: str, settings: Settings | None = None) -> Reranker:
@@ -62,6 +63,10 @@ class Reranker:
                                         "load_seconds": round(time.perf_counter() - started, 3)})
         return engine
 
+    def observe(self, observer: observe.Observer | None) -> None:
+        """Report timings and batch shapes to ``observer`` from now on (None: to nobody)."""
+        self.observer = self.batcher.observer = observe.guarded(observer)
+
     def describe(self) -> dict:
         info = {"model": self.name, "max_length": self.max_length,
                 "batch_tokens": self.batcher.token_budget, "num_labels": self.backend.num_labels}
@@ -77,6 +82,7 @@ class Reranker:
     def rerank(self, request: RerankRequest) -> RerankResult:
         self._check_limits(request)
         chunk = (request.long_documents or self.settings.long_documents) == "chunk"
+        started = time.perf_counter()
         encoded = self.encoder.encode(
             request.pairs,
             chunk=chunk,
@@ -86,6 +92,7 @@ class Reranker:
             direction=request.truncation_direction,
             field=request.documents_field,
         )
+        self.observer.tokenized(time.perf_counter() - started, len(encoded.ids), encoded.tokens)
         logits = self.batcher.run(encoded.ids, encoded.type_ids)
         logits = _best_row_per_pair(logits, encoded.owner, len(request.pairs))
         return RerankResult(

@@ -8,16 +8,21 @@ from concurrent.futures import ThreadPoolExecutor
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 
 from . import routes
 from .admission import Admission
 from .config import ServerConfig
 from .loader import ModelLoader
+from .metrics import Metrics, scrape
 from .requestlog import RequestLog
+from .requestmetrics import RequestMetrics
 
 
 def build_app(config: ServerConfig, on_failure: Callable[[], None] = lambda: None):
-    loader = ModelLoader(config.model_dir, config.program, on_failure)
+    metrics = Metrics() if config.metrics else None
+    loader = ModelLoader(config.model_dir, config.program, on_failure,
+                         on_loaded=metrics.attach if metrics else lambda loader: None)
     # One thread per admitted request: each waits in the batcher while others join it.
     executor = ThreadPoolExecutor(max_workers=config.max_concurrency,
                                   thread_name_prefix="predict")
@@ -29,11 +34,14 @@ def build_app(config: ServerConfig, on_failure: Callable[[], None] = lambda: Non
         executor.shutdown(wait=False, cancel_futures=True)
         loader.close()
 
-    app = Starlette(routes=routes.ROUTES, lifespan=lifespan,
+    scraped = [Route(config.metrics_path, scrape, methods=["GET"])] if metrics else []
+    app = Starlette(routes=[*routes.ROUTES, *scraped], lifespan=lifespan,
                     exception_handlers={HTTPException: routes.http_error,
                                         Exception: routes.internal_error})
     app.state.config = config
     app.state.loader = loader
     app.state.admission = Admission(config.max_concurrency)
     app.state.executor = executor
-    return RequestLog(app)
+    app.state.metrics = metrics
+    # Inside RequestLog, so it reads the fields the handlers log (dialect, error, ...).
+    return RequestLog(RequestMetrics(app, metrics, app.routes) if metrics else app)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 
 from reranker import envconfig
@@ -32,6 +33,9 @@ class ServerConfig:
     # Idle keep-alive seconds; longer than the 60 s SageMaker waits for an answer.
     keep_alive: int = 75
     log_level: str = "info"
+    # Prometheus metrics on GET <metrics_path>, the path SageMaker scrapes by default.
+    metrics: bool = True
+    metrics_path: str = "/metrics"
 
     def public(self) -> dict:
         return dataclasses.asdict(self)
@@ -51,7 +55,14 @@ VARIABLES = {  # field -> variables, first set wins
     "shutdown_timeout": ("SERVE_SHUTDOWN_TIMEOUT",),
     "keep_alive": ("SERVE_KEEP_ALIVE",),
     "log_level": ("SERVE_LOG_LEVEL",),
+    "metrics": ("SERVE_METRICS",),
+    "metrics_path": ("SERVE_METRICS_PATH",),
 }
+
+# What SageMaker accepts as ContainerMetricsConfig's MetricsEndpointPath.
+_METRICS_PATH = re.compile(r"^/(?!.*\.\.)[a-zA-Z0-9/_.\-]{1,255}$")
+# Paths the server answers itself, which the metrics route must not take.
+SERVING_PATHS = ("/ping", "/invocations", "/rerank", "/v1/rerank", "/v2/rerank")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -84,6 +95,13 @@ def _validate(config: ServerConfig) -> None:
         (config.shutdown_timeout >= 0, "SERVE_SHUTDOWN_TIMEOUT must be >= 0"),
         (config.keep_alive >= 1, "SERVE_KEEP_ALIVE must be at least 1"),
         (config.program.endswith(".py"), "SAGEMAKER_PROGRAM must name a .py file"),
+        (bool(_METRICS_PATH.match(config.metrics_path)),
+         "SERVE_METRICS_PATH must start with / and hold only letters, digits, / _ . - "
+         "(no '..'), as SageMaker's MetricsEndpointPath"),
+        (config.metrics_path not in SERVING_PATHS
+         and not config.metrics_path.startswith("/endpoints/"),
+         f"SERVE_METRICS_PATH must not be one of the serving paths {SERVING_PATHS} "
+         "or under /endpoints/"),
     ]
     for ok, message in checks:
         if not ok:

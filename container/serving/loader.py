@@ -18,12 +18,16 @@ log = logging.getLogger("serving")
 
 
 class ModelLoader:
-    def __init__(self, model_dir: str, program: str, on_failure: Callable[[], None]):
+    def __init__(self, model_dir: str, program: str, on_failure: Callable[[], None],
+                 on_loaded: Callable[[ModelLoader], None] = lambda loader: None):
         self.model_dir = model_dir
         self.program = program
         self.on_failure = on_failure
+        # Called with the loader once the model is loaded, before /ping says 200.
+        self.on_loaded = on_loaded
         self.hooks: Hooks | None = None
         self.model = None
+        self.load_seconds: float | None = None
         self._ready = threading.Event()
 
     @property
@@ -38,6 +42,8 @@ class ModelLoader:
         try:
             self.hooks = load_hooks(self.model_dir, self.program)
             self.model = self.hooks.load_model(self.model_dir, RequestContext({}, self.model_dir))
+            self.load_seconds = time.perf_counter() - started
+            self.on_loaded(self)
         except BaseException:
             log.exception("model failed to load", extra={"event": "load_failed",
                                                           "model_dir": self.model_dir})
@@ -45,7 +51,7 @@ class ModelLoader:
             return
         self._ready.set()
         log.info("model ready", extra={"event": "ready", **self.describe(),
-                                       "load_seconds": round(time.perf_counter() - started, 3)})
+                                       "load_seconds": round(self.load_seconds, 3)})
 
     def describe(self) -> dict:
         """Model, device, dtype and engine settings for the start-up line (duck-typed: a
