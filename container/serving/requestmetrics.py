@@ -15,13 +15,14 @@ import time
 from starlette.datastructures import Headers
 from starlette.routing import Match
 
-from reranker.dialects import DIALECTS
+from reranker.dialects import DIALECTS, lines
 from reranker.wire import is_jsonlines_type, media_type
 
 from .metrics import Metrics
 
 OTHER = "other"  # the route label of a path no route serves (404s)
 SHED_REASONS = ("overloaded", "model_loading", "shutting_down")
+FORMATS = frozenset(DIALECTS) | {lines.NAME}
 
 
 class RequestMetrics:
@@ -85,9 +86,9 @@ def _dialect(scope, fields: dict) -> str:
     refused before parsing."""
     name = fields.get("dialect")
     if name:
-        return name if name in DIALECTS else OTHER
+        return name if name in FORMATS else OTHER
     if is_jsonlines_type(media_type(Headers(scope=scope).get("content-type"))):
-        return "jsonlines"
+        return lines.NAME
     return "unknown"
 
 
