@@ -373,8 +373,10 @@ def test_requests_in_every_format_move_the_counters_by_their_amounts(server, ber
     scored = [pairs for *_, status, pairs in sent if status == 200]
     assert delta(before, after, "reranker_tokenize_duration_seconds_count") == len(scored) + 2
     assert delta(before, after, "reranker_queue_duration_seconds_count") == len(scored) + 2
-    # Sent one at a time, small: one forward pass each.
-    assert delta(before, after, "reranker_forward_duration_seconds_count") == len(scored) + 2
+    # Sent one at a time, small: one forward pass each, except that the two lines of the
+    # JSON lines body are scored on two threads and may share one.
+    passes = delta(before, after, "reranker_forward_duration_seconds_count")
+    assert len(scored) + 1 <= passes <= len(scored) + 2
     tokens = sum(tokens_of(bert_engine, [(QUERY, d) for d in pairs]) for pairs in scored)
     tokens += sum(tokens_of(bert_engine, [(QUERY, d)]) for d in DOCS)
     assert delta(before, after, "reranker_tokens_total") == tokens

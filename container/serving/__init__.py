@@ -11,6 +11,8 @@ The modules, outside in:
 - ``body``: reading a request body within the payload limit (413 above it)
 - ``hooks``: the model door, loading ``code/inference.py`` the way the HF toolkit does
 - ``requestlog``: request ids and one JSON log line per request
+- ``metrics``: GET /metrics (Prometheus), the engine's observer; ``requestmetrics``: the
+  request counters and latencies around the app
 - ``logs``: JSON log lines; ``config``: the server's settings (``SERVE_*``)
 - ``healthcheck``: the image's HEALTHCHECK command
 """
