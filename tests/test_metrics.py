@@ -214,6 +214,19 @@ def test_state_gauges_after_load_with_gpu_memory_on_cuda():
     assert "reranker_gpu_memory_allocated_bytes" not in families(rendered(cpu))
 
 
+def test_a_model_whose_observe_is_something_else_still_serves(caplog):
+    class Custom(Loader):
+        class model:  # noqa: N801  (what a custom model_fn returned)
+            @staticmethod
+            def observe():
+                return "not ours"
+
+    metrics = Metrics()
+    metrics.attach(Custom())
+    assert value(parse(rendered(metrics)), "reranker_model_ready") == 1.0
+    assert "engine metrics stay empty" in caplog.text
+
+
 def test_a_failing_gpu_reader_does_not_fail_the_scrape():
     def broken(model):
         raise RuntimeError("driver gone")

@@ -138,8 +138,13 @@ class Metrics:
         self.state.loader = loader
         self.state.info = _model_info(loader)
         observe = getattr(loader.model, "observe", None)
-        if callable(observe):  # our engine; a custom model_fn may return anything
+        if not callable(observe):  # a custom model_fn may return anything
+            return
+        try:
             observe(self)
+        except Exception:  # some other observe(): serve anyway, without engine metrics
+            log.warning("the model's observe() did not take the metrics observer; the "
+                        "engine metrics stay empty", exc_info=True)
 
     def render(self, accept: str | None) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept or "")
