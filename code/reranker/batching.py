@@ -134,12 +134,12 @@ class Batcher(_Runner):
 
     def _score(self, jobs: list[_Job]) -> None:
         taken = time.perf_counter()
-        for j in jobs:
-            self.observer.waited(taken - j.queued_at)
         rows = [(j, r) for j in jobs for r in range(len(j.ids))]
         lengths = [len(j.ids[r]) for j, r in rows]
         results: list[np.ndarray | None] = [None] * len(rows)
         try:
+            for j in jobs:
+                self.observer.waited(taken - j.queued_at)
             for batch in plan_batches(lengths, self.token_budget, self.max_rows):
                 members = [rows[i] for i in batch]
                 types = (None if members[0][0].type_ids is None
