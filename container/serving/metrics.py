@@ -79,8 +79,8 @@ class Metrics:
                                 ("route", "dialect", "status"), registry=r)
         self.request_seconds = Histogram(PREFIX + "request_duration_seconds",
                                          "Time from a scoring request's arrival to the end of "
-                                         "its response", ("route",), buckets=SECONDS,
-                                         registry=r)
+                                         "its answer (errors and sheds are not timed)",
+                                         ("route",), buckets=SECONDS, registry=r)
         self.in_flight = Gauge(PREFIX + "requests_in_flight", "Scoring requests being "
                                "handled now (admitted or not yet refused)", registry=r)
         self.shed = Counter(PREFIX + "requests_shed", "Requests refused with 503 before "

@@ -56,6 +56,9 @@ class RequestMetrics:
             watch.stop()
             if scoring:
                 self.metrics.in_flight.dec()
+            # Answers only: fast 503s under overload would make the latency look better
+            # exactly when it is worst.
+            if scoring and status < 400:
                 self.metrics.request_seconds.labels(route).observe(
                     time.perf_counter() - started)
             self._count(scope, route, status, scoring, watch.gone)
