@@ -83,8 +83,8 @@ class Metrics:
                                          ("route",), buckets=SECONDS, registry=r)
         self.in_flight = Gauge(PREFIX + "requests_in_flight", "Scoring requests being "
                                "handled now (admitted or not yet refused)", registry=r)
-        self.shed = Counter(PREFIX + "requests_shed", "Requests refused with 503 before "
-                            "scoring, by reason (overloaded, model_loading, shutting_down)",
+        self.shed = Counter(PREFIX + "requests_shed", "Scoring requests answered 503, by "
+                            "reason (overloaded, model_loading, shutting_down)",
                             ("route", "reason"), registry=r)
         self.cancelled = Counter(PREFIX + "requests_cancelled", "Requests whose client "
                                  "disconnected before the response started", ("route",),
