@@ -15,13 +15,13 @@ from deploy.errors import UserError
 
 # module path -> registers these sub-commands
 COMMANDS = (
-    "deploy.packaging",   # package
-    "deploy.upload",      # upload
-    "deploy.endpoints",   # deploy, delete, status
-    "deploy.transform",   # transform (Batch Transform)
-    "deploy.invoke",      # invoke
-    "deploy.opensearch",  # opensearch
-    "deploy.vespa",       # vespa
+    "deploy.package.packaging",   # package
+    "deploy.sagemaker.upload",      # upload
+    "deploy.sagemaker.endpoints",   # deploy, delete, status
+    "deploy.sagemaker.transform",   # transform (Batch Transform)
+    "deploy.client.invoke",      # invoke
+    "deploy.integrations.opensearch",  # opensearch
+    "deploy.integrations.vespa",       # vespa
 )
 
 

@@ -13,7 +13,7 @@ The file is ``reranker.toml`` in the working directory, or the one named by ``--
     RERANK_MAX_LENGTH = 256
 
 The deploy tool's own variables are ``DEPLOY_*``; ``RERANK_*`` and ``SERVE_*`` configure the
-endpoint (deploy.container_env checks them before anything is created).  The old
+endpoint (deploy.sagemaker.container_env checks them before anything is created).  The old
 ``RERANKER_*`` names are refused with the new name: one letter from ``RERANK_*``, they were
 easy to mix up, and a deploy that silently ignored one would go to production wrong.
 Credentials are never read here: boto3 finds them through its standard chain.
@@ -26,10 +26,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from deploy import modes, names
-from deploy.container_env import gather
 from deploy.errors import UserError
 from deploy.paths import DEFAULT_ARCHIVE
+from deploy.sagemaker import modes, names
+from deploy.sagemaker.container_env import gather
 from reranker import envconfig
 
 ENV_PREFIX = "DEPLOY_"

@@ -76,6 +76,6 @@ invoke: $(STAMP)  ## rerank DOCS="a|b|c" for QUERY with ENDPOINT (TOP_N; ENDPOIN
 role-policy: $(STAMP)  ## print the SageMaker execution role's least-privilege policy (ROLE, BUCKET)
 	@$(PY) -m deploy deploy --print-role-policy $(strip $(DEPLOY_FLAGS))
 
-dlc-images: $(STAMP)  ## refresh deploy/data/huggingface_dlc.json from the pinned SageMaker SDK wheel
+dlc-images: $(STAMP)  ## refresh deploy/sagemaker/data/huggingface_dlc.json from the pinned SageMaker SDK wheel
 	rm -rf build/sdk && $(BIN)/pip download --no-deps --quiet -d build/sdk $(SAGEMAKER_CORE_WHEEL)
-	$(PY) -m deploy.images --refresh build/sdk/sagemaker_core-*.whl
+	$(PY) -m deploy.sagemaker.images --refresh build/sdk/sagemaker_core-*.whl

@@ -15,7 +15,7 @@ vespa: $(STAMP)  ## Vespa application package from MODEL_DIR (or MODEL) into OUT
 	@dir='$(MODEL_DIR)'; \
 	if [ -z "$$dir" ]; then \
 	  test -n "$(MODEL)" || { echo "error: set MODEL_DIR=<model directory>" >&2; exit 2; }; \
-	  dir=$$($(PY) -m deploy.local_model '$(MODEL)') || exit $$?; \
+	  dir=$$($(PY) -m deploy.package.local_model '$(MODEL)') || exit $$?; \
 	fi; \
 	set -x; $(PY) -m deploy vespa --model-dir "$$dir" --out '$(or $(OUT),build/vespa)' \
 	  $(call vespa_flag,ONNX,onnx) $(call vespa_flag,RERANK_COUNT,rerank-count) \

@@ -10,7 +10,7 @@ import cohere
 import httpx
 import pytest
 
-from seed_examples import CAPITAL_DOCS, CAPITAL_QUERY, MOVIES, MOVIES_QUERY
+from example_texts import CAPITAL_DOCS, CAPITAL_QUERY, MOVIES, MOVIES_QUERY
 
 pytestmark = pytest.mark.slow  # starts a server
 

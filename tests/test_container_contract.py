@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 import dockerutil
+from bench.local_server import ROOT, SUITE_ENV
 from gated_model import GATED_INFERENCE, post_in_thread, wait_file
-from serverutil import ROOT, SUITE_ENV
 
 SKIP = dockerutil.skip_reason()
 pytestmark = [pytest.mark.docker, pytest.mark.slow,

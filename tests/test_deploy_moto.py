@@ -25,9 +25,9 @@ import urllib.request
 import boto3
 import pytest
 
-from deploy import images, waiter
 from deploy.__main__ import main
 from deploy.errors import UserError
+from deploy.sagemaker import images, waiter
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/reranker-sagemaker"
@@ -111,7 +111,8 @@ def test_upload_skips_same_sha256(aws, archive_path, bert_dir, capsys):
 
 
 def test_large_archives_go_up_in_parts(aws, tmp_path, capsys, monkeypatch):
-    from deploy import archive, upload
+    from deploy.package import archive
+    from deploy.sagemaker import upload
 
     monkeypatch.setattr(upload, "MULTIPART_BYTES", 5 * 1024 * 1024)  # S3's smallest part
     manifest, blob = tmp_path / "reranker.json", tmp_path / "model.safetensors"

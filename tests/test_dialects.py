@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import inference
-from seed_examples import (
+from example_texts import (
     CAPITAL_DOCS,
     CAPITAL_QUERY,
     MOVIES,

@@ -1,6 +1,6 @@
 """deploy.client.RerankClient with the real boto3 ``sagemaker-runtime`` client.
 
-Real-time calls go to our own server (container/serving, started by tests/serverutil.py),
+Real-time calls go to our own server (container/serving, started by bench/local_server.py),
 whose POST /endpoints/{name}/invocations is the runtime API's path.  The retry test puts a
 small loopback proxy in front of it that answers the first request(s) with a plain HTTP 503
 -- a stand-in for SageMaker's "service unavailable", stated as such: it is not SageMaker.
@@ -19,9 +19,9 @@ import urllib.request
 import boto3
 import pytest
 
+from bench.local_server import start_server
 from deploy.client import RerankClient, RerankClientError
-from deploy.examples import two_stage
-from serverutil import start_server
+from deploy.client.examples import two_stage
 
 DOCS = [f"document {i} about {'bats and heroes' if i % 3 == 0 else 'the capital city'}"
         for i in range(23)]

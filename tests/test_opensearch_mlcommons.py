@@ -40,9 +40,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deploy.opensearch import bundle, painless
-from deploy.opensearch.patterns import PATTERNS
-from deploy.opensearch.target import build
+from deploy.integrations.opensearch import bundle, painless
+from deploy.integrations.opensearch.patterns import PATTERNS
+from deploy.integrations.opensearch.target import build
 
 GOLDEN = Path(__file__).parent / "golden" / "opensearch"
 TARGET = build("my-reranker", "us-east-1", role_arn="arn:aws:iam::123456789012:role/os-sagemaker",

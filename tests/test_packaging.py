@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from deploy import archive
 from deploy.__main__ import main
 from deploy.errors import UserError
+from deploy.package import archive
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -263,7 +263,7 @@ def test_gzip_stream_is_valid(packaged):
 
 
 def test_onnx_export_goes_into_the_archive(bert_dir, tmp_path, capsys):
-    """The contract with deploy/onnx_export.py: onnx/model.onnx, its report, onnxruntime."""
+    """The contract with deploy/package/onnx_export.py: onnx/model.onnx, its report, onnxruntime."""
     code, _, err = package(capsys, bert_dir, "-o", tmp_path / "m.tar.gz", "--onnx", "fp32")
     assert code == 0, err
     with tarfile.open(tmp_path / "m.tar.gz") as tar:
@@ -275,6 +275,7 @@ def test_onnx_export_goes_into_the_archive(bert_dir, tmp_path, capsys):
 
 
 def test_onnx_without_the_exporter_says_so(bert_dir, tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "deploy.onnx_export", None)  # as if the file were absent
+    # as if the file were absent
+    monkeypatch.setitem(sys.modules, "deploy.package.onnx_export", None)
     code, _, err = package(capsys, bert_dir, "-o", tmp_path / "out" / "m.tar.gz", "--onnx", "int8")
     assert_refused(code, err, tmp_path, "ONNX export is not available")

@@ -22,8 +22,8 @@ import pytest
 import dlcimage
 import dockerutil
 import sdkutil
-from seed_examples import PANDA_DOCS, PANDA_QUERY
-from serverutil import free_port
+from bench.local_server import free_port
+from example_texts import PANDA_DOCS, PANDA_QUERY
 
 pytestmark = pytest.mark.slow
 

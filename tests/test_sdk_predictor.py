@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 import sdkutil
-from seed_examples import MOVIES, MOVIES_QUERY, PANDA_DOCS, PANDA_QUERY
-from serverutil import start_server
+from bench.local_server import start_server
+from example_texts import MOVIES, MOVIES_QUERY, PANDA_DOCS, PANDA_QUERY
 
 SEED_004 = {"query": PANDA_QUERY, "documents": PANDA_DOCS, "topk": 2}
 COHERE = {"query": MOVIES_QUERY, "documents": MOVIES, "top_n": 3}

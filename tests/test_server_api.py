@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serverutil import SUITE_ENV, start_server
+from bench.local_server import SUITE_ENV, start_server
 
 pytestmark = pytest.mark.slow  # starts servers
 

@@ -22,13 +22,14 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-import test_deploy_moto as moto_tests
-from test_deploy_moto import BUCKET, REGION, ROLE, cli, one_error_line
 
 import batch_transform
-from deploy import archive, images, transform
+import test_deploy_moto as moto_tests
+from bench.local_server import start_server
 from deploy.errors import UserError
-from serverutil import start_server
+from deploy.package import archive
+from deploy.sagemaker import images, transform
+from test_deploy_moto import BUCKET, REGION, ROLE, cli, one_error_line
 
 # The same moto server (module-scoped), reset per test, and the same packaged archive.
 moto_url = moto_tests.moto_url
