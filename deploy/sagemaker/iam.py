@@ -35,8 +35,8 @@ def role_policy(config, region: str, image: str, account: str | None = None
     account = account or account_of(config.role)
     bucket = config.bucket or (f"sagemaker-{region}-{account}" if account else None)
     if not bucket:
-        raise UserError("set BUCKET (or ROLE, whose account names the default bucket) to"
-                        " print the role policy")
+        raise UserError(f"set {config.name('bucket')} (or {config.name('role')}, whose"
+                        " account names the default bucket) to print the role policy")
     part = partition_of(region)
     prefix = config.prefix.strip("/")
     mode = config.deploy_mode
