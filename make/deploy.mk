@@ -48,7 +48,7 @@ invoke: $(STAMP)  ## rerank DOCS="a|b|c" for QUERY with ENDPOINT (TOP_N; ENDPOIN
 	@IFS='|' read -r -a docs <<< "$$DOCS"; \
 	$(DEPLOY_TOOL) invoke $(call flag,TOP_N,top-n) --query "$$QUERY" --documents "$${docs[@]}"
 
-role-policy: $(STAMP)  ## print the SageMaker execution role's least-privilege policy (ROLE, BUCKET)
+role-policy: $(STAMP)  ## print the SageMaker execution role's least-privilege policy (ROLE, BUCKET, REGION or IMAGE_URI)
 	@$(DEPLOY_TOOL) deploy --print-role-policy
 
 dlc-images: $(STAMP)  ## refresh deploy/sagemaker/data/huggingface_dlc.json from the pinned SageMaker SDK wheel

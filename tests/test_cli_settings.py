@@ -77,3 +77,19 @@ def test_errors_name_flags_outside_make(monkeypatch, capsys, tmp_path):
 def test_the_documented_table_is_the_generated_one():
     """docs/deploy.md shows cli_settings.markdown_table(); regenerate it after a change."""
     assert cli_settings.markdown_table() in (ROOT / "docs" / "deploy.md").read_text()
+
+
+def test_role_policy_needs_a_region_only_for_the_dlc(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("ROLE", ROLE)
+    assert main(["--make-variables", "deploy", "--print-role-policy"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no AWS region: set REGION=") and "IMAGE_URI" in err
+    monkeypatch.setenv("IMAGE_URI", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/r:cpu")
+    monkeypatch.setenv("BUCKET", "models")
+    assert main(["--make-variables", "deploy", "--print-role-policy"]) == 0
+    statements = {s["Sid"]: s for s in json.loads(capsys.readouterr().out)["Statement"]}
+    assert statements["PullImage"]["Resource"].endswith(":repository/r")
