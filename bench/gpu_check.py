@@ -178,9 +178,8 @@ def check_oom_split(model_dir: Path, device: str) -> dict:
 
 
 def check_server(model_dir: Path, args) -> dict:
+    from .local_server import start_server
     from .server_bench import bodies, run_level, warm
-
-    start_server = models.test_helper("serverutil").start_server
 
     payloads = bodies(workloads.opensearch10(16, seed=101))
     env = {"SERVE_MAX_CONCURRENCY": "256", "RERANK_DEVICE": args.device}

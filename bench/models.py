@@ -2,18 +2,15 @@
 
 * ``minilm``: exactly cross-encoder/ms-marco-MiniLM-L-6-v2's architecture (6 x 384,
   BERT uncased vocabulary) with a pretrained body and a random 1-label head
-  (tests/tiny_models.minilm_cross_encoder).
+  (demo_models.encoders.minilm_cross_encoder).
 * ``bge-large``: bge-reranker-large's shape (XLM-R, 24 x 1024, 250k vocabulary) with
-  random weights (tests/tiny_models.bge_large_shape): same compute, meaningless scores.
+  random weights (demo_models.encoders.bge_large_shape): same compute, meaningless scores.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,20 +26,6 @@ MODELS = {
 }
 
 
-def test_helper(name: str) -> ModuleType:
-    """``tests/<name>.py`` (tiny_models, serverutil, dlcutil), loaded from its file.
-
-    The benchmark builds its models and starts its servers with the test suite's own
-    helpers; they are not part of the installed package, and nothing here edits sys.path."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # registered first, as a normal import would
-    spec.loader.exec_module(module)
-    return module
-
-
 def build(name: str, cache: Path) -> Path:
     """The model directory for ``name``, built on first use (a finished build is kept)."""
     if name not in MODELS:
@@ -55,10 +38,11 @@ def build(name: str, cache: Path) -> Path:
         from .trained_head import train_head
 
         return train_head(build("minilm", cache), out)
-    tiny_models = test_helper("tiny_models")
+    from demo_models import encoders
+
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    getattr(tiny_models, builder)(partial)
+    getattr(encoders, builder)(partial)
     shutil.rmtree(out, ignore_errors=True)
     partial.rename(out)
     return out

@@ -5,7 +5,8 @@ padding its batching adds), from the real pair lengths, so padding efficiency is
 reported the same way for everyone:
 
 * ``CrossEncoder.predict``: sorts by characters, batches of 32, each padded to its longest.
-* seed 004's handler: one batch of every pair, padded to the longest.
+* the aws-samples bge-reranker-large notebook's handler: one batch of every pair, padded
+  to the longest.
 * HF text-classification pipeline (the DLC's default handler): one pair per forward pass.
 * our engine: the batch plan of :func:`reranker.batching.plan_batches`.
 
@@ -72,14 +73,14 @@ class CrossEncoderPeer(Peer):
         return total
 
 
-class Seed004Peer(Peer):
-    name, label = "seed004", "seed 004 handler"
+class AwsSamplePeer(Peer):
+    name, label = "aws-sample", "aws-samples notebook handler"
 
     def __init__(self, model_dir):
-        from . import seed004_handler
+        from . import aws_sample_handler
 
-        self._handler = seed004_handler
-        self.model = seed004_handler.model_fn(str(model_dir))
+        self._handler = aws_sample_handler
+        self.model = aws_sample_handler.model_fn(str(model_dir))
 
     def score(self, query, documents):
         data = {"query": query, "documents": documents, "topk": len(documents)}
@@ -173,9 +174,9 @@ MODES = {
 
 
 def onnx_exporter():
-    """deploy.onnx_export.export_onnx when that module exists, else None (modes skipped)."""
+    """deploy.package.onnx_export.export_onnx when that module exists, else None (modes skipped)."""
     try:
-        from deploy.onnx_export import export_onnx
+        from deploy.package.onnx_export import export_onnx
     except ImportError:
         return None
     return export_onnx
@@ -183,14 +184,14 @@ def onnx_exporter():
 
 def onnx_model_dir(model_dir: Path, cache: Path, quantize: bool) -> Path:
     """A model directory whose onnx/ holds only the variant asked for, exported once
-    with ``deploy.onnx_export.export_onnx`` (which writes ``out/onnx/``).
+    with ``deploy.package.onnx_export.export_onnx`` (which writes ``out/onnx/``).
 
     The model files are symlinked, so the torch weights are not copied.  Only the variant
     asked for is present, so the backend cannot pick the other one.
     """
     export = onnx_exporter()
     if export is None:
-        raise RuntimeError("deploy.onnx_export is not available")
+        raise RuntimeError("deploy.package.onnx_export is not available")
     variant = "int8" if quantize else "fp32"
     out = cache / f"{model_dir.name}-{_fingerprint(model_dir)}-onnx-{variant}"
     if (out / "onnx").is_dir() and any((out / "onnx").glob("*.onnx")):

@@ -1,7 +1,7 @@
 """Server level: our HTTP server against the toolkit + multi-model-server (DLC) stack.
 
 Both serve the same model with the same packaged handler (code/inference.py) on
-127.0.0.1, started by the test utilities (tests/serverutil.py, tests/dlcutil.py).  A
+127.0.0.1, started by the test utilities (bench/local_server.py, bench/dlc_stack.py).  A
 closed-loop load generator (C client threads, keep-alive connections, each sending the
 next request when the last one answered) runs the 10-document OpenSearch pattern at each
 concurrency level, bounded by a request count and a time cap.  Both stacks stay up for the
@@ -141,10 +141,8 @@ def stacks(model_dir, log: Callable[[str], None], ours_env: dict, cache: Path,
            dlc: bool = True):
     """Start our server and, when its prerequisites exist, the DLC stack; yield their URLs
     (``{"ours": url, "dlc": url}``) and the reasons for any stack left out."""
-    from .models import test_helper
-
-    start_dlc = test_helper("dlcutil").start_dlc
-    start_server = test_helper("serverutil").start_server
+    from .dlc_stack import start_dlc
+    from .local_server import start_server
 
     urls, skipped = {}, {}
     with contextlib.ExitStack() as stack:

@@ -3,7 +3,7 @@
 # tests/dlc/requirements.txt is a complete lock, installed with --no-deps (see its header).
 
 DLC_VENV  ?= .venv-dlc
-export DLC_VENV  # tests/dlcutil.py reads it
+export DLC_VENV  # bench/dlc_stack.py reads it
 DLC_STAMP := $(DLC_VENV)/.installed
 DLC_REQS  := tests/dlc/requirements.txt
 # Imported by the stack when it serves code/inference.py: a missing package fails here.
@@ -27,6 +27,6 @@ dlc-venv: $(DLC_STAMP)  ## .venv-dlc: the official HF DLC stack (toolkit 2.6.0 +
 
 dlc-serve: $(DLC_STAMP)  ## serve MODEL=<dir or model.tar.gz> with the DLC stack on 127.0.0.1:PORT (8081)
 	@test -n "$(MODEL)" || { echo "error: set MODEL=<model dir or model.tar.gz>"; exit 2; }
-	$(DLC_VENV)/bin/python tests/dlcutil.py "$(MODEL)" --port $(or $(PORT),8081)
+	$(DLC_VENV)/bin/python bench/dlc_stack.py "$(MODEL)" --port $(or $(PORT),8081)
 
 TEST_DEPS += $(DLC_STAMP)

@@ -1,4 +1,4 @@
-# Vespa (issue 6): an application package for BM25 retrieval + cross-encoder global-phase
+# Vespa: an application package for BM25 retrieval + cross-encoder global-phase
 # reranking, written offline (docs/vespa.md).
 #   make vespa MODEL_DIR=path/to/model [OUT=build/vespa] [ONNX=auto|fp32|int8]
 #              [RERANK_COUNT=100] [MAX_LENGTH=256] [QUERY_TOKENS=32] [DOCUMENT_TOKENS=n]
@@ -15,7 +15,7 @@ vespa: $(STAMP)  ## Vespa application package from MODEL_DIR (or MODEL) into OUT
 	@dir='$(MODEL_DIR)'; \
 	if [ -z "$$dir" ]; then \
 	  test -n "$(MODEL)" || { echo "error: set MODEL_DIR=<model directory>" >&2; exit 2; }; \
-	  dir=$$($(PY) -m deploy.local_model '$(MODEL)') || exit $$?; \
+	  dir=$$($(PY) -m deploy.package.local_model '$(MODEL)') || exit $$?; \
 	fi; \
 	set -x; $(PY) -m deploy vespa --model-dir "$$dir" --out '$(or $(OUT),build/vespa)' \
 	  $(call vespa_flag,ONNX,onnx) $(call vespa_flag,RERANK_COUNT,rerank-count) \

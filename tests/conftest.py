@@ -9,7 +9,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import tiny_models  # noqa: E402  (after the offline switches above)
+from demo_models import encoders as tiny_models  # noqa: E402  (after the offline switches above)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from serverutil import ROOT, ping
+from bench.local_server import ROOT, ping
 
 IMAGE = os.environ.get("RERANK_TEST_IMAGE", "reranker-serving:cpu")
 

@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 
 from deploy import config as deploy_config
-from deploy import container_env
 from deploy.errors import UserError
+from deploy.sagemaker import container_env
 from reranker import envconfig
 from reranker.settings import Settings, SettingsError
 from serving import config as server_config

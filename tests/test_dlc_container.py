@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 import dlcimage
-import dlcutil
 import dockerutil
-from seed_examples import PANDA_DOCS, PANDA_QUERY
+from bench import dlc_stack as dlcutil
+from example_texts import PANDA_DOCS, PANDA_QUERY
 
 pytestmark = pytest.mark.slow
 

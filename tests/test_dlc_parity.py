@@ -24,9 +24,10 @@ import httpx
 import pytest
 
 import dlcimage
-import dlcutil
 import dockerutil
-from seed_examples import (
+from bench import dlc_stack as dlcutil
+from bench.local_server import start_server
+from example_texts import (
     CAPITAL_DOCS,
     CAPITAL_QUERY,
     MOVIES,
@@ -36,7 +37,6 @@ from seed_examples import (
     PANDA_DOCS,
     PANDA_QUERY,
 )
-from serverutil import start_server
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,7 @@ def model_dir(bert_dir, tmp_path_factory):
     The tiny BERT's weights (std 0.02, hidden size 32) give every pair nearly the same score
     (all within 1e-4 of 0.503), which would make a 1e-5 tolerance blind and the order a
     coin toss.  Its weight matrices are scaled x20, the size a trained network's have, so
-    the seeds' texts score from about 0.03 to 0.9, at least 3e-4 apart.
+    the tutorials' texts score from about 0.03 to 0.9, at least 3e-4 apart.
     """
     from safetensors.torch import load_file, save_file
 
@@ -197,7 +197,7 @@ def test_dlc_turns_client_errors_into_400(servers, body, content_type, accept, s
 
 def test_dlc_ping_says_healthy_without_proving_the_model(servers):
     """The DLC's /ping is MMS's frontend only: 200 {"status": "Healthy"}, whatever the
-    workers do (which is why dlcutil waits on a real invocation)."""
+    workers do (which is why bench/dlc_stack.py waits on a real invocation)."""
     _, dlc, _ = servers
     answer = httpx.get(dlc + "/ping", timeout=10)
     assert answer.status_code == 200 and answer.json() == {"status": "Healthy"}

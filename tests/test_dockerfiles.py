@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from serverutil import ROOT, free_port, ping
+from bench.local_server import ROOT, free_port, ping
 
 DOCKERFILES = [ROOT / "container" / "Dockerfile.cpu", ROOT / "container" / "Dockerfile.gpu"]
 HADOLINT = Path(sys.executable).with_name("hadolint")

@@ -48,7 +48,7 @@ def test_module_help_from_bare_interpreter(tmp_path, args):
 
 def test_local_model_resolver_answers_in_one_line(tmp_path):
     """`make serve`/`make vespa` resolve MODEL with it; without one it prints its usage."""
-    done = run([sys.executable, "-I", "-m", "deploy.local_model"], tmp_path)
+    done = run([sys.executable, "-I", "-m", "deploy.package.local_model"], tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().startswith("usage:") and done.stderr.count("\n") == 1
 

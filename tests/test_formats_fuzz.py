@@ -11,11 +11,11 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_errors import assert_typed_4xx_or_json, json_bodies, json_values, run_hooks
 
 from reranker.engine import Reranker
 from reranker.errors import RerankError
 from reranker.settings import Settings
+from test_errors import assert_typed_4xx_or_json, json_bodies, json_values, run_hooks
 
 JSON, FORM, JSONL = "application/json", "application/x-www-form-urlencoded", "application/jsonlines"
 FIXTURE_OK = [HealthCheck.function_scoped_fixture]

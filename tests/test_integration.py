@@ -1,4 +1,5 @@
-"""deploy/integration.py: the folder every search-engine integration writes, swapped in whole."""
+"""deploy/integrations/common.py: the folder every search-engine integration writes,
+swapped in whole."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import re
 
 import pytest
 
-from deploy import integration
 from deploy.errors import UserError
+from deploy.integrations import common as integration
 
 
 def write(out, files, kind="test", legacy=None):

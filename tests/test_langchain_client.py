@@ -15,7 +15,7 @@ from langchain_community.cross_encoders import SagemakerEndpointCrossEncoder
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
-from seed_examples import MOVIES, MOVIES_QUERY
+from example_texts import MOVIES, MOVIES_QUERY
 
 pytestmark = pytest.mark.slow  # starts a server
 

@@ -13,7 +13,7 @@ import onnx
 import pytest
 
 import inference
-from deploy.onnx_export import ExportRefused, export_onnx, without_timings
+from deploy.package.onnx_export import ExportRefused, export_onnx, without_timings
 from reranker.engine import Reranker
 from reranker.loading import ModelLoadError
 from reranker.settings import Settings
@@ -237,7 +237,7 @@ def test_openvino_runtime_scores_like_torch(exported, dtype, limit):
 
 def test_weights_beyond_protobufs_limit_go_to_one_side_file(model_dirs, tmp_path, monkeypatch):
     # bge-reranker-large/-v2-m3 exceed 2 GB in fp32; a tiny limit takes the same path.
-    from deploy import onnx_export
+    from deploy.package import onnx_export
 
     monkeypatch.setattr(onnx_export, "PROTOBUF_LIMIT", 1000)
     out = tmp_path / "model"

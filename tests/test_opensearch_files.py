@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.opensearch import bundle
-from deploy.opensearch.patterns import PATTERNS
-from deploy.opensearch.target import build
+from deploy.integrations.opensearch import bundle
+from deploy.integrations.opensearch.patterns import PATTERNS
+from deploy.integrations.opensearch.target import build
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "golden" / "opensearch" / "bundle"

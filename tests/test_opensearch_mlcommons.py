@@ -40,9 +40,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deploy.opensearch import bundle, painless
-from deploy.opensearch.patterns import PATTERNS
-from deploy.opensearch.target import build
+from deploy.integrations.opensearch import bundle, painless
+from deploy.integrations.opensearch.patterns import PATTERNS
+from deploy.integrations.opensearch.target import build
 
 GOLDEN = Path(__file__).parent / "golden" / "opensearch"
 TARGET = build("my-reranker", "us-east-1", role_arn="arn:aws:iam::123456789012:role/os-sagemaker",
@@ -506,7 +506,8 @@ def test_a_document_that_is_json_breaks_only_pattern_3(handler):
 
 
 def test_pattern_3_puts_the_query_first(handler):
-    """Seed 000 mapped text = document; the tiny model is not symmetric, so order shows."""
+    """The rerank-by-field tutorial mapped text = document; the tiny model is not
+    symmetric, so order shows."""
     query, doc = "capital of america", "washington dc is the capital of the united states"
     remote = mlc_ml_inference_parameters(query, doc)
     body = mlc_payload(connector_file("ml-inference"), remote=remote)
@@ -516,8 +517,9 @@ def test_pattern_3_puts_the_query_first(handler):
     assert abs(ours - straight) < 1e-6 < abs(ours - swapped)
 
 
-def test_seed_001_escape_would_escape_twice():
-    """Seed 001 called escape() on inputs that 2.12+ already escaped: the text changes."""
+def test_the_tutorials_escape_would_escape_twice():
+    """The SageMaker reranker tutorial called escape() on inputs that 2.12+ already escaped:
+    the text changes."""
     query = 'say "hi" \\ bye'
     once = mlc_gson_escape(query)
     twice = once.replace("\\", "\\\\").replace('"', '\\"')  # the DEFAULT_ESCAPE_FUNCTION

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.metadata
 import io
 import json
 import os
@@ -21,9 +22,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from deploy import archive
 from deploy.__main__ import main
 from deploy.errors import UserError
+from deploy.package import archive
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,6 +95,7 @@ def test_layout_and_metadata(packaged, bert_dir):
     assert manifest["model_id"] == bert_dir.name and manifest["source"] == "local"
     assert manifest["num_labels"] == 1 and manifest["max_length"] == 512
     assert manifest["versions"]["transformers"]
+    assert manifest["versions"]["reranker"] == importlib.metadata.version("sagemaker-reranker")
     # Nothing for the DLC to pip-install at start-up.
     assert not [ln for ln in requirements.splitlines() if ln.strip() and not ln.startswith("#")]
     assert shipped_engine == (ROOT / "code/reranker/engine.py").read_bytes()
@@ -263,9 +265,10 @@ def test_gzip_stream_is_valid(packaged):
 
 
 def test_onnx_export_goes_into_the_archive(bert_dir, tmp_path, capsys):
-    """The contract with deploy/onnx_export.py: onnx/model.onnx, its report, onnxruntime."""
-    code, _, err = package(capsys, bert_dir, "-o", tmp_path / "m.tar.gz", "--onnx", "fp32")
+    """The contract with deploy/package/onnx_export.py: onnx/model.onnx, its report, onnxruntime."""
+    code, out, err = package(capsys, bert_dir, "-o", tmp_path / "m.tar.gz", "--onnx", "fp32")
     assert code == 0, err
+    assert "onnx        fp32 onnx/model.onnx: scores within" in out  # not only in reranker.json
     with tarfile.open(tmp_path / "m.tar.gz") as tar:
         assert "onnx/model.onnx" in tar.getnames()
         manifest = json.loads(tar.extractfile("reranker.json").read())
@@ -275,6 +278,7 @@ def test_onnx_export_goes_into_the_archive(bert_dir, tmp_path, capsys):
 
 
 def test_onnx_without_the_exporter_says_so(bert_dir, tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "deploy.onnx_export", None)  # as if the file were absent
+    # as if the file were absent
+    monkeypatch.setitem(sys.modules, "deploy.package.onnx_export", None)
     code, _, err = package(capsys, bert_dir, "-o", tmp_path / "out" / "m.tar.gz", "--onnx", "int8")
     assert_refused(code, err, tmp_path, "ONNX export is not available")

@@ -10,9 +10,9 @@ import json
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
-from test_errors import json_bodies
 
-from serverutil import suite_server
+from suite_server import suite_server
+from test_errors import json_bodies
 
 pytestmark = pytest.mark.slow  # starts a server
 

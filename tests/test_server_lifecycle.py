@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.local_server import Server, ping
 from gated_model import GATED_INFERENCE, post_in_thread, wait_file
-from serverutil import Server, ping
 
 pytestmark = pytest.mark.slow  # starts servers
 

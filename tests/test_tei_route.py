@@ -10,10 +10,10 @@ import subprocess
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
+
+from example_texts import CAPITAL_DOCS, CAPITAL_QUERY
 from test_errors import json_bodies
 from test_server_fuzz import check_answer
-
-from seed_examples import CAPITAL_DOCS, CAPITAL_QUERY
 
 pytestmark = pytest.mark.slow  # starts a server
 

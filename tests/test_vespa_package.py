@@ -17,10 +17,10 @@ import pytest
 import torch
 import transformers
 from tokenizers import Tokenizer
-from vespa_engine import Schema
 
 from deploy.__main__ import main
-from deploy.vespa.application import _score
+from deploy.integrations.vespa.application import _score
+from vespa_engine import Schema
 
 LENGTH, QUERY_TOKENS = 64, 12
 QUERIES = ["what is the capital of the united states", "pandas",
@@ -183,7 +183,7 @@ def test_bad_model_directory_is_one_line_error(tmp_path, capsys):
 
 
 def test_fp32_graph_with_side_weights_file_is_refused(model_dirs, tmp_path, monkeypatch, capsys):
-    from deploy import onnx_export
+    from deploy.package import onnx_export
 
     monkeypatch.setattr(onnx_export, "PROTOBUF_LIMIT", 1000)
     model_dir = tmp_path / "model"
@@ -195,8 +195,9 @@ def test_fp32_graph_with_side_weights_file_is_refused(model_dirs, tmp_path, monk
 
 @pytest.fixture(scope="module")
 def own_onnx(model_dirs, tmp_path_factory):
-    """A model directory that ships its own quantized file, as seed 002's does."""
-    from deploy.onnx_export import export_onnx
+    """A model directory that ships its own quantized file, as the mixedbread model of
+    Vespa's notebook does."""
+    from deploy.package.onnx_export import export_onnx
 
     tmp = tmp_path_factory.mktemp("own-onnx")
     model_dir = tmp / "model"
@@ -237,7 +238,7 @@ def test_templates_vespa_cannot_build_are_refused(model_dirs):
     from tokenizers.processors import TemplateProcessing
 
     from deploy.errors import UserError
-    from deploy.vespa.tokens import load_tokenizer, pair_layout
+    from deploy.integrations.vespa.tokens import load_tokenizer, pair_layout
 
     tokenizer = load_tokenizer(model_dirs("bert") / "tokenizer.json")
     assert pair_layout(tokenizer).special_tokens == 3

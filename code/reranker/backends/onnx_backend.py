@@ -19,7 +19,7 @@ from .base import ModelLoadError, first_line
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 REQUIRED_INPUTS = ("input_ids", "attention_mask")
-# Written by deploy/onnx_export.py into the graph's metadata_props; checked against
+# Written by deploy/package/onnx_export.py into the graph's metadata_props; checked against
 # config.json so an ONNX file from another model is refused.
 META_PREFIX = "reranker."
 META_CHECKED = ("model_type", "vocab_size", "num_labels")

@@ -1,0 +1,1 @@
+"""Models built offline for demos, benchmarks and tests (no hub needed)."""

@@ -1,0 +1,1 @@
+"""Search engines that call the reranker: OpenSearch and Vespa, and what they share."""

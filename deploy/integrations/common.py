@@ -1,0 +1,89 @@
+"""What every search-engine integration shares: checked flags, and writing its folder.
+
+An integration (deploy/integrations/opensearch, .../vespa, the next one) validates its
+flags once, into a frozen target, then writes one folder that the user sends to or deploys on the
+engine.  The folder is staged beside ``--out`` and swapped in whole, so a failed run
+leaves the previous folder intact, and no stale file of an older run survives; a folder
+this tool did not write is never replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from deploy.errors import UserError
+
+# Written into every folder an integration writes: the proof that replacing it is safe.
+MARKER = ".written-by-deploy"
+
+
+def check_match(flag: str, value: str | None, rule: re.Pattern, what: str) -> str:
+    if not value or not rule.fullmatch(value):
+        raise UserError(f"{flag} {value!r} is not {what}")
+    return value
+
+
+def check_at_least(flag: str, value: int | None, low: int) -> None:
+    if value is not None and value < low:
+        raise UserError(f"{flag} must be at least {low}, not {value}")
+
+
+@contextlib.contextmanager
+def folder(out: Path, kind: str, legacy_marker: str | None = None) -> Iterator[Path]:
+    """Yield an empty staging folder; when the block ends without error, it becomes ``out``.
+
+    ``kind`` names the integration in the marker file.  ``legacy_marker`` is a file that
+    folders written before the marker existed hold (e.g. services.xml)."""
+    out = Path(out)
+    _check_replaceable(out, legacy_marker)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror}") from None
+    try:
+        yield stage
+        (stage / MARKER).write_text(f"{kind}\n", encoding="utf-8")
+        _swap(stage, out)
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror}") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_files(root: Path, files: Mapping[str, str]) -> list[Path]:
+    """Relative path -> text, written under ``root`` as UTF-8."""
+    written = []
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def _check_replaceable(out: Path, legacy_marker: str | None) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder: not touching it")
+    ours = (out / MARKER).is_file() or (legacy_marker and (out / legacy_marker).is_file())
+    if not ours and any(out.iterdir()):
+        raise UserError(f"{out} exists and was not written by this tool: not touching it"
+                        " (pass an empty or new --out)")
+
+
+def _swap(stage: Path, out: Path) -> None:
+    if out.exists():
+        old = out.with_name(f".{out.name}-old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(stage, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(stage, out)

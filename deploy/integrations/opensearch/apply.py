@@ -1,0 +1,124 @@
+"""``--apply``: create the connector, register and deploy the model, put the pipeline.
+
+Idempotent: the connector and the model are looked up by name first and reused, so a
+re-run creates nothing twice; the pipeline PUT replaces itself.  A refusal from the
+cluster stops the run with one line that says what had already been done.
+"""
+
+from __future__ import annotations
+
+import time
+
+from deploy.errors import UserError
+from deploy.integrations.opensearch import cluster, patterns
+from deploy.integrations.opensearch.cluster import ClusterError, call
+from deploy.integrations.opensearch.patterns import Pattern
+from deploy.integrations.opensearch.steps import steps
+from deploy.integrations.opensearch.target import Target
+
+_READY = ("DEPLOYED",)
+_BUSY = ("DEPLOYING",)
+_FAILED = ("DEPLOY_FAILED", "FAILED")
+
+
+def run(client, pattern: Pattern, target: Target, *, send_aws_credentials: bool = False,
+        wait_s: float = 300, echo=print) -> dict:
+    done: list[str] = []
+    try:
+        ids = _apply(client, pattern, target, send_aws_credentials, wait_s, echo, done)
+    except ClusterError as exc:
+        already = "; already done: " + ", ".join(done) if done else "; nothing was created"
+        raise UserError(f"{exc}{already}") from None
+    return ids
+
+
+def _apply(client, pattern, target, send_keys, wait_s, echo, done) -> dict:
+    name = pattern.connector_name(target)
+    connector_id, how = _connector(client, pattern, target, name, send_keys)
+    done.append(f"connector {connector_id} ({how})")
+    echo(f"connector_id: {connector_id} ({how})")
+    model_id, how = _model(client, pattern, target, name, connector_id)
+    done.append(f"model {model_id} ({how})")
+    state = _deployed(client, model_id, wait_s, echo, asked=how == "created")
+    echo(f"model_id: {model_id} ({how}, {state})")
+    pipeline = steps(pattern, target, connector_id, model_id)[3]
+    call(client, pipeline.method, pipeline.path, pipeline.body)
+    echo(f"pipeline: {pattern.pipeline_name(target)} (created or updated)")
+    search = steps(pattern, target, connector_id, model_id)[4]
+    echo(f"search with: {search.method} {search.path}")
+    return {"connector_id": connector_id, "model_id": model_id,
+            "pipeline": pattern.pipeline_name(target)}
+
+
+def _find(client, kind: str, name: str) -> list[dict]:
+    query = {"query": {"term": {"name.keyword": name}}, "size": 100}
+    answer = call(client, "POST", f"/_plugins/_ml/{kind}/_search", query, missing_ok=True)
+    hits = ((answer or {}).get("hits") or {}).get("hits") or []
+    # term on name.keyword is exact already; the check guards against analyzed mappings.
+    return [h for h in hits if (h.get("_source") or {}).get("name") == name]
+
+
+def _connector(client, pattern, target, name, send_keys) -> tuple[str, str]:
+    found = _find(client, "connectors", name)
+    if found:
+        return found[0]["_id"], "existing"
+    body = patterns.connector(pattern, target)
+    if target.flavour != "aws":
+        if not send_keys:
+            raise UserError(
+                "a self-managed cluster signs with access keys, which this tool never writes:"
+                " pass --send-aws-credentials to send your current AWS session's keys in the"
+                " create-connector request only, or fill and send 01-create-connector.json"
+                " yourself")
+        body["credential"] = cluster.aws_keys()
+    answer = call(client, "POST", "/_plugins/_ml/connectors/_create", body)
+    connector_id = (answer or {}).get("connector_id")
+    if not connector_id:
+        raise ClusterError(f"the create-connector answer has no connector_id: {answer}")
+    return connector_id, "created"
+
+
+def _model(client, pattern, target, name, connector_id) -> tuple[str, str]:
+    found = _find(client, "models", name)
+    mine = [h for h in found if h["_source"].get("connector_id") == connector_id]
+    if mine:
+        return mine[0]["_id"], "existing"
+    if found:
+        raise UserError(f"a model named {name!r} ({found[0]['_id']}) uses another connector"
+                        f" than {connector_id}; delete it or the connector, then re-run")
+    register = steps(pattern, target, connector_id)[1]
+    answer = call(client, register.method, register.path, register.body) or {}
+    model_id = answer.get("model_id") or _model_from_task(client, answer.get("task_id"))
+    return model_id, "created"
+
+
+def _model_from_task(client, task_id: str | None, tries: int = 60) -> str:
+    if not task_id:
+        raise ClusterError("the register answer has neither model_id nor task_id")
+    for _ in range(tries):
+        task = call(client, "GET", f"/_plugins/_ml/tasks/{task_id}") or {}
+        if task.get("model_id"):
+            return task["model_id"]
+        if task.get("state") in _FAILED:
+            raise ClusterError(f"registering failed: {task.get('error') or task}")
+        time.sleep(1)
+    raise ClusterError(f"task {task_id} gave no model_id")
+
+
+def _deployed(client, model_id: str, wait_s: float, echo, asked: bool) -> str:
+    """Deploy when needed (``asked``: _register?deploy=true did) and wait for DEPLOYED."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        state = (call(client, "GET", f"/_plugins/_ml/models/{model_id}") or {}).get(
+            "model_state", "UNKNOWN")
+        if state in _READY:
+            return state
+        if state in _FAILED:
+            raise ClusterError(f"model {model_id} is {state}; see GET /_plugins/_ml/tasks")
+        if state not in _BUSY and not asked:
+            call(client, "POST", f"/_plugins/_ml/models/{model_id}/_deploy")
+            asked = True
+            echo(f"deploying model {model_id} ...")
+        if time.monotonic() > deadline:
+            raise ClusterError(f"model {model_id} still {state} after {wait_s:.0f} s")
+        time.sleep(1)

@@ -1,0 +1,80 @@
+"""The endpoint OpenSearch will call, validated once; every file is built from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from deploy.errors import UserError
+from deploy.integrations.common import check_match
+from deploy.sagemaker.names import ENDPOINT_NAME
+
+FLAVOURS = ("aws", "self-managed")  # Amazon OpenSearch Service, or a cluster you run
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+# Field names neural-search and ml_inference read from _source (dots address nested objects).
+_FIELD = re.compile(r"^[A-Za-z0-9_@-][A-Za-z0-9_@.-]{0,254}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    endpoint: str
+    region: str
+    account: str
+    partition: str = "aws"
+    role_arn: str | None = None
+    flavour: str = "aws"
+    document_fields: tuple[str, ...] = ("text",)
+    index: str = "my-index"
+
+    @property
+    def url(self) -> str:
+        """The SageMaker runtime URL ml-commons signs and posts to."""
+        suffix = ".amazonaws.com.cn" if self.partition == "aws-cn" else ".amazonaws.com"
+        return (f"https://runtime.sagemaker.{self.region}{suffix}"
+                f"/endpoints/{self.endpoint}/invocations")
+
+    @property
+    def endpoint_arn(self) -> str:
+        # SageMaker stores endpoint names lowercase in ARNs; IAM compares ARNs exactly.
+        return (f"arn:{self.partition}:sagemaker:{self.region}:{self.account}"
+                f":endpoint/{self.endpoint.lower()}")
+
+    @property
+    def slug(self) -> str:
+        return self.endpoint.lower()
+
+
+def build(endpoint: str, region: str | None, role_arn: str | None = None,
+          account: str | None = None, flavour: str = "aws",
+          document_fields: list[str] | None = None, index: str = "my-index") -> Target:
+    """Check every input and derive account and partition from the role ARN."""
+    check_match("--endpoint", endpoint, ENDPOINT_NAME,
+                "a SageMaker endpoint name (letters, digits and hyphens, at most 63)")
+    check_match("--region", region, _REGION, "an AWS region like us-east-1 (or set AWS_REGION)")
+    if flavour not in FLAVOURS:
+        raise UserError(f"--flavour must be one of {', '.join(FLAVOURS)}")
+    partition = "aws"
+    if role_arn:
+        match = _ROLE_ARN.match(role_arn)
+        if not match:
+            raise UserError(f"--role-arn {role_arn!r} is not an IAM role ARN"
+                            " (arn:aws:iam::123456789012:role/NAME)")
+        partition, arn_account = match.group(1), match.group(2)
+        if account and account != arn_account:
+            raise UserError(f"--account {account} differs from the role ARN's {arn_account}")
+        account = arn_account
+    elif flavour == "aws":
+        raise UserError("--role-arn is required for Amazon OpenSearch Service: the connector"
+                        " assumes that role to call SageMaker")
+    if not account or not _ACCOUNT.match(account):
+        raise UserError("--account (12 digits) is required without --role-arn")
+    fields = tuple(document_fields or ("text",))
+    for field in fields:
+        check_match("--document-field", field, _FIELD, "a field name")
+    if not index or any(c in index for c in ' "*\\<>|,/?#') or index.startswith(("_", "-")):
+        raise UserError(f"--index {index!r} is not a valid index name")
+    return Target(endpoint=endpoint, region=region, account=account, partition=partition,
+                  role_arn=role_arn, flavour=flavour, document_fields=fields, index=index)

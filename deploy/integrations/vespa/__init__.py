@@ -1,0 +1,123 @@
+"""``python -m deploy vespa``: a Vespa application package that reranks with the model.
+
+BM25 first phase, the cross-encoder (ONNX) in the global phase, the tokenizer shipped in
+the package; see deploy/integrations/vespa/application.py for the layout and tokens.py for how the
+model's pair encoding is rebuilt from Vespa's token functions.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from deploy.errors import UserError
+from deploy.integrations.common import check_at_least, check_match
+from reranker import model_dir as model_facts
+
+_APP_NAME = re.compile(r"[a-z][a-z0-9]{0,39}")
+
+
+def run(args) -> int:
+    from deploy.integrations.vespa.application import check_budgets, describe, write_package
+
+    options = _options(args)
+    model_dir = Path(args.model_dir)
+    _check_model_dir(model_dir)
+    facts = _facts(model_dir)
+    # Before any export: a refused budget costs nothing.
+    check_budgets(model_dir / "tokenizer.json", options, facts.max_length)
+    with tempfile.TemporaryDirectory(prefix="vespa-onnx-") as tmp:
+        onnx_path, check = _chosen_onnx(model_dir, args, Path(tmp))
+        model = _model(model_dir, facts, onnx_path)
+        summary = write_package(model, Path(args.out), options)
+    checked = {"onnx_check": check} if check else {}
+    print(describe({"onnx": model.onnx_path.name, **checked, **summary}, Path(args.out)))
+    return 0
+
+
+def _options(args):
+    from deploy.integrations.vespa.application import Options
+
+    check_match("--app-name", args.app_name, _APP_NAME,
+                "an application name: lowercase letters and digits, at most 40")
+    for flag, value, low in (("--rerank-count", args.rerank_count, 1),
+                             ("--max-length", args.max_length, 16),
+                             ("--query-tokens", args.query_tokens, 4),
+                             ("--document-tokens", args.document_tokens, 8)):
+        check_at_least(flag, value, low)
+    return Options(app_name=args.app_name, max_length=args.max_length,
+                   query_tokens=args.query_tokens, document_tokens=args.document_tokens,
+                   rerank_count=args.rerank_count)
+
+
+def _check_model_dir(model_dir: Path) -> None:
+    for name in ("config.json", "tokenizer.json"):
+        if not (model_dir / name).is_file():
+            raise UserError(f"{model_dir} has no {name}: pass a model directory"
+                            " (`python -m deploy package` stages one)")
+
+
+def _facts(model_dir: Path) -> model_facts.ModelDir:
+    try:
+        return model_facts.read(model_dir)
+    except model_facts.ModelLoadError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _chosen_onnx(model_dir: Path, args, tmp: Path) -> tuple[Path, dict | None]:
+    """The user's own file, checked against torch; else ours (found or exported now)."""
+    if args.onnx_file is None:
+        return _onnx_file(model_dir, args.onnx, args.onnx_tolerance, tmp), None
+    from deploy.integrations.vespa.onnx_check import DEFAULT_TOLERANCE, check_onnx_file
+
+    if args.onnx_file.is_file():
+        graph_inputs(args.onnx_file)  # an ONNX file Vespa can load, before the slow check
+    report = check_onnx_file(model_dir, args.onnx_file, args.onnx_tolerance or DEFAULT_TOLERANCE)
+    return args.onnx_file, report
+
+
+def _model(model_dir: Path, facts: model_facts.ModelDir, onnx_path: Path):
+    from deploy.integrations.vespa.application import Model
+
+    return Model(onnx_path=onnx_path, tokenizer_path=model_dir / "tokenizer.json",
+                 graph_inputs=graph_inputs(onnx_path), num_labels=_num_labels(facts),
+                 model_limit=facts.max_length)
+
+
+def _onnx_file(model_dir: Path, choice: str, tolerance, tmp: Path) -> Path:
+    wanted = ["int8", "fp32"] if choice == "auto" else [choice]
+    for variant in wanted:
+        path = model_dir / model_facts.ONNX_DIR / model_facts.ONNX_FILES[variant]
+        if path.is_file():
+            return path
+    variant = "fp32" if choice == "auto" else choice
+    from deploy.package.onnx_export import FP32_TOLERANCE, export_onnx
+
+    limit = tolerance or (FP32_TOLERANCE if variant == "fp32" else 0.05)
+    export_onnx(model_dir, tmp, quantize=variant == "int8", tolerance=limit)
+    return tmp / model_facts.ONNX_DIR / model_facts.ONNX_FILES[variant]
+
+
+def graph_inputs(path: Path) -> tuple[str, ...]:
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception as exc:  # noqa: BLE001 - protobuf errors have many types
+        raise UserError(f"{path} is not an ONNX model: {exc}") from None
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in graph.initializer):
+        raise UserError(f"{path} keeps its weights in a side file (over 2 GB in fp32): ship"
+                        " the int8 model to Vespa (--onnx int8)")
+    initializers = {i.name for i in graph.initializer}
+    names = tuple(i.name for i in graph.input if i.name not in initializers)
+    if not {"input_ids", "attention_mask"} <= set(names):
+        raise UserError(f"{path} takes inputs {list(names)}; the package maps input_ids,"
+                        " attention_mask and token_type_ids")
+    return names
+
+
+def _num_labels(facts: model_facts.ModelDir) -> int:
+    if facts.num_labels not in (1, 2):
+        raise UserError(f"the model has {facts.num_labels} labels; a cross-encoder has 1 or 2")
+    return facts.num_labels

@@ -1,0 +1,161 @@
+"""Fetching a model for packaging: from the hub, a directory or an archive, into staging.
+
+Only the files serving needs are taken (config, tokenizer, safetensors weights); pickle
+weights are converted only when allowed, and tokenizer.json is written when missing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from deploy.errors import UserError, first_line
+from deploy.package import archive
+
+CONFIG_FILES = ["config.json"]
+TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "spm.model",
+                   "sentencepiece.bpe.model", "tokenizer.model"]
+SAFETENSORS = ["model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json"]
+PICKLE = ["pytorch_model.bin", "pytorch_model-*-of-*.bin", "pytorch_model.bin.index.json"]
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+
+
+def resolve_source(model: str, args, workdir: Path) -> tuple[Path, dict]:
+    """The directory to package from, and where it came from."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path, {"model_id": args.model_id or _recorded_id(path) or path.resolve().name,
+                      "source": "local"}
+    if path.is_file():
+        if not path.name.endswith((".tar.gz", ".tgz", ".tar")):
+            raise UserError(f"{model} is a file; pass a model directory, a hub id or a .tar.gz")
+        archive.safe_extract(path, workdir)
+        # Repackaging keeps the recorded origin, so the same archive in gives the same out.
+        recorded = _recorded(workdir)
+        info = {k: recorded[k] for k in ("model_id", "source", "revision") if k in recorded}
+        info.setdefault("model_id", path.name.split(".")[0])
+        info.setdefault("source", "archive")
+        if args.model_id:
+            info["model_id"] = args.model_id
+        return workdir, info
+    if not _HUB_ID.match(model) or model.startswith((".", "~")) or model.count("/") > 1:
+        raise UserError(f"{model}: no such model directory")
+    path = download(model, args.revision, args.allow_pickle)
+    return path, {"model_id": args.model_id or model, "source": "hub", "revision": path.name}
+
+
+def download(repo_id: str, revision: str | None, allow_pickle: bool) -> Path:
+    """Only the files serving needs, with huggingface_hub's progress bars.
+
+    Returns the snapshot directory, whose name is the commit it resolved to.
+    """
+    from huggingface_hub import constants, snapshot_download
+
+    offline_hint = (f"{repo_id} looks like a hub id, but the hub cannot be reached"
+                    " ({why}); download the model elsewhere and pass its local directory"
+                    " (MODEL=path/to/model)")
+    if constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true"):
+        raise UserError(offline_hint.format(why="HF_HUB_OFFLINE is set"))
+    patterns = CONFIG_FILES + TOKENIZER_FILES + SAFETENSORS
+    try:
+        path = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns,
+                                      etag_timeout=10))
+        if not _present(path, SAFETENSORS) and allow_pickle:
+            path = Path(snapshot_download(repo_id, revision=revision, allow_patterns=PICKLE))
+    except Exception as exc:  # huggingface_hub and httpx raise many kinds; one line each
+        name = type(exc).__name__
+        if name in ("RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError"):
+            raise UserError(f"{repo_id}: {name} ({first_line(exc)})") from None
+        raise UserError(offline_hint.format(why=f"{name}: {first_line(exc)}")) from None
+    return path
+
+
+def stage(source: Path, staging: Path, *, allow_pickle: bool) -> None:
+    """Copy the files serving needs into ``staging`` (hard links where possible)."""
+    staging.mkdir(parents=True)
+    if not (source / "config.json").is_file():
+        raise UserError(f"{source} has no config.json: not a transformers model directory")
+    for name in _matching(source, CONFIG_FILES + TOKENIZER_FILES + SAFETENSORS):
+        _link_or_copy(source / name, staging / name)
+    if not _present(staging, SAFETENSORS):
+        if not _present(source, PICKLE):
+            raise UserError(f"{source} has no weights: expected model.safetensors (or"
+                            " pytorch_model.bin with --allow-pickle)")
+        if not allow_pickle:
+            raise UserError(f"{source} has only pickle weights (pytorch_model.bin); pass"
+                            " --allow-pickle to load them weights-only and convert them to"
+                            " safetensors")
+        convert_pickle(source, staging)
+    ensure_fast_tokenizer(staging)
+
+
+def convert_pickle(source: Path, staging: Path) -> None:
+    """pytorch_model.bin -> model.safetensors, loading with torch's weights_only unpickler."""
+    from transformers import AutoModelForSequenceClassification
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source, use_safetensors=False, trust_remote_code=False)
+            model.save_pretrained(tmp, safe_serialization=True)
+        except Exception as exc:
+            raise UserError(f"cannot convert {source}'s pickle weights: {first_line(exc)}"
+                            ) from None
+        for name in _matching(Path(tmp), SAFETENSORS):
+            shutil.copyfile(Path(tmp) / name, staging / name)
+
+
+def ensure_fast_tokenizer(staging: Path) -> None:
+    """The engine needs tokenizer.json; write it from slow tokenizer files when missing."""
+    if (staging / "tokenizer.json").is_file():
+        return
+    if not _present(staging, TOKENIZER_FILES):
+        raise UserError(f"no tokenizer files in the model ({', '.join(TOKENIZER_FILES[:6])},"
+                        " ...): copy the tokenizer next to config.json")
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(staging, use_fast=True, trust_remote_code=False)
+    except Exception as exc:
+        raise UserError(f"cannot load the tokenizer: {first_line(exc)}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise UserError("the tokenizer has no fast (tokenizer.json) form; the engine needs one")
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        shutil.copyfile(Path(tmp) / "tokenizer.json", staging / "tokenizer.json")
+
+
+def _matching(directory: Path, patterns: list[str]) -> list[str]:
+    names = sorted(p.name for p in directory.iterdir() if p.is_file())
+    return [n for n in names if any(fnmatch.fnmatchcase(n, pat) for pat in patterns)]
+
+
+def _present(directory: Path, patterns: list[str]) -> bool:
+    return directory.is_dir() and bool(_matching(directory, patterns))
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src.resolve(), dst)  # hub snapshots are symlinks into the blob cache
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _recorded(directory: Path) -> dict:
+    try:
+        data = json.loads((directory / archive.MANIFEST).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _recorded_id(directory: Path) -> str | None:
+    return _recorded(directory).get("model_id")

@@ -1,0 +1,39 @@
+"""``package``: a hub id, a model directory or an archive in; a checked model.tar.gz out.
+
+Steps: fetch only config, tokenizer and safetensors files (hub) or take them from a
+directory; convert pickle weights only when allowed; make sure tokenizer.json exists; load
+the model with our engine and score one pair; write reranker.json; optionally export ONNX;
+write a reproducible model.tar.gz (model at the root, code/ beside it) and print its sha256.
+The steps live in deploy.package: fetch, verify and assemble; ``inspect`` in
+deploy.package.inspection.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from deploy.package import archive, assemble, fetch
+from deploy.package import verify as checks
+
+
+def run(args) -> int:
+    out = Path(args.output)
+    exporter = checks.onnx_exporter() if args.onnx else None  # fail before any work
+    with tempfile.TemporaryDirectory(prefix="reranker-package-") as tmp:
+        tmp = Path(tmp)
+        source, info = fetch.resolve_source(args.model, args, tmp / "source")
+        staging = tmp / "model"
+        fetch.stage(source, staging, allow_pickle=args.allow_pickle)
+        config = checks.check_cross_encoder(staging)
+        engine_info = checks.verify(staging) if args.check else {}
+        onnx_report = checks.export_onnx(exporter, staging, args) if exporter else None
+        manifest = assemble.build_manifest(info, config, engine_info, onnx_report, args)
+        (staging / archive.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True)
+                                                + "\n")
+        code = tmp / "code"
+        files = {**archive.collect(staging), **assemble.code_files(code, onnx=bool(args.onnx))}
+        sha = assemble.write_with_progress(out, files)
+    assemble.report(out, sha, manifest, len(files))
+    return 0

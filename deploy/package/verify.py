@@ -1,0 +1,76 @@
+"""Verifying a staged model: a cross-encoder that loads with our engine and scores a pair.
+
+An archive that was written is known to serve; with ONNX, the export is checked against
+torch and loaded once more through the engine's ONNX backend.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from deploy.errors import UserError, first_line
+from reranker import model_dir as model_facts
+
+ONNX_TOLERANCE = {"fp32": 1e-4, "int8": 5e-2}
+PROBE = ("what does a reranker do?", "A cross-encoder scores a query and a document together.")
+
+
+def check_cross_encoder(staging: Path) -> dict:
+    """A sequence-classification model with 1 or 2 labels, or a clear refusal."""
+    try:
+        config = json.loads((staging / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"config.json is not readable JSON: {exc}") from None
+    architectures = config.get("architectures") or []
+    if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise UserError(f"not a cross-encoder: config.json names {', '.join(architectures)};"
+                        " a reranker is a *ForSequenceClassification model")
+    labels = model_facts.num_labels(config)
+    if labels not in (1, 2):
+        raise UserError(f"not a cross-encoder: the model has {labels} output labels (a"
+                        " reranker has 1, or 2 for some ms-marco models)")
+    return config
+
+
+def verify(model_dir: Path, backend: str = "torch") -> dict:
+    """Load with our engine and score one pair: the archive is known to serve."""
+    from transformers.utils import logging as hf_logging
+
+    from reranker.engine import Reranker
+    from reranker.settings import Settings
+
+    hf_logging.disable_progress_bar()  # a weight-loading bar per check is noise
+    try:
+        engine = Reranker.from_dir(str(model_dir), Settings(warmup=False, backend=backend))
+    except Exception as exc:
+        raise UserError(f"the model does not load with the engine: {first_line(exc)}") from None
+    try:
+        score = engine.score(PROBE[0], [PROBE[1]])[0]
+        info = engine.describe()
+    finally:
+        engine.close()
+    if not math.isfinite(score):
+        raise UserError(f"the model scored a test pair as {score}: the weights are broken")
+    return {"max_length": info["max_length"], "num_labels": info["num_labels"]}
+
+
+def onnx_exporter():
+    """deploy.package.onnx_export.export_onnx, imported only when asked for."""
+    try:
+        from deploy.package.onnx_export import export_onnx
+    except ModuleNotFoundError as exc:
+        if exc.name != "deploy.package.onnx_export":
+            raise UserError(f"ONNX export needs {exc.name}: {exc}") from None
+        raise UserError("ONNX export is not available in this checkout"
+                        " (deploy/package/onnx_export.py is missing)") from None
+    return export_onnx
+
+
+def export_onnx(export, staging: Path, args) -> dict:
+    tolerance = args.onnx_tolerance or ONNX_TOLERANCE[args.onnx]
+    report = export(staging, staging, quantize=args.onnx == "int8", tolerance=tolerance)
+    if args.check:
+        verify(staging, backend="onnx")
+    return report

@@ -1,0 +1,1 @@
+"""SageMaker: upload, endpoints in every mode, Batch Transform, images, IAM, teardown."""

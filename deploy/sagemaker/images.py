@@ -1,0 +1,113 @@
+"""The official Hugging Face inference DLC's image URI for a region, instance type and versions.
+
+The SageMaker SDK's ``image_uris.retrieve("huggingface", ...)`` answers this from a JSON table
+it ships.  The SDK itself cannot live in our environment (sagemaker 2.x pins attrs<26,
+packaging<25, protobuf<7; sagemaker-core 2.x pins rich<15, protobuf<7 and pulls pandas, scipy
+and paramiko), so we ship its table instead -- ``deploy/sagemaker/data/huggingface_dlc.json``, the
+``inference`` scope of sagemaker-core's ``image_uri_config/huggingface.json`` -- and apply the
+same rules as the SDK: account per region from the table, ECR host name from botocore's
+endpoint data, tag ``<torch>-transformers<version>-<cpu|gpu>-<py>-<container version>``.
+Refresh the table with ``make dlc-images`` (reads the pinned wheel from PyPI).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import zipfile
+from functools import cache
+from pathlib import Path
+
+from deploy.errors import UserError
+
+TABLE = Path(__file__).resolve().parent / "data" / "huggingface_dlc.json"
+SDK_WHEEL_MEMBER = "sagemaker/core/image_uri_config/huggingface.json"
+
+
+@cache
+def _table() -> dict:
+    return json.loads(TABLE.read_text())["inference"]
+
+
+def _vkey(version: str) -> tuple:
+    return tuple(int(x) if x.isdigit() else 0 for x in re.split(r"[.]", version))
+
+
+def processor_for(instance_type: str | None, serverless: bool = False) -> str:
+    """cpu or gpu, as the SDK decides it from the instance family."""
+    if serverless:
+        return "cpu"  # serverless endpoints have no GPUs
+    match = re.match(r"^ml[._]([a-z0-9-]+)\.?\w*$", instance_type or "")
+    if not match:
+        raise UserError(f"invalid SageMaker instance type {instance_type!r} (e.g. ml.g5.xlarge)")
+    family = match.group(1)
+    if family.startswith(("inf", "trn")):
+        raise UserError(f"{instance_type} needs the Neuron DLC, which this tool does not look"
+                        " up; pass --image with a Neuron-compiled image")
+    return "gpu" if family[0] in ("g", "p") else "cpu"
+
+
+def versions() -> list[str]:
+    return sorted(_table()["versions"], key=_vkey)
+
+
+def dlc_image(region: str, instance_type: str | None, *, serverless: bool = False,
+              transformers_version: str | None = None, pytorch_version: str | None = None,
+              py_version: str | None = None) -> str:
+    table = _table()
+    tv = table["version_aliases"].get(transformers_version, transformers_version)
+    tv = tv or versions()[-1]
+    if tv not in table["versions"]:
+        raise UserError(f"no Hugging Face DLC for transformers {transformers_version}; known:"
+                        f" {', '.join(versions())}")
+    per_version = table["versions"][tv]
+    frameworks = sorted((k for k in per_version if k.startswith("pytorch")),
+                        key=lambda k: _vkey(k[7:]))
+    if not frameworks:
+        raise UserError(f"the DLC for transformers {tv} has no PyTorch image")
+    wanted = f"pytorch{pytorch_version}" if pytorch_version else frameworks[-1]
+    framework = per_version.get("version_aliases", {}).get(wanted, wanted)
+    if framework not in per_version:
+        raise UserError(f"no DLC for transformers {tv} with PyTorch {pytorch_version}; known:"
+                        f" {', '.join(f[7:] for f in frameworks)}")
+    entry = per_version[framework]
+    py = py_version or entry["py_versions"][0]
+    if py not in entry["py_versions"]:
+        raise UserError(f"the DLC for transformers {tv} / PyTorch {framework[7:]} has Python"
+                        f" {', '.join(entry['py_versions'])}, not {py}")
+    if region not in entry["registries"]:
+        raise UserError(f"no Hugging Face DLC is published in region {region!r}")
+    processor = processor_for(instance_type, serverless)
+    tag = "-".join([f"{framework[7:]}-transformers{tv}", processor, py,
+                    entry["container_version"][processor]])
+    return f"{entry['registries'][region]}.dkr.{_ecr_host(region)}/{entry['repository']}:{tag}"
+
+
+def _ecr_host(region: str) -> str:
+    """ECR's host name for the region from botocore's bundled endpoint data (offline)."""
+    import botocore.loaders
+    import botocore.regions
+
+    resolver = botocore.regions.EndpointResolver(
+        botocore.loaders.create_loader().load_data("endpoints"))
+    endpoint = resolver.construct_endpoint("ecr", region)
+    return endpoint["hostname"] if endpoint else f"ecr.{region}.amazonaws.com"
+
+
+def refresh(wheel: Path) -> None:
+    """Rewrite the table from a downloaded sagemaker-core wheel."""
+    with zipfile.ZipFile(wheel) as zf:
+        data = json.loads(zf.read(SDK_WHEEL_MEMBER))
+    out = {"_source": f"{wheel.name} (PyPI, Apache-2.0): {SDK_WHEEL_MEMBER}, 'inference'"
+                      " scope; refresh with `make dlc-images`",
+           "inference": data["inference"]}
+    TABLE.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "--refresh":
+        sys.exit("usage: python -m deploy.sagemaker.images --refresh"
+                 " sagemaker_core-X-py3-none-any.whl")
+    refresh(Path(sys.argv[2]))
+    print(f"wrote {TABLE} ({', '.join(versions()[-3:])} newest)")

@@ -1,0 +1,36 @@
+"""What a SageMaker model runs: the archive's S3 URI (uploaded if needed) and the image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deploy.package import archive
+from deploy.sagemaker import images
+
+
+def resolve_image(config, region: str) -> str:
+    """IMAGE_URI, or the HF DLC for the region, instance type (cpu/gpu) and versions."""
+    if config.image:
+        return config.image
+    return images.dlc_image(region, config.instance_type,
+                            serverless=config.deploy_mode.serverless,
+                            transformers_version=config.transformers_version,
+                            pytorch_version=config.pytorch_version,
+                            py_version=config.py_version)
+
+
+def model_data_for(aws, config) -> tuple[str, bool]:
+    """The archive's S3 URI (uploading it if needed), and whether network isolation fits."""
+    if config.model_data:
+        return config.model_data, bool(config.network_isolation)
+    from deploy.sagemaker.upload import upload
+
+    path = Path(config.archive)
+    uri = upload(aws, path)
+    requirements = (archive.read_member(path, "code/requirements.txt") or b"").decode()
+    needs_pypi = any(line.strip() and not line.lstrip().startswith("#")
+                     for line in requirements.splitlines())
+    if needs_pypi and config.network_isolation:
+        print("code/requirements.txt lists packages the DLC must pip-install: deploying"
+              " without network isolation")
+    return uri, bool(config.network_isolation) and not needs_pypi

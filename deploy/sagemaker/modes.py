@@ -1,0 +1,239 @@
+"""The ways to run the reranker on SageMaker, one object each.
+
+A mode supplies everything that differs between them: its validation (AWS's limits,
+named), the production variant and extra endpoint-config arguments of an endpoint, the
+metric autoscaling tracks, the execution role's extra IAM statements and log group, and
+for Batch Transform the job request.  Code elsewhere asks the mode; it never tests the
+mode's name.  A new mode is a new class here and one entry in ``MODES``.
+"""
+
+from __future__ import annotations
+
+from deploy.errors import UserError
+
+MB = 1024 * 1024
+# Batch Transform: SageMaker's MaxPayloadInMB is 0..100 (0: no limit, SingleRecord only).
+MAX_PAYLOAD_MB = 100
+SPLIT_TYPES = ("Line", "None")
+# multi-model-server's default max_request_size (6553500 bytes), which the DLC keeps.
+DLC_PAYLOAD_MB = 6
+
+
+class Mode:
+    name = ""
+    endpoint = True      # an endpoint (`deploy`), or a job (`transform`)
+    serverless = False   # runs on the DLC's CPU build whatever the instance type
+
+    def validate(self, config) -> None:
+        raise NotImplementedError
+
+    def variant(self, config, model: str, current: dict | None) -> dict:
+        raise NotImplementedError
+
+    def extra_config(self, config) -> dict:
+        """More CreateEndpointConfig arguments."""
+        return {}
+
+    def scaling_metric(self, config) -> dict | None:
+        """The target-tracking metric, or None when this mode does not autoscale."""
+        return None
+
+    def iam_statements(self, config, partition: str) -> list[dict]:
+        return []
+
+    def log_group(self, config) -> str:
+        return f"/aws/sagemaker/Endpoints/{config.endpoint}"
+
+
+class _Instances(Mode):
+    """Modes that run on instances the account pays for by the hour."""
+
+    def validate(self, config) -> None:
+        if config.instance_count < 1:
+            raise UserError(f"{config.name('instance_count')} must be at least 1")
+        if not config.instance_type.startswith("ml."):
+            raise UserError(f"{config.name('instance_type')} {config.instance_type!r} is not"
+                            " a SageMaker instance type (ml.<family>.<size>, e.g. ml.g5.xlarge)")
+        if config.max_capacity:
+            low = config.min_capacity or config.instance_count
+            if config.max_capacity < low:
+                raise UserError(f"{config.name('max_capacity')} ({config.max_capacity}) is"
+                                f" below {config.name('min_capacity')} ({low})")
+            if config.target_invocations < 1:
+                raise UserError(f"{config.name('target_invocations')} must be at least 1")
+
+    def variant(self, config, model: str, current: dict | None) -> dict:
+        count = config.instance_count
+        if current and config.max_capacity:
+            # Keep the capacity autoscaling had reached, within the new bounds, during the
+            # update.
+            running = max((v.get("CurrentInstanceCount") or 0)
+                          for v in current.get("ProductionVariants") or [{}])
+            low = config.min_capacity or config.instance_count
+            count = min(max(running, low), config.max_capacity)
+        return {"ModelName": model, "InstanceType": config.instance_type,
+                "InitialInstanceCount": count, "InitialVariantWeight": 1.0,
+                # Large models: time to download the archive and load before health checks.
+                "ModelDataDownloadTimeoutInSeconds": 1800,
+                "ContainerStartupHealthCheckTimeoutInSeconds": 900}
+
+
+class Realtime(_Instances):
+    name = "realtime"
+
+    def validate(self, config) -> None:
+        super().validate(config)
+        if config.max_capacity and (config.min_capacity or config.instance_count) < 1:
+            raise UserError(f"{config.name('min_capacity')} must be at least 1 for a real-time"
+                            " endpoint")
+
+    def scaling_metric(self, config) -> dict:
+        return {"PredefinedMetricSpecification": {
+            "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}
+
+
+class Async(_Instances):
+    name = "async"
+
+    def validate(self, config) -> None:
+        super().validate(config)
+        if not (config.async_output or "").startswith("s3://"):
+            raise UserError(f"async mode needs {config.name('async_output')}, an s3:// prefix for"
+                            " the results")
+
+    def extra_config(self, config) -> dict:
+        output = {"S3OutputPath": config.async_output}
+        if config.async_failure:
+            output["S3FailurePath"] = config.async_failure
+        topics = {k: v for k, v in (("SuccessTopic", config.sns_success),
+                                    ("ErrorTopic", config.sns_error)) if v}
+        if topics:
+            output["NotificationConfig"] = topics
+        return {"AsyncInferenceConfig": {
+            "OutputConfig": output,
+            "ClientConfig": {"MaxConcurrentInvocationsPerInstance":
+                             config.async_max_invocations}}}
+
+    def scaling_metric(self, config) -> dict:
+        return {"CustomizedMetricSpecification": {
+            "MetricName": "ApproximateBacklogSizePerInstance", "Namespace": "AWS/SageMaker",
+            "Dimensions": [{"Name": "EndpointName", "Value": config.endpoint}],
+            "Statistic": "Average"}}
+
+    def iam_statements(self, config, partition: str) -> list[dict]:
+        paths = [p for p in (config.async_output, config.async_failure) if p]
+        out = [{"Sid": "WriteAsyncResults", "Effect": "Allow", "Action": "s3:PutObject",
+                "Resource": [_objects(p, partition) for p in paths]}]
+        topics = [t for t in (config.sns_success, config.sns_error) if t]
+        if topics:
+            out.append({"Sid": "NotifyAsync", "Effect": "Allow", "Action": "sns:Publish",
+                        "Resource": topics})
+        return out
+
+
+class Serverless(Mode):
+    name = "serverless"
+    serverless = True
+
+    def validate(self, config) -> None:
+        if config.memory_mb not in range(1024, 6145, 1024):
+            raise UserError(f"{config.name('memory_mb')} must be 1024, 2048, ... 6144 for"
+                            f" serverless, not"
+                            f" {config.memory_mb}")
+        if not 1 <= config.max_concurrency <= 200:
+            raise UserError(f"{config.name('max_concurrency')} must be 1..200 for serverless, not"
+                            f" {config.max_concurrency}")
+        if config.max_capacity:
+            raise UserError(f"serverless endpoints scale by {config.name('max_concurrency')};"
+                            f" unset {config.name('max_capacity')}")
+
+    def variant(self, config, model: str, current: dict | None) -> dict:
+        return {"ModelName": model,
+                "ServerlessConfig": {"MemorySizeInMB": config.memory_mb,
+                                     "MaxConcurrency": config.max_concurrency}}
+
+
+class Transform(_Instances):
+    """Batch Transform: S3 jsonlines in, one answer line per request line out; no endpoint."""
+
+    name = "transform"
+    endpoint = False
+
+    def validate(self, config) -> None:
+        super().validate(config)
+        for field in ("transform_input", "transform_output"):
+            value = getattr(config, field) or ""
+            if not value.startswith("s3://") or len(value) <= len("s3://"):
+                raise UserError(f"{config.name(field)} must be an s3:// URI"
+                                f" (s3://bucket/prefix/), not {value!r}")
+        # S3Prefix reads every key that starts with the input's text.
+        if (config.transform_output.rstrip("/") + "/").startswith(config.transform_input):
+            raise UserError(f"{config.name('transform_output')} must not be"
+                            f" {config.name('transform_input')} or inside it"
+                            " (results would be read back as input next time)")
+        if config.split_type not in SPLIT_TYPES:
+            raise UserError(f"{config.name('split_type')} must be one of"
+                            f" {', '.join(SPLIT_TYPES)}, not {config.split_type!r}")
+        if not 1 <= config.max_payload_mb <= MAX_PAYLOAD_MB:
+            raise UserError(f"{config.name('max_payload_mb')} must be 1..{MAX_PAYLOAD_MB}, not"
+                            f" {config.max_payload_mb}")
+        if config.max_payload_mb > DLC_PAYLOAD_MB and not config.image:
+            raise UserError(f"{config.name('max_payload_mb')} above {DLC_PAYLOAD_MB} needs our"
+                            f" own image ({config.name('image')}): the DLC's"
+                            " multi-model-server refuses requests over 6553500 bytes")
+        if config.max_concurrent_transforms < 0:
+            raise UserError(f"{config.name('max_concurrent_transforms')} must be >= 0"
+                            " (0: SageMaker's default)")
+
+    def job_request(self, config, job: str, model: str) -> dict:
+        """CreateTransformJob's arguments: jsonlines, lines packed into MultiRecord batches
+        (SplitType=None: each file whole, one call each -- AWS batches split records only)."""
+        request = {
+            "TransformJobName": job, "ModelName": model,
+            "BatchStrategy": "MultiRecord" if config.split_type == "Line" else "SingleRecord",
+            "MaxPayloadInMB": config.max_payload_mb,
+            "TransformInput": {
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                                "S3Uri": config.transform_input}},
+                "ContentType": "application/jsonlines", "SplitType": config.split_type,
+                "CompressionType": "None"},
+            "TransformOutput": {"S3OutputPath": config.transform_output,
+                                "Accept": "application/jsonlines", "AssembleWith": "Line"},
+            "TransformResources": {"InstanceType": config.instance_type,
+                                   "InstanceCount": config.instance_count},
+            # Our server refuses bodies above its own limit: raise it to the batch size.
+            "Environment": {"SERVE_MAX_PAYLOAD_BYTES": str(config.max_payload_mb * MB)},
+        }
+        if config.max_concurrent_transforms:
+            request["MaxConcurrentTransforms"] = config.max_concurrent_transforms
+        return request
+
+    def iam_statements(self, config, partition: str) -> list[dict]:
+        bucket, _, prefix = config.transform_input[len("s3://"):].partition("/")
+        return [
+            {"Sid": "ListTransformInput", "Effect": "Allow", "Action": "s3:ListBucket",
+             "Resource": f"arn:{partition}:s3:::{bucket}",
+             "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}},
+            {"Sid": "ReadTransformInput", "Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": f"arn:{partition}:s3:::{config.transform_input[5:]}*"},
+            {"Sid": "WriteTransformOutput", "Effect": "Allow", "Action": "s3:PutObject",
+             "Resource": _objects(config.transform_output, partition)},
+        ]
+
+    def log_group(self, config) -> str:
+        return "/aws/sagemaker/TransformJobs"
+
+
+MODES = {m.name: m for m in (Realtime(), Serverless(), Async(), Transform())}
+ENDPOINT_MODES = tuple(name for name, m in MODES.items() if m.endpoint)
+
+
+def get(name: str, allowed: tuple[str, ...] = ENDPOINT_MODES, spelled: str = "mode") -> Mode:
+    if name not in allowed:
+        hint = " (batch inference: `make transform`)" if name in ("batch", "transform") else ""
+        raise UserError(f"{spelled} must be one of {', '.join(allowed)}, not {name!r}{hint}")
+    return MODES[name]
+
+
+def _objects(uri: str, partition: str) -> str:
+    return f"arn:{partition}:s3:::{uri[len('s3://'):].rstrip('/')}/*"

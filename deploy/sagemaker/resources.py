@@ -1,0 +1,102 @@
+"""SageMaker resources one at a time: describe, create, list ours, delete.
+
+Creating and deleting go through here so that every failure can name what exists
+(``inventory``) and nothing half-made is left behind without saying so.
+"""
+
+from __future__ import annotations
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from deploy.errors import UserError
+from deploy.sagemaker import container_env, names
+from deploy.sagemaker.aws import error_code, error_message, is_missing
+
+VARIANT = "AllTraffic"
+
+
+def describe(sm, endpoint: str) -> dict | None:
+    try:
+        return sm.describe_endpoint(EndpointName=endpoint)
+    except ClientError as exc:
+        if is_missing(exc):
+            return None
+        raise UserError(f"DescribeEndpoint {endpoint}: {error_code(exc)}:"
+                        f" {error_message(exc)}") from None
+
+
+def create_model(sm, config, name: str, image: str, model_data: str, isolation: bool,
+                 region: str) -> None:
+    sm.create_model(
+        ModelName=name,
+        PrimaryContainer={"Image": image, "ModelDataUrl": model_data,
+                          "Environment": container_env.complete(config.env, region)},
+        ExecutionRoleArn=config.role,
+        EnableNetworkIsolation=isolation,
+        Tags=names.tags(config.endpoint),
+    )
+
+
+def create_endpoint_config(sm, config, name: str, model: str, current: dict | None) -> None:
+    mode = config.deploy_mode
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[{"VariantName": VARIANT, **mode.variant(config, model, current)}],
+        Tags=names.tags(config.endpoint), **mode.extra_config(config))
+
+
+def inventory(sm, endpoint: str, made: list[str]) -> str:
+    """One line naming what exists now, so nothing is left behind silently."""
+    current = describe(sm, endpoint)
+    state = (f"endpoint {endpoint} is {current['EndpointStatus']} on"
+             f" {current['EndpointConfigName']}" if current
+             else f"endpoint {endpoint} does not exist")
+    made_text = f"; created by this run: {', '.join(made)}" if made else ""
+    return f"{state}{made_text}; `make delete ENDPOINT={endpoint}` removes them all"
+
+
+def our_names(sm, operation: str, key: str, field: str, endpoint: str,
+              pattern=None) -> list[str]:
+    """Names this tool made for ``endpoint`` (``names.ours`` unless ``pattern``)."""
+    pattern = pattern or names.ours(endpoint)
+    found = []
+    for page in sm.get_paginator(operation).paginate(NameContains=names.base(endpoint)):
+        found += [item[field] for item in page.get(key, []) if pattern.match(item[field])]
+    return found
+
+
+def config_variants(sm, name: str) -> list[dict]:
+    try:
+        return sm.describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"]
+    except ClientError as exc:
+        if is_missing(exc):
+            return []
+        raise
+
+
+def model_of(sm, name: str) -> dict:
+    try:
+        return sm.describe_model(ModelName=name)
+    except ClientError as exc:
+        if is_missing(exc):
+            return {}
+        raise
+
+
+def delete(call, **kwargs) -> str:
+    """"deleted", "already gone" or "failed (...)": for a line of the delete report."""
+    try:
+        call(**kwargs)
+        return "deleted"
+    except ClientError as exc:
+        if is_missing(exc):
+            return "already gone"
+        return f"failed ({error_code(exc)}: {error_message(exc)})"
+
+
+def quietly(call, **kwargs) -> None:
+    """Best-effort clean-up where the caller already reports the outcome."""
+    try:
+        call(**kwargs)
+    except (ClientError, BotoCoreError):
+        pass

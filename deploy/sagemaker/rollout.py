@@ -1,0 +1,114 @@
+"""Creating or updating an endpoint without downtime.
+
+Every deploy creates a new model and a new endpoint config (named ``<endpoint>-<UTC time>-
+<hash>``) and then creates the endpoint or moves it to the new config with UpdateEndpoint, so
+the old instances serve until the new ones are InService.  Failures name the resources that
+exist; nothing half-made is left behind without saying so.
+"""
+
+from __future__ import annotations
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from deploy.errors import UserError
+from deploy.sagemaker import autoscaling, names, resources
+from deploy.sagemaker.aws import Aws, error_code, error_message
+from deploy.sagemaker.model_source import model_data_for, resolve_image
+from deploy.sagemaker.waiter import SETTLING, WaitFailed, wait_in_service
+
+
+def deploy(aws: Aws, config, *, wait: bool = True) -> dict:
+    """Create or update; returns the final DescribeEndpoint (or the accepted request)."""
+    sm = aws.client("sagemaker")
+    current = resources.describe(sm, config.endpoint)
+    check_updatable(config.endpoint, current)
+    model_data, isolation = model_data_for(aws, config)
+    image = resolve_image(config, aws.region)
+    name = names.stamped(config.endpoint, model_data, image, config.mode,
+                         config.instance_type, config.instance_count, config.memory_mb,
+                         config.max_concurrency, sorted(config.env.items()))
+    made = create_resources(sm, config, name, image, model_data, isolation, aws.region,
+                            current)
+    saved = point_endpoint(aws, config, name, current, made)
+    if not wait:
+        if config.max_capacity:
+            print("autoscaling is configured after InService: without waiting it is not;"
+                  " run `make deploy` again once `make status` says InService")
+        return {"EndpointName": config.endpoint, "EndpointConfigName": name}
+    try:
+        final = wait_in_service(sm, config.endpoint, name, config.wait_timeout,
+                                config.poll_seconds)
+        autoscaling.configure(aws, config)
+    except (ClientError, BotoCoreError) as exc:
+        raise UserError(f"{error_code(exc)}: {error_message(exc)};"
+                        f" {resources.inventory(sm, config.endpoint, made)}") from None
+    except WaitFailed as exc:
+        autoscaling.restore(aws, saved)  # a rolled-back update serves the old config again
+        raise WaitFailed(f"{exc}; {resources.inventory(sm, config.endpoint, made)}"
+                             ) from None
+    if current:
+        prune(sm, config.endpoint, keep={name, current["EndpointConfigName"]})
+    print(f"{config.endpoint} is InService ({config.mode}, {image})")
+    return final
+
+
+def check_updatable(endpoint: str, current: dict | None) -> None:
+    if current and current["EndpointStatus"] in SETTLING + ("Deleting",):
+        raise UserError(f"endpoint {endpoint} is {current['EndpointStatus']}; wait until it"
+                        " settles (`make status`) and deploy again")
+    if current and current["EndpointStatus"] == "Failed":
+        raise UserError(f"endpoint {endpoint} is Failed"
+                        f" ({current.get('FailureReason', 'no reason given')}); a failed endpoint"
+                        " cannot be updated: `make delete` it, then deploy again")
+
+
+def create_resources(sm, config, name, image, model_data, isolation, region, current
+                     ) -> list[str]:
+    """This run's model and endpoint config (same name); on failure neither is left."""
+    made: list[str] = []
+    try:
+        resources.create_model(sm, config, name, image, model_data, isolation, region)
+        made.append(f"model {name}")
+        resources.create_endpoint_config(sm, config, name, name, current)
+        made.append(f"endpoint config {name}")
+    except (ClientError, BotoCoreError) as exc:
+        if made:  # before any endpoint points at it, this run's model can simply go
+            resources.quietly(sm.delete_model, ModelName=name)
+        raise UserError(f"{error_code(exc)}: {error_message(exc)} (nothing was left behind)"
+                        ) from None
+    return made
+
+
+def point_endpoint(aws: Aws, config, name: str, current, made: list[str]) -> dict | None:
+    """CreateEndpoint, or UpdateEndpoint to the new config; returns the autoscaling it lifted."""
+    sm = aws.client("sagemaker")
+    saved = None
+    try:
+        if current:
+            # AWS asks to deregister a scaling target before updating its endpoint.
+            saved = autoscaling.remove(aws, config.endpoint)
+            sm.update_endpoint(EndpointName=config.endpoint, EndpointConfigName=name)
+            print(f"updating {config.endpoint} to {name} (old instances keep serving)")
+        else:
+            sm.create_endpoint(EndpointName=config.endpoint, EndpointConfigName=name,
+                               Tags=names.tags(config.endpoint))
+            print(f"creating {config.endpoint} with {name}")
+    except (ClientError, BotoCoreError) as exc:
+        autoscaling.restore(aws, saved)
+        action = "UpdateEndpoint" if current else "CreateEndpoint"
+        where = resources.inventory(sm, config.endpoint, made)
+        raise UserError(f"{action} failed: {error_code(exc)}: {error_message(exc)}; {where}"
+                        ) from None
+    return saved
+
+
+def prune(sm, endpoint: str, keep: set[str]) -> None:
+    """After a successful update: drop older configs/models of this endpoint (keep previous)."""
+    keep_models = {v["ModelName"] for c in keep for v in resources.config_variants(sm, c)}
+    for name in resources.our_names(sm, "list_endpoint_configs", "EndpointConfigs",
+                                    "EndpointConfigName", endpoint):
+        if name not in keep:
+            resources.quietly(sm.delete_endpoint_config, EndpointConfigName=name)
+    for name in resources.our_names(sm, "list_models", "Models", "ModelName", endpoint):
+        if name not in keep_models:
+            resources.quietly(sm.delete_model, ModelName=name)
