@@ -23,8 +23,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from bench.local_server import Server
 from gated_model import wait_file
-from serverutil import Server
 from serving import config as server_config
 from serving import routes
 from serving.app import build_app
