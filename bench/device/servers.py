@@ -82,7 +82,10 @@ def infinity(model_dir: Path, device: str, dtype: str, site: Path
                INFINITY_ANONYMOUS_USAGE_STATS="0", DO_NOT_TRACK="1", PYTHONUNBUFFERED="1")
     command = [sys.executable, "-m", "infinity_emb.cli", "v2", "--model-id", str(model_dir),
                "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
-               "--device", device, "--dtype", dtype, "--engine", "torch"]
+               "--device", device, "--dtype", dtype, "--engine", "torch",
+               # Its warm-up calls tokenizer.batch_encode_plus, which transformers 5
+               # removed; the load generator's warm-up requests take its place.
+               "--no-model-warmup"]
     with tempfile.NamedTemporaryFile(prefix="infinity-", suffix=".log", delete=False) as log:
         log_path = Path(log.name)
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
