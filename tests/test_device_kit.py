@@ -88,13 +88,20 @@ def test_entry_points_answer_bad_input_with_one_line(tmp_path):
     assert chart.returncode == 2 and "cannot read" in chart.stderr
 
 
-@pytest.mark.slow
-def test_kit_installs_into_a_clean_folder_and_the_check_runs_on_cpu(tmp_path):
-    """prepare (this interpreter's wheels), run.sh (install + check), then the chart."""
+@pytest.fixture(scope="module")
+def prepared():
+    """`make device-kit` with wheels for this interpreter (downloads once per clone)."""
     done = subprocess.run([sys.executable, "-m", "bench.device.prepare", "--current-python",
                            "--dest", str(KIT_HERE)], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+@pytest.mark.slow
+def test_kit_installs_into_a_clean_folder_and_the_check_runs_on_cpu(prepared, tmp_path):
+    """prepare (this interpreter's wheels), run.sh (install + check), then the chart."""
+    done = prepared
     assert "fits" in done.stdout
     manifest = json.loads((KIT_HERE / "manifest.json").read_text())
     assert set(manifest["wheel_set_bytes"]) == {"serving", "infinity"}
@@ -186,3 +193,23 @@ def _check_server(section: dict) -> None:
 def _untracked_and_changed() -> str:
     return subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True,
                           text=True, timeout=60).stdout
+
+
+@pytest.mark.slow
+def test_llm_part_measures_once_the_engine_scores_qwen3(prepared, tmp_path, monkeypatch):
+    """The measuring half of the Qwen3 part, which the engine's refusal skips today: with
+    the probe passed, peers score against the model card's log-odds and are recorded."""
+    from bench.device import encoders, llm, shapes
+
+    model_dir = shapes.build("qwen3-0.6b", tmp_path / "qwen", KIT_HERE / "assets", quick=True)
+    builders = encoders.peer_builders(model_dir, "cpu")
+    monkeypatch.setattr(llm, "probe", lambda *args: 0.0)
+    monkeypatch.setattr(encoders, "peer_builders",
+                        lambda *args: {"ours fp32": builders["ours fp32"]})
+    results = Results(tmp_path / "r.json", {}, log=lambda _: None)
+    llm.measure(model_dir, device="cpu", quick=True, gemm_flops=1e9, results=results,
+                key=("sections", "llm"), time_left=lambda: 999.0)
+    section = json.loads((tmp_path / "r.json").read_text())["sections"]["llm"]
+    assert section["probe_max_abs"] == 0.0
+    row = section["peers"]["ours fp32"]
+    assert "max_abs" in row["parity"] and row["rag25"]["pairs_per_s"] > 0

@@ -26,8 +26,10 @@ INSTRUCTION = "Given a web search query, retrieve relevant passages that answer 
 PROBE_TOLERANCE = 1e-4
 
 
-def reference_scores(model_dir: Path, device: str, requests) -> list[np.ndarray]:
-    """The model card's computation, one pair at a time, fp32."""
+def reference_scores(model_dir: Path, device: str, requests
+                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The model card's computation, one pair at a time, fp32: per request, the relevance
+    softmax([no, yes])[1] and the raw score logit(yes) - logit(no) (its log-odds)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -35,10 +37,10 @@ def reference_scores(model_dir: Path, device: str, requests) -> list[np.ndarray]
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
     model.eval()
     yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
-    out = []
+    relevance, raw = [], []
     with torch.inference_mode():
         for query, docs in requests:
-            scores = []
+            scores, odds = [], []
             for doc in docs:
                 text = (f"{PREFIX}<Instruct>: {INSTRUCTION}\n<Query>: {query}\n"
                         f"<Document>: {doc}{SUFFIX}")
@@ -48,9 +50,11 @@ def reference_scores(model_dir: Path, device: str, requests) -> list[np.ndarray]
                 logits = model(input_ids=ids, logits_to_keep=1).logits[0, -1].float()
                 pair = torch.stack([logits[no], logits[yes]])
                 scores.append(float(torch.softmax(pair, 0)[1]))
-            out.append(np.asarray(scores))
+                odds.append(float(pair[1] - pair[0]))
+            relevance.append(np.asarray(scores))
+            raw.append(np.asarray(odds))
     del model
-    return out
+    return relevance, raw
 
 
 def probe(model_dir: Path, device: str, requests, references) -> float:
@@ -80,14 +84,15 @@ def measure(model_dir: Path, *, device: str, quick: bool, gemm_flops: float,
             results: Results, key: tuple[str, ...], time_left) -> dict:
     sets = encoders.request_sets(quick, heavy=True)
     checked = encoders.parity_requests(sets, quick)
-    references = reference_scores(model_dir, device, checked)
-    results.put(key + ("probe_max_abs",), probe(model_dir, device, checked, references))
+    relevance, raw = reference_scores(model_dir, device, checked)
+    results.put(key + ("probe_max_abs",), probe(model_dir, device, checked, relevance))
     for label, build in encoders.peer_builders(model_dir, device).items():
         if time_left() < 30:
             results.put(key + ("peers", label), {"skipped": "time budget spent"})
             continue
         try:
-            row = encoders.run_peer(build, sets, checked, references,
+            # Peers report raw scores: compared with the reference's log-odds.
+            row = encoders.run_peer(build, sets, checked, raw,
                                     {name: 0.0 for name in sets}, gemm_flops, device)
         except Exception as exc:
             row = {"error": f"{type(exc).__name__}: {exc}"[:500]}
