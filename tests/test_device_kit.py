@@ -64,6 +64,18 @@ def test_results_keep_every_section_whatever_happens(tmp_path):
     assert on_disk["d"]["status"] == "skipped" and "time budget" in on_disk["d"]["reason"]
 
 
+def test_a_wheel_set_missing_a_dependency_is_refused(prepared, tmp_path):
+    from bench.device import closure
+
+    for name in ("serving", "infinity"):
+        assert closure.unmet(KIT_HERE / "wheels" / name) == [], name
+    for wheel in (KIT_HERE / "wheels" / "infinity").glob("*.whl"):
+        if not wheel.name.startswith("pydantic_core"):
+            (tmp_path / wheel.name).write_bytes(wheel.read_bytes())
+    assert closure.unmet(tmp_path) == [
+        "pydantic: needs pydantic-core==2.50.5, which is neither carried nor on the machine"]
+
+
 def test_manifest_refuses_a_kit_over_the_carry_limit(tmp_path, monkeypatch):
     (tmp_path / "wheels").mkdir()
     (tmp_path / "wheels" / "big.whl").write_bytes(b"x" * 4096)

@@ -5,9 +5,10 @@
 
 Downloads, with ``pip download --no-deps --only-binary=:all:``, exactly the pinned wheels
 of bench/device/kit.py (our serving path; Infinity as a second set), builds the tokenizer
-assets (bench/device/assets.py), checks that kit and working tree together stay under the
-64 MiB that travel with a run, and writes ``manifest.json`` with every file's size.
-Exit status 0, or 1 with one line saying what is missing or too big.
+assets (bench/device/assets.py), checks that every carried wheel's requirements are met by
+its set or the GPU machine (bench/device/closure.py) and that kit and working tree together
+stay under the 64 MiB that travel with a run, and writes ``manifest.json`` with every
+file's size.  Exit status 0, or 1 with one line saying what is missing or too big.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import assets, kit
+from . import assets, closure, kit
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -54,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     manifest = write_manifest(args.dest, python, wheels, tokenizers)
     print(report(manifest))
+    target = kit.TARGET_PYTHON if python == "current" else python
+    gaps = [f"wheels/{name}: {line}" for name in wheels
+            for line in closure.unmet(args.dest / "wheels" / name, target)]
+    if gaps:
+        print(f"device-kit: {len(gaps)} unmet requirement(s): {'; '.join(gaps)}",
+              file=sys.stderr)
+        return 1
     if not manifest["fits"]:
         print(f"device-kit: kit and tree need {mib(manifest['carried_bytes'])} MiB, over the"
               f" {mib(kit.CARRY_LIMIT)} MiB that travel", file=sys.stderr)
