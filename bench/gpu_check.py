@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="tiny shapes and few requests (the CPU dry run)")
     p.add_argument("--budget-s", type=float, default=None,
-                   help="seconds for the whole check (default 420 on CUDA, 600 on CPU)")
+                   help="seconds for the whole check (default 390 on CUDA, 600 on CPU)")
     p.add_argument("--levels", default=None,
                    help="server concurrency levels (default 1,8,32,128; quick 1,4)")
     p.add_argument("--skip", default="", help="comma-separated sections to leave out")
@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.levels or min(args.levels) < 1:
         p.error("--levels must be positive integers")
     if args.budget_s is None:
-        args.budget_s = 420.0 if args.device == "cuda" else 600.0
+        args.budget_s = 390.0 if args.device == "cuda" else 600.0
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     return args
 

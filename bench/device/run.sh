@@ -10,7 +10,7 @@
 # and sentence-transformers are used.  OUTDIR receives the JSON results (rewritten after
 # every measurement, so a run cut by the limit still returns what it finished) and
 # run.log.  Environment: PYTHON (default python3), DEVICE_KIT (default
-# build/device-kit), DEVICE_CHECK_SECONDS (hard limit of the check, default 450).
+# build/device-kit), DEVICE_CHECK_SECONDS (hard limit of the check, default 420).
 set -uo pipefail
 
 out=${1:?usage: bash bench/device/run.sh OUTDIR [bench.gpu_check options]}
@@ -18,7 +18,7 @@ shift
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 kit=${DEVICE_KIT:-$root/build/device-kit}
 python=${PYTHON:-python3}
-limit=${DEVICE_CHECK_SECONDS:-450}
+limit=${DEVICE_CHECK_SECONDS:-420}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 exec > >(tee -a "$out/run.log") 2>&1
