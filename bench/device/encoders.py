@@ -63,6 +63,7 @@ def measure(model_dir: Path, *, device: str, quick: bool, heavy: bool, gemm_flop
     references = [reference.score(q, d) for q, d in checked]
     lengths = {name: [reference.lengths(q, d) for q, d in reqs] for name, reqs in sets.items()}
     reference.close()
+    empty_cache(device)
     shape = FlopShape.from_model_dir(model_dir)
     useful = {name: sum(shape.flops(x) for x in ls) for name, ls in lengths.items()}
     results.put(key + ("requests",), {

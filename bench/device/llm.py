@@ -54,6 +54,7 @@ def reference_scores(model_dir: Path, device: str, requests
             relevance.append(np.asarray(scores))
             raw.append(np.asarray(odds))
     del model
+    encoders.empty_cache(device)
     return relevance, raw
 
 
