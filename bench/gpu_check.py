@@ -1,226 +1,285 @@
-"""`make gpu-check`: the engine's GPU path, checked and measured in one command.
+"""`make gpu-check` / `bash bench/device/run.sh OUT`: the GPU path, checked and measured.
 
-    python -m bench.gpu_check                  # on CUDA: MiniLM-L6 and the bge-large shape
-    python -m bench.gpu_check --device cpu --model-dir DIR --quick   # the same code on CPU
+    python -m bench.gpu_check                          # on CUDA, sized for 8 minutes
+    python -m bench.gpu_check --device cpu --quick     # the same code on a CPU (tests)
 
-What it runs, each part in its own section of the JSON it writes:
+One JSON file, rewritten after every measurement, so a run stopped by its time limit
+still returns what it finished.  Its sections, in the order they run:
 
-1. parity: our fp32 engine against a plain fp32 forward pass (one pair at a time), which
-   must agree within 1e-5; bf16 and fp16 against it, with deviation and Kendall tau;
-2. OOM splitting: a batch too big for a memory cap (torch's per-process memory fraction, a
-   real allocator OOM) is halved by the backend until it fits, with the same scores;
-3. batching across requests: our server on the device at concurrency 1/8/32;
-4. pairs/s of our engine (fp32/fp16/bf16) against CrossEncoder.predict in fp16, for
-   MiniLM-L6 and the bge-large shape, and the share of the device's bf16 GEMM rate.
+1. environment: GPU, versions, where serving's packages were imported from;
+2. gemm: the measured bf16 (and fp16) matrix-multiply rate, the yardstick for shares;
+3. models:minilm, models:bge-large: per shape, parity of our engine (fp32 within 1e-5 of a
+   plain forward; bf16/fp16 deviation and Kendall tau), pairs/s of our engine and of
+   CrossEncoder in fp16 and bf16 on mixed-length 100-document and 25-document requests,
+   peak GPU memory, share of the bf16 GEMM rate (bench/device/encoders.py);
+4. oom: a batch over a real memory cap is halved and scores the same (bench/device/oom.py);
+5. server: our server against Infinity at concurrency 1/8/32/128 (bench/device/servers.py);
+6. llm:qwen3-0.6b: the Qwen3-Reranker shape, once the engine scores it as the model card
+   does; skipped with the reason otherwise (bench/device/llm.py);
+7. compiled: CUDA graphs and torch.compile against eager (bench/device/compiled.py).
 
-On a CPU (``--device cpu``) the parity, throughput and server parts run as they would on
-a GPU; fp16 and the OOM part are reported as skipped (no GPU memory to cap).  Sized to
-finish within 6 minutes on one GPU; each part has a request cap.
+A part that cannot run is recorded as skipped with its reason; one that fails records
+its error and the rest still run.  Exit status 0 when every check that ran passed.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import time
 from pathlib import Path
 
-import numpy as np
-
-from . import models, workloads
-from .flops import Shape
-from .metrics import Deviation
-from .run import parse_levels
+from . import models
+from .device import kit
+from .device.results import Budget, Results, Skip
 
 ROOT = models.ROOT
-FP32_TOLERANCE = 1e-5
-GPU_MODES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+ENCODERS = ("minilm", "bge-large")
+LLM = "qwen3-0.6b"
+# Seconds each part needs on an H200 (measured or estimated): skipped below that.
+NEEDS = {"gemm": 10, "models:minilm": 30, "models:bge-large": 60, "oom": 15, "server": 90,
+         f"llm:{LLM}": 60, "compiled": 60}
+# Seconds to compile (inductor, then CUDA graphs) both batch shapes of a model.
+COMPILE_NEEDS = {"minilm": 60, "bge-large": 150}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.gpu_check",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
-    p.add_argument("--model-dir", type=Path, default=None,
-                   help="check this model directory only (default: MiniLM-L6 and bge-large)")
-    p.add_argument("--quick", action="store_true", help="fewer requests (the CPU test)")
-    p.add_argument("--levels", default="1,8,32", help="server concurrency levels")
-    p.add_argument("--cache", type=Path, default=ROOT / "build" / "bench")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny shapes and few requests (the CPU dry run)")
+    p.add_argument("--budget-s", type=float, default=None,
+                   help="seconds for the whole check (default 390 on CUDA, 600 on CPU)")
+    p.add_argument("--levels", default=None,
+                   help="server concurrency levels (default 1,8,32,128; quick 1,4)")
+    p.add_argument("--skip", default="", help="comma-separated sections to leave out")
+    p.add_argument("--kit", type=Path, default=kit.KIT,
+                   help="the device kit (tokenizer assets, manifest)")
+    p.add_argument("--infinity-site", type=Path, default=None,
+                   help="folder where the kit's Infinity wheels are installed")
+    p.add_argument("--cache", type=Path, default=ROOT / "build" / "device-models",
+                   help="where the model shapes are built")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = p.parse_args(argv)
-    args.levels = parse_levels(p, args.levels)
+    args.levels = [int(x) for x in (args.levels or ("1,4" if args.quick else "1,8,32,128"))
+                   .split(",") if x.strip()]
+    if not args.levels or min(args.levels) < 1:
+        p.error("--levels must be positive integers")
+    if args.budget_s is None:
+        args.budget_s = 390.0 if args.device == "cuda" else 600.0
+    args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not (args.kit / "assets").is_dir():
+        print(f"gpu-check: no tokenizer assets in {args.kit}/assets: run `make device-kit`")
+        return 2
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu-check: no CUDA device is visible (run with --device cpu to check the code)")
         return 2
-    from . import machine
-
-    started = time.perf_counter()
-    info = machine.describe(measure_gemm=False)
-    peak = machine.gemm_rate("bfloat16" if args.device == "cuda" or info["cpu"]["bf16"]
-                             else "float32", device=args.device,
-                             sizes=(4096, 8192) if args.device == "cuda" else (1024,),
-                             seconds=0.5 if args.quick else 1.0)
-    results = {"machine": info, "device": args.device, "peak_gemm_flops": peak, "models": {}}
-    targets = ([("custom", args.model_dir)] if args.model_dir else
-               [(n, models.build(n, args.cache)) for n in ("minilm", "bge-large")])
-    for name, model_dir in targets:
-        _log(f"{name}: parity, throughput")
-        results["models"][name] = check_model(Path(model_dir), args, peak,
-                                              heavy=name == "bge-large")
-    first = Path(targets[0][1])
-    _log("OOM splitting")
-    results["oom_split"] = check_oom_split(first, args.device)
-    _log("server: batching across concurrent requests")
-    results["server"] = check_server(first, args)
-    results["elapsed_s"] = time.perf_counter() - started
-    results["ok"] = all(m["parity"]["fp32"]["max_abs"] <= FP32_TOLERANCE
-                        for m in results["models"].values()) \
-        and results["oom_split"].get("ok", True) and results["server"].get("errors", 0) == 0
-    return _write(args, results)
+    budget = Budget(args.budget_s)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+    path = args.out / f"gpu-check-{args.device}-{stamp}.json"
+    results = Results(path, {"device": args.device, "quick": args.quick,
+                             "budget_s": args.budget_s, "levels": args.levels}, log=_log)
+    _log(f"results: {path}")
+    Check(args, results, budget).run()
+    print(summary(results.data))
+    print(f"results: {path}")
+    return 0 if results.data["ok"] else 1
 
 
-def check_model(model_dir: Path, args, peak: float, *, heavy: bool) -> dict:
-    from .interleave import Reference, model_max_length
-    from .peers import CrossEncoderPeer, EnginePeer
+class Check:
+    def __init__(self, args, results: Results, budget: Budget):
+        self.args = args
+        self.results = results
+        self.budget = budget
+        self.gemm = 0.0
+        self.dirs: dict[str, Path] = {}
 
-    docs = 10 if heavy else 100
-    rounds = 1 if args.quick else (2 if heavy else 4)
-    work = workloads.mixed100(rounds) if not heavy else workloads.opensearch10(rounds * 4)
-    requests = [(r.query, r.documents[:docs]) for r in work.requests]
-    reference = Reference(model_dir, model_max_length(model_dir), device=args.device)
-    refs = [reference.score(q, d) for q, d in requests[:2]]
-    lengths = [reference.lengths(q, d) for q, d in requests]
-    reference.close()
-    shape = Shape.from_model_dir(model_dir)
-    useful = sum(shape.flops(x) for x in lengths)
-    pairs = sum(len(d) for _, d in requests)
-    out = {"parity": {}, "pairs_per_s": {}, "share_of_peak": {}, "skipped": {}}
-    for mode, dtype in GPU_MODES.items():
-        if args.device == "cpu" and dtype == "float16":
-            out["skipped"][mode] = "fp16 is for GPUs"
-            continue
-        peer = EnginePeer(model_dir, f"{mode}-cuda" if args.device == "cuda" else mode,
-                          device=args.device)
-        try:
-            seconds, scores = _timed(peer, requests)
-        finally:
-            peer.close()
-        dev = Deviation(top_k=10)
-        for got, ref in zip(scores, refs):
-            dev.add(got, ref)
-        out["parity"][mode] = dev.summary()
-        out["pairs_per_s"][f"ours {mode}"] = pairs / seconds
-        out["share_of_peak"][f"ours {mode}"] = useful / seconds / peak
-    ce = CrossEncoderPeer(model_dir, args.device)
-    if args.device == "cuda":
-        ce.model.model.half()  # CrossEncoder in fp16: how GPU users run it
-    seconds, _ = _timed(ce, requests)
-    label = "CrossEncoder fp16" if args.device == "cuda" else "CrossEncoder fp32"
-    out["pairs_per_s"][label] = pairs / seconds
-    out["share_of_peak"][label] = useful / seconds / peak
+    def run(self) -> None:
+        self.section("environment", self.environment)
+        self.section("gemm", self.measure_gemm)
+        for name in ENCODERS:
+            self.section(f"models:{name}", lambda n=name: self.encoder(n))
+        self.section("oom", lambda: self._oom())
+        self.section("server", self.server)
+        self.section(f"llm:{LLM}", self.llm)
+        self.section("compiled", self.compiled)
+
+    def verdict(self) -> None:
+        """Targets and pass/fail so far: kept current, so a run cut short still has them."""
+        data = self.results.data
+        data["targets"] = collect_targets(data)
+        data["elapsed_s"] = round(self.budget.elapsed(), 1)
+        data["ok"] = passed(data)
+        self.results.write()
+
+    def section(self, name: str, run) -> None:
+        if name in self.args.skip or name.split(":")[0] in self.args.skip:
+            self.results.put(("sections", name), {"status": "skipped", "reason": "--skip"})
+            self.verdict()
+            return
+        needs = 0.0 if self.args.quick else NEEDS.get(name, 0.0)
+        self.results.section(name, run, self.budget, needs)
+        self.verdict()
+
+    def key(self, name: str) -> tuple[str, ...]:
+        return ("sections", name)
+
+    def model_dir(self, name: str) -> Path:
+        if name not in self.dirs:
+            from .device import shapes
+
+            started = time.perf_counter()
+            self.dirs[name] = shapes.build(
+                name, self.args.cache / (name + ("-quick" if self.args.quick else "")),
+                self.args.kit / "assets", quick=self.args.quick, device=self.args.device)
+            _log(f"{name}: model ready in {time.perf_counter() - started:.1f} s")
+        return self.dirs[name]
+
+    def environment(self) -> dict:
+        import torch
+
+        from . import machine
+
+        info = machine.describe(measure_gemm=False)
+        origins = {}
+        for module in ("reranker", "serving", "bench", "starlette", "uvicorn", "transformers",
+                       "sentence_transformers", "torch"):
+            try:
+                origins[module] = str(Path(importlib.import_module(module).__file__).parent)
+            except ImportError as exc:
+                origins[module] = f"missing: {exc}"
+        manifest = self.args.kit / "manifest.json"
+        return {"machine": info, "imported_from": origins,
+                "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+                "kit": json.loads(manifest.read_text()) if manifest.is_file() else None,
+                "infinity_site": str(self.args.infinity_site or "")}
+
+    def measure_gemm(self) -> dict:
+        from . import machine
+
+        gpu = self.args.device == "cuda"
+        sizes = (4096, 8192) if gpu else (256 if self.args.quick else 1024,)
+        seconds = 1.0 if gpu else 0.2
+        rates = {dt: machine.gemm_rate(dt, device=self.args.device, sizes=sizes,
+                                       seconds=seconds)
+                 for dt in (("bfloat16", "float16") if gpu else ("bfloat16",))}
+        self.gemm = rates["bfloat16"]
+        return {"flops": rates, "sizes": list(sizes)}
+
+    def encoder(self, name: str) -> dict:
+        from .device import encoders
+
+        model_dir = self.model_dir(name)
+        return encoders.measure(model_dir, device=self.args.device, quick=self.args.quick,
+                                heavy=name != "minilm", gemm_flops=self.gemm,
+                                results=self.results, key=self.key(f"models:{name}"),
+                                time_left=self.budget.left)
+
+    def _oom(self) -> dict:
+        from .device import oom
+
+        if self.args.device != "cuda":
+            raise Skip("no GPU memory to cap on a CPU")
+        return oom.check(self.model_dir("minilm"), self.args.device, self.args.quick)
+
+    def server(self) -> dict:
+        from .device import servers
+
+        name = "minilm" if self.args.quick else "bge-large"
+        self.results.put(self.key("server") + ("model",), name)
+        quick = self.args.quick
+        return servers.measure(
+            self.model_dir(name), device=self.args.device, levels=self.args.levels,
+            max_requests=6 if quick else 400, max_seconds=4 if quick else 12,
+            infinity_site=self.args.infinity_site, results=self.results,
+            key=self.key("server"), time_left=self.budget.left)
+
+    def llm(self) -> dict:
+        from .device import llm
+
+        return llm.measure(self.model_dir(LLM), device=self.args.device, quick=self.args.quick,
+                           gemm_flops=self.gemm, results=self.results,
+                           key=self.key(f"llm:{LLM}"), time_left=self.budget.left)
+
+    def compiled(self) -> dict:
+        from .device import compiled
+
+        out = {}
+        for name in (("minilm",) if self.args.quick else ENCODERS):
+            needs = 0 if self.args.quick else COMPILE_NEEDS[name]
+            if self.budget.left() < needs:
+                out[name] = {"skipped": f"time budget: {self.budget.left():.0f} s left,"
+                                        f" compiling needs about {needs} s"}
+                continue
+            out[name] = compiled.measure(self.model_dir(name), self.args.device,
+                                         self.args.quick, self.budget.left)
+            self.results.put(self.key("compiled") + ("models",), out)
+        return {"models": out}
+
+
+def collect_targets(data: dict) -> dict:
+    """The documented targets (docs/gpu.md), read from the sections that decide them."""
+    sections = data.get("sections", {})
+    out = {}
+    for name, section in sections.items():
+        for key, value in (section.get("targets") or {}).items():
+            out[f"{name} {key}"] = value
     return out
 
 
-def _timed(peer, requests) -> tuple[float, list[np.ndarray]]:
-    peer.score(requests[0][0], requests[0][1][:8])  # warm-up: kernels, allocator
-    scores, seconds = [], 0.0
-    for query, documents in requests:
-        start = time.perf_counter()
-        scores.append(np.asarray(peer.score(query, documents), dtype=np.float64))
-        seconds += time.perf_counter() - start
-    return seconds, scores
+def passed(data: dict) -> bool:
+    """Every check that ran passed: fp32 parity, OOM halving, server answers, no errors."""
+    ok = True
+    for name, section in data.get("sections", {}).items():
+        if section.get("status") == "error":
+            ok = False
+        if (section.get("targets") or {}).get("fp32_parity_ok") is False:
+            ok = False
+        if name == "oom" and section.get("status") == "ok" and not section.get("ok"):
+            ok = False
+        if name == "server":
+            for stack in (section.get("stacks") or {}).values():
+                if any(row["errors"] for row in stack.get("levels", [])):
+                    ok = False
+    return ok
 
 
-def check_oom_split(model_dir: Path, device: str) -> dict:
-    """A batch over a real memory cap is halved until it fits, and scores the same."""
-    if device != "cuda":
-        return {"skipped": "no GPU memory to cap on CPU"}
-    import torch
-
-    from reranker.backends.torch_backend import TorchBackend
-
-    backend = TorchBackend(str(model_dir), device="cuda", dtype="float32",
-                           trust_remote_code=False, use_safetensors=True)
-    rows, tokens = 512, 512
-    ids = np.random.default_rng(0).integers(1000, 2000, size=(rows, tokens), dtype=np.int64)
-    mask = np.ones_like(ids)
-    calls = []
-    inner = backend._forward
-
-    def counted(*batch):
-        calls.append(len(batch[0]))
-        return inner(*batch)
-
-    expected = np.concatenate([inner(ids[i:i + 16], mask[i:i + 16], None)
-                               for i in range(0, rows, 16)])
-    torch.cuda.empty_cache()
-    total = torch.cuda.get_device_properties(0).total_memory
-    cap = torch.cuda.memory_allocated() + 2**30  # far below one 512x512 batch
-    backend._forward = counted
-    torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total))
-    try:
-        got = backend.forward(ids, mask, None)
-    finally:
-        torch.cuda.set_per_process_memory_fraction(1.0)
-        backend._forward = inner
-    diff = float(np.abs(got - expected).max())
-    return {"rows": rows, "tokens": tokens, "cap_gib": round(cap / 2**30, 2),
-            "forward_calls": len(calls), "smallest_batch": min(calls), "max_abs": diff,
-            "ok": len(calls) > 1 and diff <= FP32_TOLERANCE}
-
-
-def check_server(model_dir: Path, args) -> dict:
-    from .local_server import start_server
-    from .server_bench import bodies, run_level, warm
-
-    payloads = bodies(workloads.opensearch10(16, seed=101))
-    env = {"SERVE_MAX_CONCURRENCY": "256", "RERANK_DEVICE": args.device}
-    requests = 12 if args.quick else 300
-    levels = []
-    with start_server(model_dir, env=env, ready_timeout=300) as url:
-        warm(url, payloads)
-        for level in args.levels:
-            levels.append(run_level(url, payloads, level, max_requests=requests,
-                                    max_seconds=20 if args.quick else 30))
-    return {"levels": levels, "errors": sum(r["errors"] for r in levels)}
-
-
-def _write(args, results: dict) -> int:
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"gpu-check-{args.device}-{stamp}.json"
-    path.write_text(json.dumps(results, indent=1, default=float) + "\n")
-    print(summary(results))
-    print(f"results: {path}")
-    return 0 if results["ok"] else 1
-
-
-def summary(results: dict) -> str:
-    lines = [f"gpu-check on {results['device']}: peak GEMM (bf16 where supported)"
-             f" {results['peak_gemm_flops'] / 1e9:.0f} GFLOP/s"]
-    for name, m in results["models"].items():
-        for mode, dev in m["parity"].items():
-            lines.append(f"  {name} {mode}: max |diff| {dev['max_abs']:.2e},"
-                         f" Kendall tau {dev['kendall_tau_mean']:.4f}")
-        for label, rate in m["pairs_per_s"].items():
-            lines.append(f"  {name} {label}: {rate:.1f} pairs/s,"
-                         f" {m['share_of_peak'][label]:.1%} of peak")
-    oom = results["oom_split"]
-    lines.append("  OOM split: " + (oom.get("skipped") or
-                                    f"{oom['forward_calls']} calls, smallest batch"
-                                    f" {oom['smallest_batch']}, max |diff| {oom['max_abs']:.2e}"))
-    for row in results["server"]["levels"]:
-        lines.append(f"  server c={row['concurrency']}: {row['rps']:.1f} rps,"
-                     f" p99 {row['p99_ms'] or 0:.0f} ms, errors {row['errors']}")
-    lines.append("OK" if results["ok"] else "FAILED")
+def summary(data: dict) -> str:
+    env = (data["sections"].get("environment") or {}).get("machine") or {}
+    gpu = (env.get("gpu") or {}).get("name") or (env.get("cpu") or {}).get("model", "?")
+    lines = [f"gpu-check on {data['device']} ({gpu}), {data.get('elapsed_s', 0):.0f} s"]
+    gemm = (data["sections"].get("gemm") or {}).get("flops") or {}
+    if gemm:
+        lines.append("  GEMM: " + ", ".join(f"{k} {v / 1e12:.1f} TFLOP/s"
+                                            for k, v in gemm.items()))
+    for name, section in data["sections"].items():
+        status = section.get("status")
+        note = section.get("reason") or section.get("error") or ""
+        lines.append(f"  {name}: {status} ({section.get('seconds', 0):.0f} s) {note}"[:300])
+        for label, row in (section.get("peers") or {}).items():
+            rates = ", ".join(f"{w} {row[w]['pairs_per_s']:.0f} pairs/s"
+                              for w in ("mixed100", "rag25") if isinstance(row.get(w), dict))
+            tau = (row.get("parity") or {}).get("kendall_tau_mean")
+            lines.append(f"    {label}: {rates or row.get('skipped') or row.get('error')}"
+                         + (f", tau {tau:.3f}" if tau is not None else ""))
+        for stack, row in (section.get("stacks") or {}).items():
+            levels = ", ".join(f"c={r['concurrency']} {r['rps']:.1f} rps p99"
+                               f" {r['p99_ms'] or 0:.0f} ms" for r in row.get("levels", []))
+            lines.append(f"    {stack}: {levels or row.get('skipped') or row.get('error')}")
+    for key, value in data.get("targets", {}).items():
+        lines.append(f"  target {key}: {value}")
+    lines.append("OK" if data.get("ok") else "FAILED")
     return "\n".join(lines)
 
 

@@ -1,0 +1,83 @@
+"""Do CUDA graphs or torch.compile pay for these models?  Measured, not assumed.
+
+The engine runs the model eagerly (SDPA attention).  This times one forward pass at the
+batch shapes the engine forms (its padded batches: rows x longest row) in bf16, eagerly,
+compiled by inductor, and compiled with CUDA graphs (``mode="reduce-overhead"``), and
+reports each against eager along with the compile time a server would pay at start-up
+per shape.  On a CPU only the eager path runs (the dry run checks the code, not the
+speed).  It runs last: compiling is slow, and nothing else waits for it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .results import Skip
+
+# (rows, tokens): a small latency-bound batch (a 10-hit request) and a full token budget.
+SHAPES = ((10, 128), (64, 256))
+MODES = ("eager", "inductor", "cuda-graphs")
+
+
+def measure(model_dir: Path, device: str, quick: bool, time_left) -> dict:
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, dtype=dtype, attn_implementation="sdpa").to(device).eval()
+    modes = MODES if device == "cuda" else ("eager",)
+    shapes = ((2, 16),) if quick else SHAPES
+    out: dict = {}
+    for rows, tokens in shapes:
+        ids = torch.randint(1000, 2000, (rows, tokens), device=device)
+        mask = torch.ones_like(ids)
+        row: dict = {}
+        for mode in modes:
+            if time_left() < 45:
+                row[mode] = {"skipped": "time budget spent"}
+                continue
+            try:
+                row[mode] = _time_mode(model, mode, ids, mask, device)
+            except Skip as exc:
+                row[mode] = {"skipped": str(exc)}
+            except Exception as exc:  # a compiler failure is a finding, not a crash
+                row[mode] = {"error": f"{type(exc).__name__}: {exc}"[:400]}
+        eager = row.get("eager", {}).get("ms")
+        for mode in modes[1:]:
+            ms = row.get(mode, {}).get("ms")
+            if eager and ms:
+                row[mode]["speedup_vs_eager"] = eager / ms
+        out[f"{rows}x{tokens}"] = row
+    return {"shapes": out, "dtype": str(dtype)}
+
+
+def _time_mode(model, mode: str, ids, mask, device: str) -> dict:
+    import torch
+
+    torch._dynamo.reset()
+    if mode == "eager":
+        fn = model
+    else:
+        options = {"mode": "reduce-overhead"} if mode == "cuda-graphs" else {}
+        fn = torch.compile(model, dynamic=False, **options)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for _ in range(3):  # compile, record graphs, settle
+            fn(input_ids=ids, attention_mask=mask)
+        _sync(device)
+        first = time.perf_counter() - started
+        runs = 20
+        start = time.perf_counter()
+        for _ in range(runs):
+            fn(input_ids=ids, attention_mask=mask)
+        _sync(device)
+    return {"ms": 1000 * (time.perf_counter() - start) / runs, "warm_up_s": round(first, 2)}
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()

@@ -1,0 +1,151 @@
+"""Server level on the device: our server against Infinity, same model, same precision.
+
+Our server (``python -m serving``, started by bench/local_server.py as ``make serve``
+runs it) and Infinity (``infinity_emb v2``, from the kit's second wheel set, in its own folder
+so its older uvicorn and click never meet ours) serve the same model directory in fp16 on
+127.0.0.1.  A closed-loop client (bench/device/load.py) sends the 10-hit OpenSearch
+pattern in Cohere's format at each concurrency level, bounded by a request count and a
+time cap; the two servers run one after the other (one GPU, no sharing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .. import workloads
+from ..local_server import free_port, start_server
+from . import load
+from .results import Results, Skip
+
+SERVED_NAME = "reranker"
+
+
+def payloads(pairs: int = 10, rounds: int = 16) -> list[dict]:
+    work = workloads.opensearch10(rounds, seed=101)
+    return [{"query": r.query, "documents": list(r.documents[:pairs])} for r in work.requests]
+
+
+def measure(model_dir: Path, *, device: str, levels: list[int], max_requests: int,
+            max_seconds: float, infinity_site: Path | None, results: Results,
+            key: tuple[str, ...], time_left: Callable[[], float]) -> dict:
+    bodies = payloads()
+    dtype = "float16" if device == "cuda" else "float32"
+    stacks = {"ours": lambda: ours(model_dir, device, dtype)}
+    if infinity_site is not None:
+        stacks["infinity"] = lambda: infinity(model_dir, device, dtype, infinity_site)
+    else:
+        results.put(key + ("stacks", "infinity"), {"skipped": "the Infinity wheels are not"
+                                                  " installed (build/device-kit/wheels/infinity)"})
+    for name, start in stacks.items():
+        if time_left() < 30:
+            results.put(key + ("stacks", name), {"skipped": "time budget spent"})
+            continue
+        try:
+            with start() as (url, path, body):
+                encoded = [json.dumps(body(b)).encode() for b in bodies]
+                load.run_level(url, path, encoded, 2, 4, 60, 10)  # warm-up
+                rows = []
+                for level in levels:
+                    seconds = min(max_seconds, max(2.0, time_left() - 20))
+                    rows.append(load.run_level(url, path, encoded, level, max_requests,
+                                               seconds, len(bodies[0]["documents"])))
+                    results.put(key + ("stacks", name), {"levels": rows, "dtype": dtype,
+                                                         "gpu_memory": gpu_memory(device)})
+        except Skip as exc:
+            results.put(key + ("stacks", name), {"skipped": str(exc)})
+        except Exception as exc:  # a peer that fails to start: say why, keep ours
+            results.put(key + ("stacks", name), {"error": f"{type(exc).__name__}: {exc}"[:1500]})
+    return {"targets": targets(results.data, key)}
+
+
+@contextlib.contextmanager
+def ours(model_dir: Path, device: str, dtype: str) -> Iterator[tuple[str, str, Callable]]:
+    env = {"SERVE_MAX_CONCURRENCY": "256", "RERANK_DEVICE": device, "RERANK_DTYPE": dtype}
+    with start_server(model_dir, env=env, ready_timeout=300) as url:
+        yield url, "/v1/rerank", lambda b: {**b, "top_n": len(b["documents"])}
+
+
+@contextlib.contextmanager
+def infinity(model_dir: Path, device: str, dtype: str, site: Path
+             ) -> Iterator[tuple[str, str, Callable]]:
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(site), HF_HUB_OFFLINE="1",
+               INFINITY_ANONYMOUS_USAGE_STATS="0", DO_NOT_TRACK="1", PYTHONUNBUFFERED="1")
+    command = [sys.executable, "-m", "infinity_emb.cli", "v2", "--model-id", str(model_dir),
+               "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
+               "--device", device, "--dtype", dtype, "--engine", "torch",
+               # Its warm-up calls tokenizer.batch_encode_plus, which transformers 5
+               # removed; the load generator's warm-up requests take its place.
+               "--no-model-warmup"]
+    with tempfile.NamedTemporaryFile(prefix="infinity-", suffix=".log", delete=False) as log:
+        log_path = Path(log.name)
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, log_path, timeout=300)
+        yield url, "/rerank", lambda b: {**b, "model": SERVED_NAME}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log_path.unlink(missing_ok=True)
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log_path: Path, timeout: float) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-1500:]
+            raise RuntimeError(f"Infinity exited with {proc.returncode}: {tail}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"Infinity not healthy after {timeout:.0f} s")
+
+
+def gpu_memory(device: str) -> dict | None:
+    """Device memory in use (all processes: the server under test is another process)."""
+    if device != "cuda":
+        return None
+    import torch
+
+    free, total = torch.cuda.mem_get_info()
+    return {"used_gib": round((total - free) / 2**30, 2), "total_gib": round(total / 2**30, 1)}
+
+
+def targets(data: dict, key: tuple[str, ...]) -> dict:
+    node = data
+    for k in key:
+        node = node.get(k, {})
+    stacks = node.get("stacks", {})
+
+    def at(name, level):
+        for row in stacks.get(name, {}).get("levels", []):
+            if row["concurrency"] == level:
+                return row
+        return None
+
+    ours_row, inf_row = at("ours", 32), at("infinity", 32)
+    if not (ours_row and inf_row and inf_row["rps"]):
+        return {}
+    return {"c32_rps_vs_infinity": ours_row["rps"] / inf_row["rps"],
+            "c32_p99_ms": {"ours": ours_row["p99_ms"], "infinity": inf_row["p99_ms"]},
+            "c32_p99_no_worse": (ours_row["p99_ms"] or 0) <= (inf_row["p99_ms"] or 0)}
