@@ -56,7 +56,8 @@ fi
 echo "device-run: installed in $(( $(date +%s) - started )) s"
 
 cd "$root" || fail "no repository root"
-# The repository root comes first on sys.path (python -m), so bench/ is the tree's; reranker and serving come from the install.
+# The repository root comes first on sys.path (python -m), so bench/ is the tree's;
+# reranker and serving come from the install.
 # No progress bars: run.log stays one line per event.
 PYTHONPATH=$site HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 \
   HF_HUB_DISABLE_PROGRESS_BARS=1 TRANSFORMERS_NO_ADVISORY_WARNINGS=1 \
