@@ -14,6 +14,7 @@ from .admission import Admission
 from .config import ServerConfig
 from .loader import ModelLoader
 from .requestlog import RequestLog
+from .shutdown import phases
 
 
 def build_app(config: ServerConfig, on_failure: Callable[[], None] = lambda: None):
@@ -27,11 +28,14 @@ def build_app(config: ServerConfig, on_failure: Callable[[], None] = lambda: Non
         loader.start()  # in the background: uvicorn binds the port right after this
         yield
         executor.shutdown(wait=False, cancel_futures=True)
-        loader.close()
+        loader.close(timeout=phases(config.shutdown_timeout).close)
 
     app = Starlette(routes=routes.ROUTES, lifespan=lifespan,
                     exception_handlers={HTTPException: routes.http_error,
                                         Exception: routes.internal_error})
+    # Starlette redirects /invocations/ to /invocations on the client's Host header: an
+    # open redirect.  Paths match exactly; anything else is a JSON 404.
+    app.router.redirect_slashes = False
     app.state.config = config
     app.state.loader = loader
     app.state.admission = Admission(config.max_concurrency)

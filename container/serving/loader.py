@@ -7,6 +7,7 @@ and the server exits non-zero, which SageMaker reports as a failed endpoint.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -15,6 +16,10 @@ from collections.abc import Callable
 from .hooks import Hooks, RequestContext, load_hooks
 
 log = logging.getLogger("serving")
+
+# /ping is polled every few seconds: the runtime's health check (on CUDA it waits for the
+# forward pass in progress) runs off the event loop, at most once per this many seconds.
+HEALTH_INTERVAL = 5.0
 
 
 class ModelLoader:
@@ -25,6 +30,8 @@ class ModelLoader:
         self.hooks: Hooks | None = None
         self.model = None
         self._ready = threading.Event()
+        self._healthy = True
+        self._health_checked = float("-inf")
 
     @property
     def ready(self) -> bool:
@@ -61,7 +68,28 @@ class ModelLoader:
             info["settings"] = settings.public()
         return info
 
-    def close(self) -> None:
+    async def healthy(self) -> bool:
+        """The model's own health (``health()``, duck-typed: True when it has none), as of
+        the last check; a check older than HEALTH_INTERVAL is redone first."""
+        now = time.monotonic()
+        if now - self._health_checked >= HEALTH_INTERVAL:
+            self._health_checked = now  # concurrent pings keep the last answer meanwhile
+            self._healthy = await asyncio.to_thread(self._check_health)
+        return self._healthy
+
+    def _check_health(self) -> bool:
+        check = getattr(self.model, "health", None)
+        try:
+            return bool(check()) if callable(check) else True
+        except Exception:
+            log.exception("health check failed", extra={"event": "unhealthy"})
+            return False
+
+    def close(self, timeout: float) -> None:
+        """The model's ``close()``, waited for ``timeout`` seconds at most (the process
+        exits after this, so a close that hangs is left behind)."""
         close = getattr(self.model, "close", None)
         if callable(close):
-            close()
+            thread = threading.Thread(target=close, name="model-close", daemon=True)
+            thread.start()
+            thread.join(timeout)
