@@ -31,12 +31,15 @@ def read_all(sock: socket.socket) -> bytes:
     return out
 
 
-def exchange(base_url: str, data: bytes, timeout: float = 15.0) -> bytes:
-    """Send ``data``, close our side, and return what the server answers before closing."""
+def exchange(base_url: str, data: bytes, timeout: float = 15.0, half_close: bool = True
+             ) -> bytes:
+    """Send ``data``, close our side (unless told not to: uvicorn takes that for a hang-up),
+    and return what the server answers before closing."""
     with connect(base_url, timeout) as sock:
         try:
             sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass  # it answered and closed before reading everything
         return read_all(sock)
