@@ -112,6 +112,8 @@ class Batcher(_Runner):
         Raises Cancelled once ``cancel`` is set, EngineClosed once close() was called."""
         if not ids:
             raise ValueError("nothing to score")
+        if self._closed.is_set():
+            raise EngineClosed()
         job = _Job(ids, type_ids, cancel)
         if job.cancelled:
             raise Cancelled("the client closed the connection")
