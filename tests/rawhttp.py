@@ -40,7 +40,7 @@ def exchange(base_url: str, data: bytes, timeout: float = 15.0, half_close: bool
             sock.sendall(data)
             if half_close:
                 sock.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:
             pass  # it answered and closed before reading everything
         return read_all(sock)
 

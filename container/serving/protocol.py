@@ -13,7 +13,9 @@ uvicorn lacks are added:
   so a client trickling a header would hold its connection forever.
 
 These answers are written as raw bytes, since h11 may refuse to frame a response once the
-client broke the protocol, and each closes the connection.
+client broke the protocol, and each closes the connection: our side at once, the socket
+after a moment of reading and dropping what the client still sends (closing a socket with
+unread bytes resets the connection, which can destroy the answer before it is read).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from .config import ServerConfig
 
 log = logging.getLogger("serving.request")
 
+# Seconds a refused connection is drained before it is closed.
+LINGER_SECONDS = 2.0
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large",
             503: "Service Unavailable"}
 
@@ -49,6 +53,7 @@ class ServingProtocol(H11Protocol):
     header_timeout = 20.0
     max_header_bytes = 65536
     _head_timer = None
+    _refused = False
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -59,6 +64,8 @@ class ServingProtocol(H11Protocol):
         self._arm_head_timer()
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # drained until the lingering close
         # The first bytes of a keep-alive connection's next request start its head's clock.
         if self._head_timer is None and self._between_requests():
             self._arm_head_timer()
@@ -113,8 +120,9 @@ class ServingProtocol(H11Protocol):
 
     def _refuse(self, status: int, kind: str, message: str) -> None:
         """Answer ``status`` with our JSON error body and close the connection."""
-        if self.transport.is_closing():
+        if self._refused or self.transport.is_closing():
             return
+        self._refused = True
         request_id = uuid.uuid4().hex
         if self.cycle is not None and self.cycle.response_started:
             self.transport.close()  # too late for an answer of our own
@@ -126,7 +134,9 @@ class ServingProtocol(H11Protocol):
                 f"content-length: {len(body)}\r\nx-request-id: {request_id}\r\n"
                 "connection: close\r\n\r\n")
         self.transport.write(head.encode("ascii") + body)
-        self.transport.close()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
         self._cancel_head_timer()
         log.info("request", extra={"event": "request", "request_id": request_id,
                                    "status": status, "error": kind,
