@@ -66,6 +66,23 @@ def test_a_model_without_health_is_healthy_and_one_that_raises_is_not(tmp_path, 
         assert client.get("/ping").status_code == 503
 
 
+def test_a_health_check_that_hangs_reads_as_unhealthy(tmp_path, monkeypatch):
+    monkeypatch.setattr(loader_module, "HEALTH_WAIT", 0.05)
+    monkeypatch.setattr(loader_module, "HEALTH_HUNG", 0.3)
+    release = threading.Event()
+
+    class Hangs:
+        def health(self):
+            release.wait(30)  # a GPU that never answers
+            return True
+
+    with TestClient(ready_app(Hangs(), tmp_path)) as client:
+        assert client.get("/ping").status_code == 200  # not yet known
+        time.sleep(0.4)
+        assert client.get("/ping").status_code == 503
+        release.set()
+
+
 def test_closing_a_model_that_hangs_returns_by_the_timeout(tmp_path):
     release = threading.Event()
 

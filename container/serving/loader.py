@@ -20,6 +20,10 @@ log = logging.getLogger("serving")
 # /ping is polled every few seconds: the runtime's health check (on CUDA it waits for the
 # forward pass in progress) runs off the event loop, at most once per this many seconds.
 HEALTH_INTERVAL = 5.0
+# A ping waits this long for a check in progress (SageMaker gives /ping 2 s), and a check
+# still running after HEALTH_HUNG seconds (a hung GPU) reads as unhealthy.
+HEALTH_WAIT = 1.0
+HEALTH_HUNG = 10.0
 
 
 class ModelLoader:
@@ -31,7 +35,8 @@ class ModelLoader:
         self.model = None
         self._ready = threading.Event()
         self._healthy = True
-        self._health_checked = float("-inf")
+        self._health_checked = float("-inf")  # when the last check started
+        self._health_check: asyncio.Future | None = None
 
     @property
     def ready(self) -> bool:
@@ -72,9 +77,16 @@ class ModelLoader:
         """The model's own health (``health()``, duck-typed: True when it has none), as of
         the last check; a check older than HEALTH_INTERVAL is redone first."""
         now = time.monotonic()
-        if now - self._health_checked >= HEALTH_INTERVAL:
-            self._health_checked = now  # concurrent pings keep the last answer meanwhile
-            self._healthy = await asyncio.to_thread(self._check_health)
+        if self._health_check is None and now - self._health_checked >= HEALTH_INTERVAL:
+            self._health_checked = now
+            self._health_check = asyncio.ensure_future(asyncio.to_thread(self._check_health))
+        check = self._health_check
+        if check is not None:
+            await asyncio.wait({check}, timeout=HEALTH_WAIT)
+            if check.done():
+                self._healthy, self._health_check = check.result(), None
+            elif time.monotonic() - self._health_checked > HEALTH_HUNG:
+                return False
         return self._healthy
 
     def _check_health(self) -> bool:
