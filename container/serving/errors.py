@@ -8,6 +8,8 @@ class ServerError(Exception):
     status = 500
     type = "internal_error"
     field: str | None = None
+    # Refused before the whole body was read: the connection is closed after the answer.
+    leaves_body_unread = False
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -24,6 +26,7 @@ class BodyTooLarge(ServerError):
     status = 413
     type = "payload_too_large"
     field = "body"
+    leaves_body_unread = True
 
     def __init__(self, limit: int):
         super().__init__(f"the request body is larger than {limit} bytes "
@@ -34,6 +37,7 @@ class BodyTimeout(ServerError):
     status = 408
     type = "request_timeout"
     field = "body"
+    leaves_body_unread = True
 
     def __init__(self, seconds: float):
         super().__init__(f"the request body took over {seconds:g} s to arrive "

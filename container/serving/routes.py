@@ -36,8 +36,6 @@ from .hooks import RequestContext
 log = logging.getLogger("serving")
 
 JSON = "application/json"
-# Refusals that leave a body unread: the connection closes after them.
-_CLOSING = (408, 413)
 
 
 async def ping(request: Request) -> Response:
@@ -142,8 +140,8 @@ def error_response(request: Request, exc: BaseException) -> Response:
                                      "traceback under this request id"}}
     request.state.log["error"] = body["error"].get("type")
     headers = {"Retry-After": "1"} if status == 503 else None
-    if status in _CLOSING:
-        headers = {"Connection": "close"}
+    if getattr(exc, "leaves_body_unread", False):
+        headers = {"Connection": "close"}  # what is left of it would read as a request
     return JSONResponse(body, status_code=status, headers=headers)
 
 
