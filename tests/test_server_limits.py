@@ -73,7 +73,7 @@ def test_connections_over_the_cap_get_503_json(tight):
         time.sleep(1)  # the server has taken them all
         with rawhttp.connect(tight.url) as extra:
             answer = Response(rawhttp.wait_closed(extra, 30))
-        assert answer.status == 503
+        assert answer.status == 503 and answer.headers["retry-after"]
         assert answer.json()["error"]["type"] == "overloaded"
     finally:
         for sock in idle:

@@ -132,7 +132,8 @@ class ServingProtocol(H11Protocol):
         body = json.dumps({"error": {"type": kind, "message": message}}).encode()
         head = (f"HTTP/1.1 {status} {_REASONS[status]}\r\ncontent-type: application/json\r\n"
                 f"content-length: {len(body)}\r\nx-request-id: {request_id}\r\n"
-                "connection: close\r\n\r\n")
+                + ("retry-after: 1\r\n" if status == 503 else "")
+                + "connection: close\r\n\r\n")
         self.transport.write(head.encode("ascii") + body)
         if self.transport.can_write_eof():
             self.transport.write_eof()
