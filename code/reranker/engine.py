@@ -104,10 +104,6 @@ class Reranker:
             id2label=self.id2label,
         )
 
-    def check_documents(self, count: int, field: str = "documents") -> None:
-        """413 for more than RERANK_MAX_DOCUMENTS documents in one request."""
-        self._check_count(count, self.settings.max_documents, "RERANK_MAX_DOCUMENTS", field)
-
     def check_body_documents(self, count: int) -> None:
         """413 for more documents than RERANK_MAX_BODY_DOCUMENTS in all the lines of one
         jsonlines body, so a body of many lines cannot lift the per-request limit."""
@@ -123,7 +119,8 @@ class Reranker:
                                   f" ({variable}): split them across requests", field=field)
 
     def _check_limits(self, request: RerankRequest) -> None:
-        self.check_documents(len(request.pairs), request.documents_field)
+        self._check_count(len(request.pairs), self.settings.max_documents,
+                          "RERANK_MAX_DOCUMENTS", request.documents_field)
         cap = self.settings.max_chars
         for i, (query, text) in enumerate(request.pairs):
             if len(query) > cap or len(text) > cap:
