@@ -6,8 +6,10 @@ same ones.  Each is a one-line door onto the engine in the ``reranker`` package.
 Settings come from ``RERANK_*`` environment variables (see reranker/settings.py).
 """
 
+import functools
+
 from reranker import dialects
-from reranker.context import requested_dialect
+from reranker.context import cancellation, requested_dialect
 from reranker.engine import Reranker
 
 
@@ -20,7 +22,8 @@ def input_fn(input_data, content_type, context=None):
 
 
 def predict_fn(data, model, context=None):
-    return dialects.run(data, model.rerank)
+    rerank = functools.partial(model.rerank, cancel=cancellation(context))
+    return dialects.run(data, rerank, model.check_body_documents)
 
 
 def output_fn(prediction, accept, context=None):

@@ -19,7 +19,8 @@ docker-base:  ## reranker-base:bookworm from Debian's packages (debootstrap; kep
 
 # BASE_IMAGE: as given, else the official python image when it is here or can be pulled,
 # else the local Debian base.  build/docker-image-VARIANT.json records size and build time.
-docker-build:  ## build the serving image reranker-serving:VARIANT (VARIANT=cpu|gpu)
+# Needs the venv: container/base/extras.sh asks its pip for the CA bundle and find-links.
+docker-build: $(STAMP)  ## build the serving image reranker-serving:VARIANT (VARIANT=cpu|gpu)
 	@docker info >/dev/null 2>&1 || { $(NO_DOCKER); }; \
 	base=$(or $(BASE_IMAGE),$$(container/base/choose.sh $(PUBLIC_BASE) $(LOCAL_BASE))) || exit $$?; \
 	container/base/extras.sh $(DOCKER_EXTRAS) $(VARIANT) $(BIN)/pip >/dev/null || exit $$?; \

@@ -18,6 +18,9 @@ SUITE_ENV = {
     "RERANK_MAX_CHARS": "20000",
     "SERVE_MAX_PAYLOAD_BYTES": "262144",
     "SERVE_MAX_CONCURRENCY": "64",
+    # Short, so the hostile suite sees slow heads and bodies refused within seconds.
+    "SERVE_HEADER_TIMEOUT": "3",
+    "SERVE_BODY_TIMEOUT": "5",
 }
 
 

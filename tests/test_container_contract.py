@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow,
 
 GOOD = {"query": "capital of the united states", "documents": ["washington dc", "a panda"]}
 HTTP_SUITES = ["tests/test_server_api.py", "tests/test_server_errors.py",
-               "tests/test_server_load.py"]
+               "tests/test_server_load.py", "tests/test_server_hostile.py"]
 EXTRAS = ROOT / "build" / "docker-extras" / dockerutil.IMAGE.rpartition(":")[2]
 
 

@@ -99,7 +99,8 @@ def test_chunk_mode_takes_the_best_window(loaded):
     _, _, engine, tokenizer, model = loaded
     doc = " ".join(f"word{i}" for i in range(300))
     pairs = [(QUERY, doc)]
-    encoded = engine.encoder.encode(pairs, chunk=True, max_chunks=50,
+    # The request below asks for 50 windows; it gets RERANK_MAX_CHUNKS at most.
+    encoded = engine.encoder.encode(pairs, chunk=True, max_chunks=engine.settings.max_chunks,
                                     overlap=engine.settings.chunk_overlap)
     assert len(encoded.ids) > 1 and set(encoded.owner) == {0}
     assert all(len(row) <= MAX_LEN for row in encoded.ids)

@@ -153,7 +153,9 @@ def test_multirecord_packs_whole_lines_up_to_the_payload_limit():
 @pytest.fixture(scope="module")
 def batch_server(bert_dir):
     # Batch Transform sends up to MaxPayloadInMB per request: the server's limit matches it.
+    # A body's lines count together against RERANK_MAX_BODY_DOCUMENTS: MultiRecord needs it.
     env = {**SUITE_ENV, "RERANK_MAX_DOCUMENTS": str(MAX_DOCUMENTS),
+           "RERANK_MAX_BODY_DOCUMENTS": "100000",
            "SERVE_MAX_PAYLOAD_BYTES": str(MAX_PAYLOAD_MB * MB)}
     with start_server(bert_dir, env=env) as url, httpx.Client(base_url=url, timeout=600) as http:
         yield http

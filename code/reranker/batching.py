@@ -5,18 +5,26 @@ computes several times its real tokens.  Rows are sorted by length and cut into 
 whose padded size (rows x longest row) stays within a token budget, each padded only to
 its own longest row.  One worker thread owns the model, so callers on many threads (the
 HTTP server's requests) share batches while tokenization runs on their own threads.
+
+A caller may pass a ``threading.Event`` that cancels its rows (its client hung up): rows
+not yet computed are dropped between forward passes.  ``close()`` drops every waiting
+row the same way, so a shutdown waits for one forward pass at most; it also runs at
+interpreter exit, so no worker thread is inside a native runtime when Python finalizes.
 """
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from . import observe
+from .errors import Cancelled, EngineClosed
 
 # ids [b, t], attention mask [b, t], token types [b, t] or None -> logits [b, labels]
 ForwardFn = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], np.ndarray]
@@ -50,16 +58,25 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, multiple: int = 1):
     return ids, mask
 
 
-class _Job:
-    __slots__ = ("ids", "type_ids", "logits", "error", "done", "queued_at")
+# How often a waiting caller looks at its cancel event and at close().
+_POLL_SECONDS = 0.1
 
-    def __init__(self, ids, type_ids):
+
+class _Job:
+    __slots__ = ("ids", "type_ids", "cancel", "logits", "error", "done", "queued_at")
+
+    def __init__(self, ids, type_ids, cancel: threading.Event | None = None):
         self.ids = ids
         self.type_ids = type_ids
-        self.queued_at = time.perf_counter()
+        self.cancel = cancel
         self.logits: np.ndarray | None = None
         self.error: BaseException | None = None
         self.done = threading.Event()
+        self.queued_at = time.perf_counter()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
 
 
 class _Runner:
@@ -97,23 +114,41 @@ class Batcher(_Runner):
     def __init__(self, forward: ForwardFn, **limits):
         super().__init__(forward, **limits)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._closed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="reranker-batcher", daemon=True)
         self._thread.start()
+        _LIVE.add(self)
 
-    def run(self, ids: list[list[int]], type_ids: list[list[int]] | None) -> np.ndarray:
-        """Logits for each row, blocking until the worker has scored them."""
+    def run(self, ids: list[list[int]], type_ids: list[list[int]] | None,
+            cancel: threading.Event | None = None) -> np.ndarray:
+        """Logits for each row, blocking until the worker has scored them.
+
+        Raises Cancelled once ``cancel`` is set, EngineClosed once close() was called."""
         if not ids:
             raise ValueError("nothing to score")
-        job = _Job(ids, type_ids)
+        if self._closed.is_set():
+            raise EngineClosed()
+        job = _Job(ids, type_ids, cancel)
+        if job.cancelled:
+            raise Cancelled("the client closed the connection")
         self._queue.put(job)
-        job.done.wait()
+        while not job.done.wait(_POLL_SECONDS):
+            # The worker drops the job's rows when it reaches them; the caller need not wait.
+            if job.cancelled:
+                raise Cancelled("the client closed the connection")
+            if self._closed.is_set() and not self._thread.is_alive():
+                raise EngineClosed()
         if job.error is not None:
             raise job.error
         return job.logits
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the worker: rows not computed yet fail with EngineClosed; waits at most
+        ``timeout`` seconds (one forward pass) for the pass in progress."""
+        self._closed.set()
         self._queue.put(None)
-        self._thread.join(timeout=30)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=timeout)
 
     def _loop(self) -> None:
         while True:
@@ -141,6 +176,10 @@ class Batcher(_Runner):
             for j in jobs:
                 self.observer.waited(taken - j.queued_at)
             for batch in plan_batches(lengths, self.token_budget, self.max_rows):
+                self._check_live(jobs)
+                batch = [i for i in batch if rows[i][0].error is None]
+                if not batch:
+                    continue
                 members = [rows[i] for i in batch]
                 types = (None if members[0][0].type_ids is None
                          else [j.type_ids[r] for j, r in members])
@@ -149,24 +188,49 @@ class Batcher(_Runner):
                     results[i] = logits[k]
             offset = 0
             for j in jobs:
-                j.logits = np.stack(results[offset: offset + len(j.ids)])
+                if j.error is None:
+                    j.logits = np.stack(results[offset: offset + len(j.ids)])
                 offset += len(j.ids)
         except BaseException as exc:  # the callers re-raise it; the worker lives on
             for j in jobs:
-                j.error = exc
+                j.error = j.error or exc
         finally:
             for j in jobs:
                 j.done.set()
+
+    def _check_live(self, jobs: list[_Job]) -> None:
+        """Before each forward pass: fail the jobs cancelled or closed since the last one,
+        so their rows are not computed."""
+        for j in jobs:
+            if j.error is None and self._closed.is_set():
+                j.error = EngineClosed()
+            elif j.error is None and j.cancelled:
+                j.error = Cancelled("the client closed the connection")
 
 
 class Unbatched(_Runner):
     """For a backend that forms its own batches (``batches_itself``): each request goes to
     ``forward`` whole, on the caller's thread, padded to its longest row."""
 
-    def run(self, ids: list[list[int]], type_ids: list[list[int]] | None) -> np.ndarray:
+    def run(self, ids: list[list[int]], type_ids: list[list[int]] | None,
+            cancel: threading.Event | None = None) -> np.ndarray:
         if not ids:
             raise ValueError("nothing to score")
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("the client closed the connection")
         return self._forward_observed(ids, type_ids)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> None:
         pass
+
+
+# Every Batcher not yet garbage-collected, closed at interpreter exit: a worker thread
+# still inside a native runtime (onnxruntime, torch) when Python finalizes can abort the
+# process ("terminate called without an active exception").
+_LIVE: weakref.WeakSet[Batcher] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for batcher in list(_LIVE):
+        batcher.close(timeout=5.0)

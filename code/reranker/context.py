@@ -4,9 +4,15 @@ Both servers pass a context shaped like multi-model-server's: the DLC passes MMS
 ours mirrors it, and ``context.request_processor[0].get_request_properties()`` are the
 request's headers.  SageMaker forwards ``CustomAttributes`` of InvokeEndpoint as the
 X-Amzn-SageMaker-Custom-Attributes header; ``dialect=<name>`` there overrides detection.
+
+Our server's context also carries values of its own, as attributes: ``dialect`` (a native
+route's fixed dialect, which wins over the header) and ``cancel`` (a threading.Event set
+when the client hangs up).  Other contexts lack them, and read as None.
 """
 
 from __future__ import annotations
+
+import threading
 
 HEADER = "x-amzn-sagemaker-custom-attributes"
 
@@ -23,7 +29,11 @@ def custom_attributes(context) -> dict[str, str]:
 
 
 def requested_dialect(context) -> str | None:
-    return custom_attributes(context).get("dialect") or None
+    return getattr(context, "dialect", None) or custom_attributes(context).get("dialect") or None
+
+
+def cancellation(context) -> threading.Event | None:
+    return getattr(context, "cancel", None)
 
 
 def _header(context, name: str) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 
 import numpy as np
@@ -79,21 +80,26 @@ class Reranker:
         result = self.rerank(request)
         return (result.raw if raw else result.relevance).tolist()
 
-    def rerank(self, request: RerankRequest) -> RerankResult:
+    def rerank(self, request: RerankRequest, cancel: threading.Event | None = None
+               ) -> RerankResult:
+        """Scores for the request's pairs.  Setting ``cancel`` (its client went away) drops
+        the rows not computed yet and raises Cancelled."""
         self._check_limits(request)
         chunk = (request.long_documents or self.settings.long_documents) == "chunk"
+        # A request may ask for fewer chunks than RERANK_MAX_CHUNKS, never for more.
+        max_chunks = min(request.max_chunks or self.settings.max_chunks, self.settings.max_chunks)
         started = time.perf_counter()
         encoded = self.encoder.encode(
             request.pairs,
             chunk=chunk,
-            max_chunks=request.max_chunks or self.settings.max_chunks,
+            max_chunks=max_chunks,
             overlap=self.settings.chunk_overlap,
             truncate=request.truncate,
             direction=request.truncation_direction,
             field=request.documents_field,
         )
         self.observer.tokenized(time.perf_counter() - started, len(encoded.ids), encoded.tokens)
-        logits = self.batcher.run(encoded.ids, encoded.type_ids)
+        logits = self.batcher.run(encoded.ids, encoded.type_ids, cancel)
         logits = _best_row_per_pair(logits, encoded.owner, len(request.pairs))
         return RerankResult(
             request=request,
@@ -105,14 +111,23 @@ class Reranker:
             id2label=self.id2label,
         )
 
+    def check_body_documents(self, count: int) -> None:
+        """413 for more documents than RERANK_MAX_BODY_DOCUMENTS in all the lines of one
+        jsonlines body, so a body of many lines cannot lift the per-request limit."""
+        limit = self.settings.max_body_documents or self.settings.max_documents
+        variable = ("RERANK_MAX_BODY_DOCUMENTS" if self.settings.max_body_documents
+                    else "RERANK_MAX_DOCUMENTS")
+        self._check_count(count, limit, variable, "body")
+
+    @staticmethod
+    def _check_count(count: int, limit: int, variable: str, field: str) -> None:
+        if count > limit:
+            raise PayloadTooLarge(f"{count} documents in one request; the limit is {limit}"
+                                  f" ({variable}): split them across requests", field=field)
+
     def _check_limits(self, request: RerankRequest) -> None:
-        limit = self.settings.max_documents
-        if len(request.pairs) > limit:
-            raise PayloadTooLarge(
-                f"{len(request.pairs)} documents in one request; the limit is {limit}"
-                " (RERANK_MAX_DOCUMENTS): split the list across requests",
-                field=request.documents_field,
-            )
+        self._check_count(len(request.pairs), self.settings.max_documents,
+                          "RERANK_MAX_DOCUMENTS", request.documents_field)
         cap = self.settings.max_chars
         for i, (query, text) in enumerate(request.pairs):
             if len(query) > cap or len(text) > cap:
@@ -120,8 +135,14 @@ class Reranker:
                 raise PayloadTooLarge(
                     f"{field} has more than {cap} characters (RERANK_MAX_CHARS)", field=field)
 
-    def close(self) -> None:
-        self.batcher.close()
+    def health(self) -> bool:
+        """The backend's own check (a faulted GPU is unhealthy); may wait for a forward pass."""
+        return bool(self.backend.health())
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop scoring: requests still waiting fail with EngineClosed; returns within
+        ``timeout`` seconds."""
+        self.batcher.close(timeout)
 
 
 def _token_budget(backend: Backend, settings: Settings) -> int:

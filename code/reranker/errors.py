@@ -9,6 +9,16 @@ from __future__ import annotations
 
 import json
 
+# Error bodies quote the client's input (a key, a value, a path): quoted up to this many
+# characters, so a hostile body cannot make its own error answer megabytes long.
+MAX_MESSAGE_CHARS = 1000
+MAX_FIELD_CHARS = 200
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marked as cut."""
+    return text if len(text) <= limit else text[: limit - 15] + "...(truncated)"
+
 
 class RerankError(Exception):
     """Base of every error a request can cause.  ``field`` names the offending input."""
@@ -17,6 +27,8 @@ class RerankError(Exception):
     type = "invalid_request"
 
     def __init__(self, message: str, field: str | None = None):
+        message = clip(message, MAX_MESSAGE_CHARS)
+        field = None if field is None else clip(field, MAX_FIELD_CHARS)
         super().__init__(message)
         self.message = message
         self.field = field
@@ -64,3 +76,22 @@ class UnsupportedMediaType(RerankError):
 class NotAcceptable(RerankError):
     status = 406
     type = "not_acceptable"
+
+
+class Cancelled(RerankError):
+    """The caller gave up (its client closed the connection): its rows were not computed.
+    499, as nginx logs a request whose client went away."""
+
+    status = 499
+    type = "cancelled"
+
+
+class EngineClosed(RerankError):
+    """The engine was closed (a shutdown) before the request's rows were computed."""
+
+    status = 503
+    type = "shutting_down"
+
+    def __init__(self, message: str = "the model was stopped (server shutdown) before this "
+                                      "request finished; retry it"):
+        super().__init__(message)

@@ -51,6 +51,10 @@ class Settings:
     onnx_runtime: str = "onnxruntime"
     # Documents per request; larger requests get 413 (clients split them).
     max_documents: int = 1000
+    # Documents of all the lines of one application/jsonlines body together (413 above);
+    # 0: RERANK_MAX_DOCUMENTS.  Raise it for Batch Transform's MultiRecord, whose bodies
+    # carry as many lines as fit in MaxPayloadInMB.
+    max_body_documents: int = 0
     # Characters per document and per query before a request is refused (413).
     max_chars: int = 200_000
     # "truncate" (the references' behaviour) or "chunk": overlapping windows, max score.
@@ -88,6 +92,7 @@ class Settings:
         _check(self.device in _DEVICES, "device", f"must be one of {_DEVICES}")
         _check(self.backend in _BACKENDS, "backend", f"must be one of {_BACKENDS}")
         _check(self.max_documents >= 1, "max_documents", "must be >= 1")
+        _check(self.max_body_documents >= 0, "max_body_documents", "must be >= 0")
         _check(self.max_chars >= 1, "max_chars", "must be >= 1")
         _check(self.long_documents in _LONG_DOC, "long_documents", f"must be one of {_LONG_DOC}")
         _check(self.chunk_overlap >= 0, "chunk_overlap", "must be >= 0")

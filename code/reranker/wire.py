@@ -30,6 +30,11 @@ def is_json_type(media: str) -> bool:
 
 def decode_json(data: bytes | str | bytearray, content_type: str | None):
     media = media_type(content_type)
+    if not media and (content_type or "").strip():
+        # ";;;" or "; charset=utf-8": a type was sent but names no media type.
+        raise UnsupportedMediaType(
+            f"content type {content_type!r} names no media type; send {JSON}",
+            field="Content-Type")
     if media == FORM:
         return _form_as_json(data)
     if not is_json_type(media):

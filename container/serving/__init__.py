@@ -8,7 +8,9 @@ The modules, outside in:
   native POST /rerank (TEI), /v1/rerank and /v2/rerank (Cohere)
 - ``runtime_api``: answers on the runtime path the way the SageMaker runtime does
 - ``admission``: the bounded number of requests in flight (503 above it)
-- ``body``: reading a request body within the payload limit (413 above it)
+- ``body``: reading a request body within the payload limit (413) and the body timeout (408)
+- ``protocol``: uvicorn's h11 protocol with the connection limits, transport errors in JSON
+- ``shutdown``: the SIGTERM deadline (drain, engine close, watchdog)
 - ``hooks``: the model door, loading ``code/inference.py`` the way the HF toolkit does
 - ``requestlog``: request ids and one JSON log line per request
 - ``metrics``: GET /metrics (Prometheus), the engine's observer; ``requestmetrics``: the

@@ -20,6 +20,8 @@ import uvicorn  # noqa: E402
 from . import config as server_config  # noqa: E402
 from . import logs  # noqa: E402
 from .app import build_app  # noqa: E402
+from .protocol import protocol_class  # noqa: E402
+from .shutdown import DeadlineServer, phases  # noqa: E402
 
 log = logging.getLogger("serving")
 
@@ -43,10 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         server.should_exit = True
 
     app = build_app(config, on_failure)
-    server = uvicorn.Server(uvicorn.Config(
+    server = DeadlineServer(uvicorn.Config(
         app, host=config.host, port=config.port, lifespan="on", log_config=None,
         access_log=False, server_header=False, timeout_keep_alive=config.keep_alive,
-        timeout_graceful_shutdown=config.shutdown_timeout))
+        http=protocol_class(config), h11_max_incomplete_event_size=config.max_header_bytes,
+        ws="none",  # HTTP only: an Upgrade header is ignored, never handed to a websocket
+        timeout_graceful_shutdown=phases(config.shutdown_timeout).drain),
+        deadline=config.shutdown_timeout)
     log.info("starting", extra={"event": "start", "pid": os.getpid(), "server": config.public()})
     # uvicorn drains, then re-raises the signal it caught, which would end the process with
     # status 143; these no-op handlers receive it instead, so a graceful stop exits 0.

@@ -17,6 +17,7 @@ from .loader import ModelLoader
 from .metrics import Metrics, scrape
 from .requestlog import RequestLog
 from .requestmetrics import RequestMetrics
+from .shutdown import phases
 
 
 def build_app(config: ServerConfig, on_failure: Callable[[], None] = lambda: None):
@@ -32,12 +33,15 @@ def build_app(config: ServerConfig, on_failure: Callable[[], None] = lambda: Non
         loader.start()  # in the background: uvicorn binds the port right after this
         yield
         executor.shutdown(wait=False, cancel_futures=True)
-        loader.close()
+        loader.close(timeout=phases(config.shutdown_timeout).close)
 
     scraped = [Route(config.metrics_path, scrape, methods=["GET"])] if metrics else []
     app = Starlette(routes=[*routes.ROUTES, *scraped], lifespan=lifespan,
                     exception_handlers={HTTPException: routes.http_error,
                                         Exception: routes.internal_error})
+    # Starlette redirects /invocations/ to /invocations on the client's Host header: an
+    # open redirect.  Paths match exactly; anything else is a JSON 404.
+    app.router.redirect_slashes = False
     app.state.config = config
     app.state.loader = loader
     app.state.admission = Admission(config.max_concurrency)

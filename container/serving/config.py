@@ -28,7 +28,20 @@ class ServerConfig:
     max_payload_bytes: int = 6 * MB
     # Requests admitted at once (all of them queue in the engine's batcher); more get 503.
     max_concurrency: int = 64
-    # Seconds SIGTERM waits for requests in flight (SageMaker sends SIGKILL after 30).
+    # Seconds a request's body may take to arrive; slower bodies get 408.  Bodies are read
+    # before a request takes one of the SERVE_MAX_CONCURRENCY slots, so slow clients never
+    # hold one.
+    body_timeout: float = 20.0
+    # Seconds a connection may take to send a request's line and headers; then 408.
+    header_timeout: float = 20.0
+    # Request line plus headers; larger get 431 (h11's max incomplete event size).
+    max_header_bytes: int = 65536
+    # Open connections (idle keep-alive ones included); more get 503 on connecting.  With
+    # SERVE_MAX_PAYLOAD_BYTES it bounds the memory bodies being read can take.
+    max_connections: int = 256
+    # Seconds from SIGTERM to exit, whatever the load: requests in flight get until then
+    # minus 2 s to finish (then 503), and the engine stops its forward passes in those 2 s.
+    # SageMaker sends SIGKILL 30 s after SIGTERM.
     shutdown_timeout: float = 25.0
     # Idle keep-alive seconds; longer than the 60 s SageMaker waits for an answer.
     keep_alive: int = 75
@@ -52,6 +65,10 @@ VARIABLES = {  # field -> variables, first set wins
     "program": ("SAGEMAKER_PROGRAM",),
     "max_payload_bytes": ("SERVE_MAX_PAYLOAD_BYTES",),
     "max_concurrency": ("SERVE_MAX_CONCURRENCY",),
+    "body_timeout": ("SERVE_BODY_TIMEOUT",),
+    "header_timeout": ("SERVE_HEADER_TIMEOUT",),
+    "max_header_bytes": ("SERVE_MAX_HEADER_BYTES",),
+    "max_connections": ("SERVE_MAX_CONNECTIONS",),
     "shutdown_timeout": ("SERVE_SHUTDOWN_TIMEOUT",),
     "keep_alive": ("SERVE_KEEP_ALIVE",),
     "log_level": ("SERVE_LOG_LEVEL",),
@@ -92,6 +109,10 @@ def _validate(config: ServerConfig) -> None:
         (0 < config.port < 65536, "the port must be in 1..65535"),
         (config.max_payload_bytes >= 1024, "SERVE_MAX_PAYLOAD_BYTES must be at least 1024"),
         (config.max_concurrency >= 1, "SERVE_MAX_CONCURRENCY must be at least 1"),
+        (config.body_timeout > 0, "SERVE_BODY_TIMEOUT must be > 0"),
+        (config.header_timeout > 0, "SERVE_HEADER_TIMEOUT must be > 0"),
+        (config.max_header_bytes >= 4096, "SERVE_MAX_HEADER_BYTES must be at least 4096"),
+        (config.max_connections >= 1, "SERVE_MAX_CONNECTIONS must be at least 1"),
         (config.shutdown_timeout >= 0, "SERVE_SHUTDOWN_TIMEOUT must be >= 0"),
         (config.keep_alive >= 1, "SERVE_KEEP_ALIVE must be at least 1"),
         (config.program.endswith(".py"), "SAGEMAKER_PROGRAM must name a .py file"),

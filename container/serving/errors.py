@@ -8,6 +8,8 @@ class ServerError(Exception):
     status = 500
     type = "internal_error"
     field: str | None = None
+    # Refused before the whole body was read: the connection is closed after the answer.
+    leaves_body_unread = False
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -24,10 +26,33 @@ class BodyTooLarge(ServerError):
     status = 413
     type = "payload_too_large"
     field = "body"
+    leaves_body_unread = True
 
     def __init__(self, limit: int):
         super().__init__(f"the request body is larger than {limit} bytes "
                          "(SERVE_MAX_PAYLOAD_BYTES); send fewer or shorter documents")
+
+
+class BodyTimeout(ServerError):
+    status = 408
+    type = "request_timeout"
+    field = "body"
+    leaves_body_unread = True
+
+    def __init__(self, seconds: float):
+        super().__init__(f"the request body took over {seconds:g} s to arrive "
+                         "(SERVE_BODY_TIMEOUT); send it at once")
+
+
+class ClientGone(ServerError):
+    """The client closed the connection before its answer: nobody reads this one.  499, as
+    nginx logs it, so the log tells hang-ups from our faults."""
+
+    status = 499
+    type = "cancelled"
+
+    def __init__(self):
+        super().__init__("the client closed the connection before the answer")
 
 
 class Overloaded(ServerError):
@@ -41,6 +66,15 @@ class NotReady(ServerError):
 
     def __init__(self):
         super().__init__("the model is still loading; retry when GET /ping answers 200")
+
+
+class Unhealthy(ServerError):
+    status = 503
+    type = "unhealthy"
+
+    def __init__(self):
+        super().__init__("the model's runtime reports a fault (a lost or faulted GPU); this "
+                         "instance cannot score")
 
 
 class ShuttingDown(ServerError):

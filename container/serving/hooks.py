@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,17 @@ class RequestContext:
 
     ``context.request_processor[0].get_request_properties()`` are the request's headers,
     so one hook reads a header (e.g. X-Amzn-SageMaker-Custom-Attributes) under both servers.
+    Two values are ours alone (reranker/context.py reads them): ``dialect``, a native
+    route's fixed dialect, and ``cancel``, set when the client hangs up.
     """
 
-    def __init__(self, headers: Mapping[str, str] | None = None, model_dir: str = ""):
+    def __init__(self, headers: Mapping[str, str] | None = None, model_dir: str = "", *,
+                 dialect: str | None = None, cancel: threading.Event | None = None):
         self._headers = dict(headers or {})
         self.request_processor = [self]
         self.system_properties = {"model_dir": model_dir}
+        self.dialect = dialect
+        self.cancel = cancel
 
     def get_request_properties(self) -> dict:
         return self._headers

@@ -7,6 +7,7 @@ and the server exits non-zero, which SageMaker reports as a failed endpoint.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -15,6 +16,14 @@ from collections.abc import Callable
 from .hooks import Hooks, RequestContext, load_hooks
 
 log = logging.getLogger("serving")
+
+# /ping is polled every few seconds: the runtime's health check (on CUDA it waits for the
+# forward pass in progress) runs off the event loop, at most once per this many seconds.
+HEALTH_INTERVAL = 5.0
+# A ping waits this long for a check in progress (SageMaker gives /ping 2 s), and a check
+# still running after HEALTH_HUNG seconds (a hung GPU) reads as unhealthy.
+HEALTH_WAIT = 1.0
+HEALTH_HUNG = 10.0
 
 
 class ModelLoader:
@@ -29,6 +38,9 @@ class ModelLoader:
         self.model = None
         self.load_seconds: float | None = None
         self._ready = threading.Event()
+        self._healthy = True
+        self._health_checked = float("-inf")  # when the last check started
+        self._health_check: asyncio.Future | None = None
 
     @property
     def ready(self) -> bool:
@@ -67,7 +79,35 @@ class ModelLoader:
             info["settings"] = settings.public()
         return info
 
-    def close(self) -> None:
+    async def healthy(self) -> bool:
+        """The model's own health (``health()``, duck-typed: True when it has none), as of
+        the last check; a check older than HEALTH_INTERVAL is redone first."""
+        now = time.monotonic()
+        if self._health_check is None and now - self._health_checked >= HEALTH_INTERVAL:
+            self._health_checked = now
+            self._health_check = asyncio.ensure_future(asyncio.to_thread(self._check_health))
+        check = self._health_check
+        if check is not None:
+            await asyncio.wait({check}, timeout=HEALTH_WAIT)
+            if check.done():
+                self._healthy, self._health_check = check.result(), None
+            elif time.monotonic() - self._health_checked > HEALTH_HUNG:
+                return False
+        return self._healthy
+
+    def _check_health(self) -> bool:
+        check = getattr(self.model, "health", None)
+        try:
+            return bool(check()) if callable(check) else True
+        except Exception:
+            log.exception("health check failed", extra={"event": "unhealthy"})
+            return False
+
+    def close(self, timeout: float) -> None:
+        """The model's ``close()``, waited for ``timeout`` seconds at most (the process
+        exits after this, so a close that hangs is left behind)."""
         close = getattr(self.model, "close", None)
         if callable(close):
-            close()
+            thread = threading.Thread(target=close, name="model-close", daemon=True)
+            thread.start()
+            thread.join(timeout)

@@ -1,14 +1,17 @@
 """HTTP routing: GET /ping, POST /invocations, POST /endpoints/{name}/invocations, and the
 native rerank APIs: POST /rerank (TEI) and POST /v1/rerank, /v2/rerank (Cohere).
 
-The native routes are /invocations with the dialect fixed by the route: they set it the
-way a SageMaker client does, as ``dialect=`` in X-Amzn-SageMaker-Custom-Attributes, so the
-same hooks parse, score and render (and a route's fixed dialect wins over the client's).
+The native routes are /invocations with the dialect fixed by the route: the hooks get it
+as the context's ``dialect`` (reranker/context.py), which wins over a ``dialect=`` the
+client sends in X-Amzn-SageMaker-Custom-Attributes, so the same hooks parse, score and
+render.
 
-Handlers stay on the event loop only to route, admit and read; the hooks run in the
-predict thread pool, where concurrent requests meet in the engine's batcher.  Every
-answer is JSON: typed errors keep their status and body, anything else is our fault
-(500, with the request id to find the traceback in the log).
+Handlers stay on the event loop only to route, read and admit; the hooks run in the
+predict thread pool, where concurrent requests meet in the engine's batcher.  The body is
+read before admission, so a slow client holds no slot.  A client that hangs up cancels
+its rows in the batcher and is logged as 499.  Every answer is JSON: typed errors keep
+their status and body, anything else is our fault (500, with the request id to find the
+traceback in the log).
 """
 
 from __future__ import annotations
@@ -16,34 +19,39 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from reranker.errors import clip
+
 from . import runtime_api
 from .body import read_body
-from .errors import NotReady, ShuttingDown, is_typed
+from .errors import ClientGone, NotReady, ShuttingDown, Unhealthy, is_typed
 from .hooks import RequestContext
 
 log = logging.getLogger("serving")
 
 JSON = "application/json"
-# SageMaker forwards InvokeEndpoint's CustomAttributes in this header; the hooks read
-# ``dialect=`` from it (reranker/context.py).
-CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 
 
 async def ping(request: Request) -> Response:
-    if request.app.state.loader.ready:
-        return JSONResponse({"status": "ok"})
-    return error_response(request, NotReady())
+    loader = request.app.state.loader
+    if not loader.ready:
+        return error_response(request, NotReady())
+    if not await loader.healthy():
+        return error_response(request, Unhealthy())
+    return JSONResponse({"status": "ok"})
 
 
 async def invocations(request: Request, dialect: str | None = None) -> Response:
     try:
         return await _invoke(request, dialect)
+    except ClientDisconnect:
+        return error_response(request, ClientGone())
     except Exception as exc:  # every failure answers JSON; none escapes as plain text
         return error_response(request, exc)
     except asyncio.CancelledError:
@@ -71,24 +79,44 @@ async def _invoke(request: Request, dialect: str | None) -> Response:
     loader = state.loader
     if not loader.ready:
         raise NotReady()
+    config = state.config
+    body = await read_body(request, config.max_payload_bytes, config.body_timeout)
     with state.admission.slot():
-        body = await read_body(request, state.config.max_payload_bytes)
-        context = RequestContext(_headers(request, dialect), loader.model_dir)
+        cancel = threading.Event()  # drops the request's rows from the batcher when set
+        context = RequestContext(dict(request.headers), loader.model_dir, dialect=dialect,
+                                 cancel=cancel)
         call = functools.partial(loader.hooks.invoke, loader.model, body,
                                  request.headers.get("content-type"),
                                  request.headers.get("accept"), context)
-        payload, result = await asyncio.get_running_loop().run_in_executor(state.executor, call)
+        work = asyncio.get_running_loop().run_in_executor(state.executor, call)
+        try:
+            payload, result = await _unless_disconnected(request, work)
+        finally:
+            cancel.set()  # a no-op once the work is done; else its client is gone
     request.state.log.update(_summary(result))
     return Response(payload, media_type=getattr(result, "content_type", JSON))
 
 
-def _headers(request: Request, dialect: str | None) -> dict[str, str]:
-    headers = dict(request.headers)
-    if dialect:
-        # Appended, so it overrides a dialect= the client sent (the last key wins).
-        attributes = headers.get(CUSTOM_ATTRIBUTES, "")
-        headers[CUSTOM_ATTRIBUTES] = f"{attributes},dialect={dialect}".lstrip(",")
-    return headers
+async def _unless_disconnected(request: Request, work: asyncio.Future):
+    """``work``'s result, or ClientDisconnect as soon as the client hangs up."""
+    watcher = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            return work.result()
+        raise ClientDisconnect()
+    finally:
+        watcher.cancel()
+        # Abandoned work still ends (Cancelled, or a result nobody reads): retrieve it
+        # quietly, or asyncio logs "exception was never retrieved".
+        work.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns when the client closes the connection (the body has been read already, so
+    the only message left to receive is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _summary(result) -> dict:
@@ -112,15 +140,18 @@ def error_response(request: Request, exc: BaseException) -> Response:
                                      "traceback under this request id"}}
     request.state.log["error"] = body["error"].get("type")
     headers = {"Retry-After": "1"} if status == 503 else None
+    if getattr(exc, "leaves_body_unread", False):
+        headers = {"Connection": "close"}  # what is left of it would read as a request
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
     """Starlette's 404 and 405, in our JSON shape (405 keeps its Allow header)."""
     kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    message = {404: f"no route for {request.url.path}; use POST /invocations, POST /rerank,"
+    path = clip(request.url.path, 200)  # never echo a 64 KB path back whole
+    message = {404: f"no route for {path}; use POST /invocations, POST /rerank,"
                     " POST /v1/rerank, POST /v2/rerank or GET /ping",
-               405: f"{request.method} is not allowed on {request.url.path}"}.get(
+               405: f"{request.method} is not allowed on {path}"}.get(
         exc.status_code, str(exc.detail))
     request.state.log["error"] = kind
     return JSONResponse({"error": {"type": kind, "message": message}},

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
@@ -80,13 +82,33 @@ def package(model: str, archive: Path) -> None:
 
 
 def unpack(archive: Path, target: Path) -> Path:
+    """``archive`` unpacked at ``target`` (unless unpacked there since it last changed);
+    returns the real directory.
+
+    ``target`` is a symlink to a folder unpacked fresh beside it: a repackaged archive is
+    unpacked into a new folder and the link swapped to it in one rename, so no file of the
+    earlier archive survives and a failed unpack leaves the earlier one served."""
     if (target / "config.json").is_file() and target.stat().st_mtime >= archive.stat().st_mtime:
-        return target
+        return target.resolve()
     print(f"unpacking {archive} into {target}", file=sys.stderr)
-    target.mkdir(parents=True, exist_ok=True)
-    archives.safe_extract(archive, target)
-    os.utime(target)
-    return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        archives.safe_extract(archive, fresh)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    fresh.chmod(0o755)  # mkdtemp's folder is private; the image's user reads the model
+    previous = target.resolve() if target.is_symlink() else None
+    if target.exists() and not target.is_symlink():
+        shutil.rmtree(target)  # unpacked in place by an earlier version of this tool
+    link = target.parent / f".{target.name}.link-{os.getpid()}"
+    link.unlink(missing_ok=True)
+    link.symlink_to(fresh.name)
+    os.replace(link, target)  # atomic: the old folder or the new one, never a mix
+    if previous is not None and previous != fresh:
+        shutil.rmtree(previous, ignore_errors=True)
+    return fresh
 
 
 def main(argv: list[str]) -> int:

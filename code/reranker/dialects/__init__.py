@@ -63,9 +63,14 @@ def _parse_one(data: bytes | str, content_type: str | None, dialect: str | None
 
 
 def run(request: RerankRequest | lines.RequestLines,
-        rerank: Callable[[RerankRequest], RerankResult]) -> RerankResult | lines.ResultLines:
-    """The engine's ``rerank`` on the request, or on each line of a jsonlines body."""
+        rerank: Callable[[RerankRequest], RerankResult],
+        check_body_documents: Callable[[int], None] | None = None
+        ) -> RerankResult | lines.ResultLines:
+    """The engine's ``rerank`` on the request, or on each line of a jsonlines body, whose
+    lines' documents ``check_body_documents`` (the engine's limit) counts together first."""
     if isinstance(request, lines.RequestLines):
+        if check_body_documents is not None:
+            check_body_documents(len(request.pairs))
         return lines.run(request, rerank)
     return rerank(request)
 
