@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from deploy import local_model
+from deploy.package import local_model
 
 
 def archive(path, files: dict[str, bytes]):

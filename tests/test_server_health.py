@@ -25,9 +25,17 @@ class FakeModel:
         return self.healthy
 
 
+def starlette_app(wrapped):
+    """The Starlette app inside the middlewares (request log, metrics)."""
+    app = wrapped
+    while not hasattr(app, "state"):
+        app = app.app
+    return app
+
+
 def ready_app(model, tmp_path):
     wrapped = build_app(ServerConfig(model_dir=str(tmp_path)))
-    app = wrapped.app
+    app = starlette_app(wrapped)
     app.state.loader.model = model
     app.state.loader._ready.set()
     return wrapped
@@ -90,7 +98,7 @@ def test_closing_a_model_that_hangs_returns_by_the_timeout(tmp_path):
         def close(self):
             release.wait(30)
 
-    loader = build_app(ServerConfig(model_dir=str(tmp_path))).app.state.loader
+    loader = starlette_app(build_app(ServerConfig(model_dir=str(tmp_path)))).state.loader
     loader.model = Hangs()
     started = time.monotonic()
     loader.close(timeout=0.2)
