@@ -28,7 +28,7 @@ from typing import Any
 
 from deploy.errors import UserError
 from deploy.paths import DEFAULT_ARCHIVE
-from deploy.sagemaker import modes, names
+from deploy.sagemaker import metrics_config, modes, names
 from deploy.sagemaker.container_env import gather
 from reranker import envconfig
 
@@ -49,7 +49,7 @@ class DeployConfig:
     prefix: str = "rerankers"
     archive: str = str(DEFAULT_ARCHIVE)  # the model.tar.gz `make package` wrote
     model_data: str | None = None        # an s3:// URI: deploy it instead of uploading archive
-    mode: str = "realtime"
+    mode: str = "realtime"               # realtime, serverless, async, component
     instance_type: str = "ml.m5.xlarge"
     instance_count: int = 1
     memory_mb: int = 4096                # serverless: 1024..6144 in steps of 1024
@@ -64,6 +64,18 @@ class DeployConfig:
     max_payload_mb: int = 6              # transform: request lines packed per call, 1..100
     split_type: str = "Line"             # transform: Line (one request per line) or None
     max_concurrent_transforms: int = 0   # transform: calls per instance at once; 0: default
+    # component: an inference component on ENDPOINT (deploy.sagemaker.components)
+    component: str | None = None         # its name (also names its models)
+    copies: int = 1                      # copies at creation
+    min_copies: int = 1                  # autoscaling bounds; 0: the component scales to
+    max_copies: int = 0                  # zero copies; max_copies 0: autoscaling off
+    cpu_cores: float | None = None       # per copy; None: SageMaker's default
+    accelerators: int | None = None      # GPUs per copy; None: 1 on a GPU instance type
+    component_memory_mb: int = 2048      # minimum memory per copy
+    min_instances: int = 1               # a new endpoint's managed instance scaling
+    max_instances: int = 1               # (min_instances 0: the endpoint scales to zero)
+    scale_metric: str = "concurrency"    # concurrency (per copy) or invocations (per copy)
+    target_per_copy: float = 4.0         # the scale_metric's target value
     image: str | None = None             # our own image URI instead of the HF DLC
     network_isolation: int = 1           # 1: the container gets no network (nothing to fetch)
     # The DLC whose stack (toolkit 2.6 + MMS + transformers 4.51.3) tests/test_dlc_parity.py
@@ -76,6 +88,7 @@ class DeployConfig:
     target_invocations: int = 100        # invocations per instance per minute to aim at
     scale_in_cooldown: int = 300
     scale_out_cooldown: int = 60
+    metrics_frequency: int = 60          # CloudWatch publishing: 10, 30, 60, 120, ... 300 s
     wait_timeout: int = 1800             # seconds to wait for InService (or a job's end)
     poll_seconds: float = 15.0
     endpoint_url: str | None = None      # a SageMaker-compatible endpoint (tests: moto)
@@ -131,6 +144,7 @@ def validate(config: DeployConfig, allowed: tuple[str, ...] = modes.ENDPOINT_MOD
     mode = modes.get(config.mode, allowed)
     names.check_endpoint_name(config.endpoint)
     mode.validate(config)
+    metrics_config.check_frequency(config.metrics_frequency)
     if config.model_data and not config.model_data.startswith("s3://"):
         raise UserError(f"model_data must be an s3:// URI, not {config.model_data!r}")
 
