@@ -12,6 +12,7 @@ from collections.abc import Callable
 from . import cpu
 from . import model_dir as model_facts
 from .backends.base import Backend, ModelLoadError
+from .profiles import Profile
 from .settings import Settings
 
 __all__ = ["BACKENDS", "ModelLoadError", "choose_backend", "inspect_model_dir", "load_backend"]
@@ -52,7 +53,7 @@ def _fastest_exact_cpu(facts: model_facts.ModelDir, amx: bool) -> str:
     return "torch" if amx else "onnx"
 
 
-def _torch(facts: model_facts.ModelDir, settings: Settings) -> Backend:
+def _weights_allowed(facts: model_facts.ModelDir, settings: Settings) -> None:
     if not facts.safetensors:
         if not facts.pickle:
             raise ModelLoadError(f"{facts.path!r} has no weights (model.safetensors)")
@@ -62,6 +63,10 @@ def _torch(facts: model_facts.ModelDir, settings: Settings) -> Backend:
                 " safetensors (`make package` does) or set RERANK_ALLOW_PICKLE=true to load"
                 " them weights-only"
             )
+
+
+def _torch(facts: model_facts.ModelDir, settings: Settings) -> Backend:
+    _weights_allowed(facts, settings)
     from .backends.torch_backend import TorchBackend
 
     return TorchBackend(
@@ -104,10 +109,29 @@ BACKENDS: dict[str, Callable[[model_facts.ModelDir, Settings], Backend]] = {
 }
 
 
-def load_backend(model_dir: str, settings: Settings) -> Backend:
+def _causal(facts: model_facts.ModelDir, settings: Settings, judged: list[int]) -> Backend:
+    _weights_allowed(facts, settings)
+    from .backends.causal_backend import CausalBackend
+
+    return CausalBackend(facts.path, judged, device=settings.device, dtype=settings.dtype,
+                         trust_remote_code=settings.trust_remote_code,
+                         use_safetensors=facts.safetensors, threads=settings.threads)
+
+
+def load_backend(model_dir: str, settings: Settings, profile: Profile | None = None,
+                 judged: list[int] | None = None) -> Backend:
+    """The runtime for the directory; an LLM reranker's ``profile`` says which head (the
+    causal one needs the ``judged`` token ids)."""
     facts = inspect_model_dir(model_dir)
     import torch
 
+    if profile is not None:
+        if settings.backend not in ("auto", "torch"):
+            raise ModelLoadError(f"RERANK_BACKEND={settings.backend}: LLM rerankers"
+                                 f" ({profile.name}) run on the torch backend only")
+        if profile.head == "causal":
+            return _causal(facts, settings, judged or [])
+        return _torch(facts, settings)
     name = choose_backend(facts, settings, torch.cuda.is_available(), cpu.has_amx())
     if name not in BACKENDS:
         raise ModelLoadError(f"RERANK_BACKEND={name!r}: use auto or one of {sorted(BACKENDS)}")
