@@ -28,7 +28,7 @@ from typing import Any
 
 from deploy.errors import UserError
 from deploy.paths import DEFAULT_ARCHIVE
-from deploy.sagemaker import metrics_config, modes, names
+from deploy.sagemaker import metrics_config, modes, names, sizing
 from deploy.sagemaker.container_env import gather
 from reranker import envconfig
 
@@ -50,7 +50,8 @@ class DeployConfig:
     archive: str = str(DEFAULT_ARCHIVE)  # the model.tar.gz `make package` wrote
     model_data: str | None = None        # an s3:// URI: deploy it instead of uploading archive
     mode: str = "realtime"               # realtime, serverless, async, component
-    instance_type: str = "ml.m5.xlarge"
+    instance_type: str | None = None     # None: fits the packaged model (sizing.py):
+                                         # ml.m5.xlarge, or a GPU for LLM rerankers
     instance_count: int = 1
     memory_mb: int = 4096                # serverless: 1024..6144 in steps of 1024
     max_concurrency: int = 10            # serverless: 1..200
@@ -135,7 +136,12 @@ def load(args=None, environ=None, *, container: bool = False,
         values["mode"] = mode
     env = gather(file_container, environ, getattr(args, "env", None)) if container else {}
     config = DeployConfig(**values, env=env)
+    manifest = sizing.manifest_of(config) if container else None
+    if config.instance_type is None:
+        config.instance_type = sizing.default_instance_type(manifest)
     validate(config, (mode,) if mode else modes.ENDPOINT_MODES)
+    if container:
+        sizing.apply(config, manifest)
     return config
 
 
