@@ -283,7 +283,7 @@ def expect_component_removal(fake: StubbedAws, name: str, other: list[str]) -> N
     aas.add_response("deregister_scalable_target", {}, keys)
     sm.add_response("delete_inference_component", {}, {"InferenceComponentName": name})
     missing(sm, "describe_inference_component", f"inference component {name}")
-    sm.add_response("list_models", {"Models": []}, {"NameContains": name})
+    sm.add_response("list_models", {"Models": []}, {"NameContains": f"{name}-ic"})
     sm.add_response("list_inference_components", {"InferenceComponents": [
         {"InferenceComponentName": n, "InferenceComponentArn": ARN,
          "EndpointName": "search", "EndpointArn": ARN, "VariantName": "AllTraffic",
@@ -393,3 +393,104 @@ def test_component_model_names_the_metrics_endpoint_against_moto(aws):
                            metrics=True)
     assert "ContainerMetricsConfig" not in sm.describe_model(
         ModelName="minilm-en-2")["PrimaryContainer"]
+
+
+# --- the command line, wired to the same code --------------------------------------------
+
+@pytest.fixture()
+def clean_env(monkeypatch, tmp_path):
+    import os
+
+    for key in list(os.environ):
+        if key.startswith(("AWS_", "DEPLOY_", "RERANK_", "SERVE_")):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_cli_refuses_bad_component_settings_in_one_line(clean_env, capsys):
+    from deploy.__main__ import main
+
+    code = main(["deploy", "--mode", "component", "--component", "minilm-en", "--role", ROLE,
+                 "--model-data", DATA, "--instance-type", "ml.m5.xlarge", "--accelerators",
+                 "1"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and "needs a GPU instance type" in err[0]
+
+
+def test_cli_delete_of_one_component_keeps_the_shared_endpoint(clean_env, capsys, monkeypatch):
+    from deploy.__main__ import main
+    from deploy.sagemaker import teardown
+
+    fake = StubbedAws()
+    fake.sm().add_response("list_models", {"Models": []}, {"NameContains": "minilm-en-ic"})
+    expect_component_removal(fake, "minilm-en", other=["bge-m3"])
+    monkeypatch.setattr(teardown, "Aws", lambda config: fake)
+    monkeypatch.setenv("DEPLOY_POLL_SECONDS", "0")
+    code = main(["delete", "--endpoint", "search", "--component", "minilm-en"])
+    out = capsys.readouterr().out
+    assert code == 0 and "kept (1 other components: bge-m3)" in out
+    fake.done()
+
+
+def test_cli_delete_of_a_shared_endpoint_names_its_components(clean_env, capsys, monkeypatch):
+    from deploy.__main__ import main
+    from deploy.sagemaker import teardown
+
+    fake = StubbedAws()
+    sm = fake.sm()
+    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    sm.add_response("list_inference_components", {"InferenceComponents": [
+        {"InferenceComponentName": "bge-m3", "InferenceComponentArn": ARN,
+         "EndpointName": "search", "EndpointArn": ARN, "VariantName": "AllTraffic",
+         "InferenceComponentStatus": "InService", "CreationTime": NOW,
+         "LastModifiedTime": NOW}]}, {"EndpointNameEquals": "search"})
+    monkeypatch.setattr(teardown, "Aws", lambda config: fake)
+    assert main(["delete", "--endpoint", "search"]) == 2
+    assert "hosts inference components (bge-m3)" in capsys.readouterr().err
+    fake.done()  # no DeleteEndpoint
+
+
+def test_cli_status_lists_the_components(clean_env, capsys, monkeypatch):
+    from deploy.__main__ import main
+    from deploy.sagemaker import status
+
+    fake = StubbedAws()
+    sm = fake.sm()
+    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    sm.add_response("list_inference_components", {"InferenceComponents": [
+        {"InferenceComponentName": "minilm-en", "InferenceComponentArn": ARN,
+         "EndpointName": "search", "EndpointArn": ARN, "VariantName": "AllTraffic",
+         "InferenceComponentStatus": "InService", "CreationTime": NOW,
+         "LastModifiedTime": NOW}]}, {"EndpointNameEquals": "search"})
+    sm.add_response("describe_inference_component", component_description("minilm-en"))
+    monkeypatch.setattr(status, "Aws", lambda config: fake)
+    assert main(["status", "--endpoint", "search"]) == 0
+    out = capsys.readouterr().out
+    assert "inference components on ml.g5.xlarge" in out
+    assert "minilm-en: InService, 1/1 copies" in out
+    fake.done()
+
+
+def test_client_names_the_component():
+    import io
+
+    from botocore.response import StreamingBody
+
+    from deploy.client import RerankClient
+
+    session = boto3.Session(aws_access_key_id="x", aws_secret_access_key="x",
+                            region_name="us-east-1")
+    client = RerankClient("search", session=session, inference_component="minilm-en")
+    body = b'{"results": [{"index": 0, "relevance_score": 0.9}]}'
+    with Stubber(client.runtime) as stub:
+        stub.add_response("invoke_endpoint", {"Body": StreamingBody(io.BytesIO(body),
+                                                                    len(body))},
+                          {"EndpointName": "search", "InferenceComponentName": "minilm-en",
+                           "Body": ANY, "ContentType": "application/json",
+                           "Accept": "application/json"})
+        assert client.rerank("q", ["d"])[0]["relevance_score"] == 0.9
+    with pytest.raises(ValueError, match="inference components"):
+        client.rerank_async("q", ["d"], input_location="s3://b/in/")

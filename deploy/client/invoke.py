@@ -13,7 +13,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("invoke", help="rerank documents with the endpoint",
                               description=__doc__.splitlines()[0])
     cfg.add_arguments(p, ("endpoint", "region", "profile", "endpoint_url", "s3_endpoint_url",
-                          "bucket", "prefix"))
+                          "bucket", "prefix", "component"))
     p.add_argument("--query", "-q", required=True)
     p.add_argument("--documents", "-d", nargs="+", default=[], metavar="DOC")
     p.add_argument("--documents-file", help="one document per line, or a JSON list")
@@ -42,7 +42,8 @@ def run(args) -> int:
         client = RerankClient(config.endpoint, region=config.region,
                               session=_session(config), endpoint_url=config.endpoint_url,
                               serverless=args.serverless, max_documents=args.max_documents,
-                              s3_endpoint_url=config.s3_endpoint_url or config.endpoint_url)
+                              s3_endpoint_url=config.s3_endpoint_url or config.endpoint_url,
+                              inference_component=config.component)
         if args.use_async:
             results = client.rerank_async(args.query, documents, args.top_n,
                                           input_location=_input_location(args, config))

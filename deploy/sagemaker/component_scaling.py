@@ -107,6 +107,13 @@ def put_policies(aws, config) -> None:
         aws.client("cloudwatch").put_metric_alarm(**alarm_request(config, arn))
 
 
+def scaling_of(aws, component: str) -> dict | None:
+    targets = aws.client("application-autoscaling").describe_scalable_targets(
+        ServiceNamespace=NAMESPACE, ResourceIds=[resource_id(component)],
+        ScalableDimension=DIMENSION)["ScalableTargets"]
+    return targets[0] if targets else None
+
+
 def remove(aws, component: str) -> str:
     """Alarm, policies, target: "deleted" or "none" for the delete report."""
     aas = aws.client("application-autoscaling")

@@ -29,6 +29,12 @@ MIN_MEMORY_MB = 128  # MemoryInMb's minimum in the service model
 COMPONENT_SETTLING = ("Creating", "Updating", "Deleting")
 
 
+def model_base(component: str) -> str:
+    """What a component's models are named after: ``<component>-ic`` (then the stamp), so
+    they never match the names of an endpoint's own models, whatever the two are called."""
+    return f"{component[:37].rstrip('-')}-ic"
+
+
 def is_gpu(instance_type: str) -> bool:
     """ml.g*/ml.p* instance types have NVIDIA GPUs (accelerators per copy apply)."""
     match = re.match(r"^ml\.([a-z]+)\d", instance_type or "")
@@ -172,7 +178,8 @@ def deploy(aws, config, *, wait_done: bool = True) -> dict:
                         " (`make status`) and deploy again")
     image = resolve_image(config, aws.region, instance_type=instance_type)
     model_data, isolation = model_data_for(aws, config)
-    model = names.stamped(config.component, model_data, image, sorted(config.env.items()))
+    model = names.stamped(model_base(config.component), model_data, image,
+                          sorted(config.env.items()))
     made: list[str] = []
     try:
         resources.create_model(sm, config, model, image, model_data, isolation, aws.region,
@@ -264,7 +271,8 @@ def inventory(made: list[str], config) -> str:
 
 def prune_models(sm, component: str, keep: str) -> None:
     """After an update: the component's older models are no longer used."""
-    for name in resources.our_names(sm, "list_models", "Models", "ModelName", component):
+    for name in resources.our_names(sm, "list_models", "Models", "ModelName",
+                                    model_base(component)):
         if name != keep:
             resources.quietly(sm.delete_model, ModelName=name)
 
@@ -284,7 +292,7 @@ def delete(aws, endpoint: str, component: str, *, timeout: float = 900,
         wait_gone(sm, component, timeout, poll)
     results += [(f"model {name}", resources.delete(sm.delete_model, ModelName=name))
                 for name in resources.our_names(sm, "list_models", "Models", "ModelName",
-                                                component)]
+                                                model_base(component))]
     others = [c["InferenceComponentName"] for c in components_on(sm, endpoint)
               if c["InferenceComponentName"] != component]
     if others:

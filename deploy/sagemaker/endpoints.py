@@ -11,7 +11,7 @@ import json
 
 from deploy import config as cfg
 from deploy.errors import UserError
-from deploy.sagemaker import iam, rollout
+from deploy.sagemaker import components, iam, rollout
 from deploy.sagemaker.aws import Aws, translate_errors
 from deploy.sagemaker.model_source import resolve_image
 from deploy.sagemaker.status import run_status
@@ -21,6 +21,8 @@ _DEPLOY_FIELDS = tuple(n for n in cfg.FIELDS if n not in (
     "transform_input", "transform_output", "max_payload_mb", "split_type",
     "max_concurrent_transforms"))
 AWS_FIELDS = ("endpoint", "region", "profile", "endpoint_url", "s3_endpoint_url")
+# status and delete also take the inference component they are about
+TARGET_FIELDS = (*AWS_FIELDS, "component")
 
 
 def register(subparsers) -> None:
@@ -29,12 +31,15 @@ def register(subparsers) -> None:
     add_run_arguments(p, _DEPLOY_FIELDS)
     p.set_defaults(func=run_deploy)
 
-    s = subparsers.add_parser("status", help="show the endpoint, its model and autoscaling")
-    cfg.add_arguments(s, AWS_FIELDS)
+    s = subparsers.add_parser("status", help="show the endpoint, its model (or inference"
+                              " components) and autoscaling")
+    cfg.add_arguments(s, TARGET_FIELDS)
     s.set_defaults(func=run_status)
 
-    d = subparsers.add_parser("delete", help="remove endpoint, endpoint configs and models")
-    cfg.add_arguments(d, AWS_FIELDS)
+    d = subparsers.add_parser("delete", help="remove endpoint, endpoint configs and models"
+                              " (--component: one inference component; the endpoint goes"
+                              " with the last)")
+    cfg.add_arguments(d, TARGET_FIELDS)
     d.add_argument("--purge", action="store_true", help="also delete the model archives in S3")
     d.set_defaults(func=run_delete)
 
@@ -57,7 +62,10 @@ def run_deploy(args) -> int:
     if print_policies(args, config):
         return 0
     require_role(config, "deploy")
-    rollout.deploy(Aws(config), config, wait=args.wait)
+    if config.deploy_mode.component:
+        components.deploy(Aws(config), config, wait_done=args.wait)
+    else:
+        rollout.deploy(Aws(config), config, wait=args.wait)
     return 0
 
 

@@ -26,6 +26,7 @@ class Mode:
     # MetricsConfig and the container's Prometheus endpoint (deploy.sagemaker.metrics_config):
     # AWS documents them for real-time endpoints on instances only.
     detailed_metrics = False
+    component = False    # places an inference component (deploy.sagemaker.components)
 
     def validate(self, config) -> None:
         raise NotImplementedError
@@ -158,6 +159,7 @@ class Component(Mode):
 
     name = "component"
     detailed_metrics = True
+    component = True
 
     def validate(self, config) -> None:
         from deploy.sagemaker import components
