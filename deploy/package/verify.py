@@ -25,7 +25,7 @@ def check_cross_encoder(staging: Path) -> dict:
         return config
     architectures = config.get("architectures") or []
     if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
-        raise UserError(f"not a reranker: config.json names {', '.join(architectures)};"
+        raise UserError(f"not a cross-encoder: config.json names {', '.join(architectures)};"
                         " a reranker is a *ForSequenceClassification model or an LLM"
                         " reranker (*ForCausalLM of a supported family)")
     labels = model_facts.num_labels(config)
