@@ -243,6 +243,42 @@ def test_new_endpoint_waits_for_in_service_before_placing(capsys, monkeypatch):
     assert "creating search for inference components" in out and "scales to zero" in out
 
 
+def test_update_keeps_the_copies_autoscaling_reached_and_prunes_models(capsys, monkeypatch):
+    fake, config = StubbedAws(), component_config(copies=1, min_copies=0, max_copies=6)
+    sm = fake.sm()
+    monkeypatch.setattr(components.names, "stamped", lambda base, *spec: f"{base}-new")
+    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    running = component_description("minilm-en")
+    running["RuntimeConfig"] = {"DesiredCopyCount": 3, "CurrentCopyCount": 3}
+    sm.add_response("describe_inference_component", running)
+    expect_model(sm)
+    sm.add_response("update_inference_component", {"InferenceComponentArn": ARN}, {
+        "InferenceComponentName": "minilm-en", "RuntimeConfig": {"CopyCount": 3},
+        "Specification": components.component_specification(config, "minilm-en-ic-new",
+                                                             "ml.g5.xlarge")})
+    sm.add_response("describe_inference_component", component_description("minilm-en"))
+    expect_scaling(fake, config)
+    old = "minilm-en-ic-20261201-120000-abcdef"
+    sm.add_response("list_models", {"Models": [
+        {"ModelName": name, "ModelArn": ARN, "CreationTime": NOW}
+        for name in (old, "minilm-en-ic-new")]}, {"NameContains": "minilm-en-ic"})
+    sm.add_response("delete_model", {}, {"ModelName": old})
+    components.deploy(fake, config)
+    fake.done()
+    assert "updating component minilm-en to minilm-en-ic-new" in capsys.readouterr().out
+
+
+def test_turning_autoscaling_off_removes_it(monkeypatch):
+    fake, config = StubbedAws(), component_config(max_copies=0)
+    calls = []
+    monkeypatch.setattr(component_scaling, "remove", lambda aws, name: calls.append(name))
+    components.settle_scaling(fake, config, existing=component_description("minilm-en"))
+    components.settle_scaling(fake, config, existing=None)
+    assert calls == ["minilm-en"]
+
+
 def test_endpoint_serving_a_model_directly_is_refused_before_anything():
     fake, config = StubbedAws(), component_config()
     sm = fake.sm()

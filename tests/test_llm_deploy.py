@@ -58,6 +58,21 @@ def test_kind_comes_from_config_json():
     assert not model_kind.is_llm({"architectures": ["BertForSequenceClassification"]})
 
 
+def test_a_causal_lm_without_a_reranker_profile_is_refused(llm_dir, tmp_path, capsys):
+    unknown = tmp_path / "unknown"
+    unknown.mkdir()
+    for path in llm_dir.iterdir():
+        (unknown / path.name).symlink_to(path)
+    config = json.loads((llm_dir / "config.json").read_text())
+    (unknown / "config.json").unlink()
+    (unknown / "config.json").write_text(json.dumps(
+        {**config, "architectures": ["MysteryForCausalLM"]}))
+    code = main(["package", str(unknown), "-o", str(tmp_path / "x.tar.gz")])
+    line = one_line(capsys)
+    assert code == 2 and "no reranker profile" in line and "does not load" in line
+    assert not (tmp_path / "x.tar.gz").exists()
+
+
 def test_sharded_weights_are_counted_from_headers(llm_dir):
     from safetensors import safe_open
 

@@ -162,20 +162,15 @@ def check_endpoint(sm, config, current: dict | None) -> str:
 
 
 def deploy(aws, config, *, wait_done: bool = True) -> dict:
-    """Create the endpoint if needed, then create or update the component."""
+    """Create the endpoint if needed, then create or update the component; ``wait_done``
+    False returns once the component is requested (a new endpoint is still waited for:
+    components are placed only on an endpoint that is InService)."""
     from deploy.sagemaker.model_source import model_data_for, resolve_image
 
     sm = aws.client("sagemaker")
     current = resources.describe(sm, config.endpoint)
     instance_type = check_endpoint(sm, config, current)
-    existing = describe_component(sm, config.component)
-    if existing and existing.get("EndpointName") != config.endpoint:
-        raise UserError(f"component {config.component} already runs on endpoint"
-                        f" {existing.get('EndpointName')}; pick another COMPONENT name")
-    if existing and existing["InferenceComponentStatus"] in COMPONENT_SETTLING:
-        raise UserError(f"component {config.component} is"
-                        f" {existing['InferenceComponentStatus']}; wait until it settles"
-                        " (`make status`) and deploy again")
+    existing = check_component(sm, config)
     image = resolve_image(config, aws.region, instance_type=instance_type)
     model_data, isolation = model_data_for(aws, config)
     model = names.stamped(model_base(config.component), model_data, image,
@@ -187,9 +182,8 @@ def deploy(aws, config, *, wait_done: bool = True) -> dict:
         made.append(f"model {model}")
         if current is None:
             endpoint_config = create_endpoint(sm, config, made)
-            if wait_done:  # components are placed on an endpoint that is InService
-                wait_in_service(sm, config.endpoint, endpoint_config, config.wait_timeout,
-                                config.poll_seconds)
+            wait_in_service(sm, config.endpoint, endpoint_config, config.wait_timeout,
+                            config.poll_seconds)
         place(sm, config, model, instance_type, existing)
         made.append(f"inference component {config.component}")
         if not wait_done:
@@ -199,7 +193,7 @@ def deploy(aws, config, *, wait_done: bool = True) -> dict:
             return {"InferenceComponentName": config.component, "ModelName": model}
         final = wait_component(sm, config.component, config.wait_timeout,
                                config.poll_seconds)
-        component_scaling.configure(aws, config)
+        settle_scaling(aws, config, existing)
     except (ClientError, BotoCoreError) as exc:
         raise UserError(f"{error_code(exc)}: {error_message(exc)};"
                         f" {inventory(made, config)}") from None
@@ -207,9 +201,37 @@ def deploy(aws, config, *, wait_done: bool = True) -> dict:
         raise WaitFailed(f"{exc}; {inventory(made, config)}") from None
     if existing:
         prune_models(sm, config.component, keep=model)
-    print(f"{config.component} is InService on {config.endpoint} ({config.copies} x"
-          f" {instance_type}, {image})")
+    print(f"{config.component} is InService on {config.endpoint} ({instance_type}, {image})")
     return final
+
+
+def check_component(sm, config) -> dict | None:
+    """The component as it is now (None: new); refuses one on another endpoint or busy."""
+    existing = describe_component(sm, config.component)
+    if existing and existing.get("EndpointName") != config.endpoint:
+        raise UserError(f"component {config.component} already runs on endpoint"
+                        f" {existing.get('EndpointName')}; pick another COMPONENT name")
+    if existing and existing["InferenceComponentStatus"] in COMPONENT_SETTLING:
+        raise UserError(f"component {config.component} is"
+                        f" {existing['InferenceComponentStatus']}; wait until it settles"
+                        " (`make status`) and deploy again")
+    return existing
+
+
+def settle_scaling(aws, config, existing: dict | None) -> None:
+    """Autoscaling as the settings say: configured, or removed when turned off."""
+    if config.max_copies:
+        component_scaling.configure(aws, config)
+    elif existing:
+        component_scaling.remove(aws, config.component)
+
+
+def copy_count(config, existing: dict | None) -> int:
+    """COPIES; on an update with autoscaling, the count it had reached, within the bounds."""
+    if not (existing and config.max_copies):
+        return config.copies
+    running = (existing.get("RuntimeConfig") or {}).get("CurrentCopyCount") or 0
+    return min(max(running, config.min_copies), config.max_copies)
 
 
 def create_endpoint(sm, config, made: list[str]) -> str:
@@ -230,7 +252,7 @@ def create_endpoint(sm, config, made: list[str]) -> str:
 def place(sm, config, model: str, instance_type: str, existing: dict | None) -> None:
     """CreateInferenceComponent, or UpdateInferenceComponent to the new model."""
     spec = component_specification(config, model, instance_type)
-    runtime = {"CopyCount": config.copies}
+    runtime = {"CopyCount": copy_count(config, existing)}
     if existing:
         sm.update_inference_component(InferenceComponentName=config.component,
                                       Specification=spec, RuntimeConfig=runtime)
