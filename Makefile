@@ -7,6 +7,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
+SERVE_STAMP := $(VENV)/.serve-installed
+SERVE_REQS  := requirements-serve.txt container/requirements.txt container/requirements-cpu.txt
 
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
@@ -20,17 +22,29 @@ TEST_DEPS :=
 help:  ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt container/requirements.txt container/requirements-cpu.txt pyproject.toml
+$(STAMP): requirements.txt $(SERVE_REQS) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --progress-bar off -r requirements.txt
 	$(BIN)/pip install --progress-bar off --no-deps --no-build-isolation -e .
-	touch $@
+	touch $@ $(SERVE_STAMP)
+
+# The first commands (make demo-model, make serve) need only serving's packages: one line per
+# package instead of pip's whole log; `make test` completes the same .venv later.
+$(SERVE_STAMP): $(SERVE_REQS) pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing serving's pinned packages into $(VENV) (make test adds the rest)"
+	@$(BIN)/pip install --quiet --upgrade pip
+	@set -o pipefail; $(BIN)/pip install -r requirements-serve.txt 2>&1 \
+	  | { grep --line-buffered -E '^(Collecting|ERROR|Successfully installed)' || true; } \
+	  | sed -u -e 's/^Collecting /  /' -e 's/^Successfully installed .*/  done/'
+	@$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
 
 venv: $(STAMP)  ## create .venv with every pinned requirement
 
 lint: $(STAMP)  ## ruff over the Python code
-	$(BIN)/ruff check code container deploy tests bench
+	$(BIN)/ruff check code container deploy tests bench demo_models
 
 test: $(STAMP) lint $(TEST_DEPS)  ## the whole suite: lint, unit, HTTP, DLC parity, deploy against moto
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,1 +1,1 @@
-"""Benchmarks of the reranker engine and server against what users run today (issue 7)."""
+"""Benchmarks of the reranker engine and server against what users run today."""

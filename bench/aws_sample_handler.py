@@ -1,4 +1,5 @@
-"""Seed 004's SageMaker handler, copied exactly as written, to benchmark it as users run it.
+"""The aws-samples bge-reranker-large notebook's SageMaker handler, copied exactly as
+written, to benchmark it as users run it.
 
 Source: aws-samples/amazon-bedrock-samples, rag/knowledge-bases/features-examples/
 03-advanced-concepts/reranking/01_deploy-reranking-model-sm.ipynb ("Reranking Model with

@@ -6,8 +6,8 @@ The peers and workloads per model:
 * bge-large shape: heavy on 2 cores (about 0.6 GFLOP per token), so only
   ``CrossEncoder.predict`` and our torch modes, on a few 10-document requests.
 * GPU (when torch.cuda.is_available()): CrossEncoder and the pipeline on CUDA, our engine
-  in fp32/fp16/bf16 with the GPU token budget.  Seed 004's handler never moves its model
-  to the GPU (as written), so it has no GPU row.
+  in fp32/fp16/bf16 with the GPU token budget.  The aws-samples notebook's handler never
+  moves its model to the GPU (as written), so it has no GPU row.
 """
 
 from __future__ import annotations
@@ -43,14 +43,15 @@ def plan_workloads(name: str, args, device: str) -> list[workloads.Workload]:
 def peer_specs(name: str, model_dir: Path, args, info: dict, device: str) -> list[PeerSpec]:
     specs: list[PeerSpec] = []
     wanted = list(args.peers)
-    if name in HEAVY:  # seed 004 and the pipeline cost as much again and show nothing new
+    # The aws-samples handler and the pipeline cost as much again and show nothing new.
+    if name in HEAVY:
         wanted = [p for p in wanted if p == "crossencoder"]
     if device == "cuda":
-        wanted = [p for p in wanted if p != "seed004"]
+        wanted = [p for p in wanted if p != "aws-sample"]
     if "crossencoder" in wanted:
         specs.append(PeerSpec("crossencoder", lambda: peers.CrossEncoderPeer(model_dir, device)))
-    if "seed004" in wanted:
-        specs.append(PeerSpec("seed004", lambda: peers.Seed004Peer(model_dir)))
+    if "aws-sample" in wanted:
+        specs.append(PeerSpec("aws-sample", lambda: peers.AwsSamplePeer(model_dir)))
     if "pipeline" in wanted:
         specs.append(PeerSpec("pipeline", lambda: peers.PipelinePeer(model_dir, device)))
     modes = ["fp32-cuda", "fp16-cuda", "bf16-cuda"] if device == "cuda" else args.modes

@@ -1,4 +1,5 @@
-"""Start our HTTP server (container/serving) as a real subprocess on 127.0.0.1 for tests.
+"""Start our HTTP server (container/serving) as a real subprocess on 127.0.0.1: the
+benchmarks' server, and the tests'.
 
     with start_server(model_dir, env={"RERANK_MAX_DOCUMENTS": "8"}) as base_url:
         httpx.post(base_url + "/invocations", json={...})
@@ -25,15 +26,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-# Server settings the HTTP suite runs under; `make docker-test` passes the same to the image.
-SUITE_ENV = {
-    "RERANK_MAX_DOCUMENTS": "16",
-    "RERANK_MAX_CHARS": "20000",
-    "SERVE_MAX_PAYLOAD_BYTES": "262144",
-    "SERVE_MAX_CONCURRENCY": "64",
-}
-
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -114,14 +106,3 @@ def start_server(model_dir, env: Mapping[str, str] | None = None, port: int | No
     finally:
         server.stop()
         server.log_path.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def suite_server(model_dir) -> Iterator[str]:
-    """The server the HTTP suites test: RERANK_TEST_URL's (make docker-test) or our own."""
-    if os.environ.get("RERANK_TEST_URL"):
-        yield os.environ["RERANK_TEST_URL"].rstrip("/")
-        return
-    with start_server(model_dir, env=SUITE_ENV) as url:
-        yield url
-

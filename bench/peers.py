@@ -5,7 +5,8 @@ padding its batching adds), from the real pair lengths, so padding efficiency is
 reported the same way for everyone:
 
 * ``CrossEncoder.predict``: sorts by characters, batches of 32, each padded to its longest.
-* seed 004's handler: one batch of every pair, padded to the longest.
+* the aws-samples bge-reranker-large notebook's handler: one batch of every pair, padded
+  to the longest.
 * HF text-classification pipeline (the DLC's default handler): one pair per forward pass.
 * our engine: the batch plan of :func:`reranker.batching.plan_batches`.
 
@@ -72,8 +73,8 @@ class CrossEncoderPeer(Peer):
         return total
 
 
-class Seed004Peer(Peer):
-    name, label = "seed004", "seed 004 handler"
+class AwsSamplePeer(Peer):
+    name, label = "aws-sample", "aws-samples notebook handler"
 
     def __init__(self, model_dir):
         from . import aws_sample_handler

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-# Issue 14's targets: the exact default (fastest mode within 1e-5 of a plain forward pass)
+# The targets: the exact default (fastest mode within 1e-5 of a plain forward pass)
 # >= 1.75x CrossEncoder on mixed100 and >= 1.5x the DLC's pipeline at 10 and 25 documents;
 # the fastest mode that keeps ranks >= 3x CrossEncoder; the server >= 2x toolkit+MMS at
 # concurrency 8.

@@ -23,7 +23,7 @@ ROOT = models.ROOT
 CPU_MODES = ("fp32", "bf16", "onnx", "onnx-int8")
 # "onnx" (ONNX Runtime fp32) is the exact default where an export exists: always measured.
 QUICK_MODES = ("fp32", "onnx", "bf16", "onnx-int8")
-PEERS = ("crossencoder", "seed004", "pipeline")
+PEERS = ("crossencoder", "aws-sample", "pipeline")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -6,7 +6,8 @@ Three request shapes, as users send them:
   hurts most: mostly short passages, some medium sections, and long pages that the model
   cuts at its limit (512 tokens).
 * ``opensearch10``: OpenSearch's rerank processor, 10 hits per search request.
-* ``rag25``: seed 003's RAG pattern, 25 candidates from a retriever, keep the top 5.
+* ``rag25``: the RAG pattern of Together AI's rerankers guide, 25 candidates from a
+  retriever, keep the top 5.
 
 Text is English-like: words drawn with Zipf frequencies from a fixed list, grouped into
 sentences.  Scores of a random-head model mean nothing, so the content only has to
@@ -130,7 +131,7 @@ def opensearch10(rounds: int, seed: int = 11) -> Workload:
 
 def rag25(rounds: int, seed: int = 13) -> Workload:
     gen = TextGenerator(seed)
-    return Workload("rag25", "RAG (seed 003): 25 candidates, keep the top 5",
+    return Workload("rag25", "RAG (Together AI's rerankers guide): 25 candidates, keep the top 5",
                     [make_request(gen, 25, top_n=5) for _ in range(rounds)])
 
 

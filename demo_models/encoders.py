@@ -87,7 +87,13 @@ def minilm_cross_encoder(out: Path, seed: int = 0) -> Path:
     src = _minilm_path()
     tokenizer = transformers.AutoTokenizer.from_pretrained(src)
     torch.manual_seed(seed)
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(src, num_labels=1)
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # the head is new on purpose: no load report
+    try:
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(
+            src, num_labels=1)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
     return _save(model, tokenizer, out)
 
 

@@ -1,4 +1,5 @@
-"""Deploy settings: command-line flags > ``DEPLOY_<NAME>`` environment > a TOML file > defaults.
+"""Deploy settings: command-line flags > make variables > ``DEPLOY_<NAME>`` environment >
+a TOML file > defaults.  Which command takes which setting: deploy.cli.settings.
 
 The file is ``reranker.toml`` in the working directory, or the one named by ``--config`` or
 ``DEPLOY_CONFIG``; it is optional::
@@ -37,105 +38,128 @@ OLD_PREFIX = "RERANKER_"
 DEFAULT_FILE = "reranker.toml"
 
 
+def setting(default, help: str):
+    """A DeployConfig field and the one line its --help shows."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass
 class DeployConfig:
-    """Every deploy-side setting; each field ``x`` is flag ``--x`` and variable DEPLOY_X."""
+    """Every deploy-side setting; field ``x`` is flag ``--x``, variable DEPLOY_X and make
+    variable X (see make_name); deploy.cli.settings says which command takes which."""
 
-    endpoint: str = "reranker"           # also names a transform's model and job
-    region: str | None = None            # None: boto3's chain (AWS_REGION, profile, ...)
-    profile: str | None = None           # a profile name from ~/.aws/config, never a key
-    role: str | None = None              # the SageMaker execution role ARN
-    bucket: str | None = None            # None: sagemaker-<region>-<account>, as the SDK does
-    prefix: str = "rerankers"
-    archive: str = str(DEFAULT_ARCHIVE)  # the model.tar.gz `make package` wrote
-    model_data: str | None = None        # an s3:// URI: deploy it instead of uploading archive
-    mode: str = "realtime"               # realtime, serverless, async, component
-    instance_type: str | None = None     # None: fits the packaged model (sizing.py):
-                                         # ml.m5.xlarge, or a GPU for LLM rerankers
-    instance_count: int = 1
-    memory_mb: int = 4096                # serverless: 1024..6144 in steps of 1024
-    max_concurrency: int = 10            # serverless: 1..200
-    async_output: str | None = None      # async: s3:// prefix for results
-    async_failure: str | None = None     # async: s3:// prefix for errors (optional)
-    sns_success: str | None = None       # async: SNS topic ARNs (optional)
-    sns_error: str | None = None
-    async_max_invocations: int = 4       # async: concurrent requests per instance
-    transform_input: str | None = None   # transform: s3:// prefix (or object) of .jsonl files
-    transform_output: str | None = None  # transform: s3:// prefix for <input file>.out
-    max_payload_mb: int = 6              # transform: request lines packed per call, 1..100
-    split_type: str = "Line"             # transform: Line (one request per line) or None
-    max_concurrent_transforms: int = 0   # transform: calls per instance at once; 0: default
-    # component: an inference component on ENDPOINT (deploy.sagemaker.components)
-    component: str | None = None         # its name (also names its models)
-    copies: int = 1                      # copies at creation
-    min_copies: int = 1                  # autoscaling bounds; 0: the component scales to
-    max_copies: int = 0                  # zero copies; max_copies 0: autoscaling off
-    cpu_cores: float | None = None       # per copy; None: SageMaker's default
-    accelerators: int | None = None      # GPUs per copy; None: 1 on a GPU instance type
-    component_memory_mb: int = 2048      # minimum memory per copy
-    min_instances: int = 1               # a new endpoint's managed instance scaling
-    max_instances: int = 1               # (min_instances 0: the endpoint scales to zero)
-    scale_metric: str = "concurrency"    # concurrency (per copy) or invocations (per copy)
-    target_per_copy: float = 4.0         # the scale_metric's target value
-    image: str | None = None             # our own image URI instead of the HF DLC
-    network_isolation: int = 1           # 1: the container gets no network (nothing to fetch)
+    endpoint: str = setting("reranker", "endpoint name; also names a transform's model and job")
+    region: str | None = setting(None, "AWS region (default: boto3's chain: AWS_REGION, the"
+                                       " profile's region)")
+    profile: str | None = setting(None, "a profile name from ~/.aws/config (never a key)")
+    role: str | None = setting(None, "the SageMaker execution role ARN")
+    bucket: str | None = setting(None, "S3 bucket for archives (default:"
+                                       " sagemaker-<region>-<account>, as the SDK does)")
+    prefix: str = setting("rerankers", "S3 key prefix for archives")
+    archive: str = setting(str(DEFAULT_ARCHIVE), "the model.tar.gz `make package` wrote")
+    model_data: str | None = setting(None, "an s3:// model.tar.gz to deploy instead of"
+                                           " uploading the archive")
+    mode: str = setting("realtime", "realtime, serverless, async or component (an inference"
+                                    " component on a shared endpoint)")
+    instance_type: str | None = setting(None, "SageMaker instance type (default: fits the"
+                                              " packaged model: ml.m5.xlarge, or a GPU for"
+                                              " LLM rerankers by size)")
+    instance_count: int = setting(1, "instances")
+    memory_mb: int = setting(4096, "serverless memory: 1024..6144 in steps of 1024")
+    max_concurrency: int = setting(10, "serverless concurrent invocations: 1..200")
+    async_output: str | None = setting(None, "async: s3:// prefix for results")
+    async_failure: str | None = setting(None, "async: s3:// prefix for errors (optional)")
+    sns_success: str | None = setting(None, "async: SNS topic ARN told of results (optional)")
+    sns_error: str | None = setting(None, "async: SNS topic ARN told of errors (optional)")
+    async_max_invocations: int = setting(4, "async: concurrent requests per instance")
+    transform_input: str | None = setting(None, "s3:// prefix (or object) of .jsonl files, one"
+                                                " rerank request per line")
+    transform_output: str | None = setting(None, "s3:// prefix for the <input file>.out results")
+    max_payload_mb: int = setting(6, "request lines packed per call, in MB: 1..100")
+    split_type: str = setting("Line", "Line (one request per line) or None (a file per call)")
+    max_concurrent_transforms: int = setting(0, "calls per instance at once (0: SageMaker's"
+                                                " default)")
+    component: str | None = setting(None, "component: the inference component's name (also"
+                                          " for status, delete and invoke)")
+    copies: int = setting(1, "component: copies at creation")
+    min_copies: int = setting(1, "component autoscaling: fewest copies (0: scale to zero)")
+    max_copies: int = setting(0, "component autoscaling: most copies (0: no autoscaling)")
+    cpu_cores: float | None = setting(None, "component: CPU cores per copy (default:"
+                                            " SageMaker's)")
+    accelerators: int | None = setting(None, "component: GPUs per copy (default: 1 on a GPU"
+                                             " instance type)")
+    component_memory_mb: int = setting(2048, "component: minimum memory per copy, MB")
+    min_instances: int = setting(1, "component: a new endpoint's fewest instances (0: scale"
+                                    " to zero)")
+    max_instances: int = setting(1, "component: a new endpoint's most instances")
+    scale_metric: str = setting("concurrency", "component autoscaling: concurrency or"
+                                               " invocations, per copy")
+    target_per_copy: float = setting(4.0, "component autoscaling: the metric's target per"
+                                          " copy")
+    image: str | None = setting(None, "our own image URI (e.g. pushed to ECR) instead of the"
+                                      " Hugging Face DLC")
+    network_isolation: int = setting(1, "1: the container gets no network (it needs none)")
     # The DLC whose stack (toolkit 2.6 + MMS + transformers 4.51.3) tests/test_dlc_parity.py
     # runs our handler on; None: the newest in the table.
-    transformers_version: str | None = "4.51.3"
-    pytorch_version: str | None = None
-    py_version: str | None = None
-    min_capacity: int = 0                # autoscaling: 0 = instance_count
-    max_capacity: int = 0                # autoscaling: 0 = off
-    target_invocations: int = 100        # invocations per instance per minute to aim at
-    scale_in_cooldown: int = 300
-    scale_out_cooldown: int = 60
-    metrics_frequency: int = 60          # CloudWatch publishing: 10, 30, 60, 120, ... 300 s
-    wait_timeout: int = 1800             # seconds to wait for InService (or a job's end)
-    poll_seconds: float = 15.0
-    endpoint_url: str | None = None      # a SageMaker-compatible endpoint (tests: moto)
-    s3_endpoint_url: str | None = None
+    transformers_version: str | None = setting("4.51.3", "the HF DLC's transformers version")
+    pytorch_version: str | None = setting(None, "the HF DLC's PyTorch version")
+    py_version: str | None = setting(None, "the HF DLC's Python version (py311, ...)")
+    min_capacity: int = setting(0, "autoscaling: fewest instances (0: the instance count)")
+    max_capacity: int = setting(0, "autoscaling: most instances (0: no autoscaling)")
+    target_invocations: int = setting(100, "autoscaling: invocations per instance per minute")
+    scale_in_cooldown: int = setting(300, "autoscaling: seconds between scale-ins")
+    scale_out_cooldown: int = setting(60, "autoscaling: seconds between scale-outs")
+    metrics_frequency: int = setting(60, "seconds between CloudWatch metric publications: 10,"
+                                         " 30, 60, 120, 180, 240 or 300")
+    wait_timeout: int = setting(1800, "seconds to wait for InService (or a job's end)")
+    poll_seconds: float = setting(15.0, "seconds between status checks while waiting")
+    endpoint_url: str | None = setting(None, "a SageMaker-compatible endpoint URL instead of"
+                                             " AWS's (a local server, moto)")
+    s3_endpoint_url: str | None = setting(None, "an S3-compatible endpoint URL instead of"
+                                                " AWS's")
     env: dict = dataclasses.field(default_factory=dict)  # container environment
+    # How errors name a setting: as make variables (REGION) when make runs the tool.
+    make_names: bool = dataclasses.field(default=False, repr=False)
 
     @property
     def deploy_mode(self) -> modes.Mode:
         return modes.MODES[self.mode]
 
+    def name(self, field: str) -> str:
+        """``field`` as the user types it: make variable ``REGION`` or flag ``--region``."""
+        return make_name(field) if self.make_names else "--" + field.replace("_", "-")
 
-FIELDS = {f.name: f for f in dataclasses.fields(DeployConfig) if f.name != "env"}
+
+FIELDS = {f.name: f for f in dataclasses.fields(DeployConfig)
+          if f.name not in ("env", "make_names")}
 VARIABLES = {name: (ENV_PREFIX + name.upper(),) for name in FIELDS}
+# The make variable of a setting, where it is not the field's name in capitals.
+MAKE_NAMES = {"image": "IMAGE_URI", "transform_input": "INPUT", "transform_output": "OUTPUT",
+              "split_type": "SPLIT"}
 
 
-def add_arguments(parser, fields: tuple[str, ...]) -> None:
-    """Add ``--config`` and the named settings as flags (all default to None: unset)."""
-    parser.add_argument("--config", help=f"TOML settings file (default: ./{DEFAULT_FILE})")
-    for name in fields:
-        field = FIELDS[name]
-        kind = envconfig.kind(field)
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
-                            type=int if kind == "int" else float if kind == "float" else str,
-                            help=f"(env {ENV_PREFIX}{name.upper()}; default {field.default})")
-
-
-def add_env_argument(parser) -> None:
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="container setting (RERANK_*, SERVE_*, ...); repeatable")
+def make_name(field: str) -> str:
+    return MAKE_NAMES.get(field, field.upper())
 
 
 def load(args=None, environ=None, *, container: bool = False,
          mode: str | None = None) -> DeployConfig:
     """The settings; ``container``: also gather and check the endpoint's environment.
-    ``mode``: the one mode the command runs (``transform``); else an endpoint mode."""
+    ``mode``: the one mode the command runs (``transform``); else an endpoint mode.
+    ``args.make_variables``: {field: (make variable,)} to read too (under make)."""
     environ = os.environ if environ is None else environ
     refuse_old_names(environ)
     file_values, file_container = _read_file(getattr(args, "config", None), environ)
+    from_make = getattr(args, "make_variables", None) or {}
     values: dict[str, Any] = {**file_values,
-                              **envconfig.read(DeployConfig, environ, VARIABLES, UserError)}
+                              **envconfig.read(DeployConfig, environ, VARIABLES, UserError),
+                              **envconfig.read(DeployConfig, environ, from_make, UserError)}
     values.update({name: getattr(args, name) for name in FIELDS
                    if getattr(args, name, None) is not None})
     if mode:
         values["mode"] = mode
     env = gather(file_container, environ, getattr(args, "env", None)) if container else {}
-    config = DeployConfig(**values, env=env)
+    config = DeployConfig(**values, env=env, make_names=bool(from_make))
     manifest = sizing.manifest_of(config) if container else None
     if config.instance_type is None:
         config.instance_type = sizing.default_instance_type(manifest)
@@ -147,12 +171,13 @@ def load(args=None, environ=None, *, container: bool = False,
 
 def validate(config: DeployConfig, allowed: tuple[str, ...] = modes.ENDPOINT_MODES) -> None:
     """Refuse impossible settings before any AWS call (AWS's own limits, named)."""
-    mode = modes.get(config.mode, allowed)
+    mode = modes.get(config.mode, allowed, config.name("mode"))
     names.check_endpoint_name(config.endpoint)
     mode.validate(config)
     metrics_config.check_frequency(config.metrics_frequency)
     if config.model_data and not config.model_data.startswith("s3://"):
-        raise UserError(f"model_data must be an s3:// URI, not {config.model_data!r}")
+        raise UserError(f"{config.name('model_data')} must be an s3:// URI, not"
+                        f" {config.model_data!r}")
 
 
 def refuse_old_names(environ) -> None:

@@ -11,7 +11,7 @@ LOCAL_BASE   := reranker-base:bookworm
 DOCKER_EXTRAS := build/docker-extras/$(VARIANT)
 NO_DOCKER     = echo "$@: no Docker engine runs here (docker info failed): nothing to do"; exit 0
 
-.PHONY: docker-base docker-build docker-run docker-test
+.PHONY: docker-base docker-build docker-run docker-test docker-push
 
 docker-base:  ## reranker-base:bookworm from Debian's packages (debootstrap; kept when it exists)
 	@docker info >/dev/null 2>&1 || { $(NO_DOCKER); }; \
@@ -48,3 +48,16 @@ docker-test: docker-build  ## the container tests against reranker-serving:VARIA
 	RERANK_TEST_IMAGE=$(IMAGE):$(VARIANT) $(PY) -m pytest -q $(PYTEST_ARGS) tests/test_container_contract.py
 
 TEST_DEPS += docker-build
+
+# ECR_REPO=<account>.dkr.ecr.<region>.amazonaws.com/<name> (the repository must exist);
+# TAG defaults to VARIANT.  The pushed URI is what `make deploy IMAGE_URI=...` deploys.
+docker-push: $(STAMP)  ## push reranker-serving:VARIANT to ECR_REPO (tag TAG, default VARIANT) for IMAGE_URI
+	@test -n "$(ECR_REPO)" || { echo "error: set ECR_REPO=<account>.dkr.ecr.<region>.amazonaws.com/<name>" >&2; exit 2; }
+	@docker info >/dev/null 2>&1 || { echo "error: no Docker engine runs here (docker info failed)" >&2; exit 2; }
+	@docker image inspect $(IMAGE):$(VARIANT) >/dev/null 2>&1 || { echo "error: no image $(IMAGE):$(VARIANT): run make docker-build VARIANT=$(VARIANT) first" >&2; exit 2; }
+	@password=$$($(PY) -m deploy --make-variables ecr-login '$(ECR_REPO)') || exit $$?; \
+	printf '%s' "$$password" | docker login --username AWS --password-stdin \
+	  '$(firstword $(subst /, ,$(ECR_REPO)))' >/dev/null
+	docker tag $(IMAGE):$(VARIANT) '$(ECR_REPO):$(or $(TAG),$(VARIANT))'
+	docker push '$(ECR_REPO):$(or $(TAG),$(VARIANT))'
+	@echo "pushed: deploy it with make deploy IMAGE_URI=$(ECR_REPO):$(or $(TAG),$(VARIANT)) ..."

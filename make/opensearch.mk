@@ -1,7 +1,8 @@
 # OpenSearch integration: connector, model and search-pipeline JSON for a deployed endpoint.
 #   make opensearch ENDPOINT=name DOCUMENT_FIELD=passage_text REGION=us-east-1 \
 #                   ROLE_ARN=arn:aws:iam::...:role/...
-#   DOCUMENT_FIELD is required (seed 000's index: facts, seed 001's: passage_text).
+#   DOCUMENT_FIELD is required (OpenSearch's rerank-by-field tutorial: facts, its SageMaker
+#   reranker tutorial: passage_text).
 #   optional: FLAVOUR=self-managed ACCOUNT=123456789012,
 #             APPLY=1 (with OPENSEARCH_URL) PATTERN=cohere|tei|ml-inference,
 #             OPENSEARCH_ARGS='...' for any other flag of `python -m deploy opensearch -h`.
@@ -14,5 +15,5 @@ OPENSEARCH_FLAGS = --endpoint "$(ENDPOINT)" $(if $(REGION),--region "$(REGION)")
   $(if $(APPLY),--apply $(if $(PATTERN),--pattern "$(PATTERN)"))
 
 opensearch: $(STAMP)  ## OpenSearch JSON for ENDPOINT, DOCUMENT_FIELD (REGION, ROLE_ARN) in build/opensearch/; APPLY=1 sends it
-	@test -n "$(DOCUMENT_FIELD)" || { echo "error: set DOCUMENT_FIELD=<the _source field holding the text> (seed 000: facts, seed 001: passage_text)" >&2; exit 2; }
+	@test -n "$(DOCUMENT_FIELD)" || { echo "error: set DOCUMENT_FIELD=<the _source field holding the text> (OpenSearch's rerank-by-field tutorial: facts, its SageMaker reranker tutorial: passage_text)" >&2; exit 2; }
 	$(PY) -m deploy opensearch $(strip $(OPENSEARCH_FLAGS)) $(OPENSEARCH_ARGS)

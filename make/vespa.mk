@@ -1,4 +1,4 @@
-# Vespa (issue 6): an application package for BM25 retrieval + cross-encoder global-phase
+# Vespa: an application package for BM25 retrieval + cross-encoder global-phase
 # reranking, written offline (docs/vespa.md).
 #   make vespa MODEL_DIR=path/to/model [OUT=build/vespa] [ONNX=auto|fp32|int8]
 #              [RERANK_COUNT=100] [MAX_LENGTH=256] [QUERY_TOKENS=32] [DOCUMENT_TOKENS=n]

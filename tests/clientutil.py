@@ -1,6 +1,6 @@
 """What the client-library suites share: the server under test and the engine to check it by.
 
-The server is bench.local_server's suite server (``make docker-test`` points RERANK_TEST_URL and
+The server is suite_server's server (``make docker-test`` points RERANK_TEST_URL and
 RERANK_TEST_MODEL_DIR at the container instead); the engine runs in-process on the same
 model directory, so every score a client reads is checked against a direct forward pass.
 """
@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.local_server import suite_server
+from suite_server import suite_server
 
 
 @contextlib.contextmanager

@@ -22,7 +22,8 @@ from bench import dlc_stack as dlcutil
 from bench.local_server import ROOT
 
 IMAGE = os.environ.get("RERANK_DLC_IMAGE", "reranker-dlc:cpu")
-# What SageMaker sets for a HuggingFaceModel with entry_point/SAGEMAKER_PROGRAM (seed 004).
+# What SageMaker sets for a HuggingFaceModel with entry_point/SAGEMAKER_PROGRAM (the aws-samples
+# bge-reranker-large notebook).
 SAGEMAKER_ENV = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_REGION": "us-east-1"}
 
 

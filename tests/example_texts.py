@@ -1,6 +1,8 @@
-"""The seeds' own example texts (../shared/seeds), shared by the dialect and parity tests."""
+"""The example texts of the tutorials users follow, shared by the dialect and parity tests:
+OpenSearch's rerank-by-field and SageMaker reranker tutorials, the aws-samples
+bge-reranker-large notebook and Together AI's rerankers guide."""
 
-CAPITAL_QUERY = "What is the capital city of America?"  # seed 001
+CAPITAL_QUERY = "What is the capital city of America?"  # OpenSearch SageMaker reranker
 CAPITAL_DOCS = [
     "Carson City is the capital city of the American state of Nevada.",
     "The Commonwealth of the Northern Mariana Islands is a group of islands in the Pacific Ocean."
@@ -11,11 +13,11 @@ CAPITAL_DOCS = [
     " United States was a country. As of 2017, capital punishment is legal in 30 of the 50"
     " states.",
 ]
-PANDA_QUERY = "what is panda?"  # seed 004
+PANDA_QUERY = "what is panda?"  # the aws-samples bge-reranker-large notebook
 PANDA_DOCS = ["hi", "panda is a restaurant",
               "The giant panda (Ailuropoda melanoleuca), sometimes called a panda bear or simply"
               " panda, is a bear species endemic to China."]
-NYC_QUERY = "artists art creative community"  # seed 000: text = the document, text_pair = query
+NYC_QUERY = "artists art creative community"  # OpenSearch rerank-by-field: text = document
 NYC_AREAS = [
     {"area_name": "Astoria", "borough": "Queens",
      "facts": "Astoria is home to many artists and has a large Greek-American community. The"
@@ -27,7 +29,7 @@ NYC_AREAS = [
      "facts": "Harlem was the birthplace of the Harlem Renaissance, a cultural movement that"
               " celebrated Black culture through art, music, and literature."},
 ]
-MOVIES_QUERY = "super hero mystery action movie about bats"  # seed 003
+MOVIES_QUERY = "super hero mystery action movie about bats"  # Together AI's guide
 MOVIES = ["The Dark Knight", "Watchmen", "Predator", "Despicable Me 2",
           "Night at the Museum: Secret of the Tomb", "Batman v Superman: Dawn of Justice",
           "Penguins of Madagascar", "Batman & Robin", "Batman Begins", "Super 8", "Megamind",

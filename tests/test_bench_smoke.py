@@ -56,17 +56,17 @@ def test_bench_end_to_end_tiny(bert_dir, tmp_path):
     model = results["models"]["custom"]
     assert set(model["workloads"]) == {"mixed100", "opensearch10", "rag25"}
     rows = model["workloads"]["mixed100"]["results"]
-    assert {"crossencoder", "seed004", "pipeline", "engine-fp32"} <= set(rows)
+    assert {"crossencoder", "aws-sample", "pipeline", "engine-fp32"} <= set(rows)
     for row in rows.values():
         assert row["pairs_per_s"] > 0 and row["p95_ms"] >= row["p50_ms"] > 0
         assert row["pairs_per_cpu_s"] > 0
         assert 0 < row["padding_efficiency"] <= 1
         assert row["share_of_fp32_gemm"] > 0
     # Every fp32 path scores the same pairs like a plain forward pass.
-    for name in ("crossencoder", "seed004", "pipeline", "engine-fp32"):
+    for name in ("crossencoder", "aws-sample", "pipeline", "engine-fp32"):
         assert rows[name]["vs_plain_forward"]["max_abs"] < 1e-5, name
     assert rows["pipeline"]["padding_efficiency"] == 1.0
-    assert rows["engine-fp32"]["padding_efficiency"] > rows["seed004"]["padding_efficiency"]
+    assert rows["engine-fp32"]["padding_efficiency"] > rows["aws-sample"]["padding_efficiency"]
     server = results["server"]
     assert [r["concurrency"] for r in server["stacks"]["ours"]] == [1, 2]
     assert all(r["requests"] == 4 and r["errors"] == 0 for r in server["stacks"]["ours"])

@@ -59,7 +59,8 @@ def test_bad_request_raises_the_sdk_error_with_our_field(client_url):
 
 
 def test_the_route_fixes_the_dialect(client_url):
-    # topk would pick the seed 004 dialect on /invocations; /v2/rerank is Cohere's always,
+    # topk would pick the aws-samples notebook's dialect on /invocations; /v2/rerank is
+    # Cohere's always,
     # whatever dialect= the client's custom attribute asks for.
     body = {"query": CAPITAL_QUERY, "documents": CAPITAL_DOCS, "topk": 1}
     headers = {"X-Amzn-SageMaker-Custom-Attributes": "dialect=tei"}

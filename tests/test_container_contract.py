@@ -25,8 +25,9 @@ import httpx
 import pytest
 
 import dockerutil
-from bench.local_server import ROOT, SUITE_ENV
+from bench.local_server import ROOT
 from gated_model import GATED_INFERENCE, post_in_thread, wait_file
+from suite_server import SUITE_ENV
 
 SKIP = dockerutil.skip_reason()
 pytestmark = [pytest.mark.docker, pytest.mark.slow,

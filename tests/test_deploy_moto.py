@@ -241,11 +241,11 @@ def test_serverless_deploy(aws, archive_path, capsys):
 
 
 @pytest.mark.parametrize("extra,words", [
-    (["--mode", "serverless", "--memory-mb", "1000"], "memory_mb"),
-    (["--mode", "serverless", "--max-concurrency", "500"], "max_concurrency"),
-    (["--mode", "async"], "async_output"),
+    (["--mode", "serverless", "--memory-mb", "1000"], "--memory-mb"),
+    (["--mode", "serverless", "--max-concurrency", "500"], "--max-concurrency"),
+    (["--mode", "async"], "--async-output"),
     (["--mode", "batch"], "mode must be one of"),
-    (["--max-capacity", "2", "--min-capacity", "3"], "below min_capacity"),
+    (["--max-capacity", "2", "--min-capacity", "3"], "below --min-capacity"),
     (["--instance-type", "m5.xlarge"], "not a SageMaker instance type"),
     (["--instance-type", "ml.inf2.xlarge"], "Neuron"),
     (["--transformers-version", "3.0.0"], "no Hugging Face DLC"),
@@ -264,7 +264,7 @@ def test_bad_settings_are_refused_before_any_call(aws, archive_path, capsys, ext
 
 def test_role_is_required(aws, archive_path, capsys):
     code, _, err = cli(capsys, "deploy", "--archive", archive_path, "--bucket", BUCKET)
-    assert code == 2 and "ROLE" in one_error_line(err)
+    assert code == 2 and "set --role" in one_error_line(err)
 
 
 def test_no_credentials_and_no_endpoint_are_one_line(aws, archive_path, capsys, monkeypatch):

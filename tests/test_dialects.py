@@ -1,4 +1,4 @@
-"""Each wire dialect, driven through the four SageMaker hooks with the seeds' own examples."""
+"""Each wire dialect, driven through the four SageMaker hooks with the tutorials' own examples."""
 
 import json
 
@@ -37,7 +37,7 @@ def assert_sorted(items, key):
     assert scores == sorted(scores, reverse=True)
 
 
-def test_cohere_with_seed_003_movies(bert_engine):
+def test_cohere_with_the_guide_movies(bert_engine):
     body = {"model": "rerank", "query": MOVIES_QUERY,
             "documents": MOVIES, "top_n": 5, "return_documents": True}
     out, _ = call(bert_engine, body)
@@ -73,7 +73,7 @@ def test_cohere_object_documents_and_rank_fields(bert_engine):
     assert result.request.pairs[1][1] == "Astoria"
 
 
-def test_tei_with_seed_001_capitals(bert_engine):
+def test_tei_with_the_tutorial_capitals(bert_engine):
     body = {"query": CAPITAL_QUERY, "texts": CAPITAL_DOCS}
     out, _ = call(bert_engine, body)
     assert isinstance(out, list) and len(out) == 4
@@ -89,7 +89,7 @@ def test_tei_with_seed_001_capitals(bert_engine):
         assert item["text"] == CAPITAL_DOCS[item["index"]]
 
 
-def test_seed_004_topk_answers_raw_logits_cut_to_topk(bert_engine):
+def test_topk_answers_raw_logits_cut_to_topk(bert_engine):
     out, _ = call(bert_engine, PANDA)
     assert len(out) == 2 and set(out[0]) == {"index", "score"}
     assert_sorted(out, "score")
@@ -99,8 +99,9 @@ def test_seed_004_topk_answers_raw_logits_cut_to_topk(bert_engine):
         assert item["score"] == pytest.approx(raw[item["index"]], abs=1e-6)
 
 
-def test_pipeline_single_and_list_with_seed_000_mapping(bert_engine):
-    # Seed 000 maps text = the document, text_pair = the query: scored in the order given.
+def test_pipeline_single_and_list_with_the_rerank_by_field_mapping(bert_engine):
+    # OpenSearch's rerank-by-field tutorial maps text = the document, text_pair = the query:
+    # scored in the order given.
     query = NYC_QUERY
     single, result = call(bert_engine, {"inputs": {"text": NYC_FACTS[0], "text_pair": query}})
     assert set(single) == {"label", "score"} and single["label"] == "LABEL_0"

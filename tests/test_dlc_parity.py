@@ -83,7 +83,7 @@ def model_dir(bert_dir, tmp_path_factory):
     The tiny BERT's weights (std 0.02, hidden size 32) give every pair nearly the same score
     (all within 1e-4 of 0.503), which would make a 1e-5 tolerance blind and the order a
     coin toss.  Its weight matrices are scaled x20, the size a trained network's have, so
-    the seeds' texts score from about 0.03 to 0.9, at least 3e-4 apart.
+    the tutorials' texts score from about 0.03 to 0.9, at least 3e-4 apart.
     """
     from safetensors.torch import load_file, save_file
 

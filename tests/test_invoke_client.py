@@ -166,6 +166,34 @@ def test_two_stage_example_keeps_the_top_five(server, bert_engine):
     assert len(two_stage.two_stage(c, "bats super hero", corpus, candidates=10)) == 5
 
 
+def test_two_stage_example_runs_with_only_the_server_url(server, capsys, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(two_stage.CANDIDATES[:8]) + "\n")
+    assert two_stage.main(["--endpoint-url", server, "--corpus", str(corpus),
+                           "--candidates", "4", "--keep", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"query: {two_stage.QUERY}" and len(lines) == 3
+    with pytest.raises(SystemExit) as refused:
+        two_stage.main([])
+    assert refused.value.code == 2 and "--endpoint-url" in capsys.readouterr().err
+
+
+def test_invoke_without_credentials_says_how_to_get_them(monkeypatch, capsys, tmp_path):
+    from deploy.__main__ import main
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.chdir(tmp_path)
+    code = main(["invoke", "--endpoint", "reranker", "--region", "us-east-1", "-q", "q",
+                 "-d", "a", "b"])
+    err = capsys.readouterr().err
+    assert code == 2 and "aws configure" in err and len(err.strip().splitlines()) == 1
+
+
 def test_invoke_cli_prints_a_table(server, capsys):
     from deploy.__main__ import main
 

@@ -15,9 +15,10 @@ import pytest
 
 import inference
 from batch_transform import MB, RecordTooLarge, mini_batches, transform
-from bench.local_server import SUITE_ENV, start_server
+from bench.local_server import start_server
 from clientutil import local_engine
 from reranker.errors import InvalidJSON
+from suite_server import SUITE_ENV
 
 LINES = 10_000
 MAX_DOCUMENTS = 16

@@ -506,7 +506,8 @@ def test_a_document_that_is_json_breaks_only_pattern_3(handler):
 
 
 def test_pattern_3_puts_the_query_first(handler):
-    """Seed 000 mapped text = document; the tiny model is not symmetric, so order shows."""
+    """The rerank-by-field tutorial mapped text = document; the tiny model is not
+    symmetric, so order shows."""
     query, doc = "capital of america", "washington dc is the capital of the united states"
     remote = mlc_ml_inference_parameters(query, doc)
     body = mlc_payload(connector_file("ml-inference"), remote=remote)
@@ -516,8 +517,9 @@ def test_pattern_3_puts_the_query_first(handler):
     assert abs(ours - straight) < 1e-6 < abs(ours - swapped)
 
 
-def test_seed_001_escape_would_escape_twice():
-    """Seed 001 called escape() on inputs that 2.12+ already escaped: the text changes."""
+def test_the_tutorials_escape_would_escape_twice():
+    """The SageMaker reranker tutorial called escape() on inputs that 2.12+ already escaped:
+    the text changes."""
     query = 'say "hi" \\ bye'
     once = mlc_gson_escape(query)
     twice = once.replace("\\", "\\\\").replace('"', '\\"')  # the DEFAULT_ESCAPE_FUNCTION

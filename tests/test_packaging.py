@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.metadata
 import io
 import json
 import os
@@ -94,6 +95,7 @@ def test_layout_and_metadata(packaged, bert_dir):
     assert manifest["model_id"] == bert_dir.name and manifest["source"] == "local"
     assert manifest["num_labels"] == 1 and manifest["max_length"] == 512
     assert manifest["versions"]["transformers"]
+    assert manifest["versions"]["reranker"] == importlib.metadata.version("sagemaker-reranker")
     # Nothing for the DLC to pip-install at start-up.
     assert not [ln for ln in requirements.splitlines() if ln.strip() and not ln.startswith("#")]
     assert shipped_engine == (ROOT / "code/reranker/engine.py").read_bytes()
@@ -264,8 +266,9 @@ def test_gzip_stream_is_valid(packaged):
 
 def test_onnx_export_goes_into_the_archive(bert_dir, tmp_path, capsys):
     """The contract with deploy/package/onnx_export.py: onnx/model.onnx, its report, onnxruntime."""
-    code, _, err = package(capsys, bert_dir, "-o", tmp_path / "m.tar.gz", "--onnx", "fp32")
+    code, out, err = package(capsys, bert_dir, "-o", tmp_path / "m.tar.gz", "--onnx", "fp32")
     assert code == 0, err
+    assert "onnx        fp32 onnx/model.onnx: scores within" in out  # not only in reranker.json
     with tarfile.open(tmp_path / "m.tar.gz") as tar:
         assert "onnx/model.onnx" in tar.getnames()
         manifest = json.loads(tar.extractfile("reranker.json").read())

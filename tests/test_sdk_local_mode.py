@@ -2,9 +2,10 @@
 and the DLC-equivalent one from a file:// model.tar.gz with instance_type="local", predicts
 through the SDK's Predictor with JSON serializers, and tears down.
 
-What users do in seed 004, with the endpoint on this machine: `Model(...)` (our image) or
-`HuggingFaceModel(...)` (the DLC's class) `.deploy(instance_type="local")`,
-`predictor.predict({...})`, `predictor.delete_endpoint()`, `predictor.delete_model()`.
+What users do in the aws-samples bge-reranker-large notebook, with the endpoint on this
+machine: `Model(...)` (our image) or `HuggingFaceModel(...)` (the DLC's class)
+`.deploy(instance_type="local")`, `predictor.predict({...})`, `predictor.delete_endpoint()`,
+`predictor.delete_model()`.
 Local mode runs docker compose; the port is published on 127.0.0.1 (tests/sdk/local_mode.py)
 and every container it started is removed by id afterwards, also on failure.  Skipped,
 with the reason, where Docker or compose cannot run.
@@ -27,7 +28,7 @@ from example_texts import PANDA_DOCS, PANDA_QUERY
 
 pytestmark = pytest.mark.slow
 
-SEED_004 = {"query": PANDA_QUERY, "documents": PANDA_DOCS, "topk": 2}
+TOPK_REQUEST = {"query": PANDA_QUERY, "documents": PANDA_DOCS, "topk": 2}
 EMPTY_QUERY = {"query": "", "documents": PANDA_DOCS}
 IMAGES = {
     # image fixture, the SDK's model class, the status a client fault gets
@@ -84,7 +85,7 @@ def deployed(request, model_data):
     result = sdkutil.run_local({
         "mode": "local", "image": image, "model_data": model_data, "port": free_port(),
         "model_class": model_class, "env": dict(dlcimage.SAGEMAKER_ENV),
-        "ready_body": SEED_004, "requests": [SEED_004, EMPTY_QUERY]})
+        "ready_body": TOPK_REQUEST, "requests": [TOPK_REQUEST, EMPTY_QUERY]})
     return result, model_class, client_status
 
 

@@ -1,5 +1,5 @@
 """The SageMaker Python SDK's Predictor (sagemaker 2.x, in .venv-sagemaker) as the client of
-our server: seed 004's invocation code path (`predictor.predict({...})` with JSON
+our server: the aws-samples notebook's invocation code path (`predictor.predict({...})` with JSON
 serializers), through the SDK's boto3 sagemaker-runtime client pointed at 127.0.0.1.
 
 Our server answers the runtime API's POST /endpoints/{name}/invocations, so the request the
@@ -14,7 +14,7 @@ import sdkutil
 from bench.local_server import start_server
 from example_texts import MOVIES, MOVIES_QUERY, PANDA_DOCS, PANDA_QUERY
 
-SEED_004 = {"query": PANDA_QUERY, "documents": PANDA_DOCS, "topk": 2}
+TOPK_REQUEST = {"query": PANDA_QUERY, "documents": PANDA_DOCS, "topk": 2}
 COHERE = {"query": MOVIES_QUERY, "documents": MOVIES, "top_n": 3}
 EMPTY_QUERY = {"query": "", "documents": PANDA_DOCS}
 
@@ -25,7 +25,7 @@ def sdk_answers(bert_dir):
         pytest.skip(f"{sdkutil.SDK_VENV} is not built: run `make sagemaker-venv`")
     with start_server(bert_dir) as url:
         return sdkutil.run_job({"mode": "runtime", "endpoint_url": url,
-                                "requests": [SEED_004, COHERE, EMPTY_QUERY]})
+                                "requests": [TOPK_REQUEST, COHERE, EMPTY_QUERY]})
 
 
 def answers_of(sdk_answers, index):
@@ -38,7 +38,7 @@ def test_both_predictors_ran(sdk_answers):
     assert sdk_answers["predictors"] == ["Predictor+JSON", "HuggingFacePredictor"]
 
 
-def test_seed_004_topk_through_the_predictor(sdk_answers, bert_engine):
+def test_topk_through_the_predictor(sdk_answers, bert_engine):
     raw = bert_engine.score(PANDA_QUERY, PANDA_DOCS, raw=True)
     best = sorted(range(len(PANDA_DOCS)), key=lambda i: -raw[i])[:2]
     for name, got in answers_of(sdk_answers, 0).items():

@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.local_server import SUITE_ENV, start_server
+from bench.local_server import start_server
+from suite_server import SUITE_ENV
 
 pytestmark = pytest.mark.slow  # starts servers
 

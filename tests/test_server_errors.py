@@ -1,5 +1,5 @@
 """Bad input over real HTTP: the right status, a JSON body naming the problem, and the
-server answers the next good request.  Limits come from bench.local_server.SUITE_ENV
+server answers the next good request.  Limits come from suite_server.SUITE_ENV
 (16 documents, 20,000 characters, 256 KiB bodies)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from bench.local_server import SUITE_ENV, suite_server
+from suite_server import SUITE_ENV, suite_server
 
 pytestmark = pytest.mark.slow  # starts servers
 

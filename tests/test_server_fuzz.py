@@ -11,7 +11,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from bench.local_server import suite_server
+from suite_server import suite_server
 from test_errors import json_bodies
 
 pytestmark = pytest.mark.slow  # starts a server

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from bench.local_server import suite_server
 from demo_models.encoders import CORPUS
+from suite_server import suite_server
 
 pytestmark = pytest.mark.slow  # starts servers
 

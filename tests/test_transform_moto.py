@@ -183,25 +183,25 @@ def test_output_keys_follow_sagemakers_naming():
 
 
 @pytest.mark.parametrize("extra,words", [
-    (["--transform-input", "in/"], "transform_input must be an s3:// URI"),
-    (["--transform-output", "s3://"], "transform_output must be an s3:// URI"),
-    (["--transform-output", f"s3://{BUCKET}/in"], "must not be transform_input"),
+    (["--transform-input", "in/"], "--transform-input must be an s3:// URI"),
+    (["--transform-output", "s3://"], "--transform-output must be an s3:// URI"),
+    (["--transform-output", f"s3://{BUCKET}/in"], "must not be --transform-input"),
     (["--transform-input", f"s3://{BUCKET}", "--transform-output", f"s3://{BUCKET}/out/"],
      "or inside it"),
-    (["--split-type", "RecordIO"], "split_type must be one of"),
-    (["--max-payload-mb", "0"], "max_payload_mb must be 1..100"),
-    (["--max-payload-mb", "101"], "max_payload_mb must be 1..100"),
+    (["--split-type", "RecordIO"], "--split-type must be one of"),
+    (["--max-payload-mb", "0"], "--max-payload-mb must be 1..100"),
+    (["--max-payload-mb", "101"], "--max-payload-mb must be 1..100"),
     (["--max-payload-mb", "20"], "needs our own image"),
     (["--instance-type", "m5.xlarge"], "not a SageMaker instance type"),
-    (["--instance-count", "0"], "instance_count must be at least 1"),
+    (["--instance-count", "0"], "--instance-count must be at least 1"),
     (["--max-payload-mb", "many"], "invalid int value"),
-    (["--transform-input", f"s3://{BUCKET}/nothing-here/"], "no objects under INPUT"),
-    (["--transform-input", "s3://no-such-bucket/in/"], "cannot list INPUT"),
-    (["--transform-output", "s3://no-such-bucket/out/"], "OUTPUT bucket no-such-bucket"),
+    (["--transform-input", f"s3://{BUCKET}/nothing-here/"], "no objects under --transform-input"),
+    (["--transform-input", "s3://no-such-bucket/in/"], "cannot list --transform-input"),
+    (["--transform-output", "s3://no-such-bucket/out/"], "--transform-output bucket no-such"),
     (["--env", "RERANK_MAX_LENGTH=abc"], "RERANK_MAX_LENGTH"),
     (["--env", "SERVE_MAX_PAYLOAD_BYTES=10"], "SERVE_MAX_PAYLOAD_BYTES must be at least"),
     (["--transform-input", f"s3://{BUCKET}/in/part", "--transform-output",
-      f"s3://{BUCKET}/in/"], "would land under INPUT"),
+      f"s3://{BUCKET}/in/"], "would land under --transform-input"),
     (["--endpoint", "bad_name!"], "not valid"),
 ])
 def test_bad_input_is_one_line_and_creates_nothing(inputs, archive_path, capsys, extra,
@@ -223,7 +223,7 @@ def test_role_is_required_and_the_policy_covers_input_and_output(inputs, archive
     code, _, err = cli(capsys, "transform", "--archive", archive_path,
                        "--transform-input", f"s3://{BUCKET}/in/",
                        "--transform-output", f"s3://{BUCKET}/out/")
-    assert code == 2 and "ROLE" in one_error_line(err)
+    assert code == 2 and "set --role" in one_error_line(err)
     code, out, _ = cli(capsys, *transform_args(archive_path, "--print-role-policy"))
     assert code == 0
     statements = {s["Sid"]: s for s in json.loads(out)["Statement"]}

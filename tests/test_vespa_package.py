@@ -195,7 +195,8 @@ def test_fp32_graph_with_side_weights_file_is_refused(model_dirs, tmp_path, monk
 
 @pytest.fixture(scope="module")
 def own_onnx(model_dirs, tmp_path_factory):
-    """A model directory that ships its own quantized file, as seed 002's does."""
+    """A model directory that ships its own quantized file, as the mixedbread model of
+    Vespa's notebook does."""
     from deploy.package.onnx_export import export_onnx
 
     tmp = tmp_path_factory.mktemp("own-onnx")

@@ -4,4 +4,4 @@ The SageMaker hooks in ``code/inference.py`` and our HTTP server are thin doors 
 :class:`reranker.engine.Reranker`; everything about scoring lives in this package.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the project's one version (pyproject.toml reads it)

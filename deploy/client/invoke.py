@@ -7,31 +7,12 @@ from pathlib import Path
 
 from deploy import config as cfg
 from deploy.errors import UserError
+from deploy.sagemaker.aws import session, translate_errors
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("invoke", help="rerank documents with the endpoint",
-                              description=__doc__.splitlines()[0])
-    cfg.add_arguments(p, ("endpoint", "region", "profile", "endpoint_url", "s3_endpoint_url",
-                          "bucket", "prefix", "component"))
-    p.add_argument("--query", "-q", required=True)
-    p.add_argument("--documents", "-d", nargs="+", default=[], metavar="DOC")
-    p.add_argument("--documents-file", help="one document per line, or a JSON list")
-    p.add_argument("--top-n", type=int)
-    p.add_argument("--serverless", action="store_true", help="use the 4 MB serverless limit")
-    p.add_argument("--max-documents", type=int, default=1000,
-                   help="documents per request (the server's RERANK_MAX_DOCUMENTS)")
-    p.add_argument("--async", dest="use_async", action="store_true",
-                   help="async endpoint: send through S3 and wait for the result")
-    p.add_argument("--input-location", help="async: s3:// prefix for requests (default:"
-                   " s3://<bucket>/<prefix>/async-inputs/)")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.set_defaults(func=run)
-
-
+@translate_errors
 def run(args) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError
-
+    """No credentials, no network, AWS refusals: translate_errors makes them one line."""
     from deploy.client import RerankClient, RerankClientError
 
     config = cfg.load(args)
@@ -40,7 +21,7 @@ def run(args) -> int:
         raise UserError("no documents: pass --documents a b c or --documents-file FILE")
     try:
         client = RerankClient(config.endpoint, region=config.region,
-                              session=_session(config), endpoint_url=config.endpoint_url,
+                              session=session(config), endpoint_url=config.endpoint_url,
                               serverless=args.serverless, max_documents=args.max_documents,
                               s3_endpoint_url=config.s3_endpoint_url or config.endpoint_url,
                               inference_component=config.component)
@@ -50,20 +31,12 @@ def run(args) -> int:
         else:
             results = client.rerank(args.query, documents, args.top_n)
     except (ValueError, RerankClientError, TimeoutError) as exc:
-        raise UserError(str(exc)) from None
-    except (ClientError, BotoCoreError) as exc:
         raise UserError(f"{config.endpoint}: {exc}") from None
     if args.json:
         print(json.dumps(results))
     else:
         _table(results, documents)
     return 0
-
-
-def _session(config: cfg.DeployConfig):
-    import boto3
-
-    return boto3.Session(profile_name=config.profile, region_name=config.region)
 
 
 def _input_location(args, config: cfg.DeployConfig) -> str:

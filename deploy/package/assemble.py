@@ -70,9 +70,25 @@ def report(out: Path, sha: str, manifest: dict, count: int) -> None:
     rows = (("path", str(out)), ("size", f"{human_size(out.stat().st_size)}"
                                          f" ({out.stat().st_size} bytes)"),
             ("sha256", sha), ("model", manifest.get("model_id")), ("files", count),
-            ("max_length", manifest.get("max_length")))
+            ("max_length", manifest.get("max_length")), ("onnx", onnx_summary(manifest)))
     for key, value in rows:
-        print(f"{key:<11} {value}")
+        if value is not None:
+            print(f"{key:<11} {value}")
+
+
+def onnx_summary(manifest: dict) -> str | None:
+    """How far the exported ONNX model's scores are from torch's, as the export measured."""
+    onnx = manifest.get("onnx")
+    if not onnx:
+        return None
+    variant = onnx.get("variant", "fp32")
+    diff = onnx.get(f"{variant}_max_abs_score_diff")
+    text = (f"{variant} {onnx.get('file')}: scores within {diff:.2g} of torch"
+            f" (tolerance {onnx.get('tolerance')})")
+    if variant == "int8":
+        text += (f", Spearman >= {onnx.get('int8_min_spearman'):.3f}, top-10 overlap >="
+                 f" {onnx.get('int8_min_top10_overlap'):.2f}")
+    return text
 
 
 def _stable(report: dict) -> dict:

@@ -15,33 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from deploy.package import archive, assemble, fetch, inspection, model_kind, size_report, weights
+from deploy.package import archive, assemble, fetch, model_kind, size_report, weights
 from deploy.package import verify as checks
-from deploy.paths import DEFAULT_ARCHIVE
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("package", help="build a checked, reproducible model.tar.gz",
-                              description=__doc__.splitlines()[0])
-    p.add_argument("model", help="hub id (org/name), model directory, or a model.tar.gz")
-    p.add_argument("--output", "-o", default=str(DEFAULT_ARCHIVE), help="archive path")
-    p.add_argument("--revision", help="hub revision (branch, tag or commit)")
-    p.add_argument("--model-id", help="name recorded in reranker.json (default: hub id or"
-                   " the directory's name)")
-    p.add_argument("--allow-pickle", action="store_true",
-                   help="accept pytorch_model.bin weights (loaded weights-only, converted to"
-                   " safetensors); refused by default")
-    p.add_argument("--onnx", choices=["fp32", "int8"], help="also export an ONNX model")
-    p.add_argument("--onnx-tolerance", type=float,
-                   help="largest score difference from torch the export may show")
-    p.add_argument("--no-check", dest="check", action="store_false",
-                   help="skip loading the model with the engine (not recommended)")
-    p.set_defaults(func=run)
-
-    i = subparsers.add_parser("inspect", help="list a model.tar.gz; --check loads it")
-    i.add_argument("archive", nargs="?", default=str(DEFAULT_ARCHIVE))
-    i.add_argument("--check", action="store_true", help="extract safely and score one pair")
-    i.set_defaults(func=inspection.run_inspect)
 
 
 def run(args) -> int:

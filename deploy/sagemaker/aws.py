@@ -21,15 +21,11 @@ class Aws:
     """One session, its region, and clients pointed at AWS (or at ``endpoint_url`` in tests)."""
 
     def __init__(self, config: DeployConfig):
-        import boto3
-
-        try:
-            self.session = boto3.Session(profile_name=config.profile, region_name=config.region)
-        except Exception as exc:  # botocore's ProfileNotFound and friends
-            raise UserError(f"AWS session: {exc}") from None
+        self.session = session(config)
         self.region = self.session.region_name
         if not self.region:
-            raise UserError("no AWS region: set REGION=... (or AWS_REGION, or a profile's region)")
+            raise UserError(f"no AWS region: set {config.name('region')}=... (or AWS_REGION,"
+                            " or a profile's region)")
         self.config = config
         self._clients: dict[str, object] = {}
 
@@ -44,6 +40,16 @@ class Aws:
 
     def account_id(self) -> str:
         return self.client("sts").get_caller_identity()["Account"]
+
+
+def session(config: DeployConfig):
+    """A boto3 session for the settings' profile and region (None: boto3's chain)."""
+    import boto3
+
+    try:
+        return boto3.Session(profile_name=config.profile, region_name=config.region)
+    except Exception as exc:  # botocore's ProfileNotFound and friends
+        raise UserError(f"AWS session: {exc}") from None
 
 
 def translate_errors(run):

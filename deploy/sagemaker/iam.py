@@ -12,11 +12,25 @@ import re
 
 from deploy.errors import UserError
 
-TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
-                   "Action": "sts:AssumeRole"}],
-}
+
+def document(*statements: dict) -> dict:
+    """An IAM policy document (the one policy language version AWS has)."""
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def allow(action, resource, sid: str | None = None) -> dict:
+    return {**({"Sid": sid} if sid else {}), "Effect": "Allow", "Action": action,
+            "Resource": resource}
+
+
+def trust(*services: str) -> dict:
+    """Who may assume the role: these AWS services."""
+    principal = services[0] if len(services) == 1 else list(services)
+    return document({"Effect": "Allow", "Principal": {"Service": principal},
+                     "Action": "sts:AssumeRole"})
+
+
+TRUST_POLICY = trust("sagemaker.amazonaws.com")
 
 
 def account_of(arn: str | None) -> str | None:
@@ -35,8 +49,8 @@ def role_policy(config, region: str, image: str, account: str | None = None
     account = account or account_of(config.role)
     bucket = config.bucket or (f"sagemaker-{region}-{account}" if account else None)
     if not bucket:
-        raise UserError("set BUCKET (or ROLE, whose account names the default bucket) to"
-                        " print the role policy")
+        raise UserError(f"set {config.name('bucket')} (or {config.name('role')}, whose"
+                        " account names the default bucket) to print the role policy")
     part = partition_of(region)
     prefix = config.prefix.strip("/")
     mode = config.deploy_mode
@@ -61,7 +75,7 @@ def role_policy(config, region: str, image: str, account: str | None = None
                                       "ecr:BatchCheckLayerAvailability"],
                            "Resource": repo})
     statements.extend(mode.iam_statements(config, part))
-    return {"Version": "2012-10-17", "Statement": statements}
+    return document(*statements)
 
 
 def _ecr_repository(image: str, part: str) -> str | None:

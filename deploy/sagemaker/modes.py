@@ -54,17 +54,17 @@ class _Instances(Mode):
 
     def validate(self, config) -> None:
         if config.instance_count < 1:
-            raise UserError("instance_count must be at least 1")
+            raise UserError(f"{config.name('instance_count')} must be at least 1")
         if not config.instance_type.startswith("ml."):
-            raise UserError(f"instance_type {config.instance_type!r} is not a SageMaker"
-                            " instance type (ml.<family>.<size>, e.g. ml.g5.xlarge)")
+            raise UserError(f"{config.name('instance_type')} {config.instance_type!r} is not"
+                            " a SageMaker instance type (ml.<family>.<size>, e.g. ml.g5.xlarge)")
         if config.max_capacity:
             low = config.min_capacity or config.instance_count
             if config.max_capacity < low:
-                raise UserError(f"max_capacity ({config.max_capacity}) is below min_capacity"
-                                f" ({low})")
+                raise UserError(f"{config.name('max_capacity')} ({config.max_capacity}) is"
+                                f" below {config.name('min_capacity')} ({low})")
             if config.target_invocations < 1:
-                raise UserError("target_invocations must be at least 1")
+                raise UserError(f"{config.name('target_invocations')} must be at least 1")
 
     def variant(self, config, model: str, current: dict | None) -> dict:
         count = config.instance_count
@@ -89,7 +89,8 @@ class Realtime(_Instances):
     def validate(self, config) -> None:
         super().validate(config)
         if config.max_capacity and (config.min_capacity or config.instance_count) < 1:
-            raise UserError("min_capacity must be at least 1 for a real-time endpoint")
+            raise UserError(f"{config.name('min_capacity')} must be at least 1 for a real-time"
+                            " endpoint")
 
     def scaling_metric(self, config) -> dict:
         return {"PredefinedMetricSpecification": {
@@ -102,7 +103,8 @@ class Async(_Instances):
     def validate(self, config) -> None:
         super().validate(config)
         if not (config.async_output or "").startswith("s3://"):
-            raise UserError("async mode needs async_output, an s3:// prefix for the results")
+            raise UserError(f"async mode needs {config.name('async_output')}, an s3:// prefix for"
+                            " the results")
 
     def extra_config(self, config) -> dict:
         output = {"S3OutputPath": config.async_output}
@@ -140,13 +142,15 @@ class Serverless(Mode):
 
     def validate(self, config) -> None:
         if config.memory_mb not in range(1024, 6145, 1024):
-            raise UserError(f"memory_mb must be 1024, 2048, ... 6144 for serverless, not"
+            raise UserError(f"{config.name('memory_mb')} must be 1024, 2048, ... 6144 for"
+                            f" serverless, not"
                             f" {config.memory_mb}")
         if not 1 <= config.max_concurrency <= 200:
-            raise UserError(f"max_concurrency must be 1..200 for serverless, not"
+            raise UserError(f"{config.name('max_concurrency')} must be 1..200 for serverless, not"
                             f" {config.max_concurrency}")
         if config.max_capacity:
-            raise UserError("serverless endpoints scale by max_concurrency; unset max_capacity")
+            raise UserError(f"serverless endpoints scale by {config.name('max_concurrency')};"
+                            f" unset {config.name('max_capacity')}")
 
     def variant(self, config, model: str, current: dict | None) -> dict:
         return {"ModelName": model,
@@ -181,24 +185,26 @@ class Transform(_Instances):
         for field in ("transform_input", "transform_output"):
             value = getattr(config, field) or ""
             if not value.startswith("s3://") or len(value) <= len("s3://"):
-                raise UserError(f"{field} must be an s3:// URI (INPUT=s3://bucket/prefix/,"
-                                f" OUTPUT=s3://bucket/prefix/), not {value!r}")
+                raise UserError(f"{config.name(field)} must be an s3:// URI"
+                                f" (s3://bucket/prefix/), not {value!r}")
         # S3Prefix reads every key that starts with the input's text.
         if (config.transform_output.rstrip("/") + "/").startswith(config.transform_input):
-            raise UserError("transform_output must not be transform_input or inside it"
+            raise UserError(f"{config.name('transform_output')} must not be"
+                            f" {config.name('transform_input')} or inside it"
                             " (results would be read back as input next time)")
         if config.split_type not in SPLIT_TYPES:
-            raise UserError(f"split_type must be one of {', '.join(SPLIT_TYPES)}, not"
-                            f" {config.split_type!r}")
+            raise UserError(f"{config.name('split_type')} must be one of"
+                            f" {', '.join(SPLIT_TYPES)}, not {config.split_type!r}")
         if not 1 <= config.max_payload_mb <= MAX_PAYLOAD_MB:
-            raise UserError(f"max_payload_mb must be 1..{MAX_PAYLOAD_MB}, not"
+            raise UserError(f"{config.name('max_payload_mb')} must be 1..{MAX_PAYLOAD_MB}, not"
                             f" {config.max_payload_mb}")
         if config.max_payload_mb > DLC_PAYLOAD_MB and not config.image:
-            raise UserError(f"max_payload_mb above {DLC_PAYLOAD_MB} needs our own image"
-                            " (IMAGE_URI): the DLC's multi-model-server refuses requests over"
-                            " 6553500 bytes")
+            raise UserError(f"{config.name('max_payload_mb')} above {DLC_PAYLOAD_MB} needs our"
+                            f" own image ({config.name('image')}): the DLC's"
+                            " multi-model-server refuses requests over 6553500 bytes")
         if config.max_concurrent_transforms < 0:
-            raise UserError("max_concurrent_transforms must be >= 0 (0: SageMaker's default)")
+            raise UserError(f"{config.name('max_concurrent_transforms')} must be >= 0"
+                            " (0: SageMaker's default)")
 
     def job_request(self, config, job: str, model: str) -> dict:
         """CreateTransformJob's arguments: jsonlines, lines packed into MultiRecord batches
@@ -243,10 +249,10 @@ MODES = {m.name: m for m in (Realtime(), Serverless(), Async(), Component(), Tra
 ENDPOINT_MODES = tuple(name for name, m in MODES.items() if m.endpoint)
 
 
-def get(name: str, allowed: tuple[str, ...] = ENDPOINT_MODES) -> Mode:
+def get(name: str, allowed: tuple[str, ...] = ENDPOINT_MODES, spelled: str = "mode") -> Mode:
     if name not in allowed:
         hint = " (batch inference: `make transform`)" if name in ("batch", "transform") else ""
-        raise UserError(f"mode must be one of {', '.join(allowed)}, not {name!r}{hint}")
+        raise UserError(f"{spelled} must be one of {', '.join(allowed)}, not {name!r}{hint}")
     return MODES[name]
 
 

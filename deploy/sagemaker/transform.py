@@ -19,25 +19,11 @@ from deploy import config as cfg
 from deploy.errors import UserError
 from deploy.sagemaker import modes, names, resources
 from deploy.sagemaker.aws import Aws, error_code, error_message, translate_errors
-from deploy.sagemaker.endpoints import add_run_arguments, print_policies, require_role
+from deploy.sagemaker.endpoints import print_policies, require_role
 from deploy.sagemaker.model_source import model_data_for, resolve_image
 from deploy.sagemaker.waiter import WaitFailed, wait
 
 RUNNING = ("InProgress", "Stopping")
-_FIELDS = ("endpoint", "region", "profile", "role", "bucket", "prefix", "archive",
-           "model_data", "instance_type", "instance_count", "transform_input",
-           "transform_output", "max_payload_mb", "split_type", "max_concurrent_transforms",
-           "image", "network_isolation", "transformers_version", "pytorch_version",
-           "py_version", "wait_timeout", "poll_seconds", "endpoint_url", "s3_endpoint_url")
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("transform", help="rerank S3 jsonlines with Batch Transform",
-                              description=__doc__.splitlines()[0])
-    add_run_arguments(p, _FIELDS)
-    p.set_defaults(func=run_transform)
-
-
 @translate_errors
 def run_transform(args) -> int:
     config = cfg.load(args, container=True, mode=modes.Transform.name)
@@ -51,9 +37,9 @@ def run_transform(args) -> int:
 def transform(aws: Aws, config, *, wait: bool = True) -> dict:
     """Check the input, create the model if needed and the job; wait; report the output."""
     s3, sm = aws.client("s3"), aws.client("sagemaker")
-    inputs = list_inputs(s3, config.transform_input)
+    inputs = list_inputs(s3, config.transform_input, config.name("transform_input"))
     check_outputs_apart(config, inputs)
-    check_bucket(s3, config.transform_output)
+    check_bucket(s3, config.transform_output, config.name("transform_output"))
     model_data, isolation = model_data_for(aws, config)
     image = resolve_image(config, aws.region)
     model, created = ensure_model(sm, config, image, model_data, isolation, aws.region)
@@ -69,7 +55,7 @@ def transform(aws: Aws, config, *, wait: bool = True) -> dict:
     return final
 
 
-def list_inputs(s3, uri: str) -> dict[str, int]:
+def list_inputs(s3, uri: str, spelled: str = "INPUT") -> dict[str, int]:
     """{key: size} of the objects SageMaker will read (S3Prefix: every key under it)."""
     bucket, prefix = split(uri)
     found: dict[str, int] = {}
@@ -78,10 +64,10 @@ def list_inputs(s3, uri: str) -> dict[str, int]:
             found.update({o["Key"]: o["Size"] for o in page.get("Contents", [])
                           if not o["Key"].endswith("/")})
     except ClientError as exc:
-        raise UserError(f"cannot list INPUT {uri}: {error_code(exc)}: {error_message(exc)}"
+        raise UserError(f"cannot list {spelled} {uri}: {error_code(exc)}: {error_message(exc)}"
                         ) from None
     if not found:
-        raise UserError(f"no objects under INPUT {uri}: upload the .jsonl files first"
+        raise UserError(f"no objects under {spelled} {uri}: upload the .jsonl files first"
                         " (one rerank request per line)")
     return found
 
@@ -93,17 +79,18 @@ def check_outputs_apart(config, inputs: dict[str, int]) -> None:
         return
     clash = next((k for k in inputs if output_key(config, k).startswith(source)), None)
     if clash:
-        raise UserError(f"the results of {clash} would land under INPUT"
-                        f" ({output_key(config, clash)}): pick an OUTPUT outside"
+        raise UserError(f"the results of {clash} would land under"
+                        f" {config.name('transform_input')} ({output_key(config, clash)}):"
+                        f" choose {config.name('transform_output')} outside"
                         f" {config.transform_input}")
 
 
-def check_bucket(s3, uri: str) -> None:
+def check_bucket(s3, uri: str, spelled: str = "OUTPUT") -> None:
     bucket, _ = split(uri)
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError as exc:
-        raise UserError(f"OUTPUT bucket {bucket}: {error_code(exc)}: {error_message(exc)}"
+        raise UserError(f"{spelled} bucket {bucket}: {error_code(exc)}: {error_message(exc)}"
                         ) from None
 
 

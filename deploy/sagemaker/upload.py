@@ -25,14 +25,6 @@ MB = 1024 * 1024
 MULTIPART_BYTES = 64 * MB
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("upload", help="upload model.tar.gz to S3 (skipped if present)",
-                              description=__doc__.splitlines()[0])
-    cfg.add_arguments(p, ("archive", "bucket", "prefix", "region", "profile", "endpoint_url",
-                          "s3_endpoint_url"))
-    p.set_defaults(func=run)
-
-
 @translate_errors
 def run(args) -> int:
     config = cfg.load(args)
@@ -87,7 +79,8 @@ def default_bucket(aws: Aws) -> str:
         if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
             raise UserError(f"bucket {bucket}: {error_code(exc)}: {error_message(exc)}"
                             ) from None
-    print(f"creating private bucket {bucket} (set BUCKET=... to use your own)")
+    print(f"creating private bucket {bucket} (set {aws.config.name('bucket')}=... to use"
+          " your own)")
     kwargs = {} if aws.region == "us-east-1" else {
         "CreateBucketConfiguration": {"LocationConstraint": aws.region}}
     s3.create_bucket(Bucket=bucket, **kwargs)
@@ -103,7 +96,8 @@ def check_bucket(aws: Aws, bucket: str) -> None:
     except ClientError as exc:
         code = error_code(exc)
         if code in ("404", "NoSuchBucket", "NotFound"):
-            raise UserError(f"bucket {bucket} does not exist: create it, or unset BUCKET to use"
+            raise UserError(f"bucket {bucket} does not exist: create it, or unset"
+                            f" {aws.config.name('bucket')} to use"
                             " sagemaker-<region>-<account>") from None
         raise UserError(f"bucket {bucket}: {code}: {error_message(exc)}") from None
 

@@ -79,7 +79,7 @@ def run_runtime(job: dict) -> dict:
         "Predictor+JSON": Predictor(ENDPOINT, sagemaker_session=session,
                                     serializer=JSONSerializer(),
                                     deserializer=JSONDeserializer()),
-        # What HuggingFaceModel.deploy() returns in seed 004.
+        # What HuggingFaceModel.deploy() returns in the aws-samples notebook.
         "HuggingFacePredictor": HuggingFacePredictor(ENDPOINT, sagemaker_session=session),
     }
     return {"predictors": list(predictors),
@@ -88,8 +88,8 @@ def run_runtime(job: dict) -> dict:
 
 
 def _local_model(job: dict, session):
-    """Model for our image; HuggingFaceModel for the DLC-equivalent one (seed 004's class;
-    an image_uri spares it the version lookup)."""
+    """Model for our image; HuggingFaceModel for the DLC-equivalent one (the aws-samples
+    notebook's class; an image_uri spares it the version lookup)."""
     from sagemaker.huggingface import HuggingFaceModel
     from sagemaker.model import Model
 

@@ -1,8 +1,9 @@
 """The Hugging Face text-classification pipeline, as the DLC's default handler serves it.
 
 ``{"inputs": {"text", "text_pair"} | [...], "parameters"?: {"function_to_apply", "top_k"}}``
-scores (text, text_pair) in the order given, exactly like the pipeline (seed 000 maps
-text = the document, text_pair = the query).  Answers ``{"label", "score"}`` per input.
+scores (text, text_pair) in the order given, exactly like the pipeline (OpenSearch's
+rerank-by-field tutorial maps text = the document, text_pair = the query).  Answers
+``{"label", "score"}`` per input.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Text Embeddings Inference's /rerank (seed 001's connector speaks it).
+"""Text Embeddings Inference's /rerank (the connector of OpenSearch's SageMaker
+reranker tutorial speaks it).
 
 Request ``{"query", "texts", "raw_scores"?, "return_text"?, "truncate"?,
 "truncation_direction"?}``; response ``[{"index", "score", "text"?}]`` sorted by score.

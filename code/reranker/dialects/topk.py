@@ -1,4 +1,5 @@
-"""Seed 004's hand-written handler: ``{"query", "documents", "topk"}``.
+"""The aws-samples bge-reranker-large notebook's hand-written handler:
+``{"query", "documents", "topk"}``.
 
 Answers ``[{"index", "score"}]`` sorted and cut to topk, with raw logits as scores,
 exactly what that handler returned, so clients written against it keep working.

@@ -1,12 +1,12 @@
 """Two-stage retrieval: a cheap first stage proposes candidates, the reranker keeps the top 5.
 
-This is the pipeline of the Together "How to Improve Search with Rerankers" guide (seed 003):
+This is the pipeline of Together AI's cookbook guide "How to Improve Search with Rerankers":
 the first stage (there, embeddings; here, BM25 over a corpus file, or the guide's own 25
 candidates for "super hero mystery action movie about bats") returns ~25 candidates, and a
 cross-encoder behind a SageMaker endpoint re-scores them with the query and keeps the best.
 
     python -m deploy.client.examples.two_stage --endpoint reranker --region eu-west-1
-    python -m deploy.client.examples.two_stage --endpoint local --endpoint-url http://127.0.0.1:8080
+    python -m deploy.client.examples.two_stage --endpoint-url http://127.0.0.1:8080   # make serve
     python -m deploy.client.examples.two_stage --endpoint reranker --corpus my_docs.txt -q "..."
 """
 
@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import sys
 from collections import Counter
 
-from deploy.client import RerankClient
+from deploy.client import RerankClient, RerankClientError
 
 QUERY = "super hero mystery action movie about bats"
 # The 25 titles the guide's first stage returned for QUERY, in its order.
@@ -71,7 +72,8 @@ def two_stage(client: RerankClient, query: str, corpus: list[str], candidates: i
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--endpoint", required=True, help="SageMaker endpoint name")
+    parser.add_argument("--endpoint", help="SageMaker endpoint name (not needed with"
+                        " --endpoint-url)")
     parser.add_argument("--region")
     parser.add_argument("--endpoint-url", help="e.g. http://127.0.0.1:8080 for a local server")
     parser.add_argument("--query", "-q", default=QUERY)
@@ -80,14 +82,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidates", type=int, default=25)
     parser.add_argument("--keep", type=int, default=5)
     args = parser.parse_args(argv)
+    if not (args.endpoint or args.endpoint_url):
+        parser.error("pass --endpoint NAME (a SageMaker endpoint) or --endpoint-url URL"
+                     " (a local server, e.g. http://127.0.0.1:8080 from `make serve`)")
     if args.corpus:
         with open(args.corpus) as fh:
             corpus = [line.strip() for line in fh if line.strip()]
     else:
         corpus = CANDIDATES
-    client = RerankClient(args.endpoint, region=args.region, endpoint_url=args.endpoint_url)
-    top = two_stage(client, args.query, corpus, args.candidates, args.keep,
-                    first_stage=bool(args.corpus))
+    client = RerankClient(args.endpoint or "local", region=args.region,
+                          endpoint_url=args.endpoint_url)
+    try:
+        top = two_stage(client, args.query, corpus, args.candidates, args.keep,
+                        first_stage=bool(args.corpus))
+    except (ValueError, RerankClientError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"query: {args.query}")
     for row in top:
         print(f"{row['rank']}. {row['text']}  (score {row['relevance_score']:.4f},"

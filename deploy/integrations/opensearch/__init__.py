@@ -4,7 +4,3 @@ Writes ready-to-send JSON (connector, model registration, search pipeline, examp
 for three patterns, the IAM policies, and a README saying what to send where; ``--apply``
 sends them to ``OPENSEARCH_URL`` with opensearch-py, idempotently.
 """
-
-from deploy.integrations.opensearch.cli import register
-
-__all__ = ["register"]

@@ -7,46 +7,24 @@ policy); whoever creates the connector must be allowed to pass it (PassRole).
 from __future__ import annotations
 
 from deploy.integrations.opensearch.target import Target
+from deploy.sagemaker.iam import allow, document, trust
 
-VERSION = "2012-10-17"
 # Amazon OpenSearch Service assumes connector roles as this service; older domains use es.
 OPENSEARCH_PRINCIPALS = ["opensearchservice.amazonaws.com", "es.amazonaws.com"]
 
 
 def invoke_policy(target: Target) -> dict:
-    return {
-        "Version": VERSION,
-        "Statement": [{
-            "Sid": "InvokeRerankerEndpoint",
-            "Effect": "Allow",
-            "Action": "sagemaker:InvokeEndpoint",
-            "Resource": target.endpoint_arn,
-        }],
-    }
+    return document(allow("sagemaker:InvokeEndpoint", target.endpoint_arn,
+                          "InvokeRerankerEndpoint"))
 
 
 def trust_policy() -> dict:
-    return {
-        "Version": VERSION,
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": OPENSEARCH_PRINCIPALS},
-            "Action": "sts:AssumeRole",
-        }],
-    }
+    return trust(*OPENSEARCH_PRINCIPALS)
 
 
 def pass_role_policy(target: Target) -> dict:
     """For the identity that sends the create-connector request to the domain."""
-    return {
-        "Version": VERSION,
-        "Statement": [{
-            "Sid": "PassRerankerConnectorRole",
-            "Effect": "Allow",
-            "Action": "iam:PassRole",
-            "Resource": target.role_arn,
-        }],
-    }
+    return document(allow("iam:PassRole", target.role_arn, "PassRerankerConnectorRole"))
 
 
 def documents(target: Target) -> dict[str, dict]:

@@ -2,11 +2,13 @@
 
 1. ``cohere``: ml-commons' built-in cohere.rerank pre/post-process (OpenSearch 2.12+), our
    container's Cohere dialect, and the ``rerank`` processor of type ``ml_opensearch``.
-2. ``tei``: the TEI format with our Painless (seed 001's pattern, fixed for 2.12+), which
+2. ``tei``: the TEI format with our Painless (the pattern of OpenSearch's
+   SageMaker reranker tutorial, fixed for 2.12+), which
    builds the whole request body, so no input can break it.
 3. ``ml-inference``: an ``ml_inference`` response processor scoring each hit in the HF
    pipeline format (text = query, text_pair = document), then ``rerank`` ``by_field``
-   (seed 000's pattern as two processors, query first; OpenSearch 2.18+).
+   (the pattern of OpenSearch's rerank-by-field tutorial as two processors, query first;
+   OpenSearch 2.18+).
 """
 
 from __future__ import annotations

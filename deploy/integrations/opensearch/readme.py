@@ -51,15 +51,17 @@ _CAVEATS = """\
   `by_field` then fails unless the rerank processor has `"ignore_failure": true`.
 """
 
-_SEEDS = """\
-## Coming from the seed notebooks
+_TUTORIALS = """\
+## Coming from OpenSearch's tutorials
 
-- **Seed 000** (`ml_inference` with `text` = the document, `text_pair` = the query): every
-  pattern here sends the **query first**, as these cross-encoders were trained (`[CLS] query
-  [SEP] document [SEP]`). That is right, but it changes every score, so re-check any score
-  threshold or `min_score` tuned on the old order. Seed 000's index kept the text in the
-  field `facts`: pass `--document-field facts` (`make opensearch DOCUMENT_FIELD=facts`).
-- **Seed 001** (TEI connector with Painless): its index used `passage_text`
+- **Reranking by a field using a cross-encoder** (`ml_inference` with `text` = the document,
+  `text_pair` = the query): every pattern here sends the **query first**, as these
+  cross-encoders were trained (`[CLS] query [SEP] document [SEP]`). That is right, but it
+  changes every score, so re-check any score threshold or `min_score` tuned on the old order.
+  That tutorial's index kept the text in the field `facts`: pass `--document-field facts`
+  (`make opensearch DOCUMENT_FIELD=facts`).
+- **Reranking search results using a reranker in Amazon SageMaker** (TEI connector with
+  Painless): its index used `passage_text`
   (`DOCUMENT_FIELD=passage_text`); drop its `escape()` calls, ml-commons escapes the inputs
   itself since 2.12.
 - This folder was written for document field(s) `{fields}`.
@@ -129,5 +131,5 @@ index in the examples: `{target.index}`.
     parts += [_pattern(p, target) for p in PATTERNS.values()]
     fields = ", ".join(f"`{f}`" for f in target.document_fields)
     parts.append(_CAVEATS.format(fields=fields))
-    parts.append(_SEEDS.format(fields=", ".join(target.document_fields)))
+    parts.append(_TUTORIALS.format(fields=", ".join(target.document_fields)))
     return "\n".join(parts)

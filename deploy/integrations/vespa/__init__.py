@@ -14,39 +14,9 @@ from pathlib import Path
 from deploy.errors import UserError
 from deploy.integrations.common import check_at_least, check_match
 from deploy.package import model_kind
-from deploy.paths import BUILD_DIR
 from reranker import model_dir as model_facts
 
 _APP_NAME = re.compile(r"[a-z][a-z0-9]{0,39}")
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "vespa", help="write a Vespa application package (BM25 + cross-encoder global phase)",
-        description=__doc__.splitlines()[0])
-    p.add_argument("--model-dir", required=True, help="model directory (config.json,"
-                   " tokenizer.json, model.safetensors; onnx/ is used when present)")
-    p.add_argument("--out", default=str(BUILD_DIR / "vespa"), help="package directory")
-    p.add_argument("--onnx", choices=["auto", "fp32", "int8"], default="auto",
-                   help="which ONNX model to ship; auto: int8 if the model directory has"
-                   " one, else fp32 (exported now if missing)")
-    p.add_argument("--onnx-file", type=Path, default=None,
-                   help="ship this ONNX file instead (e.g. the model's own"
-                   " onnx/model_quantized.onnx), after checking its scores against torch")
-    p.add_argument("--onnx-tolerance", type=float, default=None,
-                   help="largest score difference from torch for an int8 export now, or for"
-                   " --onnx-file (default 0.05)")
-    p.add_argument("--rerank-count", type=int, default=100,
-                   help="hits the global phase rescores per query (default 100)")
-    p.add_argument("--max-length", type=int, default=256,
-                   help="tokens per query+document sequence (default 256, capped by the model)")
-    p.add_argument("--query-tokens", type=int, default=32,
-                   help="query budget: longer queries are cut to it (default 32)")
-    p.add_argument("--document-tokens", type=int, default=None,
-                   help="document budget, fixed at feed time (default: what --max-length"
-                   " leaves after the query); given, it sets the sequence length instead")
-    p.add_argument("--app-name", default="reranker", help="application name (a-z, 0-9)")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:

@@ -1,5 +1,5 @@
-"""A user's own ONNX file (seed 002 ships ``onnx/model_quantized.onnx``), checked against
-torch before the package ships it.
+"""A user's own ONNX file (the mixedbread model of Vespa's cross-encoder notebook ships
+``onnx/model_quantized.onnx``), checked against torch before the package ships it.
 
 Both sides run through the engine itself (its PairEncoder, batcher and scoring) on the
 export's probe set: the torch backend on the model's weights, the ONNX backend on the

@@ -1,0 +1,51 @@
+"""``python -m deploy <command>``: the command line, in one place.
+
+deploy.cli.commands adds each command's arguments and names the function that runs it;
+deploy.cli.settings says which deploy settings each command takes.  A handler takes the
+parsed arguments and returns an exit code.  Errors the user can fix raise
+``deploy.errors.UserError`` and end as one readable line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from deploy.cli import commands, settings
+from deploy.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy",
+        description="Package a reranker, deploy it on SageMaker, call it, and wire it into"
+                    " OpenSearch or Vespa.")
+    parser.add_argument("--make-variables", action="store_true",
+                        help="also read each setting from its make variable (REGION, ROLE,"
+                             " ...) in the environment, and name settings that way in"
+                             " errors: how `make` runs this tool")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in commands.REGISTER:
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = getattr(args, "settings_of", None)
+    args.make_variables = (settings.make_variables(command)
+                           if args.make_variables and command else {})
+    try:
+        return int(_handler(args.handler)(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _handler(name: str):
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)

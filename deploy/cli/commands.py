@@ -1,0 +1,179 @@
+"""Every command's arguments; what each one runs is named as "module:function".
+
+The deploy settings (region, role, instance type, ...) come from deploy.cli.settings; the
+rest are a command's own.  Handlers are imported only when their command runs, so
+``--help`` and one command never load another's libraries.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from deploy.cli.settings import COMMANDS, add_container_env, add_settings
+from deploy.paths import BUILD_DIR, DEFAULT_ARCHIVE
+
+
+def package(sub) -> None:
+    p = sub.add_parser("package", help="build a checked, reproducible model.tar.gz",
+                       description="A hub id, a model directory or an archive in; a checked"
+                       " model.tar.gz out.")
+    p.add_argument("model", help="hub id (org/name), model directory, or a model.tar.gz")
+    p.add_argument("--output", "-o", default=str(DEFAULT_ARCHIVE), help="archive path")
+    p.add_argument("--revision", help="hub revision to pin: branch, tag or commit"
+                   " (make REVISION=)")
+    p.add_argument("--model-id", help="name recorded in reranker.json (default: hub id or"
+                   " the directory's name)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="accept pytorch_model.bin weights (loaded weights-only, converted to"
+                   " safetensors); refused by default")
+    p.add_argument("--onnx", choices=["fp32", "int8"], help="also export an ONNX model")
+    p.add_argument("--onnx-tolerance", type=float,
+                   help="largest score difference from torch the export may show")
+    p.add_argument("--no-check", dest="check", action="store_false",
+                   help="skip loading the model with the engine (not recommended)")
+    p.set_defaults(handler="deploy.package.packaging:run")
+
+    i = sub.add_parser("inspect", help="list a model.tar.gz; --check loads it")
+    i.add_argument("archive", nargs="?", default=str(DEFAULT_ARCHIVE))
+    i.add_argument("--check", action="store_true", help="extract safely and score one pair")
+    i.set_defaults(handler="deploy.package.inspection:run_inspect")
+
+
+def _command(sub, name: str, handler: str, about: str, description: str | None = None):
+    """A sub-parser running ``handler``, with the deploy settings ``name`` takes (if any)."""
+    parser = sub.add_parser(name, help=about, description=description or about)
+    if name in COMMANDS:
+        add_settings(parser, name)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def upload(sub) -> None:
+    _command(sub, "upload", "deploy.sagemaker.upload:run",
+             "upload model.tar.gz to S3 (skipped if present)",
+             "Upload model.tar.gz to S3 under a key named by its sha256, skipped when already"
+             " there.")
+
+
+def endpoint(sub) -> None:
+    _add_run_arguments(_command(sub, "deploy", "deploy.sagemaker.endpoints:run_deploy",
+                                "create or update the SageMaker endpoint",
+                                "Create or update a SageMaker endpoint without downtime."))
+    _command(sub, "status", "deploy.sagemaker.status:run_status",
+             "show the endpoint, its model (or inference components) and autoscaling")
+    delete = _command(sub, "delete", "deploy.sagemaker.teardown:run_delete",
+                      "remove endpoint, endpoint configs and models (--component: one"
+                      " inference component; the endpoint goes with the last)")
+    delete.add_argument("--purge", action="store_true",
+                        help="also delete the model archives in S3")
+
+
+def transform(sub) -> None:
+    _add_run_arguments(_command(sub, "transform", "deploy.sagemaker.transform:run_transform",
+                                "rerank S3 jsonlines with Batch Transform",
+                                "Rerank a whole corpus offline with SageMaker Batch"
+                                " Transform."))
+
+
+def _add_run_arguments(parser) -> None:
+    """What creates resources takes besides its settings: --env, --no-wait, the policies."""
+    add_container_env(parser)
+    parser.add_argument("--no-wait", dest="wait", action="store_false",
+                        help="return once the request is accepted")
+    parser.add_argument("--print-role-policy", action="store_true",
+                        help="print the execution role's least-privilege policy and exit")
+    parser.add_argument("--print-trust-policy", action="store_true",
+                        help="print the execution role's trust policy and exit")
+
+
+def invoke(sub) -> None:
+    p = _command(sub, "invoke", "deploy.client.invoke:run", "rerank documents with the endpoint",
+                 "Rerank documents with a deployed endpoint (or a local server) and print a"
+                 " table.")
+    p.add_argument("--query", "-q", required=True)
+    p.add_argument("--documents", "-d", nargs="+", default=[], metavar="DOC")
+    p.add_argument("--documents-file", help="one document per line, or a JSON list")
+    p.add_argument("--top-n", type=int)
+    p.add_argument("--serverless", action="store_true", help="use the 4 MB serverless limit")
+    p.add_argument("--max-documents", type=int, default=1000,
+                   help="documents per request (the server's RERANK_MAX_DOCUMENTS)")
+    p.add_argument("--async", dest="use_async", action="store_true",
+                   help="async endpoint: send through S3 and wait for the result")
+    p.add_argument("--input-location", help="async: s3:// prefix for requests (default:"
+                   " s3://<bucket>/<prefix>/async-inputs/)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def ecr_login(sub) -> None:
+    p = _command(sub, "ecr-login", "deploy.sagemaker.ecr:run_login",
+                 "print the docker login password for an ECR repository (make docker-push)",
+                 "Check that an ECR repository exists and print the docker login password for"
+                 " its registry.")
+    p.add_argument("repository", help="<account>.dkr.ecr.<region>.amazonaws.com/<name>")
+
+
+def opensearch(sub) -> None:
+    from deploy.integrations.opensearch.patterns import PATTERNS
+    from deploy.integrations.opensearch.target import FLAVOURS
+
+    about = "write OpenSearch connector, model and search-pipeline JSON for an endpoint"
+    p = sub.add_parser("opensearch", help=about,
+                       description=about + "; --apply sends one pattern to OPENSEARCH_URL")
+    p.add_argument("--endpoint", required=True, help="SageMaker endpoint name")
+    p.add_argument("--region", default=os.environ.get("AWS_REGION")
+                   or os.environ.get("AWS_DEFAULT_REGION"),
+                   help="the endpoint's region (default: AWS_REGION)")
+    p.add_argument("--role-arn", help="IAM role the connector assumes (Amazon OpenSearch Service)")
+    p.add_argument("--account", help="AWS account id, when no --role-arn (self-managed)")
+    p.add_argument("--flavour", choices=FLAVOURS, default="aws",
+                   help="aws: Amazon OpenSearch Service (default); self-managed: your cluster")
+    p.add_argument("--document-field", dest="document_fields", action="append",
+                   metavar="FIELD", help="field(s) of _source the model reads (default: text);"
+                   " repeat for several, joined in order")
+    p.add_argument("--index", default="my-index", help="index in the example searches")
+    p.add_argument("--out", type=Path, help="folder (default: build/opensearch/<endpoint>)")
+    p.add_argument("--apply", action="store_true",
+                   help="create connector, model and pipeline on OPENSEARCH_URL")
+    p.add_argument("--pattern", choices=sorted(PATTERNS), default="cohere",
+                   help="what --apply creates (default: cohere, the recommended one)")
+    p.add_argument("--send-aws-credentials", action="store_true",
+                   help="self-managed --apply: put the current AWS session's keys into the"
+                   " create-connector request (never into a file)")
+    p.add_argument("--opensearch-region", help="the domain's region for SigV4 (default: --region)")
+    p.add_argument("--wait", type=float, default=300, metavar="SECONDS",
+                   help="--apply: how long to wait for the model to deploy")
+    p.set_defaults(handler="deploy.integrations.opensearch.cli:run")
+
+
+def vespa(sub) -> None:
+    p = sub.add_parser(
+        "vespa", help="write a Vespa application package (BM25 + cross-encoder global phase)",
+        description="A Vespa application package that reranks with the model.")
+    p.add_argument("--model-dir", required=True, help="model directory (config.json,"
+                   " tokenizer.json, model.safetensors; onnx/ is used when present)")
+    p.add_argument("--out", default=str(BUILD_DIR / "vespa"), help="package directory")
+    p.add_argument("--onnx", choices=["auto", "fp32", "int8"], default="auto",
+                   help="which ONNX model to ship; auto: int8 if the model directory has"
+                   " one, else fp32 (exported now if missing)")
+    p.add_argument("--onnx-file", type=Path, default=None,
+                   help="ship this ONNX file instead (e.g. the model's own"
+                   " onnx/model_quantized.onnx), after checking its scores against torch")
+    p.add_argument("--onnx-tolerance", type=float, default=None,
+                   help="largest score difference from torch for an int8 export now, or for"
+                   " --onnx-file (default 0.05)")
+    p.add_argument("--rerank-count", type=int, default=100,
+                   help="hits the global phase rescores per query (default 100)")
+    p.add_argument("--max-length", type=int, default=256,
+                   help="tokens per query+document sequence (default 256, capped by the model)")
+    p.add_argument("--query-tokens", type=int, default=32,
+                   help="query budget: longer queries are cut to it (default 32)")
+    p.add_argument("--document-tokens", type=int, default=None,
+                   help="document budget, fixed at feed time (default: what --max-length"
+                   " leaves after the query); given, it sets the sequence length instead")
+    p.add_argument("--app-name", default="reranker", help="application name (a-z, 0-9)")
+    p.set_defaults(handler="deploy.integrations.vespa:run")
+
+
+# In the order `--help` lists them: the user's path from a model to a search engine.
+REGISTER = (package, upload, endpoint, transform, invoke, ecr_login, opensearch, vespa)
