@@ -162,7 +162,8 @@ def load(args=None, environ=None, *, container: bool = False,
     config = DeployConfig(**values, env=env, make_names=bool(from_make))
     manifest = sizing.manifest_of(config) if container else None
     if config.instance_type is None:
-        config.instance_type = sizing.default_instance_type(manifest)
+        config.instance_type = sizing.default_instance_type(manifest,
+                                                            config.name("instance_type"))
     validate(config, (mode,) if mode else modes.ENDPOINT_MODES)
     if container:
         sizing.apply(config, manifest)
@@ -174,7 +175,8 @@ def validate(config: DeployConfig, allowed: tuple[str, ...] = modes.ENDPOINT_MOD
     mode = modes.get(config.mode, allowed, config.name("mode"))
     names.check_endpoint_name(config.endpoint)
     mode.validate(config)
-    metrics_config.check_frequency(config.metrics_frequency)
+    metrics_config.check_frequency(config.metrics_frequency,
+                                   config.name("metrics_frequency"))
     if config.model_data and not config.model_data.startswith("s3://"):
         raise UserError(f"{config.name('model_data')} must be an s3:// URI, not"
                         f" {config.model_data!r}")

@@ -99,19 +99,19 @@ def test_scaling_requests_match_the_service_models():
 
 
 @pytest.mark.parametrize("changes, words", [
-    ({"component": None}, "COMPONENT="),
-    ({"component": "bad_name"}, "component name"),
+    ({"component": None}, "needs a component name (--component)"),
+    ({"component": "bad_name"}, "--component 'bad_name' is not valid"),
     ({"copies": 0}, "copies must be at least 1"),
-    ({"cpu_cores": 0.1}, "cpu_cores"),
+    ({"cpu_cores": 0.1}, "--cpu-cores"),
     ({"accelerators": 1, "instance_type": "ml.m5.xlarge"}, "GPU instance type"),
     ({"accelerators": 0}, "accelerators must be at least 1"),
-    ({"component_memory_mb": 64}, "component_memory_mb"),
-    ({"min_instances": 3, "max_instances": 2}, "min_instances <= max_instances"),
-    ({"min_copies": 4, "max_copies": 3}, "min_copies <= max_copies"),
-    ({"copies": 5}, "within min_copies..max_copies"),
-    ({"scale_metric": "latency"}, "scale_metric"),
-    ({"target_per_copy": 0.0}, "target_per_copy"),
-    ({"metrics_frequency": 45}, "metrics_frequency"),
+    ({"component_memory_mb": 64}, "--component-memory-mb"),
+    ({"min_instances": 3, "max_instances": 2}, "--min-instances <= --max-instances"),
+    ({"min_copies": 4, "max_copies": 3}, "--min-copies <= --max-copies"),
+    ({"copies": 5}, "within --min-copies..--max-copies"),
+    ({"scale_metric": "latency"}, "--scale-metric"),
+    ({"target_per_copy": 0.0}, "--target-per-copy"),
+    ({"metrics_frequency": 45}, "--metrics-frequency"),
 ])
 def test_bad_component_settings_fail_in_one_line(changes, words):
     with pytest.raises(UserError) as exc:
@@ -530,3 +530,16 @@ def test_client_names_the_component():
         assert client.rerank("q", ["d"])[0]["relevance_score"] == 0.9
     with pytest.raises(ValueError, match="inference components"):
         client.rerank_async("q", ["d"], input_location="s3://b/in/")
+
+
+def test_make_variables_reach_component_settings(clean_env, capsys, monkeypatch):
+    from deploy.__main__ import main
+
+    for key, value in {"MODE": "component", "COMPONENT": "minilm-en", "COPIES": "4",
+                       "MIN_COPIES": "0", "MAX_COPIES": "3", "ROLE": ROLE,
+                       "MODEL_DATA": DATA}.items():
+        monkeypatch.setenv(key, value)
+    assert main(["--make-variables", "deploy", "--print-trust-policy"]) == 2
+    assert "error: COPIES (4) must lie within MIN_COPIES..MAX_COPIES" in capsys.readouterr().err
+    monkeypatch.setenv("COPIES", "2")
+    assert main(["--make-variables", "deploy", "--print-trust-policy"]) == 0

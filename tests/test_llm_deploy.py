@@ -182,7 +182,7 @@ def test_serverless_is_refused_where_the_model_cannot_fit():
     with pytest.raises(UserError, match="serverless has no GPU and at most 6144 MB"):
         sizing.check(_config(mode="serverless", memory_mb=6144), eight_b)
     small = {**eight_b, "parameters": 0.6e9, "model_id": "Qwen/Qwen3-Reranker-0.6B"}
-    with pytest.raises(UserError, match="MEMORY_MB=2048 is too little"):
+    with pytest.raises(UserError, match="--memory-mb=2048 is too little"):
         sizing.check(_config(mode="serverless", memory_mb=2048), small)
     sizing.check(_config(mode="serverless", memory_mb=6144), small)  # fits
 

@@ -33,19 +33,23 @@ def alarm_name(component: str) -> str:
 
 
 def validate(config) -> None:
+    name = config.name
     if config.scale_metric not in METRICS:
-        raise UserError(f"scale_metric must be one of {', '.join(METRICS)}, not"
+        raise UserError(f"{name('scale_metric')} must be one of {', '.join(METRICS)}, not"
                         f" {config.scale_metric!r}")
     if not config.max_copies:
         return
     if config.min_copies < 0 or config.max_copies < max(1, config.min_copies):
-        raise UserError(f"copies must satisfy 0 <= min_copies <= max_copies and max_copies"
-                        f" >= 1 (got {config.min_copies}..{config.max_copies})")
+        raise UserError(f"copies must satisfy 0 <= {name('min_copies')} <="
+                        f" {name('max_copies')} and {name('max_copies')} >= 1 (got"
+                        f" {config.min_copies}..{config.max_copies})")
     if not config.min_copies <= config.copies <= config.max_copies:
-        raise UserError(f"copies ({config.copies}) must lie within min_copies..max_copies"
+        raise UserError(f"{name('copies')} ({config.copies}) must lie within"
+                        f" {name('min_copies')}..{name('max_copies')}"
                         f" ({config.min_copies}..{config.max_copies})")
     if not config.target_per_copy > 0:
-        raise UserError(f"target_per_copy must be above 0, not {config.target_per_copy}")
+        raise UserError(f"{name('target_per_copy')} must be above 0, not"
+                        f" {config.target_per_copy}")
 
 
 def target_request(config) -> dict:

@@ -50,35 +50,43 @@ def accelerators_of(config, instance_type: str) -> int | None:
 
 def validate(config) -> None:
     """Every component setting, before any AWS call; one line per refusal."""
+    name = config.name
     if not config.component:
-        raise UserError("component mode needs a component name (COMPONENT=...): one"
+        raise UserError(f"component mode needs a component name ({name('component')}): one"
                         " endpoint can host several rerankers, each named")
     if not names.ENDPOINT_NAME.match(config.component):
-        raise UserError(f"component name {config.component!r} is not valid: letters, digits"
-                        " and hyphens, at most 63, starting with a letter or digit")
+        raise UserError(f"{name('component')} {config.component!r} is not valid: letters,"
+                        " digits and hyphens, at most 63, starting with a letter or digit")
     if not config.instance_type.startswith("ml."):
-        raise UserError(f"instance_type {config.instance_type!r} is not a SageMaker instance"
-                        " type (ml.<family>.<size>, e.g. ml.g5.xlarge)")
+        raise UserError(f"{name('instance_type')} {config.instance_type!r} is not a SageMaker"
+                        " instance type (ml.<family>.<size>, e.g. ml.g5.xlarge)")
     if config.copies < 1:
-        raise UserError(f"copies must be at least 1 at creation, not {config.copies}"
-                        " (min_copies 0 lets autoscaling take it to zero)")
+        raise UserError(f"{name('copies')} must be at least 1 at creation, not"
+                        f" {config.copies} ({name('min_copies')} 0 lets autoscaling take it"
+                        " to zero)")
     if config.cpu_cores is not None and config.cpu_cores < 0.25:
-        raise UserError(f"cpu_cores must be at least 0.25 per copy, not {config.cpu_cores}")
-    if config.accelerators is not None:
-        if config.accelerators < 1:
-            raise UserError(f"accelerators must be at least 1 per copy, not"
-                            f" {config.accelerators} (unset it on CPU instance types)")
-        if not is_gpu(config.instance_type):
-            raise UserError(f"accelerators={config.accelerators} needs a GPU instance type"
-                            f" (ml.g*, ml.p*), not {config.instance_type}")
+        raise UserError(f"{name('cpu_cores')} must be at least 0.25 per copy, not"
+                        f" {config.cpu_cores}")
+    _validate_accelerators(config)
     if config.component_memory_mb < MIN_MEMORY_MB:
-        raise UserError(f"component_memory_mb must be at least {MIN_MEMORY_MB}, not"
+        raise UserError(f"{name('component_memory_mb')} must be at least {MIN_MEMORY_MB}, not"
                         f" {config.component_memory_mb}")
     if config.min_instances < 0 or config.max_instances < max(1, config.min_instances):
-        raise UserError(f"instances must satisfy 0 <= min_instances <= max_instances and"
-                        f" max_instances >= 1 (got {config.min_instances}.."
-                        f"{config.max_instances})")
+        raise UserError(f"instances must satisfy 0 <= {name('min_instances')} <="
+                        f" {name('max_instances')} and {name('max_instances')} >= 1 (got"
+                        f" {config.min_instances}..{config.max_instances})")
     component_scaling.validate(config)
+
+
+def _validate_accelerators(config) -> None:
+    if config.accelerators is None:
+        return
+    if config.accelerators < 1:
+        raise UserError(f"{config.name('accelerators')} must be at least 1 per copy, not"
+                        f" {config.accelerators} (unset it on CPU instance types)")
+    if not is_gpu(config.instance_type):
+        raise UserError(f"{config.name('accelerators')}={config.accelerators} needs a GPU"
+                        f" instance type (ml.g*, ml.p*), not {config.instance_type}")
 
 
 def endpoint_config_request(config, name: str) -> dict:
@@ -152,12 +160,13 @@ def check_endpoint(sm, config, current: dict | None) -> str:
     check_updatable(config.endpoint, current)
     if not hosts_components(sm, current):
         raise UserError(f"endpoint {config.endpoint} serves a model directly, not inference"
-                        " components; pick another ENDPOINT for MODE=component")
+                        f" components; pick another {config.name('endpoint')} for component"
+                        " mode")
     variant = resources.config_variants(sm, current["EndpointConfigName"])[0]
     instance_type = variant.get("InstanceType", config.instance_type)
     if config.accelerators and not is_gpu(instance_type):
         raise UserError(f"endpoint {config.endpoint} runs on {instance_type}, which has no"
-                        f" GPU: unset accelerators")
+                        f" GPU: unset {config.name('accelerators')}")
     return instance_type
 
 
@@ -210,7 +219,8 @@ def check_component(sm, config) -> dict | None:
     existing = describe_component(sm, config.component)
     if existing and existing.get("EndpointName") != config.endpoint:
         raise UserError(f"component {config.component} already runs on endpoint"
-                        f" {existing.get('EndpointName')}; pick another COMPONENT name")
+                        f" {existing.get('EndpointName')}; pick another"
+                        f" {config.name('component')}")
     if existing and existing["InferenceComponentStatus"] in COMPONENT_SETTLING:
         raise UserError(f"component {config.component} is"
                         f" {existing['InferenceComponentStatus']}; wait until it settles"

@@ -66,7 +66,8 @@ def serving(model_type: str | None) -> list[str]:
     return [v for v in versions() if _vkey(v) >= least]
 
 
-def transformers_for(model_type: str | None, requested: str | None) -> str | None:
+def transformers_for(model_type: str | None, requested: str | None,
+                     spelled: str = "TRANSFORMERS_VERSION") -> str | None:
     """The DLC's transformers version for this family: ``requested`` when it has the
     family (refused in one line when it does not), else the parity-tested one, else the
     oldest that has it.  None: the newest in the table, as before."""
@@ -77,11 +78,11 @@ def transformers_for(model_type: str | None, requested: str | None) -> str | Non
             raise UserError(f"{model_type} models need transformers"
                             f" {FAMILY_MIN_TRANSFORMERS[model_type]} or later; the DLC with"
                             f" transformers {version} cannot load them (DLCs that can:"
-                            f" {', '.join(good) or 'none'}; TRANSFORMERS_VERSION=...)")
+                            f" {', '.join(good) or 'none'}; set {spelled})")
         return requested
     if not good:
         raise UserError(f"no Hugging Face DLC in the table has {model_type} models"
-                        " (`make dlc-images` refreshes the table, or pass IMAGE_URI)")
+                        " (`make dlc-images` refreshes the table; or deploy our own image)")
     return PARITY_TRANSFORMERS if PARITY_TRANSFORMERS in good else good[0]
 
 

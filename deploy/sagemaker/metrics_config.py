@@ -24,10 +24,10 @@ FREQUENCIES = (10, 30, 60, 120, 180, 240, 300)
 DEFAULT_FREQUENCY = 60
 
 
-def check_frequency(seconds: int) -> None:
+def check_frequency(seconds: int, spelled: str = "metrics_frequency") -> None:
     if seconds not in FREQUENCIES:
-        raise UserError(f"metrics_frequency must be one of"
-                        f" {', '.join(map(str, FREQUENCIES))} seconds, not {seconds}")
+        raise UserError(f"{spelled} must be one of {', '.join(map(str, FREQUENCIES))} seconds,"
+                        f" not {seconds}")
 
 
 def endpoint_metrics(frequency: int = DEFAULT_FREQUENCY, *, serverless: bool = False

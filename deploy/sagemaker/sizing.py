@@ -49,7 +49,7 @@ def manifest_of(config) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def default_instance_type(manifest: dict | None) -> str:
+def default_instance_type(manifest: dict | None, spelled: str = "INSTANCE_TYPE") -> str:
     if not manifest or not manifest.get("llm"):
         return CPU_DEFAULT
     parameters = manifest.get("parameters") or 0
@@ -57,7 +57,7 @@ def default_instance_type(manifest: dict | None) -> str:
         if parameters <= limit:
             return instance_type
     raise UserError(f"{manifest.get('model_id')} has {parameters / 1e9:.0f} B parameters:"
-                    " more than one 48 GB GPU holds; set INSTANCE_TYPE yourself")
+                    f" more than one 48 GB GPU holds; set {spelled} yourself")
 
 
 def gpu_gb(instance_type: str) -> int | None:
@@ -85,11 +85,12 @@ def check(config, manifest: dict | None) -> None:
         if need > SERVERLESS_MAX_MB:
             raise UserError(f"{name} ({parameters / 1e9:.2f} B parameters) needs about {need}"
                             f" MB on CPU: serverless has no GPU and at most"
-                            f" {SERVERLESS_MAX_MB} MB; use MODE=realtime or MODE=component"
+                            f" {SERVERLESS_MAX_MB} MB; deploy it real-time or as a component"
                             " on a GPU instance")
         if need > config.memory_mb:
-            raise UserError(f"{name} needs about {need} MB on CPU; MEMORY_MB={config.memory_mb}"
-                            f" is too little (serverless allows up to {SERVERLESS_MAX_MB})")
+            raise UserError(f"{name} needs about {need} MB on CPU;"
+                            f" {config.name('memory_mb')}={config.memory_mb} is too little"
+                            f" (serverless allows up to {SERVERLESS_MAX_MB})")
     gpu = gpu_gb(config.instance_type)
     if manifest.get("llm") and gpu and parameters and needed_gb_on_gpu(parameters) > gpu:
         raise UserError(f"{name} ({parameters / 1e9:.1f} B parameters) needs about"
@@ -103,8 +104,9 @@ def apply(config, manifest: dict | None) -> None:
     from deploy.sagemaker import images
 
     if config.instance_type is None:
-        config.instance_type = default_instance_type(manifest)
+        config.instance_type = default_instance_type(manifest, config.name("instance_type"))
     if manifest and not config.image:
         config.transformers_version = images.transformers_for(
-            manifest.get("model_type"), config.transformers_version)
+            manifest.get("model_type"), config.transformers_version,
+            config.name("transformers_version"))
     check(config, manifest)
