@@ -309,6 +309,8 @@ def test_failed_component_names_what_exists(monkeypatch):
 
 def expect_component_removal(fake: StubbedAws, name: str, other: list[str]) -> None:
     sm = fake.sm()
+    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
     sm.add_response("describe_inference_component", component_description(name))
     keys = {"ServiceNamespace": "sagemaker", "ResourceId": f"inference-component/{name}",
             "ScalableDimension": "sagemaker:inference-component:DesiredCopyCount"}
@@ -348,6 +350,16 @@ def test_delete_of_the_last_component_removes_the_endpoint():
     results = dict(components.delete(fake, "search", "minilm-en", poll=0))
     fake.done()
     assert results["endpoint search"] == "deleted"
+
+
+def test_a_component_name_never_deletes_a_plain_endpoint():
+    fake = StubbedAws()
+    sm = fake.sm()
+    sm.add_response("describe_endpoint", endpoint_description("plain-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("plain-cfg", model="m"))
+    with pytest.raises(UserError, match="serves a model directly and has no inference"):
+        components.delete(fake, "search", "typo", poll=0)
+    fake.done()
 
 
 def test_delete_without_component_names_the_components():

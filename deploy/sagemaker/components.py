@@ -313,6 +313,11 @@ def delete(aws, endpoint: str, component: str, *, timeout: float = 900,
            poll: float = 10) -> list[tuple[str, str]]:
     """Remove a component, its scaling and models; the endpoint only if it is now empty."""
     sm = aws.client("sagemaker")
+    current = resources.describe(sm, endpoint)
+    if current and not hosts_components(sm, current):
+        raise UserError(f"endpoint {endpoint} serves a model directly and has no inference"
+                        f" components: nothing named {component} to delete there (delete the"
+                        " endpoint without a component name)")
     found = describe_component(sm, component)
     if found and found.get("EndpointName") != endpoint:
         raise UserError(f"component {component} runs on endpoint {found.get('EndpointName')},"
