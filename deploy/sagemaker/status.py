@@ -23,6 +23,9 @@ def run_status(args) -> int:
         rows.append(("failure", current["FailureReason"]))
     rows.append(("config", current["EndpointConfigName"]))
     hosting = components.hosts_components(sm, current)
+    if config.component and not hosting:
+        raise UserError(f"endpoint {config.endpoint} serves a model directly; it has no"
+                        f" inference component {config.component}")
     for variant in resources.config_variants(sm, current["EndpointConfigName"]):
         rows += _component_variant_rows(variant) if hosting else _variant_rows(sm, variant)
     for v in current.get("ProductionVariants") or []:
