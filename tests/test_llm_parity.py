@@ -258,3 +258,22 @@ def test_truncation_cuts_only_the_document(llm_dirs):
         assert info.value.field == "long_documents"
     finally:
         engine.close()
+
+
+def test_sentence_transformers_cross_encoder_on_qwen3(tmp_path):
+    """CrossEncoder on a Qwen3-Reranker whose chat template is the card's prompt (how
+    sentence-transformers prompts it) scores what the qwen3-reranker profile scores."""
+    from sentence_transformers import CrossEncoder
+
+    from demo_models.llm import qwen3_reranker
+
+    path = qwen3_reranker(tmp_path / "qwen3-chat", chat_template=True)
+    engine = _engine(path)
+    try:
+        assert engine.describe()["profile"] == "qwen3-reranker"
+        ours = np.array(engine.score(CAPITAL_QUERY, DOCS, raw=True))
+        reference = CrossEncoder(str(path), device="cpu").predict(
+            [(CAPITAL_QUERY, d) for d in DOCS], activation_fn=torch.nn.Identity())
+        assert np.abs(ours - np.asarray(reference)).max() < TOL
+    finally:
+        engine.close()
