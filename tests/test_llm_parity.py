@@ -193,7 +193,11 @@ def test_shared_prefix_equals_full_recomputation(llm_dirs):
     engine = _engine(llm_dirs("qwen3"), batch_tokens=64, max_batch_rows=3)
     try:
         pairs = [(q, d) for q in (CAPITAL_QUERY, "panda?") for d in DOCS]
+        prefixes = []
+        original = engine.backend.prefix
+        engine.backend.prefix = lambda ids: prefixes.append(ids) or original(ids)
         result = engine.rerank(RerankRequest("python", pairs, [d for _, d in pairs]))
+        assert len(prefixes) == 2  # once per query, not once per document
         rows, owner = engine.prompts.encode(pairs).full_rows()
         whole = np.array([engine.backend.whole(np.array([r]), np.ones((1, len(r)), np.int64))[0]
                           for r in rows])
@@ -275,5 +279,22 @@ def test_sentence_transformers_cross_encoder_on_qwen3(tmp_path):
         reference = CrossEncoder(str(path), device="cpu").predict(
             [(CAPITAL_QUERY, d) for d in DOCS], activation_fn=torch.nn.Identity())
         assert np.abs(ours - np.asarray(reference)).max() < TOL
+    finally:
+        engine.close()
+
+
+def test_concurrent_requests_share_prefixes_and_keep_scores(llm_dirs):
+    """Eight threads, two queries: the worker merges equal prefixes across requests and every
+    request gets the scores it gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = _engine(llm_dirs("qwen3"), batch_tokens=96)
+    try:
+        queries = [CAPITAL_QUERY, "panda?"] * 4
+        alone = {q: engine.score(q, DOCS, raw=True) for q in set(queries)}
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(lambda q: engine.score(q, DOCS, raw=True), queries))
+        for query, scores in zip(queries, together):
+            assert np.abs(np.array(scores) - np.array(alone[query])).max() < TOL
     finally:
         engine.close()
