@@ -29,17 +29,31 @@ def _load(path, **settings) -> Reranker:
     return Reranker.from_dir(str(path), Settings(warmup=False, **settings))
 
 
-def test_bi_encoder_checkpoint_is_refused_with_the_missing_head(tmp_path):
-    """A bare BertModel (what bge-m3 and other bi-encoders ship) would get a random head."""
+def test_bi_encoder_checkpoint_is_refused(tmp_path):
+    """A bare BertModel (what bge-m3 and other bi-encoders ship) has no head to score with."""
     tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_models._minilm_path())
     config = transformers.BertConfig(vocab_size=tokenizer.vocab_size, **tiny_models.TINY)
     transformers.BertModel(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
+    for backend in ("auto", "torch", "onnx"):
+        with pytest.raises(ModelLoadError) as info:
+            _load(tmp_path, backend=backend)
+        assert "BertModel" in str(info.value) and "ForSequenceClassification" in str(info.value)
+
+
+def test_classifier_without_its_head_weights_is_refused_naming_them(bert_dir, tmp_path):
+    """config.json says a classifier, the files lack the head: transformers would make one up."""
+    target = tmp_path / "headless"
+    shutil.copytree(bert_dir, target)
+    weights = load_file(target / "model.safetensors")
+    for key in [k for k in weights if k.startswith("classifier.")]:
+        del weights[key]
+    save_file(weights, target / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(ModelLoadError) as info:
-        _load(tmp_path)
+        _load(target)
     message = str(info.value)
     assert "classifier.weight" in message and "classifier.bias" in message
-    assert "ForSequenceClassification" in message
+    assert "random" in message
 
 
 def test_causal_lm_without_its_lm_head_is_refused(llm_dirs, tmp_path):
