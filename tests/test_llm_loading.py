@@ -176,3 +176,20 @@ def test_demo_model_builder_saves_its_head(tmp_path):
         assert len(engine.score("q", ["d"])) == 1
     finally:
         engine.close()
+
+
+def test_unknown_decoder_classifier_is_refused(tmp_path):
+    """A seq-cls conversion of a decoder needs its family's prompt: without a profile the
+    pair template would be a guess."""
+    from demo_models.qwen_tokenizer import qwen_tokenizer
+
+    tokenizer = qwen_tokenizer()
+    config = transformers.Qwen2Config(vocab_size=len(tokenizer), hidden_size=16,
+                                      intermediate_size=32, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=1,
+                                      num_labels=1, pad_token_id=151643)
+    transformers.Qwen2ForSequenceClassification(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(ModelLoadError, match="Qwen2ForSequenceClassification") as info:
+        _load(tmp_path)
+    assert "qwen3-reranker-seq-cls" in str(info.value)

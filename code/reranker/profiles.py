@@ -145,11 +145,18 @@ def supported() -> str:
         f" messages ({CHAT_TEMPLATE}, scored like sentence-transformers' CrossEncoder)")
 
 
+# Decoder families whose *ForSequenceClassification conversions read a prompt, not a pair
+# template: served only with a profile that says the prompt.
+DECODER_TYPES = ("qwen2", "qwen3", "llama", "mistral", "gemma", "gemma2", "gemma3", "phi3",
+                 "gpt2", "gpt_neox", "olmo", "olmo2")
+
+
 def is_llm(config: Mapping) -> bool:
     architectures = config.get("architectures") or []
     return bool(architectures) and (
         architectures[0].endswith("ForCausalLM")
-        or architectures[0] in PROFILES["qwen3-reranker-seq-cls"].architectures)
+        or (architectures[0].endswith("ForSequenceClassification")
+            and config.get("model_type") in DECODER_TYPES))
 
 
 def recognise(config: Mapping, tokenizer, model_dir: str, forced: str = "") -> Profile | None:
@@ -164,7 +171,7 @@ def recognise(config: Mapping, tokenizer, model_dir: str, forced: str = "") -> P
     if name and profile is None and name != CHAT_TEMPLATE:
         raise ModelLoadError(f"profile {name!r} is unknown; supported: {sorted(PROFILES)}"
                              f" or {CHAT_TEMPLATE!r}")
-    if profile is None:
+    if profile is None and not architecture.endswith("ForSequenceClassification"):
         profile = chat_template_profile(tokenizer)
     if profile is None:
         raise ModelLoadError(
