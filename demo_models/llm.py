@@ -15,10 +15,13 @@ mean something), real tokenizers, saved with ``save_pretrained`` as the hub ship
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 import transformers
+
+from reranker import profiles
 
 from .qwen_tokenizer import QWEN3_VOCAB, qwen_tokenizer
 
@@ -31,6 +34,23 @@ QWEN3_06B = dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
                  num_attention_heads=16, num_key_value_heads=8, head_dim=128,
                  max_position_embeddings=40960, rope_theta=1_000_000, rms_norm_eps=1e-6,
                  tie_word_embeddings=True)
+
+
+def _literal(text: str) -> str:
+    """``text`` as a Jinja expression: printed literally, trailing newlines kept."""
+    return "{{ " + json.dumps(text) + " }}"
+
+
+# The Qwen3-Reranker model card's prompt as a chat template with "query" and "document"
+# messages: what sentence-transformers' CrossEncoder renders for a causal LM, so it scores
+# the same prompt as the card (and as the engine's qwen3-reranker profile).
+QWEN3_RERANKER_CHAT_TEMPLATE = (
+    _literal(profiles.QWEN3_SYSTEM + f"<Instruct>: {profiles.QWEN3_INSTRUCTION}\n<Query>: ")
+    + "{{ (messages | selectattr('role', 'eq', 'query') | first).content }}"
+    + _literal("\n<Document>: ")
+    + "{{ (messages | selectattr('role', 'eq', 'document') | first).content }}"
+    + _literal(profiles.QWEN3_SUFFIX)
+)
 
 
 def _save(model, tokenizer, out: Path) -> Path:
@@ -49,17 +69,22 @@ def _qwen3_config(**shape):
         tie_word_embeddings=shape.pop("tie_word_embeddings", False), **shape)
 
 
-def qwen3_reranker(out: Path, seed: int = 0, **shape) -> Path:
+def qwen3_reranker(out: Path, seed: int = 0, chat_template: bool = False, **shape) -> Path:
+    """``chat_template``: the tokenizer carries the card's prompt as a chat template (how
+    sentence-transformers' CrossEncoder prompts a causal LM)."""
     tokenizer = qwen_tokenizer()
+    if chat_template:
+        tokenizer.chat_template = QWEN3_RERANKER_CHAT_TEMPLATE
     torch.manual_seed(seed)
     model = transformers.Qwen3ForCausalLM(_qwen3_config(**{**TINY, **shape}))
     return _save(model, tokenizer, out)
 
 
 def qwen3_reranker_shape(out: Path, seed: int = 0, num_hidden_layers: int = 28) -> Path:
-    """Qwen3-Reranker-0.6B's architecture (random weights: the same compute)."""
+    """Qwen3-Reranker-0.6B's architecture (random weights: the same compute), with the
+    card's prompt as its chat template so CrossEncoder can be compared on it."""
     shape = {**QWEN3_06B, "num_hidden_layers": num_hidden_layers, "initializer_range": 0.02}
-    return qwen3_reranker(out, seed=seed, **shape)
+    return qwen3_reranker(out, seed=seed, chat_template=True, **shape)
 
 
 def qwen3_seq_cls(out: Path, seed: int = 0) -> Path:

@@ -37,6 +37,10 @@ class Reranker:
         self.name = name
         self.profile = profile
         self.id2label = {int(k): v for k, v in (facts.config.get("id2label") or {}).items()}
+        if settings.instruction and not (profile and profile.takes_instruction):
+            raise ModelLoadError(f"RERANK_INSTRUCTION is set but this model"
+                                 f" ({profile.name if profile else 'a cross-encoder'}) takes"
+                                 " no instruction")
         if profile is not None:
             self._init_prompts(tokenizer, facts, settings, profile)
             return
@@ -55,9 +59,6 @@ class Reranker:
     def _init_prompts(self, tokenizer, facts: model_facts.ModelDir, settings: Settings,
                       profile: Profile) -> None:
         """An LLM reranker: prompts from its profile; the causal head shares each prefix."""
-        if settings.instruction and not profile.takes_instruction:
-            raise ModelLoadError(f"RERANK_INSTRUCTION is set but {profile.name} takes no"
-                                 " instruction")
         self.max_length = min(settings.llm_max_length, profile.max_length, facts.max_length)
         self.encoder = None
         self.prompts = PromptEncoder(tokenizer, profile, self.max_length)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from . import cpu
 from . import model_dir as model_facts
-from .backends.base import Backend, ModelLoadError
+from .backends.base import WHAT_A_RERANKER_IS, Backend, ModelLoadError
 from .profiles import Profile
 from .settings import Settings
 
@@ -27,6 +27,17 @@ def inspect_model_dir(model_dir: str) -> model_facts.ModelDir:
             " (package the model with `make package`, which writes one)"
         )
     return facts
+
+
+def check_architecture(facts: model_facts.ModelDir) -> None:
+    """A cross-encoder's config.json names a *ForSequenceClassification architecture; a bare
+    encoder (BertModel, XLMRobertaModel: bi-encoders such as bge-m3) has no head to score
+    with, whichever runtime would run it (the torch load also checks its weights)."""
+    architectures = facts.config.get("architectures") or []
+    if architectures and not str(architectures[0]).endswith("ForSequenceClassification"):
+        raise ModelLoadError(
+            f"{facts.path!r} is a {architectures[0]} (config.json's architectures): it has no"
+            f" trained classification head to score pairs with. {WHAT_A_RERANKER_IS}")
 
 
 def choose_backend(facts: model_facts.ModelDir, settings: Settings, cuda: bool,
@@ -132,6 +143,7 @@ def load_backend(model_dir: str, settings: Settings, profile: Profile | None = N
         if profile.head == "causal":
             return _causal(facts, settings, judged or [])
         return _torch(facts, settings)
+    check_architecture(facts)
     name = choose_backend(facts, settings, torch.cuda.is_available(), cpu.has_amx())
     if name not in BACKENDS:
         raise ModelLoadError(f"RERANK_BACKEND={name!r}: use auto or one of {sorted(BACKENDS)}")

@@ -145,11 +145,18 @@ def supported() -> str:
         f" messages ({CHAT_TEMPLATE}, scored like sentence-transformers' CrossEncoder)")
 
 
+# Decoder families whose *ForSequenceClassification conversions read a prompt, not a pair
+# template: served only with a profile that says the prompt.
+DECODER_TYPES = ("qwen2", "qwen3", "llama", "mistral", "gemma", "gemma2", "gemma3", "phi3",
+                 "gpt2", "gpt_neox", "olmo", "olmo2")
+
+
 def is_llm(config: Mapping) -> bool:
     architectures = config.get("architectures") or []
     return bool(architectures) and (
         architectures[0].endswith("ForCausalLM")
-        or architectures[0] in PROFILES["qwen3-reranker-seq-cls"].architectures)
+        or (architectures[0].endswith("ForSequenceClassification")
+            and config.get("model_type") in DECODER_TYPES))
 
 
 def recognise(config: Mapping, tokenizer, model_dir: str, forced: str = "") -> Profile | None:
@@ -164,7 +171,7 @@ def recognise(config: Mapping, tokenizer, model_dir: str, forced: str = "") -> P
     if name and profile is None and name != CHAT_TEMPLATE:
         raise ModelLoadError(f"profile {name!r} is unknown; supported: {sorted(PROFILES)}"
                              f" or {CHAT_TEMPLATE!r}")
-    if profile is None:
+    if profile is None and not architecture.endswith("ForSequenceClassification"):
         profile = chat_template_profile(tokenizer)
     if profile is None:
         raise ModelLoadError(
@@ -205,13 +212,25 @@ def chat_template_profile(tokenizer) -> Profile | None:
     if text.count(_SENTINEL) != 1 or text.count("{query}") != 1:
         return None
     head, tail = text.split(_SENTINEL)
-    # Braces of the rendered template must survive str.format: only {query} is a field.
-    head = head.replace("{", "{{").replace("}", "}}").replace("{{query}}", "{query}")
-    tail = tail.replace("{", "{{").replace("}", "}}")
-    return Profile(name=CHAT_TEMPLATE, architectures=(), head="causal", prefix=(head,),
-                   document="{document}", suffix=(tail,) if tail else (), judged=("yes", "no"),
+    # The pieces must meet where the tokenizer splits anyway, or tokenizing them apart would
+    # differ from tokenizing the rendered text (": " + "doc" is not ":" + " doc"): the
+    # document piece takes the head after its last newline and the tail before its first
+    # special token.
+    cut = head.rfind("\n") + 1
+    head, label = head[:cut], head[cut:]
+    specials = [t for t in getattr(tokenizer, "all_special_tokens", []) if t and t in tail]
+    end = min((tail.index(t) for t in specials), default=len(tail))
+    tail, trailer = tail[end:], tail[:end]
+    return Profile(name=CHAT_TEMPLATE, architectures=(), head="causal", prefix=(_escape(head),),
+                   document=_escape(label) + "{document}" + _escape(trailer),
+                   suffix=(_escape(tail),) if tail else (), judged=("yes", "no"),
                    max_length=8192,
                    reference="sentence-transformers' CrossEncoder (LogitScore, chat template)")
+
+
+def _escape(text: str) -> str:
+    """Rendered template text as a str.format piece: only {query} stays a field."""
+    return text.replace("{", "{{").replace("}", "}}").replace("{{query}}", "{query}")
 
 
 def read_overrides(model_dir: str) -> dict:

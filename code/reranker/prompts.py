@@ -65,8 +65,10 @@ class PromptEncoder:
         self.pad_id = int(pad if pad is not None else (hf_tokenizer.eos_token_id or 0))
         true, false = profile.judged
         self.judged = [self._one_token(true)] + ([self._one_token(false)] if false else [])
-        label = profile.document.split("{document}", 1)[0]
-        label_ids = self._ids(label) if label else []
+        # The document piece around {document}, braces unescaped (a document is never
+        # formatted: its own braces stay as sent).
+        self._before, self._after = (p.format() for p in profile.document.split("{document}", 1))
+        label_ids = self._ids(self._before) if self._before else []
         # The label ("<Document>: ") survives a left cut when it tokenizes as a prefix.
         self._label = len(label_ids)
 
@@ -97,7 +99,7 @@ class PromptEncoder:
                 prefix = self.bos + self._pieces(self.profile.prefix, query=query,
                                                  instruction=instruction_text)
                 queries[query] = PromptGroup(prefix, [], [])
-        texts = [self.profile.document.replace("{document}", d) for _, d in pairs]
+        texts = [self._before + d + self._after for _, d in pairs]
         docs = self._tokenizer.encode_batch(texts, add_special_tokens=False)
         for index, ((query, _), doc) in enumerate(zip(pairs, docs)):
             group = queries[query]

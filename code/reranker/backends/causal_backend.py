@@ -69,11 +69,24 @@ class CausalBackend:
         out = self.body(input_ids=tensor, use_cache=True)
         return out.past_key_values
 
-    @torch.inference_mode()
     def continuations(self, cache, prefix_length: int, ids: np.ndarray,
                       lengths: np.ndarray) -> np.ndarray:
         """Judged logits ``[rows, judged]`` (fp32) of right-padded continuations of the prefix
-        whose cache is ``cache``."""
+        whose cache is ``cache``; a batch too big for the GPU's memory is halved."""
+        try:
+            return self._continuations(cache, prefix_length, ids, lengths)
+        except torch.cuda.OutOfMemoryError:
+            if len(ids) == 1:
+                raise
+            torch.cuda.empty_cache()
+            h = len(ids) // 2
+            return np.concatenate([
+                self.continuations(cache, prefix_length, ids[:h], lengths[:h]),
+                self.continuations(cache, prefix_length, ids[h:], lengths[h:])])
+
+    @torch.inference_mode()
+    def _continuations(self, cache, prefix_length: int, ids: np.ndarray,
+                       lengths: np.ndarray) -> np.ndarray:
         rows, width = ids.shape
         batch_cache = _expanded(cache, rows, self.config)
         input_ids = torch.from_numpy(ids).to(self.device)

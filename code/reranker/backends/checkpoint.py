@@ -14,18 +14,12 @@ import logging
 import transformers
 from packaging.version import Version
 
-from .base import ModelLoadError
+from .base import WHAT_A_RERANKER_IS, ModelLoadError
 
 log = logging.getLogger(__name__)
 
 # transformers 4.56 renamed from_pretrained's torch_dtype to dtype.
 DTYPE_KWARG = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
-
-WHAT_A_RERANKER_IS = (
-    "a cross-encoder checkpoint is a *ForSequenceClassification model whose files hold its"
-    " trained head (classifier.* or score.*: config.json's architectures names it), or a"
-    " causal-LM reranker of a supported family (docs/models.md)"
-)
 
 
 def load_complete(auto_class, model_dir: str, *, dtype, trust_remote_code: bool,
