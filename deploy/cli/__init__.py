@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from deploy.cli import commands, settings
@@ -37,13 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     args.make_variables = (settings.make_variables(command)
                            if args.make_variables and command else {})
     try:
-        return int(_handler(args.handler)(args) or 0)
+        code = int(_handler(args.handler)(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... | head` stopped reading: nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _handler(name: str):
