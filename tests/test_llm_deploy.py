@@ -18,13 +18,11 @@ from deploy.sagemaker import images, model_source, sizing
 
 
 @pytest.fixture(scope="module")
-def llm_dir(tmp_path_factory) -> Path:
+def llm_dir(llm_dirs, tmp_path_factory) -> Path:
     """A tiny Qwen3-Reranker (Qwen3ForCausalLM, the real Qwen vocabulary) in 3 shards."""
     from transformers import AutoModelForCausalLM
 
-    from demo_models import llm
-
-    single = llm.qwen3_reranker(tmp_path_factory.mktemp("qwen3") / "model")
+    single = llm_dirs("qwen3")
     model = AutoModelForCausalLM.from_pretrained(single)
     sharded = tmp_path_factory.mktemp("qwen3-sharded") / "qwen3-reranker-tiny"
     model.save_pretrained(sharded, max_shard_size="4MB")
@@ -54,7 +52,8 @@ def one_line(capsys) -> str:
 
 def test_kind_comes_from_config_json():
     assert model_kind.is_llm({"architectures": ["Qwen3ForCausalLM"]})
-    assert model_kind.is_llm({"architectures": ["Qwen3ForSequenceClassification"]})
+    assert model_kind.is_llm({"architectures": ["Qwen3ForSequenceClassification"],
+                              "model_type": "qwen3"})
     assert not model_kind.is_llm({"architectures": ["BertForSequenceClassification"]})
 
 

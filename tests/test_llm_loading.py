@@ -16,7 +16,7 @@ import torch
 import transformers
 from safetensors.torch import load_file, save_file
 
-import tiny_models
+from demo_models import encoders as tiny_models
 from reranker import profiles
 from reranker.backends.base import ModelLoadError
 from reranker.engine import Reranker

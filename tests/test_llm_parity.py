@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from seed_examples import CAPITAL_DOCS, CAPITAL_QUERY
 
 from reranker import profiles
 from reranker.engine import Reranker
 from reranker.errors import InvalidRequest, PayloadTooLarge
 from reranker.request import RerankRequest
 from reranker.settings import Settings
-from seed_examples import CAPITAL_DOCS, CAPITAL_QUERY
 
 DOCS = CAPITAL_DOCS + ["", "short", "a much longer passage " * 12]
 TOL = 1e-5

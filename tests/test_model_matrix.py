@@ -15,12 +15,12 @@ import httpx
 import pytest
 import torch
 import transformers
-
-import inference
-import tiny_models
-from reranker.errors import InvalidRequest
 from seed_examples import CAPITAL_DOCS, CAPITAL_QUERY
 from serverutil import Server
+
+import inference
+from demo_models import encoders as tiny_models
+from reranker.errors import InvalidRequest
 
 ENCODERS = ("bert", "electra", "xlmr", "deberta", "modernbert")
 LLMS = ("qwen3-seq-cls", "qwen3", "gemma", "mxbai-v2")
