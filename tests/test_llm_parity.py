@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from seed_examples import CAPITAL_DOCS, CAPITAL_QUERY
 
+from example_texts import CAPITAL_DOCS, CAPITAL_QUERY
 from reranker import profiles
 from reranker.engine import Reranker
 from reranker.errors import InvalidRequest, PayloadTooLarge

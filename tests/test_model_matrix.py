@@ -15,11 +15,11 @@ import httpx
 import pytest
 import torch
 import transformers
-from seed_examples import CAPITAL_DOCS, CAPITAL_QUERY
-from serverutil import Server
 
 import inference
+from bench.local_server import Server
 from demo_models import encoders as tiny_models
+from example_texts import CAPITAL_DOCS, CAPITAL_QUERY
 from reranker.errors import InvalidRequest
 
 ENCODERS = ("bert", "electra", "xlmr", "deberta", "modernbert")
