@@ -218,3 +218,11 @@ def test_deploy_settings_fit_a_packaged_llm(llm_archive, tmp_path, monkeypatch):
     args.transformers_version, args.mode = None, "serverless"
     config = cfg.load(args, environ={}, container=True)  # tiny: fits in 4096 MB
     assert config.instance_type == "ml.g5.xlarge"
+
+
+def test_members_over_8_gib_fit_the_archive_format():
+    """A 16 GB checkpoint's shard can exceed ustar's 8 GiB member limit; PAX has none."""
+    info = archive._info("model-00001-of-00002.safetensors", 9 * 1024 ** 3)
+    assert len(info.tobuf(tarfile.PAX_FORMAT)) % 512 == 0
+    with pytest.raises(ValueError):
+        info.tobuf(tarfile.USTAR_FORMAT)
