@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         def log(message: str) -> None:
             progress.console.print(f"[dim]{time.perf_counter() - started:6.1f}s[/] {message}")
 
-        from . import engine_level, machine
+        from . import engine_level, llm_rerankers, machine
 
         log(f"measuring GEMM rates ({args.threads} threads)")
         info = machine.describe(gemm_seconds=args.gemm_seconds)
@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         results = {"machine": info, "config": _config(args), "models": {}}
         for name in args.models if args.engine else []:
             results["models"][name] = engine_level.run_model(name, args, info, progress, log)
+        if args.engine and args.model_dir is None:  # Qwen3-Reranker-0.6B's shape (llm_rerankers)
+            results["llm_rerankers"] = llm_rerankers.run(args.cache, 2 if args.quick else 8, 1,
+                                                         log=log)
         if info["gpu"] and args.engine:
             results["gpu"] = engine_level.run_gpu(args, info, progress, log)
         if args.server:

@@ -29,7 +29,7 @@ from typing import Any
 
 from deploy.errors import UserError
 from deploy.paths import DEFAULT_ARCHIVE
-from deploy.sagemaker import modes, names
+from deploy.sagemaker import metrics_config, modes, names, sizing
 from deploy.sagemaker.container_env import gather
 from reranker import envconfig
 
@@ -59,8 +59,11 @@ class DeployConfig:
     archive: str = setting(str(DEFAULT_ARCHIVE), "the model.tar.gz `make package` wrote")
     model_data: str | None = setting(None, "an s3:// model.tar.gz to deploy instead of"
                                            " uploading the archive")
-    mode: str = setting("realtime", "realtime, serverless or async")
-    instance_type: str = setting("ml.m5.xlarge", "SageMaker instance type")
+    mode: str = setting("realtime", "realtime, serverless, async or component (an inference"
+                                    " component on a shared endpoint)")
+    instance_type: str | None = setting(None, "SageMaker instance type (default: fits the"
+                                              " packaged model: ml.m5.xlarge, or a GPU for"
+                                              " LLM rerankers by size)")
     instance_count: int = setting(1, "instances")
     memory_mb: int = setting(4096, "serverless memory: 1024..6144 in steps of 1024")
     max_concurrency: int = setting(10, "serverless concurrent invocations: 1..200")
@@ -76,6 +79,23 @@ class DeployConfig:
     split_type: str = setting("Line", "Line (one request per line) or None (a file per call)")
     max_concurrent_transforms: int = setting(0, "calls per instance at once (0: SageMaker's"
                                                 " default)")
+    component: str | None = setting(None, "component: the inference component's name (also"
+                                          " for status, delete and invoke)")
+    copies: int = setting(1, "component: copies at creation")
+    min_copies: int = setting(1, "component autoscaling: fewest copies (0: scale to zero)")
+    max_copies: int = setting(0, "component autoscaling: most copies (0: no autoscaling)")
+    cpu_cores: float | None = setting(None, "component: CPU cores per copy (default:"
+                                            " SageMaker's)")
+    accelerators: int | None = setting(None, "component: GPUs per copy (default: 1 on a GPU"
+                                             " instance type)")
+    component_memory_mb: int = setting(2048, "component: minimum memory per copy, MB")
+    min_instances: int = setting(1, "component: a new endpoint's fewest instances (0: scale"
+                                    " to zero)")
+    max_instances: int = setting(1, "component: a new endpoint's most instances")
+    scale_metric: str = setting("concurrency", "component autoscaling: concurrency or"
+                                               " invocations, per copy")
+    target_per_copy: float = setting(4.0, "component autoscaling: the metric's target per"
+                                          " copy")
     image: str | None = setting(None, "our own image URI (e.g. pushed to ECR) instead of the"
                                       " Hugging Face DLC")
     network_isolation: int = setting(1, "1: the container gets no network (it needs none)")
@@ -89,6 +109,8 @@ class DeployConfig:
     target_invocations: int = setting(100, "autoscaling: invocations per instance per minute")
     scale_in_cooldown: int = setting(300, "autoscaling: seconds between scale-ins")
     scale_out_cooldown: int = setting(60, "autoscaling: seconds between scale-outs")
+    metrics_frequency: int = setting(60, "seconds between CloudWatch metric publications: 10,"
+                                         " 30, 60, 120, 180, 240 or 300")
     wait_timeout: int = setting(1800, "seconds to wait for InService (or a job's end)")
     poll_seconds: float = setting(15.0, "seconds between status checks while waiting")
     endpoint_url: str | None = setting(None, "a SageMaker-compatible endpoint URL instead of"
@@ -138,7 +160,13 @@ def load(args=None, environ=None, *, container: bool = False,
         values["mode"] = mode
     env = gather(file_container, environ, getattr(args, "env", None)) if container else {}
     config = DeployConfig(**values, env=env, make_names=bool(from_make))
+    manifest = sizing.manifest_of(config) if container else None
+    if config.instance_type is None:
+        config.instance_type = sizing.default_instance_type(manifest,
+                                                            config.name("instance_type"))
     validate(config, (mode,) if mode else modes.ENDPOINT_MODES)
+    if container:
+        sizing.apply(config, manifest)
     return config
 
 
@@ -147,6 +175,8 @@ def validate(config: DeployConfig, allowed: tuple[str, ...] = modes.ENDPOINT_MOD
     mode = modes.get(config.mode, allowed, config.name("mode"))
     names.check_endpoint_name(config.endpoint)
     mode.validate(config)
+    metrics_config.check_frequency(config.metrics_frequency,
+                                   config.name("metrics_frequency"))
     if config.model_data and not config.model_data.startswith("s3://"):
         raise UserError(f"{config.name('model_data')} must be an s3:// URI, not"
                         f" {config.model_data!r}")

@@ -6,6 +6,8 @@
 # --make-variables, which reads them from the environment make gives its recipes, so which
 # setting belongs to which command is written once, in deploy/cli/settings.py.
 # Container settings: any RERANK_*=value on the command line.
+# Inference components (several rerankers on one endpoint): MODE=component COMPONENT=name
+#   (COMPONENT= also for status, delete and invoke); docs/deploy.md has the example.
 # Batch Transform (no endpoint): make transform INPUT=s3://b/in/ OUTPUT=s3://b/out/ ROLE=...
 .PHONY: package inspect upload deploy status delete invoke role-policy dlc-images transform
 
@@ -30,10 +32,10 @@ upload: $(STAMP)  ## upload ARCHIVE to s3://BUCKET/PREFIX/ (skipped when the sam
 deploy: $(STAMP)  ## upload if needed, then create or update ENDPOINT (MODE, INSTANCE_TYPE, ROLE, ...)
 	$(DEPLOY_TOOL) deploy
 
-status: $(STAMP)  ## ENDPOINT's status, model, image and autoscaling
+status: $(STAMP)  ## ENDPOINT's status, model, image and autoscaling (COMPONENT=: an inference component)
 	$(DEPLOY_TOOL) status
 
-delete: $(STAMP)  ## delete ENDPOINT, its endpoint configs and models (PURGE=1: S3 archives too)
+delete: $(STAMP)  ## delete ENDPOINT, its endpoint configs and models (COMPONENT=: one inference component; PURGE=1: S3 archives too)
 	$(DEPLOY_TOOL) delete $(if $(PURGE),--purge)
 
 transform: $(STAMP)  ## Batch Transform: rerank INPUT=s3://... jsonlines into OUTPUT=s3://... (ROLE, INSTANCE_TYPE, ...)
@@ -43,7 +45,7 @@ transform: $(STAMP)  ## Batch Transform: rerank INPUT=s3://... jsonlines into OU
 # QUERY and DOCS reach the shell through the environment, so any quotes in them are safe.
 invoke: export QUERY := $(QUERY)
 invoke: export DOCS := $(DOCS)
-invoke: $(STAMP)  ## rerank DOCS="a|b|c" for QUERY with ENDPOINT (TOP_N; ENDPOINT_URL for a local server)
+invoke: $(STAMP)  ## rerank DOCS="a|b|c" for QUERY with ENDPOINT (COMPONENT, TOP_N; ENDPOINT_URL for a local server)
 	@test -n "$$QUERY" -a -n "$$DOCS" || { echo "error: set QUERY='...' and DOCS='one|two'" >&2; exit 2; }
 	@IFS='|' read -r -a docs <<< "$$DOCS"; \
 	$(DEPLOY_TOOL) invoke $(call flag,TOP_N,top-n) --query "$$QUERY" --documents "$${docs[@]}"

@@ -58,3 +58,18 @@ def client_url(client_suite) -> str:
 @pytest.fixture(scope="session")
 def client_engine(client_suite):
     return client_suite[1]
+
+
+@pytest.fixture(scope="session")
+def llm_dirs(tmp_path_factory):
+    """Lazily built tiny LLM rerankers (demo_models.llm), one directory per family."""
+    from demo_models import llm
+
+    cache: dict[str, Path] = {}
+
+    def get(kind: str) -> Path:
+        if kind not in cache:
+            cache[kind] = llm.BUILDERS[kind](tmp_path_factory.mktemp(kind))
+        return cache[kind]
+
+    return get

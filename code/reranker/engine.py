@@ -14,12 +14,15 @@ import time
 import numpy as np
 
 from . import model_dir as model_facts
-from . import observe, scoring
-from .backends.base import Backend
+from . import observe, profiles, scoring
+from .backends.base import Backend, ModelLoadError
 from .batching import Batcher, Unbatched
 from .encoding import PairEncoder
-from .errors import PayloadTooLarge
-from .loading import load_backend
+from .errors import InvalidRequest, PayloadTooLarge
+from .loading import inspect_model_dir, load_backend
+from .prefix_batching import PrefixBatcher
+from .profiles import Profile
+from .prompts import PromptEncoder
 from .request import RerankRequest, RerankResult
 from .settings import Settings
 
@@ -28,14 +31,24 @@ log = logging.getLogger(__name__)
 
 class Reranker:
     def __init__(self, backend: Backend, tokenizer, facts: model_facts.ModelDir,
-                 settings: Settings, name: str):
+                 settings: Settings, name: str, profile: Profile | None = None):
         scoring.check_num_labels(backend.num_labels)
         self.backend = backend
         self.settings = settings
         self.name = name
+        self.profile = profile
+        self.id2label = {int(k): v for k, v in (facts.config.get("id2label") or {}).items()}
+        self.observer: observe.Observer = observe.NULL
+        if settings.instruction and not (profile and profile.takes_instruction):
+            raise ModelLoadError(f"RERANK_INSTRUCTION is set but this model"
+                                 f" ({profile.name if profile else 'a cross-encoder'}) takes"
+                                 " no instruction")
+        if profile is not None:
+            self._init_prompts(tokenizer, facts, settings, profile)
+            return
+        self.prompts = None
         self.max_length = facts.usable_length(settings.max_length)
         self.encoder = PairEncoder(tokenizer, self.max_length, settings.max_query_share)
-        self.id2label = {int(k): v for k, v in (facts.config.get("id2label") or {}).items()}
         runner = Unbatched if backend.batches_itself else Batcher
         self.batcher = runner(
             backend.forward,
@@ -44,7 +57,29 @@ class Reranker:
             pad_id=self.encoder.pad_id,
             pad_multiple=backend.pad_multiple,
         )
-        self.observer: observe.Observer = observe.NULL
+
+    def _init_prompts(self, tokenizer, facts: model_facts.ModelDir, settings: Settings,
+                      profile: Profile) -> None:
+        """An LLM reranker: prompts from its profile; the causal head shares each prefix."""
+        self.max_length = min(settings.llm_max_length, profile.max_length, facts.max_length)
+        self.encoder = None
+        self.prompts = PromptEncoder(tokenizer, profile, self.max_length)
+        budget = _token_budget(self.backend, settings)
+        if profile.head == "causal":
+            # The CPU budget as measured for encoders (1024 fp32): 4096-token batches of
+            # continuations scored 40% fewer pairs/s; a longer row still runs, alone.
+            self.batcher = PrefixBatcher(self.backend, token_budget=budget,
+                                         max_rows=settings.max_batch_rows,
+                                         pad_id=self.prompts.pad_id,
+                                         pad_multiple=self.backend.pad_multiple)
+            return
+        # A converted seq-cls checkpoint reads the last token that is not its pad token.
+        config = self.backend.model.config
+        if getattr(config, "pad_token_id", None) is None:
+            config.pad_token_id = self.prompts.pad_id
+        self.batcher = Batcher(self.backend.forward, token_budget=max(budget, self.max_length),
+                               max_rows=settings.max_batch_rows, pad_id=config.pad_token_id,
+                               pad_multiple=self.backend.pad_multiple)
 
     @classmethod
     def from_dir(cls, model_dir: str, settings: Settings | None = None) -> Reranker:
@@ -52,12 +87,16 @@ class Reranker:
 
         settings = settings or Settings.from_env()
         started = time.perf_counter()
-        backend = load_backend(model_dir, settings)
-        facts = model_facts.read(model_dir)
+        facts = inspect_model_dir(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir,
                                                   trust_remote_code=settings.trust_remote_code)
+        profile = profiles.recognise(facts.config, tokenizer, model_dir, settings.profile)
+        judged = None
+        if profile is not None:
+            judged = PromptEncoder(tokenizer, profile, profile.max_length).judged
+        backend = load_backend(model_dir, settings, profile=profile, judged=judged)
         name = settings.model_name or _model_name(model_dir)
-        engine = cls(backend, tokenizer, facts, settings, name)
+        engine = cls(backend, tokenizer, facts, settings, name, profile=profile)
         if settings.warmup:
             engine.score("warm-up query", ["warm-up document"])
         log.info("model loaded", extra={"event": "model_loaded", **engine.describe(),
@@ -71,6 +110,9 @@ class Reranker:
     def describe(self) -> dict:
         info = {"model": self.name, "max_length": self.max_length,
                 "batch_tokens": self.batcher.token_budget, "num_labels": self.backend.num_labels}
+        if self.profile is not None:
+            info.update(profile=self.profile.name, head=self.profile.head,
+                        shared_prefix=isinstance(self.batcher, PrefixBatcher))
         info.update(self.backend.describe())
         return info
 
@@ -85,6 +127,10 @@ class Reranker:
         """Scores for the request's pairs.  Setting ``cancel`` (its client went away) drops
         the rows not computed yet and raises Cancelled."""
         self._check_limits(request)
+        self._check_instruction(request)
+        if self.prompts is not None:
+            logits, tokens = self._score_prompts(request, cancel)
+            return self._result(request, logits, tokens)
         chunk = (request.long_documents or self.settings.long_documents) == "chunk"
         # A request may ask for fewer chunks than RERANK_MAX_CHUNKS, never for more.
         max_chunks = min(request.max_chunks or self.settings.max_chunks, self.settings.max_chunks)
@@ -101,12 +147,15 @@ class Reranker:
         self.observer.tokenized(time.perf_counter() - started, len(encoded.ids), encoded.tokens)
         logits = self.batcher.run(encoded.ids, encoded.type_ids, cancel)
         logits = _best_row_per_pair(logits, encoded.owner, len(request.pairs))
+        return self._result(request, logits, encoded.tokens)
+
+    def _result(self, request: RerankRequest, logits: np.ndarray, tokens: int) -> RerankResult:
         return RerankResult(
             request=request,
             logits=logits,
             raw=scoring.raw_scores(logits),
             relevance=scoring.relevance_scores(logits),
-            tokens=encoded.tokens,
+            tokens=tokens,
             model=self.name,
             id2label=self.id2label,
         )
@@ -124,6 +173,39 @@ class Reranker:
         if count > limit:
             raise PayloadTooLarge(f"{count} documents in one request; the limit is {limit}"
                                   f" ({variable}): split them across requests", field=field)
+
+    def _score_prompts(self, request: RerankRequest, cancel: threading.Event | None = None
+                       ) -> tuple[np.ndarray, int]:
+        """One log-odds column per pair: the causal head's judged logits through the
+        profile's formula, or a converted seq-cls head's one label."""
+        if (request.long_documents or "truncate") == "chunk":
+            raise InvalidRequest(f"{self.profile.name} scores truncated documents only;"
+                                 " long_documents=chunk is for cross-encoders",
+                                 field="long_documents")
+        rows = self.prompts.encode(
+            request.pairs,
+            instruction=request.instruction or self.settings.instruction or None,
+            truncate=request.truncate,
+            direction=request.truncation_direction,
+            field=request.documents_field,
+        )
+        logits = np.empty((len(request.pairs), 1), dtype=np.float32)
+        if isinstance(self.batcher, PrefixBatcher):
+            for group, judged in zip(rows.groups, self.batcher.run(rows.groups)):
+                logits[group.pairs, 0] = _formula(self.profile.formula, judged)
+        else:
+            ids, owner = rows.full_rows()
+            logits[owner, 0] = self.batcher.run(ids, None, cancel)[:, 0]
+        return logits, rows.tokens
+
+    def _check_instruction(self, request: RerankRequest) -> None:
+        if request.instruction is None:
+            return
+        if self.profile is None or not self.profile.takes_instruction:
+            kind = self.profile.name if self.profile else "a cross-encoder"
+            raise InvalidRequest(
+                f"instruction: this model ({self.name}, {kind}) takes no instruction; drop the"
+                " field", field="instruction")
 
     def _check_limits(self, request: RerankRequest) -> None:
         self._check_count(len(request.pairs), self.settings.max_documents,
@@ -143,6 +225,12 @@ class Reranker:
         """Stop scoring: requests still waiting fail with EngineClosed; returns within
         ``timeout`` seconds."""
         self.batcher.close(timeout)
+
+
+def _formula(formula: str, judged: np.ndarray) -> np.ndarray:
+    """log-odds: logit(true) - logit(false), in fp32; logit: logit(true)."""
+    judged = judged.astype(np.float32, copy=False)
+    return judged[:, 0] - judged[:, 1] if formula == "log-odds" else judged[:, 0]
 
 
 def _token_budget(backend: Backend, settings: Settings) -> int:

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from . import cpu
 from . import model_dir as model_facts
-from .backends.base import Backend, ModelLoadError
+from .backends.base import WHAT_A_RERANKER_IS, Backend, ModelLoadError
+from .profiles import Profile
 from .settings import Settings
 
 __all__ = ["BACKENDS", "ModelLoadError", "choose_backend", "inspect_model_dir", "load_backend"]
@@ -26,6 +27,17 @@ def inspect_model_dir(model_dir: str) -> model_facts.ModelDir:
             " (package the model with `make package`, which writes one)"
         )
     return facts
+
+
+def check_architecture(facts: model_facts.ModelDir) -> None:
+    """A cross-encoder's config.json names a *ForSequenceClassification architecture; a bare
+    encoder (BertModel, XLMRobertaModel: bi-encoders such as bge-m3) has no head to score
+    with, whichever runtime would run it (the torch load also checks its weights)."""
+    architectures = facts.config.get("architectures") or []
+    if architectures and not str(architectures[0]).endswith("ForSequenceClassification"):
+        raise ModelLoadError(
+            f"{facts.path!r} is a {architectures[0]} (config.json's architectures): it has no"
+            f" trained classification head to score pairs with. {WHAT_A_RERANKER_IS}")
 
 
 def choose_backend(facts: model_facts.ModelDir, settings: Settings, cuda: bool,
@@ -52,7 +64,7 @@ def _fastest_exact_cpu(facts: model_facts.ModelDir, amx: bool) -> str:
     return "torch" if amx else "onnx"
 
 
-def _torch(facts: model_facts.ModelDir, settings: Settings) -> Backend:
+def _weights_allowed(facts: model_facts.ModelDir, settings: Settings) -> None:
     if not facts.safetensors:
         if not facts.pickle:
             raise ModelLoadError(f"{facts.path!r} has no weights (model.safetensors)")
@@ -62,6 +74,10 @@ def _torch(facts: model_facts.ModelDir, settings: Settings) -> Backend:
                 " safetensors (`make package` does) or set RERANK_ALLOW_PICKLE=true to load"
                 " them weights-only"
             )
+
+
+def _torch(facts: model_facts.ModelDir, settings: Settings) -> Backend:
+    _weights_allowed(facts, settings)
     from .backends.torch_backend import TorchBackend
 
     return TorchBackend(
@@ -104,10 +120,30 @@ BACKENDS: dict[str, Callable[[model_facts.ModelDir, Settings], Backend]] = {
 }
 
 
-def load_backend(model_dir: str, settings: Settings) -> Backend:
+def _causal(facts: model_facts.ModelDir, settings: Settings, judged: list[int]) -> Backend:
+    _weights_allowed(facts, settings)
+    from .backends.causal_backend import CausalBackend
+
+    return CausalBackend(facts.path, judged, device=settings.device, dtype=settings.dtype,
+                         trust_remote_code=settings.trust_remote_code,
+                         use_safetensors=facts.safetensors, threads=settings.threads)
+
+
+def load_backend(model_dir: str, settings: Settings, profile: Profile | None = None,
+                 judged: list[int] | None = None) -> Backend:
+    """The runtime for the directory; an LLM reranker's ``profile`` says which head (the
+    causal one needs the ``judged`` token ids)."""
     facts = inspect_model_dir(model_dir)
     import torch
 
+    if profile is not None:
+        if settings.backend not in ("auto", "torch"):
+            raise ModelLoadError(f"RERANK_BACKEND={settings.backend}: LLM rerankers"
+                                 f" ({profile.name}) run on the torch backend only")
+        if profile.head == "causal":
+            return _causal(facts, settings, judged or [])
+        return _torch(facts, settings)
+    check_architecture(facts)
     name = choose_backend(facts, settings, torch.cuda.is_available(), cpu.has_amx())
     if name not in BACKENDS:
         raise ModelLoadError(f"RERANK_BACKEND={name!r}: use auto or one of {sorted(BACKENDS)}")

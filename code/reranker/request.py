@@ -30,6 +30,8 @@ class RerankRequest:
     # False: refuse pairs longer than the model's limit instead of cutting them (TEI).
     truncate: bool = True
     truncation_direction: str = "right"
+    # LLM rerankers' task instruction (None: the setting's, else the profile's default).
+    instruction: str | None = None
     # Dialect-specific switches (raw_scores, function_to_apply, ...), read by its renderer.
     options: dict = dataclasses.field(default_factory=dict)
 

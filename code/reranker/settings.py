@@ -72,6 +72,15 @@ class Settings:
     model_name: str = ""
     # Run one forward pass at load time so the first request is not the slow one.
     warmup: bool = True
+    # LLM rerankers (docs/models.md).  The family's profile, when the directory's config
+    # does not say it (or to override it): "qwen3-reranker", "qwen3-reranker-seq-cls",
+    # "bge-reranker-v2-gemma", "mxbai-rerank-v2" or "chat-template"; "" recognises it.
+    profile: str = ""
+    # The instruction when a request sends none; "" keeps the profile's default.
+    instruction: str = ""
+    # Tokens per prompt (template, instruction, query and document) for LLM rerankers;
+    # the model's own limit wins when lower.  RERANK_MAX_LENGTH is the cross-encoders'.
+    llm_max_length: int = 4096
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -98,6 +107,7 @@ class Settings:
         _check(self.chunk_overlap >= 0, "chunk_overlap", "must be >= 0")
         _check(self.max_chunks >= 1, "max_chunks", "must be >= 1")
         _check(self.threads >= 0, "threads", "must be >= 0")
+        _check(self.llm_max_length >= 16, "llm_max_length", "must be at least 16")
 
     def batch_tokens_for(self, device_type: str, dtype: str = "float32") -> int:
         if self.batch_tokens:

@@ -61,9 +61,10 @@ def endpoint(sub) -> None:
                                 "create or update the SageMaker endpoint",
                                 "Create or update a SageMaker endpoint without downtime."))
     _command(sub, "status", "deploy.sagemaker.status:run_status",
-             "show the endpoint, its model and autoscaling")
+             "show the endpoint, its model (or inference components) and autoscaling")
     delete = _command(sub, "delete", "deploy.sagemaker.teardown:run_delete",
-                      "remove endpoint, endpoint configs and models")
+                      "remove endpoint, endpoint configs and models (--component: one"
+                      " inference component; the endpoint goes with the last)")
     delete.add_argument("--purge", action="store_true",
                         help="also delete the model archives in S3")
 

@@ -22,17 +22,21 @@ INSTANCES = ("instance_type", "instance_count")
 ENDPOINT = ("mode", "memory_mb", "max_concurrency", "async_output", "async_failure",
             "sns_success", "sns_error", "async_max_invocations", "min_capacity", "max_capacity",
             "target_invocations", "scale_in_cooldown", "scale_out_cooldown")
+COMPONENT = ("component", "copies", "min_copies", "max_copies", "cpu_cores", "accelerators",
+             "component_memory_mb", "min_instances", "max_instances", "scale_metric",
+             "target_per_copy")
+METRICS = ("metrics_frequency",)
 TRANSFORM = ("transform_input", "transform_output", "max_payload_mb", "split_type",
              "max_concurrent_transforms")
 WAIT = ("wait_timeout", "poll_seconds")
 
 COMMANDS: dict[str, tuple[str, ...]] = {
     "upload": ("region", "profile", "endpoint_url", "s3_endpoint_url", *STORAGE),
-    "deploy": (*AWS, *STORAGE, *MODEL, *INSTANCES, *ENDPOINT, *WAIT),
+    "deploy": (*AWS, *STORAGE, *MODEL, *INSTANCES, *ENDPOINT, *COMPONENT, *METRICS, *WAIT),
     "transform": (*AWS, *STORAGE, *MODEL, *INSTANCES, *TRANSFORM, *WAIT),
-    "status": AWS,
-    "delete": AWS,
-    "invoke": (*AWS, "bucket", "prefix"),
+    "status": (*AWS, "component"),
+    "delete": (*AWS, "component", *WAIT),
+    "invoke": (*AWS, "bucket", "prefix", "component"),
     "ecr-login": ("profile", "endpoint_url"),
 }
 

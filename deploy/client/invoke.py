@@ -23,7 +23,8 @@ def run(args) -> int:
         client = RerankClient(config.endpoint, region=config.region,
                               session=session(config), endpoint_url=config.endpoint_url,
                               serverless=args.serverless, max_documents=args.max_documents,
-                              s3_endpoint_url=config.s3_endpoint_url or config.endpoint_url)
+                              s3_endpoint_url=config.s3_endpoint_url or config.endpoint_url,
+                              inference_component=config.component)
         if args.use_async:
             results = client.rerank_async(args.query, documents, args.top_n,
                                           input_location=_input_location(args, config))

@@ -49,7 +49,8 @@ class RerankClient:
                  max_payload_bytes: int | None = None, max_documents: int = 1000,
                  concurrency: int = 4, max_attempts: int = 6, backoff: float = 0.5,
                  max_backoff: float = 20.0, botocore_attempts: int = 3,
-                 timeout: float = 70.0, s3_endpoint_url: str | None = None):
+                 timeout: float = 70.0, s3_endpoint_url: str | None = None,
+                 inference_component: str | None = None):
         import boto3
         from botocore import UNSIGNED
         from botocore.config import Config
@@ -57,6 +58,10 @@ class RerankClient:
         if max_documents < 1 or concurrency < 1 or max_attempts < 1:
             raise ValueError("max_documents, concurrency and max_attempts must be at least 1")
         self.endpoint_name = endpoint_name
+        # An endpoint that hosts several rerankers as inference components: which one.
+        self.inference_component = inference_component
+        self._target = ({"InferenceComponentName": inference_component}
+                        if inference_component else {})
         self.session = session or boto3.Session(region_name=region)
         region = region or self.session.region_name or ("us-east-1" if endpoint_url else None)
         if not region:
@@ -104,6 +109,8 @@ class RerankClient:
         """For async endpoints: upload each request to ``input_location`` (an s3:// prefix),
         call InvokeEndpointAsync, and poll the output locations until every answer is there."""
         _check(query, documents, top_n)
+        if self.inference_component:
+            raise ValueError("async endpoints do not host inference components")
         if not input_location.startswith("s3://"):
             raise ValueError("input_location must be an s3:// prefix")
         s3 = self.session.client("s3", region_name=self._region,
@@ -157,7 +164,7 @@ class RerankClient:
     def _invoke(self, body: bytes) -> dict:
         reply = self._retrying(lambda: self.runtime.invoke_endpoint(
             EndpointName=self.endpoint_name, Body=body, ContentType="application/json",
-            Accept="application/json"))
+            Accept="application/json", **self._target))
         return _decode(reply["Body"].read())
 
     def _retrying(self, call):

@@ -61,7 +61,8 @@ def write_with_progress(out: Path, files: dict[str, Path]) -> str:
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), transient=True) as progress:
         task = progress.add_task(f"writing {out.name}", total=total)
-        return archive.write(out, files, lambda n: progress.advance(task, n))
+        return archive.write(out, files, lambda n: progress.advance(task, n),
+                             level=archive.level_for(total))
 
 
 def report(out: Path, sha: str, manifest: dict, count: int) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from deploy.errors import UserError
+from deploy.package import model_kind
 from reranker import model_dir as model_facts
 
 OPSET = 17
@@ -75,6 +76,8 @@ class ExportRefused(UserError):
 def export_onnx(model_dir: Path, out_dir: Path, *, quantize: bool, tolerance: float) -> dict:
     """Export, verify and install ``out_dir/onnx/``; return the report (also in report.json)."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
+    model_kind.refuse_llm(model_kind.read_config(model_dir), "ONNX export",
+                          "serve it with the torch backend on a GPU instance")
     if not tolerance > 0:
         raise UserError(f"the ONNX tolerance must be a positive number, not {tolerance}")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 
-from deploy.package import archive, assemble, fetch
+from deploy.package import archive, assemble, fetch, model_kind, size_report, weights
 from deploy.package import verify as checks
 
 
 def run(args) -> int:
     out = Path(args.output)
+    started = time.monotonic()
     exporter = checks.onnx_exporter() if args.onnx else None  # fail before any work
     with tempfile.TemporaryDirectory(prefix="reranker-package-") as tmp:
         tmp = Path(tmp)
@@ -27,13 +29,24 @@ def run(args) -> int:
         staging = tmp / "model"
         fetch.stage(source, staging, allow_pickle=args.allow_pickle)
         config = checks.check_cross_encoder(staging)
+        if exporter:
+            model_kind.refuse_llm(config, "ONNX export", "package it without ONNX=")
+        weights.files(staging)  # a sharded checkpoint's index names every shard present
         engine_info = checks.verify(staging) if args.check else {}
         onnx_report = checks.export_onnx(exporter, staging, args) if exporter else None
         manifest = assemble.build_manifest(info, config, engine_info, onnx_report, args)
+        # What `deploy` sizes instances by, without opening the weights again.
+        manifest.update(llm=model_kind.is_llm(config),
+                        parameters=weights.parameter_count(staging))
         (staging / archive.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True)
                                                 + "\n")
         code = tmp / "code"
         files = {**archive.collect(staging), **assemble.code_files(code, onnx=bool(args.onnx))}
+        writing = time.monotonic()
         sha = assemble.write_with_progress(out, files)
+        done = time.monotonic()
+        report = size_report.lines(files, out, done - started, done - writing,
+                                   manifest["parameters"])
     assemble.report(out, sha, manifest, len(files))
+    print("\n".join(report))
     return 0

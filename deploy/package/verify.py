@@ -6,11 +6,11 @@ torch and loaded once more through the engine's ONNX backend.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from deploy.errors import UserError, first_line
+from deploy.package import model_kind
 from reranker import model_dir as model_facts
 
 ONNX_TOLERANCE = {"fp32": 1e-4, "int8": 5e-2}
@@ -18,15 +18,16 @@ PROBE = ("what does a reranker do?", "A cross-encoder scores a query and a docum
 
 
 def check_cross_encoder(staging: Path) -> dict:
-    """A sequence-classification model with 1 or 2 labels, or a clear refusal."""
-    try:
-        config = json.loads((staging / "config.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"config.json is not readable JSON: {exc}") from None
+    """A sequence-classification model with 1 or 2 labels, an LLM reranker (the engine's
+    verify decides whether its family is supported), or a clear refusal."""
+    config = model_kind.read_config(staging)
+    if model_kind.is_llm(config):
+        return config
     architectures = config.get("architectures") or []
     if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
         raise UserError(f"not a cross-encoder: config.json names {', '.join(architectures)};"
-                        " a reranker is a *ForSequenceClassification model")
+                        " a reranker is a *ForSequenceClassification model or an LLM"
+                        " reranker (*ForCausalLM of a supported family)")
     labels = model_facts.num_labels(config)
     if labels not in (1, 2):
         raise UserError(f"not a cross-encoder: the model has {labels} output labels (a"

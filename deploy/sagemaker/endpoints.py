@@ -12,7 +12,7 @@ import json
 
 from deploy import config as cfg
 from deploy.errors import UserError
-from deploy.sagemaker import iam, rollout
+from deploy.sagemaker import components, iam, rollout
 from deploy.sagemaker.aws import Aws, session, translate_errors
 from deploy.sagemaker.model_source import resolve_image
 
@@ -23,7 +23,10 @@ def run_deploy(args) -> int:
     if print_policies(args, config):
         return 0
     require_role(config, "deploy")
-    rollout.deploy(Aws(config), config, wait=args.wait)
+    if config.deploy_mode.component:
+        components.deploy(Aws(config), config, wait_done=args.wait)
+    else:
+        rollout.deploy(Aws(config), config, wait=args.wait)
     return 0
 
 

@@ -22,6 +22,14 @@ from pathlib import Path
 from deploy.errors import UserError
 
 TABLE = Path(__file__).resolve().parent / "data" / "huggingface_dlc.json"
+# The first transformers release with each family's architecture (config.json model_type);
+# a family not listed is older than every DLC in the table.  Qwen3 (Qwen3-Reranker) arrived
+# in 4.51, Gemma (bge-reranker-v2-gemma) in 4.38, Qwen2 (mxbai-rerank-v2) in 4.37,
+# ModernBERT (gte-reranker-modernbert) in 4.48.
+FAMILY_MIN_TRANSFORMERS = {"qwen3": "4.51.0", "modernbert": "4.48.0", "gemma": "4.38.0",
+                           "gemma2": "4.42.0", "qwen2": "4.37.0"}
+# The DLC stack tests/test_dlc_parity.py runs our handler on: preferred when it serves.
+PARITY_TRANSFORMERS = "4.51.3"
 SDK_WHEEL_MEMBER = "sagemaker/core/image_uri_config/huggingface.json"
 
 
@@ -50,6 +58,32 @@ def processor_for(instance_type: str | None, serverless: bool = False) -> str:
 
 def versions() -> list[str]:
     return sorted(_table()["versions"], key=_vkey)
+
+
+def serving(model_type: str | None) -> list[str]:
+    """The table's DLC transformers versions that have this model family, oldest first."""
+    least = _vkey(FAMILY_MIN_TRANSFORMERS.get(model_type or "", "0"))
+    return [v for v in versions() if _vkey(v) >= least]
+
+
+def transformers_for(model_type: str | None, requested: str | None,
+                     spelled: str = "TRANSFORMERS_VERSION") -> str | None:
+    """The DLC's transformers version for this family: ``requested`` when it has the
+    family (refused in one line when it does not), else the parity-tested one, else the
+    oldest that has it.  None: the newest in the table, as before."""
+    good = serving(model_type)
+    if requested:
+        version = _table()["version_aliases"].get(requested, requested)
+        if version in _table()["versions"] and version not in good:
+            raise UserError(f"{model_type} models need transformers"
+                            f" {FAMILY_MIN_TRANSFORMERS[model_type]} or later; the DLC with"
+                            f" transformers {version} cannot load them (DLCs that can:"
+                            f" {', '.join(good) or 'none'}; set {spelled})")
+        return requested
+    if not good:
+        raise UserError(f"no Hugging Face DLC in the table has {model_type} models"
+                        " (`make dlc-images` refreshes the table; or deploy our own image)")
+    return PARITY_TRANSFORMERS if PARITY_TRANSFORMERS in good else good[0]
 
 
 def dlc_image(region: str, instance_type: str | None, *, serverless: bool = False,

@@ -8,11 +8,13 @@ from deploy.package import archive
 from deploy.sagemaker import images
 
 
-def resolve_image(config, region: str) -> str:
-    """IMAGE_URI, or the HF DLC for the region, instance type (cpu/gpu) and versions."""
+def resolve_image(config, region: str, instance_type: str | None = None) -> str:
+    """IMAGE_URI, or the HF DLC for the region, instance type (cpu/gpu) and versions;
+    ``instance_type``: where it runs when not ``config.instance_type`` (an existing
+    endpoint's, for a component)."""
     if config.image:
         return config.image
-    return images.dlc_image(region, config.instance_type,
+    return images.dlc_image(region, instance_type or config.instance_type,
                             serverless=config.deploy_mode.serverless,
                             transformers_version=config.transformers_version,
                             pytorch_version=config.pytorch_version,

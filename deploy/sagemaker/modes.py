@@ -23,6 +23,10 @@ class Mode:
     name = ""
     endpoint = True      # an endpoint (`deploy`), or a job (`transform`)
     serverless = False   # runs on the DLC's CPU build whatever the instance type
+    # MetricsConfig and the container's Prometheus endpoint (deploy.sagemaker.metrics_config):
+    # AWS documents them for real-time endpoints on instances only.
+    detailed_metrics = False
+    component = False    # places an inference component (deploy.sagemaker.components)
 
     def validate(self, config) -> None:
         raise NotImplementedError
@@ -80,6 +84,7 @@ class _Instances(Mode):
 
 class Realtime(_Instances):
     name = "realtime"
+    detailed_metrics = True
 
     def validate(self, config) -> None:
         super().validate(config)
@@ -153,6 +158,22 @@ class Serverless(Mode):
                                      "MaxConcurrency": config.max_concurrency}}
 
 
+class Component(Mode):
+    """An inference component on a (new or shared) endpoint: deploy.sagemaker.components."""
+
+    name = "component"
+    detailed_metrics = True
+    component = True
+
+    def validate(self, config) -> None:
+        from deploy.sagemaker import components
+
+        components.validate(config)
+
+    def log_group(self, config) -> str:
+        return f"/aws/sagemaker/InferenceComponents/{config.component}"
+
+
 class Transform(_Instances):
     """Batch Transform: S3 jsonlines in, one answer line per request line out; no endpoint."""
 
@@ -224,7 +245,7 @@ class Transform(_Instances):
         return "/aws/sagemaker/TransformJobs"
 
 
-MODES = {m.name: m for m in (Realtime(), Serverless(), Async(), Transform())}
+MODES = {m.name: m for m in (Realtime(), Serverless(), Async(), Component(), Transform())}
 ENDPOINT_MODES = tuple(name for name, m in MODES.items() if m.endpoint)
 
 

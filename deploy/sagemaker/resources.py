@@ -9,7 +9,7 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy.errors import UserError
-from deploy.sagemaker import container_env, names
+from deploy.sagemaker import container_env, metrics_config, names
 from deploy.sagemaker.aws import error_code, error_message, is_missing
 
 VARIANT = "AllTraffic"
@@ -26,11 +26,15 @@ def describe(sm, endpoint: str) -> dict | None:
 
 
 def create_model(sm, config, name: str, image: str, model_data: str, isolation: bool,
-                 region: str) -> None:
+                 region: str, *, metrics: bool = False) -> None:
+    """``metrics``: name our image's Prometheus endpoint (an endpoint's model, not a job's)."""
+    scrape = (metrics_config.container_metrics(bool(config.image), config.metrics_frequency)
+              if metrics else {})
     sm.create_model(
         ModelName=name,
         PrimaryContainer={"Image": image, "ModelDataUrl": model_data,
-                          "Environment": container_env.complete(config.env, region)},
+                          "Environment": container_env.complete(config.env, region),
+                          **scrape},
         ExecutionRoleArn=config.role,
         EnableNetworkIsolation=isolation,
         Tags=names.tags(config.endpoint),
@@ -42,7 +46,9 @@ def create_endpoint_config(sm, config, name: str, model: str, current: dict | No
     sm.create_endpoint_config(
         EndpointConfigName=name,
         ProductionVariants=[{"VariantName": VARIANT, **mode.variant(config, model, current)}],
-        Tags=names.tags(config.endpoint), **mode.extra_config(config))
+        Tags=names.tags(config.endpoint), **mode.extra_config(config),
+        **(metrics_config.endpoint_metrics(config.metrics_frequency)
+           if mode.detailed_metrics else {}))
 
 
 def inventory(sm, endpoint: str, made: list[str]) -> str:

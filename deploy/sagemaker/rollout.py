@@ -67,7 +67,8 @@ def create_resources(sm, config, name, image, model_data, isolation, region, cur
     """This run's model and endpoint config (same name); on failure neither is left."""
     made: list[str] = []
     try:
-        resources.create_model(sm, config, name, image, model_data, isolation, region)
+        resources.create_model(sm, config, name, image, model_data, isolation, region,
+                               metrics=config.deploy_mode.detailed_metrics)
         made.append(f"model {name}")
         resources.create_endpoint_config(sm, config, name, name, current)
         made.append(f"endpoint config {name}")

@@ -1,10 +1,12 @@
-"""``status``: an endpoint's state, model, image, capacity and autoscaling, one per line."""
+"""``status``: an endpoint's state, model, image, capacity and autoscaling, one per line;
+for an endpoint that hosts inference components, one line per component (and with
+``--component`` that component's model, image and autoscaling)."""
 
 from __future__ import annotations
 
 from deploy import config as cfg
 from deploy.errors import UserError
-from deploy.sagemaker import autoscaling, resources
+from deploy.sagemaker import autoscaling, component_scaling, components, resources
 from deploy.sagemaker.aws import Aws, translate_errors
 
 
@@ -20,14 +22,23 @@ def run_status(args) -> int:
     if current.get("FailureReason"):
         rows.append(("failure", current["FailureReason"]))
     rows.append(("config", current["EndpointConfigName"]))
+    hosting = components.hosts_components(sm, current)
+    if config.component and not hosting:
+        raise UserError(f"endpoint {config.endpoint} serves a model directly; it has no"
+                        f" inference component {config.component}")
     for variant in resources.config_variants(sm, current["EndpointConfigName"]):
-        rows += _variant_rows(sm, variant)
+        rows += _component_variant_rows(variant) if hosting else _variant_rows(sm, variant)
     for v in current.get("ProductionVariants") or []:
         if "CurrentInstanceCount" in v:
             rows.append(("instances", f"{v['CurrentInstanceCount']} running"))
-    target = autoscaling.scaling_of(aws, config.endpoint)
-    rows.append(("autoscaling", f"{target['MinCapacity']}..{target['MaxCapacity']}" if target
-                 else "off"))
+    if hosting:
+        rows += components.status_rows(sm, config.endpoint)
+        if config.component:
+            rows += _component_rows(aws, sm, config.component)
+    else:
+        target = autoscaling.scaling_of(aws, config.endpoint)
+        rows.append(("autoscaling", f"{target['MinCapacity']}..{target['MaxCapacity']}"
+                     if target else "off"))
     for key, value in rows:
         print(f"{key:<12} {value}")
     return 0 if current["EndpointStatus"] == "InService" else 1
@@ -41,3 +52,22 @@ def _variant_rows(sm, variant: dict) -> list[tuple[str, str]]:
     container = resources.model_of(sm, variant["ModelName"]).get("PrimaryContainer", {})
     return [("model", variant["ModelName"]), ("capacity", capacity),
             ("image", container.get("Image")), ("model data", container.get("ModelDataUrl"))]
+
+
+def _component_variant_rows(variant: dict) -> list[tuple[str, str]]:
+    scaling = variant.get("ManagedInstanceScaling") or {}
+    span = (f", {scaling.get('MinInstanceCount')}..{scaling.get('MaxInstanceCount')}"
+            " instances" if scaling.get("Status") == "ENABLED" else "")
+    return [("capacity", f"inference components on {variant.get('InstanceType')}{span}")]
+
+
+def _component_rows(aws, sm, component: str) -> list[tuple[str, str]]:
+    found = components.describe_component(sm, component)
+    if not found:
+        raise UserError(f"inference component {component} does not exist")
+    model = found.get("Specification", {}).get("ModelName")
+    container = resources.model_of(sm, model).get("PrimaryContainer", {}) if model else {}
+    target = component_scaling.scaling_of(aws, component)
+    return [("image", container.get("Image")), ("model data", container.get("ModelDataUrl")),
+            ("autoscaling", f"{target['MinCapacity']}..{target['MaxCapacity']} copies"
+             if target else "off")]

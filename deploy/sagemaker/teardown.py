@@ -1,14 +1,17 @@
 """``delete``: autoscaling, the endpoint, every endpoint config and model made for it.
 
 Batch Transform models of the same name base go too; ``--purge`` also deletes the model
-archives in S3.  What is already gone is reported as such, so it can be re-run.
+archives in S3.  What is already gone is reported as such, so it can be re-run.  With
+``--component`` it deletes one inference component (deploy.sagemaker.components.delete)
+and the endpoint only when no other component is left; an endpoint that still hosts
+components is never deleted without naming them.
 """
 
 from __future__ import annotations
 
 from deploy import config as cfg
 from deploy.errors import UserError
-from deploy.sagemaker import autoscaling, names, resources
+from deploy.sagemaker import autoscaling, components, names, resources
 from deploy.sagemaker.aws import Aws, translate_errors
 
 
@@ -17,18 +20,19 @@ def run_delete(args) -> int:
     config = cfg.load(args)
     aws = Aws(config)
     sm = aws.client("sagemaker")
-    configs, models = _ours(sm, config.endpoint)
-    data = {resources.model_of(sm, m).get("PrimaryContainer", {}).get("ModelDataUrl")
-            for m in models}
-    results = [("autoscaling", "deleted" if autoscaling.remove(aws, config.endpoint)
-                else "none"),
-               (f"endpoint {config.endpoint}",
-                resources.delete(sm.delete_endpoint, EndpointName=config.endpoint))]
-    results += [(f"endpoint config {name}",
-                 resources.delete(sm.delete_endpoint_config, EndpointConfigName=name))
-                for name in sorted(configs)]
-    results += [(f"model {name}", resources.delete(sm.delete_model, ModelName=name))
-                for name in sorted(models)]
+    if config.component:
+        models = resources.our_names(sm, "list_models", "Models", "ModelName",
+                                     components.model_base(config.component))
+        data = _data_of(sm, models)
+        results = components.delete(aws, config.endpoint, config.component,
+                                    timeout=config.wait_timeout, poll=config.poll_seconds)
+    else:
+        current = resources.describe(sm, config.endpoint)
+        if current and components.hosts_components(sm, current):
+            components.refuse_if_hosting(sm, config.endpoint)
+        configs, models = _ours(sm, config.endpoint)
+        data = _data_of(sm, models)
+        results = _delete_endpoint(aws, sm, config.endpoint, configs, models)
     if args.purge:
         for uri in sorted(u for u in data if u and u.startswith("s3://")):
             bucket, _, key = uri[5:].partition("/")
@@ -40,6 +44,22 @@ def run_delete(args) -> int:
     if failed:
         raise UserError(f"could not delete {', '.join(failed)}")
     return 0
+
+
+def _delete_endpoint(aws, sm, endpoint: str, configs, models) -> list[tuple[str, str]]:
+    results = [("autoscaling", "deleted" if autoscaling.remove(aws, endpoint) else "none"),
+               (f"endpoint {endpoint}",
+                resources.delete(sm.delete_endpoint, EndpointName=endpoint))]
+    results += [(f"endpoint config {name}",
+                 resources.delete(sm.delete_endpoint_config, EndpointConfigName=name))
+                for name in sorted(configs)]
+    return results + [(f"model {name}", resources.delete(sm.delete_model, ModelName=name))
+                      for name in sorted(models)]
+
+
+def _data_of(sm, models) -> set:
+    return {resources.model_of(sm, m).get("PrimaryContainer", {}).get("ModelDataUrl")
+            for m in models}
 
 
 def _ours(sm, endpoint: str) -> tuple[set[str], set[str]]:

@@ -20,6 +20,14 @@ class ModelLoadError(RuntimeError):
     (or a subclass), so a server and the hooks catch one type."""
 
 
+# What a servable checkpoint looks like, for the errors that refuse one.
+WHAT_A_RERANKER_IS = (
+    "a cross-encoder checkpoint is a *ForSequenceClassification model whose files hold its"
+    " trained head (classifier.* or score.*: config.json's architectures names it), or a"
+    " causal-LM reranker of a supported family (docs/models.md)"
+)
+
+
 @runtime_checkable
 class Backend(Protocol):
     # Registry name: "torch", "onnx", "openvino".

@@ -7,16 +7,14 @@ import logging
 import numpy as np
 import torch
 import transformers
-from packaging.version import Version
 
 from .. import cpu
 from .base import ModelLoadError
+from .checkpoint import load_complete
 
 log = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-# transformers 4.56 renamed from_pretrained's torch_dtype to dtype.
-_DTYPE_KWARG = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
 
 
 def pick_device(requested: str) -> torch.device:
@@ -137,14 +135,5 @@ def _classify_from_first_token_only(model) -> bool:
 
 
 def _load(model_dir: str, dtype, trust_remote_code: bool, use_safetensors: bool):
-    kwargs = {
-        _DTYPE_KWARG: dtype,
-        "trust_remote_code": trust_remote_code,
-        "use_safetensors": use_safetensors,
-    }
-    cls = transformers.AutoModelForSequenceClassification
-    try:
-        return cls.from_pretrained(model_dir, attn_implementation="sdpa", **kwargs)
-    except (ValueError, ImportError) as exc:  # architectures without SDPA (DeBERTa-v2)
-        log.info("SDPA attention unavailable (%s); using the eager implementation", exc)
-        return cls.from_pretrained(model_dir, attn_implementation="eager", **kwargs)
+    return load_complete(transformers.AutoModelForSequenceClassification, model_dir, dtype=dtype,
+                         trust_remote_code=trust_remote_code, use_safetensors=use_safetensors)

@@ -33,6 +33,7 @@ def parse(body: dict) -> RerankRequest:
         return_documents=fields.boolean(body, "return_documents", False),
         long_documents=mode,
         max_chunks=chunks,
+        instruction=fields.instruction(body),
     )
 
 

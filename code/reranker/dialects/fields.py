@@ -94,3 +94,10 @@ def long_documents(body: dict) -> tuple[str | None, int | None]:
     if chunks is not None and mode is None:
         mode = "chunk"
     return mode, chunks
+
+
+def instruction(body: dict) -> str | None:
+    """LLM rerankers' optional task instruction (our extension on every query dialect)."""
+    if body.get("instruction") is None:
+        return None
+    return text(body, "instruction")

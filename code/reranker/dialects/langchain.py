@@ -26,6 +26,7 @@ def parse(body: dict) -> RerankRequest:
         documents_field=FIELD,
         long_documents=mode,
         max_chunks=chunks,
+        instruction=fields.instruction(body),
         options={"raw_scores": fields.boolean(body, "raw_scores", False)},
     )
 

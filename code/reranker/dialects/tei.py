@@ -30,6 +30,7 @@ def parse(body: dict) -> RerankRequest:
                                            "right"),
         long_documents=mode,
         max_chunks=chunks,
+        instruction=fields.instruction(body),
         return_documents=fields.boolean(body, "return_text", False),
         options={"raw_scores": fields.boolean(body, "raw_scores", False)},
     )

@@ -26,6 +26,7 @@ def parse(body: dict) -> RerankRequest:
         top_n=fields.positive_int(body, "topk", required=True),
         long_documents=mode,
         max_chunks=chunks,
+        instruction=fields.instruction(body),
     )
 
 

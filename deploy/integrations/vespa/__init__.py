@@ -13,6 +13,7 @@ from pathlib import Path
 
 from deploy.errors import UserError
 from deploy.integrations.common import check_at_least, check_match
+from deploy.package import model_kind
 from reranker import model_dir as model_facts
 
 _APP_NAME = re.compile(r"[a-z][a-z0-9]{0,39}")
@@ -24,6 +25,9 @@ def run(args) -> int:
     options = _options(args)
     model_dir = Path(args.model_dir)
     _check_model_dir(model_dir)
+    model_kind.refuse_llm(model_kind.read_config(model_dir), "The Vespa application package",
+                          "rerank with it on a SageMaker endpoint (make deploy), not in"
+                          " Vespa's global phase")
     facts = _facts(model_dir)
     # Before any export: a refused budget costs nothing.
     check_budgets(model_dir / "tokenizer.json", options, facts.max_length)

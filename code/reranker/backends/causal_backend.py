@@ -1,0 +1,158 @@
+"""The causal-LM scoring head: decoder body, last real position, judged LM-head rows only.
+
+An LLM reranker's score is a difference of two next-token logits.  The full LM head
+(vocabulary x hidden: 155M multiply-adds per row for Qwen3-0.6B, more than a layer) is not
+run: the hidden state at each row's last real token is multiplied by the judged tokens'
+rows, in fp32.
+
+Documents are continuations of one shared prefix (system prompt, instruction, query).
+With causal attention the prefix's keys and values do not depend on what follows, so they
+are computed once (:meth:`prefix`) and every batch of continuations attends to them
+(:meth:`continuations`): right-padded rows at positions ``P..P+t-1``, each row read at its
+own last real token, which padding after it cannot reach.  The result equals a full
+forward pass of each whole prompt (tests/test_llm_parity.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+import transformers
+
+from .. import cpu
+from .base import ModelLoadError
+from .checkpoint import load_complete
+from .torch_backend import _DTYPES, pick_device, pick_dtype
+
+log = logging.getLogger(__name__)
+
+
+class CausalBackend:
+    name = "torch"
+    # The engine's PrefixBatcher forms the batches (continuations per prefix).
+    batches_itself = True
+    batch_tokens = 0
+
+    def __init__(self, model_dir: str, judged: list[int], *, device: str, dtype: str,
+                 trust_remote_code: bool, use_safetensors: bool, threads: int = 0):
+        self.device = pick_device(device)
+        self.device_type = self.device.type
+        self.dtype = pick_dtype(dtype, self.device)
+        if self.device.type == "cpu" and threads:
+            torch.set_num_threads(threads)
+        if self.device.type == "cpu" and self.dtype == "bfloat16" and not cpu.has_bf16():
+            log.warning("this CPU has no avx512_bf16/AMX: bfloat16 will be slower than float32")
+        model = load_complete(transformers.AutoModelForCausalLM, model_dir,
+                              dtype=_DTYPES[self.dtype], trust_remote_code=trust_remote_code,
+                              use_safetensors=use_safetensors)
+        self.config = model.config
+        head = model.get_output_embeddings()
+        if head is None or max(judged) >= head.weight.shape[0]:
+            raise ModelLoadError(f"{model_dir!r}: the LM head has no rows for tokens {judged}")
+        # Only the judged rows of the head are kept (fp32); the rest is freed with the wrapper.
+        self.rows = head.weight.detach()[judged].float().to(self.device)
+        bias = getattr(head, "bias", None)
+        self.bias = None if bias is None else bias.detach()[judged].float().to(self.device)
+        self.softcap = getattr(self.config, "final_logit_softcapping", None)
+        self.body = model.get_decoder().to(self.device).eval()
+        del model, head
+        self.num_labels = 1
+        self.judged = list(judged)
+        self.pad_multiple = 8 if self.device.type == "cuda" else 1
+
+    @torch.inference_mode()
+    def prefix(self, ids: list[int]):
+        """The prefix's key/value cache (one row)."""
+        tensor = torch.tensor([ids], dtype=torch.long, device=self.device)
+        out = self.body(input_ids=tensor, use_cache=True)
+        return out.past_key_values
+
+    def continuations(self, cache, prefix_length: int, ids: np.ndarray,
+                      lengths: np.ndarray) -> np.ndarray:
+        """Judged logits ``[rows, judged]`` (fp32) of right-padded continuations of the prefix
+        whose cache is ``cache``; a batch too big for the GPU's memory is halved."""
+        try:
+            return self._continuations(cache, prefix_length, ids, lengths)
+        except torch.cuda.OutOfMemoryError:
+            if len(ids) == 1:
+                raise
+            torch.cuda.empty_cache()
+            h = len(ids) // 2
+            return np.concatenate([
+                self.continuations(cache, prefix_length, ids[:h], lengths[:h]),
+                self.continuations(cache, prefix_length, ids[h:], lengths[h:])])
+
+    @torch.inference_mode()
+    def _continuations(self, cache, prefix_length: int, ids: np.ndarray,
+                       lengths: np.ndarray) -> np.ndarray:
+        rows, width = ids.shape
+        batch_cache = _expanded(cache, rows, self.config)
+        input_ids = torch.from_numpy(ids).to(self.device)
+        real = torch.from_numpy(np.arange(width)[None, :] < lengths[:, None]).to(self.device)
+        mask = torch.cat([torch.ones(rows, prefix_length, dtype=torch.long, device=self.device),
+                          real.long()], dim=1)
+        positions = torch.arange(prefix_length, prefix_length + width,
+                                 device=self.device).expand(rows, -1)
+        out = self.body(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                        past_key_values=batch_cache, use_cache=True)
+        last = torch.from_numpy(lengths - 1).to(self.device)
+        hidden = out.last_hidden_state[torch.arange(rows, device=self.device), last]
+        return self._judge(hidden)
+
+    @torch.inference_mode()
+    def whole(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Judged logits of whole right-padded prompts (no shared prefix)."""
+        input_ids = torch.from_numpy(ids).to(self.device)
+        attention = torch.from_numpy(mask).to(self.device)
+        out = self.body(input_ids=input_ids, attention_mask=attention, use_cache=False)
+        last = attention.sum(dim=1) - 1
+        hidden = out.last_hidden_state[torch.arange(len(ids), device=self.device), last]
+        return self._judge(hidden)
+
+    def _judge(self, hidden: torch.Tensor) -> np.ndarray:
+        logits = hidden.float() @ self.rows.T
+        if self.bias is not None:
+            logits = logits + self.bias
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits.cpu().numpy()
+
+    def forward(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray | None) -> np.ndarray:
+        """The Backend contract's call: judged logits of whole prompts."""
+        return self.whole(ids, mask)
+
+    def health(self) -> bool:
+        if self.device_type != "cuda":
+            return True
+        try:
+            torch.cuda.synchronize(self.device)
+        except RuntimeError:
+            return False
+        return True
+
+    def describe(self) -> dict:
+        return {
+            "backend": self.name,
+            "head": "causal-lm judged tokens",
+            "judged_tokens": self.judged,
+            "device": str(self.device),
+            "dtype": self.dtype,
+            "attention": getattr(self.config, "_attn_implementation", None),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "threads": torch.get_num_threads(),
+        }
+
+
+def _expanded(cache, rows: int, config):
+    """A new cache whose layers view the prefix's keys and values ``rows`` times: the
+    continuation's tokens are appended to the copy, never to the shared prefix."""
+    from transformers import DynamicCache
+
+    layers = []
+    for layer in cache.layers:
+        keys, values = layer.keys, layer.values
+        layers.append((keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1)))
+    return DynamicCache(layers, config=config)

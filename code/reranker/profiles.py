@@ -1,0 +1,254 @@
+"""Model profiles: how each LLM-reranker family is prompted and scored, from its reference.
+
+A cross-encoder needs no profile: its tokenizer's pair template and its trained head say
+everything.  An LLM reranker judges relevance from next-token logits after a prompt that
+only its model card or library knows, so the engine never guesses one: the family is
+recognised from config.json (architectures, model_type) and the profile below applies;
+``reranker.json`` in the model directory or ``RERANK_PROFILE`` / ``RERANK_INSTRUCTION``
+override it; an unknown causal LM without a usable chat template is refused.
+
+A template is pieces, each tokenized on its own exactly as the reference implementation
+tokenizes it: ``prefix`` (shared by every document of a query: computed once per request),
+``document`` (the only piece that is ever cut), then ``suffix``.  Fields: ``{query}``,
+``{document}``, ``{instruction}`` (the profile's ``instruction_format`` applied to the
+request's instruction, or "" when there is none).
+
+In every profile raw is a log-odds and relevance its sigmoid: ``log-odds`` is
+logit(true) - logit(false) (Qwen3's softmax([no, yes])[1] is its sigmoid), ``logit`` is
+logit(true) alone (FlagEmbedding's bge-reranker-v2-gemma score).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+
+from .backends.base import ModelLoadError
+
+QWEN3_SYSTEM = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query"
+    ' and the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
+    "<|im_start|>user\n"
+)
+QWEN3_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+QWEN3_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+
+# FlagEmbedding's FlagLLMReranker (inference/reranker/decoder_only/base.py).
+GEMMA_PROMPT = (
+    "Given a query A and a passage B, determine whether the passage contains an answer to the"
+    " query by providing a prediction of either 'Yes' or 'No'."
+)
+
+# mixedbread's mxbai-rerank library, MxbaiRerankV2 (mxbai_rerank/mxbai_rerank_v2.py).
+MXBAI_CHAT_PREFIX = (
+    "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful"
+    " assistant.<|im_end|>\n<|im_start|>user\n"
+)
+MXBAI_CHAT_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n"
+MXBAI_TASK = (
+    "You are a search relevance expert who evaluates how well documents match search queries."
+    " For each query-document pair, carefully analyze the semantic relationship between them,"
+    " then provide your binary relevance judgment (0 for not relevant, 1 for relevant).\n"
+    "Relevance:"
+)
+
+# Tokens per prompt for LLM rerankers unless RERANK_LLM_MAX_LENGTH says otherwise (the
+# model's own limit wins when lower): long enough for a page of text, short enough that
+# one request cannot hold a CPU for minutes.
+DEFAULT_LLM_MAX_LENGTH = 4096
+HEADS = ("causal", "seq-cls")
+FORMULAS = ("log-odds", "logit")
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    name: str
+    # config.json architectures[0] values this profile is recognised by.
+    architectures: tuple[str, ...]
+    # "causal": the decoder body, last real position, the judged tokens' LM-head rows.
+    # "seq-cls": a converted *-seq-cls checkpoint whose one-label head already is the formula.
+    head: str
+    prefix: tuple[str, ...]
+    document: str
+    suffix: tuple[str, ...]
+    # (true token, false token or None): the text whose first token id is judged.
+    judged: tuple[str, str | None] = ("yes", "no")
+    formula: str = "log-odds"
+    instruction_format: str = ""
+    default_instruction: str | None = None
+    # Prepend the tokenizer's BOS (when it has one that is not its pad), as FlagLLMReranker.
+    bos: bool = False
+    # The model's context (the reference's max_length).
+    max_length: int = 8192
+    reference: str = ""
+
+    @property
+    def takes_instruction(self) -> bool:
+        return bool(self.instruction_format)
+
+    def instruction_text(self, instruction: str | None) -> str:
+        instruction = instruction or self.default_instruction
+        return self.instruction_format.format(instruction=instruction) if instruction else ""
+
+    def validate(self) -> None:
+        if self.head not in HEADS:
+            raise ModelLoadError(f"profile {self.name!r}: head must be one of {HEADS}")
+        if self.formula not in FORMULAS:
+            raise ModelLoadError(f"profile {self.name!r}: formula must be one of {FORMULAS}")
+        if "{document}" not in self.document:
+            raise ModelLoadError(f"profile {self.name!r}: the document piece needs {{document}}")
+        if not any("{query}" in p for p in self.prefix):
+            raise ModelLoadError(f"profile {self.name!r}: the prefix needs {{query}}")
+
+
+_QWEN3 = dict(
+    prefix=(QWEN3_SYSTEM, "<Instruct>: {instruction}\n<Query>: {query}\n"),
+    document="<Document>: {document}",
+    suffix=(QWEN3_SUFFIX,),
+    judged=("yes", "no"),
+    instruction_format="{instruction}",
+    default_instruction=QWEN3_INSTRUCTION,
+    max_length=8192,
+    reference="the Qwen3-Reranker model card (format_instruction, process_inputs)",
+)
+
+PROFILES: Mapping[str, Profile] = {
+    p.name: p for p in (
+        Profile(name="qwen3-reranker", architectures=("Qwen3ForCausalLM",), head="causal",
+                **_QWEN3),
+        Profile(name="qwen3-reranker-seq-cls", architectures=("Qwen3ForSequenceClassification",),
+                head="seq-cls", **_QWEN3),
+        Profile(
+            name="bge-reranker-v2-gemma", architectures=("GemmaForCausalLM",), head="causal",
+            prefix=("A: {query}", "\n"), document="B: {document}", suffix=("\n", "{instruction}"),
+            judged=("Yes", None), formula="logit", instruction_format="{instruction}",
+            default_instruction=GEMMA_PROMPT, bos=True, max_length=8192,
+            reference="FlagEmbedding's FlagLLMReranker (decoder_only/base.py)"),
+        Profile(
+            name="mxbai-rerank-v2", architectures=("Qwen2ForCausalLM",), head="causal",
+            prefix=(MXBAI_CHAT_PREFIX, "{instruction}query: {query}", "\n"),
+            document="document: {document}", suffix=("\n", MXBAI_TASK, MXBAI_CHAT_SUFFIX),
+            judged=("1", "0"), instruction_format="instruction: {instruction}\n",
+            max_length=8192, reference="mixedbread's mxbai-rerank library (MxbaiRerankV2)"),
+    )
+}
+CHAT_TEMPLATE = "chat-template"
+# The sentinel a chat template renders in the document's place, to split it into pieces.
+_SENTINEL = "\u2063DOCUMENT\u2063"
+
+
+def supported() -> str:
+    return ", ".join(f"{p.name} ({p.architectures[0]})" for p in PROFILES.values()) + (
+        f", or any *ForCausalLM whose tokenizer's chat template renders 'query' and 'document'"
+        f" messages ({CHAT_TEMPLATE}, scored like sentence-transformers' CrossEncoder)")
+
+
+# Decoder families whose *ForSequenceClassification conversions read a prompt, not a pair
+# template: served only with a profile that says the prompt.
+DECODER_TYPES = ("qwen2", "qwen3", "llama", "mistral", "gemma", "gemma2", "gemma3", "phi3",
+                 "gpt2", "gpt_neox", "olmo", "olmo2")
+
+
+def is_llm(config: Mapping) -> bool:
+    architectures = config.get("architectures") or []
+    return bool(architectures) and (
+        architectures[0].endswith("ForCausalLM")
+        or (architectures[0].endswith("ForSequenceClassification")
+            and config.get("model_type") in DECODER_TYPES))
+
+
+def recognise(config: Mapping, tokenizer, model_dir: str, forced: str = "") -> Profile | None:
+    """The profile for this model directory; None for a cross-encoder; ModelLoadError for an
+    LLM the engine cannot score correctly."""
+    overrides = read_overrides(model_dir)
+    name = forced or overrides.pop("name", "")
+    if not name and not overrides and not is_llm(config):
+        return None
+    architecture = (config.get("architectures") or [""])[0]
+    profile = PROFILES.get(name) if name else _by_architecture(architecture)
+    if name and profile is None and name != CHAT_TEMPLATE:
+        raise ModelLoadError(f"profile {name!r} is unknown; supported: {sorted(PROFILES)}"
+                             f" or {CHAT_TEMPLATE!r}")
+    if profile is None and not architecture.endswith("ForSequenceClassification"):
+        profile = chat_template_profile(tokenizer)
+    if profile is None:
+        raise ModelLoadError(
+            f"{model_dir!r} is a {architecture or 'model'} with no reranker profile and no chat"
+            " template that declares a query and a document: the engine does not guess a"
+            f" prompt. Supported: {supported()}. Name one with RERANK_PROFILE or"
+            ' reranker.json\'s "profile"')
+    fields = {f.name for f in dataclasses.fields(Profile)} - {"name", "architectures"}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ModelLoadError(f"{model_dir}/reranker.json: unknown profile keys {unknown};"
+                             f" known: {sorted(fields)}")
+    changes = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    profile = dataclasses.replace(profile, **changes)
+    profile.validate()
+    return profile
+
+
+def _by_architecture(architecture: str) -> Profile | None:
+    for profile in PROFILES.values():
+        if architecture in profile.architectures:
+            return profile
+    return None
+
+
+def chat_template_profile(tokenizer) -> Profile | None:
+    """sentence-transformers 6's rule for other causal LMs: a chat template that renders a
+    ``query`` and a ``document`` message, scored logit("yes") - logit("no")."""
+    template = getattr(tokenizer, "chat_template", None)
+    if not isinstance(template, str) or "query" not in template or "document" not in template:
+        return None
+    try:
+        text = tokenizer.apply_chat_template(
+            [{"role": "query", "content": "{query}"},
+             {"role": "document", "content": _SENTINEL}], tokenize=False)
+    except Exception:  # noqa: BLE001 - a template that cannot render the pair
+        return None
+    if text.count(_SENTINEL) != 1 or text.count("{query}") != 1:
+        return None
+    head, tail = text.split(_SENTINEL)
+    # The pieces must meet where the tokenizer splits anyway, or tokenizing them apart would
+    # differ from tokenizing the rendered text (": " + "doc" is not ":" + " doc"): the
+    # document piece takes the head after its last newline and the tail before its first
+    # special token.
+    cut = head.rfind("\n") + 1
+    head, label = head[:cut], head[cut:]
+    specials = [t for t in getattr(tokenizer, "all_special_tokens", []) if t and t in tail]
+    end = min((tail.index(t) for t in specials), default=len(tail))
+    tail, trailer = tail[end:], tail[:end]
+    return Profile(name=CHAT_TEMPLATE, architectures=(), head="causal", prefix=(_escape(head),),
+                   document=_escape(label) + "{document}" + _escape(trailer),
+                   suffix=(_escape(tail),) if tail else (), judged=("yes", "no"),
+                   max_length=8192,
+                   reference="sentence-transformers' CrossEncoder (LogitScore, chat template)")
+
+
+def _escape(text: str) -> str:
+    """Rendered template text as a str.format piece: only {query} stays a field."""
+    return text.replace("{", "{{").replace("}", "}}").replace("{{query}}", "{query}")
+
+
+def read_overrides(model_dir: str) -> dict:
+    """reranker.json's "profile": a profile's name, or an object with "name" and the fields
+    it changes (the file is also the packaged model's manifest: other keys are not ours)."""
+    path = os.path.join(model_dir, "reranker.json")
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path} cannot be read: {exc}") from None
+    profile = data.get("profile") if isinstance(data, dict) else None
+    if profile is None:
+        return {}
+    if isinstance(profile, str):
+        return {"name": profile}
+    if not isinstance(profile, dict):
+        raise ModelLoadError(f'{path}: "profile" must be a name or an object')
+    return dict(profile)

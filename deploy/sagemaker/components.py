@@ -1,0 +1,392 @@
+"""Inference components: several rerankers on one endpoint, each with its own copies.
+
+An endpoint made for components has an endpoint config whose one production variant names
+an instance type but no model, with managed instance scaling (MinInstanceCount 0 lets the
+endpoint scale to zero instances) and least-outstanding-requests routing; the execution
+role sits on the endpoint config.  Each reranker is then a SageMaker model (our image or
+the HF DLC, the archive) and an inference component that places ``copies`` of it on the
+endpoint, each copy with its CPU cores, accelerators and minimum memory.
+
+``deploy`` creates the endpoint when it does not exist and the component (or updates it
+when it does); ``delete`` removes one component, its scaling and its models, and the
+endpoint only when no other component is left on it.  Every check runs before the first
+resource is created.
+"""
+
+from __future__ import annotations
+
+import re
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from deploy.errors import UserError
+from deploy.sagemaker import component_scaling, metrics_config, names, resources
+from deploy.sagemaker.aws import error_code, error_message, is_missing
+from deploy.sagemaker.waiter import WaitFailed, wait, wait_in_service
+
+ROUTING = "LEAST_OUTSTANDING_REQUESTS"
+MIN_MEMORY_MB = 128  # MemoryInMb's minimum in the service model
+COMPONENT_SETTLING = ("Creating", "Updating", "Deleting")
+
+
+def model_base(component: str) -> str:
+    """What a component's models are named after: ``<component>-ic`` (then the stamp), so
+    they never match the names of an endpoint's own models, whatever the two are called."""
+    return f"{component[:37].rstrip('-')}-ic"
+
+
+def is_gpu(instance_type: str) -> bool:
+    """ml.g*/ml.p* instance types have NVIDIA GPUs (accelerators per copy apply)."""
+    match = re.match(r"^ml\.([a-z]+)\d", instance_type or "")
+    return bool(match) and match.group(1)[0] in ("g", "p")
+
+
+def accelerators_of(config, instance_type: str) -> int | None:
+    """GPUs per copy: the setting, or one on a GPU instance type, none on CPU."""
+    if config.accelerators is not None:
+        return config.accelerators
+    return 1 if is_gpu(instance_type) else None
+
+
+def validate(config) -> None:
+    """Every component setting, before any AWS call; one line per refusal."""
+    name = config.name
+    if not config.component:
+        raise UserError(f"component mode needs a component name ({name('component')}): one"
+                        " endpoint can host several rerankers, each named")
+    if not names.ENDPOINT_NAME.match(config.component):
+        raise UserError(f"{name('component')} {config.component!r} is not valid: letters,"
+                        " digits and hyphens, at most 63, starting with a letter or digit")
+    if not config.instance_type.startswith("ml."):
+        raise UserError(f"{name('instance_type')} {config.instance_type!r} is not a SageMaker"
+                        " instance type (ml.<family>.<size>, e.g. ml.g5.xlarge)")
+    if config.copies < 1:
+        raise UserError(f"{name('copies')} must be at least 1 at creation, not"
+                        f" {config.copies} ({name('min_copies')} 0 lets autoscaling take it"
+                        " to zero)")
+    if config.cpu_cores is not None and config.cpu_cores < 0.25:
+        raise UserError(f"{name('cpu_cores')} must be at least 0.25 per copy, not"
+                        f" {config.cpu_cores}")
+    _validate_accelerators(config)
+    if config.component_memory_mb < MIN_MEMORY_MB:
+        raise UserError(f"{name('component_memory_mb')} must be at least {MIN_MEMORY_MB}, not"
+                        f" {config.component_memory_mb}")
+    if config.min_instances < 0 or config.max_instances < max(1, config.min_instances):
+        raise UserError(f"instances must satisfy 0 <= {name('min_instances')} <="
+                        f" {name('max_instances')} and {name('max_instances')} >= 1 (got"
+                        f" {config.min_instances}..{config.max_instances})")
+    component_scaling.validate(config)
+
+
+def _validate_accelerators(config) -> None:
+    if config.accelerators is None:
+        return
+    if config.accelerators < 1:
+        raise UserError(f"{config.name('accelerators')} must be at least 1 per copy, not"
+                        f" {config.accelerators} (unset it on CPU instance types)")
+    if not is_gpu(config.instance_type):
+        raise UserError(f"{config.name('accelerators')}={config.accelerators} needs a GPU"
+                        f" instance type (ml.g*, ml.p*), not {config.instance_type}")
+
+
+def endpoint_config_request(config, name: str) -> dict:
+    """CreateEndpointConfig for an endpoint that hosts inference components."""
+    initial = min(max(config.instance_count, config.min_instances, 1), config.max_instances)
+    return {
+        "EndpointConfigName": name,
+        "ExecutionRoleArn": config.role,
+        "ProductionVariants": [{
+            "VariantName": resources.VARIANT, "InstanceType": config.instance_type,
+            "InitialInstanceCount": initial,
+            "ManagedInstanceScaling": {"Status": "ENABLED",
+                                       "MinInstanceCount": config.min_instances,
+                                       "MaxInstanceCount": config.max_instances},
+            "RoutingConfig": {"RoutingStrategy": ROUTING},
+            "ModelDataDownloadTimeoutInSeconds": 1800,
+            "ContainerStartupHealthCheckTimeoutInSeconds": 900}],
+        "Tags": names.tags(config.endpoint),
+        **metrics_config.endpoint_metrics(config.metrics_frequency),
+    }
+
+
+def component_specification(config, model: str, instance_type: str) -> dict:
+    """The component's Specification: the model and what one copy needs."""
+    compute = {"MinMemoryRequiredInMb": config.component_memory_mb}
+    if config.cpu_cores is not None:
+        compute["NumberOfCpuCoresRequired"] = config.cpu_cores
+    accelerators = accelerators_of(config, instance_type)
+    if accelerators:
+        compute["NumberOfAcceleratorDevicesRequired"] = accelerators
+    return {"ModelName": model,
+            "StartupParameters": {"ModelDataDownloadTimeoutInSeconds": 1800,
+                                  "ContainerStartupHealthCheckTimeoutInSeconds": 900},
+            "ComputeResourceRequirements": compute}
+
+
+def describe_component(sm, name: str) -> dict | None:
+    try:
+        return sm.describe_inference_component(InferenceComponentName=name)
+    except ClientError as exc:
+        if is_missing(exc):
+            return None
+        raise UserError(f"DescribeInferenceComponent {name}: {error_code(exc)}:"
+                        f" {error_message(exc)}") from None
+
+
+def components_on(sm, endpoint: str) -> list[dict]:
+    """The inference components an endpoint hosts (ListInferenceComponents, all pages)."""
+    found, token = [], None
+    while True:
+        page = sm.list_inference_components(EndpointNameEquals=endpoint,
+                                            **({"NextToken": token} if token else {}))
+        found += page.get("InferenceComponents", [])
+        token = page.get("NextToken")
+        if not token:
+            return found
+
+
+def hosts_components(sm, endpoint: dict) -> bool:
+    """An endpoint made for components: its variants name an instance type but no model."""
+    variants = resources.config_variants(sm, endpoint["EndpointConfigName"])
+    return bool(variants) and all("ModelName" not in v for v in variants)
+
+
+def check_endpoint(sm, config, current: dict | None) -> str:
+    """The instance type the component will run on; refuses endpoints it cannot join."""
+    if current is None:
+        return config.instance_type
+    from deploy.sagemaker.rollout import check_updatable
+
+    check_updatable(config.endpoint, current)
+    if not hosts_components(sm, current):
+        raise UserError(f"endpoint {config.endpoint} serves a model directly, not inference"
+                        f" components; pick another {config.name('endpoint')} for component"
+                        " mode")
+    variant = resources.config_variants(sm, current["EndpointConfigName"])[0]
+    instance_type = variant.get("InstanceType", config.instance_type)
+    if config.accelerators and not is_gpu(instance_type):
+        raise UserError(f"endpoint {config.endpoint} runs on {instance_type}, which has no"
+                        f" GPU: unset {config.name('accelerators')}")
+    return instance_type
+
+
+def deploy(aws, config, *, wait_done: bool = True) -> dict:
+    """Create the endpoint if needed, then create or update the component; ``wait_done``
+    False returns once the component is requested (a new endpoint is still waited for:
+    components are placed only on an endpoint that is InService)."""
+    from deploy.sagemaker.model_source import model_data_for, resolve_image
+
+    sm = aws.client("sagemaker")
+    current = resources.describe(sm, config.endpoint)
+    instance_type = check_endpoint(sm, config, current)
+    existing = check_component(sm, config)
+    image = resolve_image(config, aws.region, instance_type=instance_type)
+    model_data, isolation = model_data_for(aws, config)
+    model = names.stamped(model_base(config.component), model_data, image,
+                          sorted(config.env.items()))
+    made: list[str] = []
+    try:
+        resources.create_model(sm, config, model, image, model_data, isolation, aws.region,
+                               metrics=True)
+        made.append(f"model {model}")
+        if current is None:
+            endpoint_config = create_endpoint(sm, config, made)
+            wait_in_service(sm, config.endpoint, endpoint_config, config.wait_timeout,
+                            config.poll_seconds)
+        place(sm, config, model, instance_type, existing)
+        made.append(f"inference component {config.component}")
+        if not wait_done:
+            if config.max_copies:
+                print("autoscaling is configured once the component is InService: run"
+                      " `make deploy` again after `make status` says InService")
+            return {"InferenceComponentName": config.component, "ModelName": model}
+        final = wait_component(sm, config.component, config.wait_timeout,
+                               config.poll_seconds)
+        settle_scaling(aws, config, existing)
+    except (ClientError, BotoCoreError) as exc:
+        raise UserError(f"{error_code(exc)}: {error_message(exc)};"
+                        f" {inventory(made, config)}") from None
+    except WaitFailed as exc:
+        raise WaitFailed(f"{exc}; {inventory(made, config)}") from None
+    if existing:
+        prune_models(sm, config.component, keep=model)
+    print(f"{config.component} is InService on {config.endpoint} ({instance_type}, {image})")
+    return final
+
+
+def check_component(sm, config) -> dict | None:
+    """The component as it is now (None: new); refuses one on another endpoint or busy."""
+    existing = describe_component(sm, config.component)
+    if existing and existing.get("EndpointName") != config.endpoint:
+        raise UserError(f"component {config.component} already runs on endpoint"
+                        f" {existing.get('EndpointName')}; pick another"
+                        f" {config.name('component')}")
+    if existing and existing["InferenceComponentStatus"] in COMPONENT_SETTLING:
+        raise UserError(f"component {config.component} is"
+                        f" {existing['InferenceComponentStatus']}; wait until it settles"
+                        " (`make status`) and deploy again")
+    return existing
+
+
+def settle_scaling(aws, config, existing: dict | None) -> None:
+    """Autoscaling as the settings say: configured, or removed when turned off."""
+    if config.max_copies:
+        component_scaling.configure(aws, config)
+    elif existing:
+        component_scaling.remove(aws, config.component)
+
+
+def copy_count(config, existing: dict | None) -> int:
+    """COPIES; on an update with autoscaling, the count it had reached, within the bounds."""
+    if not (existing and config.max_copies):
+        return config.copies
+    running = (existing.get("RuntimeConfig") or {}).get("CurrentCopyCount") or 0
+    return min(max(running, config.min_copies), config.max_copies)
+
+
+def create_endpoint(sm, config, made: list[str]) -> str:
+    """A new endpoint config and endpoint for components (noted in ``made``); returns the
+    endpoint config's name."""
+    name = names.stamped(config.endpoint, "components", config.instance_type,
+                         config.min_instances, config.max_instances)
+    sm.create_endpoint_config(**endpoint_config_request(config, name))
+    made.append(f"endpoint config {name}")
+    sm.create_endpoint(EndpointName=config.endpoint, EndpointConfigName=name,
+                       Tags=names.tags(config.endpoint))
+    made.append(f"endpoint {config.endpoint}")
+    print(f"creating {config.endpoint} for inference components ({config.instance_type},"
+          f" {config.min_instances}..{config.max_instances} instances)")
+    return name
+
+
+def place(sm, config, model: str, instance_type: str, existing: dict | None) -> None:
+    """CreateInferenceComponent, or UpdateInferenceComponent to the new model."""
+    spec = component_specification(config, model, instance_type)
+    runtime = {"CopyCount": copy_count(config, existing)}
+    if existing:
+        sm.update_inference_component(InferenceComponentName=config.component,
+                                      Specification=spec, RuntimeConfig=runtime)
+        print(f"updating component {config.component} to {model}")
+        return
+    sm.create_inference_component(InferenceComponentName=config.component,
+                                  EndpointName=config.endpoint,
+                                  VariantName=resources.VARIANT, Specification=spec,
+                                  RuntimeConfig=runtime, Tags=names.tags(config.endpoint))
+    print(f"creating component {config.component} on {config.endpoint}")
+
+
+def wait_component(sm, component: str, timeout: float, poll: float) -> dict:
+    return wait(lambda: sm.describe_inference_component(InferenceComponentName=component),
+                judge_component,
+                lambda d, s: f"{component}: {d['InferenceComponentStatus']} ({s:.0f} s)",
+                lambda d: f"component {component} is still {d['InferenceComponentStatus']}"
+                          f" after {timeout:.0f} s (`make status` shows progress)",
+                timeout, poll)
+
+
+def judge_component(description: dict) -> bool:
+    status = description["InferenceComponentStatus"]
+    if status in COMPONENT_SETTLING:
+        return False
+    if status == "InService":
+        return True
+    reason = description.get("FailureReason") or "no reason given"
+    raise WaitFailed(f"component {description.get('InferenceComponentName')} is {status}:"
+                     f" {reason}")
+
+
+def inventory(made: list[str], config) -> str:
+    made_text = f"created by this run: {', '.join(made)}" if made else "nothing was created"
+    return (f"{made_text}; `make delete ENDPOINT={config.endpoint}"
+            f" COMPONENT={config.component}` removes the component")
+
+
+def prune_models(sm, component: str, keep: str) -> None:
+    """After an update: the component's older models are no longer used."""
+    for name in resources.our_names(sm, "list_models", "Models", "ModelName",
+                                    model_base(component)):
+        if name != keep:
+            resources.quietly(sm.delete_model, ModelName=name)
+
+
+def delete(aws, endpoint: str, component: str, *, timeout: float = 900,
+           poll: float = 10) -> list[tuple[str, str]]:
+    """Remove a component, its scaling and models; the endpoint only if it is now empty."""
+    sm = aws.client("sagemaker")
+    current = resources.describe(sm, endpoint)
+    if current and not hosts_components(sm, current):
+        raise UserError(f"endpoint {endpoint} serves a model directly and has no inference"
+                        f" components: nothing named {component} to delete there (delete the"
+                        " endpoint without a component name)")
+    found = describe_component(sm, component)
+    if found and found.get("EndpointName") != endpoint:
+        raise UserError(f"component {component} runs on endpoint {found.get('EndpointName')},"
+                        f" not {endpoint}")
+    results = [("component autoscaling", component_scaling.remove(aws, component))]
+    results.append((f"inference component {component}", resources.delete(
+        sm.delete_inference_component, InferenceComponentName=component)))
+    if found:
+        wait_gone(sm, component, timeout, poll)
+    results += [(f"model {name}", resources.delete(sm.delete_model, ModelName=name))
+                for name in resources.our_names(sm, "list_models", "Models", "ModelName",
+                                                model_base(component))]
+    others = [c["InferenceComponentName"] for c in components_on(sm, endpoint)
+              if c["InferenceComponentName"] != component]
+    if others:
+        results.append((f"endpoint {endpoint}", f"kept ({len(others)} other components:"
+                                                f" {', '.join(sorted(others))})"))
+        return results
+    return results + delete_endpoint(sm, endpoint)
+
+
+def delete_endpoint(sm, endpoint: str) -> list[tuple[str, str]]:
+    current = resources.describe(sm, endpoint)
+    configs = set(resources.our_names(sm, "list_endpoint_configs", "EndpointConfigs",
+                                      "EndpointConfigName", endpoint))
+    if current:
+        configs.add(current["EndpointConfigName"])
+    results = [(f"endpoint {endpoint}",
+                resources.delete(sm.delete_endpoint, EndpointName=endpoint))]
+    return results + [(f"endpoint config {name}", resources.delete(
+        sm.delete_endpoint_config, EndpointConfigName=name)) for name in sorted(configs)]
+
+
+def wait_gone(sm, component: str, timeout: float, poll: float) -> None:
+    """An endpoint cannot be deleted while a component on it is still Deleting."""
+    wait(lambda: describe_component(sm, component) or {"InferenceComponentStatus": "Deleted"},
+         judge_deleted,
+         lambda d, s: f"{component}: {d['InferenceComponentStatus']} ({s:.0f} s)",
+         lambda d: f"component {component} is still {d['InferenceComponentStatus']} after"
+                   f" {timeout:.0f} s", timeout, poll)
+
+
+def judge_deleted(description: dict) -> bool:
+    status = description["InferenceComponentStatus"]
+    if status == "Failed":
+        raise WaitFailed(f"deleting component {description.get('InferenceComponentName')}"
+                         f" failed: {description.get('FailureReason') or 'no reason given'}")
+    return status == "Deleted"
+
+
+def status_rows(sm, endpoint: str) -> list[tuple[str, str]]:
+    """One row per component on the endpoint: status, copies."""
+    rows = []
+    for item in components_on(sm, endpoint):
+        name = item["InferenceComponentName"]
+        found = describe_component(sm, name) or {}
+        runtime = found.get("RuntimeConfig", {})
+        model = found.get("Specification", {}).get("ModelName", "?")
+        rows.append(("component", f"{name}: {item['InferenceComponentStatus']},"
+                                  f" {runtime.get('CurrentCopyCount', '?')}/"
+                                  f"{runtime.get('DesiredCopyCount', '?')} copies, {model}"))
+    return rows
+
+
+def refuse_if_hosting(sm, endpoint: str) -> None:
+    """``delete`` without COMPONENT on an endpoint with components: name them."""
+    hosted = sorted(c["InferenceComponentName"] for c in components_on(sm, endpoint))
+    if hosted:
+        raise UserError(f"endpoint {endpoint} hosts inference components"
+                        f" ({', '.join(hosted)}): delete them one by one with COMPONENT=...;"
+                        " the endpoint goes with the last")
+

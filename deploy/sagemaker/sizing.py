@@ -1,0 +1,112 @@
+"""Deploy defaults that fit the packaged model: instance type, serverless, the DLC version.
+
+``make package`` records in reranker.json whether the model is an LLM reranker, its
+parameter count (from the safetensors headers) and its model_type; ``deploy`` reads that
+first member of the archive and:
+
+- picks the instance type when none was given: the CPU default for cross-encoders, a GPU
+  for LLM rerankers by size (bf16 weights with room for activations and the prompt cache):
+  up to ~4.5 B parameters (Qwen3-Reranker-0.6B/4B, mxbai-rerank-v2, bge-reranker-v2-gemma
+  at 2.5 B) one 24 GB A10G, ml.g5.xlarge; up to ~20 B (Qwen3-Reranker-8B) one 48 GB L40S,
+  ml.g6e.xlarge; larger models need an explicit choice;
+- refuses a GPU instance type whose GPU cannot hold the weights, and serverless where the
+  model does not fit (serverless has no GPU and at most 6144 MB; weights are fp32 on CPU);
+- checks the DLC's transformers version against the model family (images.transformers_for).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from deploy.errors import UserError
+
+CPU_DEFAULT = "ml.m5.xlarge"
+MB = 1024 * 1024
+SERVERLESS_MAX_MB = 6144
+# Memory besides the weights: Python, torch, tokenizer, activations of one batch.
+RUNTIME_MB = 1024
+# GPU memory per GPU by instance family (GB).
+GPU_GB = {"g4dn": 16, "g5": 24, "g6": 24, "g6e": 48, "p3": 16, "p3dn": 32, "p4d": 40,
+          "p4de": 80, "p5": 80, "p5e": 141, "p5en": 141}
+# (largest parameter count, instance type) for LLM rerankers, smallest first.
+LLM_DEFAULTS = ((4.5e9, "ml.g5.xlarge"), (20e9, "ml.g6e.xlarge"))
+
+
+def manifest_of(config) -> dict | None:
+    """reranker.json of the archive to be deployed; None for MODEL_DATA or no archive."""
+    from deploy.package import archive
+
+    path = Path(config.archive)
+    if config.model_data or not path.is_file():
+        return None
+    raw = archive.read_member(path, archive.MANIFEST)
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def default_instance_type(manifest: dict | None, spelled: str = "INSTANCE_TYPE") -> str:
+    if not manifest or not manifest.get("llm"):
+        return CPU_DEFAULT
+    parameters = manifest.get("parameters") or 0
+    for limit, instance_type in LLM_DEFAULTS:
+        if parameters <= limit:
+            return instance_type
+    raise UserError(f"{manifest.get('model_id')} has {parameters / 1e9:.0f} B parameters:"
+                    f" more than one 48 GB GPU holds; set {spelled} yourself")
+
+
+def gpu_gb(instance_type: str) -> int | None:
+    match = re.match(r"^ml\.([a-z0-9]+)\.", instance_type or "")
+    return GPU_GB.get(match.group(1)) if match else None
+
+
+def needed_gb_on_gpu(parameters: int) -> float:
+    """bf16 weights plus a fifth for activations and cache, plus the CUDA context."""
+    return parameters * 2 * 1.2 / 1024 ** 3 + 1.0
+
+
+def needed_mb_on_cpu(parameters: int) -> int:
+    return int(parameters * 4 * 1.25 / MB) + RUNTIME_MB
+
+
+def check(config, manifest: dict | None) -> None:
+    """Refuse, in one line, what cannot serve this model; before anything is created."""
+    if not manifest:
+        return
+    parameters = int(manifest.get("parameters") or 0)
+    name = manifest.get("model_id", "the model")
+    if config.deploy_mode.serverless and parameters:
+        need = needed_mb_on_cpu(parameters)
+        if need > SERVERLESS_MAX_MB:
+            raise UserError(f"{name} ({parameters / 1e9:.2f} B parameters) needs about {need}"
+                            f" MB on CPU: serverless has no GPU and at most"
+                            f" {SERVERLESS_MAX_MB} MB; deploy it real-time or as a component"
+                            " on a GPU instance")
+        if need > config.memory_mb:
+            raise UserError(f"{name} needs about {need} MB on CPU;"
+                            f" {config.name('memory_mb')}={config.memory_mb} is too little"
+                            f" (serverless allows up to {SERVERLESS_MAX_MB})")
+    gpu = gpu_gb(config.instance_type)
+    if manifest.get("llm") and gpu and parameters and needed_gb_on_gpu(parameters) > gpu:
+        raise UserError(f"{name} ({parameters / 1e9:.1f} B parameters) needs about"
+                        f" {needed_gb_on_gpu(parameters):.0f} GB of GPU memory;"
+                        f" {config.instance_type} has {gpu} GB per GPU (try"
+                        f" {default_instance_type(manifest)})")
+
+
+def apply(config, manifest: dict | None) -> None:
+    """Fill what was left to the model (instance type, DLC version), then ``check``."""
+    from deploy.sagemaker import images
+
+    if config.instance_type is None:
+        config.instance_type = default_instance_type(manifest, config.name("instance_type"))
+    if manifest and not config.image:
+        config.transformers_version = images.transformers_for(
+            manifest.get("model_type"), config.transformers_version,
+            config.name("transformers_version"))
+    check(config, manifest)
