@@ -62,14 +62,11 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, multiple: int = 1):
 _POLL_SECONDS = 0.1
 
 
-class _Job:
-    __slots__ = ("ids", "type_ids", "cancel", "logits", "error", "done", "queued_at")
+class Job:
+    """One caller's work on a worker's queue: what it asks, and how it ends."""
 
-    def __init__(self, ids, type_ids, cancel: threading.Event | None = None):
-        self.ids = ids
-        self.type_ids = type_ids
+    def __init__(self, cancel: threading.Event | None = None):
         self.cancel = cancel
-        self.logits: np.ndarray | None = None
         self.error: BaseException | None = None
         self.done = threading.Event()
         self.queued_at = time.perf_counter()
@@ -79,56 +76,41 @@ class _Job:
         return self.cancel is not None and self.cancel.is_set()
 
 
-class _Runner:
-    """What every way of running the model shares: its limits and how rows are padded."""
+class _RowsJob(Job):
+    def __init__(self, ids, type_ids, cancel: threading.Event | None = None):
+        super().__init__(cancel)
+        self.ids = ids
+        self.type_ids = type_ids
+        self.logits: np.ndarray | None = None
 
-    def __init__(self, forward: ForwardFn, *, token_budget: int, max_rows: int, pad_id: int,
-                 pad_multiple: int = 1):
-        self._forward = forward
-        self.token_budget = token_budget
-        self.max_rows = max_rows
-        self._pad_id = pad_id
-        self._pad_multiple = pad_multiple
-        # Told about every forward pass (and, in the Batcher, every wait); see observe.py.
+
+class Worker:
+    """One worker thread that owns the model; callers queue jobs and wait for them.
+
+    Every caller already waiting when the worker is free joins the same round, so
+    concurrent requests share forward passes.  A job whose ``cancel`` is set, or any job
+    once ``close()`` was called, is dropped before the next forward pass (``_check_live``).
+    Subclasses score a round in ``_score(jobs)``.
+    """
+
+    thread_name = "reranker-batcher"
+
+    def _start(self) -> None:
+        # Told about every forward pass and every wait; see observe.py.
         self.observer: observe.Observer = observe.NULL
-
-    def _padded(self, ids: Sequence[Sequence[int]], type_ids: Sequence[Sequence[int]] | None):
-        """ids, attention mask and token types (None without types), padded together."""
-        padded, mask = pad_batch(ids, self._pad_id, self._pad_multiple)
-        types = None if type_ids is None else pad_batch(type_ids, 0, self._pad_multiple)[0]
-        return padded, mask, types
-
-    def _forward_observed(self, ids: Sequence[Sequence[int]],
-                          type_ids: Sequence[Sequence[int]] | None) -> np.ndarray:
-        padded, mask, types = self._padded(ids, type_ids)
-        started = time.perf_counter()
-        logits = self._forward(padded, mask, types)
-        self.observer.forwarded(time.perf_counter() - started, len(ids),
-                                sum(len(row) for row in ids), padded.size)
-        return logits
-
-
-class Batcher(_Runner):
-    """Runs ``forward`` on one worker thread over batches drawn from all waiting callers."""
-
-    def __init__(self, forward: ForwardFn, **limits):
-        super().__init__(forward, **limits)
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="reranker-batcher", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
         self._thread.start()
         _LIVE.add(self)
 
-    def run(self, ids: list[list[int]], type_ids: list[list[int]] | None,
-            cancel: threading.Event | None = None) -> np.ndarray:
-        """Logits for each row, blocking until the worker has scored them.
+    def _submit(self, job: Job) -> Job:
+        """Queues ``job`` and blocks until it is done.
 
-        Raises Cancelled once ``cancel`` is set, EngineClosed once close() was called."""
-        if not ids:
-            raise ValueError("nothing to score")
+        Raises Cancelled once its cancel event is set, EngineClosed once close() was called,
+        and the job's own error."""
         if self._closed.is_set():
             raise EngineClosed()
-        job = _Job(ids, type_ids, cancel)
         if job.cancelled:
             raise Cancelled("the client closed the connection")
         self._queue.put(job)
@@ -140,10 +122,10 @@ class Batcher(_Runner):
                 raise EngineClosed()
         if job.error is not None:
             raise job.error
-        return job.logits
+        return job
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop the worker: rows not computed yet fail with EngineClosed; waits at most
+        """Stop the worker: jobs not computed yet fail with EngineClosed; waits at most
         ``timeout`` seconds (one forward pass) for the pass in progress."""
         self._closed.set()
         self._queue.put(None)
@@ -165,40 +147,22 @@ class Batcher(_Runner):
                     self._queue.put(None)
                     break
                 jobs.append(more)
-            self._score(jobs)
-
-    def _score(self, jobs: list[_Job]) -> None:
-        taken = time.perf_counter()
-        rows = [(j, r) for j in jobs for r in range(len(j.ids))]
-        lengths = [len(j.ids[r]) for j, r in rows]
-        results: list[np.ndarray | None] = [None] * len(rows)
-        try:
+            taken = time.perf_counter()
             for j in jobs:
                 self.observer.waited(taken - j.queued_at)
-            for batch in plan_batches(lengths, self.token_budget, self.max_rows):
-                self._check_live(jobs)
-                batch = [i for i in batch if rows[i][0].error is None]
-                if not batch:
-                    continue
-                members = [rows[i] for i in batch]
-                types = (None if members[0][0].type_ids is None
-                         else [j.type_ids[r] for j, r in members])
-                logits = self._forward_observed([j.ids[r] for j, r in members], types)
-                for k, i in enumerate(batch):
-                    results[i] = logits[k]
-            offset = 0
-            for j in jobs:
-                if j.error is None:
-                    j.logits = np.stack(results[offset: offset + len(j.ids)])
-                offset += len(j.ids)
-        except BaseException as exc:  # the callers re-raise it; the worker lives on
-            for j in jobs:
-                j.error = j.error or exc
-        finally:
-            for j in jobs:
-                j.done.set()
+            try:
+                self._score(jobs)
+            except BaseException as exc:  # the callers re-raise it; the worker lives on
+                for j in jobs:
+                    j.error = j.error or exc
+            finally:
+                for j in jobs:
+                    j.done.set()
 
-    def _check_live(self, jobs: list[_Job]) -> None:
+    def _score(self, jobs: list) -> None:
+        raise NotImplementedError
+
+    def _check_live(self, jobs: list[Job]) -> None:
         """Before each forward pass: fail the jobs cancelled or closed since the last one,
         so their rows are not computed."""
         for j in jobs:
@@ -206,6 +170,70 @@ class Batcher(_Runner):
                 j.error = EngineClosed()
             elif j.error is None and j.cancelled:
                 j.error = Cancelled("the client closed the connection")
+
+
+class _Runner:
+    """What every way of running the model shares: its limits and how rows are padded."""
+
+    def __init__(self, forward: ForwardFn, *, token_budget: int, max_rows: int, pad_id: int,
+                 pad_multiple: int = 1):
+        self._forward = forward
+        self.token_budget = token_budget
+        self.max_rows = max_rows
+        self._pad_id = pad_id
+        self._pad_multiple = pad_multiple
+        self.observer: observe.Observer = observe.NULL
+
+    def _padded(self, ids: Sequence[Sequence[int]], type_ids: Sequence[Sequence[int]] | None):
+        """ids, attention mask and token types (None without types), padded together."""
+        padded, mask = pad_batch(ids, self._pad_id, self._pad_multiple)
+        types = None if type_ids is None else pad_batch(type_ids, 0, self._pad_multiple)[0]
+        return padded, mask, types
+
+    def _forward_observed(self, ids: Sequence[Sequence[int]],
+                          type_ids: Sequence[Sequence[int]] | None) -> np.ndarray:
+        padded, mask, types = self._padded(ids, type_ids)
+        started = time.perf_counter()
+        logits = self._forward(padded, mask, types)
+        self.observer.forwarded(time.perf_counter() - started, len(ids),
+                                sum(len(row) for row in ids), padded.size)
+        return logits
+
+
+class Batcher(_Runner, Worker):
+    """Runs ``forward`` on one worker thread over batches drawn from all waiting callers."""
+
+    def __init__(self, forward: ForwardFn, **limits):
+        super().__init__(forward, **limits)
+        self._start()
+
+    def run(self, ids: list[list[int]], type_ids: list[list[int]] | None,
+            cancel: threading.Event | None = None) -> np.ndarray:
+        """Logits for each row, blocking until the worker has scored them."""
+        if not ids:
+            raise ValueError("nothing to score")
+        return self._submit(_RowsJob(ids, type_ids, cancel)).logits
+
+    def _score(self, jobs: list[_RowsJob]) -> None:
+        rows = [(j, r) for j in jobs for r in range(len(j.ids))]
+        lengths = [len(j.ids[r]) for j, r in rows]
+        results: list[np.ndarray | None] = [None] * len(rows)
+        for batch in plan_batches(lengths, self.token_budget, self.max_rows):
+            self._check_live(jobs)
+            batch = [i for i in batch if rows[i][0].error is None]
+            if not batch:
+                continue
+            members = [rows[i] for i in batch]
+            types = (None if members[0][0].type_ids is None
+                     else [j.type_ids[r] for j, r in members])
+            logits = self._forward_observed([j.ids[r] for j, r in members], types)
+            for k, i in enumerate(batch):
+                results[i] = logits[k]
+        offset = 0
+        for j in jobs:
+            if j.error is None:
+                j.logits = np.stack(results[offset: offset + len(j.ids)])
+            offset += len(j.ids)
 
 
 class Unbatched(_Runner):
@@ -224,10 +252,10 @@ class Unbatched(_Runner):
         pass
 
 
-# Every Batcher not yet garbage-collected, closed at interpreter exit: a worker thread
+# Every worker not yet garbage-collected, closed at interpreter exit: a worker thread
 # still inside a native runtime (onnxruntime, torch) when Python finalizes can abort the
 # process ("terminate called without an active exception").
-_LIVE: weakref.WeakSet[Batcher] = weakref.WeakSet()
+_LIVE: weakref.WeakSet[Worker] = weakref.WeakSet()
 
 
 @atexit.register

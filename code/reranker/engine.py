@@ -182,6 +182,7 @@ class Reranker:
             raise InvalidRequest(f"{self.profile.name} scores truncated documents only;"
                                  " long_documents=chunk is for cross-encoders",
                                  field="long_documents")
+        started = time.perf_counter()
         rows = self.prompts.encode(
             request.pairs,
             instruction=request.instruction or self.settings.instruction or None,
@@ -189,9 +190,10 @@ class Reranker:
             direction=request.truncation_direction,
             field=request.documents_field,
         )
+        self.observer.tokenized(time.perf_counter() - started, len(request.pairs), rows.tokens)
         logits = np.empty((len(request.pairs), 1), dtype=np.float32)
         if isinstance(self.batcher, PrefixBatcher):
-            for group, judged in zip(rows.groups, self.batcher.run(rows.groups)):
+            for group, judged in zip(rows.groups, self.batcher.run(rows.groups, cancel)):
                 logits[group.pairs, 0] = _formula(self.profile.formula, judged)
         else:
             ids, owner = rows.full_rows()

@@ -10,27 +10,26 @@ Rows of different prefixes never share a batch: they would need different caches
 
 from __future__ import annotations
 
-import queue
 import threading
+import time
 
 import numpy as np
 
-from .batching import plan_batches
+from .batching import Job, Worker, plan_batches
 from .prompts import PromptGroup
 
 
-class _Job:
-    __slots__ = ("groups", "results", "error", "done")
-
-    def __init__(self, groups: list[PromptGroup]):
+class _GroupsJob(Job):
+    def __init__(self, groups: list[PromptGroup], cancel: threading.Event | None = None):
+        super().__init__(cancel)
         self.groups = groups
-        self.results: list[np.ndarray] = []
-        self.error: BaseException | None = None
-        self.done = threading.Event()
+        self.results: list[np.ndarray] = [np.empty(0)] * len(groups)
 
 
-class PrefixBatcher:
+class PrefixBatcher(Worker):
     """Runs a backend's ``prefix``/``continuations`` on one worker thread."""
+
+    thread_name = "reranker-prefix-batcher"
 
     def __init__(self, backend, *, token_budget: int, max_rows: int, pad_id: int,
                  pad_multiple: int = 1):
@@ -39,64 +38,32 @@ class PrefixBatcher:
         self.max_rows = max_rows
         self._pad_id = pad_id
         self._pad_multiple = pad_multiple
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="reranker-prefix-batcher",
-                                        daemon=True)
-        self._thread.start()
+        self._start()
 
-    def run(self, groups: list[PromptGroup]) -> list[np.ndarray]:
+    def run(self, groups: list[PromptGroup], cancel: threading.Event | None = None
+            ) -> list[np.ndarray]:
         """Judged logits ``[rows, judged]`` per group, blocking until scored."""
         if not groups or not any(g.rows for g in groups):
             raise ValueError("nothing to score")
-        job = _Job(groups)
-        self._queue.put(job)
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        return job.results
+        return self._submit(_GroupsJob(groups, cancel)).results
 
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            jobs = [job]
-            while True:  # every caller already waiting joins this round
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)
-                    break
-                jobs.append(more)
-            self._score(jobs)
-
-    def _score(self, jobs: list[_Job]) -> None:
-        try:
-            by_prefix: dict[tuple[int, ...], list[tuple[_Job, int]]] = {}
-            for job in jobs:
-                job.results = [np.empty(0)] * len(job.groups)
-                for g, group in enumerate(job.groups):
-                    by_prefix.setdefault(tuple(group.prefix), []).append((job, g))
-            for prefix, members in by_prefix.items():
-                rows = [row for job, g in members for row in job.groups[g].rows]
-                logits = self.score_prefix(list(prefix), rows)
-                offset = 0
-                for job, g in members:
-                    count = len(job.groups[g].rows)
-                    job.results[g] = logits[offset: offset + count]
-                    offset += count
-        except BaseException as exc:  # the callers re-raise it; the worker lives on
-            for job in jobs:
-                job.error = exc
-        finally:
-            for job in jobs:
-                job.done.set()
+    def _score(self, jobs: list[_GroupsJob]) -> None:
+        by_prefix: dict[tuple[int, ...], list[tuple[_GroupsJob, int]]] = {}
+        for job in jobs:
+            for g, group in enumerate(job.groups):
+                by_prefix.setdefault(tuple(group.prefix), []).append((job, g))
+        for prefix, members in by_prefix.items():
+            self._check_live(jobs)
+            members = [(job, g) for job, g in members if job.error is None]
+            if not members:
+                continue
+            rows = [row for job, g in members for row in job.groups[g].rows]
+            logits = self.score_prefix(list(prefix), rows)
+            offset = 0
+            for job, g in members:
+                count = len(job.groups[g].rows)
+                job.results[g] = logits[offset: offset + count]
+                offset += count
 
     def score_prefix(self, prefix: list[int], rows: list[list[int]]) -> np.ndarray:
         """One prefix, computed once, and all its continuations."""
@@ -105,7 +72,10 @@ class PrefixBatcher:
         out: list[np.ndarray | None] = [None] * len(rows)
         for batch in plan_batches(lengths, self.token_budget, self.max_rows):
             ids, real = self._padded([rows[i] for i in batch])
+            started = time.perf_counter()
             logits = self._backend.continuations(cache, len(prefix), ids, real)
+            self.observer.forwarded(time.perf_counter() - started, len(batch),
+                                    int(real.sum()), ids.size)
             for k, i in enumerate(batch):
                 out[i] = logits[k]
         return np.stack(out)
