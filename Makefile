@@ -30,7 +30,7 @@ $(STAMP): requirements.txt container/requirements.txt container/requirements-cpu
 venv: $(STAMP)  ## create .venv with every pinned requirement
 
 lint: $(STAMP)  ## ruff over the Python code
-	$(BIN)/ruff check code container deploy tests bench
+	$(BIN)/ruff check code container deploy tests bench demo_models
 
 test: $(STAMP) lint $(TEST_DEPS)  ## the whole suite: lint, unit, HTTP, DLC parity, deploy against moto
 	$(PY) -m pytest $(PYTEST_ARGS)
