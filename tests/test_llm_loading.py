@@ -193,3 +193,21 @@ def test_unknown_decoder_classifier_is_refused(tmp_path):
     with pytest.raises(ModelLoadError, match="Qwen2ForSequenceClassification") as info:
         _load(tmp_path)
     assert "qwen3-reranker-seq-cls" in str(info.value)
+
+
+@pytest.mark.parametrize("body", [
+    {"query": "q", "documents": ["d"]},
+    {"query": "q", "texts": ["d"]},
+    {"query": "q", "documents": ["d"], "topk": 1},
+    {"text_pairs": [["q", "d"]]},
+])
+def test_every_query_format_carries_an_instruction(body):
+    from reranker import dialects
+
+    assert dialects.parse(json.dumps({**body, "instruction": "Find capitals"}),
+                          "application/json").instruction == "Find capitals"
+    assert dialects.parse(json.dumps(body), "application/json").instruction is None
+    for bad in (5, "", ["x"]):
+        with pytest.raises(InvalidRequest) as info:
+            dialects.parse(json.dumps({**body, "instruction": bad}), "application/json")
+        assert info.value.field == "instruction" and info.value.status == 422
