@@ -6,15 +6,17 @@ RERANK_BACKEND name; a new runtime is one entry here and one module under backen
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 from collections.abc import Callable
 
 from . import cpu
 from . import model_dir as model_facts
+from .backends import choice
 from .backends.base import Backend, ModelLoadError
 from .settings import Settings
 
-__all__ = ["BACKENDS", "ModelLoadError", "choose_backend", "inspect_model_dir", "load_backend"]
+__all__ = ["BACKENDS", "ModelLoadError", "choose_backend", "inspect_model_dir", "load_backend",
+           "plan"]
 
 
 def inspect_model_dir(model_dir: str) -> model_facts.ModelDir:
@@ -29,27 +31,40 @@ def inspect_model_dir(model_dir: str) -> model_facts.ModelDir:
 
 
 def choose_backend(facts: model_facts.ModelDir, settings: Settings, cuda: bool,
-                   amx: bool = False) -> str:
-    """RERANK_BACKEND, or for "auto" the fastest runtime that stays exact (fp32): torch on
-    CUDA; on CPU, ONNX Runtime fp32 when the directory has the export, except on CPUs with
-    AMX, where torch fp32 measured ahead of it (docs/BENCHMARKS.md, "Which mode wins").
-    A directory with only an int8 graph, or no torch weights, runs the graph it has."""
-    name = settings.backend
-    if name == "auto":
-        name = "torch" if cuda or settings.device == "cuda" else _fastest_exact_cpu(facts, amx)
+                   cpu_facts: cpu.CpuFacts | None = None) -> str:
+    """The runtime that serves: RERANK_BACKEND, or for "auto" see :func:`plan`."""
+    return plan(facts, settings, cuda, cpu_facts).backend
+
+
+def plan(facts: model_facts.ModelDir, settings: Settings, cuda: bool,
+         cpu_facts: cpu.CpuFacts | None = None) -> Settings:
+    """``settings`` with the runtime and dtype decided.
+
+    On CUDA, torch.  On CPU, RERANK_BACKEND=auto takes the measured fastest runtime for
+    this CPU kind and RERANK_PRECISION (reranker.backends.choice; ``cpu_facts`` defaults to
+    RERANK_CPU_FEATURES or this machine), except that a directory with only an int8 graph
+    runs the graph it has.  A CPU dtype left at auto is fp32 for exact, bf16 for fast where
+    the CPU has bf16 arithmetic."""
+    cpu_facts = cpu_facts or cpu.facts(settings.cpu_features)
+    on_gpu = settings.device == "cuda" or (cuda and settings.device != "cpu")
+    name, dtype = settings.backend, settings.dtype
+    if on_gpu:
+        name = "torch" if name == "auto" else name
+        if dtype == "auto" and settings.precision == "exact":
+            dtype = "float32"
+        return dataclasses.replace(settings, backend=name, dtype=dtype)
+    precision = ("fast" if settings.precision == "fast" or dtype in ("bfloat16", "float16")
+                 else "exact")
+    if name == "auto" and facts.onnx and model_facts.ONNX_FILES["fp32"] not in facts.onnx:
+        name = "onnx"  # only an int8 (or custom) graph: it was asked for by packaging it
+    elif name == "auto":
+        option = choice.cpu_option(facts, precision, cpu_facts)
+        name, dtype = option.backend, dtype if dtype != "auto" else option.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if precision == "fast" and cpu_facts.bf16 else "float32"
     if name == "onnx" and settings.onnx_runtime == "openvino":
-        return "openvino"  # the older spelling of RERANK_BACKEND=openvino
-    return name
-
-
-def _fastest_exact_cpu(facts: model_facts.ModelDir, amx: bool) -> str:
-    if not facts.onnx:
-        return "torch"
-    if facts.safetensors and importlib.util.find_spec("onnxruntime") is None:
-        return "torch"  # e.g. the HF DLC, which has no ONNX Runtime: the weights still serve
-    if model_facts.ONNX_FILES["fp32"] not in facts.onnx or not facts.safetensors:
-        return "onnx"
-    return "torch" if amx else "onnx"
+        name = "openvino"  # the older spelling of RERANK_BACKEND=openvino
+    return dataclasses.replace(settings, backend=name, dtype=dtype)
 
 
 def _torch(facts: model_facts.ModelDir, settings: Settings) -> Backend:
@@ -108,7 +123,8 @@ def load_backend(model_dir: str, settings: Settings) -> Backend:
     facts = inspect_model_dir(model_dir)
     import torch
 
-    name = choose_backend(facts, settings, torch.cuda.is_available(), cpu.has_amx())
+    settings = plan(facts, settings, torch.cuda.is_available())
+    name = settings.backend
     if name not in BACKENDS:
         raise ModelLoadError(f"RERANK_BACKEND={name!r}: use auto or one of {sorted(BACKENDS)}")
     return BACKENDS[name](facts, settings)

@@ -1,0 +1,81 @@
+"""Which runtime and dtype RERANK_BACKEND=auto runs, per CPU kind and precision, from a
+table of measured throughputs (not from guesses about which library is "usually" faster).
+
+Every row of :data:`MEASURED` is pairs/s of MiniLM-L6 on 1 query x 100 mixed-length
+documents (bench/workloads.py ``mixed100``), all cores, same run for one CPU kind.  The
+first runtime of a row that the model directory and the installed packages allow is the
+one that serves; a new measurement is a new number here (docs/BENCHMARKS.md says how).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+
+from .. import cpu
+from .. import model_dir as model_facts
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    backend: str  # a reranker.loading.BACKENDS name
+    dtype: str  # what it computes in
+    pairs_per_s: float
+    where: str  # which CPU and run the number comes from
+
+
+_AMX = "Intel Xeon with AMX (Sapphire Rapids), 2026-11 runs"
+_EPYC = "AMD EPYC with avx512_bf16, no AMX, 2 cores, make bench QUICK=1 2026-12-02"
+_EPYC_NOW = "AMD EPYC with avx512_bf16, no AMX, 2 cores, bench runtime table 2026-12-04"
+
+# (CPU kind, precision) -> options, fastest first.  "fast" may pick an exact runtime
+# where bf16 is not faster on that CPU.  Plain CPUs (no bf16 arithmetic) were not measured
+# apart: they take the EPYC's fp32 order (the same kernels without bf16).
+MEASURED: dict[tuple[str, str], tuple[Option, ...]] = {
+    (cpu.AMX, "exact"): (
+        Option("openvino", "float32", 59.8, _AMX),
+        Option("torch", "float32", 53.1, _AMX),
+        Option("onnx", "float32", 0.0, _AMX + ": behind torch, number not kept"),
+    ),
+    (cpu.AMX, "fast"): (
+        Option("openvino", "bfloat16", 151.7, _AMX),
+        Option("torch", "bfloat16", 122.5, _AMX),
+    ),
+    (cpu.AVX512_BF16, "exact"): (
+        Option("onnx", "float32", 67.5, _EPYC),
+        Option("torch", "float32", 34.2, _EPYC),
+    ),
+    (cpu.AVX512_BF16, "fast"): (
+        Option("torch", "bfloat16", 71.3, _EPYC),
+        Option("onnx", "float32", 67.5, _EPYC),
+    ),
+    (cpu.PLAIN, "exact"): (
+        Option("onnx", "float32", 67.5, _EPYC + " (fp32 kernels)"),
+        Option("torch", "float32", 34.2, _EPYC + " (fp32 kernels)"),
+    ),
+}
+# No bf16 arithmetic: bf16 would run slower than fp32, so fast is the exact order.
+MEASURED[(cpu.PLAIN, "fast")] = MEASURED[(cpu.PLAIN, "exact")]
+
+
+def cpu_precision(precision: str) -> str:
+    """"auto" is exact on CPU."""
+    return "fast" if precision == "fast" else "exact"
+
+
+def cpu_option(facts: model_facts.ModelDir, precision: str, cpu_facts: cpu.CpuFacts) -> Option:
+    """The fastest measured option this directory and these packages can run."""
+    options = MEASURED[(cpu_facts.kind, cpu_precision(precision))]
+    for option in options:
+        if runnable(option, facts):
+            return option
+    # Nothing measured fits (e.g. only an int8 graph, or no torch weights): the graph it has.
+    return Option("onnx" if facts.onnx else "torch", "float32", 0.0, "unmeasured fallback")
+
+
+def runnable(option: Option, facts: model_facts.ModelDir) -> bool:
+    if option.backend == "torch":
+        return bool(facts.safetensors)
+    needs = {"onnx": "onnxruntime", "openvino": "openvino"}[option.backend]
+    return (model_facts.ONNX_FILES["fp32"] in facts.onnx
+            and importlib.util.find_spec(needs) is not None)
