@@ -63,9 +63,9 @@ def peer_specs(name: str, model_dir: Path, args, info: dict, device: str) -> lis
 def _engine_builder(name, model_dir, mode, args, info, device):
     def build():
         directory = model_dir
-        if mode.startswith("bf16") and not info["cpu"]["bf16"]:
+        if "bf16" in mode and not info["cpu"]["bf16"]:
             raise RuntimeError("this CPU has neither avx512_bf16 nor amx_bf16")
-        if mode.startswith("onnx"):
+        if mode.startswith(("onnx", "openvino")):
             if name in HEAVY:
                 raise RuntimeError("ONNX export of a 560M-parameter model is left out of"
                                    " this run (minutes on 2 cores)")
