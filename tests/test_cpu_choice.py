@@ -69,7 +69,7 @@ EXPECTED = {
     (XEON, "exact"): ("openvino", "float32"),
     (XEON, "fast"): ("openvino", "bfloat16"),
     (EPYC, "exact"): ("onnx", "float32"),
-    (EPYC, "fast"): ("torch", "bfloat16"),
+    (EPYC, "fast"): ("openvino", "bfloat16"),
     (PLAIN, "exact"): ("onnx", "float32"),
     (PLAIN, "fast"): ("onnx", "float32"),  # no bf16 arithmetic: fast is the exact runtime
 }
@@ -115,8 +115,19 @@ def test_gpu_fast_by_default_exact_when_asked():
 def test_every_table_row_is_ordered_and_sourced():
     for (kind, precision), options in choice.MEASURED.items():
         assert kind in cpu.KINDS and precision in ("exact", "fast")
-        rates = [o.pairs_per_s for o in options]
+        rates = [o.rate for o in options]
         assert rates == sorted(rates, reverse=True), (kind, precision)
         assert all(o.where for o in options)
         if precision == "exact":
             assert {o.dtype for o in options} == {"float32"}
+        if kind == cpu.PLAIN:
+            assert {o.dtype for o in options} == {"float32"}  # no bf16 arithmetic
+
+
+def test_fast_falls_back_to_torch_bf16_without_openvino(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None
+                        if name == "openvino" else real(name, *a))
+    for cpu_facts in (XEON, EPYC):
+        planned = plan(_dir(), Settings(precision="fast"), cuda=False, cpu_facts=cpu_facts)
+        assert (planned.backend, planned.dtype) == ("torch", "bfloat16")
