@@ -98,7 +98,8 @@ def _server_panel(ax, server: dict) -> None:
         bars = ax.bar(xs, rps, width, color=color, label=f"{label} rps")
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
         p99 = [by_level.get(lv, {}).get("p99_ms") for lv in levels]
-        marker = {"ours": "#d62728", "ours-fast": "#17becf"}.get(name, "#7f7f7f")
+        marker = {"ours": "#d62728", "ours-fast": "#17becf", "infinity": "#8c564b",
+                  "infinity-bf16": "#e377c2"}.get(name, "#7f7f7f")
         twin.plot(xs, [p if p is not None else float("nan") for p in p99], "o--",
                   color=marker, label=f"{label} p99")
     ax.set_xticks(range(len(levels)), [f"c={lv}" for lv in levels])
