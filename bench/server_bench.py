@@ -138,9 +138,8 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else 1000 * seconds
 
 
-def warm(target: Target, n: int = 4) -> None:
-    run_level(target.url, target.payloads, concurrency=2, max_requests=n, max_seconds=60,
-              route=target.route)
+def warm(base_url: str, payloads: list[bytes], n: int = 4, route: str = "/invocations") -> None:
+    run_level(base_url, payloads, concurrency=2, max_requests=n, max_seconds=60, route=route)
 
 
 def ours_model_dir(model_dir: Path, env: dict, cache: Path) -> Path:
@@ -216,7 +215,7 @@ def run(model_dir, workload: Workload, levels: list[int], max_requests: int,
                                                                               skipped):
         results["skipped"] = skipped
         for target in targets.values():
-            warm(target)
+            warm(target.url, target.payloads, route=target.route)
         task = progress.add_task("server level",
                                  total=len(levels) * len(targets) * max_requests)
         for level in levels:
