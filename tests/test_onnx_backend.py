@@ -294,6 +294,26 @@ def test_openvino_is_a_backend_of_its_own(exported):
     assert (info["backend"], info["onnx_file"]) == ("openvino", "onnx/model.onnx")
 
 
+def test_openvino_is_exact_unless_fast_is_asked(exported):
+    pytest.importorskip("openvino")
+    from reranker import cpu
+
+    model_dir, _ = exported("bert")
+    dtypes = {}
+    for precision in ("auto", "fast"):
+        engine = Reranker.from_dir(str(model_dir), Settings(
+            backend="openvino", precision=precision, cpu_features="avx512_bf16", warmup=False))
+        try:
+            dtypes[precision] = engine.describe()["dtype"]
+            scores = engine.score(QUERY, DOCS)
+        finally:
+            engine.close()
+        assert len(scores) == len(DOCS)
+    assert dtypes["auto"] == "float32"
+    # bf16 where the hardware has it (OpenVINO computes fp32 on a CPU without it).
+    assert dtypes["fast"] == ("bfloat16" if cpu.this_machine().bf16 else "float32")
+
+
 def test_openvino_missing_is_a_clear_load_error(exported, monkeypatch):
     import builtins
 

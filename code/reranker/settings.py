@@ -49,15 +49,15 @@ class Settings:
     # "auto": from RERANK_PRECISION (fp32 on CPU, bf16 on CUDA when supported else fp16).
     dtype: str = "auto"
     device: str = "auto"
-    # "torch", "onnx", "openvino", or "auto": the fastest exact runtime at hand (torch on
-    # CUDA; on CPU ONNX Runtime fp32 when the directory has onnx/model.onnx, except on AMX
-    # Xeons; see reranker.loading.choose_backend).
+    # "torch", "onnx", "openvino", or "auto": the fastest runtime measured for this CPU kind
+    # and RERANK_PRECISION that the directory and packages allow (torch on CUDA; see
+    # reranker.loading.plan and reranker.backends.choice).
     backend: str = "auto"
     # ONNX file the onnx backend runs: "auto" (onnx/model.onnx if present, else
     # onnx/model_int8.onnx), "fp32", "int8", or a file name inside onnx/.
     onnx_model: str = "auto"
-    # Runtime for the ONNX file: "onnxruntime", or "openvino" (optional package; bf16 on
-    # CPUs with AMX unless RERANK_DTYPE=float32).
+    # Runtime for the ONNX file: "onnxruntime", or "openvino" (optional package; fp32, or
+    # bf16 with RERANK_PRECISION=fast on CPUs with AMX/avx512_bf16).
     onnx_runtime: str = "onnxruntime"
     # Documents per request; larger requests get 413 (clients split them).
     max_documents: int = 1000
