@@ -23,6 +23,7 @@ from .interleave import (
     build_peers,
     close_all,
     model_max_length,
+    share,
     warm_up,
 )
 
@@ -151,3 +152,16 @@ def _log_summary(log, model: str, workload: str, summary: dict) -> None:
         ratio = f" ({row['pairs_per_s'] / base:.2f}x CrossEncoder)" if base else ""
         log(f"{model} {workload} {row['label']}: {row['pairs_per_s']:.1f} pairs/s{ratio},"
             f" p50 {row['p50_ms']:.0f} ms, padding {row['padding_efficiency']:.0%}")
+
+
+def reshare(models_results: dict, info: dict, device: str = "cpu") -> None:
+    """Recompute every row's GEMM shares against the machine's current ceilings."""
+    prefix = f"{device}_"
+    gemm = {k[len(prefix):]: v for k, v in info["gemm_flops"].items() if k.startswith(prefix)}
+    for model in models_results.values():
+        for workload in model.get("workloads", {}).values():
+            for row in workload["results"].values():
+                flops = row.get("model_flops_per_s")
+                if flops:
+                    row["share_of_fp32_gemm"] = share(flops, gemm.get("float32"))
+                    row["share_of_own_gemm"] = share(flops, gemm.get(row["flops_dtype"]))

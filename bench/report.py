@@ -320,8 +320,7 @@ def server_lines(server: dict | None) -> list[str]:
         return [f"Server level failed: {server['error']}"]
     stacks = server.get("stacks", {})
     envs = server.get("ours_envs") or {"ours": server["ours_env"]}
-    described = "; ".join(f"{STACK_LABELS.get(k, k)}: `{' '.join(f'{a}={b}' for a, b in e.items())}`"
-                          for k, e in envs.items())
+    described = "; ".join(f"{STACK_LABELS.get(k, k)}: `{_env_text(e)}`" for k, e in envs.items())
     lines = [f"10-document requests (Cohere dialect to ours and the DLC stack, Infinity's"
              f" /rerank with raw scores), closed loop, at most {server['max_requests']}"
              f" requests or {server['max_seconds']:.0f} s per level and stack. Our server"
@@ -346,6 +345,10 @@ def server_lines(server: dict | None) -> list[str]:
                          _rps_ratio(row, dlc) if name.startswith("ours") else "",
                          _rps_ratio(row, peer) if name in SAME_PRECISION else ""])
     return lines + _table(header, rows)
+
+
+def _env_text(env: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in env.items())
 
 
 def _rps_ratio(row, other) -> str:

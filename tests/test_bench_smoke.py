@@ -167,3 +167,14 @@ def test_infinity_runs_offline_on_the_machines_torch():
     assert env["HF_HUB_OFFLINE"] == "1" and env["INFINITY_ANONYMOUS_USAGE_STATS"] == "0"
     with pytest.raises(ValueError, match="dtype"):
         infinity_server.command(Path("/m"), 8123, "int8")
+
+
+def test_gemm_ceiling_is_the_best_library_and_shares_follow_it():
+    from bench import engine_level, machine
+
+    by_library = {"torch float32": 2e11, "onnxruntime float32": 3e11, "torch bfloat16": 9e11}
+    assert machine.cpu_ceilings(by_library) == {"cpu_float32": 3e11, "cpu_bfloat16": 9e11}
+    row = {"model_flops_per_s": 1.5e11, "flops_dtype": "bfloat16"}
+    models = {"m": {"workloads": {"w": {"results": {"r": row}}}}}
+    engine_level.reshare(models, {"gemm_flops": machine.cpu_ceilings(by_library)})
+    assert (row["share_of_fp32_gemm"], row["share_of_own_gemm"]) == (0.5, 1.5e11 / 9e11)
