@@ -131,3 +131,10 @@ def test_fast_falls_back_to_torch_bf16_without_openvino(monkeypatch):
     for cpu_facts in (XEON, EPYC):
         planned = plan(_dir(), Settings(precision="fast"), cuda=False, cpu_facts=cpu_facts)
         assert (planned.backend, planned.dtype) == ("torch", "bfloat16")
+
+
+def test_fp16_on_cpu_is_refused_at_load():
+    from reranker.loading import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="float16 is for GPUs"):
+        plan(_dir(), Settings(dtype="float16"), cuda=False, cpu_facts=EPYC)

@@ -45,26 +45,36 @@ def plan(facts: model_facts.ModelDir, settings: Settings, cuda: bool,
     RERANK_CPU_FEATURES or this machine), except that a directory with only an int8 graph
     runs the graph it has.  A CPU dtype left at auto is fp32 for exact, bf16 for fast where
     the CPU has bf16 arithmetic."""
-    cpu_facts = cpu_facts or cpu.facts(settings.cpu_features)
-    on_gpu = settings.device == "cuda" or (cuda and settings.device != "cpu")
-    name, dtype = settings.backend, settings.dtype
-    if on_gpu:
-        name = "torch" if name == "auto" else name
-        if dtype == "auto" and settings.precision == "exact":
-            dtype = "float32"
-        return dataclasses.replace(settings, backend=name, dtype=dtype)
-    precision = ("fast" if settings.precision == "fast" or dtype in ("bfloat16", "float16")
-                 else "exact")
-    if name == "auto" and facts.onnx and model_facts.ONNX_FILES["fp32"] not in facts.onnx:
-        name = "onnx"  # only an int8 (or custom) graph: it was asked for by packaging it
-    elif name == "auto":
-        option = choice.cpu_option(facts, precision, cpu_facts)
-        name, dtype = option.backend, dtype if dtype != "auto" else option.dtype
-    if dtype == "auto":
-        dtype = "bfloat16" if precision == "fast" and cpu_facts.bf16 else "float32"
+    if settings.device == "cuda" or (cuda and settings.device != "cpu"):
+        return _plan_gpu(settings)
+    name, dtype = _plan_cpu(facts, settings, cpu_facts or cpu.facts(settings.cpu_features))
     if name == "onnx" and settings.onnx_runtime == "openvino":
         name = "openvino"  # the older spelling of RERANK_BACKEND=openvino
     return dataclasses.replace(settings, backend=name, dtype=dtype)
+
+
+def _plan_gpu(settings: Settings) -> Settings:
+    name = "torch" if settings.backend == "auto" else settings.backend
+    exact = settings.dtype == "auto" and settings.precision == "exact"
+    return dataclasses.replace(settings, backend=name,
+                               dtype="float32" if exact else settings.dtype)
+
+
+def _plan_cpu(facts: model_facts.ModelDir, settings: Settings,
+              cpu_facts: cpu.CpuFacts) -> tuple[str, str]:
+    name, dtype = settings.backend, settings.dtype
+    if dtype == "float16":
+        raise ModelLoadError("RERANK_DTYPE=float16 is for GPUs; on CPU use float32 or bfloat16")
+    # An explicit bf16 reads as the fast precision.
+    fast = settings.precision == "fast" or dtype == "bfloat16"
+    if name == "auto" and facts.onnx and model_facts.ONNX_FILES["fp32"] not in facts.onnx:
+        name = "onnx"  # only an int8 (or custom) graph: it was asked for by packaging it
+    elif name == "auto":
+        option = choice.cpu_option(facts, "fast" if fast else "exact", cpu_facts)
+        name, dtype = option.backend, dtype if dtype != "auto" else option.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if fast and cpu_facts.bf16 else "float32"
+    return name, dtype
 
 
 def _torch(facts: model_facts.ModelDir, settings: Settings) -> Backend:
