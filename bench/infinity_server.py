@@ -70,10 +70,13 @@ def start_infinity(model_dir: Path, *, dtype: str = "float32", threads: int = 2,
         raise RuntimeError(why)
     port = test_helper("serverutil").free_port()
     url = f"http://127.0.0.1:{port}"
-    with tempfile.NamedTemporaryFile(prefix="infinity-", suffix=".log", delete=False) as log:
-        log_path = Path(log.name)
-        proc = subprocess.Popen(command(model_dir, port, dtype), cwd=ROOT,
-                                env=environment(threads), stdout=log, stderr=subprocess.STDOUT)
+    # Its own working directory: Infinity writes a .infinity_cache folder there.
+    workdir = tempfile.TemporaryDirectory(prefix="infinity-")
+    log_path = Path(workdir.name) / "infinity.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(command(Path(model_dir).resolve(), port, dtype),
+                                cwd=workdir.name, env=environment(threads), stdout=log,
+                                stderr=subprocess.STDOUT)
     try:
         _wait_ready(proc, url, ready_timeout, log_path)
         yield url
@@ -84,7 +87,7 @@ def start_infinity(model_dir: Path, *, dtype: str = "float32", threads: int = 2,
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        log_path.unlink(missing_ok=True)
+        workdir.cleanup()
 
 
 def _wait_ready(proc, url: str, timeout: float, log_path: Path) -> None:
