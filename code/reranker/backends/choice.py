@@ -1,10 +1,10 @@
 """Which runtime and dtype RERANK_BACKEND=auto runs, per CPU kind and precision, from a
 table of measured throughputs (not from guesses about which library is "usually" faster).
 
-Every row of :data:`MEASURED` is pairs/s of MiniLM-L6 on 1 query x 100 mixed-length
-documents (bench/workloads.py ``mixed100``), all cores, same run for one CPU kind.  The
-first runtime of a row that the model directory and the installed packages allow is the
-one that serves; a new measurement is a new number here (docs/BENCHMARKS.md says how).
+Every row of :data:`MEASURED` holds MiniLM-L6 throughputs measured in one interleaved run on
+one CPU kind (each Option says which CPU, workload and unit).  The first option of a row
+that the model directory and the installed packages allow is the one that serves; a new
+measurement is a new number here (docs/BENCHMARKS.md, "Modes per CPU kind", says how).
 """
 
 from __future__ import annotations
