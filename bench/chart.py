@@ -1,4 +1,5 @@
-"""The PNG chart: pairs/s per peer and mode (engine level), rps and p99 per concurrency."""
+"""The PNG chart: pairs/s per peer and mode (engine level) with each precision's GEMM
+ceiling marked, rps and p99 per concurrency (server level)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,33 @@ OURS, PEER = "#1f77b4", "#aaaaaa"
 COLORS = {"engine": OURS, "peer": PEER}
 
 
-def _engine_panels(results: dict) -> list[tuple[str, dict]]:
+CEILING_STYLES = {"float32": ("#2ca02c", "--"), "bfloat16": ("#ff7f0e", ":"),
+                  "float16": ("#9467bd", "-.")}
+
+
+def _engine_panels(results: dict) -> list[tuple[str, dict, dict]]:
     panels = []
     for section in ("models", "gpu"):
+        device = "cuda" if section == "gpu" else "cpu"
         for name, model in (results.get(section) or {}).items():
             suffix = " (GPU)" if section == "gpu" else ""
             for wname, w in model.get("workloads", {}).items():
-                panels.append((f"{name}{suffix} {wname}: pairs/s", w["results"]))
+                panels.append((f"{name}{suffix} {wname}: pairs/s", w["results"],
+                               ceilings(results, w, device)))
     return panels
+
+
+def ceilings(results: dict, workload: dict, device: str = "cpu") -> dict[str, float]:
+    """dtype -> the pairs/s that the machine's GEMM rate in that dtype would give if every
+    useful FLOP of the workload ran at it: the roof no runtime can pass."""
+    per_pair = (workload.get("useful_flops_per_request") or 0) / (
+        workload.get("pairs_per_request") or 1)
+    if per_pair <= 0:
+        return {}
+    prefix = f"{device}_"
+    return {k[len(prefix):]: v / per_pair
+            for k, v in results["machine"].get("gemm_flops", {}).items()
+            if k.startswith(prefix) and v}
 
 
 def draw(results: dict, path: Path) -> Path:
@@ -32,12 +52,18 @@ def draw(results: dict, path: Path) -> Path:
     rows = -(-count // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 3.6 * rows), squeeze=False)
     flat = list(axes.flat)
-    for ax, (title, rows_) in zip(flat, panels):
+    for ax, (title, rows_, roofs) in zip(flat, panels):
         labels = [r["label"] for r in rows_.values()]
         values = [r["pairs_per_s"] for r in rows_.values()]
         colors = [COLORS.get(r["kind"], PEER) for r in rows_.values()]
         bars = ax.barh(labels, values, color=colors)
         ax.bar_label(bars, fmt="%.3g", fontsize=8, padding=2)
+        for dtype, roof in roofs.items():
+            color, style = CEILING_STYLES.get(dtype, ("#7f7f7f", "--"))
+            ax.axvline(roof, color=color, linestyle=style, linewidth=1.2,
+                       label=f"{dtype} GEMM ceiling {roof:.3g}")
+        if roofs:
+            ax.legend(fontsize=7, loc="lower right")
         ax.invert_yaxis()
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("pairs per second (higher is better)")
@@ -65,13 +91,15 @@ def _server_panel(ax, server: dict) -> None:
         by_level = {r["concurrency"]: r for r in rows}
         xs = [i + (k - (len(stacks) - 1) / 2) * width for i in range(len(levels))]
         rps = [by_level.get(lv, {}).get("rps") or 0 for lv in levels]
-        color = {"ours": OURS}.get(name, PEER)
-        label = {"ours": "our server"}.get(
-            name, "toolkit + MMS")
+        color = {"ours": OURS, "ours-fast": "#17becf", "infinity": "#8c564b",
+                 "infinity-bf16": "#e377c2"}.get(name, PEER)
+        label = {"ours": "ours exact", "ours-fast": "ours fast", "infinity": "Infinity fp32",
+                 "infinity-bf16": "Infinity bf16"}.get(name, "toolkit + MMS")
         bars = ax.bar(xs, rps, width, color=color, label=f"{label} rps")
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
         p99 = [by_level.get(lv, {}).get("p99_ms") for lv in levels]
-        marker = {"ours": "#d62728"}.get(name, "#7f7f7f")
+        marker = {"ours": "#d62728", "ours-fast": "#17becf", "infinity": "#8c564b",
+                  "infinity-bf16": "#e377c2"}.get(name, "#7f7f7f")
         twin.plot(xs, [p if p is not None else float("nan") for p in p99], "o--",
                   color=marker, label=f"{label} p99")
     ax.set_xticks(range(len(levels)), [f"c={lv}" for lv in levels])

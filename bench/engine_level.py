@@ -23,6 +23,7 @@ from .interleave import (
     build_peers,
     close_all,
     model_max_length,
+    share,
     warm_up,
 )
 
@@ -64,9 +65,9 @@ def peer_specs(name: str, model_dir: Path, args, info: dict, device: str) -> lis
 def _engine_builder(name, model_dir, mode, args, info, device):
     def build():
         directory = model_dir
-        if mode.startswith("bf16") and not info["cpu"]["bf16"]:
+        if "bf16" in mode and not info["cpu"]["bf16"]:
             raise RuntimeError("this CPU has neither avx512_bf16 nor amx_bf16")
-        if mode.startswith("onnx"):
+        if mode.startswith(("onnx", "openvino")):
             if name in HEAVY:
                 raise RuntimeError("ONNX export of a 560M-parameter model is left out of"
                                    " this run (minutes on 2 cores)")
@@ -152,3 +153,16 @@ def _log_summary(log, model: str, workload: str, summary: dict) -> None:
         ratio = f" ({row['pairs_per_s'] / base:.2f}x CrossEncoder)" if base else ""
         log(f"{model} {workload} {row['label']}: {row['pairs_per_s']:.1f} pairs/s{ratio},"
             f" p50 {row['p50_ms']:.0f} ms, padding {row['padding_efficiency']:.0%}")
+
+
+def reshare(models_results: dict, info: dict, device: str = "cpu") -> None:
+    """Recompute every row's GEMM shares against the machine's current ceilings."""
+    prefix = f"{device}_"
+    gemm = {k[len(prefix):]: v for k, v in info["gemm_flops"].items() if k.startswith(prefix)}
+    for model in models_results.values():
+        for workload in model.get("workloads", {}).values():
+            for row in workload["results"].values():
+                flops = row.get("model_flops_per_s")
+                if flops:
+                    row["share_of_fp32_gemm"] = share(flops, gemm.get("float32"))
+                    row["share_of_own_gemm"] = share(flops, gemm.get(row["flops_dtype"]))

@@ -132,9 +132,9 @@ class WorkloadRun:
                 "latencies_ms": [round(1000 * x, 2) for x in lat],
                 "padding_efficiency": real / self.computed[name],
                 "model_flops_per_s": flops_per_s,
-                "share_of_fp32_gemm": _share(flops_per_s, gemm.get("float32")),
+                "share_of_fp32_gemm": share(flops_per_s, gemm.get("float32")),
                 "flops_dtype": peer.flops_dtype,
-                "share_of_own_gemm": _share(flops_per_s, gemm.get(peer.flops_dtype)),
+                "share_of_own_gemm": share(flops_per_s, gemm.get(peer.flops_dtype)),
             }
             if references:
                 dev = Deviation(top_k)
@@ -164,7 +164,7 @@ def process_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _share(rate: float, peak: float | None) -> float | None:
+def share(rate: float, peak: float | None) -> float | None:
     return rate / peak if peak else None
 
 

@@ -120,7 +120,8 @@ class PipelinePeer(Peer):
 
 
 class EnginePeer(Peer):
-    """Our engine in one mode (fp32 / bf16 / onnx / onnx-int8), through ``Reranker.score``."""
+    """Our engine in one mode (fp32 / bf16 / onnx / onnx-int8 / openvino / openvino-bf16),
+    through ``Reranker.score``."""
 
     kind = "engine"
 
@@ -160,13 +161,16 @@ class EnginePeer(Peer):
         self.engine.close()
 
 
-# Engine modes: the Settings each one runs with.  ONNX modes need a model directory with
-# onnx/model.onnx (fp32) or onnx/model_int8.onnx (dynamic int8), see onnx_model_dir().
+# Engine modes: the Settings each one runs with.  ONNX Runtime and OpenVINO modes need a
+# model directory with onnx/model.onnx (fp32) or onnx/model_int8.onnx (dynamic int8), see
+# onnx_model_dir().
 MODES = {
     "fp32": {"dtype": "float32"},
     "bf16": {"dtype": "bfloat16", "flops_dtype": "bfloat16"},
     "onnx": {"backend": "onnx"},
     "onnx-int8": {"backend": "onnx", "flops_dtype": "int8"},
+    "openvino": {"backend": "openvino"},
+    "openvino-bf16": {"backend": "openvino", "dtype": "bfloat16", "flops_dtype": "bfloat16"},
     "fp32-cuda": {"dtype": "float32"},
     "fp16-cuda": {"dtype": "float16", "flops_dtype": "float16"},
     "bf16-cuda": {"dtype": "bfloat16", "flops_dtype": "bfloat16"},

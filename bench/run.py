@@ -20,9 +20,9 @@ from pathlib import Path
 from . import models
 
 ROOT = models.ROOT
-CPU_MODES = ("fp32", "bf16", "onnx", "onnx-int8")
-# "onnx" (ONNX Runtime fp32) is the exact default where an export exists: always measured.
-QUICK_MODES = ("fp32", "onnx", "bf16", "onnx-int8")
+CPU_MODES = ("fp32", "bf16", "onnx", "onnx-int8", "openvino", "openvino-bf16")
+# Every runtime the auto table (reranker.backends.choice) picks from, in both precisions.
+QUICK_MODES = ("fp32", "onnx", "openvino", "bf16", "openvino-bf16", "onnx-int8")
 PEERS = ("crossencoder", "aws-sample", "pipeline")
 
 
@@ -51,6 +51,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="skip the server level")
     p.add_argument("--no-dlc", dest="dlc", action="store_false", default=True,
                    help="server level without the toolkit + MMS stack")
+    p.add_argument("--no-infinity", dest="infinity", action="store_false", default=True,
+                   help="server level without Infinity (.venv-infinity)")
+    p.add_argument("--no-fast-server", dest="fast_server", action="store_false", default=True,
+                   help="server level with our exact mode only (no RERANK_PRECISION=fast)")
     p.add_argument("--levels", default=None,
                    help="server concurrency levels (default 1,8,32; quick 1,8)")
     p.add_argument("--ours-env", default=None, metavar="K=V,...",
@@ -151,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         results = {"machine": info, "config": _config(args), "models": {}}
         for name in args.models if args.engine else []:
             results["models"][name] = engine_level.run_model(name, args, info, progress, log)
+        if results["models"]:
+            machine.remeasure_cpu(info, args.gemm_seconds)
+            engine_level.reshare(results["models"], info)
+            log("GEMM (best of two): " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s"
+                                                   for k, v in info["gemm_flops"].items()))
         if args.engine and args.model_dir is None:  # Qwen3-Reranker-0.6B's shape (llm_rerankers)
             results["llm_rerankers"] = llm_rerankers.run(args.cache, 2 if args.quick else 8, 1,
                                                          log=log)
@@ -172,7 +181,8 @@ def _server(args, progress, log) -> dict:
         return server_bench.run(model_dir, workloads.opensearch10(rounds, seed=101),
                                 args.levels, args.server_requests, args.server_seconds,
                                 progress, log, cache=args.cache, ours_env=args.ours_env,
-                                dlc=args.dlc) | {"model": name}
+                                dlc=args.dlc, infinity=args.infinity,
+                                fast=args.fast_server) | {"model": name}
     except Exception as exc:  # the engine level's numbers must still be written
         log(f"server level failed: {exc}")
         return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}", "model": name}
@@ -183,6 +193,7 @@ def _config(args) -> dict:
             "peers": args.peers, "threads": args.threads, "rounds_scale": args.rounds,
             "batch_tokens": args.batch_tokens, "levels": args.levels,
             "server_requests": args.server_requests, "server_seconds": args.server_seconds,
+            "infinity": args.infinity, "fast_server": args.fast_server,
             "engine_level": args.engine,
             "command": " ".join(["python -m bench", *sys.argv[1:]])}
 

@@ -1,16 +1,20 @@
-"""Server level: our HTTP server against the toolkit + multi-model-server (DLC) stack.
+"""Server level: our HTTP server (exact and fast) against the toolkit + multi-model-server
+(DLC) stack and Infinity at the same precision.
 
-Both serve the same model with the same packaged handler (code/inference.py) on
-127.0.0.1, started by the test utilities (bench/local_server.py, bench/dlc_stack.py).  A
+Ours and the DLC stack serve the same model with the same packaged handler
+(code/inference.py), Infinity serves the same model directory with its own torch engine
+(bench/infinity_server.py); all on 127.0.0.1, started by the test utilities
+(bench/local_server.py, bench/dlc_stack.py).  A
 closed-loop load generator (C client threads, keep-alive connections, each sending the
 next request when the last one answered) runs the 10-document OpenSearch pattern at each
-concurrency level, bounded by a request count and a time cap.  Both stacks stay up for the
-whole run and the levels alternate between them, so background noise hits both alike.
+concurrency level, bounded by a request count and a time cap.  Every stack stays up for the
+whole run and the levels alternate between them, so background noise hits all alike.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import json
 import threading
@@ -22,22 +26,18 @@ from urllib.parse import urlparse
 from .metrics import percentile
 from .workloads import Workload
 
-# Our server: the fastest configuration measured per CPU kind (docs/BENCHMARKS.md, "Which
-# mode wins"), one 2-thread intra-op team, and OpenMP threads that sleep instead of spinning
-# at barriers (the server's default).  Without OMP_WAIT_POLICY=PASSIVE a 2-thread team
-# collapses (3-10x slower) as soon as anything else wants a core: the server's own request
-# threads, the load generator, a neighbour.
-# Xeon with AMX: bf16 weights (2086 against 332 GFLOP/s of fp32 GEMM), a 2048-token budget.
-OURS_ENV_AMX = {"RERANK_DTYPE": "bfloat16", "RERANK_THREADS": "2",
-                "RERANK_BATCH_TOKENS": "2048", "OMP_WAIT_POLICY": "PASSIVE"}
-# Elsewhere (AMD EPYC: avx512_bf16 without AMX): the exact default, ONNX Runtime fp32, as
-# fast as torch bf16 there and within 1e-7 of fp32.
-OURS_ENV_EXACT = {"RERANK_BACKEND": "onnx", "RERANK_ONNX_MODEL": "fp32", "RERANK_THREADS": "2",
-                  "OMP_WAIT_POLICY": "PASSIVE"}
-
-
-def ours_env_for(cpu_flags) -> dict:
-    return dict(OURS_ENV_AMX if "amx_bf16" in cpu_flags else OURS_ENV_EXACT)
+# Our server in each precision, with RERANK_BACKEND=auto: the runtime the product picks for
+# this CPU kind from its measured table (reranker.backends.choice), so the benchmark measures
+# what ships.  One 2-thread intra-op team, and OpenMP threads that sleep instead of spinning
+# at barriers (the server's default): without OMP_WAIT_POLICY=PASSIVE a 2-thread team
+# collapses (3-10x slower) as soon as anything else wants a core.
+OURS_ENV = {"RERANK_PRECISION": "exact", "RERANK_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}
+OURS_FAST_ENV = {**OURS_ENV, "RERANK_PRECISION": "fast"}
+# Infinity at the same precision as each of our modes.
+INFINITY_DTYPES = {"infinity": "float32", "infinity-bf16": "bfloat16"}
+# Which peer each of our stacks is compared with at the same precision.
+SAME_PRECISION = {"ours": "infinity", "ours-fast": "infinity-bf16"}
+SAME_PRECISION_OF = {peer: ours for ours, peer in SAME_PRECISION.items()}
 
 
 # The DLC stack at its best: 2 workers x 1 torch thread each (no oversubscription), fp32.
@@ -47,14 +47,30 @@ DLC_ENV = {"RERANK_THREADS": "1", "OMP_NUM_THREADS": "1"}
 READY_TIMEOUT = 300.0
 
 
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A running server: where it listens, its rerank route, and the bodies it is sent."""
+
+    url: str
+    route: str
+    payloads: list[bytes]
+
+
 def bodies(workload: Workload) -> list[bytes]:
     """Cohere-dialect bodies (what OpenSearch's built-in connector sends), every score."""
     return [json.dumps({"query": r.query, "documents": r.documents,
                         "top_n": len(r.documents)}).encode() for r in workload.requests]
 
 
+def infinity_bodies(workload: Workload) -> list[bytes]:
+    from .infinity_server import body
+
+    return [body(r.query, r.documents) for r in workload.requests]
+
+
 def run_level(base_url: str, payloads: list[bytes], concurrency: int, max_requests: int,
-              max_seconds: float, tick: Callable[[], None] = lambda: None) -> dict:
+              max_seconds: float, tick: Callable[[], None] = lambda: None,
+              route: str = "/invocations") -> dict:
     """Closed loop: ``concurrency`` clients until ``max_requests`` answered or time is up."""
     url = urlparse(base_url)
     lock = threading.Lock()
@@ -77,7 +93,7 @@ def run_level(base_url: str, payloads: list[bytes], concurrency: int, max_reques
                 body = payloads[i % len(payloads)]
                 start = time.perf_counter()
                 try:
-                    conn.request("POST", "/invocations", body=body,
+                    conn.request("POST", route, body=body,
                                  headers={"Content-Type": "application/json",
                                           "Accept": "application/json"})
                     response = conn.getresponse()
@@ -122,75 +138,93 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else 1000 * seconds
 
 
-def warm(base_url: str, payloads: list[bytes], n: int = 4) -> None:
-    run_level(base_url, payloads, concurrency=2, max_requests=n, max_seconds=60)
+def warm(base_url: str, payloads: list[bytes], n: int = 4, route: str = "/invocations") -> None:
+    run_level(base_url, payloads, concurrency=2, max_requests=n, max_seconds=60, route=route)
 
 
 def ours_model_dir(model_dir: Path, env: dict, cache: Path) -> Path:
-    """Our server's model directory: the ONNX export its settings ask for, else the model."""
-    if env.get("RERANK_BACKEND") != "onnx":
-        return model_dir
-    from .peers import onnx_model_dir
+    """Our server's model directory: the weights plus the ONNX export (fp32, or int8 when
+    RERANK_ONNX_MODEL asks for it), so that RERANK_BACKEND=auto can pick any runtime."""
+    from .peers import onnx_exporter, onnx_model_dir
 
+    if onnx_exporter() is None or env.get("RERANK_BACKEND") == "torch":
+        return model_dir
     return onnx_model_dir(model_dir, cache / "onnx",
-                          quantize=env.get("RERANK_ONNX_MODEL", "int8") == "int8")
+                          quantize=env.get("RERANK_ONNX_MODEL") == "int8")
 
 
 @contextlib.contextmanager
-def stacks(model_dir, log: Callable[[str], None], ours_env: dict, cache: Path,
-           dlc: bool = True):
-    """Start our server and, when its prerequisites exist, the DLC stack; yield their URLs
-    (``{"ours": url, "dlc": url}``) and the reasons for any stack left out."""
+def stacks(model_dir, log: Callable[[str], None], ours_envs: dict[str, dict], cache: Path,
+           workload: Workload, dlc: bool = True, infinity: bool = True):
+    """Start our server (one per entry of ``ours_envs``), the DLC stack and Infinity where
+    their venvs exist; yield ``{name: Target}`` and the reasons for any stack left out."""
     from .dlc_stack import start_dlc
+    from .infinity_server import ROUTE, start_infinity
     from .local_server import start_server
 
-    urls, skipped = {}, {}
+    cohere, inf_bodies = bodies(workload), infinity_bodies(workload)
+
+    targets, skipped = {}, {}
     with contextlib.ExitStack() as stack:
-        env = {"SERVE_MAX_CONCURRENCY": "256", **ours_env}
-        log("starting our server")
-        ours_dir = ours_model_dir(Path(model_dir), env, cache)
-        urls["ours"] = stack.enter_context(start_server(ours_dir, env=env,
-                                                        ready_timeout=READY_TIMEOUT))
+        for name, ours_env in ours_envs.items():
+            env = {"SERVE_MAX_CONCURRENCY": "256", **ours_env}
+            log(f"starting our server ({name})")
+            url = stack.enter_context(start_server(ours_model_dir(Path(model_dir), env, cache),
+                                                   env=env, ready_timeout=READY_TIMEOUT))
+            targets[name] = Target(url, "/invocations", cohere)
         if dlc:
             log(f"starting the DLC stack (toolkit + MMS, {DLC_WORKERS} workers)")
             try:
-                urls["dlc"] = stack.enter_context(
-                    start_dlc(model_dir, env=DLC_ENV, workers=DLC_WORKERS,
-                              ready_timeout=READY_TIMEOUT))
+                url = stack.enter_context(start_dlc(model_dir, env=DLC_ENV, workers=DLC_WORKERS,
+                                                    ready_timeout=READY_TIMEOUT))
+                targets["dlc"] = Target(url, "/invocations", cohere)
             except (RuntimeError, ValueError, OSError) as exc:
                 skipped["dlc"] = str(exc).splitlines()[0]
                 log(f"skipped the DLC stack: {skipped['dlc']}")
         else:
             skipped["dlc"] = "not requested"
-        yield urls, skipped
+        for name, dtype in INFINITY_DTYPES.items():
+            if not infinity or SAME_PRECISION_OF.get(name) not in ours_envs:
+                skipped[name] = "not requested"
+                continue
+            log(f"starting Infinity ({dtype})")
+            try:
+                url = stack.enter_context(start_infinity(Path(model_dir), dtype=dtype,
+                                                         ready_timeout=READY_TIMEOUT))
+                targets[name] = Target(url, ROUTE, inf_bodies)
+            except (RuntimeError, ValueError, OSError) as exc:
+                skipped[name] = str(exc).splitlines()[0]
+                log(f"skipped Infinity ({dtype}): {skipped[name]}")
+        yield targets, skipped
 
 
 def run(model_dir, workload: Workload, levels: list[int], max_requests: int,
         max_seconds: float, progress, log: Callable[[str], None], *, cache: Path,
-        ours_env: dict | None = None, dlc: bool = True) -> dict:
-    payloads = bodies(workload)
-    if ours_env is None:
-        from reranker import cpu
-
-        ours_env = ours_env_for(cpu.flags())
-    ours_env = dict(ours_env)
+        ours_env: dict | None = None, dlc: bool = True, infinity: bool = True,
+        fast: bool = True) -> dict:
+    ours_envs = {"ours": dict(ours_env) if ours_env is not None else dict(OURS_ENV)}
+    if fast:
+        ours_envs["ours-fast"] = dict(OURS_FAST_ENV)
     results: dict = {"workload": workload.name, "levels": levels,
                      "max_requests": max_requests, "max_seconds": max_seconds,
-                     "ours_env": ours_env, "dlc_env": dict(DLC_ENV),
-                     "dlc_workers": DLC_WORKERS, "stacks": {}}
-    with stacks(model_dir, log, ours_env, cache, dlc) as (urls, skipped):
+                     "ours_env": ours_envs["ours"], "ours_envs": ours_envs,
+                     "dlc_env": dict(DLC_ENV), "dlc_workers": DLC_WORKERS,
+                     "infinity_dtypes": dict(INFINITY_DTYPES), "stacks": {}}
+    with stacks(model_dir, log, ours_envs, cache, workload, dlc, infinity) as (targets,
+                                                                              skipped):
         results["skipped"] = skipped
-        for url in urls.values():
-            warm(url, payloads)
-        task = progress.add_task("server level", total=len(levels) * len(urls) * max_requests)
+        for target in targets.values():
+            warm(target.url, target.payloads, route=target.route)
+        task = progress.add_task("server level",
+                                 total=len(levels) * len(targets) * max_requests)
         for level in levels:
-            for name, url in urls.items():
+            for name, target in targets.items():
                 progress.update(task, description=f"server {name} c={level}")
-                row = run_level(url, payloads, level, max_requests, max_seconds,
-                                tick=lambda: progress.advance(task))
+                row = run_level(target.url, target.payloads, level, max_requests, max_seconds,
+                                tick=lambda: progress.advance(task), route=target.route)
                 results["stacks"].setdefault(name, []).append(row)
                 log(f"server {name} c={level}: {row['rps']:.1f} rps, p50"
                     f" {row['p50_ms'] or 0:.0f} ms, p99 {row['p99_ms'] or 0:.0f} ms,"
                     f" {row['errors']} errors")
-        progress.update(task, completed=len(levels) * len(urls) * max_requests)
+        progress.update(task, completed=len(levels) * len(targets) * max_requests)
     return results

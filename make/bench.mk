@@ -1,12 +1,29 @@
 # Benchmarks: engine and server against what users run today, one run, one chart.
-# `make bench` (well under 15 min on 2 cores), `make bench QUICK=1` (MiniLM only, ~3 min),
+# `make bench` (well under 15 min on 2 cores), `make bench QUICK=1` (MiniLM only, ~4 min),
 # more options through BENCH_ARGS (see `.venv/bin/python -m bench --help`).
 DLC_VENV ?= .venv-dlc
+# Infinity (infinity-emb), the peer server, in its own venv from a complete lock.
+INFINITY_VENV  ?= .venv-infinity
+export INFINITY_VENV  # bench/infinity_server.py reads it
+INFINITY_STAMP := $(INFINITY_VENV)/.installed
+INFINITY_REQS  := bench/infinity-requirements.txt
+INFINITY_SMOKE := import torch, infinity_emb, sentence_transformers; \
+	assert torch.__version__.startswith('2.13.0'), torch.__version__; \
+	assert infinity_emb.__version__ == '0.0.78', infinity_emb.__version__
 
-.PHONY: bench
+.PHONY: bench infinity-venv
 
-bench: $(STAMP) $(DLC_VENV)/.installed  ## benchmarks vs CrossEncoder/aws-samples handler/pipeline/DLC stack (QUICK=1: short); writes docs/BENCHMARKS.md
+bench: $(STAMP) $(DLC_VENV)/.installed $(INFINITY_STAMP)  ## benchmarks vs CrossEncoder/AWS sample/pipeline/DLC stack/Infinity (QUICK=1: short); writes docs/BENCHMARKS.md
 	$(PY) -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+$(INFINITY_STAMP): $(INFINITY_REQS)
+	rm -rf $(INFINITY_VENV)
+	$(PYTHON) -m venv $(INFINITY_VENV)
+	$(INFINITY_VENV)/bin/pip install --progress-bar off --no-deps -r $(INFINITY_REQS)
+	$(INFINITY_VENV)/bin/python -W ignore -c "$(INFINITY_SMOKE)"
+	touch $@
+
+infinity-venv: $(INFINITY_STAMP)  ## .venv-infinity: Infinity 0.0.78 on the machine's torch 2.13.0 (a bench peer)
 
 # The GPU path, checked and measured (docs/gpu.md): CUDA parity, OOM halving, pairs/s
 # against CrossEncoder fp16/bf16, server against Infinity, share of the bf16 GEMM rate.

@@ -220,22 +220,35 @@ def test_load_errors_are_one_type():
         PairEncoder(SlowTokenizer(), 512, 0.5)
 
 
-def test_auto_picks_the_fastest_exact_backend_per_cpu_kind(copy_of):
+def test_auto_picks_the_fastest_exact_backend_per_cpu_kind(copy_of, monkeypatch):
+    import importlib.util
+
+    from reranker.cpu import PRESETS
     from reranker.loading import choose_backend
 
     model = copy_of()
     (model / "onnx").mkdir()
     (model / "onnx" / "model.onnx").write_bytes(b"graph")
     auto = Settings(warmup=False)
-    assert choose_backend(_facts(model), auto, cuda=False, amx=False) == "onnx"  # AMD EPYC
-    assert choose_backend(_facts(model), auto, cuda=False, amx=True) == "torch"  # Xeon AMX
-    assert choose_backend(_facts(model), auto, cuda=True) == "torch"
+    epyc, xeon, plain = PRESETS["avx512_bf16"], PRESETS["amx"], PRESETS["plain"]
+    assert choose_backend(_facts(model), auto, cuda=False, cpu_facts=epyc) == "onnx"
+    assert choose_backend(_facts(model), auto, cuda=False, cpu_facts=plain) == "onnx"
+    real = importlib.util.find_spec
+    with monkeypatch.context() as m:  # the same choice whether or not OpenVINO is installed
+        m.setattr(importlib.util, "find_spec", lambda name, *a: object()
+                  if name == "openvino" else real(name, *a))
+        assert choose_backend(_facts(model), auto, cuda=False, cpu_facts=xeon) == "openvino"
+        m.setattr(importlib.util, "find_spec", lambda name, *a: None
+                  if name == "openvino" else real(name, *a))
+        assert choose_backend(_facts(model), auto, cuda=False, cpu_facts=xeon) == "torch"
+    assert choose_backend(_facts(model), auto, cuda=True, cpu_facts=epyc) == "torch"
     assert choose_backend(_facts(model), Settings(backend="onnx", onnx_runtime="openvino"),
                           cuda=False) == "openvino"
     (model / "onnx" / "model.onnx").rename(model / "onnx" / "model_int8.onnx")
-    assert choose_backend(_facts(model), auto, cuda=False, amx=True) == "onnx"  # asked for
+    assert choose_backend(_facts(model), auto, cuda=False, cpu_facts=xeon) == "onnx"  # asked for
     (model / "onnx" / "model_int8.onnx").unlink()
-    assert choose_backend(_facts(model), auto, cuda=False) == "torch"
+    for kind in (epyc, xeon, plain):
+        assert choose_backend(_facts(model), auto, cuda=False, cpu_facts=kind) == "torch"
 
 
 def test_auto_keeps_torch_where_onnx_runtime_is_missing(copy_of, monkeypatch):
@@ -248,6 +261,8 @@ def test_auto_keeps_torch_where_onnx_runtime_is_missing(copy_of, monkeypatch):
     (model / "onnx").mkdir()
     (model / "onnx" / "model.onnx").write_bytes(b"graph")
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "onnxruntime" else real(name, *a))
-    assert choose_backend(_facts(model), Settings(warmup=False), cuda=False, amx=False) == "torch"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None
+                        if name in ("onnxruntime", "openvino") else real(name, *a))
+    for kind in ("avx512_bf16", "amx", "plain"):
+        settings = Settings(warmup=False, cpu_features=kind)
+        assert choose_backend(_facts(model), settings, cuda=False) == "torch", kind

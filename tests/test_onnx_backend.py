@@ -2,6 +2,7 @@
 ONNX file that cannot serve (garbage, another model's graph, too far from torch) is refused
 with a clear error, at load or at export time, never at the first request."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -95,14 +96,20 @@ def test_parity_with_torch_through_the_hooks(kind, exported, monkeypatch):
         onnx_model.close()
 
 
-def test_auto_backend_picks_onnx_and_reports_it(exported):
+@pytest.mark.parametrize("kind, runtime", [("avx512_bf16", "onnx"), ("plain", "onnx"),
+                                           ("amx", "openvino")])
+def test_auto_backend_picks_onnx_and_reports_it(kind, runtime, exported):
+    """The measured fastest exact runtime per CPU kind (forced, so every branch runs on any
+    machine): ONNX Runtime fp32 on an AMD EPYC or a plain CPU, OpenVINO fp32 on an AMX Xeon."""
+    if runtime == "openvino":
+        pytest.importorskip("openvino")  # optional: without it the AMX row falls to torch
     model_dir, _ = exported("bert")
-    engine = Reranker.from_dir(str(model_dir), Settings(warmup=False))
+    engine = Reranker.from_dir(str(model_dir), Settings(warmup=False, cpu_features=kind))
     try:
         info = engine.describe()
     finally:
         engine.close()
-    assert (info["backend"], info["dtype"], info["onnx_file"]) == ("onnx", "float32",
+    assert (info["backend"], info["dtype"], info["onnx_file"]) == (runtime, "float32",
                                                                   "onnx/model.onnx")
 
 
@@ -262,8 +269,10 @@ def test_fp32_graph_takes_its_own_token_budget_unless_one_is_set(exported):
     from reranker.backends.onnx_backend import FP32_BATCH_TOKENS
 
     model_dir, _ = exported("bert")
-    auto = Reranker.from_dir(str(model_dir), Settings(warmup=False))
-    pinned = Reranker.from_dir(str(model_dir), Settings(warmup=False, batch_tokens=2048))
+    # The CPU kind whose auto runtime is ONNX Runtime, whatever CPU runs the test.
+    epyc = Settings(warmup=False, cpu_features="avx512_bf16")
+    auto = Reranker.from_dir(str(model_dir), epyc)
+    pinned = Reranker.from_dir(str(model_dir), dataclasses.replace(epyc, batch_tokens=2048))
     try:
         assert auto.describe()["batch_tokens"] == FP32_BATCH_TOKENS
         assert pinned.describe()["batch_tokens"] == 2048
@@ -283,6 +292,26 @@ def test_openvino_is_a_backend_of_its_own(exported):
     finally:
         engine.close()
     assert (info["backend"], info["onnx_file"]) == ("openvino", "onnx/model.onnx")
+
+
+def test_openvino_is_exact_unless_fast_is_asked(exported):
+    pytest.importorskip("openvino")
+    from reranker import cpu
+
+    model_dir, _ = exported("bert")
+    dtypes = {}
+    for precision in ("auto", "fast"):
+        engine = Reranker.from_dir(str(model_dir), Settings(
+            backend="openvino", precision=precision, cpu_features="avx512_bf16", warmup=False))
+        try:
+            dtypes[precision] = engine.describe()["dtype"]
+            scores = engine.score(QUERY, DOCS)
+        finally:
+            engine.close()
+        assert len(scores) == len(DOCS)
+    assert dtypes["auto"] == "float32"
+    # bf16 where the hardware has it (OpenVINO computes fp32 on a CPU without it).
+    assert dtypes["fast"] == ("bfloat16" if cpu.this_machine().bf16 else "float32")
 
 
 def test_openvino_missing_is_a_clear_load_error(exported, monkeypatch):

@@ -6,16 +6,18 @@ RERANK_BACKEND name; a new runtime is one entry here and one module under backen
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 from collections.abc import Callable
 
 from . import cpu
 from . import model_dir as model_facts
+from .backends import choice
 from .backends.base import WHAT_A_RERANKER_IS, Backend, ModelLoadError
 from .profiles import Profile
 from .settings import Settings
 
-__all__ = ["BACKENDS", "ModelLoadError", "choose_backend", "inspect_model_dir", "load_backend"]
+__all__ = ["BACKENDS", "ModelLoadError", "choose_backend", "inspect_model_dir", "load_backend",
+           "plan"]
 
 
 def inspect_model_dir(model_dir: str) -> model_facts.ModelDir:
@@ -41,27 +43,50 @@ def check_architecture(facts: model_facts.ModelDir) -> None:
 
 
 def choose_backend(facts: model_facts.ModelDir, settings: Settings, cuda: bool,
-                   amx: bool = False) -> str:
-    """RERANK_BACKEND, or for "auto" the fastest runtime that stays exact (fp32): torch on
-    CUDA; on CPU, ONNX Runtime fp32 when the directory has the export, except on CPUs with
-    AMX, where torch fp32 measured ahead of it (docs/BENCHMARKS.md, "Which mode wins").
-    A directory with only an int8 graph, or no torch weights, runs the graph it has."""
-    name = settings.backend
-    if name == "auto":
-        name = "torch" if cuda or settings.device == "cuda" else _fastest_exact_cpu(facts, amx)
+                   cpu_facts: cpu.CpuFacts | None = None) -> str:
+    """The runtime that serves: RERANK_BACKEND, or for "auto" see :func:`plan`."""
+    return plan(facts, settings, cuda, cpu_facts).backend
+
+
+def plan(facts: model_facts.ModelDir, settings: Settings, cuda: bool,
+         cpu_facts: cpu.CpuFacts | None = None) -> Settings:
+    """``settings`` with the runtime and dtype decided.
+
+    On CUDA, torch.  On CPU, RERANK_BACKEND=auto takes the measured fastest runtime for
+    this CPU kind and RERANK_PRECISION (reranker.backends.choice; ``cpu_facts`` defaults to
+    RERANK_CPU_FEATURES or this machine), except that a directory with only an int8 graph
+    runs the graph it has.  A CPU dtype left at auto is fp32 for exact, bf16 for fast where
+    the CPU has bf16 arithmetic."""
+    if settings.device == "cuda" or (cuda and settings.device != "cpu"):
+        return _plan_gpu(settings)
+    name, dtype = _plan_cpu(facts, settings, cpu_facts or cpu.facts(settings.cpu_features))
     if name == "onnx" and settings.onnx_runtime == "openvino":
-        return "openvino"  # the older spelling of RERANK_BACKEND=openvino
-    return name
+        name = "openvino"  # the older spelling of RERANK_BACKEND=openvino
+    return dataclasses.replace(settings, backend=name, dtype=dtype)
 
 
-def _fastest_exact_cpu(facts: model_facts.ModelDir, amx: bool) -> str:
-    if not facts.onnx:
-        return "torch"
-    if facts.safetensors and importlib.util.find_spec("onnxruntime") is None:
-        return "torch"  # e.g. the HF DLC, which has no ONNX Runtime: the weights still serve
-    if model_facts.ONNX_FILES["fp32"] not in facts.onnx or not facts.safetensors:
-        return "onnx"
-    return "torch" if amx else "onnx"
+def _plan_gpu(settings: Settings) -> Settings:
+    name = "torch" if settings.backend == "auto" else settings.backend
+    exact = settings.dtype == "auto" and settings.precision == "exact"
+    return dataclasses.replace(settings, backend=name,
+                               dtype="float32" if exact else settings.dtype)
+
+
+def _plan_cpu(facts: model_facts.ModelDir, settings: Settings,
+              cpu_facts: cpu.CpuFacts) -> tuple[str, str]:
+    name, dtype = settings.backend, settings.dtype
+    if dtype == "float16":
+        raise ModelLoadError("RERANK_DTYPE=float16 is for GPUs; on CPU use float32 or bfloat16")
+    # An explicit bf16 reads as the fast precision.
+    fast = settings.precision == "fast" or dtype == "bfloat16"
+    if name == "auto" and facts.onnx and model_facts.ONNX_FILES["fp32"] not in facts.onnx:
+        name = "onnx"  # only an int8 (or custom) graph: it was asked for by packaging it
+    elif name == "auto":
+        option = choice.cpu_option(facts, "fast" if fast else "exact", cpu_facts)
+        name, dtype = option.backend, dtype if dtype != "auto" else option.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if fast and cpu_facts.bf16 else "float32"
+    return name, dtype
 
 
 def _weights_allowed(facts: model_facts.ModelDir, settings: Settings) -> None:
@@ -136,15 +161,18 @@ def load_backend(model_dir: str, settings: Settings, profile: Profile | None = N
     facts = inspect_model_dir(model_dir)
     import torch
 
+    cuda = torch.cuda.is_available()
     if profile is not None:
         if settings.backend not in ("auto", "torch"):
             raise ModelLoadError(f"RERANK_BACKEND={settings.backend}: LLM rerankers"
                                  f" ({profile.name}) run on the torch backend only")
+        settings = plan(facts, dataclasses.replace(settings, backend="torch"), cuda)
         if profile.head == "causal":
             return _causal(facts, settings, judged or [])
         return _torch(facts, settings)
     check_architecture(facts)
-    name = choose_backend(facts, settings, torch.cuda.is_available(), cpu.has_amx())
+    settings = plan(facts, settings, cuda)
+    name = settings.backend
     if name not in BACKENDS:
         raise ModelLoadError(f"RERANK_BACKEND={name!r}: use auto or one of {sorted(BACKENDS)}")
     return BACKENDS[name](facts, settings)

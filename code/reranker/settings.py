@@ -11,7 +11,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
-from . import envconfig
+from . import cpu, envconfig
 
 _PREFIX = "RERANK_"
 
@@ -19,7 +19,10 @@ _DTYPES = ("auto", "float32", "bfloat16", "float16")
 _DEVICES = ("auto", "cpu", "cuda")
 _BACKENDS = ("auto", "torch", "onnx", "openvino")
 _LONG_DOC = ("truncate", "chunk")
-_CHOICES = ("dtype", "device", "backend", "long_documents")
+_PRECISIONS = ("auto", "exact", "fast")
+_CHOICES = ("dtype", "device", "backend", "long_documents", "precision", "cpu_features")
+# The dtypes each precision allows when RERANK_DTYPE is set too.
+_PRECISION_DTYPES = {"exact": ("auto", "float32"), "fast": ("auto", "bfloat16", "float16")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,18 +39,25 @@ class Settings:
     batch_tokens: int = 0
     # Rows per forward pass, whatever the token budget.
     max_batch_rows: int = 256
-    # "auto": bf16 on CUDA when supported else fp16; fp32 on CPU (bf16 only when asked).
+    # "exact": fp32, scores as a plain forward pass gives them.  "fast": the matrix units'
+    # precision, bf16 on CPUs with AMX/avx512_bf16 (fp32 where the CPU has no bf16
+    # arithmetic: bf16 would be slower there), bf16 or fp16 on CUDA; ranks kept (Kendall
+    # tau >= 0.99 vs fp32, docs/BENCHMARKS.md).  "auto": exact on CPU, fast on CUDA.
+    # With RERANK_BACKEND=auto the runtime is the measured fastest for the precision and
+    # CPU kind (reranker.backends.choice).
+    precision: str = "auto"
+    # "auto": from RERANK_PRECISION (fp32 on CPU, bf16 on CUDA when supported else fp16).
     dtype: str = "auto"
     device: str = "auto"
-    # "torch", "onnx", "openvino", or "auto": the fastest exact runtime at hand (torch on
-    # CUDA; on CPU ONNX Runtime fp32 when the directory has onnx/model.onnx, except on AMX
-    # Xeons; see reranker.loading.choose_backend).
+    # "torch", "onnx", "openvino", or "auto": the fastest runtime measured for this CPU kind
+    # and RERANK_PRECISION that the directory and packages allow (torch on CUDA; see
+    # reranker.loading.plan and reranker.backends.choice).
     backend: str = "auto"
     # ONNX file the onnx backend runs: "auto" (onnx/model.onnx if present, else
     # onnx/model_int8.onnx), "fp32", "int8", or a file name inside onnx/.
     onnx_model: str = "auto"
-    # Runtime for the ONNX file: "onnxruntime", or "openvino" (optional package; bf16 on
-    # CPUs with AMX unless RERANK_DTYPE=float32).
+    # Runtime for the ONNX file: "onnxruntime", or "openvino" (optional package; fp32, or
+    # bf16 with RERANK_PRECISION=fast on CPUs with AMX/avx512_bf16).
     onnx_runtime: str = "onnxruntime"
     # Documents per request; larger requests get 413 (clients split them).
     max_documents: int = 1000
@@ -68,6 +78,10 @@ class Settings:
     trust_remote_code: bool = False
     # Torch intra-op threads on CPU; 0 leaves torch's default (one per core).
     threads: int = 0
+    # The CPU to plan for instead of this one's /proc/cpuinfo ("auto"): amx, avx512_bf16,
+    # plain, or a comma-separated flag list (reranker.cpu).  For tests and for hosts that
+    # hide their CPU flags.
+    cpu_features: str = "auto"
     # Model name reported in responses; default is the model directory's name.
     model_name: str = ""
     # Run one forward pass at load time so the first request is not the slow one.
@@ -99,6 +113,13 @@ class Settings:
         _check(self.max_batch_rows >= 1, "max_batch_rows", "must be >= 1")
         _check(self.dtype in _DTYPES, "dtype", f"must be one of {_DTYPES}")
         _check(self.device in _DEVICES, "device", f"must be one of {_DEVICES}")
+        _check(self.precision in _PRECISIONS, "precision", f"must be one of {_PRECISIONS}")
+        allowed = _PRECISION_DTYPES.get(self.precision, _DTYPES)
+        _check(self.dtype in allowed, "dtype",
+               f"{self.dtype!r} contradicts RERANK_PRECISION={self.precision}; use one of"
+               f" {allowed}")
+        problem = cpu.check(self.cpu_features)
+        _check(problem is None, "cpu_features", problem or "")
         _check(self.backend in _BACKENDS, "backend", f"must be one of {_BACKENDS}")
         _check(self.max_documents >= 1, "max_documents", "must be >= 1")
         _check(self.max_body_documents >= 0, "max_body_documents", "must be >= 0")

@@ -1,6 +1,7 @@
 """The OpenVINO backend: the exported ONNX graph on OpenVINO's CPU plugin.
 
-bf16 on CPUs with AMX/avx512_bf16 unless RERANK_DTYPE=float32.  The file is chosen and
+fp32 for RERANK_PRECISION=exact, bf16 for fast (the dtype reranker.loading.plan decides;
+OpenVINO's own default would be bf16 on CPUs with AMX/avx512_bf16).  The file is chosen and
 checked exactly as by the ONNX Runtime backend; only the runtime differs.  Optional
 (pip install openvino): imported when the backend is built.
 """
@@ -19,9 +20,9 @@ class OpenVinoBackend(OnnxBackend):
 
 
 class OpenVinoRunner:
-    """OpenVINO's CPU plugin on the same ONNX file: bf16 on CPUs with AMX/avx512_bf16 unless
-    RERANK_DTYPE=float32.  Optional (pip install openvino); the graph's metadata is not read
-    here, so a foreign graph is caught by the input and label checks only."""
+    """OpenVINO's CPU plugin on the same ONNX file, with the inference precision set from the
+    dtype asked for (f32 or bf16).  Optional (pip install openvino); the graph's metadata is
+    not read here, so a foreign graph is caught by the input and label checks only."""
 
     name = "openvino"
     _HINTS = {"float32": "f32", "bfloat16": "bf16"}
@@ -33,8 +34,8 @@ class OpenVinoRunner:
             raise ModelLoadError("RERANK_ONNX_RUNTIME=openvino needs openvino"
                                  " (pip install openvino)") from None
         config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
-        if dtype in self._HINTS:
-            config["INFERENCE_PRECISION_HINT"] = self._HINTS[dtype]
+        # Always set: left alone, OpenVINO would compute in bf16 on bf16 CPUs, never exact.
+        config["INFERENCE_PRECISION_HINT"] = self._HINTS.get(dtype, "f32")
         try:
             core = ov.Core()
             compiled = core.compile_model(core.read_model(path), "CPU", config)
