@@ -172,3 +172,31 @@ def _layer_files(archive: Path):
                     small = member.isfile() and member.size < 5_000_000
                     data = layer.extractfile(member).read() if small else None
                     yield member.name.removeprefix("./"), data
+
+
+def test_the_image_serves_an_llm_reranker_like_the_hooks(image, llm_dirs, tmp_path):
+    """A packaged tiny Qwen3-Reranker (causal yes/no head, shared prefix) in the image
+    scores as model_fn/predict_fn do in this process, instruction included."""
+    import inference
+
+    archive = tmp_path / "model.tar.gz"
+    subprocess.run([sys.executable, "-m", "deploy", "package", str(llm_dirs("qwen3")),
+                    "-o", str(archive)], check=True, capture_output=True)
+    model_dir = dockerutil.unpack_like_sagemaker(archive, tmp_path / "model")
+    body = {**GOOD, "instruction": "Find capital cities"}
+    model = inference.model_fn(str(model_dir))
+    try:
+        expected = json.loads(inference.output_fn(inference.predict_fn(
+            inference.input_fn(json.dumps(body), "application/json"), model),
+            "application/json"))
+    finally:
+        model.close()
+    with dockerutil.running(image, volumes={model_dir: "/opt/ml/model:ro"}) as box:
+        box.wait_ping(200)
+        response = httpx.post(box.url + "/invocations", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    got = {r["index"]: r["relevance_score"] for r in response.json()["results"]}
+    want = {r["index"]: r["relevance_score"] for r in expected["results"]}
+    assert got.keys() == want.keys()
+    assert max(abs(got[i] - want[i]) for i in want) < 1e-5
+
