@@ -126,7 +126,9 @@ def test_image_layout_serves_with_sagemaker_settings(tmp_path, bert_dir):
 
 def test_docker_build_makes_the_venv_it_asks_pip_from_first(tmp_path):
     """On a fresh clone there is no .venv: container/base/extras.sh calls its pip."""
-    done = subprocess.run(["make", "-n", "docker-build", f"VENV={tmp_path / 'venv'}"],
+    # --no-print-directory: under `make test` this make is nested and would say so first.
+    done = subprocess.run(["make", "-n", "--no-print-directory", "docker-build",
+                           f"VENV={tmp_path / 'venv'}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].endswith(f"-m venv {tmp_path / 'venv'}")
