@@ -78,19 +78,25 @@ def start_infinity(model_dir: Path, *, dtype: str = "float32", threads: int = 2,
                                 cwd=workdir.name, env=environment(threads), stdout=log,
                                 stderr=subprocess.STDOUT)
     try:
-        _wait_ready(proc, url, ready_timeout, log_path)
+        wait_ready(proc, url, ready_timeout, log_path)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         workdir.cleanup()
 
 
-def _wait_ready(proc, url: str, timeout: float, log_path: Path) -> None:
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wait_ready(proc: subprocess.Popen, url: str, timeout: float, log_path: Path) -> None:
+    """Until Infinity's /health answers 200; RuntimeError with its log's last line if it
+    exits or takes longer than ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

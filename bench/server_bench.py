@@ -4,9 +4,9 @@
 Ours and the DLC stack serve the same model with the same packaged handler
 (code/inference.py), Infinity serves the same model directory with its own torch engine
 (bench/infinity_server.py); all on 127.0.0.1, started by the test utilities
-(bench/local_server.py, bench/dlc_stack.py).  A
-closed-loop load generator (C client threads, keep-alive connections, each sending the
-next request when the last one answered) runs the 10-document OpenSearch pattern at each
+(bench/local_server.py, bench/dlc_stack.py).  A closed-loop load generator
+(bench/closed_loop.py: C client threads, keep-alive connections, each sending the next
+request when the last one answered) runs the 10-document OpenSearch pattern at each
 concurrency level, bounded by a request count and a time cap.  Every stack stays up for the
 whole run and the levels alternate between them, so background noise hits all alike.
 """
@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import http.client
 import json
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlparse
 
-from .metrics import percentile
+from . import closed_loop
 from .workloads import Workload
 
 # Our server in each precision, with RERANK_BACKEND=auto: the runtime the product picks for
@@ -72,70 +68,9 @@ def run_level(base_url: str, payloads: list[bytes], concurrency: int, max_reques
               max_seconds: float, tick: Callable[[], None] = lambda: None,
               route: str = "/invocations") -> dict:
     """Closed loop: ``concurrency`` clients until ``max_requests`` answered or time is up."""
-    url = urlparse(base_url)
-    lock = threading.Lock()
-    latencies: list[float] = []
-    errors: list[str] = []
-    issued = [0]
-    deadline = time.perf_counter() + max_seconds
-
-    def next_index() -> int | None:
-        with lock:
-            if issued[0] >= max_requests or time.perf_counter() >= deadline:
-                return None
-            issued[0] += 1
-            return issued[0]
-
-    def client() -> None:
-        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
-        try:
-            while (i := next_index()) is not None:
-                body = payloads[i % len(payloads)]
-                start = time.perf_counter()
-                try:
-                    conn.request("POST", route, body=body,
-                                 headers={"Content-Type": "application/json",
-                                          "Accept": "application/json"})
-                    response = conn.getresponse()
-                    response.read()
-                    ok = response.status == 200
-                    status = response.status
-                except (OSError, http.client.HTTPException) as exc:
-                    ok, status = False, type(exc).__name__
-                    conn.close()
-                    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
-                elapsed = time.perf_counter() - start
-                with lock:
-                    if ok:
-                        latencies.append(elapsed)
-                    else:
-                        errors.append(str(status))
-                tick()
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
-    return {
-        "concurrency": concurrency,
-        "requests": len(latencies),
-        "errors": len(errors),
-        "error_samples": sorted(set(errors))[:5],
-        "seconds": wall,
-        "rps": len(latencies) / wall if wall else 0.0,
-        "pairs_per_s": len(latencies) * len(json.loads(payloads[0])["documents"]) / wall,
-        "p50_ms": _ms(percentile(latencies, 50)),
-        "p99_ms": _ms(percentile(latencies, 99)),
-    }
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else 1000 * seconds
+    pairs = len(json.loads(payloads[0])["documents"])
+    return closed_loop.run(base_url, route, payloads, concurrency, max_requests, max_seconds,
+                           pairs, tick)
 
 
 def warm(base_url: str, payloads: list[bytes], n: int = 4, route: str = "/invocations") -> None:

@@ -9,6 +9,7 @@ SingleRecord) into our local server, and reads the output as the job would write
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ import inference
 from batch_transform import MB, RecordTooLarge, mini_batches, transform
 from bench.local_server import start_server
 from clientutil import local_engine
+from deploy.sagemaker import modes
 from reranker.errors import InvalidJSON
 from suite_server import SUITE_ENV
 
@@ -152,13 +154,25 @@ def test_multirecord_packs_whole_lines_up_to_the_payload_limit():
 
 @pytest.fixture(scope="module")
 def batch_server(bert_dir):
-    # Batch Transform sends up to MaxPayloadInMB per request: the server's limit matches it.
-    # A body's lines count together against RERANK_MAX_BODY_DOCUMENTS: MultiRecord needs it.
+    """Our server under the environment ``transform`` gives the job: SERVE_MAX_PAYLOAD_BYTES
+    and RERANK_MAX_BODY_DOCUMENTS sized to MaxPayloadInMB."""
+    job = SimpleNamespace(max_payload_mb=MAX_PAYLOAD_MB, env={})
     env = {**SUITE_ENV, "RERANK_MAX_DOCUMENTS": str(MAX_DOCUMENTS),
-           "RERANK_MAX_BODY_DOCUMENTS": "100000",
-           "SERVE_MAX_PAYLOAD_BYTES": str(MAX_PAYLOAD_MB * MB)}
+           **modes.Transform().job_environment(job)}
     with start_server(bert_dir, env=env) as url, httpx.Client(base_url=url, timeout=600) as http:
         yield http
+
+
+def test_a_mini_batch_passing_the_document_limits_together_is_scored(batch_server):
+    """Each line within RERANK_MAX_DOCUMENTS; all lines of the one call together past it
+    and past its 1000 default, as a MultiRecord mini-batch of many lines is."""
+    lines = [json.dumps({"query": f"q{i}", "documents": [f"d{j}" for j in range(MAX_DOCUMENTS)]}
+                        ).encode() + b"\n" for i in range(80)]
+    [body] = mini_batches(lines, "MultiRecord", MAX_PAYLOAD_MB)
+    assert len(lines) * MAX_DOCUMENTS > 1000
+    answers = invoker(batch_server)(body).decode().splitlines()
+    assert len(answers) == len(lines)
+    assert all(len(json.loads(a)["results"]) == MAX_DOCUMENTS for a in answers)
 
 
 @pytest.fixture(scope="module")

@@ -226,3 +226,51 @@ def test_members_over_8_gib_fit_the_archive_format():
     assert len(info.tobuf(tarfile.PAX_FORMAT)) % 512 == 0
     with pytest.raises(ValueError):
         info.tobuf(tarfile.USTAR_FORMAT)
+
+
+def test_a_profile_override_is_packaged_and_served(llm_dirs, tmp_path):
+    """reranker.json's "profile" in the model directory reaches the archive's reranker.json
+    beside packaging's own keys, and the archive's engine scores with it."""
+    import shutil
+
+    import inference
+
+    source = tmp_path / "qwen3-instructed"
+    shutil.copytree(llm_dirs("qwen3"), source)
+    override = {"name": "qwen3-reranker", "default_instruction": "Find the city's country"}
+    # An earlier package's manifest key is written afresh; the profile is kept.
+    (source / archive.MANIFEST).write_text(json.dumps({"profile": override, "parameters": 1}))
+    out = tmp_path / "model.tar.gz"
+    assert main(["package", str(source), "-o", str(out)]) == 0
+    served = tmp_path / "served"
+    archive.safe_extract(out, served)
+    manifest = json.loads((served / archive.MANIFEST).read_text())
+    assert manifest["profile"] == override
+    assert manifest["parameters"] > 1 and manifest["llm"] is True
+
+    body = json.dumps({"query": "Paris", "documents": ["France", "Spain"]}).encode()
+
+    def served_by(model_dir: Path) -> tuple[str, list]:
+        """The engine's instruction and its answer, through the SageMaker hooks."""
+        engine = inference.model_fn(str(model_dir))
+        try:
+            result = inference.predict_fn(inference.input_fn(body, "application/json"), engine)
+            answer = json.loads(inference.output_fn(result, "application/json"))["results"]
+            return engine.profile.default_instruction, answer
+        finally:
+            engine.close()
+
+    instruction, answer = served_by(served)
+    assert (instruction, answer) == served_by(source)
+    assert instruction == override["default_instruction"]
+    assert answer != served_by(llm_dirs("qwen3"))[1]  # the instruction is in the prompt
+
+
+def test_a_bad_profile_override_is_one_line(llm_dirs, tmp_path, capsys):
+    import shutil
+
+    source = tmp_path / "qwen3-bad"
+    shutil.copytree(llm_dirs("qwen3"), source)
+    (source / archive.MANIFEST).write_text(json.dumps({"profile": 3}))
+    assert main(["package", str(source), "-o", str(tmp_path / "m.tar.gz")]) == 2
+    assert '"profile" must be' in one_line(capsys)

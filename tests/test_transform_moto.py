@@ -29,6 +29,7 @@ from bench.local_server import start_server
 from deploy.errors import UserError
 from deploy.package import archive
 from deploy.sagemaker import images, transform
+from deploy.sagemaker.modes import MB
 from test_deploy_moto import BUCKET, REGION, ROLE, cli, one_error_line
 
 # The same moto server (module-scoped), reset per test, and the same packaged archive.
@@ -72,6 +73,9 @@ def test_transform_creates_the_model_then_reuses_it(inputs, archive_path, capsys
                                             "AssembleWith": "Line"}
     assert described["TransformResources"] == {"InstanceType": "ml.m5.xlarge",
                                                "InstanceCount": 2}
+    # A mini-batch's lines together may pass RERANK_MAX_DOCUMENTS: the payload is the limit.
+    assert described["Environment"] == {"SERVE_MAX_PAYLOAD_BYTES": str(6 * MB),
+                                        "RERANK_MAX_BODY_DOCUMENTS": str(6 * MB // 4)}
     [model] = sm.list_models()["Models"]
     assert described["ModelName"] == model["ModelName"] and "-batch-" in model["ModelName"]
     container = sm.describe_model(ModelName=model["ModelName"])["PrimaryContainer"]
@@ -91,6 +95,19 @@ def test_transform_creates_the_model_then_reuses_it(inputs, archive_path, capsys
     code, out, _ = cli(capsys, "delete", "--endpoint", "rr")  # takes the batch model too
     assert code == 0 and f"deleted       model {model['ModelName']}" in out
     assert sm.list_models()["Models"] == []
+
+
+def test_a_body_document_limit_set_with_env_is_kept(inputs, archive_path, capsys):
+    code, _, err = cli(capsys, *transform_args(archive_path, "--env",
+                                               "RERANK_MAX_BODY_DOCUMENTS=5000"))
+    assert code == 0, err
+    sm = inputs("sagemaker")
+    [job] = sm.list_transform_jobs()["TransformJobSummaries"]
+    described = sm.describe_transform_job(TransformJobName=job["TransformJobName"])
+    assert "RERANK_MAX_BODY_DOCUMENTS" not in described["Environment"]
+    [model] = sm.list_models()["Models"]
+    container = sm.describe_model(ModelName=model["ModelName"])["PrimaryContainer"]
+    assert container["Environment"]["RERANK_MAX_BODY_DOCUMENTS"] == "5000"
 
 
 def test_report_counts_result_files_where_sagemaker_writes_them(inputs, archive_path,

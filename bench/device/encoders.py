@@ -82,7 +82,7 @@ def measure(model_dir: Path, *, device: str, quick: bool, heavy: bool, gemm_flop
         except Exception as exc:  # e.g. an OOM of a peer: the others still run
             row = {"error": f"{type(exc).__name__}: {exc}"[:500]}
         results.put(key + ("peers", label), row)
-    return {"targets": targets(results.data, key)}
+    return {"targets": targets(results.get(key))}
 
 
 def peer_builders(model_dir: Path, device: str) -> dict[str, Callable]:
@@ -151,11 +151,8 @@ def timed(peer, requests: list, useful_flops: float, gemm_flops: float, device: 
             "share_of_bf16_gemm": useful_flops / seconds / gemm_flops if gemm_flops else None}
 
 
-def targets(data: dict, key: tuple[str, ...]) -> dict:
+def targets(node: dict) -> dict:
     """The documented targets (docs/gpu.md) that this model's numbers decide."""
-    node = data
-    for k in key:
-        node = node.get(k, {})
     peers = node.get("peers", {})
 
     def rate(label, workload):

@@ -50,6 +50,13 @@ class Results:
         node[keys[-1]] = value
         self.write()
 
+    def get(self, keys: tuple[str, ...]) -> dict:
+        """``data[k1][k2]...``, or {} where nothing was put yet."""
+        node = self.data
+        for key in keys:
+            node = node.get(key, {})
+        return node
+
     def write(self) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps(self.data, indent=1, default=_plain) + "\n")

@@ -3,7 +3,7 @@
 Our server (``python -m serving``, started by bench/local_server.py as ``make serve``
 runs it) and Infinity (``infinity_emb v2``, from the kit's second wheel set, in its own folder
 so its older uvicorn and click never meet ours) serve the same model directory in fp16 on
-127.0.0.1.  A closed-loop client (bench/device/load.py) sends the 10-hit OpenSearch
+127.0.0.1.  A closed-loop client (bench/closed_loop.py) sends the 10-hit OpenSearch
 pattern in Cohere's format at each concurrency level, bounded by a request count and a
 time cap; the two servers run one after the other (one GPU, no sharing).
 """
@@ -16,13 +16,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .. import workloads
+from .. import closed_loop, infinity_server, workloads
 from ..local_server import free_port, start_server
-from . import load
 from .results import Results, Skip
 
 SERVED_NAME = "reranker"
@@ -51,19 +49,19 @@ def measure(model_dir: Path, *, device: str, levels: list[int], max_requests: in
         try:
             with start() as (url, path, body):
                 encoded = [json.dumps(body(b)).encode() for b in bodies]
-                load.run_level(url, path, encoded, 2, 4, 60, 10)  # warm-up
+                closed_loop.run(url, path, encoded, 2, 4, 60, 10)  # warm-up
                 rows = []
                 for level in levels:
                     seconds = min(max_seconds, max(2.0, time_left() - 20))
-                    rows.append(load.run_level(url, path, encoded, level, max_requests,
-                                               seconds, len(bodies[0]["documents"])))
+                    rows.append(closed_loop.run(url, path, encoded, level, max_requests,
+                                                seconds, len(bodies[0]["documents"])))
                     results.put(key + ("stacks", name), {"levels": rows, "dtype": dtype,
                                                          "gpu_memory": gpu_memory(device)})
         except Skip as exc:
             results.put(key + ("stacks", name), {"skipped": str(exc)})
         except Exception as exc:  # a peer that fails to start: say why, keep ours
             results.put(key + ("stacks", name), {"error": f"{type(exc).__name__}: {exc}"[:1500]})
-    return {"targets": targets(results.data, key)}
+    return {"targets": targets(results.get(key))}
 
 
 @contextlib.contextmanager
@@ -90,35 +88,11 @@ def infinity(model_dir: Path, device: str, dtype: str, site: Path
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc, log_path, timeout=300)
+        infinity_server.wait_ready(proc, url, 300, log_path)
         yield url, "/rerank", lambda b: {**b, "model": SERVED_NAME}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        infinity_server.stop(proc)
         log_path.unlink(missing_ok=True)
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log_path: Path, timeout: float) -> None:
-    import urllib.error
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-1500:]
-            raise RuntimeError(f"Infinity exited with {proc.returncode}: {tail}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"Infinity not healthy after {timeout:.0f} s")
 
 
 def gpu_memory(device: str) -> dict | None:
@@ -131,10 +105,8 @@ def gpu_memory(device: str) -> dict | None:
     return {"used_gib": round((total - free) / 2**30, 2), "total_gib": round(total / 2**30, 1)}
 
 
-def targets(data: dict, key: tuple[str, ...]) -> dict:
-    node = data
-    for k in key:
-        node = node.get(k, {})
+def targets(node: dict) -> dict:
+    """Our server against Infinity at 32 clients, from this model's section."""
     stacks = node.get("stacks", {})
 
     def at(name, level):

@@ -1,7 +1,8 @@
 """Fetching a model for packaging: from the hub, a directory or an archive, into staging.
 
-Only the files serving needs are taken (config, tokenizer, safetensors weights); pickle
-weights are converted only when allowed, and tokenizer.json is written when missing.
+Only the files serving needs are taken (config, tokenizer, safetensors weights, and an LLM
+reranker's profile override: reranker.json's "profile"); pickle weights are converted only
+when allowed, and tokenizer.json is written when missing.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 SAFETENSORS = ["model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json"]
 PICKLE = ["pytorch_model.bin", "pytorch_model-*-of-*.bin", "pytorch_model.bin.index.json"]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
+# The keys of a source's reranker.json that travel into the package; the rest is a previous
+# package's manifest, which packaging writes afresh.
+CARRIED = ("profile",)
 
 
 def resolve_source(model: str, args, workdir: Path) -> tuple[Path, dict]:
@@ -95,6 +97,27 @@ def stage(source: Path, staging: Path, *, allow_pickle: bool) -> None:
                             " safetensors")
         convert_pickle(source, staging)
     ensure_fast_tokenizer(staging)
+    carried = carried_settings(source)
+    if carried:  # the engine reads it from here when packaging checks the model
+        (staging / archive.MANIFEST).write_text(json.dumps(carried, indent=2) + "\n")
+
+
+def carried_settings(source: Path) -> dict:
+    """The model's own settings from its reranker.json (an LLM reranker's "profile"
+    override), which the packaged reranker.json must keep."""
+    path = source / archive.MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} cannot be read: {first_line(exc)}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must hold a JSON object, not {type(data).__name__}")
+    profile = data.get("profile")
+    if profile is not None and not isinstance(profile, (str, dict)):
+        raise UserError(f'{path}: "profile" must be a profile\'s name or an object')
+    return {k: data[k] for k in CARRIED if data.get(k) is not None}
 
 
 def convert_pickle(source: Path, staging: Path) -> None:

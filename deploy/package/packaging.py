@@ -2,8 +2,9 @@
 
 Steps: fetch only config, tokenizer and safetensors files (hub) or take them from a
 directory; convert pickle weights only when allowed; make sure tokenizer.json exists; load
-the model with our engine and score one pair; write reranker.json; optionally export ONNX;
-write a reproducible model.tar.gz (model at the root, code/ beside it) and print its sha256.
+the model with our engine and score one pair; write reranker.json (keeping the model's
+own profile override); optionally export ONNX; write a reproducible model.tar.gz (model at
+the root, code/ beside it) and print its sha256.
 The steps live in deploy.package: fetch, verify and assemble; ``inspect`` in
 deploy.package.inspection.
 """
@@ -35,6 +36,7 @@ def run(args) -> int:
         engine_info = checks.verify(staging) if args.check else {}
         onnx_report = checks.export_onnx(exporter, staging, args) if exporter else None
         manifest = assemble.build_manifest(info, config, engine_info, onnx_report, args)
+        manifest.update(fetch.carried_settings(staging))  # the model's profile override
         # What `deploy` sizes instances by, without opening the weights again.
         manifest.update(llm=model_kind.is_llm(config),
                         parameters=weights.parameter_count(staging))

@@ -21,8 +21,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy.errors import UserError
 from deploy.sagemaker import component_scaling, metrics_config, names, resources
-from deploy.sagemaker.aws import error_code, error_message, is_missing
-from deploy.sagemaker.waiter import WaitFailed, wait, wait_in_service
+from deploy.sagemaker.aws import error_code, error_message
+from deploy.sagemaker.waiter import WaitFailed, judge_status, wait, wait_in_service
 
 ROUTING = "LEAST_OUTSTANDING_REQUESTS"
 MIN_MEMORY_MB = 128  # MemoryInMb's minimum in the service model
@@ -124,13 +124,8 @@ def component_specification(config, model: str, instance_type: str) -> dict:
 
 
 def describe_component(sm, name: str) -> dict | None:
-    try:
-        return sm.describe_inference_component(InferenceComponentName=name)
-    except ClientError as exc:
-        if is_missing(exc):
-            return None
-        raise UserError(f"DescribeInferenceComponent {name}: {error_code(exc)}:"
-                        f" {error_message(exc)}") from None
+    return resources.described(sm.describe_inference_component, "DescribeInferenceComponent",
+                               name, InferenceComponentName=name)
 
 
 def components_on(sm, endpoint: str) -> list[dict]:
@@ -285,14 +280,8 @@ def wait_component(sm, component: str, timeout: float, poll: float) -> dict:
 
 
 def judge_component(description: dict) -> bool:
-    status = description["InferenceComponentStatus"]
-    if status in COMPONENT_SETTLING:
-        return False
-    if status == "InService":
-        return True
-    reason = description.get("FailureReason") or "no reason given"
-    raise WaitFailed(f"component {description.get('InferenceComponentName')} is {status}:"
-                     f" {reason}")
+    return judge_status(description, "component", "InferenceComponent", COMPONENT_SETTLING,
+                        "InService")
 
 
 def inventory(made: list[str], config) -> str:

@@ -17,6 +17,8 @@ MAX_PAYLOAD_MB = 100
 SPLIT_TYPES = ("Line", "None")
 # multi-model-server's default max_request_size (6553500 bytes), which the DLC keeps.
 DLC_PAYLOAD_MB = 6
+# The fewest bytes a document takes in a JSON body: a one-character string and a comma.
+SHORTEST_DOCUMENT_BYTES = 4
 
 
 class Mode:
@@ -222,12 +224,28 @@ class Transform(_Instances):
                                 "Accept": "application/jsonlines", "AssembleWith": "Line"},
             "TransformResources": {"InstanceType": config.instance_type,
                                    "InstanceCount": config.instance_count},
-            # Our server refuses bodies above its own limit: raise it to the batch size.
-            "Environment": {"SERVE_MAX_PAYLOAD_BYTES": str(config.max_payload_mb * MB)},
+            "Environment": self.job_environment(config),
         }
         if config.max_concurrent_transforms:
             request["MaxConcurrentTransforms"] = config.max_concurrent_transforms
         return request
+
+    def job_environment(self, config) -> dict[str, str]:
+        """The container's limits raised to what one call of the job carries.
+
+        Our server refuses bodies above SERVE_MAX_PAYLOAD_BYTES.  Every call's body is
+        jsonlines (a MultiRecord mini-batch of lines, or with SplitType=None a whole file),
+        and the engine counts all its lines' documents together against
+        RERANK_MAX_BODY_DOCUMENTS (default: RERANK_MAX_DOCUMENTS, 1000): a batch of lines
+        could pass that.  So the payload size is the limit: no body of MaxPayloadInMB can
+        hold more documents than one per 4 bytes (``"x",``).  The hooks on the DLC run the
+        same engine and read the same variable.  A value set with ENV (the model's
+        environment) is kept."""
+        payload = config.max_payload_mb * MB
+        environment = {"SERVE_MAX_PAYLOAD_BYTES": str(payload)}
+        if "RERANK_MAX_BODY_DOCUMENTS" not in config.env:
+            environment["RERANK_MAX_BODY_DOCUMENTS"] = str(payload // SHORTEST_DOCUMENT_BYTES)
+        return environment
 
     def iam_statements(self, config, partition: str) -> list[dict]:
         bucket, _, prefix = config.transform_input[len("s3://"):].partition("/")

@@ -16,13 +16,19 @@ VARIANT = "AllTraffic"
 
 
 def describe(sm, endpoint: str) -> dict | None:
+    return described(sm.describe_endpoint, "DescribeEndpoint", endpoint, EndpointName=endpoint)
+
+
+def described(call, operation: str, name: str, **kwargs) -> dict | None:
+    """``call``'s description, or None when the resource does not exist; any other error
+    is one line naming ``operation`` and ``name``."""
     try:
-        return sm.describe_endpoint(EndpointName=endpoint)
+        return call(**kwargs)
     except ClientError as exc:
         if is_missing(exc):
             return None
-        raise UserError(f"DescribeEndpoint {endpoint}: {error_code(exc)}:"
-                        f" {error_message(exc)}") from None
+        raise UserError(f"{operation} {name}: {error_code(exc)}: {error_message(exc)}"
+                        ) from None
 
 
 def create_model(sm, config, name: str, image: str, model_data: str, isolation: bool,

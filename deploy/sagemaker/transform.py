@@ -21,7 +21,7 @@ from deploy.sagemaker import modes, names, resources
 from deploy.sagemaker.aws import Aws, error_code, error_message, translate_errors
 from deploy.sagemaker.endpoints import print_policies, require_role
 from deploy.sagemaker.model_source import model_data_for, resolve_image
-from deploy.sagemaker.waiter import WaitFailed, wait
+from deploy.sagemaker.waiter import WaitFailed, judge_status, wait
 
 RUNNING = ("InProgress", "Stopping")
 @translate_errors
@@ -149,14 +149,7 @@ def wait_for_job(sm, s3, config, job: str, model: str, inputs: dict[str, int]) -
 
 def judge_job(description: dict) -> bool:
     """True when Completed, False while running; raises WaitFailed with AWS's reason."""
-    status = description["TransformJobStatus"]
-    if status in RUNNING:
-        return False
-    if status == "Completed":
-        return True
-    reason = description.get("FailureReason") or "no reason given"
-    raise WaitFailed(f"transform job {description.get('TransformJobName')} is {status}:"
-                     f" {reason}")
+    return judge_status(description, "transform job", "TransformJob", RUNNING, "Completed")
 
 
 def output_key(config, input_key: str) -> str:

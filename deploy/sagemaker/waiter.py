@@ -42,6 +42,20 @@ def wait(describe: Callable[[], dict], judge: Callable[[dict], bool],
             time.sleep(poll)
 
 
+def judge_status(description: dict, kind: str, resource: str, going: tuple[str, ...],
+                 done: str) -> bool:
+    """True at ``done``, False while in ``going``; otherwise WaitFailed with AWS's reason.
+    ``resource`` prefixes the description's keys (``TransformJob``: TransformJobStatus,
+    TransformJobName)."""
+    status = description[f"{resource}Status"]
+    if status in going:
+        return False
+    if status == done:
+        return True
+    reason = description.get("FailureReason") or "no reason given"
+    raise WaitFailed(f"{kind} {description.get(f'{resource}Name')} is {status}: {reason}")
+
+
 def judge(description: dict, expected_config: str) -> bool:
     """An endpoint: True when done, False while settling; raises WaitFailed with AWS's
     reason."""

@@ -1,18 +1,30 @@
 """A closed-loop load generator: C clients on keep-alive connections, bounded in count and
-time, each sending its next request when the last one answered (127.0.0.1 only)."""
+time, each sending its next request when the last one answered (127.0.0.1 only).
+
+Used by the server-level benchmark (bench/server_bench.py) and the device check's server
+part (bench/device/servers.py).
+"""
 
 from __future__ import annotations
 
 import http.client
 import threading
 import time
+from collections.abc import Callable
 from urllib.parse import urlparse
 
-import numpy as np
+from .metrics import percentile
+
+HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+# Seconds a client may still take after the time cap (its last request in flight).
+GRACE_SECONDS = 150
 
 
-def run_level(base_url: str, path: str, payloads: list[bytes], concurrency: int,
-              max_requests: int, max_seconds: float, pairs_per_request: int) -> dict:
+def run(base_url: str, route: str, payloads: list[bytes], concurrency: int, max_requests: int,
+        max_seconds: float, pairs_per_request: int,
+        tick: Callable[[], None] = lambda: None) -> dict:
+    """``concurrency`` clients POST ``payloads`` in turn to ``route`` until ``max_requests``
+    were sent or ``max_seconds`` passed; ``tick`` is called after every answer."""
     url = urlparse(base_url)
     if url.hostname not in ("127.0.0.1", "localhost"):
         raise ValueError(f"load is only sent to this machine, not {url.hostname}")
@@ -35,8 +47,8 @@ def run_level(base_url: str, path: str, payloads: list[bytes], concurrency: int,
             while (i := next_index()) is not None:
                 start = time.perf_counter()
                 try:
-                    conn.request("POST", path, body=payloads[i % len(payloads)],
-                                 headers={"Content-Type": "application/json"})
+                    conn.request("POST", route, body=payloads[i % len(payloads)],
+                                 headers=HEADERS)
                     response = conn.getresponse()
                     response.read()
                     status = response.status
@@ -50,6 +62,7 @@ def run_level(base_url: str, path: str, payloads: list[bytes], concurrency: int,
                         latencies.append(elapsed)
                     else:
                         errors.append(str(status))
+                tick()
         finally:
             conn.close()
 
@@ -58,7 +71,7 @@ def run_level(base_url: str, path: str, payloads: list[bytes], concurrency: int,
     for t in threads:
         t.start()
     for t in threads:
-        t.join(max_seconds + 150)
+        t.join(max_seconds + GRACE_SECONDS)
     wall = time.perf_counter() - start
     return {
         "concurrency": concurrency,
@@ -68,10 +81,10 @@ def run_level(base_url: str, path: str, payloads: list[bytes], concurrency: int,
         "seconds": round(wall, 3),
         "rps": len(latencies) / wall if wall else 0.0,
         "pairs_per_s": len(latencies) * pairs_per_request / wall if wall else 0.0,
-        "p50_ms": _ms(latencies, 50),
-        "p99_ms": _ms(latencies, 99),
+        "p50_ms": _ms(percentile(latencies, 50)),
+        "p99_ms": _ms(percentile(latencies, 99)),
     }
 
 
-def _ms(latencies: list[float], q: float) -> float | None:
-    return 1000 * float(np.percentile(latencies, q)) if latencies else None
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else 1000 * seconds
