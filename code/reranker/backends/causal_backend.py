@@ -15,18 +15,14 @@ forward pass of each whole prompt (tests/test_llm_parity.py).
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import torch
 import transformers
 
-from .. import cpu
 from .base import ModelLoadError
 from .checkpoint import load_complete
-from .torch_backend import _DTYPES, pick_device, pick_dtype
-
-log = logging.getLogger(__name__)
+from .memory_cap import MemoryCap, padded_widths
+from .torch_setup import DTYPES, place
 
 
 class CausalBackend:
@@ -37,15 +33,11 @@ class CausalBackend:
 
     def __init__(self, model_dir: str, judged: list[int], *, device: str, dtype: str,
                  trust_remote_code: bool, use_safetensors: bool, threads: int = 0):
-        self.device = pick_device(device)
+        self.device, self.dtype = place(device, dtype, threads)
         self.device_type = self.device.type
-        self.dtype = pick_dtype(dtype, self.device)
-        if self.device.type == "cpu" and threads:
-            torch.set_num_threads(threads)
-        if self.device.type == "cpu" and self.dtype == "bfloat16" and not cpu.has_bf16():
-            log.warning("this CPU has no avx512_bf16/AMX: bfloat16 will be slower than float32")
+        self.memory = MemoryCap()
         model = load_complete(transformers.AutoModelForCausalLM, model_dir,
-                              dtype=_DTYPES[self.dtype], trust_remote_code=trust_remote_code,
+                              dtype=DTYPES[self.dtype], trust_remote_code=trust_remote_code,
                               use_safetensors=use_safetensors)
         self.config = model.config
         head = model.get_output_embeddings()
@@ -72,17 +64,13 @@ class CausalBackend:
     def continuations(self, cache, prefix_length: int, ids: np.ndarray,
                       lengths: np.ndarray) -> np.ndarray:
         """Judged logits ``[rows, judged]`` (fp32) of right-padded continuations of the prefix
-        whose cache is ``cache``; a batch too big for the GPU's memory is halved."""
-        try:
-            return self._continuations(cache, prefix_length, ids, lengths)
-        except torch.cuda.OutOfMemoryError:
-            if len(ids) == 1:
-                raise
-            torch.cuda.empty_cache()
-            h = len(ids) // 2
-            return np.concatenate([
-                self.continuations(cache, prefix_length, ids[:h], lengths[:h]),
-                self.continuations(cache, prefix_length, ids[h:], lengths[h:])])
+        whose cache is ``cache``, in passes that fit the GPU's memory (memory_cap.py)."""
+        def rows(start: int, stop: int, width: int) -> np.ndarray:
+            return self._continuations(cache, prefix_length, ids[start:stop, :width],
+                                       lengths[start:stop])
+
+        widths = padded_widths(lengths, self.pad_multiple, ids.shape[1])
+        return self.memory.run(rows, widths, len(self.judged))
 
     @torch.inference_mode()
     def _continuations(self, cache, prefix_length: int, ids: np.ndarray,
@@ -121,7 +109,11 @@ class CausalBackend:
 
     def forward(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray | None) -> np.ndarray:
         """The Backend contract's call: judged logits of whole prompts."""
-        return self.whole(ids, mask)
+        def rows(start: int, stop: int, width: int) -> np.ndarray:
+            return self.whole(ids[start:stop, :width], mask[start:stop, :width])
+
+        widths = padded_widths(mask.sum(axis=1), self.pad_multiple, ids.shape[1])
+        return self.memory.run(rows, widths, len(self.judged))
 
     def health(self) -> bool:
         if self.device_type != "cuda":
@@ -143,6 +135,7 @@ class CausalBackend:
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "threads": torch.get_num_threads(),
+            "memory_cap_tokens": self.memory.tokens,
         }
 
 
