@@ -3,7 +3,8 @@
 
 The split batches score as the unsplit one, the learned cap is kept (a second request is
 planned under it and runs out of memory no more), and a row that does not fit even alone
-fails its own request with a 413 naming the document, not the requests batched with it.
+fails its own request with a 413 naming the document (a query prefix: naming the query),
+not the requests batched with it.
 (bench/device/oom.py checks the same on a GPU with a real allocator limit.)
 """
 
@@ -16,7 +17,7 @@ import torch
 from example_texts import CAPITAL_DOCS, CAPITAL_QUERY
 from reranker.batching import _RowsJob
 from reranker.engine import Reranker
-from reranker.errors import TooLargeForDevice
+from reranker.errors import PayloadTooLarge, TooLargeForDevice
 from reranker.prefix_batching import _GroupsJob
 from reranker.settings import Settings
 
@@ -137,3 +138,29 @@ def test_llm_row_that_cannot_fit_fails_its_request_alone(qwen3):
         assert qwen3.backend.memory.tokens == 0
     finally:
         qwen3.backend._continuations = gpu.inner
+
+
+def test_llm_prefix_that_cannot_fit_fails_the_requests_with_that_query(qwen3):
+    long_query = "a query far longer than the other one " * 6
+    expected = qwen3.score(CAPITAL_QUERY, CAPITAL_DOCS, raw=True)
+    inner = qwen3.backend._prefix
+    limit = len(qwen3.prompts.encode([(CAPITAL_QUERY, "d")]).groups[0].prefix)
+
+    def small_gpu(ids):
+        if len(ids) > limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return inner(ids)
+
+    qwen3.backend._prefix = small_gpu
+    try:
+        with pytest.raises(PayloadTooLarge) as caught:
+            qwen3.score(long_query, ["a document"])
+        assert caught.value.status == 413 and caught.value.field == "query"
+        jobs = [_GroupsJob(qwen3.prompts.encode([(q, d) for d in CAPITAL_DOCS]).groups)
+                for q in (long_query, CAPITAL_QUERY)]
+        qwen3.batcher._score(jobs)
+        assert isinstance(jobs[0].error, PayloadTooLarge) and jobs[1].error is None
+        judged = jobs[1].results[0]
+        assert np.allclose(judged[:, 0] - judged[:, 1], expected, atol=TOL, rtol=0)
+    finally:
+        qwen3.backend._prefix = inner

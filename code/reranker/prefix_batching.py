@@ -17,6 +17,7 @@ import numpy as np
 
 from .backends.base import RowsDoNotFit
 from .batching import Job, Worker, plan_batches, too_large
+from .errors import PayloadTooLarge
 from .prompts import PromptGroup
 
 
@@ -61,6 +62,10 @@ class PrefixBatcher(Worker):
             rows = [row for job, g in members for row in job.groups[g].rows]
             try:
                 logits = self.score_prefix(list(prefix), rows)
+            except PayloadTooLarge as exc:  # the prefix itself does not fit: its requests fail
+                for job, _ in members:
+                    job.error = job.error or exc
+                continue
             except RowsDoNotFit as exc:  # fail the requests of those rows, score the rest
                 logits = exc.logits
                 owners = [(job, pair) for job, g in members for pair in job.groups[g].pairs]

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import transformers
 
+from ..errors import PayloadTooLarge
 from .base import ModelLoadError
 from .checkpoint import load_complete
 from .memory_cap import MemoryCap, padded_widths
@@ -54,9 +55,19 @@ class CausalBackend:
         self.judged = list(judged)
         self.pad_multiple = 8 if self.device.type == "cuda" else 1
 
-    @torch.inference_mode()
     def prefix(self, ids: list[int]):
-        """The prefix's key/value cache (one row)."""
+        """The prefix's key/value cache (one row); a 413 naming the query when it does not
+        fit in the GPU's memory."""
+        try:
+            return self._prefix(ids)
+        except torch.cuda.OutOfMemoryError:
+            pass  # the traceback, and the failed pass's tensors with it, are released here
+        torch.cuda.empty_cache()
+        raise PayloadTooLarge(f"the query's prompt ({len(ids)} tokens) does not fit in the GPU's"
+                              " memory; send a shorter query or instruction", field="query")
+
+    @torch.inference_mode()
+    def _prefix(self, ids: list[int]):
         tensor = torch.tensor([ids], dtype=torch.long, device=self.device)
         out = self.body(input_ids=tensor, use_cache=True)
         return out.past_key_values
