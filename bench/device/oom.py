@@ -1,7 +1,8 @@
 """CUDA out-of-memory under a real memory cap: the torch backend halves the batch.
 
 ``TorchBackend.forward`` catches ``torch.cuda.OutOfMemoryError`` and scores the two halves
-of the batch instead, recursively down to one row.  This caps the process's share of the
+of the batch instead, recursively down to one row, and caps later passes under the size that
+failed (reranker/backends/memory_cap.py).  This caps the process's share of the
 GPU with ``torch.cuda.set_per_process_memory_fraction`` (a real allocator OOM, not a mock),
 sends one batch far over the cap, and checks that it was split and scores the same as
 small batches scored without a cap.

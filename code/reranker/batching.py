@@ -24,7 +24,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from . import observe
-from .errors import Cancelled, EngineClosed
+from .backends.base import RowsDoNotFit
+from .errors import Cancelled, EngineClosed, TooLargeForDevice
 
 # ids [b, t], attention mask [b, t], token types [b, t] or None -> logits [b, labels]
 ForwardFn = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], np.ndarray]
@@ -226,7 +227,13 @@ class Batcher(_Runner, Worker):
             members = [rows[i] for i in batch]
             types = (None if members[0][0].type_ids is None
                      else [j.type_ids[r] for j, r in members])
-            logits = self._forward_observed([j.ids[r] for j, r in members], types)
+            try:
+                logits = self._forward_observed([j.ids[r] for j, r in members], types)
+            except RowsDoNotFit as exc:  # fail the requests of those rows, score the rest
+                logits = exc.logits
+                for k in exc.rows:
+                    job, r = members[k]
+                    job.error = job.error or too_large(r)
             for k, i in enumerate(batch):
                 results[i] = logits[k]
         offset = 0
@@ -246,10 +253,20 @@ class Unbatched(_Runner):
             raise ValueError("nothing to score")
         if cancel is not None and cancel.is_set():
             raise Cancelled("the client closed the connection")
-        return self._forward_observed(ids, type_ids)
+        try:
+            return self._forward_observed(ids, type_ids)
+        except RowsDoNotFit as exc:
+            raise too_large(exc.rows[0]) from None
 
     def close(self, timeout: float = 10.0) -> None:
         pass
+
+
+def too_large(row: int) -> TooLargeForDevice:
+    """The error of a request whose row ``row`` does not fit in device memory alone; the
+    engine names the document it came from."""
+    return TooLargeForDevice(f"row {row} does not fit in the GPU's memory even scored alone",
+                             row=row)
 
 
 # Every worker not yet garbage-collected, closed at interpreter exit: a worker thread

@@ -2,7 +2,8 @@
 
 Queries and documents are tokenized separately (documents in one parallel batch that
 releases the GIL), the document is cut first, and the tokenizer's own post-processor
-adds the special tokens, so each row equals ``tokenizer(q, d, truncation="only_second")``.
+adds the special tokens, so each row equals ``tokenizer(q, d, truncation="only_second")``
+(with ``split_special_tokens=True``: special tokens typed in the text are text).
 Chunk mode keeps the cut-off tail as overlapping windows, each scored with the query.
 """
 
@@ -38,6 +39,9 @@ class PairEncoder:
         self._tokenizer = Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str())
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
+        # "[SEP]" or "</s>" in a query or document is text, not a segment boundary: the
+        # pair's special tokens are the post-processor's alone (docs/models.md).
+        self._tokenizer.encode_special_tokens = True
         self.max_length = max_length
         self.query_cap = max(1, int(max_length * max_query_share))
         self.special = hf_tokenizer.num_special_tokens_to_add(pair=True)

@@ -6,6 +6,7 @@ are scored together by :class:`reranker.batching.Batcher`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -18,7 +19,7 @@ from . import observe, profiles, scoring
 from .backends.base import Backend, ModelLoadError
 from .batching import Batcher, Unbatched
 from .encoding import PairEncoder
-from .errors import InvalidRequest, PayloadTooLarge
+from .errors import InvalidRequest, PayloadTooLarge, TooLargeForDevice
 from .loading import inspect_model_dir, load_backend
 from .prefix_batching import PrefixBatcher
 from .profiles import Profile
@@ -145,7 +146,8 @@ class Reranker:
             field=request.documents_field,
         )
         self.observer.tokenized(time.perf_counter() - started, len(encoded.ids), encoded.tokens)
-        logits = self.batcher.run(encoded.ids, encoded.type_ids, cancel)
+        with _naming_documents(request, encoded.owner):
+            logits = self.batcher.run(encoded.ids, encoded.type_ids, cancel)
         logits = _best_row_per_pair(logits, encoded.owner, len(request.pairs))
         return self._result(request, logits, encoded.tokens)
 
@@ -193,11 +195,15 @@ class Reranker:
         self.observer.tokenized(time.perf_counter() - started, len(request.pairs), rows.tokens)
         logits = np.empty((len(request.pairs), 1), dtype=np.float32)
         if isinstance(self.batcher, PrefixBatcher):
-            for group, judged in zip(rows.groups, self.batcher.run(rows.groups, cancel)):
+            # The prefix batcher reports the pair itself.
+            with _naming_documents(request, range(len(request.pairs))):
+                scored = self.batcher.run(rows.groups, cancel)
+            for group, judged in zip(rows.groups, scored):
                 logits[group.pairs, 0] = _formula(self.profile.formula, judged)
         else:
             ids, owner = rows.full_rows()
-            logits[owner, 0] = self.batcher.run(ids, None, cancel)[:, 0]
+            with _naming_documents(request, owner):
+                logits[owner, 0] = self.batcher.run(ids, None, cancel)[:, 0]
         return logits, rows.tokens
 
     def _check_instruction(self, request: RerankRequest) -> None:
@@ -227,6 +233,20 @@ class Reranker:
         """Stop scoring: requests still waiting fail with EngineClosed; returns within
         ``timeout`` seconds."""
         self.batcher.close(timeout)
+
+
+@contextlib.contextmanager
+def _naming_documents(request: RerankRequest, owner):
+    """A row too large for the device's memory becomes a 413 naming its document."""
+    try:
+        yield
+    except TooLargeForDevice as exc:
+        pair = owner[exc.row]
+        field = f"{request.documents_field}[{pair}]"
+        raise TooLargeForDevice(
+            f"{field} does not fit in the GPU's memory even scored alone; send it shorter"
+            " (or lower RERANK_MAX_LENGTH / RERANK_LLM_MAX_LENGTH)", field=field,
+            row=pair) from None
 
 
 def _formula(formula: str, judged: np.ndarray) -> np.ndarray:

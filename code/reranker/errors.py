@@ -68,6 +68,15 @@ class PayloadTooLarge(RerankError):
     type = "payload_too_large"
 
 
+class TooLargeForDevice(PayloadTooLarge):
+    """A row that ran out of device memory even scored alone: only its request fails.
+    ``row`` is its index among the rows the request sent to the model."""
+
+    def __init__(self, message: str, field: str | None = None, row: int = 0):
+        super().__init__(message, field)
+        self.row = row
+
+
 class UnsupportedMediaType(RerankError):
     status = 415
     type = "unsupported_media_type"

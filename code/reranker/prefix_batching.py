@@ -15,7 +15,9 @@ import time
 
 import numpy as np
 
-from .batching import Job, Worker, plan_batches
+from .backends.base import RowsDoNotFit
+from .batching import Job, Worker, plan_batches, too_large
+from .errors import PayloadTooLarge
 from .prompts import PromptGroup
 
 
@@ -58,7 +60,18 @@ class PrefixBatcher(Worker):
             if not members:
                 continue
             rows = [row for job, g in members for row in job.groups[g].rows]
-            logits = self.score_prefix(list(prefix), rows)
+            try:
+                logits = self.score_prefix(list(prefix), rows)
+            except PayloadTooLarge as exc:  # the prefix itself does not fit: its requests fail
+                for job, _ in members:
+                    job.error = job.error or exc
+                continue
+            except RowsDoNotFit as exc:  # fail the requests of those rows, score the rest
+                logits = exc.logits
+                owners = [(job, pair) for job, g in members for pair in job.groups[g].pairs]
+                for k in exc.rows:
+                    job, pair = owners[k]
+                    job.error = job.error or too_large(pair)
             offset = 0
             for job, g in members:
                 count = len(job.groups[g].rows)
@@ -70,14 +83,21 @@ class PrefixBatcher(Worker):
         cache = self._backend.prefix(prefix)
         lengths = [len(r) for r in rows]
         out: list[np.ndarray | None] = [None] * len(rows)
+        failed: list[int] = []
         for batch in plan_batches(lengths, self.token_budget, self.max_rows):
             ids, real = self._padded([rows[i] for i in batch])
             started = time.perf_counter()
-            logits = self._backend.continuations(cache, len(prefix), ids, real)
+            try:
+                logits = self._backend.continuations(cache, len(prefix), ids, real)
+            except RowsDoNotFit as exc:  # the other rows' results are in it
+                logits = exc.logits
+                failed += [batch[k] for k in exc.rows]
             self.observer.forwarded(time.perf_counter() - started, len(batch),
                                     int(real.sum()), ids.size)
             for k, i in enumerate(batch):
                 out[i] = logits[k]
+        if failed:
+            raise RowsDoNotFit(sorted(failed), np.stack(out))
         return np.stack(out)
 
     def _padded(self, rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -4,11 +4,17 @@ Each query of a request becomes one shared prefix (system prompt, instruction, q
 document one continuation (the document piece, then the suffix).  Only the document is
 ever cut: template, instruction and query stay whole, and a query that leaves no room for
 a document is refused.  Rows equal the reference's ``prefix + document + suffix`` tokens.
+
+Special tokens are the template's alone: in the query, the instruction and the documents
+they are tokenized as plain text, so a document holding ``<|im_end|>`` cannot close its
+turn and write the model's prompt (docs/models.md says where this differs from the
+references).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from tokenizers import Tokenizer
 
@@ -58,6 +64,14 @@ class PromptEncoder:
         self._tokenizer = Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str())
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
+        # User text is encoded with special tokens split into plain text; the template's
+        # own special tokens are cut out of its pieces first and kept as themselves.
+        self._specials = {t.content: i for i, t in hf_tokenizer.added_tokens_decoder.items()
+                          if t.special}
+        self._special_re = re.compile("|".join(
+            re.escape(t) for t in sorted(self._specials, key=len, reverse=True)) or r"(?!)")
+        self._plain = Tokenizer.from_str(self._tokenizer.to_str())
+        self._plain.encode_special_tokens = True
         self.profile = profile
         self.max_length = max_length
         bos, pad = hf_tokenizer.bos_token_id, hf_tokenizer.pad_token_id
@@ -66,14 +80,39 @@ class PromptEncoder:
         true, false = profile.judged
         self.judged = [self._one_token(true)] + ([self._one_token(false)] if false else [])
         # The document piece around {document}, braces unescaped (a document is never
-        # formatted: its own braces stay as sent).
-        self._before, self._after = (p.format() for p in profile.document.split("{document}", 1))
-        label_ids = self._ids(self._before) if self._before else []
+        # formatted: its own braces stay as sent), its special tokens cut off its ends.
+        before, after = (p.format() for p in profile.document.split("{document}", 1))
+        self._head, self._before = self._cut_specials(before, last=True)
+        self._after, self._tail = self._cut_specials(after, last=False)
         # The label ("<Document>: ") survives a left cut when it tokenizes as a prefix.
-        self._label = len(label_ids)
+        self._label = len(self._template(self._head)) + len(self._text(self._before, {}))
 
     def _ids(self, text: str) -> list[int]:
         return self._tokenizer.encode(text, add_special_tokens=False).ids
+
+    def _cut_specials(self, text: str, *, last: bool) -> tuple[str, str]:
+        """``text`` split after its last (``last``) or before its first special token."""
+        found = list(self._special_re.finditer(text))
+        if not found:
+            return ("", text) if last else (text, "")
+        at = found[-1].end() if last else found[0].start()
+        return text[:at], text[at:]
+
+    def _template(self, piece: str, **fields) -> list[int]:
+        """A template piece's ids: its own special tokens as themselves, every other part
+        formatted with ``fields`` (user text) and encoded with special tokens split."""
+        ids: list[int] = []
+        start = 0
+        for match in self._special_re.finditer(piece):
+            ids.extend(self._text(piece[start:match.start()], fields))
+            ids.append(self._specials[match.group()])
+            start = match.end()
+        ids.extend(self._text(piece[start:], fields))
+        return ids
+
+    def _text(self, template: str, fields: dict) -> list[int]:
+        text = template.format(**fields) if fields else template
+        return self._plain.encode(text, add_special_tokens=False).ids if text else []
 
     def _one_token(self, text: str) -> int:
         ids = self._ids(text)
@@ -85,7 +124,7 @@ class PromptEncoder:
     def _pieces(self, pieces: tuple[str, ...], **fields) -> list[int]:
         ids: list[int] = []
         for piece in pieces:
-            ids.extend(self._ids(piece.format(**fields)))
+            ids.extend(self._template(piece, **fields))
         return ids
 
     def encode(self, pairs: list[tuple[str, str]], *, instruction: str | None = None,
@@ -100,7 +139,8 @@ class PromptEncoder:
                                                  instruction=instruction_text)
                 queries[query] = PromptGroup(prefix, [], [])
         texts = [self._before + d + self._after for _, d in pairs]
-        docs = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        docs = self._plain.encode_batch(texts, add_special_tokens=False)
+        head, tail = self._template(self._head), self._template(self._tail)
         for index, ((query, _), doc) in enumerate(zip(pairs, docs)):
             group = queries[query]
             room = self.max_length - len(group.prefix) - len(suffix)
@@ -109,7 +149,7 @@ class PromptEncoder:
                     f"the query and the prompt take {len(group.prefix) + len(suffix)} tokens,"
                     f" leaving no room for a document within {self.max_length}"
                     " (RERANK_LLM_MAX_LENGTH)", field="query")
-            ids = doc.ids
+            ids = head + doc.ids + tail
             if len(ids) > room:
                 if not truncate:
                     raise PayloadTooLarge(

@@ -20,6 +20,18 @@ class ModelLoadError(RuntimeError):
     (or a subclass), so a server and the hooks catch one type."""
 
 
+class RowsDoNotFit(RuntimeError):
+    """Rows of one forward pass that ran out of device memory even alone.
+
+    ``rows`` are their indices in the batch; ``logits`` holds every other row's result
+    (NaN for these), so the runner fails only the requests that sent them."""
+
+    def __init__(self, rows: list[int], logits: np.ndarray):
+        super().__init__(f"rows {rows} do not fit in device memory even alone")
+        self.rows = rows
+        self.logits = logits
+
+
 # What a servable checkpoint looks like, for the errors that refuse one.
 WHAT_A_RERANKER_IS = (
     "a cross-encoder checkpoint is a *ForSequenceClassification model whose files hold its"

@@ -15,18 +15,15 @@ forward pass of each whole prompt (tests/test_llm_parity.py).
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import torch
 import transformers
 
-from .. import cpu
+from ..errors import PayloadTooLarge
 from .base import ModelLoadError
 from .checkpoint import load_complete
-from .torch_backend import _DTYPES, pick_device, pick_dtype
-
-log = logging.getLogger(__name__)
+from .memory_cap import MemoryCap, padded_widths
+from .torch_setup import DTYPES, place
 
 
 class CausalBackend:
@@ -37,15 +34,11 @@ class CausalBackend:
 
     def __init__(self, model_dir: str, judged: list[int], *, device: str, dtype: str,
                  trust_remote_code: bool, use_safetensors: bool, threads: int = 0):
-        self.device = pick_device(device)
+        self.device, self.dtype = place(device, dtype, threads)
         self.device_type = self.device.type
-        self.dtype = pick_dtype(dtype, self.device)
-        if self.device.type == "cpu" and threads:
-            torch.set_num_threads(threads)
-        if self.device.type == "cpu" and self.dtype == "bfloat16" and not cpu.has_bf16():
-            log.warning("this CPU has no avx512_bf16/AMX: bfloat16 will be slower than float32")
+        self.memory = MemoryCap()
         model = load_complete(transformers.AutoModelForCausalLM, model_dir,
-                              dtype=_DTYPES[self.dtype], trust_remote_code=trust_remote_code,
+                              dtype=DTYPES[self.dtype], trust_remote_code=trust_remote_code,
                               use_safetensors=use_safetensors)
         self.config = model.config
         head = model.get_output_embeddings()
@@ -62,9 +55,19 @@ class CausalBackend:
         self.judged = list(judged)
         self.pad_multiple = 8 if self.device.type == "cuda" else 1
 
-    @torch.inference_mode()
     def prefix(self, ids: list[int]):
-        """The prefix's key/value cache (one row)."""
+        """The prefix's key/value cache (one row); a 413 naming the query when it does not
+        fit in the GPU's memory."""
+        try:
+            return self._prefix(ids)
+        except torch.cuda.OutOfMemoryError:
+            pass  # the traceback, and the failed pass's tensors with it, are released here
+        torch.cuda.empty_cache()
+        raise PayloadTooLarge(f"the query's prompt ({len(ids)} tokens) does not fit in the GPU's"
+                              " memory; send a shorter query or instruction", field="query")
+
+    @torch.inference_mode()
+    def _prefix(self, ids: list[int]):
         tensor = torch.tensor([ids], dtype=torch.long, device=self.device)
         out = self.body(input_ids=tensor, use_cache=True)
         return out.past_key_values
@@ -72,17 +75,13 @@ class CausalBackend:
     def continuations(self, cache, prefix_length: int, ids: np.ndarray,
                       lengths: np.ndarray) -> np.ndarray:
         """Judged logits ``[rows, judged]`` (fp32) of right-padded continuations of the prefix
-        whose cache is ``cache``; a batch too big for the GPU's memory is halved."""
-        try:
-            return self._continuations(cache, prefix_length, ids, lengths)
-        except torch.cuda.OutOfMemoryError:
-            if len(ids) == 1:
-                raise
-            torch.cuda.empty_cache()
-            h = len(ids) // 2
-            return np.concatenate([
-                self.continuations(cache, prefix_length, ids[:h], lengths[:h]),
-                self.continuations(cache, prefix_length, ids[h:], lengths[h:])])
+        whose cache is ``cache``, in passes that fit the GPU's memory (memory_cap.py)."""
+        def rows(start: int, stop: int, width: int) -> np.ndarray:
+            return self._continuations(cache, prefix_length, ids[start:stop, :width],
+                                       lengths[start:stop])
+
+        widths = padded_widths(lengths, self.pad_multiple, ids.shape[1])
+        return self.memory.run(rows, widths, len(self.judged))
 
     @torch.inference_mode()
     def _continuations(self, cache, prefix_length: int, ids: np.ndarray,
@@ -121,7 +120,11 @@ class CausalBackend:
 
     def forward(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray | None) -> np.ndarray:
         """The Backend contract's call: judged logits of whole prompts."""
-        return self.whole(ids, mask)
+        def rows(start: int, stop: int, width: int) -> np.ndarray:
+            return self.whole(ids[start:stop, :width], mask[start:stop, :width])
+
+        widths = padded_widths(mask.sum(axis=1), self.pad_multiple, ids.shape[1])
+        return self.memory.run(rows, widths, len(self.judged))
 
     def health(self) -> bool:
         if self.device_type != "cuda":
@@ -143,6 +146,7 @@ class CausalBackend:
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "threads": torch.get_num_threads(),
+            "memory_cap_tokens": self.memory.tokens,
         }
 
 

@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import torch
 import transformers
 
-from .. import cpu
-from .base import ModelLoadError
 from .checkpoint import load_complete
-
-log = logging.getLogger(__name__)
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def pick_device(requested: str) -> torch.device:
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError("RERANK_DEVICE=cuda but no CUDA device is visible")
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(requested)
-
-
-def pick_dtype(requested: str, device: torch.device) -> str:
-    if device.type == "cuda":
-        if requested in ("auto", "bfloat16"):
-            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        return requested
-    if requested == "float16":
-        raise ModelLoadError("RERANK_DTYPE=float16 is for GPUs; on CPU use float32 or bfloat16")
-    return "float32" if requested == "auto" else requested
+from .memory_cap import MemoryCap, padded_widths
+from .torch_setup import DTYPES, place
 
 
 class TorchBackend:
@@ -45,33 +21,24 @@ class TorchBackend:
 
     def __init__(self, model_dir: str, *, device: str, dtype: str, trust_remote_code: bool,
                  use_safetensors: bool, threads: int = 0):
-        self.device = pick_device(device)
+        self.device, self.dtype = place(device, dtype, threads)
         self.device_type = self.device.type
-        self.dtype = pick_dtype(dtype, self.device)
-        if self.device.type == "cpu" and threads:
-            torch.set_num_threads(threads)
-        if self.device.type == "cpu" and self.dtype == "bfloat16" and not cpu.has_bf16():
-            log.warning("this CPU has no avx512_bf16/AMX: bfloat16 will be slower than float32")
+        self.memory = MemoryCap()
         # bf16 weights, not fp32 weights under autocast: autocast re-casts every weight on
         # every forward pass, which cost 30-40% of bf16's speed on CPU (docs/BENCHMARKS.md).
-        self.model = _load(model_dir, _DTYPES[self.dtype], trust_remote_code, use_safetensors)
+        self.model = _load(model_dir, DTYPES[self.dtype], trust_remote_code, use_safetensors)
         self.model.to(self.device).eval()
         self.first_token_tail = _classify_from_first_token_only(self.model)
         self.num_labels = int(self.model.config.num_labels)
         self.pad_multiple = 8 if self.device.type == "cuda" else 1
 
     def forward(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray | None) -> np.ndarray:
-        try:
-            return self._forward(ids, mask, types)
-        except torch.cuda.OutOfMemoryError:
-            # A batch too big for the memory left: halve it rather than fail the requests.
-            if len(ids) == 1:
-                raise
-            torch.cuda.empty_cache()
-            h = len(ids) // 2
-            halves = [(ids[:h], mask[:h], None if types is None else types[:h]),
-                      (ids[h:], mask[h:], None if types is None else types[h:])]
-            return np.concatenate([self.forward(*half) for half in halves])
+        def rows(start: int, stop: int, width: int) -> np.ndarray:
+            return self._forward(ids[start:stop, :width], mask[start:stop, :width],
+                                 None if types is None else types[start:stop, :width])
+
+        widths = padded_widths(mask.sum(axis=1), self.pad_multiple, ids.shape[1])
+        return self.memory.run(rows, widths, self.num_labels)
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray | None) -> np.ndarray:
         inputs = {
@@ -103,6 +70,7 @@ class TorchBackend:
             "transformers": transformers.__version__,
             "threads": torch.get_num_threads(),
             "first_token_tail": self.first_token_tail,
+            "memory_cap_tokens": self.memory.tokens,
         }
 
 
