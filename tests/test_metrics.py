@@ -14,7 +14,6 @@ import json
 import re
 import socket
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from bench.local_server import Server
-from gated_model import wait_file
+from gated_model import post_in_thread, wait_file
 from serving import config as server_config
 from serving import routes
 from serving.app import build_app
@@ -404,17 +403,6 @@ def test_requests_in_every_format_move_the_counters_by_their_amounts(server, ber
     assert value(after, "reranker_model_load_seconds") > 0
     assert value(after, "reranker_model_info", model="gated", backend="torch", device="cpu",
                  dtype="float32") == 1.0
-
-
-def post_in_thread(url: str, body: dict) -> tuple[threading.Thread, dict]:
-    out: dict = {}
-
-    def run():
-        out["response"] = httpx.post(url + "/invocations", json=body, timeout=60)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, out
 
 
 def hold(gates: Path) -> None:

@@ -21,11 +21,11 @@ logit(true) alone (FlagEmbedding's bge-reranker-v2-gemma score).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Mapping
 
 from .backends.base import ModelLoadError
+from .model_dir import read_json
 
 QWEN3_SYSTEM = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query"
@@ -237,14 +237,8 @@ def read_overrides(model_dir: str) -> dict:
     """reranker.json's "profile": a profile's name, or an object with "name" and the fields
     it changes (the file is also the packaged model's manifest: other keys are not ours)."""
     path = os.path.join(model_dir, "reranker.json")
-    if not os.path.isfile(path):
-        return {}
-    try:
-        with open(path) as fh:
-            data = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path} cannot be read: {exc}") from None
-    profile = data.get("profile") if isinstance(data, dict) else None
+    data = read_json(path, required=False)
+    profile = data.get("profile")
     if profile is None:
         return {}
     if isinstance(profile, str):
