@@ -88,7 +88,9 @@ class DeployConfig:
                                             " SageMaker's)")
     accelerators: int | None = setting(None, "component: GPUs per copy (default: 1 on a GPU"
                                              " instance type)")
-    component_memory_mb: int = setting(2048, "component: minimum memory per copy, MB")
+    component_memory_mb: int | None = setting(None, "component: minimum memory per copy, MB"
+                                                    " (default: sized from the packaged"
+                                                    " model, at least 2048)")
     min_instances: int = setting(1, "component: a new endpoint's fewest instances (0: scale"
                                     " to zero)")
     max_instances: int = setting(1, "component: a new endpoint's most instances")

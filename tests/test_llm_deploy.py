@@ -193,6 +193,31 @@ def test_a_gpu_too_small_for_the_weights_is_refused():
     sizing.check(_config(instance_type="ml.g6e.xlarge"), eight_b)
 
 
+@pytest.mark.parametrize("parameters, instance_type, expected", [
+    (22.7e6, "ml.m5.xlarge", 2048),     # MiniLM-L6: the floor
+    (560e6, "ml.m5.xlarge", 4096),      # bge-reranker-large: fp32 weights on CPU
+    (0.6e9, "ml.g5.xlarge", 4096),      # Qwen3-Reranker-0.6B: bf16 on its way to the GPU
+    (8.2e9, "ml.g6e.xlarge", 22528)])   # Qwen3-Reranker-8B
+def test_component_memory_is_sized_from_the_model(parameters, instance_type, expected):
+    config = _config(mode="component", instance_type=instance_type)
+    sizing.apply(config, {"parameters": parameters, "llm": instance_type.startswith("ml.g")})
+    assert config.component_memory_mb == expected
+    unknown = _config(mode="component")  # MODEL_DATA: no manifest to size from
+    sizing.fit_component_memory(unknown, None)
+    assert unknown.component_memory_mb == sizing.COMPONENT_MIN_MB
+
+
+def test_component_memory_below_the_weights_is_refused():
+    eight_b = {"llm": True, "parameters": 8.2e9, "model_id": "Qwen3-Reranker-8B"}
+    config = _config(mode="component", instance_type="ml.g6e.xlarge", component_memory_mb=2048)
+    with pytest.raises(UserError, match="--component-memory-mb=2048 is too little") as exc:
+        sizing.fit_component_memory(config, eight_b)
+    assert "22528 MB" in str(exc.value) and "\n" not in str(exc.value)
+    roomy = _config(mode="component", instance_type="ml.g6e.xlarge", component_memory_mb=32768)
+    sizing.fit_component_memory(roomy, eight_b)
+    assert roomy.component_memory_mb == 32768  # what was set is kept
+
+
 def test_the_dlc_must_know_the_family():
     assert images.serving("qwen3") == [v for v in images.versions()
                                        if images._vkey(v) >= (4, 51)]

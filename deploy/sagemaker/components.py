@@ -15,12 +15,10 @@ resource is created.
 
 from __future__ import annotations
 
-import re
-
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy.errors import UserError
-from deploy.sagemaker import component_scaling, metrics_config, names, resources
+from deploy.sagemaker import component_scaling, metrics_config, names, resources, sizing
 from deploy.sagemaker.aws import error_code, error_message
 from deploy.sagemaker.waiter import WaitFailed, judge_status, wait, wait_in_service
 
@@ -35,17 +33,11 @@ def model_base(component: str) -> str:
     return f"{component[:37].rstrip('-')}-ic"
 
 
-def is_gpu(instance_type: str) -> bool:
-    """ml.g*/ml.p* instance types have NVIDIA GPUs (accelerators per copy apply)."""
-    match = re.match(r"^ml\.([a-z]+)\d", instance_type or "")
-    return bool(match) and match.group(1)[0] in ("g", "p")
-
-
 def accelerators_of(config, instance_type: str) -> int | None:
     """GPUs per copy: the setting, or one on a GPU instance type, none on CPU."""
     if config.accelerators is not None:
         return config.accelerators
-    return 1 if is_gpu(instance_type) else None
+    return 1 if sizing.is_gpu(instance_type) else None
 
 
 def validate(config) -> None:
@@ -68,7 +60,7 @@ def validate(config) -> None:
         raise UserError(f"{name('cpu_cores')} must be at least 0.25 per copy, not"
                         f" {config.cpu_cores}")
     _validate_accelerators(config)
-    if config.component_memory_mb < MIN_MEMORY_MB:
+    if config.component_memory_mb is not None and config.component_memory_mb < MIN_MEMORY_MB:
         raise UserError(f"{name('component_memory_mb')} must be at least {MIN_MEMORY_MB}, not"
                         f" {config.component_memory_mb}")
     if config.min_instances < 0 or config.max_instances < max(1, config.min_instances):
@@ -84,7 +76,7 @@ def _validate_accelerators(config) -> None:
     if config.accelerators < 1:
         raise UserError(f"{config.name('accelerators')} must be at least 1 per copy, not"
                         f" {config.accelerators} (unset it on CPU instance types)")
-    if not is_gpu(config.instance_type):
+    if not sizing.is_gpu(config.instance_type):
         raise UserError(f"{config.name('accelerators')}={config.accelerators} needs a GPU"
                         f" instance type (ml.g*, ml.p*), not {config.instance_type}")
 
@@ -111,7 +103,7 @@ def endpoint_config_request(config, name: str) -> dict:
 
 def component_specification(config, model: str, instance_type: str) -> dict:
     """The component's Specification: the model and what one copy needs."""
-    compute = {"MinMemoryRequiredInMb": config.component_memory_mb}
+    compute = {"MinMemoryRequiredInMb": config.component_memory_mb or sizing.COMPONENT_MIN_MB}
     if config.cpu_cores is not None:
         compute["NumberOfCpuCoresRequired"] = config.cpu_cores
     accelerators = accelerators_of(config, instance_type)
@@ -159,7 +151,7 @@ def check_endpoint(sm, config, current: dict | None) -> str:
                         " mode")
     variant = resources.config_variants(sm, current["EndpointConfigName"])[0]
     instance_type = variant.get("InstanceType", config.instance_type)
-    if config.accelerators and not is_gpu(instance_type):
+    if config.accelerators and not sizing.is_gpu(instance_type):
         raise UserError(f"endpoint {config.endpoint} runs on {instance_type}, which has no"
                         f" GPU: unset {config.name('accelerators')}")
     return instance_type

@@ -11,6 +11,8 @@ first member of the archive and:
   ml.g6e.xlarge; larger models need an explicit choice;
 - refuses a GPU instance type whose GPU cannot hold the weights, and serverless where the
   model does not fit (serverless has no GPU and at most 6144 MB; weights are fp32 on CPU);
+- sizes an inference component's memory per copy from the weights, unless set, and
+  refuses a setting below it;
 - checks the DLC's transformers version against the model family (images.transformers_for).
 """
 
@@ -25,6 +27,8 @@ from deploy.errors import UserError
 CPU_DEFAULT = "ml.m5.xlarge"
 MB = 1024 * 1024
 SERVERLESS_MAX_MB = 6144
+# An inference component's memory per copy when the model does not need more.
+COMPONENT_MIN_MB = 2048
 # Memory besides the weights: Python, torch, tokenizer, activations of one batch.
 RUNTIME_MB = 1024
 # GPU memory per GPU by instance family (GB).
@@ -60,6 +64,12 @@ def default_instance_type(manifest: dict | None, spelled: str = "INSTANCE_TYPE")
                     f" more than one 48 GB GPU holds; set {spelled} yourself")
 
 
+def is_gpu(instance_type: str) -> bool:
+    """ml.g*/ml.p* instance types have NVIDIA GPUs (accelerators per copy apply)."""
+    match = re.match(r"^ml\.([a-z]+)\d", instance_type or "")
+    return bool(match) and match.group(1)[0] in ("g", "p")
+
+
 def gpu_gb(instance_type: str) -> int | None:
     match = re.match(r"^ml\.([a-z0-9]+)\.", instance_type or "")
     return GPU_GB.get(match.group(1)) if match else None
@@ -72,6 +82,30 @@ def needed_gb_on_gpu(parameters: int) -> float:
 
 def needed_mb_on_cpu(parameters: int) -> int:
     return int(parameters * 4 * 1.25 / MB) + RUNTIME_MB
+
+
+def host_mb(parameters: int, gpu: bool) -> int:
+    """Host memory one server needs: the weights as loaded (bf16 on a GPU, on their way to
+    it; fp32 on CPU) with a quarter more, the runtime (and CUDA's libraries), in whole GB."""
+    weights = parameters * (2 if gpu else 4) * 1.25 / MB
+    need = int(weights) + RUNTIME_MB * (2 if gpu else 1)
+    return max(COMPONENT_MIN_MB, -(-need // 1024) * 1024)
+
+
+def fit_component_memory(config, manifest: dict | None) -> None:
+    """An inference component's MinMemoryRequiredInMb: sized from the model when not set;
+    a value set below what the model needs is refused (copies would be packed onto
+    instances whose memory cannot hold them)."""
+    parameters = int((manifest or {}).get("parameters") or 0)
+    need = host_mb(parameters, is_gpu(config.instance_type)) if parameters else COMPONENT_MIN_MB
+    if config.component_memory_mb is None:
+        config.component_memory_mb = need
+    elif parameters and config.component_memory_mb < need:
+        name = (manifest or {}).get("model_id", "the model")
+        raise UserError(f"{name} ({parameters / 1e9:.2f} B parameters) needs about {need} MB"
+                        f" of host memory per copy on {config.instance_type};"
+                        f" {config.name('component_memory_mb')}={config.component_memory_mb}"
+                        " is too little (leave it unset to size it from the model)")
 
 
 def check(config, manifest: dict | None) -> None:
@@ -109,4 +143,6 @@ def apply(config, manifest: dict | None) -> None:
         config.transformers_version = images.transformers_for(
             manifest.get("model_type"), config.transformers_version,
             config.name("transformers_version"))
+    if config.deploy_mode.component:
+        fit_component_memory(config, manifest)
     check(config, manifest)
