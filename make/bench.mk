@@ -33,7 +33,29 @@ infinity-venv: $(INFINITY_STAMP)  ## .venv-infinity: Infinity 0.0.78 on the mach
 # GPU_CHECK_ARGS="--device cpu --quick" runs the same code on a CPU.
 DEVICE_KIT ?= build/device-kit
 
-.PHONY: gpu-check device-kit
+# The GPU machine's library versions on this CPU (bench/device/machine-requirements.txt):
+# the dry run in `make test` runs the check on them, as the GPU machine will.
+MACHINE_VENV  ?= .venv-gpu-machine
+export MACHINE_VENV  # tests/test_device_kit.py reads it
+MACHINE_STAMP := $(MACHINE_VENV)/.installed
+MACHINE_REQS  := bench/device/machine-requirements.txt
+MACHINE_SMOKE := import torch, transformers, sentence_transformers, prometheus_client, requests, PIL; \
+	assert torch.__version__.startswith('2.13.0'), torch.__version__; \
+	assert transformers.__version__ == '5.17.0', transformers.__version__; \
+	assert sentence_transformers.__version__ == '6.0.1', sentence_transformers.__version__
+
+.PHONY: gpu-check device-kit gpu-machine-venv
+gpu-machine-venv: $(MACHINE_STAMP)  ## .venv-gpu-machine: the GPU machine's transformers and sentence-transformers on this CPU (the device kit's dry run)
+
+$(MACHINE_STAMP): $(MACHINE_REQS)
+	rm -rf $(MACHINE_VENV)
+	$(PYTHON) -m venv $(MACHINE_VENV)
+	$(MACHINE_VENV)/bin/pip install --progress-bar off --no-deps -r $(MACHINE_REQS)
+	$(MACHINE_VENV)/bin/python -W ignore -c "$(MACHINE_SMOKE)"
+	touch $@
+
+TEST_DEPS += $(MACHINE_STAMP)
+
 device-kit: $(STAMP)  ## wheels + tokenizers for the GPU check on a machine without network (build/device-kit)
 	$(PY) -m bench.device.prepare --dest $(DEVICE_KIT) $(DEVICE_KIT_ARGS)
 

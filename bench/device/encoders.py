@@ -85,7 +85,10 @@ def measure(model_dir: Path, *, device: str, quick: bool, heavy: bool, gemm_flop
     return {"targets": targets(results.get(key))}
 
 
-def peer_builders(model_dir: Path, device: str) -> dict[str, Callable]:
+def peer_builders(model_dir: Path, device: str, max_length: int = 512
+                  ) -> dict[str, Callable]:
+    """Our engine per precision, and CrossEncoder in half precision on a GPU (``max_length``:
+    CrossEncoder's truncation, which cuts the whole prompt, so an LLM needs its own)."""
     from ..peers import CrossEncoderPeer, EnginePeer
 
     gpu = device == "cuda"
@@ -99,7 +102,7 @@ def peer_builders(model_dir: Path, device: str) -> dict[str, Callable]:
     def cross_encoder(dtype: str):
         import torch
 
-        peer = CrossEncoderPeer(model_dir, device)
+        peer = CrossEncoderPeer(model_dir, device, max_length=max_length)
         peer.model.to(getattr(torch, dtype))  # how GPU users run it: half precision
         return peer
 

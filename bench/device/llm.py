@@ -24,6 +24,9 @@ PREFIX = ("<|im_start|>system\nJudge whether the Document meets the requirements
 SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
 INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 PROBE_TOLERANCE = 1e-4
+# Qwen3-Reranker's context, as the model card truncates: CrossEncoder's default of 512
+# would cut the prompt's end off long documents (another computation, fewer tokens).
+MAX_LENGTH = 8192
 
 
 def reference_scores(model_dir: Path, device: str, requests
@@ -45,7 +48,7 @@ def reference_scores(model_dir: Path, device: str, requests
                 text = (f"{PREFIX}<Instruct>: {INSTRUCTION}\n<Query>: {query}\n"
                         f"<Document>: {doc}{SUFFIX}")
                 ids = tokenizer(text, return_tensors="pt", truncation=True,
-                                max_length=8192)["input_ids"].to(device)
+                                max_length=MAX_LENGTH)["input_ids"].to(device)
                 # Only the last position's logits: the full [tokens, 151k] would not fit.
                 logits = model(input_ids=ids, logits_to_keep=1).logits[0, -1].float()
                 pair = torch.stack([logits[no], logits[yes]])
@@ -65,7 +68,7 @@ def probe(model_dir: Path, device: str, requests, references) -> float:
 
     try:
         engine = Reranker.from_dir(str(model_dir), Settings(device=device, dtype="float32",
-                                                            max_length=8192))
+                                                            max_length=MAX_LENGTH))
     except Exception as exc:
         raise Skip(f"the engine does not load Qwen3ForCausalLM yet:"
                    f" {type(exc).__name__}: {str(exc)[:300]}") from exc
@@ -87,7 +90,7 @@ def measure(model_dir: Path, *, device: str, quick: bool, gemm_flops: float,
     checked = encoders.parity_requests(sets, quick)
     relevance, raw = reference_scores(model_dir, device, checked)
     results.put(key + ("probe_max_abs",), probe(model_dir, device, checked, relevance))
-    for label, build in encoders.peer_builders(model_dir, device).items():
+    for label, build in encoders.peer_builders(model_dir, device, MAX_LENGTH).items():
         if time_left() < 30:
             results.put(key + ("peers", label), {"skipped": "time budget spent"})
             continue
