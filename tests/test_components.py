@@ -219,7 +219,9 @@ def test_component_joins_an_existing_endpoint(capsys):
     final = components.deploy(fake, config)
     assert final["InferenceComponentStatus"] == "InService"
     fake.done()
-    assert "InService on search" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "InService on search" in out
+    assert "creating component minilm-en on search: 1 copy, each 4096 MB, 2 CPU cores, 1 GPU" in out
 
 
 def test_new_endpoint_waits_for_in_service_before_placing(capsys, monkeypatch):

@@ -253,13 +253,28 @@ def place(sm, config, model: str, instance_type: str, existing: dict | None) -> 
     if existing:
         sm.update_inference_component(InferenceComponentName=config.component,
                                       Specification=spec, RuntimeConfig=runtime)
-        print(f"updating component {config.component} to {model}")
+        print(f"updating component {config.component} to {model}"
+              f" ({_per_copy(spec['ComputeResourceRequirements'])})")
         return
     sm.create_inference_component(InferenceComponentName=config.component,
                                   EndpointName=config.endpoint,
                                   VariantName=resources.VARIANT, Specification=spec,
                                   RuntimeConfig=runtime, Tags=names.tags(config.endpoint))
-    print(f"creating component {config.component} on {config.endpoint}")
+    count = runtime["CopyCount"]
+    print(f"creating component {config.component} on {config.endpoint}: {count}"
+          f" {'copy' if count == 1 else 'copies'},"
+          f" {_per_copy(spec['ComputeResourceRequirements'])}")
+
+
+def _per_copy(compute: dict) -> str:
+    """What one copy reserves, as the request says it: memory, cores, GPUs."""
+    parts = [f"{compute['MinMemoryRequiredInMb']} MB"]
+    if "NumberOfCpuCoresRequired" in compute:
+        parts.append(f"{compute['NumberOfCpuCoresRequired']:g} CPU cores")
+    if "NumberOfAcceleratorDevicesRequired" in compute:
+        gpus = compute["NumberOfAcceleratorDevicesRequired"]
+        parts.append(f"{gpus} GPU{'s' if gpus > 1 else ''}")
+    return "each " + ", ".join(parts)
 
 
 def wait_component(sm, component: str, timeout: float, poll: float) -> dict:
