@@ -212,7 +212,11 @@ def test_component_memory_below_the_weights_is_refused():
     config = _config(mode="component", instance_type="ml.g6e.xlarge", component_memory_mb=2048)
     with pytest.raises(UserError, match="--component-memory-mb=2048 is too little") as exc:
         sizing.fit_component_memory(config, eight_b)
-    assert "22528 MB" in str(exc.value) and "\n" not in str(exc.value)
+    assert "unset, it is 22528" in str(exc.value) and "\n" not in str(exc.value)
+    # Close to the estimate is the user's call; below the weights alone is not.
+    small = _config(mode="component", instance_type="ml.m5.xlarge", component_memory_mb=1024)
+    sizing.fit_component_memory(small, {"parameters": 22.7e6})
+    assert small.component_memory_mb == 1024
     roomy = _config(mode="component", instance_type="ml.g6e.xlarge", component_memory_mb=32768)
     sizing.fit_component_memory(roomy, eight_b)
     assert roomy.component_memory_mb == 32768  # what was set is kept

@@ -12,7 +12,7 @@ first member of the archive and:
 - refuses a GPU instance type whose GPU cannot hold the weights, and serverless where the
   model does not fit (serverless has no GPU and at most 6144 MB; weights are fp32 on CPU);
 - sizes an inference component's memory per copy from the weights, unless set, and
-  refuses a setting below it;
+  refuses a setting below the loaded weights;
 - checks the DLC's transformers version against the model family (images.transformers_for).
 """
 
@@ -80,32 +80,38 @@ def needed_gb_on_gpu(parameters: int) -> float:
     return parameters * 2 * 1.2 / 1024 ** 3 + 1.0
 
 
+def loaded_mb(parameters: int, bytes_per_parameter: int) -> int:
+    """The weights in host memory as loaded, with a quarter more for what loading holds."""
+    return int(parameters * bytes_per_parameter * 1.25 / MB)
+
+
 def needed_mb_on_cpu(parameters: int) -> int:
-    return int(parameters * 4 * 1.25 / MB) + RUNTIME_MB
+    return loaded_mb(parameters, 4) + RUNTIME_MB
 
 
 def host_mb(parameters: int, gpu: bool) -> int:
     """Host memory one server needs: the weights as loaded (bf16 on a GPU, on their way to
     it; fp32 on CPU) with a quarter more, the runtime (and CUDA's libraries), in whole GB."""
-    weights = parameters * (2 if gpu else 4) * 1.25 / MB
-    need = int(weights) + RUNTIME_MB * (2 if gpu else 1)
+    need = loaded_mb(parameters, 2) + 2 * RUNTIME_MB if gpu else needed_mb_on_cpu(parameters)
     return max(COMPONENT_MIN_MB, -(-need // 1024) * 1024)
 
 
 def fit_component_memory(config, manifest: dict | None) -> None:
-    """An inference component's MinMemoryRequiredInMb: sized from the model when not set;
-    a value set below what the model needs is refused (copies would be packed onto
-    instances whose memory cannot hold them)."""
+    """An inference component's MinMemoryRequiredInMb: sized from the model when not set
+    (``host_mb``); a setting below the loaded weights alone is refused, since copies would
+    be packed onto memory that cannot hold them."""
     parameters = int((manifest or {}).get("parameters") or 0)
-    need = host_mb(parameters, is_gpu(config.instance_type)) if parameters else COMPONENT_MIN_MB
+    gpu = is_gpu(config.instance_type)
     if config.component_memory_mb is None:
-        config.component_memory_mb = need
-    elif parameters and config.component_memory_mb < need:
+        config.component_memory_mb = host_mb(parameters, gpu) if parameters else COMPONENT_MIN_MB
+        return
+    weights = loaded_mb(parameters, 2 if gpu else 4)
+    if parameters and config.component_memory_mb < weights:
         name = (manifest or {}).get("model_id", "the model")
-        raise UserError(f"{name} ({parameters / 1e9:.2f} B parameters) needs about {need} MB"
-                        f" of host memory per copy on {config.instance_type};"
+        raise UserError(f"{name} ({parameters / 1e9:.2f} B parameters) takes about {weights} MB"
+                        f" of host memory to load on {config.instance_type};"
                         f" {config.name('component_memory_mb')}={config.component_memory_mb}"
-                        " is too little (leave it unset to size it from the model)")
+                        f" is too little (unset, it is {host_mb(parameters, gpu)})")
 
 
 def check(config, manifest: dict | None) -> None:
