@@ -10,6 +10,8 @@ mean something), real tokenizers, saved with ``save_pretrained`` as the hub ship
 * ``bge_gemma``: GemmaForCausalLM (bge-reranker-v2-gemma) on the Qwen BPE vocabulary with a
   ``<bos>`` and a ``<pad>`` token added: no Gemma SentencePiece model ships on PyPI, and the
   FlagEmbedding scoring rule only needs "Yes" to be one token (it is, 9454).
+* ``chat_template_llm``: a LlamaForCausalLM of no known family whose chat template renders a
+  query and a document message (scored as sentence-transformers 6's CrossEncoder does).
 * ``qwen3_reranker_shape``: Qwen3-Reranker-0.6B's exact shape for benchmarks.
 """
 
@@ -125,5 +127,24 @@ def bge_gemma(out: Path, seed: int = 0) -> Path:
     return _save(transformers.GemmaForCausalLM(config), tokenizer, out)
 
 
+# A prompt with an instruction, the query and the document, as a chat template.
+JUDGE_CHAT_TEMPLATE = (
+    profiles.QWEN3_SYSTEM + "<Instruct>: judge\n<Query>: "
+    "{{ (messages | selectattr('role', 'eq', 'query') | first).content }}\n<Document>: "
+    "{{ (messages | selectattr('role', 'eq', 'document') | first).content }}"
+    + profiles.QWEN3_SUFFIX)
+
+
+def chat_template_llm(out: Path, seed: int = 0) -> Path:
+    tokenizer = qwen_tokenizer()
+    tokenizer.chat_template = JUDGE_CHAT_TEMPLATE
+    config = transformers.LlamaConfig(vocab_size=len(tokenizer), hidden_size=16,
+                                      intermediate_size=32, num_hidden_layers=2,
+                                      num_attention_heads=2, num_key_value_heads=1,
+                                      initializer_range=INIT_RANGE, pad_token_id=151643)
+    torch.manual_seed(seed)
+    return _save(transformers.LlamaForCausalLM(config), tokenizer, out)
+
+
 BUILDERS = {"qwen3": qwen3_reranker, "qwen3-seq-cls": qwen3_seq_cls, "mxbai-v2": mxbai_v2,
-            "gemma": bge_gemma}
+            "gemma": bge_gemma, "chat-template": chat_template_llm}

@@ -208,31 +208,35 @@ def test_shared_prefix_equals_full_recomputation(llm_dirs):
         engine.close()
 
 
-def test_sentence_transformers_cross_encoder_on_a_chat_template(llm_dirs, tmp_path):
+@pytest.mark.parametrize("family", ["qwen3", "gemma"])
+def test_without_shareable_caches_each_document_runs_whole(llm_dirs, family):
+    """transformers 4 (the DLC's 4.51) has no per-layer caches to expand: the backend then
+    runs each continuation after its prefix in full, in the same batches, same scores."""
+    pairs = [(q, d) for q in (CAPITAL_QUERY, "panda?") for d in DOCS]
+    request = RerankRequest("python", pairs, [d for _, d in pairs])
+    shared, whole = (_engine(llm_dirs(family), batch_tokens=64, max_batch_rows=3)
+                     for _ in range(2))
+    try:
+        whole.backend.shares_prefix = False
+        assert whole.describe()["shared_prefix"] is False
+        assert isinstance(whole.backend.prefix([1, 2, 3]), list)  # no cache is computed
+        assert np.abs(whole.rerank(request).raw - shared.rerank(request).raw).max() < TOL
+    finally:
+        shared.close()
+        whole.close()
+
+
+def test_sentence_transformers_cross_encoder_on_a_chat_template(llm_dirs):
     """An unknown causal LM whose chat template renders a query and a document is scored
     like sentence-transformers 6's CrossEncoder (LogitScore: logit(yes) - logit(no))."""
     from sentence_transformers import CrossEncoder
 
-    from demo_models.qwen_tokenizer import qwen_tokenizer
-
-    tokenizer = qwen_tokenizer()
-    tokenizer.chat_template = (
-        profiles.QWEN3_SYSTEM + "<Instruct>: judge\n<Query>: "
-        "{{ (messages | selectattr('role', 'eq', 'query') | first).content }}\n<Document>: "
-        "{{ (messages | selectattr('role', 'eq', 'document') | first).content }}"
-        + profiles.QWEN3_SUFFIX)
-    config = transformers.LlamaConfig(vocab_size=len(tokenizer), hidden_size=16,
-                                      intermediate_size=32, num_hidden_layers=2,
-                                      num_attention_heads=2, num_key_value_heads=1,
-                                      initializer_range=0.3, pad_token_id=151643)
-    torch.manual_seed(0)
-    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
-    engine = _engine(tmp_path)
+    model_dir = llm_dirs("chat-template")
+    engine = _engine(model_dir)
     try:
         assert engine.describe()["profile"] == profiles.CHAT_TEMPLATE
         ours = np.array(engine.score(CAPITAL_QUERY, DOCS, raw=True))
-        reference = CrossEncoder(str(tmp_path), device="cpu").predict(
+        reference = CrossEncoder(str(model_dir), device="cpu").predict(
             [(CAPITAL_QUERY, d) for d in DOCS], activation_fn=torch.nn.Identity())
         assert np.abs(ours - np.asarray(reference)).max() < TOL
     finally:

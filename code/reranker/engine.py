@@ -112,8 +112,7 @@ class Reranker:
         info = {"model": self.name, "max_length": self.max_length,
                 "batch_tokens": self.batcher.token_budget, "num_labels": self.backend.num_labels}
         if self.profile is not None:
-            info.update(profile=self.profile.name, head=self.profile.head,
-                        shared_prefix=isinstance(self.batcher, PrefixBatcher))
+            info.update(profile=self.profile.name, head=self.profile.head)
         info.update(self.backend.describe())
         return info
 

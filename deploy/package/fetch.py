@@ -19,9 +19,14 @@ from deploy.errors import UserError, first_line
 from deploy.package import archive
 
 CONFIG_FILES = ["config.json"]
+# chat_template.jinja: where recent transformers save a chat template, which may be an LLM
+# reranker's prompt (the DLC's transformers 4.51 reads it there too).
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "spm.model",
-                   "sentencepiece.bpe.model", "tokenizer.model"]
+                   "sentencepiece.bpe.model", "tokenizer.model", "chat_template.jinja"]
+# Tokenizer classes that only transformers 5 knows, and the class every version loads the
+# same way (tokenizer.json as it is): the HF DLC runs transformers 4.x.
+PORTABLE_TOKENIZER_CLASS = {"TokenizersBackend": "PreTrainedTokenizerFast"}
 SAFETENSORS = ["model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json"]
 PICKLE = ["pytorch_model.bin", "pytorch_model-*-of-*.bin", "pytorch_model.bin.index.json"]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -97,6 +102,7 @@ def stage(source: Path, staging: Path, *, allow_pickle: bool) -> None:
                             " safetensors")
         convert_pickle(source, staging)
     ensure_fast_tokenizer(staging)
+    portable_tokenizer_config(staging)
     carried = carried_settings(source)
     if carried:  # the engine reads it from here when packaging checks the model
         (staging / archive.MANIFEST).write_text(json.dumps(carried, indent=2) + "\n")
@@ -154,6 +160,25 @@ def ensure_fast_tokenizer(staging: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer.save_pretrained(tmp)
         shutil.copyfile(Path(tmp) / "tokenizer.json", staging / "tokenizer.json")
+
+
+def portable_tokenizer_config(staging: Path) -> None:
+    """A tokenizer saved by transformers 5 as its generic ``TokenizersBackend`` names a
+    class transformers 4 lacks: the DLC could not load it.  Name the class both versions
+    load the same way.  The file is replaced, never written through: staging holds hard
+    links to the user's files."""
+    path = staging / "tokenizer_config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # none, or unreadable: the engine's check says so in its own words
+    portable = PORTABLE_TOKENIZER_CLASS.get(config.get("tokenizer_class"))
+    if not portable:
+        return
+    config["tokenizer_class"] = portable
+    written = path.with_name(path.name + ".portable")
+    written.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    os.replace(written, path)
 
 
 def _matching(directory: Path, patterns: list[str]) -> list[str]:

@@ -11,6 +11,10 @@ are computed once (:meth:`prefix`) and every batch of continuations attends to t
 (:meth:`continuations`): right-padded rows at positions ``P..P+t-1``, each row read at its
 own last real token, which padding after it cannot reach.  The result equals a full
 forward pass of each whole prompt (tests/test_llm_parity.py).
+
+Sharing needs the per-layer caches of newer transformers (``Cache.layers``: 5.x has them,
+the Hugging Face DLC's 4.51 does not).  Without them each continuation runs with its prefix
+in full: the same scores, without the saving.
 """
 
 from __future__ import annotations
@@ -54,10 +58,13 @@ class CausalBackend:
         self.num_labels = 1
         self.judged = list(judged)
         self.pad_multiple = 8 if self.device.type == "cuda" else 1
+        self.shares_prefix = _caches_have_layers()
 
     def prefix(self, ids: list[int]):
         """The prefix's key/value cache (one row); a 413 naming the query when it does not
-        fit in the GPU's memory."""
+        fit in the GPU's memory.  Without shareable caches: the prefix's ids."""
+        if not self.shares_prefix:
+            return list(ids)
         try:
             return self._prefix(ids)
         except torch.cuda.OutOfMemoryError:
@@ -76,6 +83,9 @@ class CausalBackend:
                       lengths: np.ndarray) -> np.ndarray:
         """Judged logits ``[rows, judged]`` (fp32) of right-padded continuations of the prefix
         whose cache is ``cache``, in passes that fit the GPU's memory (memory_cap.py)."""
+        if not self.shares_prefix:
+            return self._with_prefix(cache, ids, lengths)
+
         def rows(start: int, stop: int, width: int) -> np.ndarray:
             return self._continuations(cache, prefix_length, ids[start:stop, :width],
                                        lengths[start:stop])
@@ -99,6 +109,15 @@ class CausalBackend:
         last = torch.from_numpy(lengths - 1).to(self.device)
         hidden = out.last_hidden_state[torch.arange(rows, device=self.device), last]
         return self._judge(hidden)
+
+    def _with_prefix(self, prefix: list[int], ids: np.ndarray, lengths: np.ndarray
+                     ) -> np.ndarray:
+        """Judged logits of each continuation run whole, after its prefix."""
+        rows, width = ids.shape
+        head = np.broadcast_to(np.asarray(prefix, dtype=ids.dtype), (rows, len(prefix)))
+        real = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)
+        mask = np.concatenate([np.ones((rows, len(prefix)), dtype=np.int64), real], axis=1)
+        return self.forward(np.concatenate([head, ids], axis=1), mask, None)
 
     @torch.inference_mode()
     def whole(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -147,7 +166,14 @@ class CausalBackend:
             "transformers": transformers.__version__,
             "threads": torch.get_num_threads(),
             "memory_cap_tokens": self.memory.tokens,
+            "shared_prefix": self.shares_prefix,
         }
+
+
+def _caches_have_layers() -> bool:
+    from transformers import DynamicCache
+
+    return hasattr(DynamicCache(), "layers")
 
 
 def _expanded(cache, rows: int, config):

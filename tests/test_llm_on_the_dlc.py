@@ -1,0 +1,131 @@
+"""LLM rerankers on the Hugging Face DLC: `make package`, then the DLC's transformers 4.51
+(.venv-dlc) scores every family as our server's transformers 5 does.
+
+`make deploy` sends an LLM reranker to the DLC unless an image is given, so the archive
+must carry what transformers 4 needs (the chat template; a tokenizer class it knows) and
+the engine must score without transformers 5's per-layer caches (there each document runs
+after its prefix in full: the same scores, without the shared-prefix saving).
+
+The hooks run in each venv on the unpacked archive, as the toolkit calls them; then the
+whole DLC stack (toolkit + multi-model-server) serves the Qwen3 archive against our server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+import dockerutil
+from bench import dlc_stack as dlcutil
+from bench.local_server import start_server
+from deploy.__main__ import main
+from example_texts import CAPITAL_DOCS, CAPITAL_QUERY
+
+pytestmark = pytest.mark.slow
+
+TOL = 1e-5
+FAMILIES = ("qwen3", "qwen3-seq-cls", "mxbai-v2", "gemma", "chat-template")
+BODIES = {
+    "plain": {"query": CAPITAL_QUERY, "documents": CAPITAL_DOCS},
+    "instruction": {"query": CAPITAL_QUERY, "documents": CAPITAL_DOCS[:3],
+                    "instruction": "Find the sentence that names a capital city", "top_n": 2},
+}
+# Runs the four hooks as the toolkit does (model_dir/code on the path): JSON per model and body.
+HOOKS = """
+import json, sys
+import inference
+for model_dir in sys.argv[2:]:
+    model = inference.model_fn(model_dir)
+    answers = {}
+    for name, body in json.loads(sys.argv[1]).items():
+        if name == "instruction" and not model.profile.takes_instruction:
+            continue
+        data = inference.input_fn(json.dumps(body), "application/json")
+        answer = json.loads(inference.output_fn(inference.predict_fn(data, model),
+                                                "application/json"))
+        answers[name] = answer["results"]
+    print(json.dumps({model_dir: answers}))
+"""
+
+
+@pytest.fixture(scope="module")
+def archives(llm_dirs, tmp_path_factory) -> dict[str, tuple]:
+    """family: (model.tar.gz, the archive unpacked as SageMaker does)."""
+    out = {}
+    for family in FAMILIES:
+        folder = tmp_path_factory.mktemp(f"dlc-{family}")
+        archive = folder / "model.tar.gz"
+        # --no-check: the hooks below load and score each archive on both sides.
+        assert main(["package", str(llm_dirs(family)), "-o", str(archive), "--no-check"]) == 0
+        out[family] = archive, dockerutil.unpack_like_sagemaker(archive, folder / "model")
+    return out
+
+
+def hooks_in(python: str, model_dirs: list) -> dict:
+    code_dir = model_dirs[0] / "code"  # the same code/ in every archive
+    done = subprocess.run([python, "-c", HOOKS, json.dumps(BODIES), *map(str, model_dirs)],
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PYTHONPATH=str(code_dir), RERANK_WARMUP="0",
+                                   RERANK_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    answers = {}
+    for line in done.stdout.splitlines():
+        if line.startswith("{"):
+            answers.update(json.loads(line))
+    return answers
+
+
+def same_results(ours: list, dlc: list) -> None:
+    assert [r["index"] for r in ours] == [r["index"] for r in dlc]
+    for a, b in zip(ours, dlc):
+        assert abs(a["relevance_score"] - b["relevance_score"]) <= TOL, (a, b)
+
+
+def test_the_archive_carries_what_transformers_4_loads(archives, llm_dirs):
+    archive, unpacked = archives["chat-template"]
+    assert (unpacked / "chat_template.jinja").is_file()
+    packaged = json.loads((unpacked / "tokenizer_config.json").read_text())
+    assert packaged["tokenizer_class"] == "PreTrainedTokenizerFast"
+    source = json.loads((llm_dirs("chat-template") / "tokenizer_config.json").read_text())
+    assert source["tokenizer_class"] == "TokenizersBackend"  # the user's file is untouched
+
+
+def test_every_family_scores_the_same_on_the_dlcs_transformers(archives):
+    try:
+        dlcutil.check_prerequisites()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    dirs = [unpacked for _, unpacked in archives.values()]
+    ours = hooks_in(sys.executable, dirs)
+    dlc = hooks_in(str(dlcutil.DLC_VENV / "bin" / "python"), dirs)
+    assert set(ours) == set(dlc) == {str(d) for d in dirs}
+    for model_dir, answers in ours.items():
+        assert set(answers) == set(dlc[model_dir]), model_dir
+        for name, results in answers.items():
+            same_results(results, dlc[model_dir][name])
+    assert "instruction" in ours[str(archives["qwen3"][1])]
+
+
+def test_the_dlc_stack_serves_a_packaged_qwen3_reranker(archives):
+    try:
+        dlcutil.check_prerequisites()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    archive, unpacked = archives["qwen3"]
+    stack = dlcutil.DlcStack(archive)
+    try:
+        with start_server(unpacked) as ours:
+            stack.wait_ready(timeout=240)
+            for body in BODIES.values():
+                answers = [httpx.post(url + "/invocations", json=body, timeout=120)
+                           for url in (ours, stack.url)]
+                assert [a.status_code for a in answers] == [200, 200], answers[1].text
+                same_results(answers[0].json()["results"], answers[1].json()["results"])
+    finally:
+        stack.stop()
+        stack.cleanup()
