@@ -163,21 +163,33 @@ def ensure_fast_tokenizer(staging: Path) -> None:
 
 
 def portable_tokenizer_config(staging: Path) -> None:
-    """A tokenizer saved by transformers 5 as its generic ``TokenizersBackend`` names a
-    class transformers 4 lacks: the DLC could not load it.  Name the class both versions
-    load the same way.  The file is replaced, never written through: staging holds hard
-    links to the user's files."""
+    """tokenizer_config.json as transformers 4 (the DLC's) reads it the way 5 does.
+
+    transformers 5 saves a generic tokenizer as ``TokenizersBackend``, a class 4 lacks, and
+    the additional special tokens as an ``extra_special_tokens`` list, a key 4 reads as a
+    mapping (it fails to load).  Name the class both load the same way and give the list
+    4's key, which 5 reads too.  The file is replaced, never written through: staging holds
+    hard links to the user's files."""
     path = staging / "tokenizer_config.json"
     try:
         config = json.loads(path.read_text())
     except (OSError, ValueError):
         return  # none, or unreadable: the engine's check says so in its own words
-    portable = PORTABLE_TOKENIZER_CLASS.get(config.get("tokenizer_class"))
-    if not portable:
+    if not isinstance(config, dict):
         return
-    config["tokenizer_class"] = portable
+    changed = dict(config)
+    portable = PORTABLE_TOKENIZER_CLASS.get(config.get("tokenizer_class"))
+    if portable:
+        changed["tokenizer_class"] = portable
+    extra = config.get("extra_special_tokens")
+    if isinstance(extra, list):
+        known = list(changed.pop("additional_special_tokens", None) or [])
+        changed["additional_special_tokens"] = known + [t for t in extra if t not in known]
+        del changed["extra_special_tokens"]
+    if changed == config:
+        return
     written = path.with_name(path.name + ".portable")
-    written.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    written.write_text(json.dumps(changed, indent=2, ensure_ascii=False) + "\n")
     os.replace(written, path)
 
 
