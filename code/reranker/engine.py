@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 class Reranker:
     def __init__(self, backend: Backend, tokenizer, facts: model_facts.ModelDir,
-                 settings: Settings, name: str, profile: Profile | None = None):
+                 settings: Settings, name: str, profile: Profile | None = None,
+                 prompts: PromptEncoder | None = None):
         scoring.check_num_labels(backend.num_labels)
         self.backend = backend
         self.settings = settings
@@ -45,7 +46,7 @@ class Reranker:
                                  f" ({profile.name if profile else 'a cross-encoder'}) takes"
                                  " no instruction")
         if profile is not None:
-            self._init_prompts(tokenizer, facts, settings, profile)
+            self._init_prompts(tokenizer, facts, settings, profile, prompts)
             return
         self.prompts = None
         self.max_length = facts.usable_length(settings.max_length)
@@ -60,11 +61,14 @@ class Reranker:
         )
 
     def _init_prompts(self, tokenizer, facts: model_facts.ModelDir, settings: Settings,
-                      profile: Profile) -> None:
-        """An LLM reranker: prompts from its profile; the causal head shares each prefix."""
+                      profile: Profile, prompts: PromptEncoder | None) -> None:
+        """An LLM reranker: prompts from its profile; the causal head shares each prefix.
+        ``prompts``: the encoder ``from_dir`` already built (copying a 150k-token
+        tokenizer takes a second)."""
         self.max_length = min(settings.llm_max_length, profile.max_length, facts.max_length)
         self.encoder = None
-        self.prompts = PromptEncoder(tokenizer, profile, self.max_length)
+        self.prompts = prompts or PromptEncoder(tokenizer, profile, self.max_length)
+        self.prompts.max_length = self.max_length
         budget = _token_budget(self.backend, settings)
         if profile.head == "causal":
             # The CPU budget as measured for encoders (1024 fp32): 4096-token batches of
@@ -92,12 +96,12 @@ class Reranker:
         tokenizer = AutoTokenizer.from_pretrained(model_dir,
                                                   trust_remote_code=settings.trust_remote_code)
         profile = profiles.recognise(facts.config, tokenizer, model_dir, settings.profile)
-        judged = None
-        if profile is not None:
-            judged = PromptEncoder(tokenizer, profile, profile.max_length).judged
-        backend = load_backend(model_dir, settings, profile=profile, judged=judged)
+        prompts = None if profile is None else PromptEncoder(tokenizer, profile,
+                                                             profile.max_length)
+        backend = load_backend(model_dir, settings, profile=profile,
+                               judged=prompts.judged if prompts else None)
         name = settings.model_name or _model_name(model_dir)
-        engine = cls(backend, tokenizer, facts, settings, name, profile=profile)
+        engine = cls(backend, tokenizer, facts, settings, name, profile=profile, prompts=prompts)
         if settings.warmup:
             engine.score("warm-up query", ["warm-up document"])
         log.info("model loaded", extra={"event": "model_loaded", **engine.describe(),
