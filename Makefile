@@ -15,6 +15,16 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: help venv lint test clean
 
+# A venv of its own from a complete lock (pip --no-deps), then an import check that fails
+# on a missing package: $(call locked_venv,X) reads X_VENV, X_REQS and X_SMOKE.
+define locked_venv
+	rm -rf $($(1)_VENV)
+	$(PYTHON) -m venv $($(1)_VENV)
+	$($(1)_VENV)/bin/pip install --progress-bar off --no-deps -r $($(1)_REQS)
+	$($(1)_VENV)/bin/python -W ignore -c "$($(1)_SMOKE)"
+	touch $@
+endef
+
 # Each area adds its targets in make/<area>.mk and may append stamps to TEST_DEPS.
 TEST_DEPS :=
 -include make/*.mk

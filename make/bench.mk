@@ -17,11 +17,7 @@ bench: $(STAMP) $(DLC_VENV)/.installed $(INFINITY_STAMP)  ## benchmarks vs Cross
 	$(PY) -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 $(INFINITY_STAMP): $(INFINITY_REQS)
-	rm -rf $(INFINITY_VENV)
-	$(PYTHON) -m venv $(INFINITY_VENV)
-	$(INFINITY_VENV)/bin/pip install --progress-bar off --no-deps -r $(INFINITY_REQS)
-	$(INFINITY_VENV)/bin/python -W ignore -c "$(INFINITY_SMOKE)"
-	touch $@
+	$(call locked_venv,INFINITY)
 
 infinity-venv: $(INFINITY_STAMP)  ## .venv-infinity: Infinity 0.0.78 on the machine's torch 2.13.0 (a bench peer)
 
@@ -48,11 +44,7 @@ MACHINE_SMOKE := import torch, transformers, sentence_transformers, prometheus_c
 gpu-machine-venv: $(MACHINE_STAMP)  ## .venv-gpu-machine: the GPU machine's transformers and sentence-transformers on this CPU (the device kit's dry run)
 
 $(MACHINE_STAMP): $(MACHINE_REQS)
-	rm -rf $(MACHINE_VENV)
-	$(PYTHON) -m venv $(MACHINE_VENV)
-	$(MACHINE_VENV)/bin/pip install --progress-bar off --no-deps -r $(MACHINE_REQS)
-	$(MACHINE_VENV)/bin/python -W ignore -c "$(MACHINE_SMOKE)"
-	touch $@
+	$(call locked_venv,MACHINE)
 
 TEST_DEPS += $(MACHINE_STAMP)
 

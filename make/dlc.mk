@@ -17,11 +17,7 @@ DLC_SMOKE := import torch, transformers, numpy, tokenizers, mms.model_service_wo
 
 $(DLC_STAMP): $(DLC_REQS)
 	@command -v java >/dev/null || echo "warning: no java on PATH; multi-model-server needs Java 17"
-	rm -rf $(DLC_VENV)
-	$(PYTHON) -m venv $(DLC_VENV)
-	$(DLC_VENV)/bin/pip install --progress-bar off --no-deps -r $(DLC_REQS)
-	$(DLC_VENV)/bin/python -W ignore -c "$(DLC_SMOKE)"
-	touch $@
+	$(call locked_venv,DLC)
 
 dlc-venv: $(DLC_STAMP)  ## .venv-dlc: the official HF DLC stack (toolkit 2.6.0 + MMS, transformers 4.x)
 

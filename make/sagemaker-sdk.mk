@@ -13,11 +13,7 @@ SDK_SMOKE := import sagemaker, sagemaker.local, sagemaker.huggingface; \
 .PHONY: sagemaker-venv
 
 $(SDK_STAMP): $(SDK_REQS)
-	rm -rf $(SDK_VENV)
-	$(PYTHON) -m venv $(SDK_VENV)
-	$(SDK_VENV)/bin/pip install --progress-bar off --no-deps -r $(SDK_REQS)
-	$(SDK_VENV)/bin/python -W ignore -c "$(SDK_SMOKE)"
-	touch $@
+	$(call locked_venv,SDK)
 
 sagemaker-venv: $(SDK_STAMP)  ## .venv-sagemaker: the SageMaker Python SDK 2.x (Predictor, local mode)
 
