@@ -3,9 +3,8 @@
 
 `make deploy` sends the archive to the DLC unless an image is given, so it must carry what
 transformers 4 needs from a model saved by transformers 5 (the chat template; a tokenizer
-class and special-token keys it reads), and the engine must score LLM rerankers without
-transformers 5's per-layer caches (there each document runs after its prefix in full: the
-same scores, without the shared-prefix saving).
+class and special-token keys it reads), and the engine must share an LLM's prefix through
+transformers 4's cache layout (key/value lists, where 5 has per-layer objects).
 
 The hooks run in each venv on the unpacked archive, as the toolkit calls them; then the
 whole DLC stack (toolkit + multi-model-server) serves the Qwen3 archive against our server.
@@ -31,6 +30,9 @@ from example_texts import CAPITAL_DOCS, CAPITAL_QUERY
 pytestmark = pytest.mark.slow
 
 TOL = 1e-5
+# Many small batches of mixed lengths: an LLM's shared prefix is expanded for each of them.
+SMALL_BATCHES = {"RERANK_WARMUP": "0", "RERANK_THREADS": "1", "RERANK_BATCH_TOKENS": "64",
+                 "RERANK_MAX_BATCH_ROWS": "2"}
 ENCODERS = ("bert", "electra", "xlmr", "deberta", "modernbert")
 LLMS = ("qwen3", "qwen3-seq-cls", "mxbai-v2", "gemma", "chat-template")
 BODIES = {
@@ -44,7 +46,7 @@ import json, sys
 import inference
 for model_dir in sys.argv[2:]:
     model = inference.model_fn(model_dir)
-    answers = {}
+    answers = {"shared_prefix": model.describe().get("shared_prefix")}
     for name, body in json.loads(sys.argv[1]).items():
         if name == "instruction" and not (model.profile and model.profile.takes_instruction):
             continue
@@ -76,8 +78,7 @@ def hooks_in(python: str, model_dirs: list) -> dict:
     code_dir = model_dirs[0] / "code"  # the same code/ in every archive
     done = subprocess.run([python, "-c", HOOKS, json.dumps(BODIES), *map(str, model_dirs)],
                           capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, PYTHONPATH=str(code_dir), RERANK_WARMUP="0",
-                                   RERANK_THREADS="1"))
+                          env=dict(os.environ, PYTHONPATH=str(code_dir), **SMALL_BATCHES))
     assert done.returncode == 0, done.stderr[-3000:]
     answers = {}
     for line in done.stdout.splitlines():
@@ -120,10 +121,15 @@ def test_every_family_scores_the_same_on_the_dlcs_transformers(archives):
     ours = hooks_in(sys.executable, dirs)
     dlc = hooks_in(str(dlcutil.DLC_VENV / "bin" / "python"), dirs)
     assert set(ours) == set(dlc) == {str(d) for d in dirs}
+    shared = {}
     for model_dir, answers in ours.items():
         assert set(answers) == set(dlc[model_dir]), model_dir
+        shared[model_dir] = answers.pop("shared_prefix")
+        assert dlc[model_dir].pop("shared_prefix") == shared[model_dir], model_dir
         for name, results in answers.items():
             same_results(results, dlc[model_dir][name])
+    causal = [str(archives[f][1]) for f in LLMS if f != "qwen3-seq-cls"]
+    assert all(shared[d] is True for d in causal)  # on both sides: checked equal above
     assert "instruction" in ours[str(archives["qwen3"][1])]
 
 

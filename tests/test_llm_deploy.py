@@ -232,22 +232,6 @@ def test_the_dlc_must_know_the_family():
     assert images.transformers_for("gemma", "4.49.0") == "4.49.0"
 
 
-def test_a_transformers_4_dlc_is_noted_as_slower_for_llm_rerankers(llm_archive, tmp_path,
-                                                                      monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    for key in ("DEPLOY_INSTANCE_TYPE", "DEPLOY_TRANSFORMERS_VERSION", "DEPLOY_MODE"):
-        monkeypatch.delenv(key, raising=False)
-    args = type("Args", (), {"archive": str(llm_archive[0]), "env": []})()
-    cfg.load(args, environ={}, container=True)
-    captured = capsys.readouterr()
-    assert captured.out == ""  # a printed policy stays JSON
-    assert "transformers 4.51.3 cannot share the query's prompt" in captured.err
-    assert "--transformers-version=5.5.3" in captured.err
-    args.transformers_version = "5.5.3"
-    cfg.load(args, environ={}, container=True)
-    assert capsys.readouterr().err == ""
-
-
 def test_deploy_settings_fit_a_packaged_llm(llm_archive, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for key in ("DEPLOY_INSTANCE_TYPE", "DEPLOY_TRANSFORMERS_VERSION", "DEPLOY_MODE"):

@@ -210,8 +210,8 @@ def test_shared_prefix_equals_full_recomputation(llm_dirs):
 
 @pytest.mark.parametrize("family", ["qwen3", "gemma"])
 def test_without_shareable_caches_each_document_runs_whole(llm_dirs, family):
-    """transformers 4 (the DLC's 4.51) has no per-layer caches to expand: the backend then
-    runs each continuation after its prefix in full, in the same batches, same scores."""
+    """A transformers whose caches the backend cannot expand: each continuation runs after
+    its prefix in full, in the same batches, with the same scores."""
     pairs = [(q, d) for q in (CAPITAL_QUERY, "panda?") for d in DOCS]
     request = RerankRequest("python", pairs, [d for _, d in pairs])
     shared, whole = (_engine(llm_dirs(family), batch_tokens=64, max_batch_rows=3)

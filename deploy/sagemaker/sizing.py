@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 from deploy.errors import UserError
@@ -140,20 +139,6 @@ def check(config, manifest: dict | None) -> None:
                         f" {default_instance_type(manifest)})")
 
 
-def _note_unshared_prefix(config, manifest: dict) -> None:
-    """An LLM reranker on a transformers 4 DLC scores right but runs each document with its
-    whole prompt (no shareable caches there): say so, and what is faster (on stderr, so a
-    printed policy stays clean JSON)."""
-    version = config.transformers_version or ""
-    causal = str(manifest.get("architecture") or "").endswith("ForCausalLM")
-    if causal and version.startswith("4."):
-        print(f"note: the DLC's transformers {version} cannot share the query's prompt"
-              " between documents, so an LLM reranker runs slower there (2.3x on CPU for"
-              " Qwen3-Reranker-0.6B); transformers 5 shares it:"
-              f" {config.name('transformers_version')}=5.5.3, or our image"
-              f" ({config.name('image')})", file=sys.stderr)
-
-
 def apply(config, manifest: dict | None) -> None:
     """Fill what was left to the model (instance type, DLC version), then ``check``."""
     from deploy.sagemaker import images
@@ -164,7 +149,6 @@ def apply(config, manifest: dict | None) -> None:
         config.transformers_version = images.transformers_for(
             manifest.get("model_type"), config.transformers_version,
             config.name("transformers_version"))
-        _note_unshared_prefix(config, manifest)
     if config.deploy_mode.component:
         fit_component_memory(config, manifest)
     check(config, manifest)

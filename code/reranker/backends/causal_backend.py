@@ -12,9 +12,9 @@ are computed once (:meth:`prefix`) and every batch of continuations attends to t
 own last real token, which padding after it cannot reach.  The result equals a full
 forward pass of each whole prompt (tests/test_llm_parity.py).
 
-Sharing needs the per-layer caches of newer transformers (``Cache.layers``: 5.x has them,
-the Hugging Face DLC's 4.51 does not).  Without them each continuation runs with its prefix
-in full: the same scores, without the saving.
+The prefix's cache is transformers' DynamicCache, in 5.x's layout (per-layer objects) or
+4.x's (key/value lists; the Hugging Face DLC runs 4.51).  A transformers without either
+runs each continuation with its prefix in full: the same scores, without the saving.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class CausalBackend:
         self.num_labels = 1
         self.judged = list(judged)
         self.pad_multiple = 8 if self.device.type == "cuda" else 1
-        self.shares_prefix = _caches_have_layers()
+        self.shares_prefix = _caches_can_be_shared()
 
     def prefix(self, ids: list[int]):
         """The prefix's key/value cache (one row); a 413 naming the query when it does not
@@ -170,10 +170,13 @@ class CausalBackend:
         }
 
 
-def _caches_have_layers() -> bool:
+def _caches_can_be_shared() -> bool:
+    """transformers' DynamicCache in either layout: per-layer objects (``layers``, 5.x) or
+    key/value lists (``key_cache``, 4.x, the DLC's 4.51)."""
     from transformers import DynamicCache
 
-    return hasattr(DynamicCache(), "layers")
+    cache = DynamicCache()
+    return hasattr(cache, "layers") or hasattr(cache, "key_cache")
 
 
 def _expanded(cache, rows: int, config):
@@ -181,8 +184,11 @@ def _expanded(cache, rows: int, config):
     continuation's tokens are appended to the copy, never to the shared prefix."""
     from transformers import DynamicCache
 
-    layers = []
-    for layer in cache.layers:
-        keys, values = layer.keys, layer.values
-        layers.append((keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1)))
-    return DynamicCache(layers, config=config)
+    if hasattr(cache, "layers"):
+        pairs = [(layer.keys, layer.values) for layer in cache.layers]
+    else:  # transformers 4.x
+        pairs = list(zip(cache.key_cache, cache.value_cache))
+    layers = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in pairs]
+    if hasattr(cache, "layers"):
+        return DynamicCache(layers, config=config)
+    return DynamicCache(layers)  # 4.x takes (keys, values) per layer, and no config
