@@ -184,11 +184,11 @@ def _expanded(cache, rows: int, config):
     continuation's tokens are appended to the copy, never to the shared prefix."""
     from transformers import DynamicCache
 
+    def views(pairs):
+        return [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in pairs]
+
     if hasattr(cache, "layers"):
-        pairs = [(layer.keys, layer.values) for layer in cache.layers]
-    else:  # transformers 4.x
-        pairs = list(zip(cache.key_cache, cache.value_cache))
-    layers = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in pairs]
-    if hasattr(cache, "layers"):
-        return DynamicCache(layers, config=config)
-    return DynamicCache(layers)  # 4.x takes (keys, values) per layer, and no config
+        return DynamicCache(views((layer.keys, layer.values) for layer in cache.layers),
+                            config=config)
+    # transformers 4.x: key/value lists, built from (keys, values) per layer, no config
+    return DynamicCache(views(zip(cache.key_cache, cache.value_cache)))
