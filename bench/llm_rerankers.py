@@ -4,8 +4,10 @@ The model is Qwen3-Reranker-0.6B's shape (Qwen3ForCausalLM: 28 layers, hidden 10
 heads, 8 key/value heads, head_dim 128, intermediate 3072, vocabulary 151,669) with random
 weights (same compute) and the model card's prompt as its chat template, which is how
 CrossEncoder prompts a causal LM; the engine recognises the family and builds the same
-prompt.  Requests of 10, 25 and 100 documents; per size: pairs/s of each, their ratio, the
-largest score difference, and the share of tokens the shared prefix saves.
+prompt.  Per precision (exact: fp32; fast: bf16 where the CPU has bf16 arithmetic, with
+CrossEncoder cast to the same dtype) and request size (10, 25, 100 documents): pairs/s of
+each, their ratio, the largest score difference, the share of tokens the shared prefix
+saves, and for fast how far its scores and ranks move from the exact engine's.
 
     python -m bench.llm_rerankers --layers 4 --rounds 1     # a short run on a small CPU
 """
@@ -20,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import models, workloads
+from . import metrics, models, workloads
+from .device import llm
 
 SIZES = (10, 25, 100)
+PRECISIONS = ("exact", "fast")
 
 
 def build(cache: Path, layers: int) -> Path:
@@ -51,27 +55,35 @@ def _timed(score, reqs) -> tuple[float, list[np.ndarray]]:
     return time.perf_counter() - started, scores
 
 
-def run(cache: Path, layers: int = 28, rounds: int = 2, sizes=SIZES, threads: int = 0,
-        log=print) -> dict:
+def _cross_encoder(model_dir: Path, dtype):
+    """CrossEncoder as users run it at this precision (bf16: the model cast, as on GPUs)."""
     import torch
     from sentence_transformers import CrossEncoder
+
+    cross = CrossEncoder(str(model_dir), device="cpu", max_length=llm.MAX_LENGTH)
+    cross.model.to(dtype)
+    identity = torch.nn.Identity()
+
+    def score(query, docs):
+        return cross.predict([(query, d) for d in docs], activation_fn=identity,
+                             show_progress_bar=False)
+
+    return score
+
+
+def _precision(model_dir: Path, precision: str, sizes, rounds: int, exact_scores: dict,
+               log) -> dict:
+    """Engine and CrossEncoder at one precision; ``exact_scores`` (size -> the exact
+    engine's scores) is filled by the exact run and read by the fast one."""
+    import torch
 
     from reranker.engine import Reranker
     from reranker.settings import Settings
 
-    if threads:
-        torch.set_num_threads(threads)
-    model_dir = build(cache, layers)
-    engine = Reranker.from_dir(str(model_dir), Settings(warmup=True))
-    cross = CrossEncoder(str(model_dir), device="cpu")
-    identity = torch.nn.Identity()
-
-    def cross_score(query, docs):
-        return cross.predict([(query, d) for d in docs], activation_fn=identity,
-                             show_progress_bar=False)
-
-    results = {"model": f"Qwen3-Reranker-0.6B shape, {layers} of 28 layers, random weights",
-               "engine": engine.describe(), "threads": torch.get_num_threads(), "sizes": {}}
+    engine = Reranker.from_dir(str(model_dir), Settings(warmup=True, precision=precision))
+    dtype = getattr(torch, engine.describe()["dtype"])
+    cross_score = _cross_encoder(model_dir, dtype)
+    out = {"engine": engine.describe(), "sizes": {}}
     try:
         cross_score("warm-up", ["warm-up document"])
         for size in sizes:
@@ -80,7 +92,6 @@ def run(cache: Path, layers: int = 28, rounds: int = 2, sizes=SIZES, threads: in
             cross_s, theirs = _timed(cross_score, reqs)
             pairs = size * rounds
             encoded = [engine.prompts.encode([(q, d) for d in docs]) for q, docs in reqs]
-            full = sum(e.tokens for e in encoded)
             row = {
                 "pairs": pairs,
                 "engine_pairs_per_s": pairs / ours_s,
@@ -88,15 +99,55 @@ def run(cache: Path, layers: int = 28, rounds: int = 2, sizes=SIZES, threads: in
                 "ratio": cross_s / ours_s,
                 "max_abs_score_diff": float(max(np.abs(a - b).max()
                                                 for a, b in zip(ours, theirs))),
-                "prefix_tokens_saved": 1 - sum(e.computed for e in encoded) / full,
+                "prefix_tokens_saved": 1 - (sum(e.computed for e in encoded)
+                                            / sum(e.tokens for e in encoded)),
             }
-            results["sizes"][size] = row
-            log(f"{size:>3} docs: engine {row['engine_pairs_per_s']:.2f} pairs/s,"
-                f" CrossEncoder {row['crossencoder_pairs_per_s']:.2f} pairs/s,"
-                f" ratio {row['ratio']:.2f}x, max |diff| {row['max_abs_score_diff']:.2e},"
-                f" prefix saves {row['prefix_tokens_saved']:.0%} of tokens")
+            if precision == "exact":
+                exact_scores[size] = ours
+            elif size in exact_scores:  # how far the fast engine moves from the exact one
+                row["max_abs_dev_vs_exact"] = float(max(
+                    np.abs(a - b).max() for a, b in zip(ours, exact_scores[size])))
+                row["min_kendall_tau_vs_exact"] = min(
+                    metrics.kendall_tau(a, b) for a, b in zip(ours, exact_scores[size]))
+            out["sizes"][size] = row
+            log(_line(precision, out["engine"]["dtype"], size, row))
     finally:
         engine.close()
+    return out
+
+
+def _line(precision: str, dtype: str, size: int, row: dict) -> str:
+    line = (f"{precision} ({dtype}) {size:>3} docs: engine {row['engine_pairs_per_s']:.2f}"
+            f" pairs/s, CrossEncoder {row['crossencoder_pairs_per_s']:.2f} pairs/s,"
+            f" ratio {row['ratio']:.2f}x, max |diff| {row['max_abs_score_diff']:.2e},"
+            f" prefix saves {row['prefix_tokens_saved']:.0%} of tokens")
+    if "min_kendall_tau_vs_exact" in row:
+        line += (f"; vs exact: max |dev| {row['max_abs_dev_vs_exact']:.2e},"
+                 f" tau {row['min_kendall_tau_vs_exact']:.3f}")
+    return line
+
+
+def run(cache: Path, layers: int = 28, rounds: int = 2, sizes=SIZES, threads: int = 0,
+        precisions=PRECISIONS, log=print) -> dict:
+    """Per precision (RERANK_PRECISION: exact = fp32; fast = bf16 where the CPU has bf16
+    arithmetic), the engine against CrossEncoder at the same dtype."""
+    return compare(build(cache, layers),
+                   f"Qwen3-Reranker-0.6B shape, {layers} of 28 layers, random weights",
+                   rounds, sizes, threads, precisions, log)
+
+
+def compare(model_dir: Path, label: str, rounds: int = 2, sizes=SIZES, threads: int = 0,
+            precisions=PRECISIONS, log=print) -> dict:
+    """:func:`run` on any Qwen3-Reranker directory whose chat template is the card's."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    results = {"model": label, "threads": torch.get_num_threads(), "precisions": {}}
+    exact_scores: dict = {}
+    for precision in sorted(precisions, key=lambda p: p != "exact"):  # exact first
+        results["precisions"][precision] = _precision(model_dir, precision, sizes, rounds,
+                                                      exact_scores, log)
     return results
 
 
@@ -108,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="requests per size")
     p.add_argument("--sizes", default=",".join(map(str, SIZES)))
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--precisions", default=",".join(PRECISIONS),
+                   help="RERANK_PRECISION values to run, comma-separated (exact, fast)")
     p.add_argument("--cache", type=Path, default=models.ROOT / "build" / "bench")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = p.parse_args(argv)
@@ -117,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
         p.error(f"--sizes must be integers separated by commas, got {args.sizes!r}")
-    results = run(args.cache, args.layers, args.rounds, sizes, args.threads)
+    precisions = [x.strip() for x in args.precisions.split(",") if x.strip()]
+    if not precisions or set(precisions) - set(PRECISIONS):
+        p.error(f"--precisions takes {', '.join(PRECISIONS)}, got {args.precisions!r}")
+    results = run(args.cache, args.layers, args.rounds, sizes, args.threads, precisions)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
     return 0

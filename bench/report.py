@@ -372,8 +372,31 @@ def cpu_section(results: dict, json_path=None, png_path=None) -> str:
     lines += ["### Engine level", ""]
     for name, model in results["models"].items():
         lines += engine_lines(name, model)
+    if results.get("llm_rerankers"):
+        lines += ["### LLM reranker", ""] + llm_lines(results["llm_rerankers"]) + [""]
     lines += ["### Server level", ""] + server_lines(results.get("server"))
     return "\n".join(lines)
+
+
+def llm_lines(llm: dict) -> list[str]:
+    """bench.llm_rerankers: the engine against CrossEncoder per precision and size."""
+    header = ["precision", "dtype", "documents", "engine pairs/s", "CrossEncoder pairs/s",
+              "ratio", "max abs score diff", "prefix saves", "vs exact: max dev, tau"]
+    rows, requests = [], 0
+    for precision, run in llm.get("precisions", {}).items():
+        for size, row in run["sizes"].items():
+            requests = row["pairs"] // int(size)
+            moved = (f"{row['max_abs_dev_vs_exact']:.1e}, {row['min_kendall_tau_vs_exact']:.3f}"
+                     if "min_kendall_tau_vs_exact" in row else "")
+            rows.append([precision, run["engine"]["dtype"], str(size),
+                         _num(row["engine_pairs_per_s"], 2),
+                         _num(row["crossencoder_pairs_per_s"], 2), f"{row['ratio']:.2f}x",
+                         f"{row['max_abs_score_diff']:.1e}", _pct(row["prefix_tokens_saved"]),
+                         moved])
+    return [f"{llm['model']} (`bench.llm_rerankers`), {llm['threads']} threads, {requests}"
+            " request(s) per size, CrossEncoder at the engine's dtype; `vs exact`: how far"
+            " fast mode's scores and ranks move from the exact engine's.", ""
+            ] + _table(header, rows)
 
 
 def gpu_section(results: dict) -> str | None:

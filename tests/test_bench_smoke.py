@@ -157,3 +157,20 @@ def test_gemm_ceiling_is_the_best_library_and_shares_follow_it():
     models = {"m": {"workloads": {"w": {"results": {"r": row}}}}}
     engine_level.reshare(models, {"gemm_flops": machine.cpu_ceilings(by_library)})
     assert (row["share_of_fp32_gemm"], row["share_of_own_gemm"]) == (0.5, 1.5e11 / 9e11)
+
+
+def test_llm_reranker_bench_compares_each_precision_and_reports_it(tmp_path):
+    """bench.llm_rerankers on a tiny Qwen3-Reranker: the engine and CrossEncoder agree in
+    fp32, fast mode says how far it moves from exact, and the report renders both."""
+    from bench import llm_rerankers, report
+    from demo_models.llm import qwen3_reranker
+
+    model_dir = qwen3_reranker(tmp_path / "qwen3", chat_template=True)
+    results = llm_rerankers.compare(model_dir, "tiny Qwen3-Reranker", rounds=1, sizes=(4,),
+                                    log=lambda _: None)
+    exact, fast = (results["precisions"][p]["sizes"][4] for p in ("exact", "fast"))
+    assert exact["max_abs_score_diff"] < 1e-4
+    assert 0 < exact["prefix_tokens_saved"] < 1
+    assert -1 <= fast["min_kendall_tau_vs_exact"] <= 1 and fast["max_abs_dev_vs_exact"] >= 0
+    text = "\n".join(report.llm_lines(results))
+    assert "| exact | float32 | 4 |" in text and "1 request(s) per size" in text

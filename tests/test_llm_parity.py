@@ -226,6 +226,41 @@ def test_without_shareable_caches_each_document_runs_whole(llm_dirs, family):
         whole.close()
 
 
+class _Forwards:
+    """An engine observer that keeps each forward pass's reported token counts."""
+
+    def __init__(self):
+        self.tokens = self.padded = 0
+
+    def tokenized(self, seconds, rows, tokens):
+        pass
+
+    def waited(self, seconds):
+        pass
+
+    def forwarded(self, seconds, rows, tokens, padded_tokens):
+        self.tokens += tokens
+        self.padded += padded_tokens
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_metrics_count_the_tokens_computed(llm_dirs, shared):
+    """Forward-pass metrics count each prefix once when its cache is shared, and once per
+    document when every continuation runs after its prefix in full."""
+    engine = _engine(llm_dirs("qwen3"), batch_tokens=64, max_batch_rows=3)
+    try:
+        engine.backend.shares_prefix = shared
+        forwards = _Forwards()
+        engine.observe(forwards)
+        pairs = [(q, d) for q in (CAPITAL_QUERY, "panda?") for d in DOCS]
+        engine.rerank(RerankRequest("python", pairs, [d for _, d in pairs]))
+        encoded = engine.prompts.encode(pairs)
+        assert forwards.tokens == (encoded.computed if shared else encoded.tokens)
+        assert forwards.padded >= forwards.tokens
+    finally:
+        engine.close()
+
+
 def test_sentence_transformers_cross_encoder_on_a_chat_template(llm_dirs):
     """An unknown causal LM whose chat template renders a query and a document is scored
     like sentence-transformers 6's CrossEncoder (LogitScore: logit(yes) - logit(no))."""
@@ -252,7 +287,8 @@ def test_truncation_cuts_only_the_document(llm_dirs):
         assert len(group.prefix) + len(group.rows[0]) == 128
         whole = engine.prompts.encode([(CAPITAL_QUERY, "x")]).groups[0]
         assert group.prefix == whole.prefix  # template, instruction and query whole
-        suffix = engine.prompts._ids(profiles.QWEN3_SUFFIX)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(llm_dirs("qwen3"))
+        suffix = tokenizer(profiles.QWEN3_SUFFIX, add_special_tokens=False)["input_ids"]
         assert group.rows[0][-len(suffix):] == suffix  # and the suffix
         with pytest.raises(PayloadTooLarge) as info:
             engine.rerank(RerankRequest("tei", [(CAPITAL_QUERY, long_doc)], [long_doc],

@@ -80,7 +80,13 @@ class PrefixBatcher(Worker):
 
     def score_prefix(self, prefix: list[int], rows: list[list[int]]) -> np.ndarray:
         """One prefix, computed once, and all its continuations."""
+        started = time.perf_counter()
         cache = self._backend.prefix(prefix)
+        # Metrics count what was computed: the prefix pass goes with the first batch; a
+        # backend that cannot share the prefix's cache runs it again in every row.
+        shared = getattr(self._backend, "shares_prefix", True)
+        carried = [time.perf_counter() - started, len(prefix) if shared else 0]
+        per_row = 0 if shared else len(prefix)
         lengths = [len(r) for r in rows]
         out: list[np.ndarray | None] = [None] * len(rows)
         failed: list[int] = []
@@ -92,8 +98,10 @@ class PrefixBatcher(Worker):
             except RowsDoNotFit as exc:  # the other rows' results are in it
                 logits = exc.logits
                 failed += [batch[k] for k in exc.rows]
-            self.observer.forwarded(time.perf_counter() - started, len(batch),
-                                    int(real.sum()), ids.size)
+            extra = carried[1] + per_row * len(batch)
+            self.observer.forwarded(time.perf_counter() - started + carried[0], len(batch),
+                                    int(real.sum()) + extra, ids.size + extra)
+            carried = [0.0, 0]
             for k, i in enumerate(batch):
                 out[i] = logits[k]
         if failed:

@@ -60,18 +60,18 @@ class PromptEncoder:
     def __init__(self, hf_tokenizer, profile: Profile, max_length: int):
         if not getattr(hf_tokenizer, "is_fast", False):
             raise ModelLoadError("the model needs a fast tokenizer (tokenizer.json)")
-        # A private copy without the truncation/padding tokenizer.json may carry.
-        self._tokenizer = Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str())
-        self._tokenizer.no_truncation()
-        self._tokenizer.no_padding()
-        # User text is encoded with special tokens split into plain text; the template's
-        # own special tokens are cut out of its pieces first and kept as themselves.
+        # One private copy (an LLM's vocabulary is large), without the truncation/padding
+        # tokenizer.json may carry.  User text is encoded with special tokens split into
+        # plain text; the template's own special tokens are cut out of its pieces first and
+        # kept as themselves.
+        self._plain = Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str())
+        self._plain.no_truncation()
+        self._plain.no_padding()
+        self._plain.encode_special_tokens = True
         self._specials = {t.content: i for i, t in hf_tokenizer.added_tokens_decoder.items()
                           if t.special}
         self._special_re = re.compile("|".join(
             re.escape(t) for t in sorted(self._specials, key=len, reverse=True)) or r"(?!)")
-        self._plain = Tokenizer.from_str(self._tokenizer.to_str())
-        self._plain.encode_special_tokens = True
         self.profile = profile
         self.max_length = max_length
         bos, pad = hf_tokenizer.bos_token_id, hf_tokenizer.pad_token_id
@@ -86,9 +86,6 @@ class PromptEncoder:
         self._after, self._tail = self._cut_specials(after, last=False)
         # The label ("<Document>: ") survives a left cut when it tokenizes as a prefix.
         self._label = len(self._template(self._head)) + len(self._text(self._before, {}))
-
-    def _ids(self, text: str) -> list[int]:
-        return self._tokenizer.encode(text, add_special_tokens=False).ids
 
     def _cut_specials(self, text: str, *, last: bool) -> tuple[str, str]:
         """``text`` split after its last (``last``) or before its first special token."""
@@ -115,7 +112,7 @@ class PromptEncoder:
         return self._plain.encode(text, add_special_tokens=False).ids if text else []
 
     def _one_token(self, text: str) -> int:
-        ids = self._ids(text)
+        ids = self._template(text)
         if len(ids) != 1:
             raise ModelLoadError(f"profile {self.profile.name!r} judges {text!r}, which is"
                                  f" {len(ids)} tokens in this tokenizer, not one")
