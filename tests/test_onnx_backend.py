@@ -265,15 +265,20 @@ def test_weights_beyond_protobufs_limit_go_to_one_side_file(model_dirs, tmp_path
     assert sorted(os.listdir(out / "onnx")) == ["model_int8.onnx", "report.json"]
 
 
-def test_fp32_graph_takes_its_own_token_budget_unless_one_is_set(exported):
+@pytest.mark.parametrize("cpu_kind, runtime", [("avx512_bf16", "onnx"), ("amx", "openvino")])
+def test_fp32_graph_takes_its_own_token_budget_unless_one_is_set(exported, cpu_kind, runtime):
+    """The exact default's runtime on each CPU kind (ONNX Runtime on the EPYC, OpenVINO on
+    AMX, whatever CPU runs the test) batches fp32 in its measured budget."""
     from reranker.backends.onnx_backend import FP32_BATCH_TOKENS
 
+    if runtime == "openvino":
+        pytest.importorskip("openvino")
     model_dir, _ = exported("bert")
-    # The CPU kind whose auto runtime is ONNX Runtime, whatever CPU runs the test.
-    epyc = Settings(warmup=False, cpu_features="avx512_bf16")
-    auto = Reranker.from_dir(str(model_dir), epyc)
-    pinned = Reranker.from_dir(str(model_dir), dataclasses.replace(epyc, batch_tokens=2048))
+    settings = Settings(warmup=False, cpu_features=cpu_kind)
+    auto = Reranker.from_dir(str(model_dir), settings)
+    pinned = Reranker.from_dir(str(model_dir), dataclasses.replace(settings, batch_tokens=2048))
     try:
+        assert auto.describe()["backend"] == runtime
         assert auto.describe()["batch_tokens"] == FP32_BATCH_TOKENS
         assert pinned.describe()["batch_tokens"] == 2048
         assert np.allclose(auto.score(QUERY, DOCS), pinned.score(QUERY, DOCS), atol=1e-5)
