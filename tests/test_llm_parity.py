@@ -338,3 +338,17 @@ def test_concurrent_requests_share_prefixes_and_keep_scores(llm_dirs):
             assert np.abs(np.array(scores) - np.array(alone[query])).max() < TOL
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_continuations_on_cpu_batch_in_the_measured_budget(llm_dirs, dtype):
+    """1024 tokens per batch of continuations in every CPU precision (bf16 2048 scored up to
+    23% fewer pairs/s); RERANK_BATCH_TOKENS still wins."""
+    engine = _engine(llm_dirs("qwen3"), dtype=dtype)
+    chosen = _engine(llm_dirs("qwen3"), dtype=dtype, batch_tokens=300)
+    try:
+        assert engine.batcher.token_budget == 1024
+        assert chosen.batcher.token_budget == 300
+    finally:
+        engine.close()
+        chosen.close()

@@ -71,8 +71,8 @@ class Reranker:
         self.prompts.max_length = self.max_length
         budget = _token_budget(self.backend, settings)
         if profile.head == "causal":
-            # The CPU budget as measured for encoders (1024 fp32): 4096-token batches of
-            # continuations scored 40% fewer pairs/s; a longer row still runs, alone.
+            # The backend's budget (CPU: 1024 tokens in every precision, as measured for
+            # continuations); a longer row still runs, alone.
             self.batcher = PrefixBatcher(self.backend, token_budget=budget,
                                          max_rows=settings.max_batch_rows,
                                          pad_id=self.prompts.pad_id,
