@@ -72,7 +72,7 @@ def _cross_encoder(model_dir: Path, dtype):
 
 
 def _precision(model_dir: Path, precision: str, sizes, rounds: int, exact_scores: dict,
-               log) -> dict:
+               log, compiled: bool = False) -> dict:
     """Engine and CrossEncoder at one precision; ``exact_scores`` (size -> the exact
     engine's scores) is filled by the exact run and read by the fast one."""
     import torch
@@ -80,7 +80,8 @@ def _precision(model_dir: Path, precision: str, sizes, rounds: int, exact_scores
     from reranker.engine import Reranker
     from reranker.settings import Settings
 
-    engine = Reranker.from_dir(str(model_dir), Settings(warmup=True, precision=precision))
+    engine = Reranker.from_dir(str(model_dir), Settings(warmup=True, precision=precision,
+                                                        compile=compiled))
     dtype = getattr(torch, engine.describe()["dtype"])
     cross_score = _cross_encoder(model_dir, dtype)
     out = {"engine": engine.describe(), "sizes": {}}
@@ -128,26 +129,28 @@ def _line(precision: str, dtype: str, size: int, row: dict) -> str:
 
 
 def run(cache: Path, layers: int = 28, rounds: int = 2, sizes=SIZES, threads: int = 0,
-        precisions=PRECISIONS, log=print) -> dict:
+        precisions=PRECISIONS, log=print, compiled: bool = False) -> dict:
     """Per precision (RERANK_PRECISION: exact = fp32; fast = bf16 where the CPU has bf16
-    arithmetic), the engine against CrossEncoder at the same dtype."""
+    arithmetic), the engine (with RERANK_COMPILE when ``compiled``) against CrossEncoder
+    at the same dtype."""
     return compare(build(cache, layers),
                    f"Qwen3-Reranker-0.6B shape, {layers} of 28 layers, random weights",
-                   rounds, sizes, threads, precisions, log)
+                   rounds, sizes, threads, precisions, log, compiled)
 
 
 def compare(model_dir: Path, label: str, rounds: int = 2, sizes=SIZES, threads: int = 0,
-            precisions=PRECISIONS, log=print) -> dict:
+            precisions=PRECISIONS, log=print, compiled: bool = False) -> dict:
     """:func:`run` on any Qwen3-Reranker directory whose chat template is the card's."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    results = {"model": label, "threads": torch.get_num_threads(), "precisions": {}}
+    results = {"model": label, "threads": torch.get_num_threads(), "compiled": compiled,
+               "precisions": {}}
     exact_scores: dict = {}
     for precision in sorted(precisions, key=lambda p: p != "exact"):  # exact first
         results["precisions"][precision] = _precision(model_dir, precision, sizes, rounds,
-                                                      exact_scores, log)
+                                                      exact_scores, log, compiled)
     return results
 
 
@@ -163,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="RERANK_PRECISION values to run, comma-separated (exact, fast)")
     p.add_argument("--cache", type=Path, default=models.ROOT / "build" / "bench")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    p.add_argument("--compile", action="store_true",
+                   help="the engine with RERANK_COMPILE=true (needs a C++ compiler)")
     args = p.parse_args(argv)
     if not 1 <= args.layers <= 28 or args.rounds < 1:
         p.error("--layers must be in 1..28 and --rounds at least 1")
@@ -173,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     precisions = [x.strip() for x in args.precisions.split(",") if x.strip()]
     if not precisions or set(precisions) - set(PRECISIONS):
         p.error(f"--precisions takes {', '.join(PRECISIONS)}, got {args.precisions!r}")
-    results = run(args.cache, args.layers, args.rounds, sizes, args.threads, precisions)
+    results = run(args.cache, args.layers, args.rounds, sizes, args.threads, precisions,
+                  compiled=args.compile)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
     return 0

@@ -137,7 +137,8 @@ class EnginePeer(Peer):
         self.flops_dtype = options.get("flops_dtype", "float32")
         settings = Settings(dtype=options.get("dtype", "float32"),
                             backend=options.get("backend", "torch"),
-                            batch_tokens=batch_tokens, threads=threads, device=device)
+                            batch_tokens=batch_tokens, threads=threads, device=device,
+                            compile=options.get("compile", False))
         self.engine = Reranker.from_dir(str(model_dir), settings)
 
     def score(self, query, documents):
@@ -174,6 +175,9 @@ MODES = {
     "fp32-cuda": {"dtype": "float32"},
     "fp16-cuda": {"dtype": "float16", "flops_dtype": "float16"},
     "bf16-cuda": {"dtype": "bfloat16", "flops_dtype": "bfloat16"},
+    # LLM rerankers with RERANK_COMPILE (their MLPs and norms compiled by Inductor)
+    "bf16-compiled": {"dtype": "bfloat16", "flops_dtype": "bfloat16", "compile": True},
+    "bf16-cuda-compiled": {"dtype": "bfloat16", "flops_dtype": "bfloat16", "compile": True},
 }
 
 

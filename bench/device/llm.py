@@ -90,7 +90,7 @@ def measure(model_dir: Path, *, device: str, quick: bool, gemm_flops: float,
     checked = encoders.parity_requests(sets, quick)
     relevance, raw = reference_scores(model_dir, device, checked)
     results.put(key + ("probe_max_abs",), probe(model_dir, device, checked, relevance))
-    for label, build in encoders.peer_builders(model_dir, device, MAX_LENGTH).items():
+    for label, build in _builders(model_dir, device, results, key).items():
         if time_left() < 30:
             results.put(key + ("peers", label), {"skipped": "time budget spent"})
             continue
@@ -102,3 +102,21 @@ def measure(model_dir: Path, *, device: str, quick: bool, gemm_flops: float,
             row = {"error": f"{type(exc).__name__}: {exc}"[:500]}
         results.put(key + ("peers", label), row)
     return {}
+
+
+def _builders(model_dir: Path, device: str, results: Results, key: tuple[str, ...]) -> dict:
+    """The encoders' peers, then our engine in bf16 with RERANK_COMPILE where Inductor can
+    build kernels (a C++ compiler on CPU, Triton on CUDA): last, so that a short budget
+    drops it before CrossEncoder."""
+    from reranker.backends.regional_compile import missing_toolchain
+
+    from ..peers import EnginePeer
+
+    builders = encoders.peer_builders(model_dir, device, MAX_LENGTH)
+    missing = missing_toolchain(device)
+    if missing:
+        results.put(key + ("peers", "ours bf16 compiled"), {"skipped": missing})
+        return builders
+    mode = "bf16-cuda-compiled" if device == "cuda" else "bf16-compiled"
+    builders["ours bf16 compiled"] = lambda: EnginePeer(model_dir, mode, device=device)
+    return builders

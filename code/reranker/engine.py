@@ -29,6 +29,9 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Two documents of two lengths: see Reranker.warm_up.
+WARM_UP_DOCUMENTS = ["warm-up document", "a second warm-up document, longer than the first"]
+
 
 class Reranker:
     def __init__(self, backend: Backend, tokenizer, facts: model_facts.ModelDir,
@@ -102,11 +105,24 @@ class Reranker:
                                judged=prompts.judged if prompts else None)
         name = settings.model_name or _model_name(model_dir)
         engine = cls(backend, tokenizer, facts, settings, name, profile=profile, prompts=prompts)
-        if settings.warmup:
-            engine.score("warm-up query", ["warm-up document"])
+        if settings.warmup or settings.compile:  # compiling belongs at load, never in a request
+            engine.warm_up()
         log.info("model loaded", extra={"event": "model_loaded", **engine.describe(),
                                         "load_seconds": round(time.perf_counter() - started, 3)})
         return engine
+
+    def warm_up(self) -> None:
+        """One request at load time, so the first user's is not the slow one.  Two documents
+        of two lengths: a compiled model (RERANK_COMPILE) specialises one-row batches, and
+        both shapes compile here."""
+        try:
+            self.score("warm-up query", WARM_UP_DOCUMENTS)
+        except Exception as exc:
+            if not self.backend.describe().get("compiled_modules"):
+                raise
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModelLoadError(f"RERANK_COMPILE=true: compiling the model failed ({first});"
+                                 " unset RERANK_COMPILE") from exc
 
     def observe(self, observer: observe.Observer | None) -> None:
         """Report timings and batch shapes to ``observer`` from now on (None: to nobody)."""

@@ -112,6 +112,7 @@ def _torch(facts: model_facts.ModelDir, settings: Settings) -> Backend:
         trust_remote_code=settings.trust_remote_code,
         use_safetensors=facts.safetensors,
         threads=settings.threads,
+        compiled=settings.compile,
     )
 
 
@@ -151,7 +152,8 @@ def _causal(facts: model_facts.ModelDir, settings: Settings, judged: list[int]) 
 
     return CausalBackend(facts.path, judged, device=settings.device, dtype=settings.dtype,
                          trust_remote_code=settings.trust_remote_code,
-                         use_safetensors=facts.safetensors, threads=settings.threads)
+                         use_safetensors=facts.safetensors, threads=settings.threads,
+                         compiled=settings.compile)
 
 
 def load_backend(model_dir: str, settings: Settings, profile: Profile | None = None,
@@ -170,6 +172,10 @@ def load_backend(model_dir: str, settings: Settings, profile: Profile | None = N
         if profile.head == "causal":
             return _causal(facts, settings, judged or [])
         return _torch(facts, settings)
+    if settings.compile:
+        raise ModelLoadError("RERANK_COMPILE=true applies to LLM rerankers; this model is a"
+                             " cross-encoder, whose fastest runtime is chosen without it:"
+                             " unset RERANK_COMPILE")
     check_architecture(facts)
     settings = plan(facts, settings, cuda)
     name = settings.backend

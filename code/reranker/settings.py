@@ -86,6 +86,10 @@ class Settings:
     model_name: str = ""
     # Run one forward pass at load time so the first request is not the slow one.
     warmup: bool = True
+    # LLM rerankers: torch.compile each decoder layer's MLP and RMSNorms (needs a C++
+    # compiler on CPU, Triton on CUDA; compiled during the warm-up, seconds at load).
+    # Measured on CPU: +11-23% pairs/s in bf16, +0-10% in fp32 (docs/models.md).
+    compile: bool = False
     # LLM rerankers (docs/models.md).  The family's profile, when the directory's config
     # does not say it (or to override it): "qwen3-reranker", "qwen3-reranker-seq-cls",
     # "bge-reranker-v2-gemma", "mxbai-rerank-v2" or "chat-template"; "" recognises it.

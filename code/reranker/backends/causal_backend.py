@@ -27,6 +27,7 @@ from ..errors import PayloadTooLarge
 from .base import ModelLoadError
 from .checkpoint import load_complete
 from .memory_cap import MemoryCap, padded_widths
+from .regional_compile import compile_cache_free
 from .torch_setup import DTYPES, place
 
 # Continuations on CPU score the most pairs/s in 1024-token batches in bf16 as in fp32
@@ -42,7 +43,8 @@ class CausalBackend:
     batches_itself = True
 
     def __init__(self, model_dir: str, judged: list[int], *, device: str, dtype: str,
-                 trust_remote_code: bool, use_safetensors: bool, threads: int = 0):
+                 trust_remote_code: bool, use_safetensors: bool, threads: int = 0,
+                 compiled: bool = False):
         self.device, self.dtype = place(device, dtype, threads)
         self.device_type = self.device.type
         self.batch_tokens = CPU_BATCH_TOKENS if self.device_type == "cpu" else 0
@@ -61,6 +63,8 @@ class CausalBackend:
         self.softcap = getattr(self.config, "final_logit_softcapping", None)
         self.body = model.get_decoder().to(self.device).eval()
         del model, head
+        self.compiled_modules = (compile_cache_free(self.body, self.device_type) if compiled
+                                 else 0)
         self.num_labels = 1
         self.judged = list(judged)
         self.pad_multiple = 8 if self.device.type == "cuda" else 1
@@ -173,6 +177,7 @@ class CausalBackend:
             "threads": torch.get_num_threads(),
             "memory_cap_tokens": self.memory.tokens,
             "shared_prefix": self.shares_prefix,
+            "compiled_modules": self.compiled_modules,
         }
 
 
