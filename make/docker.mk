@@ -1,11 +1,15 @@
 # The serving image under Docker (docs/serving.md, "Docker").
-#   make docker-build [VARIANT=gpu] [BASE_IMAGE=...]   make docker-run MODEL=...   make docker-test
+#   make docker-build [VARIANT=gpu] [COMPILER=true] [BASE_IMAGE=...]   make docker-run MODEL=...
+#   make docker-test
 # With no registry reachable the images build on reranker-base:bookworm, made from Debian's
 # packages (make docker-base); this machine's pip CA bundle and torch wheel reach only the
 # build stage (build/docker-extras/VARIANT, container/base/extras.sh).
 
 IMAGE        ?= reranker-serving
 VARIANT      ?= cpu
+# COMPILER=true: the image with a C/C++ compiler, for RERANK_COMPILE (tagged VARIANT-compiler).
+COMPILER     ?= false
+IMAGE_TAG    := $(VARIANT)$(if $(filter true,$(COMPILER)),-compiler)
 PUBLIC_BASE  := python:3.11-slim-bookworm
 LOCAL_BASE   := reranker-base:bookworm
 DOCKER_EXTRAS := build/docker-extras/$(VARIANT)
@@ -18,19 +22,19 @@ docker-base:  ## reranker-base:bookworm from Debian's packages (debootstrap; kep
 	nice container/base/build.sh $(LOCAL_BASE)
 
 # BASE_IMAGE: as given, else the official python image when it is here or can be pulled,
-# else the local Debian base.  build/docker-image-VARIANT.json records size and build time.
+# else the local Debian base.  build/docker-image-TAG.json records size and build time.
 # Needs the venv: container/base/extras.sh asks its pip for the CA bundle and find-links.
-docker-build: $(STAMP)  ## build the serving image reranker-serving:VARIANT (VARIANT=cpu|gpu)
+docker-build: $(STAMP)  ## build the serving image reranker-serving:VARIANT (VARIANT=cpu|gpu; COMPILER=true: VARIANT-compiler)
 	@docker info >/dev/null 2>&1 || { $(NO_DOCKER); }; \
 	base=$(or $(BASE_IMAGE),$$(container/base/choose.sh $(PUBLIC_BASE) $(LOCAL_BASE))) || exit $$?; \
 	container/base/extras.sh $(DOCKER_EXTRAS) $(VARIANT) $(BIN)/pip >/dev/null || exit $$?; \
 	start=$$(date +%s); \
 	nice docker build -f container/Dockerfile.$(VARIANT) --build-arg BASE_IMAGE="$$base" \
-		-t $(IMAGE):$(VARIANT) . || exit $$?; \
+		--build-arg COMPILER=$(COMPILER) -t $(IMAGE):$(IMAGE_TAG) . || exit $$?; \
 	seconds=$$(( $$(date +%s) - start )); \
-	size=$$(docker image inspect -f '{{.Size}}' $(IMAGE):$(VARIANT)); \
+	size=$$(docker image inspect -f '{{.Size}}' $(IMAGE):$(IMAGE_TAG)); \
 	printf '{"image": "%s", "base": "%s", "size_bytes": %s, "build_seconds": %s}\n' \
-		$(IMAGE):$(VARIANT) "$$base" "$$size" "$$seconds" | tee build/docker-image-$(VARIANT).json
+		$(IMAGE):$(IMAGE_TAG) "$$base" "$$size" "$$seconds" | tee build/docker-image-$(IMAGE_TAG).json
 
 docker-run: $(STAMP)  ## run the image on 127.0.0.1:PORT (8080), MODEL mounted read-only at /opt/ml/model
 	@docker info >/dev/null 2>&1 || { $(NO_DOCKER); }; \
@@ -40,25 +44,26 @@ docker-run: $(STAMP)  ## run the image on 127.0.0.1:PORT (8080), MODEL mounted r
 	test -z "$$unreadable" || { echo "error: $$unreadable is not readable by the image's uid 1000 (chmod -R a+rX $$dir)" >&2; exit 2; }; \
 	exec docker run --rm -p 127.0.0.1:$(or $(PORT),8080):8080 \
 		$(if $(filter gpu,$(VARIANT)),--gpus all) \
-		-v "$$dir":/opt/ml/model:ro $(IMAGE):$(VARIANT) serve
+		-v "$$dir":/opt/ml/model:ro $(IMAGE):$(IMAGE_TAG) serve
 
 # The container tier: a `make package` archive unpacked at /opt/ml/model, the HTTP suites
 # and the SageMaker contract against the running image (skipped, with the reason, when no
 # Docker engine runs).
 docker-test: docker-build  ## the container tests against reranker-serving:VARIANT
-	RERANK_TEST_IMAGE=$(IMAGE):$(VARIANT) $(PY) -m pytest -q $(PYTEST_ARGS) tests/test_container_contract.py
+	RERANK_TEST_IMAGE=$(IMAGE):$(IMAGE_TAG) $(PY) -m pytest -q $(PYTEST_ARGS) tests/test_container_contract.py
 
 TEST_DEPS += docker-build
 
 # ECR_REPO=<account>.dkr.ecr.<region>.amazonaws.com/<name> (the repository must exist);
-# TAG defaults to VARIANT.  The pushed URI is what `make deploy IMAGE_URI=...` deploys.
-docker-push: $(STAMP)  ## push reranker-serving:VARIANT to ECR_REPO (tag TAG, default VARIANT) for IMAGE_URI
+# TAG defaults to the local tag (VARIANT, or VARIANT-compiler with COMPILER=true).  The pushed
+# URI is what `make deploy IMAGE_URI=...` deploys.
+docker-push: $(STAMP)  ## push reranker-serving:VARIANT to ECR_REPO (tag TAG, default the local tag) for IMAGE_URI
 	@test -n "$(ECR_REPO)" || { echo "error: set ECR_REPO=<account>.dkr.ecr.<region>.amazonaws.com/<name>" >&2; exit 2; }
 	@docker info >/dev/null 2>&1 || { echo "error: no Docker engine runs here (docker info failed)" >&2; exit 2; }
-	@docker image inspect $(IMAGE):$(VARIANT) >/dev/null 2>&1 || { echo "error: no image $(IMAGE):$(VARIANT): run make docker-build VARIANT=$(VARIANT) first" >&2; exit 2; }
+	@docker image inspect $(IMAGE):$(IMAGE_TAG) >/dev/null 2>&1 || { echo "error: no image $(IMAGE):$(IMAGE_TAG): run make docker-build VARIANT=$(VARIANT) COMPILER=$(COMPILER) first" >&2; exit 2; }
 	@password=$$($(PY) -m deploy --make-variables ecr-login '$(ECR_REPO)') || exit $$?; \
 	printf '%s' "$$password" | docker login --username AWS --password-stdin \
 	  '$(firstword $(subst /, ,$(ECR_REPO)))' >/dev/null
-	docker tag $(IMAGE):$(VARIANT) '$(ECR_REPO):$(or $(TAG),$(VARIANT))'
-	docker push '$(ECR_REPO):$(or $(TAG),$(VARIANT))'
-	@echo "pushed: deploy it with make deploy IMAGE_URI=$(ECR_REPO):$(or $(TAG),$(VARIANT)) ..."
+	docker tag $(IMAGE):$(IMAGE_TAG) '$(ECR_REPO):$(or $(TAG),$(IMAGE_TAG))'
+	docker push '$(ECR_REPO):$(or $(TAG),$(IMAGE_TAG))'
+	@echo "pushed: deploy it with make deploy IMAGE_URI=$(ECR_REPO):$(or $(TAG),$(IMAGE_TAG)) ..."

@@ -49,11 +49,14 @@ def skip_reason() -> str | None:
 
 
 def ensure_image(image: str = IMAGE) -> str:
-    """``image``, built with ``make docker-build`` first when it is not there yet."""
+    """``image``, built with ``make docker-build`` first when it is not there yet (a tag
+    ``VARIANT-compiler`` builds with COMPILER=true)."""
     if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
-        name, _, variant = image.partition(":")
+        name, _, tag = image.partition(":")
+        variant, _, extra = (tag or "cpu").partition("-")
         subprocess.run(["make", "--no-print-directory", "docker-build", f"IMAGE={name}",
-                        f"VARIANT={variant or 'cpu'}"], cwd=ROOT, check=True)
+                        f"VARIANT={variant}", f"COMPILER={str(extra == 'compiler').lower()}"],
+                       cwd=ROOT, check=True)
     return image
 
 

@@ -6,7 +6,9 @@ must honour the contract: the HTTP suites pass against it (on a read-only root),
 503 until the model is loaded and 200 after, SAGEMAKER_BIND_TO_PORT moves the port (and the
 HEALTHCHECK follows it), uid 1000 serves, ``docker stop`` drains the request in flight and
 the container exits 0 within 30 s.  And the build's CA bundle and torch wheel are in no
-layer of the image.  Skipped, with the reason, when no Docker engine runs.
+layer of the image.  An LLM reranker scores as in this process; RERANK_COMPILE=true is
+refused by the default image and compiles in the COMPILER=true one.  Skipped, with the
+reason, when no Docker engine runs.
 """
 
 from __future__ import annotations
@@ -174,29 +176,65 @@ def _layer_files(archive: Path):
                     yield member.name.removeprefix("./"), data
 
 
-def test_the_image_serves_an_llm_reranker_like_the_hooks(image, llm_dirs, tmp_path):
-    """A packaged tiny Qwen3-Reranker (causal yes/no head, shared prefix) in the image
-    scores as model_fn/predict_fn do in this process, instruction included."""
+LLM_BODY = {**GOOD, "instruction": "Find capital cities"}
+
+
+@pytest.fixture(scope="module")
+def llm_model(llm_dirs, tmp_path_factory) -> tuple[Path, dict[int, float]]:
+    """(model directory, scores): a packaged tiny Qwen3-Reranker (causal yes/no head, shared
+    prefix) unpacked as SageMaker does, and what model_fn/predict_fn score in this process."""
     import inference
 
-    archive = tmp_path / "model.tar.gz"
+    out = tmp_path_factory.mktemp("llm")
     subprocess.run([sys.executable, "-m", "deploy", "package", str(llm_dirs("qwen3")),
-                    "-o", str(archive)], check=True, capture_output=True)
-    model_dir = dockerutil.unpack_like_sagemaker(archive, tmp_path / "model")
-    body = {**GOOD, "instruction": "Find capital cities"}
+                    "-o", str(out / "model.tar.gz")], check=True, capture_output=True)
+    model_dir = dockerutil.unpack_like_sagemaker(out / "model.tar.gz", out / "model")
     model = inference.model_fn(str(model_dir))
     try:
         expected = json.loads(inference.output_fn(inference.predict_fn(
-            inference.input_fn(json.dumps(body), "application/json"), model),
+            inference.input_fn(json.dumps(LLM_BODY), "application/json"), model),
             "application/json"))
     finally:
         model.close()
-    with dockerutil.running(image, volumes={model_dir: "/opt/ml/model:ro"}) as box:
-        box.wait_ping(200)
-        response = httpx.post(box.url + "/invocations", json=body, timeout=60)
+    return model_dir, {r["index"]: r["relevance_score"] for r in expected["results"]}
+
+
+def assert_scores_as_in_process(image: str, llm_model, env: dict | None = None) -> str:
+    """The container's scores equal the in-process ones (within 1e-5); returns its logs."""
+    model_dir, want = llm_model
+    with dockerutil.running(image, env=env, volumes={model_dir: "/opt/ml/model:ro"}) as box:
+        box.wait_ping(200, timeout=300)
+        response = httpx.post(box.url + "/invocations", json=LLM_BODY, timeout=60)
+        logs = box.logs()
     assert response.status_code == 200, response.text
     got = {r["index"]: r["relevance_score"] for r in response.json()["results"]}
-    want = {r["index"]: r["relevance_score"] for r in expected["results"]}
     assert got.keys() == want.keys()
     assert max(abs(got[i] - want[i]) for i in want) < 1e-5
+    return logs
 
+
+def test_the_image_serves_an_llm_reranker_like_the_hooks(image, llm_model):
+    """The image scores as model_fn/predict_fn do in this process, instruction included."""
+    assert_scores_as_in_process(image, llm_model)
+
+
+def test_rerank_compile_is_refused_in_the_image_without_a_compiler(image, llm_model):
+    """The default image has no toolchain: RERANK_COMPILE=true fails the load with one line
+    that says so (SageMaker reports a failed endpoint), instead of failing in a request."""
+    model_dir, _ = llm_model
+    with dockerutil.running(image, env={"RERANK_COMPILE": "true"},
+                            volumes={model_dir: "/opt/ml/model:ro"}) as box:
+        deadline = time.monotonic() + 180
+        while box.state()["Running"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        state, logs = box.state(), box.logs()
+    assert not state["Running"] and state["ExitCode"] != 0, logs[-2000:]
+    assert "RERANK_COMPILE=true: no C++ compiler (g++) on PATH" in logs
+
+
+def test_the_compiler_image_serves_a_compiled_llm_reranker(llm_model):
+    """`make docker-build COMPILER=true`: the same image with g++ and Python's headers, where
+    RERANK_COMPILE=true compiles at load and scores as the eager model in this process."""
+    image = dockerutil.ensure_image(dockerutil.IMAGE.rpartition(":")[0] + ":cpu-compiler")
+    logs = assert_scores_as_in_process(image, llm_model, env={"RERANK_COMPILE": "true"})
+    assert re.search(r'"compiled_modules": [1-9]', logs), logs[-2000:]

@@ -3,6 +3,7 @@ compile every shape during the warm-up, and are refused clearly where compiling 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -74,6 +75,26 @@ def test_without_a_compiler_the_model_is_refused(llm_dirs, monkeypatch):
     monkeypatch.setenv("CXX", "/nonexistent/c++")
     with pytest.raises(ModelLoadError, match=r"RERANK_COMPILE=true: no C\+\+ compiler"):
         _engine(llm_dirs("qwen3"), compile=True)
+
+
+def test_the_toolchain_check_names_what_is_missing(tmp_path, monkeypatch):
+    """Each branch on any host: `true` stands in for a compiler that is on PATH."""
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    assert missing_toolchain("cpu") == "no C++ compiler (/nonexistent/c++) on PATH"
+    monkeypatch.setenv("CXX", "true")
+    assert "no Python headers" in missing_toolchain("cpu", python_include=str(tmp_path))
+    (tmp_path / "Python.h").touch()
+    assert missing_toolchain("cpu", python_include=str(tmp_path)) is None
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "triton" else real_find_spec(name, *a))
+    assert missing_toolchain("cuda") == "Triton is not installed"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    assert missing_toolchain("cuda") == "no C compiler (/nonexistent/cc) on PATH"
+    monkeypatch.setenv("CC", "true")
+    assert missing_toolchain("cuda", python_include=str(tmp_path)) is None
 
 
 def test_a_cross_encoder_refuses_compile(bert_dir):

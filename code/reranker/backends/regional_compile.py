@@ -12,8 +12,8 @@ kernel over the whole activation.  Inductor fuses them.  What is compiled matter
 
 Measured (Qwen3-Reranker-0.6B shape, Intel Xeon with AMX, 2 cores, docs/models.md): bf16,
 28 layers, +15% / +11% / +23% pairs/s at 10 / 25 / 100 documents; fp32 +0-2% (28 layers)
-to +3-10% (8 layers), with scores within 1.8e-6 of the eager model.  The engine's warm-up scores two documents so
-that both row shapes compile at load time, never on a user's request.
+to +3-10% (8 layers), with scores within 1.8e-6 of the eager model.  The engine's warm-up
+scores two documents so that both row shapes compile at load time, never on a user's request.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sysconfig
+from pathlib import Path
 
 import torch
 
@@ -49,10 +51,24 @@ def cache_free_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
             if name.rsplit(".", 1)[-1] == "mlp" or type(module).__name__.endswith("RMSNorm")]
 
 
-def missing_toolchain(device_type: str) -> str | None:
-    """What Inductor lacks to build kernels here: a C++ compiler on CPU (it searches $CXX,
-    else g++), Triton on CUDA; None when nothing is missing."""
+def missing_toolchain(device_type: str, python_include: str | None = None) -> str | None:
+    """What Inductor lacks to build kernels here, None when nothing is missing.
+
+    On CPU it compiles C++ ($CXX, else g++); on CUDA, Triton compiles its launcher in C ($CC,
+    else gcc or clang).  Both build Python extensions, so they need Python's headers."""
     if device_type == "cuda":
-        return None if importlib.util.find_spec("triton") else "Triton is not installed"
-    compiler = os.environ.get("CXX") or "g++"
-    return None if shutil.which(compiler) else f"no C++ compiler ({compiler}) on PATH"
+        if importlib.util.find_spec("triton") is None:
+            return "Triton is not installed"
+        kind, compiler = "C", os.environ.get("CC") or _first_on_path("gcc", "clang")
+    else:
+        kind, compiler = "C++", os.environ.get("CXX") or "g++"
+    if not shutil.which(compiler):
+        return f"no {kind} compiler ({compiler}) on PATH"
+    headers = Path(python_include or sysconfig.get_path("include"))
+    if not (headers / "Python.h").is_file():
+        return f"no Python headers ({headers / 'Python.h'}; Debian: python3-dev)"
+    return None
+
+
+def _first_on_path(*names: str) -> str:
+    return next((name for name in names if shutil.which(name)), names[0])
