@@ -193,6 +193,17 @@ def test_a_gpu_too_small_for_the_weights_is_refused():
     sizing.check(_config(instance_type="ml.g6e.xlarge"), eight_b)
 
 
+def test_compile_for_a_cross_encoder_is_refused_before_anything_is_created():
+    """The container would refuse it at load: a failed endpoint ten minutes later."""
+    minilm = {"llm": False, "parameters": 22.7e6, "model_id": "cross-encoder/ms-marco-MiniLM-L6-v2"}
+    compiled = _config(instance_type="ml.c7i.xlarge", env={"RERANK_COMPILE": "true"})
+    with pytest.raises(UserError, match="RERANK_COMPILE=true applies to LLM rerankers;"
+                                        " cross-encoder/ms-marco-MiniLM-L6-v2 is a cross"):
+        sizing.check(compiled, minilm)
+    sizing.check(_config(instance_type="ml.c7i.xlarge"), minilm)
+    sizing.check(compiled, {"llm": True, "parameters": 0.6e9, "model_id": "Qwen3-Reranker-0.6B"})
+
+
 @pytest.mark.parametrize("parameters, instance_type, expected", [
     (22.7e6, "ml.m5.xlarge", 2048),     # MiniLM-L6: the floor
     (560e6, "ml.m5.xlarge", 4096),      # bge-reranker-large: fp32 weights on CPU

@@ -13,7 +13,8 @@ first member of the archive and:
   model does not fit (serverless has no GPU and at most 6144 MB; weights are fp32 on CPU);
 - sizes an inference component's memory per copy from the weights, unless set, and
   refuses a setting below the loaded weights;
-- checks the DLC's transformers version against the model family (images.transformers_for).
+- checks the DLC's transformers version against the model family (images.transformers_for);
+- refuses RERANK_COMPILE=true for a cross-encoder, which the container would refuse at load.
 """
 
 from __future__ import annotations
@@ -131,12 +132,22 @@ def check(config, manifest: dict | None) -> None:
             raise UserError(f"{name} needs about {need} MB on CPU;"
                             f" {config.name('memory_mb')}={config.memory_mb} is too little"
                             f" (serverless allows up to {SERVERLESS_MAX_MB})")
+    if not manifest.get("llm") and _compiles(config.env):
+        raise UserError(f"RERANK_COMPILE=true applies to LLM rerankers; {name} is a"
+                        " cross-encoder, whose load would refuse it: unset RERANK_COMPILE")
     gpu = gpu_gb(config.instance_type)
     if manifest.get("llm") and gpu and parameters and needed_gb_on_gpu(parameters) > gpu:
         raise UserError(f"{name} ({parameters / 1e9:.1f} B parameters) needs about"
                         f" {needed_gb_on_gpu(parameters):.0f} GB of GPU memory;"
                         f" {config.instance_type} has {gpu} GB per GPU (try"
                         f" {default_instance_type(manifest)})")
+
+
+def _compiles(env: dict) -> bool:
+    """RERANK_COMPILE as the container will read it (the value was checked by then)."""
+    from reranker.settings import Settings
+
+    return Settings.from_env(env).compile
 
 
 def apply(config, manifest: dict | None) -> None:
