@@ -229,12 +229,14 @@ def test_rerank_compile_is_refused_in_the_image_without_a_compiler(image, llm_mo
             time.sleep(0.5)
         state, logs = box.state(), box.logs()
     assert not state["Running"] and state["ExitCode"] != 0, logs[-2000:]
-    assert "RERANK_COMPILE=true: no C++ compiler (g++) on PATH" in logs
+    assert ("RERANK_COMPILE=true: no C++ compiler (g++) on PATH; install it (our serving"
+            " image: build it with COMPILER=true)") in logs
 
 
 def test_the_compiler_image_serves_a_compiled_llm_reranker(llm_model):
     """`make docker-build COMPILER=true`: the same image with g++ and Python's headers, where
     RERANK_COMPILE=true compiles at load and scores as the eager model in this process."""
-    image = dockerutil.ensure_image(dockerutil.IMAGE.rpartition(":")[0] + ":cpu-compiler")
+    # Built here every time (make test builds only the default image): never an old tree's.
+    image = dockerutil.build_image(dockerutil.IMAGE.rpartition(":")[0] + ":cpu-compiler")
     logs = assert_scores_as_in_process(image, llm_model, env={"RERANK_COMPILE": "true"})
     assert re.search(r'"compiled_modules": [1-9]', logs), logs[-2000:]

@@ -34,8 +34,8 @@ def compile_cache_free(model: torch.nn.Module, device_type: str) -> int:
     (ModelLoadError) where Inductor cannot build kernels or the model has no such module."""
     problem = missing_toolchain(device_type)
     if problem:
-        raise ModelLoadError(f"RERANK_COMPILE=true: {problem}; install it or unset"
-                             " RERANK_COMPILE")
+        raise ModelLoadError(f"RERANK_COMPILE=true: {problem}; install it (our serving"
+                             " image: build it with COMPILER=true) or unset RERANK_COMPILE")
     modules = cache_free_modules(model)
     if not modules:
         raise ModelLoadError("RERANK_COMPILE=true: this model has no decoder MLP or RMSNorm to"
