@@ -118,7 +118,7 @@ class Reranker:
         try:
             self.score("warm-up query", WARM_UP_DOCUMENTS)
         except Exception as exc:
-            if not self.backend.describe().get("compiled_modules"):
+            if not self.settings.compile:
                 raise
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelLoadError(f"RERANK_COMPILE=true: compiling the model failed ({first});"
