@@ -65,6 +65,9 @@ DIALECT_CASES = {
     "pipeline-function_to_apply": {"inputs": [{"text": d, "text_pair": PANDA_QUERY}
                                               for d in PANDA_DOCS],
                                    "parameters": {"function_to_apply": "none"}},
+    "score-one-query": {"model": "m", "text_1": CAPITAL_QUERY, "text_2": CAPITAL_DOCS},
+    "score-pairs-raw": {"queries": [PANDA_QUERY, CAPITAL_QUERY],
+                        "documents": [PANDA_DOCS[0], CAPITAL_DOCS[1]], "use_activation": False},
 }
 
 # Client faults as (body, Content-Type, Accept, our status); the DLC's is always 400.
@@ -153,11 +156,13 @@ def post(base_url: str, body, content_type: str = JSON, accept: str = JSON) -> h
 
 
 def assert_same(ours, dlc, path: str = "$") -> None:
-    """Equal JSON, floats within TOL, a top-level "id" (a fresh uuid per response) aside."""
+    """Equal JSON, floats within TOL, a top-level "id" (a fresh uuid per response) and
+    "created" (the second it was made) aside."""
     if isinstance(ours, dict):
         assert isinstance(dlc, dict), f"{path}: {dlc!r} is not an object"
-        keys = set(ours) - ({"id"} if path == "$" else set())
-        assert keys == set(dlc) - ({"id"} if path == "$" else set()), f"{path}: keys differ"
+        fresh = {"id", "created"} if path == "$" else set()
+        keys = set(ours) - fresh
+        assert keys == set(dlc) - fresh, f"{path}: keys differ"
         for key in sorted(keys):
             assert_same(ours[key], dlc[key], f"{path}.{key}")
     elif isinstance(ours, list):

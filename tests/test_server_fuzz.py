@@ -16,8 +16,10 @@ from test_errors import json_bodies
 
 pytestmark = pytest.mark.slow  # starts a server
 
-# Every POST route: SageMaker's, the runtime API path, and the native TEI and Cohere ones.
-ROUTES = ["/invocations", "/endpoints/fuzz/invocations", "/rerank", "/v1/rerank", "/v2/rerank"]
+# Every POST route: SageMaker's, the runtime API path, and the native TEI, Cohere and vLLM
+# ones.
+ROUTES = ["/invocations", "/endpoints/fuzz/invocations", "/rerank", "/v1/rerank", "/v2/rerank",
+          "/score"]
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +50,17 @@ COHERE = (b'{"query": "\\ud800", "documents": ["a\\udfff", {"text": "\\udc00"}],
           b' "return_documents": true}')
 TEI = b'{"query": "\\ud800", "texts": ["\\udfff"], "return_text": true}'
 PIPELINE = b'{"inputs": [{"text": "\\ud800", "text_pair": "\\udbff"}]}'
+SCORE = b'{"text_1": "\\ud800", "text_2": ["\\udfff"]}'
 
 
 @pytest.mark.parametrize("route,body", [
     *[(route, body) for route in ROUTES[:2] for body in (COHERE, TEI, PIPELINE)],
-    ("/rerank", TEI), ("/v1/rerank", COHERE), ("/v2/rerank", COHERE),
+    ("/rerank", TEI), ("/rerank", COHERE), ("/v1/rerank", COHERE), ("/v2/rerank", COHERE),
+    ("/score", SCORE),
 ])
 def test_lone_surrogates_are_scored_over_http(client, route, body):
     response = client.post(route, content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 200, response.text
-    if body is not PIPELINE:  # the others echo the texts back, repaired
+    if body not in (PIPELINE, SCORE):  # the others echo the texts back, repaired
         assert "\ufffd" in response.text
     assert client.post(route, content=body).status_code == 200  # and it still serves

@@ -43,7 +43,7 @@ class PairEncoder:
         # pair's special tokens are the post-processor's alone (docs/models.md).
         self._tokenizer.encode_special_tokens = True
         self.max_length = max_length
-        self.query_cap = max(1, int(max_length * max_query_share))
+        self.max_query_share = max_query_share
         self.special = hf_tokenizer.num_special_tokens_to_add(pair=True)
         self.uses_token_type_ids = "token_type_ids" in hf_tokenizer.model_input_names
         pad = hf_tokenizer.pad_token_id
@@ -59,17 +59,21 @@ class PairEncoder:
         truncate: bool = True,
         direction: str = "right",
         field: str = "documents",
+        max_length: int | None = None,
     ) -> EncodedPairs:
-        queries = self._encode_queries([q for q, _ in pairs])
+        """``max_length``: the request's own cap, where lower than the model's."""
+        limit = min(self.max_length, max_length or self.max_length)
+        queries = self._encode_queries([q for q, _ in pairs], self._query_cap(limit))
         docs = self._tokenizer.encode_batch([d for _, d in pairs], add_special_tokens=False)
         ids, type_ids, owner = [], [], []
         for index, ((query, _), doc) in enumerate(zip(pairs, docs)):
             q = queries[query]
-            room = self.max_length - self.special - len(q.ids)
+            room = limit - self.special - len(q.ids)
             if not truncate and len(doc.ids) > room:
+                whose = "the model's" if limit == self.max_length else "the requested"
                 raise PayloadTooLarge(
                     f"pair {index} has {len(doc.ids) + len(q.ids) + self.special} tokens, more"
-                    f" than the model's {self.max_length}; send truncate=true or shorten it",
+                    f" than {whose} {limit}; send truncate=true or shorten it",
                     field=f"{field}[{index}]",
                 )
             for piece in self._pieces(doc, room, chunk, max_chunks, overlap, direction):
@@ -79,12 +83,20 @@ class PairEncoder:
                 owner.append(index)
         return EncodedPairs(ids, type_ids if self.uses_token_type_ids else None, owner)
 
-    def _encode_queries(self, queries: list[str]) -> dict[str, Encoding]:
+    def smallest_length(self) -> int:
+        """The fewest tokens a pair can be cut to: its special tokens, one of each text."""
+        return self.special + 2
+
+    def _query_cap(self, limit: int) -> int:
+        # The query keeps at most its share of the limit, and always leaves the document one.
+        return max(1, min(int(limit * self.max_query_share), limit - self.special - 1))
+
+    def _encode_queries(self, queries: list[str], cap: int) -> dict[str, Encoding]:
         unique = list(dict.fromkeys(queries))
         encoded = self._tokenizer.encode_batch(unique, add_special_tokens=False)
         for encoding in encoded:
-            if len(encoding.ids) > self.query_cap:
-                encoding.truncate(self.query_cap)
+            if len(encoding.ids) > cap:
+                encoding.truncate(cap)
         return dict(zip(unique, encoded))
 
     @staticmethod

@@ -163,6 +163,7 @@ class Reranker:
             truncate=request.truncate,
             direction=request.truncation_direction,
             field=request.documents_field,
+            max_length=self._token_cap(request),
         )
         self.observer.tokenized(time.perf_counter() - started, len(encoded.ids), encoded.tokens)
         with _naming_documents(request, encoded.owner):
@@ -210,6 +211,7 @@ class Reranker:
             truncate=request.truncate,
             direction=request.truncation_direction,
             field=request.documents_field,
+            max_length=request.max_tokens,
         )
         self.observer.tokenized(time.perf_counter() - started, len(request.pairs), rows.tokens)
         logits = np.empty((len(request.pairs), 1), dtype=np.float32)
@@ -233,6 +235,15 @@ class Reranker:
             raise InvalidRequest(
                 f"instruction: this model ({self.name}, {kind}) takes no instruction; drop the"
                 " field", field="instruction")
+
+    def _token_cap(self, request: RerankRequest) -> int | None:
+        """The request's cap on a pair's tokens, refused where it leaves no room for text."""
+        smallest = self.encoder.smallest_length()
+        if request.max_tokens is not None and request.max_tokens < smallest:
+            raise InvalidRequest(f"truncate_prompt_tokens must be at least {smallest} for this"
+                                 " model (its special tokens and one token of each text)",
+                                 field="truncate_prompt_tokens")
+        return request.max_tokens
 
     def _check_limits(self, request: RerankRequest) -> None:
         self._check_count(len(request.pairs), self.settings.max_documents,

@@ -126,7 +126,10 @@ class PromptEncoder:
 
     def encode(self, pairs: list[tuple[str, str]], *, instruction: str | None = None,
                truncate: bool = True, direction: str = "right",
-               field: str = "documents") -> PromptRows:
+               field: str = "documents", max_length: int | None = None) -> PromptRows:
+        """``max_length``: the request's own cap, where lower than the model's."""
+        limit = min(self.max_length, max_length or self.max_length)
+        which = "(RERANK_LLM_MAX_LENGTH)" if limit == self.max_length else "(the requested cap)"
         instruction_text = self.profile.instruction_text(instruction)
         suffix = self._pieces(self.profile.suffix, instruction=instruction_text)
         queries: dict[str, PromptGroup] = {}
@@ -140,18 +143,17 @@ class PromptEncoder:
         head, tail = self._template(self._head), self._template(self._tail)
         for index, ((query, _), doc) in enumerate(zip(pairs, docs)):
             group = queries[query]
-            room = self.max_length - len(group.prefix) - len(suffix)
+            room = limit - len(group.prefix) - len(suffix)
             if room <= self._label:
                 raise PayloadTooLarge(
                     f"the query and the prompt take {len(group.prefix) + len(suffix)} tokens,"
-                    f" leaving no room for a document within {self.max_length}"
-                    " (RERANK_LLM_MAX_LENGTH)", field="query")
+                    f" leaving no room for a document within {limit} {which}", field="query")
             ids = head + doc.ids + tail
             if len(ids) > room:
                 if not truncate:
                     raise PayloadTooLarge(
                         f"pair {index} has {len(ids) + len(group.prefix) + len(suffix)} tokens,"
-                        f" more than {self.max_length}; send truncate=true or shorten it",
+                        f" more than {limit} {which}; send truncate=true or shorten it",
                         field=f"{field}[{index}]")
                 ids = self._cut(ids, room, direction)
             group.rows.append(ids + suffix)

@@ -30,6 +30,9 @@ class RerankRequest:
     # False: refuse pairs longer than the model's limit instead of cutting them (TEI).
     truncate: bool = True
     truncation_direction: str = "right"
+    # The client's own cap on a pair's tokens (vLLM's truncate_prompt_tokens); the model's
+    # limit still applies when it is lower.
+    max_tokens: int | None = None
     # LLM rerankers' task instruction (None: the setting's, else the profile's default).
     instruction: str | None = None
     # Dialect-specific switches (raw_scores, function_to_apply, ...), read by its renderer.

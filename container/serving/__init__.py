@@ -5,7 +5,8 @@ The modules, outside in:
 
 - ``app``: the Starlette app, its start-up (background model load) and shut-down
 - ``routes``: GET /ping, POST /invocations, POST /endpoints/{name}/invocations, and the
-  native POST /rerank (TEI), /v1/rerank and /v2/rerank (Cohere)
+  native POST /rerank (TEI, or Cohere's shape), /v1/rerank and /v2/rerank (Cohere),
+  /score and /v1/score (vLLM)
 - ``runtime_api``: answers on the runtime path the way the SageMaker runtime does
 - ``admission``: the bounded number of requests in flight (503 above it)
 - ``body``: reading a request body within the payload limit (413) and the body timeout (408)

@@ -79,7 +79,8 @@ VARIABLES = {  # field -> variables, first set wins
 # What SageMaker accepts as ContainerMetricsConfig's MetricsEndpointPath.
 _METRICS_PATH = re.compile(r"^/(?!.*\.\.)[a-zA-Z0-9/_.\-]{1,255}$")
 # Paths the server answers itself, which the metrics route must not take.
-SERVING_PATHS = ("/ping", "/invocations", "/rerank", "/v1/rerank", "/v2/rerank")
+SERVING_PATHS = ("/ping", "/invocations", "/rerank", "/v1/rerank", "/v2/rerank", "/score",
+                 "/v1/score")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,10 +1,11 @@
 """HTTP routing: GET /ping, POST /invocations, POST /endpoints/{name}/invocations, and the
-native rerank APIs: POST /rerank (TEI) and POST /v1/rerank, /v2/rerank (Cohere).
+native rerank APIs: POST /rerank (TEI's, or the Cohere shape Infinity and vLLM answer
+there), POST /v1/rerank, /v2/rerank (Cohere) and POST /score, /v1/score (vLLM).
 
-The native routes are /invocations with the dialect fixed by the route: the hooks get it
-as the context's ``dialect`` (reranker/context.py), which wins over a ``dialect=`` the
-client sends in X-Amzn-SageMaker-Custom-Attributes, so the same hooks parse, score and
-render.
+The native routes are /invocations with the dialect fixed by the route (for /rerank, a
+choice of two, made by the body): the hooks get it as the context's ``dialect``
+(reranker/context.py), which wins over a ``dialect=`` the client sends in
+X-Amzn-SageMaker-Custom-Attributes, so the same hooks parse, score and render.
 
 Handlers stay on the event loop only to route, read and admit; the hooks run in the
 predict thread pool, where concurrent requests meet in the engine's batcher.  The body is
@@ -150,7 +151,7 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
     kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     path = clip(request.url.path, 200)  # never echo a 64 KB path back whole
     message = {404: f"no route for {path}; use POST /invocations, POST /rerank,"
-                    " POST /v1/rerank, POST /v2/rerank or GET /ping",
+                    " POST /v1/rerank, POST /v2/rerank, POST /score or GET /ping",
                405: f"{request.method} is not allowed on {path}"}.get(
         exc.status_code, str(exc.detail))
     request.state.log["error"] = kind
@@ -166,7 +167,9 @@ ROUTES = [
     Route("/ping", ping, methods=["GET"]),
     Route("/invocations", invocations, methods=["POST"]),
     Route("/endpoints/{name}/invocations", runtime_invocations, methods=["POST"]),
-    Route("/rerank", native("tei"), methods=["POST"]),
+    Route("/rerank", native("rerank"), methods=["POST"]),
     Route("/v1/rerank", native("cohere"), methods=["POST"]),
     Route("/v2/rerank", native("cohere"), methods=["POST"]),
+    Route("/score", native("score"), methods=["POST"]),
+    Route("/v1/score", native("score"), methods=["POST"]),
 ]

@@ -7,6 +7,7 @@
 | topk     | query, documents, topk          | [{index, score}] raw logits, cut to topk |
 | pipeline | inputs {text, text_pair}        | {label, score} (a list for a list)     |
 | langchain| text_pairs [[query, text], ...] | {scores: [...]} in input order         |
+| score    | text_1/text_2, queries/documents| {data: [{index, score}]} in input order (vLLM) |
 
 application/jsonlines bodies carry one request per line, each in any dialect (``lines``).
 """
@@ -18,13 +19,19 @@ from collections.abc import Callable
 from ..errors import UnknownDialect
 from ..request import RerankRequest, RerankResult
 from ..wire import JSON, check_accept, decode_json, encode_json, is_jsonlines_type, media_type
-from . import cohere, langchain, lines, pipeline, tei, topk
+from . import cohere, langchain, lines, pipeline, score, tei, topk
 
-DIALECTS = {m.NAME: m for m in (cohere, tei, topk, pipeline, langchain)}
+DIALECTS = {m.NAME: m for m in (cohere, tei, topk, pipeline, langchain, score)}
+
+# Names that stand for a choice between dialects, made by the body: two APIs share the path
+# /rerank, TEI's (query, texts) and the Cohere shape that Infinity and vLLM answer there
+# (query, documents); TEI's, the route's first owner, names what is missing.
+CHOICES = {"rerank": lambda body: cohere.NAME if "documents" in body else tei.NAME}
 
 _HINT = ('send {"query", "documents"} (Cohere), {"query", "texts"} (TEI),'
          ' {"query", "documents", "topk"}, {"inputs": {"text", "text_pair"}} (HF pipeline)'
-         ' or {"text_pairs": [[query, text], ...]} (LangChain)')
+         ', {"text_pairs": [[query, text], ...]} (LangChain)'
+         ' or {"text_1", "text_2"} (vLLM score)')
 
 
 def detect(body) -> str:
@@ -34,6 +41,8 @@ def detect(body) -> str:
         return pipeline.NAME
     if "text_pairs" in body:
         return langchain.NAME
+    if score.matches(body):
+        return score.NAME
     if "texts" in body:
         return tei.NAME
     if "documents" in body or "query" in body:
@@ -45,7 +54,7 @@ def parse(data: bytes | str, content_type: str | None, dialect: str | None = Non
           ) -> RerankRequest | lines.RequestLines:
     """Request bytes to the internal request (one per line for jsonlines); ``dialect``
     overrides detection."""
-    if dialect is not None and dialect not in DIALECTS:
+    if dialect is not None and dialect not in DIALECTS and dialect not in CHOICES:
         raise UnknownDialect(f"unknown dialect {dialect!r}; one of {sorted(DIALECTS)}",
                              field="dialect")
     if is_jsonlines_type(media_type(content_type)):
@@ -59,6 +68,8 @@ def _parse_one(data: bytes | str, content_type: str | None, dialect: str | None
     name = dialect or detect(body)
     if not isinstance(body, dict):
         raise UnknownDialect(f"the body must be a JSON object: {_HINT}", field="body")
+    if name in CHOICES:
+        name = CHOICES[name](body)
     return DIALECTS[name].parse(body)
 
 

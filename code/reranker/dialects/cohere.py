@@ -2,6 +2,9 @@
 
 Request ``{"query", "documents": [str | object], "top_n"?, "return_documents"?,
 "rank_fields"?, "model"?}``; response sorted by ``relevance_score`` (0..1), cut to top_n.
+Infinity and vLLM answer this shape on /rerank too; their ``raw_scores`` (Infinity) and
+``use_activation: false`` (vLLM) ask for raw logits, vLLM's ``truncate_prompt_tokens`` caps
+each pair's tokens.
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ def parse(body: dict) -> RerankRequest:
         return_documents=fields.boolean(body, "return_documents", False),
         long_documents=mode,
         max_chunks=chunks,
+        max_tokens=fields.token_cap(body),
         instruction=fields.instruction(body),
+        options={"raw_scores": fields.boolean(body, "raw_scores", False)
+                 or not fields.activation(body)},
     )
 
 
@@ -66,9 +72,10 @@ def _document_text(doc, index: int, rank_fields: list[str] | None) -> str:
 
 def render(result: RerankResult) -> dict:
     request = result.request
+    scores = result.raw if request.options.get("raw_scores") else result.relevance
     results = []
-    for i in ranked(result.relevance, request.top_n):
-        item = {"index": i, "relevance_score": as_float(result.relevance[i])}
+    for i in ranked(scores, request.top_n):
+        item = {"index": i, "relevance_score": as_float(scores[i])}
         if request.return_documents:
             doc = request.documents[i]
             item["document"] = {"text": doc} if isinstance(doc, str) else doc

@@ -101,3 +101,20 @@ def instruction(body: dict) -> str | None:
     if body.get("instruction") is None:
         return None
     return text(body, "instruction")
+
+
+def token_cap(body: dict) -> int | None:
+    """vLLM's ``truncate_prompt_tokens``: a positive cap on a pair's tokens; -1 or null is the
+    model's own limit."""
+    if body.get("truncate_prompt_tokens") in (None, -1):
+        return None
+    return positive_int(body, "truncate_prompt_tokens")
+
+
+def activation(body: dict) -> bool:
+    """vLLM's ``use_activation`` (``activation`` and ``softmax`` are its older names): false
+    asks for raw logits instead of 0..1 scores."""
+    for name in ("use_activation", "activation", "softmax"):
+        if body.get(name) is not None:
+            return boolean(body, name, True)
+    return True
