@@ -8,6 +8,7 @@ The modules, outside in:
   native POST /rerank (TEI, or Cohere's shape), /v1/rerank and /v2/rerank (Cohere),
   /score and /v1/score (vLLM)
 - ``runtime_api``: answers on the runtime path the way the SageMaker runtime does
+- ``auth``: the API key off SageMaker (SERVE_API_KEY; 401 without it)
 - ``admission``: the bounded number of requests in flight (503 above it)
 - ``body``: reading a request body within the payload limit (413) and the body timeout (408)
 - ``protocol``: uvicorn's h11 protocol with the connection limits, transport errors in JSON

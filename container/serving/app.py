@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from . import routes
 from .admission import Admission
+from .auth import ApiKey
 from .config import ServerConfig
 from .loader import ModelLoader
 from .metrics import Metrics, scrape
@@ -47,5 +48,6 @@ def build_app(config: ServerConfig, on_failure: Callable[[], None] = lambda: Non
     app.state.admission = Admission(config.max_concurrency)
     app.state.executor = executor
     app.state.metrics = metrics
+    gated = ApiKey(app, config.api_key) if config.api_key else app
     # Inside RequestLog, so it reads the fields the handlers log (dialect, error, ...).
-    return RequestLog(RequestMetrics(app, metrics, app.routes) if metrics else app)
+    return RequestLog(RequestMetrics(gated, metrics, app.routes) if metrics else gated)

@@ -49,9 +49,14 @@ class ServerConfig:
     # Prometheus metrics on GET <metrics_path>, the path SageMaker scrapes by default.
     metrics: bool = True
     metrics_path: str = "/metrics"
+    # Off SageMaker: every request but /ping must send "Authorization: Bearer <key>" (auth.py).
+    # From SERVE_API_KEY, or read from the file SERVE_API_KEY_FILE names (a mounted secret).
+    api_key: str | None = dataclasses.field(default=None, repr=False)
+    api_key_file: str | None = None
 
     def public(self) -> dict:
-        return dataclasses.asdict(self)
+        """The settings as logged: the key itself never is."""
+        return {**dataclasses.asdict(self), "api_key": "set" if self.api_key else None}
 
 
 class ConfigError(ValueError):
@@ -74,10 +79,13 @@ VARIABLES = {  # field -> variables, first set wins
     "log_level": ("SERVE_LOG_LEVEL",),
     "metrics": ("SERVE_METRICS",),
     "metrics_path": ("SERVE_METRICS_PATH",),
+    "api_key": ("SERVE_API_KEY",),
+    "api_key_file": ("SERVE_API_KEY_FILE",),
 }
 
 # What SageMaker accepts as ContainerMetricsConfig's MetricsEndpointPath.
 _METRICS_PATH = re.compile(r"^/(?!.*\.\.)[a-zA-Z0-9/_.\-]{1,255}$")
+_STRONG_KEY = re.compile(r"^[\x21-\x7e]{16,}$")  # printable ASCII, no spaces
 # Paths the server answers itself, which the metrics route must not take.
 SERVING_PATHS = ("/ping", "/invocations", "/rerank", "/v1/rerank", "/v2/rerank", "/score",
                  "/v1/score")
@@ -100,9 +108,22 @@ def load(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Serv
     for name in ("model_dir", "host", "port"):
         if getattr(args, name, None) is not None:
             values[name] = getattr(args, name)
+    if values.get("api_key_file"):
+        values["api_key"] = _read_key(values)
     config = ServerConfig(**values)
     _validate(config)
     return config
+
+
+def _read_key(values: dict) -> str:
+    if values.get("api_key"):
+        raise ConfigError("set SERVE_API_KEY or SERVE_API_KEY_FILE, not both")
+    try:
+        with open(values["api_key_file"], encoding="utf-8") as file:
+            return file.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"SERVE_API_KEY_FILE: cannot read {values['api_key_file']}"
+                          f" ({exc.strerror or exc})") from None
 
 
 def _validate(config: ServerConfig) -> None:
@@ -124,6 +145,9 @@ def _validate(config: ServerConfig) -> None:
          and not config.metrics_path.startswith("/endpoints/"),
          f"SERVE_METRICS_PATH must not be one of the serving paths {SERVING_PATHS} "
          "or under /endpoints/"),
+        (config.api_key is None or _STRONG_KEY.match(config.api_key),
+         "the API key must be at least 16 characters with no spaces (e.g. `openssl rand -hex"
+         " 32`)"),
     ]
     for ok, message in checks:
         if not ok:

@@ -22,7 +22,7 @@ PREFIXES = ("RERANK_", "SERVE_", "SAGEMAKER_MODEL_SERVER_", "OMP_", "MKL_")
 # SageMaker's container contract fixes where the server listens.
 _FIXED_BY_SAGEMAKER = ("SERVE_HOST", "SERVE_PORT")
 # A model's environment is readable by anyone allowed DescribeModel: never put secrets there.
-_SECRET = re.compile(r"SECRET|PASSWORD|TOKEN|CREDENTIAL|^AWS_|PRIVATE", re.I)
+_SECRET = re.compile(r"SECRET|PASSWORD|TOKEN|CREDENTIAL|^AWS_|PRIVATE|API_KEY", re.I)
 
 
 def gather(file_values: dict, environ, pairs: list[str] | None) -> dict:
@@ -39,8 +39,11 @@ def check(env: dict) -> dict:
     for key, value in env.items():
         key = str(key)
         if _SECRET.search(key):
+            hint = (" (SageMaker authenticates callers with IAM and passes no Authorization"
+                    " header on: the server's API key is for other hosts)"
+                    if key.startswith("SERVE_API_KEY") else "")
             raise UserError(f"refusing to put {key} in the endpoint's environment: anyone who"
-                            " can describe the model can read it")
+                            f" can describe the model can read it{hint}")
         if not key.startswith(PREFIXES):
             raise UserError(f"container setting {key} is not one we pass on (names start"
                             f" with {', '.join(PREFIXES)})")
