@@ -109,6 +109,24 @@ def test_pipeline_single_and_list(client, engine):
     assert [a["score"] for a in many.json()] == pytest.approx([expected] * 2, abs=1e-5)
 
 
+@pytest.mark.parametrize("path", ["/invocations", "/score", "/v1/score"])
+def test_vllm_score(client, engine, path):
+    expected = engine.score(QUERY, DOCS)
+    response = client.post(path, json={"text_1": QUERY, "text_2": DOCS})
+    assert response.status_code == 200, response.text
+    assert [d["score"] for d in response.json()["data"]] == pytest.approx(expected, abs=1e-5)
+
+
+def test_rerank_route_takes_tei_and_the_cohere_shape(client, engine):
+    expected = engine.score(QUERY, DOCS)
+    tei = client.post("/rerank", json={"query": QUERY, "texts": DOCS}).json()
+    cohere = client.post("/rerank", json={"query": QUERY, "documents": DOCS}).json()
+    assert {i["index"]: i["score"] for i in tei} == pytest.approx(dict(enumerate(expected)),
+                                                                  abs=1e-5)
+    assert {r["index"]: r["relevance_score"] for r in cohere["results"]} == pytest.approx(
+        dict(enumerate(expected)), abs=1e-5)
+
+
 def test_custom_attribute_dialect_overrides_detection(client):
     body = {"query": QUERY, "documents": DOCS, "topk": 1}  # detected as topk
     headers = {"X-Amzn-SageMaker-Custom-Attributes": "trace=1, dialect=cohere"}

@@ -93,7 +93,7 @@ SERVING_PATHS = ("/ping", "/invocations", "/rerank", "/v1/rerank", "/v2/rerank",
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m serving",
-                                     description="Serve a cross-encoder reranker over HTTP "
+                                     description="Serve a reranker over HTTP "
                                                  "(the SageMaker container contract).")
     parser.add_argument("--model-dir", help="model directory (default: SM_MODEL_DIR or "
                                             "/opt/ml/model)")
