@@ -29,7 +29,7 @@ from typing import Any
 
 from deploy.errors import UserError
 from deploy.paths import DEFAULT_ARCHIVE
-from deploy.sagemaker import metrics_config, modes, names, sizing
+from deploy.sagemaker import guardrails, metrics_config, modes, names, sizing
 from deploy.sagemaker.container_env import gather
 from reranker import envconfig
 
@@ -111,6 +111,22 @@ class DeployConfig:
     target_invocations: int = setting(100, "autoscaling: invocations per instance per minute")
     scale_in_cooldown: int = setting(300, "autoscaling: seconds between scale-ins")
     scale_out_cooldown: int = setting(60, "autoscaling: seconds between scale-outs")
+    rollout: str = setting("all-at-once", "how an update moves traffic to the new instances:"
+                                          " all-at-once, canary or linear (blue/green, each"
+                                          " step baked and watched by the rollback alarms)")
+    rollout_step: int | None = setting(None, "canary: percent of the capacity that takes"
+                                             " traffic first (1..50, default 10); linear:"
+                                             " percent per step (10..50, default 25)")
+    bake_seconds: int | None = setting(None, "seconds each step of an update is watched"
+                                             " before the next (0..3600; default 0 for"
+                                             " all-at-once: no guardrails, 600 otherwise)")
+    rollback_errors: int = setting(5, "a guarded update rolls back at this many 5xx answers"
+                                      " in a minute")
+    rollback_p99_ms: float | None = setting(None, "a guarded update also rolls back when the"
+                                                  " model's p99 latency stays above this for"
+                                                  " two minutes")
+    rollback_alarms: str | None = setting(None, "more CloudWatch alarm names, comma-separated,"
+                                                " that roll a guarded update back")
     metrics_frequency: int = setting(60, "seconds between CloudWatch metric publications: 10,"
                                          " 30, 60, 120, 180, 240 or 300")
     wait_timeout: int = setting(1800, "seconds to wait for InService (or a job's end)")
@@ -177,6 +193,7 @@ def validate(config: DeployConfig, allowed: tuple[str, ...] = modes.ENDPOINT_MOD
     mode = modes.get(config.mode, allowed, config.name("mode"))
     names.check_endpoint_name(config.endpoint)
     mode.validate(config)
+    guardrails.validate(config)
     metrics_config.check_frequency(config.metrics_frequency,
                                    config.name("metrics_frequency"))
     if config.model_data and not config.model_data.startswith("s3://"):

@@ -75,7 +75,19 @@ def role_policy(config, region: str, image: str, account: str | None = None
                                       "ecr:BatchCheckLayerAvailability"],
                            "Resource": repo})
     statements.extend(mode.iam_statements(config, part))
+    statements.extend(_rollback_alarms(config, region, account, part))
     return document(*statements)
+
+
+def _rollback_alarms(config, region: str, account: str | None, part: str) -> list[dict]:
+    """SageMaker reads a guarded update's alarms with the execution role."""
+    from deploy.sagemaker import guardrails
+
+    if not config.deploy_mode.endpoint or not guardrails.guarded(config):
+        return []
+    return [{"Sid": "RollbackAlarms", "Effect": "Allow", "Action": "cloudwatch:DescribeAlarms",
+             "Resource": [f"arn:{part}:cloudwatch:{region}:{account or '*'}:alarm:{name}"
+                          for name in guardrails.alarm_names(config)]}]
 
 
 def _ecr_repository(image: str, part: str) -> str | None:

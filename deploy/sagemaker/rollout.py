@@ -2,8 +2,9 @@
 
 Every deploy creates a new model and a new endpoint config (named ``<endpoint>-<UTC time>-
 <hash>``) and then creates the endpoint or moves it to the new config with UpdateEndpoint, so
-the old instances serve until the new ones are InService.  Failures name the resources that
-exist; nothing half-made is left behind without saying so.
+the old instances serve until the new ones are InService; a guarded update
+(deploy.sagemaker.guardrails) shifts traffic in baked steps and rolls back on alarms.
+Failures name the resources that exist; nothing half-made is left behind without saying so.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy.errors import UserError
-from deploy.sagemaker import autoscaling, names, resources
+from deploy.sagemaker import autoscaling, guardrails, names, resources
 from deploy.sagemaker.aws import Aws, error_code, error_message
 from deploy.sagemaker.model_source import model_data_for, resolve_image
 from deploy.sagemaker.waiter import SETTLING, WaitFailed, wait_in_service
@@ -22,6 +23,7 @@ def deploy(aws: Aws, config, *, wait: bool = True) -> dict:
     sm = aws.client("sagemaker")
     current = resources.describe(sm, config.endpoint)
     check_updatable(config.endpoint, current)
+    guard = _guard(aws, config) if current else {}
     model_data, isolation = model_data_for(aws, config)
     image = resolve_image(config, aws.region)
     name = names.stamped(config.endpoint, model_data, image, config.mode,
@@ -29,15 +31,16 @@ def deploy(aws: Aws, config, *, wait: bool = True) -> dict:
                          config.max_concurrency, sorted(config.env.items()))
     made = create_resources(sm, config, name, image, model_data, isolation, aws.region,
                             current)
-    saved = point_endpoint(aws, config, name, current, made)
+    saved = point_endpoint(aws, config, name, current, made, guard)
     if not wait:
         if config.max_capacity:
             print("autoscaling is configured after InService: without waiting it is not;"
                   " run `make deploy` again once `make status` says InService")
         return {"EndpointName": config.endpoint, "EndpointConfigName": name}
     try:
-        final = wait_in_service(sm, config.endpoint, name, config.wait_timeout,
-                                config.poll_seconds)
+        # A guarded update bakes on top of starting the instances.
+        timeout = config.wait_timeout + (guardrails.rollout_seconds(config) if current else 0)
+        final = wait_in_service(sm, config.endpoint, name, timeout, config.poll_seconds)
         autoscaling.configure(aws, config)
     except (ClientError, BotoCoreError) as exc:
         raise UserError(f"{error_code(exc)}: {error_message(exc)};"
@@ -80,16 +83,20 @@ def create_resources(sm, config, name, image, model_data, isolation, region, cur
     return made
 
 
-def point_endpoint(aws: Aws, config, name: str, current, made: list[str]) -> dict | None:
-    """CreateEndpoint, or UpdateEndpoint to the new config; returns the autoscaling it lifted."""
+def point_endpoint(aws: Aws, config, name: str, current, made: list[str],
+                   guard: dict | None = None) -> dict | None:
+    """CreateEndpoint, or UpdateEndpoint to the new config (with ``guard``'s
+    DeploymentConfig); returns the autoscaling it lifted."""
     sm = aws.client("sagemaker")
     saved = None
     try:
         if current:
+            guard = guard or {}
             # AWS asks to deregister a scaling target before updating its endpoint.
             saved = autoscaling.remove(aws, config.endpoint)
-            sm.update_endpoint(EndpointName=config.endpoint, EndpointConfigName=name)
-            print(f"updating {config.endpoint} to {name} (old instances keep serving)")
+            sm.update_endpoint(EndpointName=config.endpoint, EndpointConfigName=name, **guard)
+            print(f"updating {config.endpoint} to {name} (old instances keep serving"
+                  + (f"; {guardrails.describe(config)})" if guard else ")"))
         else:
             sm.create_endpoint(EndpointName=config.endpoint, EndpointConfigName=name,
                                Tags=names.tags(config.endpoint))
@@ -101,6 +108,19 @@ def point_endpoint(aws: Aws, config, name: str, current, made: list[str]) -> dic
         raise UserError(f"{action} failed: {error_code(exc)}: {error_message(exc)}; {where}"
                         ) from None
     return saved
+
+
+def _guard(aws: Aws, config) -> dict:
+    """UpdateEndpoint's DeploymentConfig argument, its alarms put first (before anything
+    else is created); {} when unguarded."""
+    if not guardrails.guarded(config):
+        return {}
+    try:
+        guardrails.ensure_alarms(aws, config)
+    except (ClientError, BotoCoreError) as exc:
+        raise UserError(f"putting the rollback alarms failed: {error_code(exc)}:"
+                        f" {error_message(exc)} (nothing else was created)") from None
+    return {"DeploymentConfig": guardrails.deployment_config(config)}
 
 
 def prune(sm, endpoint: str, keep: set[str]) -> None:

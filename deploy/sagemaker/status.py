@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from deploy import config as cfg
 from deploy.errors import UserError
-from deploy.sagemaker import autoscaling, component_scaling, components, resources
+from deploy.sagemaker import (
+    autoscaling,
+    component_scaling,
+    components,
+    guardrails,
+    resources,
+)
 from deploy.sagemaker.aws import Aws, translate_errors
 
 
@@ -39,9 +45,17 @@ def run_status(args) -> int:
         target = autoscaling.scaling_of(aws, config.endpoint)
         rows.append(("autoscaling", f"{target['MinCapacity']}..{target['MaxCapacity']}"
                      if target else "off"))
+        rows += _rollback_rows(aws, config.endpoint)
     for key, value in rows:
         print(f"{key:<12} {value}")
     return 0 if current["EndpointStatus"] == "InService" else 1
+
+
+def _rollback_rows(aws, endpoint: str) -> list[tuple[str, str]]:
+    """Our rollback alarms and their state (ALARM during an update means a rollback)."""
+    states = guardrails.alarm_states(aws, endpoint)
+    return [("rollback", ", ".join(f"{name} {state}" for name, state in states.items()))
+            ] if states else []
 
 
 def _variant_rows(sm, variant: dict) -> list[tuple[str, str]]:

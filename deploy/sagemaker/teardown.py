@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from deploy import config as cfg
 from deploy.errors import UserError
-from deploy.sagemaker import autoscaling, components, names, resources
+from deploy.sagemaker import autoscaling, components, guardrails, names, resources
 from deploy.sagemaker.aws import Aws, translate_errors
 
 
@@ -48,6 +48,7 @@ def run_delete(args) -> int:
 
 def _delete_endpoint(aws, sm, endpoint: str, configs, models) -> list[tuple[str, str]]:
     results = [("autoscaling", "deleted" if autoscaling.remove(aws, endpoint) else "none"),
+               ("rollback alarms", guardrails.remove_alarms(aws, endpoint)),
                (f"endpoint {endpoint}",
                 resources.delete(sm.delete_endpoint, EndpointName=endpoint))]
     results += [(f"endpoint config {name}",

@@ -1,0 +1,198 @@
+"""Guarded endpoint updates: SageMaker's blue/green deployment with traffic shifting, baking
+periods and automatic rollback on CloudWatch alarms ("deployment guardrails").
+
+A plain update shifts all traffic to the new instances as soon as they pass /ping. With
+``BAKE_SECONDS`` (or ``ROLLOUT=canary|linear``), ``deploy`` sends UpdateEndpoint a
+DeploymentConfig instead:
+
+- ``all-at-once``: all traffic moves, then SageMaker watches the alarms for the bake time
+  before it stops the old instances;
+- ``canary``: ``ROLLOUT_STEP`` % of the capacity takes traffic first, for the bake time,
+  then the rest;
+- ``linear``: traffic moves in steps of ``ROLLOUT_STEP`` %, each baked.
+
+If an alarm fires during any of it, SageMaker sends every request back to the old instances
+and the update ends as a rollback, which ``deploy`` reports. The alarms are ours, made or
+refreshed before the update: ``<endpoint>-rollback-errors`` (the endpoint's 5xx answers per
+minute, ``ROLLBACK_ERRORS``) and, with ``ROLLBACK_P99_MS``, ``<endpoint>-rollback-latency``
+(the model's p99 latency over two minutes), plus any alarms named in ``ROLLBACK_ALARMS``.
+Both fleets report under the same variant, so the alarms see old and new instances alike.
+"""
+
+from __future__ import annotations
+
+from deploy.errors import UserError
+
+ROLLOUTS = {"all-at-once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}
+DEFAULT_BAKE = 600          # seconds, for canary and linear when BAKE_SECONDS is unset
+DEFAULT_STEP = {"canary": 10, "linear": 25}  # % of capacity
+MAX_WAIT = 3600             # SageMaker's limit on WaitIntervalInSeconds and the final bake
+MAX_ALARMS = 10             # AutoRollbackConfiguration.Alarms
+NAMESPACE = "AWS/SageMaker"
+
+
+def bake_seconds(config) -> int:
+    if config.bake_seconds is not None:
+        return config.bake_seconds
+    return 0 if config.rollout == "all-at-once" else DEFAULT_BAKE
+
+
+def step_percent(config) -> int | None:
+    if config.rollout == "all-at-once":
+        return None
+    return config.rollout_step or DEFAULT_STEP[config.rollout]
+
+
+def guarded(config) -> bool:
+    """Whether an update of this endpoint goes through the guardrails."""
+    return bake_seconds(config) > 0
+
+
+def validate(config) -> None:
+    """AWS's limits and ours, named, before any AWS call."""
+    name = config.name
+    if config.rollout not in ROLLOUTS:
+        raise UserError(f"{name('rollout')} must be one of {', '.join(ROLLOUTS)},"
+                        f" not {config.rollout!r}")
+    bake = bake_seconds(config)
+    if not 0 <= bake <= MAX_WAIT:
+        raise UserError(f"{name('bake_seconds')} must be 0..{MAX_WAIT}, not {bake}")
+    if config.deploy_mode.component and (guarded(config) or config.rollout != "all-at-once"):
+        raise UserError(f"{name('rollout')} and {name('bake_seconds')} guard endpoint updates;"
+                        " SageMaker updates an inference component copy by copy")
+    if config.rollout != "all-at-once":
+        _validate_shifting(config, bake)
+    if config.rollback_errors < 1:
+        raise UserError(f"{name('rollback_errors')} must be at least 1")
+    if config.rollback_p99_ms is not None and config.rollback_p99_ms <= 0:
+        raise UserError(f"{name('rollback_p99_ms')} must be > 0")
+    if guarded(config) and len(alarm_names(config)) > MAX_ALARMS:
+        raise UserError(f"at most {MAX_ALARMS} rollback alarms, ours included;"
+                        f" {name('rollback_alarms')} names too many")
+
+
+def _validate_shifting(config, bake: int) -> None:
+    name = config.name
+    if bake == 0:
+        raise UserError(f"{name('rollout')}={config.rollout} shifts traffic in baked steps:"
+                        f" {name('bake_seconds')} must be > 0")
+    if config.deploy_mode.serverless:
+        raise UserError(f"{name('rollout')}={config.rollout} needs instances; a serverless"
+                        " endpoint updates all at once (BAKE_SECONDS still guards it)")
+    if config.instance_count < 2:
+        raise UserError(f"{name('rollout')}={config.rollout} moves traffic in parts of the"
+                        f" instances: {name('instance_count')} must be at least 2")
+    low = 10 if config.rollout == "linear" else 1
+    step = step_percent(config)
+    if not low <= step <= 50:
+        raise UserError(f"{name('rollout_step')} must be {low}..50 % of the capacity for"
+                        f" {config.rollout}, not {step}")
+
+
+def alarm_names(config) -> list[str]:
+    ours = [errors_alarm(config.endpoint)]
+    if config.rollback_p99_ms is not None:
+        ours.append(latency_alarm(config.endpoint))
+    theirs = [a.strip() for a in (config.rollback_alarms or "").split(",") if a.strip()]
+    return ours + [a for a in theirs if a not in ours]
+
+
+def errors_alarm(endpoint: str) -> str:
+    return f"{endpoint}-rollback-errors"
+
+
+def latency_alarm(endpoint: str) -> str:
+    return f"{endpoint}-rollback-latency"
+
+
+def alarm_requests(config) -> list[dict]:
+    """PutMetricAlarm requests for our alarms: no data (no traffic) is not a breach."""
+    from deploy.sagemaker import resources  # deploy.config imports this module
+
+    common = {"Namespace": NAMESPACE, "Period": 60, "TreatMissingData": "notBreaching",
+              "Dimensions": [{"Name": "EndpointName", "Value": config.endpoint},
+                             {"Name": "VariantName", "Value": resources.VARIANT}],
+              "Tags": [{"Key": "reranker:endpoint", "Value": config.endpoint}]}
+    requests = [{**common, "AlarmName": errors_alarm(config.endpoint),
+                 "AlarmDescription": "rolls back an update of the reranker endpoint when it"
+                                     " answers 5xx",
+                 "MetricName": "Invocation5XXErrors", "Statistic": "Sum",
+                 "EvaluationPeriods": 1, "Threshold": float(config.rollback_errors),
+                 "ComparisonOperator": "GreaterThanOrEqualToThreshold"}]
+    if config.rollback_p99_ms is not None:
+        requests.append({**common, "AlarmName": latency_alarm(config.endpoint),
+                         "AlarmDescription": "rolls back an update of the reranker endpoint"
+                                             " when its p99 model latency rises",
+                         "MetricName": "ModelLatency", "ExtendedStatistic": "p99",
+                         "EvaluationPeriods": 2, "DatapointsToAlarm": 2,
+                         # ModelLatency is in microseconds.
+                         "Threshold": float(config.rollback_p99_ms) * 1000,
+                         "ComparisonOperator": "GreaterThanThreshold"})
+    return requests
+
+
+def deployment_config(config) -> dict:
+    """UpdateEndpoint's DeploymentConfig for the configured rollout."""
+    bake = bake_seconds(config)
+    routing = {"Type": ROLLOUTS[config.rollout], "WaitIntervalInSeconds": bake}
+    step = step_percent(config)
+    if config.rollout == "canary":
+        routing["CanarySize"] = {"Type": "CAPACITY_PERCENT", "Value": step}
+    elif config.rollout == "linear":
+        routing["LinearStepSize"] = {"Type": "CAPACITY_PERCENT", "Value": step}
+    return {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing,
+                                      "TerminationWaitInSeconds": bake},
+            "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a}
+                                                     for a in alarm_names(config)]}}
+
+
+def rollout_seconds(config) -> int:
+    """The longest a guarded update bakes, beyond starting the new instances."""
+    if not guarded(config):
+        return 0
+    steps = {"all-at-once": 1, "canary": 2, "linear": -(-100 // (step_percent(config) or 100))}
+    return bake_seconds(config) * (steps[config.rollout] + 1)
+
+
+def ensure_alarms(aws, config) -> list[str]:
+    """Check that the named alarms exist, then put ours; the alarm names."""
+    cloudwatch = aws.client("cloudwatch")
+    ours = [request["AlarmName"] for request in alarm_requests(config)]
+    theirs = [name for name in alarm_names(config) if name not in ours]
+    if theirs:
+        found = cloudwatch.describe_alarms(AlarmNames=theirs,
+                                           AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+        known = {a["AlarmName"] for kind in ("MetricAlarms", "CompositeAlarms")
+                 for a in found.get(kind, [])}
+        missing = [name for name in theirs if name not in known]
+        if missing:
+            raise UserError(f"{config.name('rollback_alarms')}: no CloudWatch alarm named"
+                            f" {missing[0]!r} in this region (nothing was created)")
+    for request in alarm_requests(config):
+        cloudwatch.put_metric_alarm(**request)
+    return alarm_names(config)
+
+
+def describe(config) -> str:
+    """One line for the update message."""
+    bake = bake_seconds(config)
+    how = {"all-at-once": "all traffic at once",
+           "canary": f"a {step_percent(config)}% canary first",
+           "linear": f"steps of {step_percent(config)}%"}[config.rollout]
+    return (f"{how}, each baked {bake} s; rolls back if any of"
+            f" {', '.join(alarm_names(config))} fires")
+
+
+def alarm_states(aws, endpoint: str) -> dict[str, str]:
+    """{alarm: OK | ALARM | INSUFFICIENT_DATA} for our rollback alarms of ``endpoint``."""
+    found = aws.client("cloudwatch").describe_alarms(
+        AlarmNames=[errors_alarm(endpoint), latency_alarm(endpoint)]).get("MetricAlarms", [])
+    return {a["AlarmName"]: a["StateValue"] for a in sorted(found, key=lambda a: a["AlarmName"])}
+
+
+def remove_alarms(aws, endpoint: str) -> str:
+    """Our rollback alarms of ``endpoint``, for ``delete``: "deleted" or "none"."""
+    found = list(alarm_states(aws, endpoint))
+    if found:
+        aws.client("cloudwatch").delete_alarms(AlarmNames=found)
+    return "deleted" if found else "none"
