@@ -68,6 +68,8 @@ DIALECT_CASES = {
     "score-one-query": {"model": "m", "text_1": CAPITAL_QUERY, "text_2": CAPITAL_DOCS},
     "score-pairs-raw": {"queries": [PANDA_QUERY, CAPITAL_QUERY],
                         "documents": [PANDA_DOCS[0], CAPITAL_DOCS[1]], "use_activation": False},
+    "elastic-top_n-text": {"query": MOVIES_QUERY, "input": MOVIES, "top_n": 3,
+                           "return_documents": True},
 }
 
 # Client faults as (body, Content-Type, Accept, our status); the DLC's is always 400.

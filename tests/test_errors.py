@@ -202,7 +202,8 @@ def test_lone_surrogates_in_every_dialect(small_engine, escape):
     for body in ('{"query": "%s", "texts": ["%s"], "return_text": true}',
                  '{"query": "%s", "documents": ["%s"], "topk": 1}',
                  '{"inputs": {"text": "%s", "text_pair": "%s"}}',
-                 '{"text_1": "%s", "text_2": ["%s"]}'):
+                 '{"text_1": "%s", "text_2": ["%s"]}',
+                 '{"query": "%s", "input": "%s", "return_documents": true}'):
         json.loads(run_hooks(small_engine, (body % (escape, escape)).encode(), None))
 
 
@@ -230,7 +231,8 @@ def test_nesting_up_to_the_limit_is_echoed(small_engine):
 # numbers Python accepts but JSON does not, duplicate keys, deep nesting, an optional BOM.
 KEYS = ["query", "documents", "texts", "topk", "top_n", "inputs", "text", "text_pair",
         "parameters", "rank_fields", "return_documents", "return_text", "raw_scores",
-        "text_1", "text_2", "queries", "items", "truncate_prompt_tokens", "use_activation", "x"]
+        "text_1", "text_2", "queries", "items", "truncate_prompt_tokens", "use_activation",
+        "input", "task_settings", "instruction", "x"]
 any_char = st.characters(codec=None, categories=None)
 json_strings = st.one_of(
     st.text(any_char, max_size=6).map(json.dumps),

@@ -62,7 +62,7 @@ def test_readme_says_what_to_send_where(folder):
         assert needle in readme
 
 
-def test_readme_has_the_notes_for_seed_users(folder):
+def test_readme_has_the_notes_for_tutorial_users(folder):
     readme = (folder / "README.md").read_text(encoding="utf-8")
     for needle in ("**query first**", "changes every score", "`facts`", "`passage_text`",
                    "joined with no separator", "${parameters.NAME}", "Invalid payload:",

@@ -146,6 +146,27 @@ def opensearch(sub) -> None:
     p.set_defaults(handler="deploy.integrations.opensearch.cli:run")
 
 
+def elasticsearch(sub) -> None:
+    about = "write Elasticsearch inference-endpoint, search and IAM JSON for an endpoint"
+    p = sub.add_parser("elasticsearch", help=about, description=about + " (Elasticsearch"
+                       " 8.19 / 9.1+, the amazon_sagemaker service's elastic API)")
+    p.add_argument("--endpoint", required=True, help="SageMaker endpoint name")
+    p.add_argument("--region", default=os.environ.get("AWS_REGION")
+                   or os.environ.get("AWS_DEFAULT_REGION"),
+                   help="the endpoint's region (default: AWS_REGION)")
+    p.add_argument("--account", help="the endpoint's AWS account id (for the IAM policy)")
+    p.add_argument("--inference-id", help="Elasticsearch inference id (default:"
+                   " <endpoint>-rerank)")
+    p.add_argument("--document-field", default="text",
+                   help="the text field each hit is scored on (default: text)")
+    p.add_argument("--index", default="my-index", help="index in the example search")
+    p.add_argument("--component", help="inference component on the endpoint, if any")
+    p.add_argument("--rank-window", type=int, default=25,
+                   help="hits reranked per search (default 25)")
+    p.add_argument("--out", type=Path, help="folder (default: build/elasticsearch/<endpoint>)")
+    p.set_defaults(handler="deploy.integrations.elasticsearch.cli:run")
+
+
 def vespa(sub) -> None:
     p = sub.add_parser(
         "vespa", help="write a Vespa application package (BM25 + cross-encoder global phase)",
@@ -176,4 +197,5 @@ def vespa(sub) -> None:
 
 
 # In the order `--help` lists them: the user's path from a model to a search engine.
-REGISTER = (package, upload, endpoint, transform, invoke, ecr_login, opensearch, vespa)
+REGISTER = (package, upload, endpoint, transform, invoke, ecr_login, opensearch, elasticsearch,
+            vespa)

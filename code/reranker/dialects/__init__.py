@@ -8,6 +8,7 @@
 | pipeline | inputs {text, text_pair}        | {label, score} (a list for a list)     |
 | langchain| text_pairs [[query, text], ...] | {scores: [...]} in input order         |
 | score    | text_1/text_2, queries/documents| {data: [{index, score}]} in input order (vLLM) |
+| elastic  | query, input                    | {rerank: [{index, relevance_score}]} (Elastic) |
 
 application/jsonlines bodies carry one request per line, each in any dialect (``lines``).
 """
@@ -19,9 +20,9 @@ from collections.abc import Callable
 from ..errors import UnknownDialect
 from ..request import RerankRequest, RerankResult
 from ..wire import JSON, check_accept, decode_json, encode_json, is_jsonlines_type, media_type
-from . import cohere, langchain, lines, pipeline, score, tei, topk
+from . import cohere, elastic, langchain, lines, pipeline, score, tei, topk
 
-DIALECTS = {m.NAME: m for m in (cohere, tei, topk, pipeline, langchain, score)}
+DIALECTS = {m.NAME: m for m in (cohere, tei, topk, pipeline, langchain, score, elastic)}
 
 # Names that stand for a choice between dialects, made by the body: two APIs share the path
 # /rerank, TEI's (query, texts) and the Cohere shape that Infinity and vLLM answer there
@@ -31,7 +32,7 @@ CHOICES = {"rerank": lambda body: cohere.NAME if "documents" in body else tei.NA
 _HINT = ('send {"query", "documents"} (Cohere), {"query", "texts"} (TEI),'
          ' {"query", "documents", "topk"}, {"inputs": {"text", "text_pair"}} (HF pipeline)'
          ', {"text_pairs": [[query, text], ...]} (LangChain)'
-         ' or {"text_1", "text_2"} (vLLM score)')
+         ', {"text_1", "text_2"} (vLLM score) or {"query", "input"} (Elasticsearch)')
 
 
 def detect(body) -> str:
@@ -43,6 +44,8 @@ def detect(body) -> str:
         return langchain.NAME
     if score.matches(body):
         return score.NAME
+    if elastic.FIELD in body:
+        return elastic.NAME
     if "texts" in body:
         return tei.NAME
     if "documents" in body or "query" in body:

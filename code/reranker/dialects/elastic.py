@@ -1,0 +1,58 @@
+"""Elasticsearch's ``amazon_sagemaker`` inference service with ``"api": "elastic"`` (the rerank
+task behind a ``text_similarity_reranker`` retriever).
+
+Request ``{"query", "input": str | [str], "return_documents"?, "top_n"?,
+"task_settings"?}``; response ``{"rerank": [{"index", "relevance_score", "text"?}]}``, best
+first, cut to top_n.  Elasticsearch reads that answer strictly: any other top-level key
+fails the search, so nothing else is sent.  ``task_settings`` may carry an LLM reranker's
+``instruction``.
+"""
+
+from __future__ import annotations
+
+from ..errors import InvalidRequest
+from ..request import RerankRequest, RerankResult
+from ..wire import as_float
+from . import fields
+from .ordering import ranked
+
+NAME = "elastic"
+FIELD = "input"
+
+
+def parse(body: dict) -> RerankRequest:
+    query = fields.text(body, "query")
+    # One document arrives as a plain string.
+    texts = fields.strings({**body, FIELD: [body[FIELD]]} if isinstance(body.get(FIELD), str)
+                           else body, FIELD)
+    return RerankRequest(
+        dialect=NAME,
+        pairs=[(query, t) for t in texts],
+        documents=texts,
+        documents_field=FIELD,
+        top_n=fields.positive_int(body, "top_n"),
+        return_documents=fields.boolean(body, "return_documents", False),
+        instruction=_instruction(body),
+    )
+
+
+def _instruction(body: dict) -> str | None:
+    settings = body.get("task_settings")
+    if settings is None:
+        return None
+    if not isinstance(settings, dict):
+        raise InvalidRequest("task_settings must be an object", field="task_settings")
+    if settings.get("instruction") is None:
+        return None
+    return fields.text(settings, "instruction", label="task_settings.instruction")
+
+
+def render(result: RerankResult) -> dict:
+    request = result.request
+    ranking = []
+    for i in ranked(result.relevance, request.top_n):
+        item = {"index": i, "relevance_score": as_float(result.relevance[i])}
+        if request.return_documents:
+            item["text"] = request.documents[i]
+        ranking.append(item)
+    return {"rerank": ranking}

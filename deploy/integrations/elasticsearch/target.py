@@ -1,0 +1,67 @@
+"""The endpoint Elasticsearch will call, validated once; every file is built from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from deploy.integrations.common import check_at_least, check_match
+from deploy.sagemaker.names import ENDPOINT_NAME
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+# Elasticsearch's inference ids: lowercase letters, digits, '-' and '_', not first.
+_INFERENCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,254}$")
+_FIELD = re.compile(r"^[A-Za-z0-9_@][A-Za-z0-9_@.-]{0,254}$")
+# Names SageMaker gives inference components: letters, digits and hyphens.
+_COMPONENT = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    endpoint: str
+    region: str
+    account: str
+    inference_id: str
+    document_field: str = "text"
+    index: str = "my-index"
+    component: str | None = None
+    rank_window: int = 25
+
+    @property
+    def partition(self) -> str:
+        if self.region.startswith("cn-"):
+            return "aws-cn"
+        return "aws-us-gov" if self.region.startswith("us-gov-") else "aws"
+
+    @property
+    def endpoint_arn(self) -> str:
+        # SageMaker stores endpoint names lowercase in ARNs; IAM compares ARNs exactly.
+        return (f"arn:{self.partition}:sagemaker:{self.region}:{self.account}"
+                f":endpoint/{self.endpoint.lower()}")
+
+    @property
+    def slug(self) -> str:
+        return self.endpoint.lower()
+
+
+def build(endpoint: str, region: str | None, account: str | None, *,
+          inference_id: str | None = None, document_field: str = "text",
+          index: str = "my-index", component: str | None = None,
+          rank_window: int = 25) -> Target:
+    """Check every input; the inference id defaults to ``<endpoint>-rerank``, lowercased."""
+    check_match("--endpoint", endpoint, ENDPOINT_NAME,
+                "a SageMaker endpoint name (letters, digits and hyphens, at most 63)")
+    check_match("--region", region, _REGION, "an AWS region like us-east-1 (or set AWS_REGION)")
+    check_match("--account", account, _ACCOUNT, "a 12-digit AWS account id (the endpoint's)")
+    inference_id = inference_id or f"{endpoint.lower()}-rerank"
+    check_match("--inference-id", inference_id, _INFERENCE_ID,
+                "an Elasticsearch inference id (lowercase letters, digits, - and _)")
+    check_match("--document-field", document_field, _FIELD, "a field name")
+    check_match("--index", index, _INFERENCE_ID, "an index name (lowercase, no spaces)")
+    if component is not None:
+        check_match("--component", component, _COMPONENT, "an inference component name")
+    check_at_least("--rank-window", rank_window, 1)
+    return Target(endpoint=endpoint, region=region, account=account,
+                  inference_id=inference_id, document_field=document_field, index=index,
+                  component=component, rank_window=rank_window)
