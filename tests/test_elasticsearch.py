@@ -162,6 +162,7 @@ def test_an_inference_component_is_named(tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (["--region", "nowhere"], "--region 'nowhere' is not an AWS region"),
     (["--account", "12"], "--account '12' is not a 12-digit"),
+    (["--account", ""], "--account is required"),
     (["--inference-id", "Has Space"], "--inference-id"),
     (["--rank-window", "0"], "--rank-window must be at least 1"),
 ])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from deploy.errors import UserError
 from deploy.integrations.common import check_at_least, check_match
 from deploy.sagemaker.names import ENDPOINT_NAME
 
@@ -53,6 +54,9 @@ def build(endpoint: str, region: str | None, account: str | None, *,
     check_match("--endpoint", endpoint, ENDPOINT_NAME,
                 "a SageMaker endpoint name (letters, digits and hyphens, at most 63)")
     check_match("--region", region, _REGION, "an AWS region like us-east-1 (or set AWS_REGION)")
+    if not account:
+        raise UserError("--account is required: the endpoint's 12-digit AWS account id, for"
+                        " the IAM policy (make: ACCOUNT=)")
     check_match("--account", account, _ACCOUNT, "a 12-digit AWS account id (the endpoint's)")
     inference_id = inference_id or f"{endpoint.lower()}-rerank"
     check_match("--inference-id", inference_id, _INFERENCE_ID,
