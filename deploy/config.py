@@ -29,7 +29,7 @@ from typing import Any
 
 from deploy.errors import UserError
 from deploy.paths import DEFAULT_ARCHIVE
-from deploy.sagemaker import guardrails, metrics_config, modes, names, sizing
+from deploy.sagemaker import guardrails, isolation, metrics_config, modes, names, sizing
 from deploy.sagemaker.container_env import gather
 from reranker import envconfig
 
@@ -100,7 +100,15 @@ class DeployConfig:
                                           " copy")
     image: str | None = setting(None, "our own image URI (e.g. pushed to ECR) instead of the"
                                       " Hugging Face DLC")
-    network_isolation: int = setting(1, "1: the container gets no network (it needs none)")
+    network_isolation: int = setting(1, "1: the container gets no network (it needs none;"
+                                        " serverless endpoints run without isolation)")
+    subnets: str | None = setting(None, "VPC subnet ids, comma-separated (with"
+                                        " SECURITY_GROUPS): the models run in your VPC")
+    security_groups: str | None = setting(None, "VPC security group ids, comma-separated"
+                                                " (with SUBNETS)")
+    kms_key: str | None = setting(None, "KMS key ARN encrypting the archive in S3, instance"
+                                        " volumes, async results and transform output")
+    tags: str | None = setting(None, "tags for everything created: key=value, comma-separated")
     # The DLC whose stack (toolkit 2.6 + MMS + transformers 4.51.3) tests/test_dlc_parity.py
     # runs our handler on; None: the newest in the table.
     transformers_version: str | None = setting("4.51.3", "the HF DLC's transformers version")
@@ -194,6 +202,7 @@ def validate(config: DeployConfig, allowed: tuple[str, ...] = modes.ENDPOINT_MOD
     names.check_endpoint_name(config.endpoint)
     mode.validate(config)
     guardrails.validate(config)
+    isolation.validate(config)
     metrics_config.check_frequency(config.metrics_frequency,
                                    config.name("metrics_frequency"))
     if config.model_data and not config.model_data.startswith("s3://"):

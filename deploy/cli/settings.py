@@ -15,9 +15,9 @@ from reranker import envconfig
 
 # Settings grouped by what they are about; a command takes whole groups.
 AWS = ("endpoint", "region", "profile", "endpoint_url", "s3_endpoint_url")
-STORAGE = ("bucket", "prefix", "archive")
-MODEL = ("role", "model_data", "image", "network_isolation", "transformers_version",
-         "pytorch_version", "py_version")
+STORAGE = ("bucket", "prefix", "archive", "kms_key")
+MODEL = ("role", "model_data", "image", "network_isolation", "subnets", "security_groups",
+         "tags", "transformers_version", "pytorch_version", "py_version")
 INSTANCES = ("instance_type", "instance_count")
 ENDPOINT = ("mode", "memory_mb", "max_concurrency", "async_output", "async_failure",
             "sns_success", "sns_error", "async_max_invocations", "min_capacity", "max_capacity",

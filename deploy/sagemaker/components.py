@@ -18,7 +18,14 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy.errors import UserError
-from deploy.sagemaker import component_scaling, metrics_config, names, resources, sizing
+from deploy.sagemaker import (
+    component_scaling,
+    isolation,
+    metrics_config,
+    names,
+    resources,
+    sizing,
+)
 from deploy.sagemaker.aws import error_code, error_message
 from deploy.sagemaker.waiter import WaitFailed, judge_status, wait, wait_in_service
 
@@ -96,8 +103,9 @@ def endpoint_config_request(config, name: str) -> dict:
             "RoutingConfig": {"RoutingStrategy": ROUTING},
             "ModelDataDownloadTimeoutInSeconds": 1800,
             "ContainerStartupHealthCheckTimeoutInSeconds": 900}],
-        "Tags": names.tags(config.endpoint),
+        "Tags": names.resource_tags(config),
         **metrics_config.endpoint_metrics(config.metrics_frequency),
+        **isolation.volume_key(config),
     }
 
 
@@ -239,7 +247,7 @@ def create_endpoint(sm, config, made: list[str]) -> str:
     sm.create_endpoint_config(**endpoint_config_request(config, name))
     made.append(f"endpoint config {name}")
     sm.create_endpoint(EndpointName=config.endpoint, EndpointConfigName=name,
-                       Tags=names.tags(config.endpoint))
+                       Tags=names.resource_tags(config))
     made.append(f"endpoint {config.endpoint}")
     print(f"creating {config.endpoint} for inference components ({config.instance_type},"
           f" {config.min_instances}..{config.max_instances} instances)")
@@ -259,7 +267,7 @@ def place(sm, config, model: str, instance_type: str, existing: dict | None) -> 
     sm.create_inference_component(InferenceComponentName=config.component,
                                   EndpointName=config.endpoint,
                                   VariantName=resources.VARIANT, Specification=spec,
-                                  RuntimeConfig=runtime, Tags=names.tags(config.endpoint))
+                                  RuntimeConfig=runtime, Tags=names.resource_tags(config))
     count = runtime["CopyCount"]
     print(f"creating component {config.component} on {config.endpoint}: {count}"
           f" {'copy' if count == 1 else 'copies'},"

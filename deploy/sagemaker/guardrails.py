@@ -107,12 +107,12 @@ def latency_alarm(endpoint: str) -> str:
 
 def alarm_requests(config) -> list[dict]:
     """PutMetricAlarm requests for our alarms: no data (no traffic) is not a breach."""
-    from deploy.sagemaker import resources  # deploy.config imports this module
+    from deploy.sagemaker import names, resources  # deploy.config imports this module
 
     common = {"Namespace": NAMESPACE, "Period": 60, "TreatMissingData": "notBreaching",
               "Dimensions": [{"Name": "EndpointName", "Value": config.endpoint},
                              {"Name": "VariantName", "Value": resources.VARIANT}],
-              "Tags": [{"Key": "reranker:endpoint", "Value": config.endpoint}]}
+              "Tags": names.resource_tags(config)}
     requests = [{**common, "AlarmName": errors_alarm(config.endpoint),
                  "AlarmDescription": "rolls back an update of the reranker endpoint when it"
                                      " answers 5xx",

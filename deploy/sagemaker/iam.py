@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from deploy.errors import UserError
+from deploy.sagemaker import isolation
 
 
 def document(*statements: dict) -> dict:
@@ -76,6 +77,7 @@ def role_policy(config, region: str, image: str, account: str | None = None
                            "Resource": repo})
     statements.extend(mode.iam_statements(config, part))
     statements.extend(_rollback_alarms(config, region, account, part))
+    statements.extend(isolation.iam_statements(config, part))
     return document(*statements)
 
 

@@ -10,6 +10,7 @@ mode's name.  A new mode is a new class here and one entry in ``MODES``.
 from __future__ import annotations
 
 from deploy.errors import UserError
+from deploy.sagemaker import isolation
 
 MB = 1024 * 1024
 # Batch Transform: SageMaker's MaxPayloadInMB is 0..100 (0: no limit, SingleRecord only).
@@ -109,7 +110,7 @@ class Async(_Instances):
                             " the results")
 
     def extra_config(self, config) -> dict:
-        output = {"S3OutputPath": config.async_output}
+        output = {"S3OutputPath": config.async_output, **isolation.output_key(config)}
         if config.async_failure:
             output["S3FailurePath"] = config.async_failure
         topics = {k: v for k, v in (("SuccessTopic", config.sns_success),
@@ -221,9 +222,12 @@ class Transform(_Instances):
                 "ContentType": "application/jsonlines", "SplitType": config.split_type,
                 "CompressionType": "None"},
             "TransformOutput": {"S3OutputPath": config.transform_output,
-                                "Accept": "application/jsonlines", "AssembleWith": "Line"},
+                                "Accept": "application/jsonlines", "AssembleWith": "Line",
+                                **isolation.output_key(config)},
             "TransformResources": {"InstanceType": config.instance_type,
-                                   "InstanceCount": config.instance_count},
+                                   "InstanceCount": config.instance_count,
+                                   **({"VolumeKmsKeyId": config.kms_key}
+                                      if config.kms_key else {})},
             "Environment": self.job_environment(config),
         }
         if config.max_concurrent_transforms:

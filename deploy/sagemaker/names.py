@@ -57,3 +57,10 @@ def batch_models(endpoint: str) -> re.Pattern:
 
 def tags(endpoint: str) -> list[dict]:
     return [{"Key": TAG, "Value": endpoint}]
+
+
+def resource_tags(config) -> list[dict]:
+    """The tag naming the endpoint, then the user's TAGS."""
+    from deploy.sagemaker import isolation
+
+    return tags(config.endpoint) + isolation.user_tags(config)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy.errors import UserError
-from deploy.sagemaker import container_env, metrics_config, names
+from deploy.sagemaker import container_env, isolation, metrics_config, names
 from deploy.sagemaker.aws import error_code, error_message, is_missing
 
 VARIANT = "AllTraffic"
@@ -31,7 +31,7 @@ def described(call, operation: str, name: str, **kwargs) -> dict | None:
                         ) from None
 
 
-def create_model(sm, config, name: str, image: str, model_data: str, isolation: bool,
+def create_model(sm, config, name: str, image: str, model_data: str, isolated: bool,
                  region: str, *, metrics: bool = False) -> None:
     """``metrics``: name our image's Prometheus endpoint (an endpoint's model, not a job's)."""
     scrape = (metrics_config.container_metrics(bool(config.image), config.metrics_frequency)
@@ -42,8 +42,9 @@ def create_model(sm, config, name: str, image: str, model_data: str, isolation: 
                           "Environment": container_env.complete(config.env, region),
                           **scrape},
         ExecutionRoleArn=config.role,
-        EnableNetworkIsolation=isolation,
-        Tags=names.tags(config.endpoint),
+        EnableNetworkIsolation=isolation.network_isolation(config, isolated),
+        Tags=names.resource_tags(config),
+        **isolation.vpc_config(config),
     )
 
 
@@ -52,7 +53,8 @@ def create_endpoint_config(sm, config, name: str, model: str, current: dict | No
     sm.create_endpoint_config(
         EndpointConfigName=name,
         ProductionVariants=[{"VariantName": VARIANT, **mode.variant(config, model, current)}],
-        Tags=names.tags(config.endpoint), **mode.extra_config(config),
+        Tags=names.resource_tags(config), **mode.extra_config(config),
+        **isolation.volume_key(config),
         **(metrics_config.endpoint_metrics(config.metrics_frequency)
            if mode.detailed_metrics else {}))
 

@@ -99,7 +99,7 @@ def point_endpoint(aws: Aws, config, name: str, current, made: list[str],
                   + (f"; {guardrails.describe(config)})" if guard else ")"))
         else:
             sm.create_endpoint(EndpointName=config.endpoint, EndpointConfigName=name,
-                               Tags=names.tags(config.endpoint))
+                               Tags=names.resource_tags(config))
             print(f"creating {config.endpoint} with {name}")
     except (ClientError, BotoCoreError) as exc:
         autoscaling.restore(aws, saved)

@@ -98,7 +98,7 @@ def ensure_model(sm, config, image: str, model_data: str, isolation: bool, regio
                  ) -> tuple[str, bool]:
     """The model for this archive, image and environment: reused if it exists."""
     model = names.batch_model(config.endpoint, model_data, image, sorted(config.env.items()),
-                              isolation, config.role)
+                              isolation, config.role, config.subnets, config.security_groups)
     if resources.model_of(sm, model):
         print(f"reusing model {model}")
         return model, False
@@ -114,7 +114,7 @@ def ensure_model(sm, config, image: str, model_data: str, isolation: bool, regio
 def start_job(sm, config, job: str, model: str, created: bool) -> None:
     request = config.deploy_mode.job_request(config, job, model)
     try:
-        sm.create_transform_job(**request, Tags=names.tags(config.endpoint))
+        sm.create_transform_job(**request, Tags=names.resource_tags(config))
     except (ClientError, BotoCoreError) as exc:
         if created:  # no job uses it: this run's model can simply go
             resources.quietly(sm.delete_model, ModelName=model)

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from deploy import config as cfg
 from deploy.errors import UserError
 from deploy.package import archive
+from deploy.sagemaker import isolation
 from deploy.sagemaker.aws import Aws, error_code, error_message, translate_errors
 
 MB = 1024 * 1024
@@ -46,7 +47,9 @@ def upload(aws: Aws, path: Path) -> str:
     key = f"{aws.config.prefix.strip('/')}/{_slug(model_id)}/{sha[:16]}/model.tar.gz".lstrip("/")
     uri = f"s3://{bucket}/{key}"
     s3 = aws.client("s3")
-    if _stored_sha(s3, bucket, key) == sha:
+    key_id = aws.config.kms_key
+    stored = _stored(s3, bucket, key)
+    if stored is not None and _sha(stored) == sha and _encrypted_with(stored, key_id):
         print(f"already uploaded (same sha256): {uri}")
         return uri
     from boto3.s3.transfer import TransferConfig
@@ -55,14 +58,15 @@ def upload(aws: Aws, path: Path) -> str:
                               multipart_chunksize=MULTIPART_BYTES, max_concurrency=8,
                               use_threads=True)
     extra = {"Metadata": {"sha256": sha, "model-id": _ascii(model_id)},
-             "ContentType": "application/gzip"}
+             "ContentType": "application/gzip", **isolation.upload_args(aws.config)}
     try:
         _with_progress(f"upload {path.name}", size, lambda step: s3.upload_file(
             str(path), bucket, key, ExtraArgs=extra, Config=transfer, Callback=step))
     except (ClientError, BotoCoreError, Boto3Error) as exc:
         raise UserError(f"upload to {uri} failed: {error_code(exc)}: {error_message(exc)}"
                         ) from None
-    if _stored_sha(s3, bucket, key) != sha:
+    stored = _stored(s3, bucket, key)
+    if stored is None or _sha(stored) != sha or not _encrypted_with(stored, key_id):
         raise UserError(f"upload to {uri} did not leave the expected object behind")
     print(f"uploaded {size} bytes, sha256 {sha}")
     return uri
@@ -102,14 +106,26 @@ def check_bucket(aws: Aws, bucket: str) -> None:
         raise UserError(f"bucket {bucket}: {code}: {error_message(exc)}") from None
 
 
-def _stored_sha(s3, bucket: str, key: str) -> str | None:
+def _stored(s3, bucket: str, key: str) -> dict | None:
+    """HeadObject of the key, or None when there is no such object."""
     try:
-        return s3.head_object(Bucket=bucket, Key=key).get("Metadata", {}).get("sha256")
+        return s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             return None
         raise UserError(f"s3://{bucket}/{key}: {error_code(exc)}: {error_message(exc)}"
                         ) from None
+
+
+def _sha(head: dict) -> str | None:
+    return head.get("Metadata", {}).get("sha256")
+
+
+def _encrypted_with(head: dict, key_id: str | None) -> bool:
+    """True without a KMS_KEY; else only for an object encrypted with that key (an archive
+    uploaded before KMS_KEY was set goes up again, encrypted)."""
+    return key_id is None or (head.get("ServerSideEncryption") == "aws:kms"
+                              and head.get("SSEKMSKeyId") == key_id)
 
 
 def _model_id(path: Path) -> str:
