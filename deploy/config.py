@@ -67,6 +67,9 @@ class DeployConfig:
     instance_count: int = setting(1, "instances")
     memory_mb: int = setting(4096, "serverless memory: 1024..6144 in steps of 1024")
     max_concurrency: int = setting(10, "serverless concurrent invocations: 1..200")
+    provisioned_concurrency: int = setting(0, "serverless: invocations kept warm, with no"
+                                              " cold start (0..MAX_CONCURRENCY; billed while"
+                                              " provisioned)")
     async_output: str | None = setting(None, "async: s3:// prefix for results")
     async_failure: str | None = setting(None, "async: s3:// prefix for errors (optional)")
     sns_success: str | None = setting(None, "async: SNS topic ARN told of results (optional)")
@@ -201,6 +204,7 @@ def validate(config: DeployConfig, allowed: tuple[str, ...] = modes.ENDPOINT_MOD
     mode = modes.get(config.mode, allowed, config.name("mode"))
     names.check_endpoint_name(config.endpoint)
     mode.validate(config)
+    modes.refuse_serverless_only(config)
     guardrails.validate(config)
     isolation.validate(config)
     metrics_config.check_frequency(config.metrics_frequency,

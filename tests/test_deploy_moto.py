@@ -227,6 +227,22 @@ def test_failed_create_leaves_nothing(aws, archive_path, capsys):
     assert sm.list_endpoints()["Endpoints"] == []
 
 
+def test_serverless_with_provisioned_concurrency(aws, archive_path, capsys):
+    code, _, err = cli(capsys, *deploy_args(archive_path, "--mode", "serverless",
+                                            "--max-concurrency", "5",
+                                            "--provisioned-concurrency", "2"))
+    assert code == 0, err
+    sm = aws("sagemaker")
+    name = sm.describe_endpoint(EndpointName="rr")["EndpointConfigName"]
+    variant = sm.describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"][0]
+    assert variant["ServerlessConfig"]["ProvisionedConcurrency"] == 2
+    for extra, needle in ((["--mode", "serverless", "--max-concurrency", "5",
+                            "--provisioned-concurrency", "6"], "must be 0..--max-concurrency"),
+                          (["--provisioned-concurrency", "1"], "applies to serverless")):
+        code, _, err = cli(capsys, *deploy_args(archive_path, *extra))
+        assert code == 2 and needle in one_error_line(err)
+
+
 def test_serverless_deploy(aws, archive_path, capsys):
     code, _, err = cli(capsys, *deploy_args(archive_path, "--mode", "serverless",
                                             "--memory-mb", "2048", "--max-concurrency", "5"))

@@ -19,11 +19,11 @@ STORAGE = ("bucket", "prefix", "archive", "kms_key")
 MODEL = ("role", "model_data", "image", "network_isolation", "subnets", "security_groups",
          "tags", "transformers_version", "pytorch_version", "py_version")
 INSTANCES = ("instance_type", "instance_count")
-ENDPOINT = ("mode", "memory_mb", "max_concurrency", "async_output", "async_failure",
-            "sns_success", "sns_error", "async_max_invocations", "min_capacity", "max_capacity",
-            "target_invocations", "scale_in_cooldown", "scale_out_cooldown", "rollout",
-            "rollout_step", "bake_seconds", "rollback_errors", "rollback_p99_ms",
-            "rollback_alarms")
+ENDPOINT = ("mode", "memory_mb", "max_concurrency", "provisioned_concurrency", "async_output",
+            "async_failure", "sns_success", "sns_error", "async_max_invocations",
+            "min_capacity", "max_capacity", "target_invocations", "scale_in_cooldown",
+            "scale_out_cooldown", "rollout", "rollout_step", "bake_seconds", "rollback_errors",
+            "rollback_p99_ms", "rollback_alarms")
 COMPONENT = ("component", "copies", "min_copies", "max_copies", "cpu_cores", "accelerators",
              "component_memory_mb", "min_instances", "max_instances", "scale_metric",
              "target_per_copy")

@@ -139,6 +139,13 @@ class Async(_Instances):
         return out
 
 
+def refuse_serverless_only(config) -> None:
+    """Settings that only a serverless endpoint takes, refused elsewhere by name."""
+    if config.provisioned_concurrency and not config.deploy_mode.serverless:
+        raise UserError(f"{config.name('provisioned_concurrency')} applies to serverless"
+                        f" endpoints ({config.name('mode')}=serverless)")
+
+
 class Serverless(Mode):
     name = "serverless"
     serverless = True
@@ -154,11 +161,17 @@ class Serverless(Mode):
         if config.max_capacity:
             raise UserError(f"serverless endpoints scale by {config.name('max_concurrency')};"
                             f" unset {config.name('max_capacity')}")
+        if not 0 <= config.provisioned_concurrency <= config.max_concurrency:
+            raise UserError(f"{config.name('provisioned_concurrency')} must be 0.."
+                            f"{config.name('max_concurrency')} ({config.max_concurrency}),"
+                            f" not {config.provisioned_concurrency}")
 
     def variant(self, config, model: str, current: dict | None) -> dict:
-        return {"ModelName": model,
-                "ServerlessConfig": {"MemorySizeInMB": config.memory_mb,
-                                     "MaxConcurrency": config.max_concurrency}}
+        serverless = {"MemorySizeInMB": config.memory_mb,
+                      "MaxConcurrency": config.max_concurrency}
+        if config.provisioned_concurrency:
+            serverless["ProvisionedConcurrency"] = config.provisioned_concurrency
+        return {"ModelName": model, "ServerlessConfig": serverless}
 
 
 class Component(Mode):

@@ -28,7 +28,8 @@ def deploy(aws: Aws, config, *, wait: bool = True) -> dict:
     image = resolve_image(config, aws.region)
     name = names.stamped(config.endpoint, model_data, image, config.mode,
                          config.instance_type, config.instance_count, config.memory_mb,
-                         config.max_concurrency, sorted(config.env.items()))
+                         config.max_concurrency, config.provisioned_concurrency,
+                         sorted(config.env.items()))
     made = create_resources(sm, config, name, image, model_data, isolation, aws.region,
                             current)
     saved = point_endpoint(aws, config, name, current, made, guard)
