@@ -21,6 +21,14 @@ from deploy.errors import UserError
 
 # Written into every folder an integration writes: the proof that replacing it is safe.
 MARKER = ".written-by-deploy"
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+ACCOUNT = re.compile(r"^\d{12}$")
+
+
+def endpoint_arn(partition: str, region: str, account: str, endpoint: str) -> str:
+    """The ARN IAM policies name an endpoint by: SageMaker stores endpoint names lowercase
+    in ARNs, and IAM compares ARNs exactly."""
+    return f"arn:{partition}:sagemaker:{region}:{account}:endpoint/{endpoint.lower()}"
 
 
 def check_match(flag: str, value: str | None, rule: re.Pattern, what: str) -> str:

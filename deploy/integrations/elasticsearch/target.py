@@ -6,11 +6,10 @@ import dataclasses
 import re
 
 from deploy.errors import UserError
-from deploy.integrations.common import check_at_least, check_match
+from deploy.integrations.common import ACCOUNT, REGION, check_at_least, check_match, endpoint_arn
+from deploy.sagemaker.iam import partition_of
 from deploy.sagemaker.names import ENDPOINT_NAME
 
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-_ACCOUNT = re.compile(r"^\d{12}$")
 # Elasticsearch's inference ids: lowercase letters, digits, '-' and '_', not first.
 _INFERENCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,254}$")
 _FIELD = re.compile(r"^[A-Za-z0-9_@][A-Za-z0-9_@.-]{0,254}$")
@@ -30,16 +29,9 @@ class Target:
     rank_window: int = 25
 
     @property
-    def partition(self) -> str:
-        if self.region.startswith("cn-"):
-            return "aws-cn"
-        return "aws-us-gov" if self.region.startswith("us-gov-") else "aws"
-
-    @property
     def endpoint_arn(self) -> str:
-        # SageMaker stores endpoint names lowercase in ARNs; IAM compares ARNs exactly.
-        return (f"arn:{self.partition}:sagemaker:{self.region}:{self.account}"
-                f":endpoint/{self.endpoint.lower()}")
+        return endpoint_arn(partition_of(self.region), self.region, self.account,
+                            self.endpoint)
 
     @property
     def slug(self) -> str:
@@ -53,11 +45,11 @@ def build(endpoint: str, region: str | None, account: str | None, *,
     """Check every input; the inference id defaults to ``<endpoint>-rerank``, lowercased."""
     check_match("--endpoint", endpoint, ENDPOINT_NAME,
                 "a SageMaker endpoint name (letters, digits and hyphens, at most 63)")
-    check_match("--region", region, _REGION, "an AWS region like us-east-1 (or set AWS_REGION)")
+    check_match("--region", region, REGION, "an AWS region like us-east-1 (or set AWS_REGION)")
     if not account:
         raise UserError("--account is required: the endpoint's 12-digit AWS account id, for"
                         " the IAM policy (make: ACCOUNT=)")
-    check_match("--account", account, _ACCOUNT, "a 12-digit AWS account id (the endpoint's)")
+    check_match("--account", account, ACCOUNT, "a 12-digit AWS account id (the endpoint's)")
     inference_id = inference_id or f"{endpoint.lower()}-rerank"
     check_match("--inference-id", inference_id, _INFERENCE_ID,
                 "an Elasticsearch inference id (lowercase letters, digits, - and _)")

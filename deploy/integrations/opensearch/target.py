@@ -6,14 +6,12 @@ import dataclasses
 import re
 
 from deploy.errors import UserError
-from deploy.integrations.common import check_match
+from deploy.integrations.common import ACCOUNT, REGION, check_match, endpoint_arn
 from deploy.sagemaker.names import ENDPOINT_NAME
 
 FLAVOURS = ("aws", "self-managed")  # Amazon OpenSearch Service, or a cluster you run
 
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
-_ACCOUNT = re.compile(r"^\d{12}$")
 # Field names neural-search and ml_inference read from _source (dots address nested objects).
 _FIELD = re.compile(r"^[A-Za-z0-9_@-][A-Za-z0-9_@.-]{0,254}$")
 
@@ -38,9 +36,7 @@ class Target:
 
     @property
     def endpoint_arn(self) -> str:
-        # SageMaker stores endpoint names lowercase in ARNs; IAM compares ARNs exactly.
-        return (f"arn:{self.partition}:sagemaker:{self.region}:{self.account}"
-                f":endpoint/{self.endpoint.lower()}")
+        return endpoint_arn(self.partition, self.region, self.account, self.endpoint)
 
     @property
     def slug(self) -> str:
@@ -53,7 +49,7 @@ def build(endpoint: str, region: str | None, role_arn: str | None = None,
     """Check every input and derive account and partition from the role ARN."""
     check_match("--endpoint", endpoint, ENDPOINT_NAME,
                 "a SageMaker endpoint name (letters, digits and hyphens, at most 63)")
-    check_match("--region", region, _REGION, "an AWS region like us-east-1 (or set AWS_REGION)")
+    check_match("--region", region, REGION, "an AWS region like us-east-1 (or set AWS_REGION)")
     if flavour not in FLAVOURS:
         raise UserError(f"--flavour must be one of {', '.join(FLAVOURS)}")
     partition = "aws"
@@ -69,7 +65,7 @@ def build(endpoint: str, region: str | None, role_arn: str | None = None,
     elif flavour == "aws":
         raise UserError("--role-arn is required for Amazon OpenSearch Service: the connector"
                         " assumes that role to call SageMaker")
-    if not account or not _ACCOUNT.match(account):
+    if not account or not ACCOUNT.match(account):
         raise UserError("--account (12 digits) is required without --role-arn")
     fields = tuple(document_fields or ("text",))
     for field in fields:
