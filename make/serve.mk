@@ -7,7 +7,7 @@ DEMO_MODEL  := build/demo-minilm
 # The model directory for MODEL (default: the MiniLM reranker), or exit with the error.
 resolve_model = $$($(PY) -m deploy.package.local_model "$(or $(MODEL),$(1))") || exit $$?
 
-.PHONY: serve demo-model
+.PHONY: serve demo-model demo-llm
 
 serve: $(SERVE_STAMP)  ## serve MODEL=<dir|model.tar.gz|hub id> on 127.0.0.1:PORT (8080) until Ctrl-C
 	@dir=$(call resolve_model,$(SERVE_MODEL_DEFAULT)); \
@@ -22,3 +22,14 @@ $(DEMO_MODEL)/config.json: demo_models/encoders.py | $(SERVE_STAMP)
 	@chmod -R a+rX $(DEMO_MODEL)  # the image's uid 1000 reads it (make docker-run)
 
 demo-model: $(DEMO_MODEL)/config.json  ## build/demo-minilm: MiniLM-L6 cross-encoder shape, offline (scores meaningless)
+
+DEMO_LLM := build/demo-qwen3-reranker
+
+$(DEMO_LLM)/config.json: demo_models/llm.py demo_models/qwen_tokenizer.py | $(SERVE_STAMP)
+	@echo "building $(DEMO_LLM): Qwen3-Reranker's architecture, prompt and vocabulary with two"
+	@echo "tiny random layers, offline; it serves like the real model but its scores mean nothing"
+	@$(PY) -c "from pathlib import Path; from demo_models.llm import qwen3_reranker; \
+	qwen3_reranker(Path('$(DEMO_LLM)'))"
+	@chmod -R a+rX $(DEMO_LLM)  # the image's uid 1000 reads it (make docker-run)
+
+demo-llm: $(DEMO_LLM)/config.json  ## build/demo-qwen3-reranker: an LLM reranker (Qwen3-Reranker's prompt and vocabulary, tiny random layers), offline
