@@ -180,3 +180,26 @@ def test_a_missing_alarm_stops_the_update_before_anything_is_made(
     assert code == 2 and "UpdateEndpoint failed" in one_error_line(err)  # moto: see top
     assert sent_updates[0]["DeploymentConfig"]["AutoRollbackConfiguration"] == {
         "Alarms": [{"AlarmName": "rr-rollback-errors"}, {"AlarmName": "team-pager"}]}
+
+
+@pytest.mark.slow  # packages a model, runs moto's server
+def test_status_and_delete_survive_an_identity_without_cloudwatch(aws, archive_path, capsys,
+                                                                   monkeypatch):
+    """CloudWatch refusing (here: no such service at that URL) is a row, not a failure."""
+    assert cli(capsys, *deploy_args(archive_path))[0] == 0
+    real = aws_module.Aws.client
+
+    def no_cloudwatch(self, service):
+        if service == "cloudwatch":
+            import boto3
+
+            return boto3.client("cloudwatch", region_name="us-east-1",
+                                endpoint_url="http://127.0.0.1:9")  # nothing listens
+        return real(self, service)
+
+    monkeypatch.setattr(aws_module.Aws, "client", no_cloudwatch)
+    code, out, _ = cli(capsys, "status", "--endpoint", "rr")
+    assert code == 0 and "rollback     alarms unreadable" in out
+    code, out, _ = cli(capsys, "delete", "--endpoint", "rr")
+    assert "failed" in out and "rollback alarms" in out
+    assert "deleted       endpoint rr" in out

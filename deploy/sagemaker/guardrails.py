@@ -21,6 +21,8 @@ Both fleets report under the same variant, so the alarms see old and new instanc
 
 from __future__ import annotations
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from deploy.errors import UserError
 
 ROLLOUTS = {"all-at-once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}
@@ -191,8 +193,14 @@ def alarm_states(aws, endpoint: str) -> dict[str, str]:
 
 
 def remove_alarms(aws, endpoint: str) -> str:
-    """Our rollback alarms of ``endpoint``, for ``delete``: "deleted" or "none"."""
-    found = list(alarm_states(aws, endpoint))
-    if found:
-        aws.client("cloudwatch").delete_alarms(AlarmNames=found)
+    """Our rollback alarms of ``endpoint``, for ``delete``: "deleted", "none", or "failed
+    (...)" (an identity without CloudWatch rights still deletes the endpoint)."""
+    from deploy.sagemaker.aws import error_code, error_message  # it imports deploy.config
+
+    try:
+        found = list(alarm_states(aws, endpoint))
+        if found:
+            aws.client("cloudwatch").delete_alarms(AlarmNames=found)
+    except (ClientError, BotoCoreError) as exc:
+        return f"failed ({error_code(exc)}: {error_message(exc)})"
     return "deleted" if found else "none"

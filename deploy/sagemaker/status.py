@@ -4,6 +4,8 @@ for an endpoint that hosts inference components, one line per component (and wit
 
 from __future__ import annotations
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from deploy import config as cfg
 from deploy.errors import UserError
 from deploy.sagemaker import (
@@ -13,7 +15,7 @@ from deploy.sagemaker import (
     guardrails,
     resources,
 )
-from deploy.sagemaker.aws import Aws, translate_errors
+from deploy.sagemaker.aws import Aws, error_code, translate_errors
 
 
 @translate_errors
@@ -52,8 +54,12 @@ def run_status(args) -> int:
 
 
 def _rollback_rows(aws, endpoint: str) -> list[tuple[str, str]]:
-    """Our rollback alarms and their state (ALARM during an update means a rollback)."""
-    states = guardrails.alarm_states(aws, endpoint)
+    """Our rollback alarms and their state (ALARM during an update means a rollback); a
+    status without CloudWatch rights says so instead of failing."""
+    try:
+        states = guardrails.alarm_states(aws, endpoint)
+    except (ClientError, BotoCoreError) as exc:
+        return [("rollback", f"alarms unreadable ({error_code(exc)})")]
     return [("rollback", ", ".join(f"{name} {state}" for name, state in states.items()))
             ] if states else []
 
