@@ -119,6 +119,9 @@ class DeployConfig:
     py_version: str | None = setting(None, "the HF DLC's Python version (py311, ...)")
     min_capacity: int = setting(0, "autoscaling: fewest instances (0: the instance count)")
     max_capacity: int = setting(0, "autoscaling: most instances (0: no autoscaling)")
+    scale_to_zero: int = setting(0, "async autoscaling: 1 lets the endpoint go down to 0"
+                                    " instances while nothing waits; the first waiting request"
+                                    " wakes it (minutes)")
     target_invocations: int = setting(100, "autoscaling: invocations per instance per minute")
     scale_in_cooldown: int = setting(300, "autoscaling: seconds between scale-ins")
     scale_out_cooldown: int = setting(60, "autoscaling: seconds between scale-outs")
@@ -204,7 +207,7 @@ def validate(config: DeployConfig, allowed: tuple[str, ...] = modes.ENDPOINT_MOD
     mode = modes.get(config.mode, allowed, config.name("mode"))
     names.check_endpoint_name(config.endpoint)
     mode.validate(config)
-    modes.refuse_serverless_only(config)
+    modes.refuse_misplaced(config)
     guardrails.validate(config)
     isolation.validate(config)
     metrics_config.check_frequency(config.metrics_frequency,

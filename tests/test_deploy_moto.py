@@ -309,6 +309,38 @@ def test_async_deploy(aws, archive_path, capsys):
     assert metric["MetricName"] == "ApproximateBacklogSizePerInstance"
 
 
+def test_async_scales_to_zero_and_wakes_on_the_backlog(aws, archive_path, capsys):
+    args = ["--mode", "async", "--async-output", "s3://models/async-out/", "--max-capacity", "2",
+            "--scale-to-zero", "1"]
+    code, out, err = cli(capsys, *deploy_args(archive_path, *args))
+    assert code == 0 and "scales to zero" in out, err
+    aas = aws("application-autoscaling")
+    (target,) = aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (0, 2)
+    policies = {p["PolicyType"]: p for p in aas.describe_scaling_policies(
+        ServiceNamespace="sagemaker")["ScalingPolicies"]}
+    step = policies["StepScaling"]["StepScalingPolicyConfiguration"]
+    assert step["StepAdjustments"] == [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]
+    (alarm,) = aws("cloudwatch").describe_alarms(
+        AlarmNames=["rr-scale-out-from-zero"])["MetricAlarms"]
+    assert alarm["MetricName"] == "HasBacklogWithoutCapacity"
+    assert alarm["AlarmActions"] == [policies["StepScaling"]["PolicyARN"]]
+    # An update lifts the scaling (moto then fails the call) and puts it all back.
+    code, _, err = cli(capsys, *deploy_args(archive_path, *args, "--instance-count", "2"))
+    assert code == 2 and "UpdateEndpoint failed" in one_error_line(err)
+    (alarm,) = aws("cloudwatch").describe_alarms(
+        AlarmNames=["rr-scale-out-from-zero"])["MetricAlarms"]
+    steps = [p for p in aas.describe_scaling_policies(ServiceNamespace="sagemaker")[
+        "ScalingPolicies"] if p["PolicyType"] == "StepScaling"]
+    assert alarm["AlarmActions"] == [steps[0]["PolicyARN"]]
+    assert cli(capsys, "delete", "--endpoint", "rr")[0] == 0
+    assert aws("cloudwatch").describe_alarms()["MetricAlarms"] == []
+    for extra in (["--scale-to-zero", "1"], ["--mode", "async", "--async-output",
+                                              "s3://models/o/", "--scale-to-zero", "1"]):
+        code, _, err = cli(capsys, *deploy_args(archive_path, *extra))
+        assert code == 2 and "applies to async endpoints with autoscaling" in one_error_line(err)
+
+
 def test_config_file_and_environment(aws, archive_path, capsys, tmp_path, monkeypatch):
     (tmp_path / "reranker.toml").write_text(
         f'[deploy]\nendpoint = "from-file"\nrole = "{ROLE}"\nbucket = "{BUCKET}"\n'

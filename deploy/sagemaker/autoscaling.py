@@ -2,6 +2,10 @@
 
 AWS asks to deregister a scaling target before its endpoint is updated, so ``remove``
 returns what it took and ``restore`` puts it back when the update it made room for fails.
+
+An async endpoint may scale to zero instances (``SCALE_TO_ZERO=1``), as AWS documents it:
+the backlog-per-instance target cannot wake an endpoint that has no instance, so an alarm
+on ``HasBacklogWithoutCapacity`` triggers a step-scaling policy that adds one.
 """
 
 from __future__ import annotations
@@ -9,10 +13,44 @@ from __future__ import annotations
 from deploy.sagemaker.resources import VARIANT, quietly
 
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+WAKE_POLICY = "scale-out-from-zero"
 
 
 def resource_id(endpoint: str) -> str:
     return f"endpoint/{endpoint}/variant/{VARIANT}"
+
+
+def wake_alarm(endpoint: str) -> str:
+    return f"{endpoint}-{WAKE_POLICY}"
+
+
+def wake_policy_request(endpoint: str, cooldown: int) -> dict:
+    """One instance more as soon as the wake alarm fires."""
+    return {"PolicyName": wake_alarm(endpoint), "ServiceNamespace": "sagemaker",
+            "ResourceId": resource_id(endpoint), "ScalableDimension": DIMENSION,
+            "PolicyType": "StepScaling", "StepScalingPolicyConfiguration": {
+                "AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average",
+                "Cooldown": cooldown,
+                "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}]}}
+
+
+def wake_alarm_request(endpoint: str, policy_arn: str) -> dict:
+    return {"AlarmName": wake_alarm(endpoint),
+            "AlarmDescription": f"requests wait for {endpoint}, which has no instance: add one",
+            "AlarmActions": [policy_arn], "Namespace": "AWS/SageMaker",
+            "MetricName": "HasBacklogWithoutCapacity",
+            "Dimensions": [{"Name": "EndpointName", "Value": endpoint}],
+            "Statistic": "Average", "Period": 60, "EvaluationPeriods": 2,
+            "DatapointsToAlarm": 2, "Threshold": 1.0,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "missing"}
+
+
+def lowest(config) -> int:
+    """The fewest instances autoscaling keeps."""
+    if config.scale_to_zero:
+        return 0
+    return config.min_capacity or config.instance_count
 
 
 def configure(aws, config) -> None:
@@ -22,7 +60,7 @@ def configure(aws, config) -> None:
         return
     aas = aws.client("application-autoscaling")
     rid = resource_id(config.endpoint)
-    low = config.min_capacity or config.instance_count
+    low = lowest(config)
     aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=rid,
                                  ScalableDimension=DIMENSION, MinCapacity=low,
                                  MaxCapacity=config.max_capacity)
@@ -33,8 +71,17 @@ def configure(aws, config) -> None:
             "TargetValue": float(config.target_invocations),
             "ScaleInCooldown": config.scale_in_cooldown,
             "ScaleOutCooldown": config.scale_out_cooldown, **metric})
+    if config.scale_to_zero:
+        _put_wake(aws, config.endpoint, config.scale_out_cooldown)
     print(f"autoscaling {low}..{config.max_capacity} instances, target"
-          f" {config.target_invocations} per instance")
+          f" {config.target_invocations} per instance"
+          + (" (scales to zero, wakes on the first waiting request)" if low == 0 else ""))
+
+
+def _put_wake(aws, endpoint: str, cooldown: int) -> None:
+    arn = aws.client("application-autoscaling").put_scaling_policy(
+        **wake_policy_request(endpoint, cooldown))["PolicyARN"]
+    aws.client("cloudwatch").put_metric_alarm(**wake_alarm_request(endpoint, arn))
 
 
 def scaling_of(aws, endpoint: str) -> dict | None:
@@ -59,7 +106,9 @@ def remove(aws, endpoint: str) -> dict | None:
                 ServiceNamespace="sagemaker", ResourceId=rid, ScalableDimension=DIMENSION)
     quietly(aas.deregister_scalable_target, ServiceNamespace="sagemaker", ResourceId=rid,
             ScalableDimension=DIMENSION)
-    return {"target": target, "policies": policies}
+    # The wake alarm's action names the policy just deleted.
+    quietly(aws.client("cloudwatch").delete_alarms, AlarmNames=[wake_alarm(endpoint)])
+    return {"target": target, "policies": policies, "endpoint": endpoint}
 
 
 def restore(aws, saved: dict | None) -> None:
@@ -78,3 +127,6 @@ def restore(aws, saved: dict | None) -> None:
             quietly(aas.put_scaling_policy, PolicyName=policy["PolicyName"],
                     PolicyType="TargetTrackingScaling",
                     TargetTrackingScalingPolicyConfiguration=tracking, **keys)
+        elif policy["PolicyName"] == wake_alarm(saved["endpoint"]):
+            cooldown = policy["StepScalingPolicyConfiguration"].get("Cooldown", 60)
+            quietly(_put_wake, aws=aws, endpoint=saved["endpoint"], cooldown=cooldown)

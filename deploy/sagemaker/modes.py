@@ -139,11 +139,16 @@ class Async(_Instances):
         return out
 
 
-def refuse_serverless_only(config) -> None:
-    """Settings that only a serverless endpoint takes, refused elsewhere by name."""
+def refuse_misplaced(config) -> None:
+    """Settings that only one mode takes, refused elsewhere by name."""
+    name = config.name
     if config.provisioned_concurrency and not config.deploy_mode.serverless:
-        raise UserError(f"{config.name('provisioned_concurrency')} applies to serverless"
-                        f" endpoints ({config.name('mode')}=serverless)")
+        raise UserError(f"{name('provisioned_concurrency')} applies to serverless"
+                        f" endpoints ({name('mode')}=serverless)")
+    if config.scale_to_zero and not (config.mode == "async" and config.max_capacity):
+        raise UserError(f"{name('scale_to_zero')} applies to async endpoints with autoscaling"
+                        f" ({name('mode')}=async {name('max_capacity')}=N); real-time ones"
+                        " scale to zero as inference components (MODE=component MIN_COPIES=0)")
 
 
 class Serverless(Mode):
