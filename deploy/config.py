@@ -152,6 +152,9 @@ class DeployConfig:
     env: dict = dataclasses.field(default_factory=dict)  # container environment
     # How errors name a setting: as make variables (REGION) when make runs the tool.
     make_names: bool = dataclasses.field(default=False, repr=False)
+    # The instance type a component's memory was sized for, when sizing chose it (None: set
+    # by the user, or not sized yet).
+    memory_sized_for: str | None = dataclasses.field(default=None, repr=False)
 
     @property
     def deploy_mode(self) -> modes.Mode:
@@ -163,7 +166,7 @@ class DeployConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(DeployConfig)
-          if f.name not in ("env", "make_names")}
+          if f.name not in ("env", "make_names", "memory_sized_for")}
 VARIABLES = {name: (ENV_PREFIX + name.upper(),) for name in FIELDS}
 # The make variable of a setting, where it is not the field's name in capitals.
 MAKE_NAMES = {"image": "IMAGE_URI", "transform_input": "INPUT", "transform_output": "OUTPUT",

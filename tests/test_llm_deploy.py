@@ -233,6 +233,22 @@ def test_component_memory_below_the_weights_is_refused():
     assert roomy.component_memory_mb == 32768  # what was set is kept
 
 
+def test_memory_is_sized_again_for_the_endpoint_a_component_joins():
+    """The default instance type is a guess until the existing endpoint's is known: a
+    Qwen3-Reranker-4B loads fp32 on CPU, twice its bf16 size on a GPU."""
+    four_b = {"llm": True, "parameters": 4.0e9, "model_id": "Qwen3-Reranker-4B"}
+    config = _config(mode="component")
+    sizing.fit_component_memory(config, four_b)
+    on_gpu = config.component_memory_mb
+    sizing.fit_component_memory(config, four_b, "ml.m5.4xlarge")
+    assert config.component_memory_mb == sizing.host_mb(4.0e9, gpu=False) > on_gpu
+    assert config.memory_sized_for == "ml.m5.4xlarge"
+    chosen = _config(mode="component", component_memory_mb=12288)
+    sizing.fit_component_memory(chosen, four_b)  # enough beside a GPU
+    with pytest.raises(UserError, match="to load on ml.m5.4xlarge"):
+        sizing.fit_component_memory(chosen, four_b, "ml.m5.4xlarge")
+
+
 def test_the_dlc_must_know_the_family():
     assert images.serving("qwen3") == [v for v in images.versions()
                                        if images._vkey(v) >= (4, 51)]

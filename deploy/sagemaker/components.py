@@ -174,6 +174,9 @@ def deploy(aws, config, *, wait_done: bool = True) -> dict:
     sm = aws.client("sagemaker")
     current = resources.describe(sm, config.endpoint)
     instance_type = check_endpoint(sm, config, current)
+    # An existing endpoint's instance type decides how the model loads (bf16 on a GPU, fp32
+    # on CPU), so the memory a copy needs.
+    sizing.fit_component_memory(config, sizing.manifest_of(config), instance_type)
     existing = check_component(sm, config)
     image = resolve_image(config, aws.region, instance_type=instance_type)
     model_data, isolation = model_data_for(aws, config)

@@ -97,20 +97,25 @@ def host_mb(parameters: int, gpu: bool) -> int:
     return max(COMPONENT_MIN_MB, -(-need // 1024) * 1024)
 
 
-def fit_component_memory(config, manifest: dict | None) -> None:
-    """An inference component's MinMemoryRequiredInMb: sized from the model when not set
-    (``host_mb``); a setting below the loaded weights alone is refused, since copies would
-    be packed onto memory that cannot hold them."""
+def fit_component_memory(config, manifest: dict | None, instance_type: str | None = None
+                         ) -> None:
+    """An inference component's MinMemoryRequiredInMb for ``instance_type`` (default: the
+    setting's): sized from the model when not set (``host_mb``), and sized again when the
+    endpoint it joins turns out to run on another kind of instance; a setting below the
+    loaded weights alone is refused, since copies would be packed onto memory that cannot
+    hold them."""
+    instance_type = instance_type or config.instance_type
     parameters = int((manifest or {}).get("parameters") or 0)
-    gpu = is_gpu(config.instance_type)
-    if config.component_memory_mb is None:
+    gpu = is_gpu(instance_type)
+    if config.component_memory_mb is None or config.memory_sized_for is not None:
         config.component_memory_mb = host_mb(parameters, gpu) if parameters else COMPONENT_MIN_MB
+        config.memory_sized_for = instance_type
         return
     weights = loaded_mb(parameters, 2 if gpu else 4)
     if parameters and config.component_memory_mb < weights:
         name = (manifest or {}).get("model_id", "the model")
         raise UserError(f"{name} ({parameters / 1e9:.2f} B parameters) takes about {weights} MB"
-                        f" of host memory to load on {config.instance_type};"
+                        f" of host memory to load on {instance_type};"
                         f" {config.name('component_memory_mb')}={config.component_memory_mb}"
                         f" is too little (unset, it is {host_mb(parameters, gpu)})")
 
