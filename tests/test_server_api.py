@@ -127,6 +127,21 @@ def test_rerank_route_takes_tei_and_the_cohere_shape(client, engine):
         dict(enumerate(expected)), abs=1e-5)
 
 
+def test_info_and_models_name_what_is_served(client, engine):
+    described = engine.describe()
+    info = client.get("/info")
+    assert info.status_code == 200, info.text
+    body = info.json()
+    assert body["model_id"] == described["model"]
+    assert body["max_input_length"] == described["max_length"]
+    assert body["max_client_batch_size"] == 16  # the suite's RERANK_MAX_DOCUMENTS
+    assert body["version"] and body["engine"]["backend"] == described["backend"]
+    models = client.get("/v1/models").json()
+    assert models["object"] == "list"
+    assert [m["id"] for m in models["data"]] == [described["model"]]
+    assert models["data"][0]["created"] > 0
+
+
 def test_custom_attribute_dialect_overrides_detection(client):
     body = {"query": QUERY, "documents": DOCS, "topk": 1}  # detected as topk
     headers = {"X-Amzn-SageMaker-Custom-Attributes": "trace=1, dialect=cohere"}

@@ -111,3 +111,13 @@ def test_drain_and_close_fit_within_the_deadline(deadline):
     split = phases(deadline)
     assert 0 <= split.close and split.drain + split.close <= deadline
     assert split.drain >= deadline - 2.0  # the requests in flight get nearly all of it
+
+
+def test_info_waits_for_the_model_and_names_a_custom_one_by_its_folder(tmp_path):
+    loading = TestClient(build_app(ServerConfig(model_dir=str(tmp_path))))  # no lifespan: no load
+    for path in ("/info", "/v1/models"):
+        response = loading.get(path)
+        assert response.status_code == 503 and response.json()["error"]["type"] == "model_loading"
+    with TestClient(ready_app(object(), tmp_path)) as client:  # a custom model_fn's object
+        assert client.get("/info").json()["model_id"] == tmp_path.name
+        assert client.get("/v1/models").json()["data"][0]["id"] == tmp_path.name

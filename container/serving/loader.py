@@ -37,6 +37,7 @@ class ModelLoader:
         self.hooks: Hooks | None = None
         self.model = None
         self.load_seconds: float | None = None
+        self.loaded_at: float | None = None  # time.time() when it became ready
         self._ready = threading.Event()
         self._healthy = True
         self._health_checked = float("-inf")  # when the last check started
@@ -61,6 +62,7 @@ class ModelLoader:
                                                           "model_dir": self.model_dir})
             self.on_failure()
             return
+        self.loaded_at = time.time()
         self._ready.set()
         log.info("model ready", extra={"event": "ready", **self.describe(),
                                        "load_seconds": round(self.load_seconds, 3)})

@@ -1,6 +1,7 @@
 """HTTP routing: GET /ping, POST /invocations, POST /endpoints/{name}/invocations, and the
 native rerank APIs: POST /rerank (TEI's, or the Cohere shape Infinity and vLLM answer
-there), POST /v1/rerank, /v2/rerank (Cohere) and POST /score, /v1/score (vLLM).
+there), POST /v1/rerank, /v2/rerank (Cohere) and POST /score, /v1/score (vLLM); GET /info
+(TEI's) and GET /v1/models (vLLM's and Infinity's) say what is served.
 
 The native routes are /invocations with the dialect fixed by the route (for /rerank, a
 choice of two, made by the body): the hooks get it as the context's ``dialect``
@@ -29,7 +30,7 @@ from starlette.routing import Route
 
 from reranker.errors import clip
 
-from . import runtime_api
+from . import info, runtime_api
 from .body import read_body
 from .errors import ClientGone, NotReady, ShuttingDown, Unhealthy, is_typed
 from .hooks import RequestContext
@@ -46,6 +47,15 @@ async def ping(request: Request) -> Response:
     if not await loader.healthy():
         return error_response(request, Unhealthy())
     return JSONResponse({"status": "ok"})
+
+
+def when_ready(answer):
+    """A GET route that describes the model: 503 until it is loaded."""
+    async def endpoint(request: Request) -> Response:
+        if not request.app.state.loader.ready:
+            return error_response(request, NotReady())
+        return answer(request)
+    return endpoint
 
 
 async def invocations(request: Request, dialect: str | None = None) -> Response:
@@ -151,7 +161,7 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
     kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     path = clip(request.url.path, 200)  # never echo a 64 KB path back whole
     message = {404: f"no route for {path}; use POST /invocations, POST /rerank,"
-                    " POST /v1/rerank, POST /v2/rerank, POST /score or GET /ping",
+                    " POST /v1/rerank, POST /v2/rerank, POST /score, GET /info or GET /ping",
                405: f"{request.method} is not allowed on {path}"}.get(
         exc.status_code, str(exc.detail))
     request.state.log["error"] = kind
@@ -172,4 +182,6 @@ ROUTES = [
     Route("/v2/rerank", native("cohere"), methods=["POST"]),
     Route("/score", native("score"), methods=["POST"]),
     Route("/v1/score", native("score"), methods=["POST"]),
+    Route("/info", when_ready(info.tei_info), methods=["GET"]),
+    Route("/v1/models", when_ready(info.models), methods=["GET"]),
 ]
