@@ -92,10 +92,10 @@ def point_endpoint(aws: Aws, config, name: str, current, made: list[str],
     saved = None
     try:
         if current:
-            guard = guard or {}
             # AWS asks to deregister a scaling target before updating its endpoint.
             saved = autoscaling.remove(aws, config.endpoint)
-            sm.update_endpoint(EndpointName=config.endpoint, EndpointConfigName=name, **guard)
+            sm.update_endpoint(EndpointName=config.endpoint, EndpointConfigName=name,
+                               **(guard or {}))
             print(f"updating {config.endpoint} to {name} (old instances keep serving"
                   + (f"; {guardrails.describe(config)})" if guard else ")"))
         else:

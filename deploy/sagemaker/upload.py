@@ -48,8 +48,7 @@ def upload(aws: Aws, path: Path) -> str:
     uri = f"s3://{bucket}/{key}"
     s3 = aws.client("s3")
     key_id = aws.config.kms_key
-    stored = _stored(s3, bucket, key)
-    if stored is not None and _sha(stored) == sha and _encrypted_with(stored, key_id):
+    if _holds(_stored(s3, bucket, key), sha, key_id):
         print(f"already uploaded (same sha256): {uri}")
         return uri
     from boto3.s3.transfer import TransferConfig
@@ -65,8 +64,7 @@ def upload(aws: Aws, path: Path) -> str:
     except (ClientError, BotoCoreError, Boto3Error) as exc:
         raise UserError(f"upload to {uri} failed: {error_code(exc)}: {error_message(exc)}"
                         ) from None
-    stored = _stored(s3, bucket, key)
-    if stored is None or _sha(stored) != sha or not _encrypted_with(stored, key_id):
+    if not _holds(_stored(s3, bucket, key), sha, key_id):
         raise UserError(f"upload to {uri} did not leave the expected object behind")
     print(f"uploaded {size} bytes, sha256 {sha}")
     return uri
@@ -117,13 +115,11 @@ def _stored(s3, bucket: str, key: str) -> dict | None:
                         ) from None
 
 
-def _sha(head: dict) -> str | None:
-    return head.get("Metadata", {}).get("sha256")
-
-
-def _encrypted_with(head: dict, key_id: str | None) -> bool:
-    """True without a KMS_KEY; else only for an object encrypted with that key (an archive
+def _holds(head: dict | None, sha: str, key_id: str | None) -> bool:
+    """The stored object is this archive, encrypted with KMS_KEY when one is set (an archive
     uploaded before KMS_KEY was set goes up again, encrypted)."""
+    if head is None or head.get("Metadata", {}).get("sha256") != sha:
+        return False
     return key_id is None or (head.get("ServerSideEncryption") == "aws:kms"
                               and head.get("SSEKMSKeyId") == key_id)
 

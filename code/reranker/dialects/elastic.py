@@ -22,9 +22,7 @@ FIELD = "input"
 
 def parse(body: dict) -> RerankRequest:
     query = fields.text(body, "query")
-    # One document arrives as a plain string.
-    texts = fields.strings({**body, FIELD: [body[FIELD]]} if isinstance(body.get(FIELD), str)
-                           else body, FIELD)
+    texts = fields.string_or_strings(body, FIELD)  # one document arrives as a plain string
     return RerankRequest(
         dialect=NAME,
         pairs=[(query, t) for t in texts],

@@ -52,6 +52,17 @@ def strings(body: dict, field: str) -> list[str]:
     return values
 
 
+def string_or_strings(body: dict, field: str) -> list[str]:
+    """A field that holds one text as a string, or several as an array (vLLM, Elasticsearch)."""
+    value = body.get(field, _MISSING)
+    if isinstance(value, str):
+        return [value]
+    if value is not _MISSING and not isinstance(value, list):
+        raise InvalidRequest(f"{field} must be a string or an array of strings, got"
+                             f" {_kind(value)}", field=field)
+    return strings(body, field)
+
+
 def positive_int(body: dict, field: str, *, required: bool = False) -> int | None:
     value = body.get(field, _MISSING)
     if value is _MISSING or (value is None and not required):

@@ -68,16 +68,10 @@ def _side_names(body: dict) -> tuple[str, str]:
 
 
 def _texts(body: dict, field: str, allow_empty: bool = False) -> list[str]:
-    value = body[field]
-    if isinstance(value, str):
-        value = [value]
-    elif isinstance(value, dict):
+    if isinstance(body[field], dict):
         raise InvalidRequest(f"{field}: multimodal content is not supported; send text",
                              field=field)
-    elif not isinstance(value, list):
-        raise InvalidRequest(f"{field} must be a string or an array of strings",
-                             field=field)
-    texts = fields.strings({field: value}, field)
+    texts = fields.string_or_strings(body, field)
     if not allow_empty:
         for i, text in enumerate(texts):
             if not text.strip():
