@@ -67,3 +67,38 @@ def test_the_route_fixes_the_dialect(client_url):
     response = httpx.post(client_url + "/v2/rerank", json=body, headers=headers, timeout=60)
     assert response.status_code == 200, response.text
     assert len(response.json()["results"]) == len(CAPITAL_DOCS)
+
+
+@pytest.fixture
+def sagemaker_url(client_url, monkeypatch):
+    """Cohere's SageMaker clients (for Cohere's models from AWS Marketplace) build the
+    runtime URL themselves: only its host moves to our server, as AWS_ENDPOINT_URL does for
+    boto3; the body mapping, SigV4 signing and response parsing are the SDK's own."""
+    import cohere.aws_client
+
+    def local_url(*, platform, aws_region, model, stream):
+        assert platform == "sagemaker" and not stream
+        return f"{client_url}/endpoints/{model}/invocations"
+
+    monkeypatch.setattr(cohere.aws_client, "get_url", local_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return client_url
+
+
+def test_cohere_sagemaker_client_v2_reranks_through_the_runtime_path(sagemaker_url,
+                                                                     client_engine):
+    # Code written for Cohere Rerank on SageMaker switches to this endpoint by its name.
+    co = cohere.SagemakerClientV2(aws_region="us-east-1")
+    response = co.rerank(model="reranker", query=MOVIES_QUERY, documents=MOVIES, top_n=4)
+    assert isinstance(response, cohere.V2RerankResponse)
+    check_results(response.results, client_engine, MOVIES_QUERY, MOVIES, 4)
+
+
+def test_cohere_sagemaker_client_v1(sagemaker_url, client_engine):
+    co = cohere.SagemakerClient(aws_region="us-east-1")
+    response = co.rerank(model="reranker", query=CAPITAL_QUERY, documents=CAPITAL_DOCS,
+                         top_n=2)
+    assert isinstance(response, cohere.RerankResponse)
+    check_results(response.results, client_engine, CAPITAL_QUERY, CAPITAL_DOCS, 2)

@@ -1,0 +1,64 @@
+"""A LangChain document compressor that reranks retrieved documents with a SageMaker endpoint.
+
+    from langchain_classic.retrievers import ContextualCompressionRetriever
+    from deploy.client.langchain_compressor import SageMakerRerank
+
+    retriever = ContextualCompressionRetriever(
+        base_compressor=SageMakerRerank(endpoint_name="reranker", region_name="eu-west-1"),
+        base_retriever=vector_store.as_retriever(search_kwargs={"k": 25}))
+
+LangChain's own ``SagemakerEndpointCrossEncoder`` works too (it sends every pair in one
+request and sorts on the client).  This one asks the endpoint for the top ``top_n`` in the
+Cohere shape through ``RerankClient``: long candidate lists are split under the payload
+limit, throttling is retried, and each kept document carries its 0..1 score in
+``metadata["relevance_score"]``, as LangChain's Cohere reranker does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.callbacks import Callbacks
+from langchain_core.documents import BaseDocumentCompressor, Document
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from deploy.client.rerank_client import RerankClient
+
+
+class SageMakerRerank(BaseDocumentCompressor):
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint_name: str
+    top_n: int | None = Field(default=3, gt=0)
+    region_name: str | None = None
+    inference_component: str | None = None
+    endpoint_url: str | None = None
+    _client: RerankClient | None = PrivateAttr(default=None)
+
+    def __init__(self, *, client: RerankClient | None = None, **fields: Any):
+        if client is not None:
+            fields.setdefault("endpoint_name", client.endpoint_name)
+        super().__init__(**fields)
+        self._client = client
+
+    @property
+    def client(self) -> RerankClient:
+        if self._client is None:
+            self._client = RerankClient(
+                self.endpoint_name, region=self.region_name, endpoint_url=self.endpoint_url,
+                inference_component=self.inference_component)
+        return self._client
+
+    def compress_documents(self, documents: Sequence[Document], query: str,
+                           callbacks: Callbacks | None = None) -> Sequence[Document]:
+        if not documents:
+            return []
+        texts = [d.page_content for d in documents]
+        ranked = self.client.rerank(query, texts, top_n=self.top_n)
+        return [_scored(documents[r["index"]], r["relevance_score"]) for r in ranked]
+
+
+def _scored(document: Document, score: float) -> Document:
+    metadata = {**document.metadata, "relevance_score": score}
+    return Document(page_content=document.page_content, metadata=metadata, id=document.id)
