@@ -9,7 +9,8 @@
 # Inference components (several rerankers on one endpoint): MODE=component COMPONENT=name
 #   (COMPONENT= also for status, delete and invoke); docs/deploy.md has the example.
 # Batch Transform (no endpoint): make transform INPUT=s3://b/in/ OUTPUT=s3://b/out/ ROLE=...
-.PHONY: package inspect upload deploy status delete invoke role-policy dlc-images transform
+.PHONY: package inspect upload deploy status delete invoke evaluate role-policy dlc-images
+.PHONY: transform
 
 ARCHIVE ?= build/model.tar.gz
 SAGEMAKER_CORE_WHEEL := sagemaker-core==2.27.0
@@ -49,6 +50,12 @@ invoke: $(STAMP)  ## rerank DOCS="a|b|c" for QUERY with ENDPOINT (COMPONENT, TOP
 	@test -n "$$QUERY" -a -n "$$DOCS" || { echo "error: set QUERY='...' and DOCS='one|two'" >&2; exit 2; }
 	@IFS='|' read -r -a docs <<< "$$DOCS"; \
 	$(DEPLOY_TOOL) invoke $(call flag,TOP_N,top-n) --query "$$QUERY" --documents "$${docs[@]}"
+
+evaluate: $(STAMP)  ## nDCG@10/MRR@10 of ENDPOINT on DATA=<BEIR folder> vs its first stage (RUN=, DEPTH=, QRELS=dev, COMPARE="other other/component http://...")
+	@test -n "$(DATA)" || { echo "error: set DATA=<folder with corpus.jsonl, queries.jsonl, qrels/test.tsv>" >&2; exit 2; }
+	$(DEPLOY_TOOL) evaluate --data '$(DATA)' $(call flag,RUN,run) $(call flag,DEPTH,depth) \
+	  $(call flag,QRELS,split) $(call flag,MAX_QUERIES,max-queries) \
+	  $(foreach c,$(COMPARE),--compare '$(c)') $(call flag,JSON,json) $(call flag,SAVE_RUNS,save-runs)
 
 role-policy: $(STAMP)  ## print the SageMaker execution role's least-privilege policy (ROLE, BUCKET, REGION or IMAGE_URI)
 	@$(DEPLOY_TOOL) deploy --print-role-policy

@@ -105,6 +105,31 @@ def invoke(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
+def evaluate(sub) -> None:
+    p = _command(sub, "evaluate", "deploy.evaluation.command:run",
+                 "measure the reranker on relevance judgments (nDCG@10, MRR@10)",
+                 "Rerank each judged query's first-stage candidates with the endpoint (and"
+                 " any --compare) and print nDCG@10, MRR@10 and Recall@10 beside the first"
+                 " stage's.")
+    p.add_argument("--data", required=True, type=Path,
+                   help="BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
+    p.add_argument("--split", default="test", help="qrels file to judge by (default: test)")
+    p.add_argument("--run", type=Path, help="first-stage run, TREC format (qid Q0 docid rank"
+                   " score tag); default: BM25 over the corpus")
+    p.add_argument("--depth", type=int, default=100,
+                   help="candidates reranked per query (default 100)")
+    p.add_argument("--max-queries", type=int, help="judge only the first N queries")
+    p.add_argument("--compare", action="append", default=[],
+                   metavar="ENDPOINT[/COMPONENT]|URL",
+                   help="another reranker to measure on the same candidates; repeatable")
+    p.add_argument("--concurrency", type=int, default=4, help="queries in flight (default 4)")
+    p.add_argument("--max-documents", type=int, default=1000,
+                   help="documents per request (the server's RERANK_MAX_DOCUMENTS)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the measures as JSON")
+    p.add_argument("--save-runs", type=Path, metavar="DIR",
+                   help="write every ranking as a TREC run file")
+
+
 def ecr_login(sub) -> None:
     p = _command(sub, "ecr-login", "deploy.sagemaker.ecr:run_login",
                  "print the docker login password for an ECR repository (make docker-push)",
@@ -197,5 +222,5 @@ def vespa(sub) -> None:
 
 
 # In the order `--help` lists them: the user's path from a model to a search engine.
-REGISTER = (package, upload, endpoint, transform, invoke, ecr_login, opensearch, elasticsearch,
-            vespa)
+REGISTER = (package, upload, endpoint, transform, invoke, evaluate, ecr_login, opensearch,
+            elasticsearch, vespa)

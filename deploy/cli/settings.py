@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "status": (*AWS, "component"),
     "delete": (*AWS, "component", *WAIT),
     "invoke": (*AWS, "bucket", "prefix", "component"),
+    "evaluate": (*AWS, "component"),
     "ecr-login": ("profile", "endpoint_url"),
 }
 

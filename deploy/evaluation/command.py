@@ -1,0 +1,192 @@
+"""``evaluate``: rerank each judged query's first-stage candidates with one or more endpoints
+and print nDCG@10, MRR@10 and Recall@10 next to the first stage's own.
+
+    python -m deploy evaluate --endpoint reranker --data scifact/            # BM25 first stage
+    python -m deploy evaluate --endpoint bge --compare qwen3 --data d/ --run bm25.trec
+    python -m deploy evaluate --endpoint-url http://127.0.0.1:8080 --data d/  # make serve
+
+The measures are trec_eval's (ir_measures over pytrec_eval; nDCG with the judgments' grades
+as linear gains).  Rankings are measured by position, so ties keep the first stage's order.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy import config as cfg
+from deploy.errors import UserError
+from deploy.evaluation import dataset as ds
+from deploy.evaluation import first_stage
+from deploy.sagemaker.aws import session, translate_errors
+
+Ranking = dict[str, list[tuple[str, float]]]  # query id -> [(document id, score)], best first
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    endpoint: str
+    endpoint_url: str | None
+    component: str | None
+
+
+@translate_errors
+def run(args) -> int:
+    _check_numbers(args)
+    config = cfg.load(args)
+    targets = _targets(config, args.compare)
+    data = ds.load(args.data, args.split, args.max_queries)
+    candidates = (ds.read_run(args.run, data, args.depth) if args.run
+                  else first_stage.bm25(data, args.depth))
+    stage = f"first stage ({Path(args.run).name if args.run else 'BM25'})"
+    runs: dict[str, Ranking] = {stage: {q: [(d, float(len(docs) - i)) for i, d in enumerate(docs)]
+                                        for q, docs in candidates.items()}}
+    for target in targets:
+        runs[target.label] = _rerank_all(_client(config, target, args), target, data,
+                                         candidates, args.concurrency)
+    report = _report(data, runs, stage, args.depth)
+    _table(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    if args.save_runs:
+        _save_runs(args.save_runs, runs)
+    return 0
+
+
+def _check_numbers(args) -> None:
+    for name in ("depth", "concurrency", "max_queries", "max_documents"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
+def _targets(config: cfg.DeployConfig, compare: list[str]) -> list[Target]:
+    first = Target(config.endpoint_url or _name(config.endpoint, config.component),
+                   config.endpoint, config.endpoint_url, config.component)
+    targets = [first]
+    for spec in compare:
+        if spec.startswith(("http://", "https://")):
+            targets.append(Target(spec, config.endpoint, spec, None))
+        else:
+            endpoint, _, component = spec.partition("/")
+            if not endpoint:
+                raise UserError(f"--compare {spec!r}: want ENDPOINT, ENDPOINT/COMPONENT or a URL")
+            targets.append(Target(spec, endpoint, config.endpoint_url, component or None))
+    labels = [t.label for t in targets]
+    if len(set(labels)) != len(labels):
+        raise UserError(f"the same reranker twice: {', '.join(labels)}")
+    return targets
+
+
+def _name(endpoint: str, component: str | None) -> str:
+    return f"{endpoint}/{component}" if component else endpoint
+
+
+def _client(config: cfg.DeployConfig, target: Target, args):
+    from deploy.client import RerankClient
+
+    return RerankClient(target.endpoint, region=config.region, session=session(config),
+                        endpoint_url=target.endpoint_url, max_documents=args.max_documents,
+                        inference_component=target.component)
+
+
+def _rerank_all(client, target: Target, data: ds.Dataset, candidates: dict[str, list[str]],
+                concurrency: int) -> Ranking:
+    from rich.progress import Progress
+
+    from deploy.client import RerankClientError
+
+    def one(qid: str) -> tuple[str, list[tuple[str, float]]]:
+        docs = candidates[qid]
+        if not docs:
+            return qid, []
+        try:
+            scores = client.scores(data.queries[qid], [data.corpus[d] for d in docs])
+        except (ValueError, RerankClientError) as exc:
+            raise UserError(f"{target.label}: query {qid}: {exc}") from None
+        order = sorted(range(len(docs)), key=lambda i: (-scores[i], i))
+        return qid, [(docs[i], scores[i]) for i in order]
+
+    ranking: Ranking = {}
+    with Progress(transient=True) as progress, ThreadPoolExecutor(concurrency) as pool:
+        task = progress.add_task(f"reranking with {target.label}", total=len(data.queries))
+        for qid, ranked in pool.map(one, data.queries):
+            ranking[qid] = ranked
+            progress.advance(task)
+    return ranking
+
+
+def _report(data: ds.Dataset, runs: dict[str, Ranking], stage: str, depth: int) -> dict:
+    import ir_measures
+    from ir_measures import RR, R, nDCG
+
+    measures = [nDCG @ 10, RR @ 10, R @ 10]
+    qrels = [ir_measures.Qrel(q, d, rel) for q, judged in data.qrels.items()
+             for d, rel in judged.items()]
+    per_query = {label: _per_query(measures[0], qrels, ranking)
+                 for label, ranking in runs.items()}
+    rows = {}
+    for label, ranking in runs.items():
+        values = ir_measures.calc_aggregate(measures, qrels, _scored(ranking))
+        rows[label] = {"nDCG@10": values[measures[0]], "MRR@10": values[measures[1]],
+                       "Recall@10": values[measures[2]]}
+        if label != stage:
+            rows[label]["queries_up"], rows[label]["queries_down"] = _moves(
+                per_query[stage], per_query[label])
+    ceiling = ir_measures.calc_aggregate([R @ depth], qrels, _scored(runs[stage]))[R @ depth]
+    return {"dataset": data.name, "queries": len(data.queries), "depth": depth,
+            "first_stage": stage, f"first_stage_recall@{depth}": ceiling, "results": rows}
+
+
+def _scored(ranking: Ranking):
+    """Scores by position: trec_eval breaks score ties by document id, we keep our order."""
+    import ir_measures
+
+    return [ir_measures.ScoredDoc(q, d, float(len(ranked) - i))
+            for q, ranked in ranking.items() for i, (d, _) in enumerate(ranked)]
+
+
+def _per_query(measure, qrels, ranking: Ranking) -> dict[str, float]:
+    import ir_measures
+
+    values = {m.query_id: m.value for m in ir_measures.iter_calc([measure], qrels,
+                                                                 _scored(ranking))}
+    return {q: values.get(q, 0.0) for q in ranking}
+
+
+def _moves(before: dict[str, float], after: dict[str, float]) -> tuple[int, int]:
+    up = sum(after[q] > before[q] + 1e-9 for q in before)
+    down = sum(after[q] < before[q] - 1e-9 for q in before)
+    return up, down
+
+
+def _table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{report['dataset']}: {report['queries']} judged queries,"
+                        f" top {report['depth']} candidates reranked")
+    table.add_column("ranking", overflow="fold")
+    for name in ("nDCG@10", "MRR@10", "Recall@10", "queries up/down"):
+        table.add_column(name, justify="right")
+    for label, row in report["results"].items():
+        moves = (f"{row['queries_up']} / {row['queries_down']}" if "queries_up" in row
+                 else "")
+        table.add_row(label, f"{row['nDCG@10']:.4f}", f"{row['MRR@10']:.4f}",
+                      f"{row['Recall@10']:.4f}", moves)
+    console = Console()
+    console.print(table)
+    ceiling = report[f"first_stage_recall@{report['depth']}"]
+    console.print(f"Queries up/down: nDCG@10 better/worse than the first stage's. The"
+                  f" candidates hold {ceiling:.1%} of the judged-relevant documents"
+                  f" (Recall@{report['depth']}): no reranker can place the rest.")
+
+
+def _save_runs(folder: Path, runs: dict[str, Ranking]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for label, ranking in runs.items():
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+        ds.write_run(folder / f"{name}.trec", ranking, tag=name)

@@ -1,0 +1,144 @@
+"""``python -m deploy evaluate`` against our server through the real ``sagemaker-runtime``
+client: the reranked runs are the engine's orderings, and every measure it prints equals
+trec_eval's definition recomputed here by hand from the saved runs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from deploy.cli import main
+from example_texts import CAPITAL_DOCS, CAPITAL_QUERY, MOVIES, MOVIES_QUERY, PANDA_DOCS, PANDA_QUERY
+
+pytestmark = pytest.mark.slow  # starts a server
+
+CORPUS = {**{f"c{i}": t for i, t in enumerate(CAPITAL_DOCS)},
+          **{f"p{i}": t for i, t in enumerate(PANDA_DOCS)},
+          **{f"m{i}": t for i, t in enumerate(MOVIES)}}
+QUERIES = {"capital": CAPITAL_QUERY, "panda": PANDA_QUERY, "movies": MOVIES_QUERY,
+           "unjudged": "a query without judgments"}
+QRELS = {"capital": {"c2": 2, "c0": 1}, "panda": {"p2": 1},
+         "movies": {"m0": 1, "m5": 1, "m7": 1, "m8": 2, "m11": 1, "m12": 1}}
+
+
+@pytest.fixture
+def beir(tmp_path):
+    folder = tmp_path / "tiny"
+    (folder / "qrels").mkdir(parents=True)
+    with open(folder / "corpus.jsonl", "w") as f:
+        for i, (doc, text) in enumerate(CORPUS.items()):
+            title = {"_id": doc, "title": "", "text": text}
+            f.write(json.dumps(title if i % 2 else {"_id": doc, "text": text}) + "\n")
+    with open(folder / "queries.jsonl", "w") as f:
+        f.writelines(json.dumps({"_id": q, "text": t}) + "\n" for q, t in QUERIES.items())
+    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{r}" for q, judged in QRELS.items()
+                                              for d, r in judged.items()]
+    (folder / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def read_run(path) -> dict[str, list[str]]:
+    run: dict[str, list[tuple[int, str]]] = {}
+    for line in path.read_text().splitlines():
+        qid, _, doc, rank, _, _ = line.split()
+        run.setdefault(qid, []).append((int(rank), doc))
+    return {q: [d for _, d in sorted(rows)] for q, rows in run.items()}
+
+
+def ndcg10(ranked, judged) -> float:
+    """trec_eval's ndcg_cut.10: the grades as linear gains, log2(rank + 1) discounts."""
+    dcg = sum(judged.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:10]))
+    ideal = sorted(judged.values(), reverse=True)[:10]
+    return dcg / sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+
+
+def mrr10(ranked, judged) -> float:
+    return next((1 / (i + 1) for i, d in enumerate(ranked[:10]) if judged.get(d, 0) > 0), 0.0)
+
+
+def recall10(ranked, judged) -> float:
+    relevant = {d for d, g in judged.items() if g > 0}
+    return len(relevant & set(ranked[:10])) / len(relevant)
+
+
+def evaluate(url, *args) -> int:
+    return main(["evaluate", "--endpoint", "reranker", "--endpoint-url", url, *args])
+
+
+def check_measures(row, runs_by_query):
+    for name, measure in (("nDCG@10", ndcg10), ("MRR@10", mrr10), ("Recall@10", recall10)):
+        expected = sum(measure(runs_by_query.get(q, []), QRELS[q]) for q in QRELS) / len(QRELS)
+        assert row[name] == pytest.approx(expected, abs=1e-9), name
+
+
+def test_bm25_then_rerank_measures_and_runs(client_url, client_engine, beir, tmp_path, capsys):
+    out, runs = tmp_path / "measures.json", tmp_path / "runs"
+    assert evaluate(client_url, "--data", str(beir), "--json", str(out),
+                    "--save-runs", str(runs)) == 0
+    printed = capsys.readouterr().out
+    assert "nDCG@10" in printed and "first stage (BM25)" in printed
+    report = json.loads(out.read_text())
+    assert report["queries"] == 3 and report["depth"] == 100  # judged queries only
+    stage = read_run(runs / "first_stage__BM25_.trec")
+    reranked = read_run(next(p for p in runs.iterdir() if p.name.startswith("http")))
+    # BM25 keeps what shares a term with the query; the reranker reorders exactly that.
+    assert "c3" in stage["capital"] and "m2" not in stage.get("movies", [])
+    for qid, candidates in stage.items():
+        assert sorted(reranked[qid]) == sorted(candidates)
+        scores = client_engine.score(QUERIES[qid], [CORPUS[d] for d in reranked[qid]])
+        assert all(a >= b - 1e-5 for a, b in zip(scores, scores[1:])), qid
+    rows = report["results"]
+    check_measures(rows["first stage (BM25)"], stage)
+    check_measures(rows[client_url], reranked)
+    assert rows[client_url]["queries_up"] + rows[client_url]["queries_down"] <= 3
+
+
+def test_a_run_file_cut_to_depth_and_a_second_reranker(client_url, beir, tmp_path):
+    run = tmp_path / "first.trec"
+    # m1 scores highest though listed second; unjudged queries are ignored.
+    run.write_text("movies Q0 m3 1 9.0 x\nmovies Q0 m1 2 9.5 x\nmovies Q0 m8 3 1.0 x\n"
+                   "capital Q0 c2 1 3.0 x\nunjudged Q0 c1 1 1.0 x\n")
+    out = tmp_path / "m.json"
+    assert evaluate(client_url, "--data", str(beir), "--run", str(run), "--depth", "2",
+                    "--compare", client_url + "/", "--json", str(out)) == 0
+    rows = json.loads(out.read_text())["results"]
+    stage = {"movies": ["m1", "m3"], "capital": ["c2"]}
+    check_measures(rows["first stage (first.trec)"], stage)
+    # The same server under two names ranks the same candidates the same way.
+    assert rows[client_url] == rows[client_url + "/"]
+    assert rows[client_url]["Recall@10"] == rows["first stage (first.trec)"]["Recall@10"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d, t: (d / "qrels" / "test.tsv").write_text("capital\tc0\n"), "test.tsv:1"),
+    (lambda d, t: (d / "queries.jsonl").write_text('{"_id": "capital"}\n'), "queries.jsonl:1"),
+    (lambda d, t: (d / "corpus.jsonl").write_text("not json\n"), "corpus.jsonl:1"),
+    (lambda d, t: (d / "queries.jsonl").write_text('{"_id": "x", "text": "y"}\n'),
+     "judges queries not in queries.jsonl"),
+    (lambda d, t: (d / "corpus.jsonl").unlink(), "cannot read"),
+])
+def test_bad_data_is_one_line_naming_the_file(beir, tmp_path, capsys, change, message):
+    change(beir, tmp_path)
+    assert evaluate("http://127.0.0.1:9", "--data", str(beir)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_bad_arguments_and_an_unreachable_endpoint(beir, tmp_path, capsys):
+    run = tmp_path / "r.trec"
+    run.write_text("capital Q0 nope 1 1.0 x\n")
+    assert evaluate("http://127.0.0.1:9", "--data", str(beir), "--run", str(run)) == 2
+    assert "'nope' is not in corpus.jsonl" in capsys.readouterr().err
+    assert evaluate("http://127.0.0.1:9", "--data", str(beir), "--depth", "0") == 2
+    assert "--depth must be at least 1" in capsys.readouterr().err
+    assert evaluate("http://127.0.0.1:9", "--data", str(beir),
+                    "--compare", "http://127.0.0.1:9") == 2
+    assert "the same reranker twice" in capsys.readouterr().err
+    assert evaluate("http://127.0.0.1:9", "--data", str(tmp_path / "absent")) == 2
+    assert "not a folder" in capsys.readouterr().err
+    # Nothing listens on port 9: the first query's failure ends the command in one line.
+    assert evaluate("http://127.0.0.1:9", "--data", str(beir)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
