@@ -83,7 +83,8 @@ class DeployConfig:
     max_concurrent_transforms: int = setting(0, "calls per instance at once (0: SageMaker's"
                                                 " default)")
     component: str | None = setting(None, "component: the inference component's name (also"
-                                          " for status, delete and invoke)")
+                                          " for status, delete, invoke, evaluate and"
+                                          " loadtest)")
     copies: int = setting(1, "component: copies at creation")
     min_copies: int = setting(1, "component autoscaling: fewest copies (0: scale to zero)")
     max_copies: int = setting(0, "component autoscaling: most copies (0: no autoscaling)")

@@ -10,7 +10,7 @@
 #   (COMPONENT= also for status, delete and invoke); docs/deploy.md has the example.
 # Batch Transform (no endpoint): make transform INPUT=s3://b/in/ OUTPUT=s3://b/out/ ROLE=...
 .PHONY: package inspect upload deploy status delete invoke evaluate role-policy dlc-images
-.PHONY: transform
+.PHONY: transform loadtest
 
 ARCHIVE ?= build/model.tar.gz
 SAGEMAKER_CORE_WHEEL := sagemaker-core==2.27.0
@@ -56,6 +56,12 @@ evaluate: $(STAMP)  ## nDCG@10/MRR@10 of ENDPOINT on DATA=<BEIR folder> vs its f
 	$(DEPLOY_TOOL) evaluate --data '$(DATA)' $(call flag,RUN,run) $(call flag,DEPTH,depth) \
 	  $(call flag,QRELS,split) $(call flag,MAX_QUERIES,max-queries) \
 	  $(foreach c,$(COMPARE),--compare '$(c)') $(call flag,JSON,json) $(call flag,SAVE_RUNS,save-runs)
+
+loadtest: $(STAMP)  ## req/s and p50/p99 of ENDPOINT per concurrency, and the TARGET_INVOCATIONS that keeps P99_MS (DOCUMENTS=25, WORDS=120, REQUESTS=200)
+	$(DEPLOY_TOOL) loadtest $(call flag,DOCUMENTS,documents) $(call flag,WORDS,words) \
+	  $(call flag,REQUESTS,requests) $(call flag,P99_MS,p99-ms) \
+	  $(call flag,INSTANCES,instances) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY)) \
+	  $(call flag,JSON,json)
 
 role-policy: $(STAMP)  ## print the SageMaker execution role's least-privilege policy (ROLE, BUCKET, REGION or IMAGE_URI)
 	@$(DEPLOY_TOOL) deploy --print-role-policy

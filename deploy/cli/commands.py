@@ -130,6 +130,30 @@ def evaluate(sub) -> None:
                    help="write every ranking as a TREC run file")
 
 
+def loadtest(sub) -> None:
+    p = _command(sub, "loadtest", "deploy.client.loadtest:run",
+                 "measure throughput and latency per concurrency; suggest TARGET_INVOCATIONS",
+                 "Send bounded closed-loop load at several concurrency levels, print"
+                 " requests/s, pairs/s and latency percentiles, and the autoscaling target"
+                 " that keeps p99 within --p99-ms.  Every request is a billed invocation.")
+    p.add_argument("--documents", type=int, default=25, help="documents per request"
+                   " (default 25)")
+    p.add_argument("--words", type=int, default=120, help="words per document"
+                   " (default 120, about 160 tokens)")
+    p.add_argument("--query-words", type=int, default=8, help="words per query (default 8)")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8, 16],
+                   help="client counts to try (default 1 2 4 8 16)")
+    p.add_argument("--requests", type=int, default=200,
+                   help="most requests per level (default 200)")
+    p.add_argument("--seconds", type=float, default=60.0,
+                   help="most seconds per level (default 60)")
+    p.add_argument("--p99-ms", type=float, default=500.0,
+                   help="the latency objective (default 500 ms)")
+    p.add_argument("--instances", type=int, default=1,
+                   help="instances behind the endpoint now (the target is per instance)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the levels as JSON")
+
+
 def ecr_login(sub) -> None:
     p = _command(sub, "ecr-login", "deploy.sagemaker.ecr:run_login",
                  "print the docker login password for an ECR repository (make docker-push)",
@@ -222,5 +246,5 @@ def vespa(sub) -> None:
 
 
 # In the order `--help` lists them: the user's path from a model to a search engine.
-REGISTER = (package, upload, endpoint, transform, invoke, evaluate, ecr_login, opensearch,
-            elasticsearch, vespa)
+REGISTER = (package, upload, endpoint, transform, invoke, evaluate, loadtest, ecr_login,
+            opensearch, elasticsearch, vespa)

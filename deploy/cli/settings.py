@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "delete": (*AWS, "component", *WAIT),
     "invoke": (*AWS, "bucket", "prefix", "component"),
     "evaluate": (*AWS, "component"),
+    "loadtest": (*AWS, "component"),
     "ecr-login": ("profile", "endpoint_url"),
 }
 

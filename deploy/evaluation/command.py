@@ -95,6 +95,7 @@ def _client(config: cfg.DeployConfig, target: Target, args):
 
 def _rerank_all(client, target: Target, data: ds.Dataset, candidates: dict[str, list[str]],
                 concurrency: int) -> Ranking:
+    from rich.console import Console
     from rich.progress import Progress
 
     from deploy.client import RerankClientError
@@ -111,7 +112,9 @@ def _rerank_all(client, target: Target, data: ds.Dataset, candidates: dict[str, 
         return qid, [(docs[i], scores[i]) for i in order]
 
     ranking: Ranking = {}
-    with Progress(transient=True) as progress, ThreadPoolExecutor(concurrency) as pool:
+    console = Console(stderr=True)  # stdout is the table's; no bar where no one watches
+    progress = Progress(console=console, transient=True, disable=not console.is_terminal)
+    with progress, ThreadPoolExecutor(concurrency) as pool:
         task = progress.add_task(f"reranking with {target.label}", total=len(data.queries))
         for qid, ranked in pool.map(one, data.queries):
             ranking[qid] = ranked

@@ -1,0 +1,231 @@
+"""``loadtest``: how much an endpoint sustains within a latency objective, and the autoscaling
+target that follows from it.
+
+    python -m deploy loadtest --endpoint reranker --documents 25 --p99-ms 300
+    python -m deploy loadtest --endpoint-url http://127.0.0.1:8080 --concurrency 1 4 16
+
+At each concurrency level, that many clients send rerank requests of the given shape through
+boto3's ``sagemaker-runtime`` client (closed loop: each sends its next request when the
+last one answered) until ``--requests`` were sent or ``--seconds`` passed, and the table
+shows requests/s, pairs/s and latency percentiles.  The highest throughput whose p99 meets
+``--p99-ms`` without errors gives the target for ``TARGET_INVOCATIONS``, AWS's formula for
+SageMakerVariantInvocationsPerInstance: requests/s x 60 x a safety factor (0.5), per
+instance.  Every request is a real invocation: on AWS, it is billed and shares the endpoint
+with its traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+from deploy import config as cfg
+from deploy.errors import UserError
+from deploy.sagemaker.aws import error_code, session, translate_errors
+
+SAFETY_FACTOR = 0.5  # AWS's load-testing guide for SageMakerVariantInvocationsPerInstance
+# Common English words: documents of N words tokenize like text (about 1.3 tokens a word).
+WORDS = ("the of and to in is was for on that with as by it at from his an were are which this"
+         " be has had one new first their also after two its who but they her been other when"
+         " time during there into school more may years over only year most would world city"
+         " some where between later three state such then national used made known under many"
+         " university united while part season team these american than film second born south"
+         " became states war through being including both before north high however people"
+         " family early history album area them series against until since district county"
+         " name work life group music following number company several four called played"
+         " released career league game government house each based day same won use station"
+         " club international town located population general college east found age march"
+         " end september").split()
+
+
+@dataclass
+class Level:
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    requests_per_s: float
+    pairs_per_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+
+
+@translate_errors
+def run(args) -> int:
+    _check(args)
+    config = cfg.load(args)
+    runtime = _runtime(config, max(args.concurrency))
+    bodies = _bodies(args.documents, args.words, args.query_words)
+    target = {"InferenceComponentName": config.component} if config.component else {}
+    print(f"sending up to {args.requests} requests per level to"
+          f" {config.endpoint_url or config.endpoint} ({args.documents} documents of"
+          f" {args.words} words each)")
+    levels = []
+    for concurrency in args.concurrency:
+        level = _level(runtime, config.endpoint, target, bodies, concurrency, args)
+        levels.append(level)
+        if level.p99_ms > 4 * args.p99_ms:
+            break  # far past the objective: more clients only queue
+    best = _best(levels, args.p99_ms)
+    _table(levels, best, args)
+    if args.json:
+        args.json.write_text(json.dumps(_report(levels, best, args), indent=2) + "\n")
+    return 0
+
+
+def _check(args) -> None:
+    for name in ("documents", "words", "query_words", "requests", "instances"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    if not args.concurrency or min(args.concurrency) < 1 or len(args.concurrency) > 8:
+        raise UserError("--concurrency takes 1 to 8 levels, each at least 1")
+    if args.seconds <= 0 or args.p99_ms <= 0:
+        raise UserError("--seconds and --p99-ms must be positive")
+    args.concurrency = sorted(set(args.concurrency))
+
+
+def _runtime(config: cfg.DeployConfig, clients: int):
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    boto = session(config)
+    # No retries: a throttle or 5xx counts as an error of its level, not as a slow answer.
+    options = {"retries": {"mode": "standard", "total_max_attempts": 1},
+               "max_pool_connections": clients, "read_timeout": 70}
+    if config.endpoint_url and boto.get_credentials() is None:
+        options["signature_version"] = UNSIGNED  # a local server needs no credentials
+    return boto.client("sagemaker-runtime", region_name=config.region or boto.region_name
+                       or "us-east-1", endpoint_url=config.endpoint_url, config=Config(**options))
+
+
+def _bodies(documents: int, words: int, query_words: int, count: int = 16) -> list[bytes]:
+    """A few distinct requests (so no cache can answer them), the same shape each."""
+    rng = random.Random(0)
+
+    def text(n: int) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(n))
+
+    return [json.dumps({"query": text(query_words),
+                        "documents": [text(words) for _ in range(documents)]}).encode()
+            for _ in range(count)]
+
+
+def _level(runtime, endpoint: str, target: dict, bodies: list[bytes], concurrency: int,
+           args) -> Level:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    latencies, failures = [], []
+    lock, sent = threading.Lock(), [0]
+    deadline = time.perf_counter() + args.seconds
+
+    def claim() -> int | None:
+        with lock:
+            if sent[0] >= args.requests or time.perf_counter() >= deadline:
+                return None
+            sent[0] += 1
+            return sent[0]
+
+    def client(progress, task) -> None:
+        while (n := claim()) is not None:
+            began = time.perf_counter()
+            error = _invoke(runtime, endpoint, target, bodies[n % len(bodies)])
+            with lock:
+                (failures if error else latencies).append(error or time.perf_counter() - began)
+            progress.advance(task)
+
+    console = Console(stderr=True)  # stdout is the table's; no bar where no one watches
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task(f"concurrency {concurrency}", total=args.requests)
+        began = time.perf_counter()
+        threads = [threading.Thread(target=client, args=(progress, task), daemon=True)
+                   for _ in range(concurrency)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seconds = time.perf_counter() - began
+    _refuse_if_all_refused(latencies, failures)
+    return _summary(concurrency, latencies, failures, seconds, args.documents)
+
+
+def _invoke(runtime, endpoint: str, target: dict, body: bytes) -> str | None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        reply = runtime.invoke_endpoint(EndpointName=endpoint, Body=body,
+                                        ContentType="application/json",
+                                        Accept="application/json", **target)
+        reply["Body"].read()
+        return None
+    except ClientError as exc:
+        return f"{error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"[:300]
+    except BotoCoreError as exc:
+        return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _refuse_if_all_refused(latencies: list, failures: list[str]) -> None:
+    """Every request refused (a wrong name, a 4xx for the request's shape): the load test
+    measured nothing, say why in one line."""
+    if failures and not latencies:
+        raise UserError(f"every request failed; the first: {failures[0]}")
+
+
+def _summary(concurrency: int, latencies: list[float], failures: list, seconds: float,
+             documents: int) -> Level:
+    import numpy as np
+
+    ms = np.asarray(latencies) * 1000
+    rate = len(latencies) / seconds if seconds > 0 else 0.0
+    return Level(concurrency=concurrency, requests=len(latencies), errors=len(failures),
+                 seconds=round(seconds, 2), requests_per_s=rate, pairs_per_s=rate * documents,
+                 p50_ms=float(np.percentile(ms, 50)), p90_ms=float(np.percentile(ms, 90)),
+                 p99_ms=float(np.percentile(ms, 99)))
+
+
+def _best(levels: list[Level], p99_ms: float) -> Level | None:
+    ok = [lv for lv in levels if lv.errors == 0 and lv.p99_ms <= p99_ms]
+    return max(ok, key=lambda lv: lv.requests_per_s, default=None)
+
+
+def target_invocations(requests_per_s: float, instances: int) -> int:
+    """AWS's SageMakerVariantInvocationsPerInstance for a measured rate over ``instances``."""
+    return max(1, math.floor(requests_per_s * 60 * SAFETY_FACTOR / instances))
+
+
+def _table(levels: list[Level], best: Level | None, args) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{args.documents} documents x {args.words} words per request")
+    for name in ("clients", "requests", "errors", "req/s", "pairs/s", "p50 ms", "p90 ms",
+                 "p99 ms"):
+        table.add_column(name, justify="right")
+    for lv in levels:
+        mark = " *" if lv is best else ""
+        table.add_row(f"{lv.concurrency}{mark}", str(lv.requests), str(lv.errors),
+                      f"{lv.requests_per_s:.1f}", f"{lv.pairs_per_s:.0f}", f"{lv.p50_ms:.0f}",
+                      f"{lv.p90_ms:.0f}", f"{lv.p99_ms:.0f}")
+    console = Console()
+    console.print(table)
+    if best is None:
+        console.print(f"No level met p99 <= {args.p99_ms:g} ms without errors: use a larger"
+                      " instance type, fewer documents per request, or a looser objective.")
+        return
+    per_instance = target_invocations(best.requests_per_s, args.instances)
+    console.print(f"* best within p99 <= {args.p99_ms:g} ms: {best.requests_per_s:.1f} req/s"
+                  f" over {args.instances} instance(s). Autoscaling target:"
+                  f" make deploy ... TARGET_INVOCATIONS={per_instance}")
+
+
+def _report(levels: list[Level], best: Level | None, args) -> dict:
+    return {"documents": args.documents, "words": args.words, "p99_objective_ms": args.p99_ms,
+            "instances": args.instances, "levels": [asdict(lv) for lv in levels],
+            "best_concurrency": best.concurrency if best else None,
+            "target_invocations": (target_invocations(best.requests_per_s, args.instances)
+                                   if best else None)}

@@ -1,0 +1,75 @@
+"""``python -m deploy loadtest`` against our server through the real ``sagemaker-runtime``
+client, bounded in count and time: what it reports is what it sent, and the autoscaling
+target follows AWS's formula from the best level that met the objective."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from deploy.cli import main
+from deploy.client.loadtest import target_invocations
+
+pytestmark = pytest.mark.slow  # starts a server
+
+SMALL = ["--documents", "4", "--words", "12", "--requests", "10", "--seconds", "60"]
+
+
+def loadtest(url, *args) -> int:
+    return main(["loadtest", "--endpoint", "reranker", "--endpoint-url", url, *args])
+
+
+def test_levels_table_and_target(client_url, tmp_path, capsys):
+    out = tmp_path / "levels.json"
+    assert loadtest(client_url, *SMALL, "--concurrency", "2", "1", "--p99-ms", "60000",
+                    "--instances", "2", "--json", str(out)) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert [lv["concurrency"] for lv in report["levels"]] == [1, 2]
+    for lv in report["levels"]:
+        assert lv["requests"] == 10 and lv["errors"] == 0
+        assert lv["p50_ms"] <= lv["p90_ms"] <= lv["p99_ms"]
+        assert lv["pairs_per_s"] == pytest.approx(4 * lv["requests_per_s"])
+    best = max(report["levels"], key=lambda lv: lv["requests_per_s"])
+    assert report["best_concurrency"] == best["concurrency"]
+    assert report["target_invocations"] == max(1, math.floor(best["requests_per_s"] * 15))
+    assert f"TARGET_INVOCATIONS={report['target_invocations']}" in printed
+
+
+def test_an_objective_nothing_meets_stops_early_and_says_so(client_url, tmp_path, capsys):
+    out = tmp_path / "levels.json"
+    assert loadtest(client_url, *SMALL, "--concurrency", "1", "2", "--p99-ms", "0.001",
+                    "--json", str(out)) == 0
+    report = json.loads(out.read_text())
+    assert len(report["levels"]) == 1  # p99 far past the objective: no second level
+    assert report["target_invocations"] is None
+    assert "No level met p99" in capsys.readouterr().out
+
+
+def test_refused_requests_end_in_one_line(client_url, capsys):
+    # More documents than the server takes: every request is a 413, nothing was measured.
+    assert loadtest(client_url, "--documents", "5000", "--words", "1", "--requests", "3",
+                    "--concurrency", "1") == 2
+    err = capsys.readouterr().err
+    assert "every request failed" in err and "ModelError" in err and err.count("\n") == 1
+    assert loadtest("http://127.0.0.1:9", "--requests", "2", "--concurrency", "1") == 2
+    assert "every request failed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--concurrency", "0"], "--concurrency takes"),
+    (["--concurrency", *map(str, range(1, 10))], "--concurrency takes"),
+    (["--requests", "0"], "--requests must be at least 1"),
+    (["--p99-ms", "-1"], "must be positive"),
+])
+def test_bad_arguments(args, message, capsys):
+    assert loadtest("http://127.0.0.1:9", *args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_target_is_aws_formula_per_instance():
+    assert target_invocations(10.0, 1) == 300   # 10 req/s x 60 x 0.5
+    assert target_invocations(10.0, 2) == 150
+    assert target_invocations(0.001, 1) == 1
