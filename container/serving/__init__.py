@@ -6,8 +6,10 @@ The modules, outside in:
 - ``app``: the Starlette app, its start-up (background model load) and shut-down
 - ``routes``: GET /ping, POST /invocations, POST /endpoints/{name}/invocations, and the
   native POST /rerank (TEI, or Cohere's shape), /v1/rerank and /v2/rerank (Cohere),
-  /score and /v1/score (vLLM); GET /info and /v1/models (what is served)
+  /score and /v1/score (vLLM); GET /info and /v1/models (what is served), GET
+  /openapi.json
 - ``info``: the model's description for /info and /v1/models
+- ``openapi``: GET /openapi.json, the API as an OpenAPI 3.1 document
 - ``runtime_api``: answers on the runtime path the way the SageMaker runtime does
 - ``auth``: the API key off SageMaker (SERVE_API_KEY; 401 without it)
 - ``admission``: the bounded number of requests in flight (503 above it)

@@ -88,7 +88,7 @@ _METRICS_PATH = re.compile(r"^/(?!.*\.\.)[a-zA-Z0-9/_.\-]{1,255}$")
 _STRONG_KEY = re.compile(r"^[\x21-\x7e]{16,}$")  # printable ASCII, no spaces
 # Paths the server answers itself, which the metrics route must not take.
 SERVING_PATHS = ("/ping", "/invocations", "/rerank", "/v1/rerank", "/v2/rerank", "/score",
-                 "/v1/score", "/info", "/v1/models")
+                 "/v1/score", "/info", "/v1/models", "/openapi.json")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

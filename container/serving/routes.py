@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from reranker.errors import clip
 
-from . import info, runtime_api
+from . import info, openapi, runtime_api
 from .body import read_body
 from .errors import ClientGone, NotReady, ShuttingDown, Unhealthy, is_typed
 from .hooks import RequestContext
@@ -161,7 +161,8 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
     kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     path = clip(request.url.path, 200)  # never echo a 64 KB path back whole
     message = {404: f"no route for {path}; use POST /invocations, POST /rerank,"
-                    " POST /v1/rerank, POST /v2/rerank, POST /score, GET /info or GET /ping",
+                    " POST /v1/rerank, POST /v2/rerank, POST /score, GET /info, GET /ping or"
+                    " GET /openapi.json",
                405: f"{request.method} is not allowed on {path}"}.get(
         exc.status_code, str(exc.detail))
     request.state.log["error"] = kind
@@ -184,4 +185,5 @@ ROUTES = [
     Route("/v1/score", native("score"), methods=["POST"]),
     Route("/info", when_ready(info.tei_info), methods=["GET"]),
     Route("/v1/models", when_ready(info.models), methods=["GET"]),
+    Route("/openapi.json", openapi.openapi, methods=["GET"]),
 ]
