@@ -178,10 +178,10 @@ def make_name(field: str) -> str:
     return MAKE_NAMES.get(field, field.upper())
 
 
-def load(args=None, environ=None, *, container: bool = False,
-         mode: str | None = None) -> DeployConfig:
+def load(args=None, environ=None, *, container: bool = False, mode: str | None = None,
+         modes_allowed: tuple[str, ...] = modes.ENDPOINT_MODES) -> DeployConfig:
     """The settings; ``container``: also gather and check the endpoint's environment.
-    ``mode``: the one mode the command runs (``transform``); else an endpoint mode.
+    ``mode``: the one mode the command runs (``transform``); else one of ``modes_allowed``.
     ``args.make_variables``: {field: (make variable,)} to read too (under make)."""
     environ = os.environ if environ is None else environ
     refuse_old_names(environ)
@@ -200,7 +200,7 @@ def load(args=None, environ=None, *, container: bool = False,
     if config.instance_type is None:
         config.instance_type = sizing.default_instance_type(manifest,
                                                             config.name("instance_type"))
-    validate(config, (mode,) if mode else modes.ENDPOINT_MODES)
+    validate(config, (mode,) if mode else modes_allowed)
     if container:
         sizing.apply(config, manifest)
     return config

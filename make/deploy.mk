@@ -10,7 +10,7 @@
 #   (COMPONENT= also for status, delete and invoke); docs/deploy.md has the example.
 # Batch Transform (no endpoint): make transform INPUT=s3://b/in/ OUTPUT=s3://b/out/ ROLE=...
 .PHONY: package inspect upload deploy status delete invoke evaluate role-policy dlc-images
-.PHONY: transform loadtest
+.PHONY: transform loadtest cloudformation
 
 ARCHIVE ?= build/model.tar.gz
 SAGEMAKER_CORE_WHEEL := sagemaker-core==2.27.0
@@ -32,6 +32,9 @@ upload: $(STAMP)  ## upload ARCHIVE to s3://BUCKET/PREFIX/ (skipped when the sam
 
 deploy: $(STAMP)  ## upload if needed, then create or update ENDPOINT (MODE, INSTANCE_TYPE, ROLE, ...)
 	$(DEPLOY_TOOL) deploy
+
+cloudformation: $(STAMP)  ## upload if needed, then write ENDPOINT as a CloudFormation template (same settings as deploy; OUT=file)
+	$(DEPLOY_TOOL) cloudformation $(call flag,OUT,out)
 
 status: $(STAMP)  ## ENDPOINT's status, model, image and autoscaling (COMPONENT=: an inference component)
 	$(DEPLOY_TOOL) status

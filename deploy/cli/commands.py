@@ -69,6 +69,17 @@ def endpoint(sub) -> None:
                         help="also delete the model archives in S3")
 
 
+def cloudformation(sub) -> None:
+    p = _command(sub, "cloudformation", "deploy.sagemaker.cloudformation:run_template",
+                 "write the endpoint deploy would make as a CloudFormation template",
+                 "Upload the archive if needed and write the endpoint `deploy` would make"
+                 " (model, endpoint config, rollback alarms, autoscaling) as a"
+                 " CloudFormation template.")
+    add_container_env(p)
+    p.add_argument("--out", type=Path, help="template path (default:"
+                   " build/cloudformation/<endpoint>.json)")
+
+
 def transform(sub) -> None:
     _add_run_arguments(_command(sub, "transform", "deploy.sagemaker.transform:run_transform",
                                 "rerank S3 jsonlines with Batch Transform",
@@ -246,5 +257,5 @@ def vespa(sub) -> None:
 
 
 # In the order `--help` lists them: the user's path from a model to a search engine.
-REGISTER = (package, upload, endpoint, transform, invoke, evaluate, loadtest, ecr_login,
-            opensearch, elasticsearch, vespa)
+REGISTER = (package, upload, endpoint, cloudformation, transform, invoke, evaluate, loadtest,
+            ecr_login, opensearch, elasticsearch, vespa)

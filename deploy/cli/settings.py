@@ -35,6 +35,7 @@ WAIT = ("wait_timeout", "poll_seconds")
 COMMANDS: dict[str, tuple[str, ...]] = {
     "upload": ("region", "profile", "endpoint_url", "s3_endpoint_url", *STORAGE),
     "deploy": (*AWS, *STORAGE, *MODEL, *INSTANCES, *ENDPOINT, *COMPONENT, *METRICS, *WAIT),
+    "cloudformation": (*AWS, *STORAGE, *MODEL, *INSTANCES, *ENDPOINT, *METRICS),
     "transform": (*AWS, *STORAGE, *MODEL, *INSTANCES, *TRANSFORM, *WAIT),
     "status": (*AWS, "component"),
     "delete": (*AWS, "component", *WAIT),

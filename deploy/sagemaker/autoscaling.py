@@ -53,26 +53,39 @@ def lowest(config) -> int:
     return config.min_capacity or config.instance_count
 
 
+def target_request(config) -> dict:
+    """RegisterScalableTarget's arguments (a CloudFormation template's too)."""
+    return {"ServiceNamespace": "sagemaker", "ResourceId": resource_id(config.endpoint),
+            "ScalableDimension": DIMENSION, "MinCapacity": lowest(config),
+            "MaxCapacity": config.max_capacity}
+
+
+def tracking_request(config) -> dict:
+    """PutScalingPolicy's arguments for target tracking on the mode's metric."""
+    return {"PolicyName": f"{config.endpoint}-target-tracking", "ServiceNamespace": "sagemaker",
+            "ResourceId": resource_id(config.endpoint), "ScalableDimension": DIMENSION,
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": {
+                "TargetValue": float(config.target_invocations),
+                "ScaleInCooldown": config.scale_in_cooldown,
+                "ScaleOutCooldown": config.scale_out_cooldown,
+                **config.deploy_mode.scaling_metric(config)}}
+
+
+def scales(config) -> bool:
+    return bool(config.max_capacity) and config.deploy_mode.scaling_metric(config) is not None
+
+
 def configure(aws, config) -> None:
     """Target tracking on the mode's metric (invocations, or backlog per instance)."""
-    metric = config.deploy_mode.scaling_metric(config)
-    if not config.max_capacity or metric is None:
+    if not scales(config):
         return
     aas = aws.client("application-autoscaling")
-    rid = resource_id(config.endpoint)
-    low = lowest(config)
-    aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=rid,
-                                 ScalableDimension=DIMENSION, MinCapacity=low,
-                                 MaxCapacity=config.max_capacity)
-    aas.put_scaling_policy(
-        PolicyName=f"{config.endpoint}-target-tracking", ServiceNamespace="sagemaker",
-        ResourceId=rid, ScalableDimension=DIMENSION, PolicyType="TargetTrackingScaling",
-        TargetTrackingScalingPolicyConfiguration={
-            "TargetValue": float(config.target_invocations),
-            "ScaleInCooldown": config.scale_in_cooldown,
-            "ScaleOutCooldown": config.scale_out_cooldown, **metric})
+    aas.register_scalable_target(**target_request(config))
+    aas.put_scaling_policy(**tracking_request(config))
     if config.scale_to_zero:
         _put_wake(aws, config.endpoint, config.scale_out_cooldown)
+    low = lowest(config)
     print(f"autoscaling {low}..{config.max_capacity} instances, target"
           f" {config.target_invocations} per instance"
           + (" (scales to zero, wakes on the first waiting request)" if low == 0 else ""))

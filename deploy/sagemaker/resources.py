@@ -33,10 +33,17 @@ def described(call, operation: str, name: str, **kwargs) -> dict | None:
 
 def create_model(sm, config, name: str, image: str, model_data: str, isolated: bool,
                  region: str, *, metrics: bool = False) -> None:
-    """``metrics``: name our image's Prometheus endpoint (an endpoint's model, not a job's)."""
+    sm.create_model(**model_request(config, name, image, model_data, isolated, region,
+                                    metrics=metrics))
+
+
+def model_request(config, name: str | None, image: str, model_data: str, isolated: bool,
+                  region: str, *, metrics: bool = False) -> dict:
+    """CreateModel's arguments (a CloudFormation template's too); ``metrics``: name our
+    image's Prometheus endpoint (an endpoint's model, not a job's)."""
     scrape = (metrics_config.container_metrics(bool(config.image), config.metrics_frequency)
               if metrics else {})
-    sm.create_model(
+    return dict(
         ModelName=name,
         PrimaryContainer={"Image": image, "ModelDataUrl": model_data,
                           "Environment": container_env.complete(config.env, region),
@@ -49,8 +56,13 @@ def create_model(sm, config, name: str, image: str, model_data: str, isolated: b
 
 
 def create_endpoint_config(sm, config, name: str, model: str, current: dict | None) -> None:
+    sm.create_endpoint_config(**endpoint_config_request(config, name, model, current))
+
+
+def endpoint_config_request(config, name: str | None, model, current: dict | None) -> dict:
+    """CreateEndpointConfig's arguments (a CloudFormation template's too)."""
     mode = config.deploy_mode
-    sm.create_endpoint_config(
+    return dict(
         EndpointConfigName=name,
         ProductionVariants=[{"VariantName": VARIANT, **mode.variant(config, model, current)}],
         Tags=names.resource_tags(config), **mode.extra_config(config),
