@@ -29,7 +29,15 @@ from typing import Any
 
 from deploy.errors import UserError
 from deploy.paths import DEFAULT_ARCHIVE
-from deploy.sagemaker import guardrails, isolation, metrics_config, modes, names, sizing
+from deploy.sagemaker import (
+    capture,
+    guardrails,
+    isolation,
+    metrics_config,
+    modes,
+    names,
+    sizing,
+)
 from deploy.sagemaker.container_env import gather
 from reranker import envconfig
 
@@ -142,6 +150,9 @@ class DeployConfig:
                                                   " two minutes")
     rollback_alarms: str | None = setting(None, "more CloudWatch alarm names, comma-separated,"
                                                 " that roll a guarded update back")
+    capture: str | None = setting(None, "data capture: s3:// prefix where SageMaker stores a"
+                                        " sample of requests and answers (real-time, async)")
+    capture_percent: int = setting(10, "data capture: percent of requests sampled (1..100)")
     metrics_frequency: int = setting(60, "seconds between CloudWatch metric publications: 10,"
                                          " 30, 60, 120, 180, 240 or 300")
     wait_timeout: int = setting(1800, "seconds to wait for InService (or a job's end)")
@@ -214,6 +225,7 @@ def validate(config: DeployConfig, allowed: tuple[str, ...] = modes.ENDPOINT_MOD
     modes.refuse_misplaced(config)
     guardrails.validate(config)
     isolation.validate(config)
+    capture.validate(config)
     metrics_config.check_frequency(config.metrics_frequency,
                                    config.name("metrics_frequency"))
     if config.model_data and not config.model_data.startswith("s3://"):

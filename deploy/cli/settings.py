@@ -27,15 +27,15 @@ ENDPOINT = ("mode", "memory_mb", "max_concurrency", "provisioned_concurrency", "
 COMPONENT = ("component", "copies", "min_copies", "max_copies", "cpu_cores", "accelerators",
              "component_memory_mb", "min_instances", "max_instances", "scale_metric",
              "target_per_copy")
-METRICS = ("metrics_frequency",)
+MONITORING = ("metrics_frequency", "capture", "capture_percent")
 TRANSFORM = ("transform_input", "transform_output", "max_payload_mb", "split_type",
              "max_concurrent_transforms")
 WAIT = ("wait_timeout", "poll_seconds")
 
 COMMANDS: dict[str, tuple[str, ...]] = {
     "upload": ("region", "profile", "endpoint_url", "s3_endpoint_url", *STORAGE),
-    "deploy": (*AWS, *STORAGE, *MODEL, *INSTANCES, *ENDPOINT, *COMPONENT, *METRICS, *WAIT),
-    "cloudformation": (*AWS, *STORAGE, *MODEL, *INSTANCES, *ENDPOINT, *METRICS),
+    "deploy": (*AWS, *STORAGE, *MODEL, *INSTANCES, *ENDPOINT, *COMPONENT, *MONITORING, *WAIT),
+    "cloudformation": (*AWS, *STORAGE, *MODEL, *INSTANCES, *ENDPOINT, *MONITORING),
     "transform": (*AWS, *STORAGE, *MODEL, *INSTANCES, *TRANSFORM, *WAIT),
     "status": (*AWS, "component"),
     "delete": (*AWS, "component", *WAIT),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from deploy.errors import UserError
-from deploy.sagemaker import isolation
+from deploy.sagemaker import capture, isolation
 
 
 def document(*statements: dict) -> dict:
@@ -78,6 +78,7 @@ def role_policy(config, region: str, image: str, account: str | None = None
     statements.extend(mode.iam_statements(config, part))
     statements.extend(_rollback_alarms(config, region, account, part))
     statements.extend(isolation.iam_statements(config, part))
+    statements.extend(capture.iam_statements(config, part))
     return document(*statements)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy.errors import UserError
-from deploy.sagemaker import container_env, isolation, metrics_config, names
+from deploy.sagemaker import capture, container_env, isolation, metrics_config, names
 from deploy.sagemaker.aws import error_code, error_message, is_missing
 
 VARIANT = "AllTraffic"
@@ -66,7 +66,7 @@ def endpoint_config_request(config, name: str | None, model, current: dict | Non
         EndpointConfigName=name,
         ProductionVariants=[{"VariantName": VARIANT, **mode.variant(config, model, current)}],
         Tags=names.resource_tags(config), **mode.extra_config(config),
-        **isolation.volume_key(config),
+        **isolation.volume_key(config), **capture.endpoint_config(config),
         **(metrics_config.endpoint_metrics(config.metrics_frequency)
            if mode.detailed_metrics else {}))
 

@@ -10,6 +10,7 @@ from deploy import config as cfg
 from deploy.errors import UserError
 from deploy.sagemaker import (
     autoscaling,
+    capture,
     component_scaling,
     components,
     guardrails,
@@ -48,6 +49,7 @@ def run_status(args) -> int:
         rows.append(("autoscaling", f"{target['MinCapacity']}..{target['MaxCapacity']}"
                      if target else "off"))
         rows += _rollback_rows(aws, config.endpoint)
+        rows += capture.status_rows(current)
     for key, value in rows:
         print(f"{key:<12} {value}")
     return 0 if current["EndpointStatus"] == "InService" else 1
