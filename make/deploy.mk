@@ -54,10 +54,10 @@ invoke: $(STAMP)  ## rerank DOCS="a|b|c" for QUERY with ENDPOINT (COMPONENT, TOP
 	@IFS='|' read -r -a docs <<< "$$DOCS"; \
 	$(DEPLOY_TOOL) invoke $(call flag,TOP_N,top-n) --query "$$QUERY" --documents "$${docs[@]}"
 
-evaluate: $(STAMP)  ## nDCG@10/MRR@10 of ENDPOINT on DATA=<BEIR folder> vs its first stage (RUN=, DEPTH=, QRELS=dev, COMPARE="other other/component http://...")
+evaluate: $(STAMP)  ## nDCG@10/MRR@10 of ENDPOINT on DATA=<BEIR folder> vs its first stage (MODEL=dir: a local model; RUN=, DEPTH=, QRELS=dev, COMPARE="other http://... model:dir")
 	@test -n "$(DATA)" || { echo "error: set DATA=<folder with corpus.jsonl, queries.jsonl, qrels/test.tsv>" >&2; exit 2; }
 	$(DEPLOY_TOOL) evaluate --data '$(DATA)' $(call flag,RUN,run) $(call flag,DEPTH,depth) \
-	  $(call flag,QRELS,split) $(call flag,MAX_QUERIES,max-queries) \
+	  $(call flag,QRELS,split) $(call flag,MAX_QUERIES,max-queries) $(call flag,MODEL,model) \
 	  $(foreach c,$(COMPARE),--compare '$(c)') $(call flag,JSON,json) $(call flag,SAVE_RUNS,save-runs)
 
 loadtest: $(STAMP)  ## req/s and p50/p99 of ENDPOINT per concurrency, and the TARGET_INVOCATIONS that keeps P99_MS (DOCUMENTS=25, WORDS=120, REQUESTS=200)

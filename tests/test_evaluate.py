@@ -142,3 +142,24 @@ def test_bad_arguments_and_an_unreachable_endpoint(beir, tmp_path, capsys):
     assert evaluate("http://127.0.0.1:9", "--data", str(beir)) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_a_local_model_beside_the_endpoint(client_url, client_engine, bert_dir, beir,
+                                           tmp_path):
+    out, runs = tmp_path / "m.json", tmp_path / "runs"
+    assert main(["evaluate", "--model", str(bert_dir), "--compare", client_url,
+                 "--data", str(beir), "--json", str(out), "--save-runs", str(runs)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert list(rows) == ["first stage (BM25)", f"model:{bert_dir}", client_url]
+    local = read_run(next(p for p in runs.iterdir() if p.name.startswith("model")))
+    for qid, ranked in local.items():
+        scores = client_engine.score(QUERIES[qid], [CORPUS[d] for d in ranked])
+        assert all(a >= b - 1e-5 for a, b in zip(scores, scores[1:])), qid
+    check_measures(rows[f"model:{bert_dir}"], local)
+
+
+def test_a_local_model_that_cannot_load_is_one_line(beir, tmp_path, capsys):
+    assert main(["evaluate", "--model", str(tmp_path), "--data", str(beir)]) == 2
+    assert "has no config.json" in capsys.readouterr().err
+    assert evaluate("http://127.0.0.1:9", "--data", str(beir), "--compare", "model:") == 2
+    assert "want ENDPOINT, ENDPOINT/COMPONENT, a URL or model:PATH" in capsys.readouterr().err

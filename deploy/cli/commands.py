@@ -130,8 +130,10 @@ def evaluate(sub) -> None:
     p.add_argument("--depth", type=int, default=100,
                    help="candidates reranked per query (default 100)")
     p.add_argument("--max-queries", type=int, help="judge only the first N queries")
+    p.add_argument("--model", help="measure a local model instead of the endpoint (a"
+                   " directory, model.tar.gz or hub id, scored in this process)")
     p.add_argument("--compare", action="append", default=[],
-                   metavar="ENDPOINT[/COMPONENT]|URL",
+                   metavar="ENDPOINT[/COMPONENT]|URL|model:PATH",
                    help="another reranker to measure on the same candidates; repeatable")
     p.add_argument("--concurrency", type=int, default=4, help="queries in flight (default 4)")
     p.add_argument("--max-documents", type=int, default=1000,

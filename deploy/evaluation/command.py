@@ -4,6 +4,11 @@ and print nDCG@10, MRR@10 and Recall@10 next to the first stage's own.
     python -m deploy evaluate --endpoint reranker --data scifact/            # BM25 first stage
     python -m deploy evaluate --endpoint bge --compare qwen3 --data d/ --run bm25.trec
     python -m deploy evaluate --endpoint-url http://127.0.0.1:8080 --data d/  # make serve
+    python -m deploy evaluate --model ./bge --compare model:./minilm --data d/  # no endpoint
+
+A local model (``--model``, or ``model:PATH`` in ``--compare``: a directory, a model.tar.gz
+or a hub id, as ``make serve`` takes) is scored in this process by the engine the endpoint
+runs, so models can be compared on your judgments before any endpoint exists.
 
 The measures are trec_eval's (ir_measures over pytrec_eval; nDCG with the judgments' grades
 as linear gains).  Rankings are measured by position, so ties keep the first stage's order.
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,13 +37,14 @@ class Target:
     endpoint: str
     endpoint_url: str | None
     component: str | None
+    model: str | None = None  # a local model, scored in this process
 
 
 @translate_errors
 def run(args) -> int:
     _check_numbers(args)
     config = cfg.load(args)
-    targets = _targets(config, args.compare)
+    targets = _targets(config, args.compare, args.model)
     data = ds.load(args.data, args.split, args.max_queries)
     candidates = (ds.read_run(args.run, data, args.depth) if args.run
                   else first_stage.bm25(data, args.depth))
@@ -45,8 +52,9 @@ def run(args) -> int:
     runs: dict[str, Ranking] = {stage: {q: [(d, float(len(docs) - i)) for i, d in enumerate(docs)]
                                         for q, docs in candidates.items()}}
     for target in targets:
-        runs[target.label] = _rerank_all(_client(config, target, args), target, data,
-                                         candidates, args.concurrency)
+        with _scorer(config, target, args) as scorer:
+            runs[target.label] = _rerank_all(scorer, target, data, candidates,
+                                             args.concurrency)
     report = _report(data, runs, stage, args.depth)
     _table(report)
     if args.json:
@@ -63,34 +71,70 @@ def _check_numbers(args) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
 
 
-def _targets(config: cfg.DeployConfig, compare: list[str]) -> list[Target]:
-    first = Target(config.endpoint_url or _name(config.endpoint, config.component),
-                   config.endpoint, config.endpoint_url, config.component)
-    targets = [first]
-    for spec in compare:
-        if spec.startswith(("http://", "https://")):
-            targets.append(Target(spec, config.endpoint, spec, None))
-        else:
-            endpoint, _, component = spec.partition("/")
-            if not endpoint:
-                raise UserError(f"--compare {spec!r}: want ENDPOINT, ENDPOINT/COMPONENT or a URL")
-            targets.append(Target(spec, endpoint, config.endpoint_url, component or None))
+def _targets(config: cfg.DeployConfig, compare: list[str], model: str | None
+             ) -> list[Target]:
+    if model:
+        first = Target(f"model:{model}", config.endpoint, None, None, model)
+    else:
+        first = Target(config.endpoint_url or _name(config.endpoint, config.component),
+                       config.endpoint, config.endpoint_url, config.component)
+    targets = [first] + [_compared(config, spec) for spec in compare]
     labels = [t.label for t in targets]
     if len(set(labels)) != len(labels):
         raise UserError(f"the same reranker twice: {', '.join(labels)}")
     return targets
 
 
+def _compared(config: cfg.DeployConfig, spec: str) -> Target:
+    if spec.startswith("model:") and len(spec) > len("model:"):
+        return Target(spec, config.endpoint, None, None, spec[len("model:"):])
+    if spec.startswith(("http://", "https://")):
+        return Target(spec, config.endpoint, spec, None)
+    endpoint, _, component = spec.partition("/")
+    if not endpoint or spec.startswith("model:"):
+        raise UserError(f"--compare {spec!r}: want ENDPOINT, ENDPOINT/COMPONENT, a URL or"
+                        " model:PATH")
+    return Target(spec, endpoint, config.endpoint_url, component or None)
+
+
 def _name(endpoint: str, component: str | None) -> str:
     return f"{endpoint}/{component}" if component else endpoint
 
 
-def _client(config: cfg.DeployConfig, target: Target, args):
-    from deploy.client import RerankClient
+@contextmanager
+def _scorer(config: cfg.DeployConfig, target: Target, args):
+    """Something with ``scores(query, documents)``: the endpoint's client, or the engine on
+    a local model (closed after its ranking)."""
+    if target.model is None:
+        from deploy.client import RerankClient
 
-    return RerankClient(target.endpoint, region=config.region, session=session(config),
-                        endpoint_url=target.endpoint_url, max_documents=args.max_documents,
-                        inference_component=target.component)
+        yield RerankClient(target.endpoint, region=config.region, session=session(config),
+                           endpoint_url=target.endpoint_url, max_documents=args.max_documents,
+                           inference_component=target.component)
+        return
+    from deploy.package.local_model import resolve
+    from reranker.backends.base import ModelLoadError
+    from reranker.engine import Reranker
+    from reranker.settings import SettingsError
+
+    try:  # a model the engine refuses (no trained head, ...) says why, in one line
+        engine = Reranker.from_dir(str(resolve(target.model)))
+    except (ModelLoadError, SettingsError, OSError) as exc:
+        raise UserError(f"{target.label}: {exc}") from None
+    try:
+        yield _LocalScorer(engine)
+    finally:
+        engine.close()
+
+
+class _LocalScorer:
+    """The engine behind the client's ``scores``: 0..1 relevance, in input order."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def scores(self, query: str, documents: list[str]) -> list[float]:
+        return [float(s) for s in self.engine.score(query, documents)]
 
 
 def _rerank_all(client, target: Target, data: ds.Dataset, candidates: dict[str, list[str]],
@@ -99,6 +143,7 @@ def _rerank_all(client, target: Target, data: ds.Dataset, candidates: dict[str, 
     from rich.progress import Progress
 
     from deploy.client import RerankClientError
+    from reranker.errors import RerankError
 
     def one(qid: str) -> tuple[str, list[tuple[str, float]]]:
         docs = candidates[qid]
@@ -106,7 +151,7 @@ def _rerank_all(client, target: Target, data: ds.Dataset, candidates: dict[str, 
             return qid, []
         try:
             scores = client.scores(data.queries[qid], [data.corpus[d] for d in docs])
-        except (ValueError, RerankClientError) as exc:
+        except (ValueError, RerankClientError, RerankError) as exc:
             raise UserError(f"{target.label}: query {qid}: {exc}") from None
         order = sorted(range(len(docs)), key=lambda i: (-scores[i], i))
         return qid, [(docs[i], scores[i]) for i in order]
