@@ -10,7 +10,7 @@
 #   (COMPONENT= also for status, delete and invoke); docs/deploy.md has the example.
 # Batch Transform (no endpoint): make transform INPUT=s3://b/in/ OUTPUT=s3://b/out/ ROLE=...
 .PHONY: package inspect upload deploy status delete invoke evaluate role-policy dlc-images
-.PHONY: transform loadtest cloudformation
+.PHONY: transform loadtest cloudformation capture-export
 
 ARCHIVE ?= build/model.tar.gz
 SAGEMAKER_CORE_WHEEL := sagemaker-core==2.27.0
@@ -59,6 +59,10 @@ evaluate: $(STAMP)  ## nDCG@10/MRR@10 of ENDPOINT on DATA=<BEIR folder> vs its f
 	$(DEPLOY_TOOL) evaluate --data '$(DATA)' $(call flag,RUN,run) $(call flag,DEPTH,depth) \
 	  $(call flag,QRELS,split) $(call flag,MAX_QUERIES,max-queries) $(call flag,MODEL,model) \
 	  $(foreach c,$(COMPARE),--compare '$(c)') $(call flag,JSON,json) $(call flag,SAVE_RUNS,save-runs)
+
+capture-export: $(STAMP)  ## ENDPOINT's captured requests (CAPTURE=s3://...) as an evaluation set to judge, in OUT=dir
+	@test -n "$(OUT)" || { echo "error: set OUT=<folder for the evaluation set>" >&2; exit 2; }
+	$(DEPLOY_TOOL) capture-export --out '$(OUT)'
 
 loadtest: $(STAMP)  ## req/s and p50/p99 of ENDPOINT per concurrency, and the TARGET_INVOCATIONS that keeps P99_MS (DOCUMENTS=25, WORDS=120, REQUESTS=200)
 	$(DEPLOY_TOOL) loadtest $(call flag,DOCUMENTS,documents) $(call flag,WORDS,words) \

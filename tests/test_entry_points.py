@@ -19,8 +19,8 @@ import pytest
 
 BIN = Path(sys.executable).parent
 DEPLOY_COMMANDS = ["package", "inspect", "upload", "deploy", "status", "delete", "invoke",
-                   "evaluate", "loadtest", "cloudformation", "transform", "opensearch",
-                   "elasticsearch", "vespa"]
+                   "evaluate", "capture-export", "loadtest", "cloudformation", "transform",
+                   "opensearch", "elasticsearch", "vespa"]
 
 
 def bare_env() -> dict[str, str]:

@@ -143,6 +143,16 @@ def evaluate(sub) -> None:
                    help="write every ranking as a TREC run file")
 
 
+def capture_export(sub) -> None:
+    p = _command(sub, "capture-export", "deploy.evaluation.captured:run",
+                 "turn the endpoint's captured requests into an evaluation set to judge",
+                 "Read the endpoint's data capture (CAPTURE=s3://...) and write its queries"
+                 " and candidates as a BEIR folder, a first-stage run and a file to judge.")
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--max-records", type=int, default=1000,
+                   help="captured requests to read, newest first (default 1000)")
+
+
 def loadtest(sub) -> None:
     p = _command(sub, "loadtest", "deploy.client.loadtest:run",
                  "measure throughput and latency per concurrency; suggest TARGET_INVOCATIONS",
@@ -259,5 +269,5 @@ def vespa(sub) -> None:
 
 
 # In the order `--help` lists them: the user's path from a model to a search engine.
-REGISTER = (package, upload, endpoint, cloudformation, transform, invoke, evaluate, loadtest,
-            ecr_login, opensearch, elasticsearch, vespa)
+REGISTER = (package, upload, endpoint, cloudformation, transform, invoke, evaluate,
+            capture_export, loadtest, ecr_login, opensearch, elasticsearch, vespa)

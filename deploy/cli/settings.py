@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "invoke": (*AWS, "bucket", "prefix", "component"),
     "evaluate": (*AWS, "component"),
     "loadtest": (*AWS, "component"),
+    "capture-export": (*AWS, "capture"),
     "ecr-login": ("profile", "endpoint_url"),
 }
 

@@ -2,7 +2,8 @@
 
     corpus.jsonl     {"_id", "title"?, "text"} per line
     queries.jsonl    {"_id", "text"} per line
-    qrels/<split>.tsv  query-id, corpus-id, score (a header line first)
+    qrels/<split>.tsv  query-id, corpus-id, score (a header line first; more columns are
+                       ignored, a row with an empty score is not judged)
 
 A document is scored as ``title + " " + text``, as BEIR's reranking evaluation sends it.
 Every malformed line is a UserError naming the file and the line.
@@ -76,9 +77,11 @@ def _qrels(path: Path) -> dict[str, dict[str, int]]:
         with open(path, newline="") as f:
             reader = csv.reader(f, delimiter="\t")
             for number, row in enumerate(reader, 1):
-                if number == 1 and len(row) == 3 and not _is_int(row[2]):
+                if number == 1 and len(row) >= 3 and not _is_int(row[2]):
                     continue  # the header line
-                if len(row) != 3 or not _is_int(row[2]):
+                if len(row) >= 3 and not row[2].strip():
+                    continue  # not judged (yet): capture-export's to_judge.tsv
+                if len(row) < 3 or not _is_int(row[2]):
                     raise UserError(f"{path}:{number}: want query-id<TAB>corpus-id<TAB>score")
                 qrels.setdefault(row[0], {})[row[1]] = int(row[2])
     except OSError as exc:
