@@ -398,6 +398,11 @@ def test_requests_in_every_format_move_the_counters_by_their_amounts(server, ber
     rows = sum(len(pairs) for pairs in scored) + len(DOCS)
     assert delta(before, after, "reranker_batch_rows_sum") == rows
     assert delta(before, after, "reranker_documents_total") == rows
+    # One top score per answered request but the JSON lines one (no single best document).
+    assert delta(before, after, "reranker_top_relevance_score_count") == len(scored)
+    best = sum(max(bert_engine.score(QUERY, pairs)) for pairs in scored)
+    assert delta(before, after, "reranker_top_relevance_score_sum") == pytest.approx(
+        best, abs=1e-4)
     assert value(after, "reranker_tokens_per_second") > 0
     assert value(after, "reranker_model_ready") == 1.0
     assert value(after, "reranker_model_load_seconds") > 0

@@ -50,6 +50,7 @@ SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 TOKENS = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 EFFICIENCY = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+SCORES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 RATE_WINDOW = 60  # seconds behind reranker_tokens_per_second
 
 # Each counter and histogram would also get a *_created series (its start time): twice the
@@ -91,6 +92,10 @@ class Metrics:
                                  registry=r)
         self.documents = Counter(PREFIX + "documents", "Documents (query-document pairs) "
                                  "in successfully answered requests", registry=r)
+        self.top_score = Histogram(PREFIX + "top_relevance_score", "The best document's "
+                                   "0..1 relevance per answered request: falling, the "
+                                   "candidates or the queries have drifted from what the "
+                                   "model knows", buckets=SCORES, registry=r)
 
     def _define_engine(self) -> None:
         r = self.registry

@@ -82,6 +82,8 @@ class RequestMetrics:
             m.cancelled.labels(route).inc()
         if status == 200 and isinstance(fields.get("documents"), int):
             m.documents.inc(fields["documents"])
+        if status == 200 and isinstance(fields.get("top_score"), float):
+            m.top_score.observe(fields["top_score"])
 
 
 def _dialect(scope, fields: dict) -> str:

@@ -136,7 +136,18 @@ def _summary(result) -> dict:
     pairs = getattr(inner, "pairs", None)
     return {"dialect": getattr(inner, "dialect", None),
             "documents": len(pairs) if pairs is not None else None,
-            "tokens": getattr(result, "tokens", None)}
+            "tokens": getattr(result, "tokens", None),
+            "top_score": _top_score(result)}
+
+
+def _top_score(result) -> float | None:
+    """The best document's 0..1 relevance: how sure the reranker is of its first hit (a
+    drift signal when it falls across requests)."""
+    relevance = getattr(result, "relevance", None)
+    try:
+        return round(float(max(relevance)), 6) if len(relevance) else None
+    except (TypeError, ValueError):
+        return None
 
 
 def error_response(request: Request, exc: BaseException) -> Response:
