@@ -58,7 +58,8 @@ evaluate: $(STAMP)  ## nDCG@10/MRR@10 of ENDPOINT on DATA=<BEIR folder> vs its f
 	@test -n "$(DATA)" || { echo "error: set DATA=<folder with corpus.jsonl, queries.jsonl, qrels/test.tsv>" >&2; exit 2; }
 	$(DEPLOY_TOOL) evaluate --data '$(DATA)' $(call flag,RUN,run) $(call flag,DEPTH,depth) \
 	  $(call flag,QRELS,split) $(call flag,MAX_QUERIES,max-queries) $(call flag,MODEL,model) \
-	  $(foreach c,$(COMPARE),--compare '$(c)') $(call flag,JSON,json) $(call flag,SAVE_RUNS,save-runs)
+	  $(foreach c,$(COMPARE),--compare '$(c)') $(call flag,JSON,json) \
+	  $(call flag,SAVE_RUNS,save-runs) $(call flag,CHART,chart)
 
 capture-export: $(STAMP)  ## ENDPOINT's captured requests (CAPTURE=s3://...) as an evaluation set to judge, in OUT=dir
 	@test -n "$(OUT)" || { echo "error: set OUT=<folder for the evaluation set>" >&2; exit 2; }
@@ -68,7 +69,7 @@ loadtest: $(STAMP)  ## req/s and p50/p99 of ENDPOINT per concurrency, and the TA
 	$(DEPLOY_TOOL) loadtest $(call flag,DOCUMENTS,documents) $(call flag,WORDS,words) \
 	  $(call flag,REQUESTS,requests) $(call flag,P99_MS,p99-ms) \
 	  $(call flag,INSTANCES,instances) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY)) \
-	  $(call flag,JSON,json)
+	  $(call flag,JSON,json) $(call flag,CHART,chart)
 
 role-policy: $(STAMP)  ## print the SageMaker execution role's least-privilege policy (ROLE, BUCKET, REGION or IMAGE_URI)
 	@$(DEPLOY_TOOL) deploy --print-role-policy

@@ -100,9 +100,11 @@ def test_a_run_file_cut_to_depth_and_a_second_reranker(client_url, beir, tmp_pat
     # m1 scores highest though listed second; unjudged queries are ignored.
     run.write_text("movies Q0 m3 1 9.0 x\nmovies Q0 m1 2 9.5 x\nmovies Q0 m8 3 1.0 x\n"
                    "capital Q0 c2 1 3.0 x\nunjudged Q0 c1 1 1.0 x\n")
-    out = tmp_path / "m.json"
+    out, chart = tmp_path / "m.json", tmp_path / "m.png"
     assert evaluate(client_url, "--data", str(beir), "--run", str(run), "--depth", "2",
-                    "--compare", client_url + "/", "--json", str(out)) == 0
+                    "--compare", client_url + "/", "--json", str(out),
+                    "--chart", str(chart)) == 0
+    assert chart.read_bytes().startswith(b"\x89PNG")
     rows = json.loads(out.read_text())["results"]
     stage = {"movies": ["m1", "m3"], "capital": ["c2"]}
     check_measures(rows["first stage (first.trec)"], stage)

@@ -23,8 +23,10 @@ def loadtest(url, *args) -> int:
 
 def test_levels_table_and_target(client_url, tmp_path, capsys):
     out = tmp_path / "levels.json"
+    chart = tmp_path / "levels.png"
     assert loadtest(client_url, *SMALL, "--concurrency", "2", "1", "--p99-ms", "60000",
-                    "--instances", "2", "--json", str(out)) == 0
+                    "--instances", "2", "--json", str(out), "--chart", str(chart)) == 0
+    assert chart.read_bytes().startswith(b"\x89PNG")
     printed = capsys.readouterr().out
     report = json.loads(out.read_text())
     assert [lv["concurrency"] for lv in report["levels"]] == [1, 2]

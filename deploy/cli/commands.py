@@ -141,6 +141,7 @@ def evaluate(sub) -> None:
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the measures as JSON")
     p.add_argument("--save-runs", type=Path, metavar="DIR",
                    help="write every ranking as a TREC run file")
+    p.add_argument("--chart", type=Path, metavar="PNG", help="also draw the measures")
 
 
 def capture_export(sub) -> None:
@@ -175,6 +176,8 @@ def loadtest(sub) -> None:
     p.add_argument("--instances", type=int, default=1,
                    help="instances behind the endpoint now (the target is per instance)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the levels as JSON")
+    p.add_argument("--chart", type=Path, metavar="PNG",
+                   help="also draw requests/s and p99 per concurrency")
 
 
 def ecr_login(sub) -> None:

@@ -75,6 +75,8 @@ def run(args) -> int:
     _table(levels, best, args)
     if args.json:
         args.json.write_text(json.dumps(_report(levels, best, args), indent=2) + "\n")
+    if args.chart:
+        print(f"chart: {draw(levels, best, args)}")
     return 0
 
 
@@ -229,3 +231,37 @@ def _report(levels: list[Level], best: Level | None, args) -> dict:
             "best_concurrency": best.concurrency if best else None,
             "target_invocations": (target_invocations(best.requests_per_s, args.instances)
                                    if best else None)}
+
+
+def draw(levels: list[Level], best: Level | None, args):
+    """requests/s and p99 per concurrency, the objective as a line, the best level marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    clients = [lv.concurrency for lv in levels]
+    fig, (rate, tail) = plt.subplots(1, 2, figsize=(10, 3.6))
+    rate.plot(clients, [lv.requests_per_s for lv in levels], marker="o")
+    rate.set_ylabel("requests/s (higher is better)")
+    tail.plot(clients, [lv.p99_ms for lv in levels], marker="o", color="#d62728")
+    tail.axhline(args.p99_ms, color="#7f7f7f", linestyle="--",
+                 label=f"objective {args.p99_ms:g} ms")
+    tail.set_ylabel("p99 ms (lower is better)")
+    tail.legend(fontsize=8)
+    for ax in (rate, tail):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(clients, [str(c) for c in clients])
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylim(bottom=0)
+        if best:
+            ax.axvline(best.concurrency, color="#2ca02c", linewidth=0.8)
+    title = f"{args.documents} documents x {args.words} words per request"
+    if best:
+        title += f"; TARGET_INVOCATIONS={target_invocations(best.requests_per_s, args.instances)}"
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    args.chart.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.chart, dpi=110)
+    plt.close(fig)
+    return args.chart

@@ -61,6 +61,10 @@ def run(args) -> int:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     if args.save_runs:
         _save_runs(args.save_runs, runs)
+    if args.chart:
+        from deploy.evaluation import chart
+
+        print(f"chart: {chart.draw(report, args.chart)}")
     return 0
 
 
