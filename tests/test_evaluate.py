@@ -8,6 +8,7 @@ import json
 import math
 
 import pytest
+from scipy.stats import ttest_rel
 
 from deploy.cli import main
 from example_texts import CAPITAL_DOCS, CAPITAL_QUERY, MOVIES, MOVIES_QUERY, PANDA_DOCS, PANDA_QUERY
@@ -92,6 +93,11 @@ def test_bm25_then_rerank_measures_and_runs(client_url, client_engine, beir, tmp
     rows = report["results"]
     check_measures(rows["first stage (BM25)"], stage)
     check_measures(rows[client_url], reranked)
+    before = [ndcg10(stage.get(q, []), QRELS[q]) for q in sorted(QRELS)]
+    after = [ndcg10(reranked.get(q, []), QRELS[q]) for q in sorted(QRELS)]
+    expected_p = (None if before == pytest.approx(after, abs=1e-12)
+                  else ttest_rel(after, before).pvalue)
+    assert rows[client_url]["p_vs_first_stage"] == pytest.approx(expected_p)
     assert rows[client_url]["queries_up"] + rows[client_url]["queries_down"] <= 3
 
 
@@ -109,7 +115,9 @@ def test_a_run_file_cut_to_depth_and_a_second_reranker(client_url, beir, tmp_pat
     stage = {"movies": ["m1", "m3"], "capital": ["c2"]}
     check_measures(rows["first stage (first.trec)"], stage)
     # The same server under two names ranks the same candidates the same way.
-    assert rows[client_url] == rows[client_url + "/"]
+    again = dict(rows[client_url + "/"])
+    assert again.pop(f"p_vs_{client_url}") is None  # nothing differs to test
+    assert rows[client_url] == again
     assert rows[client_url]["Recall@10"] == rows["first stage (first.trec)"]["Recall@10"]
 
 
@@ -153,6 +161,8 @@ def test_a_local_model_beside_the_endpoint(client_url, client_engine, bert_dir, 
                  "--data", str(beir), "--json", str(out), "--save-runs", str(runs)]) == 0
     rows = json.loads(out.read_text())["results"]
     assert list(rows) == ["first stage (BM25)", f"model:{bert_dir}", client_url]
+    # The same model on both sides ranks alike: no difference to test.
+    assert rows[client_url][f"p_vs_model:{bert_dir}"] is None
     local = read_run(next(p for p in runs.iterdir() if p.name.startswith("model")))
     for qid, ranked in local.items():
         scores = client_engine.score(QUERIES[qid], [CORPUS[d] for d in ranked])

@@ -181,6 +181,7 @@ def _report(data: ds.Dataset, runs: dict[str, Ranking], stage: str, depth: int) 
     per_query = {label: _per_query(measures[0], qrels, ranking)
                  for label, ranking in runs.items()}
     rows = {}
+    main = next((label for label in runs if label != stage), None)
     for label, ranking in runs.items():
         values = ir_measures.calc_aggregate(measures, qrels, _scored(ranking))
         rows[label] = {"nDCG@10": values[measures[0]], "MRR@10": values[measures[1]],
@@ -188,6 +189,9 @@ def _report(data: ds.Dataset, runs: dict[str, Ranking], stage: str, depth: int) 
         if label != stage:
             rows[label]["queries_up"], rows[label]["queries_down"] = _moves(
                 per_query[stage], per_query[label])
+            rows[label]["p_vs_first_stage"] = _p_value(per_query[stage], per_query[label])
+        if label not in (stage, main):
+            rows[label]["p_vs_" + main] = _p_value(per_query[main], per_query[label])
     ceiling = ir_measures.calc_aggregate([R @ depth], qrels, _scored(runs[stage]))[R @ depth]
     return {"dataset": data.name, "queries": len(data.queries), "depth": depth,
             "first_stage": stage, f"first_stage_recall@{depth}": ceiling, "results": rows}
@@ -209,6 +213,18 @@ def _per_query(measure, qrels, ranking: Ranking) -> dict[str, float]:
     return {q: values.get(q, 0.0) for q in ranking}
 
 
+def _p_value(before: dict[str, float], after: dict[str, float]) -> float | None:
+    """Two-sided paired t-test of per-query nDCG@10 (None when no query differs): below
+    0.05, the difference is unlikely to be the luck of these queries."""
+    from scipy.stats import ttest_rel
+
+    a = [before[q] for q in before]
+    b = [after[q] for q in before]
+    if len(a) < 2 or all(abs(x - y) < 1e-12 for x, y in zip(a, b)):
+        return None
+    return float(ttest_rel(b, a).pvalue)
+
+
 def _moves(before: dict[str, float], after: dict[str, float]) -> tuple[int, int]:
     up = sum(after[q] > before[q] + 1e-9 for q in before)
     down = sum(after[q] < before[q] - 1e-9 for q in before)
@@ -222,19 +238,29 @@ def _table(report: dict) -> None:
     table = Table(title=f"{report['dataset']}: {report['queries']} judged queries,"
                         f" top {report['depth']} candidates reranked")
     table.add_column("ranking", overflow="fold")
-    for name in ("nDCG@10", "MRR@10", "Recall@10", "queries up/down"):
+    for name in ("nDCG@10", "MRR@10", "Recall@10", "up/down", "p"):
         table.add_column(name, justify="right")
     for label, row in report["results"].items():
         moves = (f"{row['queries_up']} / {row['queries_down']}" if "queries_up" in row
                  else "")
         table.add_row(label, f"{row['nDCG@10']:.4f}", f"{row['MRR@10']:.4f}",
-                      f"{row['Recall@10']:.4f}", moves)
+                      f"{row['Recall@10']:.4f}", moves, _p_cell(row))
     console = Console()
     console.print(table)
     ceiling = report[f"first_stage_recall@{report['depth']}"]
-    console.print(f"Queries up/down: nDCG@10 better/worse than the first stage's. The"
-                  f" candidates hold {ceiling:.1%} of the judged-relevant documents"
+    console.print(f"up/down: queries whose nDCG@10 beats/trails the first stage's; p: paired"
+                  f" t-test of per-query nDCG@10 against the first stage (and the first"
+                  f" reranker), below 0.05 unlikely to be luck. The candidates hold"
+                  f" {ceiling:.1%} of the judged-relevant documents"
                   f" (Recall@{report['depth']}): no reranker can place the rest.")
+
+
+def _p_cell(row: dict) -> str:
+    cells = []
+    for key, value in row.items():
+        if key.startswith("p_vs_"):
+            cells.append("—" if value is None else f"{value:.3g}")
+    return " / ".join(cells)
 
 
 def _save_runs(folder: Path, runs: dict[str, Ranking]) -> None:
