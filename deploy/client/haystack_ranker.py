@@ -23,7 +23,7 @@ from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 
-from deploy.client.rerank_client import RerankClient
+from deploy.client.rerank_client import RerankClient, client_of
 
 
 @component
@@ -45,9 +45,7 @@ class SageMakerRanker:
 
     def warm_up(self) -> None:
         if self._client is None:
-            self._client = RerankClient(
-                self.endpoint_name, region=self.region_name, endpoint_url=self.endpoint_url,
-                inference_component=self.inference_component)
+            self._client = client_of(self)
 
     def to_dict(self) -> dict[str, Any]:
         return default_to_dict(

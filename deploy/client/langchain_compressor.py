@@ -23,7 +23,7 @@ from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from deploy.client.rerank_client import RerankClient
+from deploy.client.rerank_client import RerankClient, client_of
 
 
 class SageMakerRerank(BaseDocumentCompressor):
@@ -45,9 +45,7 @@ class SageMakerRerank(BaseDocumentCompressor):
     @property
     def client(self) -> RerankClient:
         if self._client is None:
-            self._client = RerankClient(
-                self.endpoint_name, region=self.region_name, endpoint_url=self.endpoint_url,
-                inference_component=self.inference_component)
+            self._client = client_of(self)
         return self._client
 
     def compress_documents(self, documents: Sequence[Document], query: str,

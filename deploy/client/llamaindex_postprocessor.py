@@ -20,7 +20,7 @@ from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from deploy.client.rerank_client import RerankClient
+from deploy.client.rerank_client import RerankClient, client_of
 
 
 class SageMakerRerank(BaseNodePostprocessor):
@@ -48,9 +48,7 @@ class SageMakerRerank(BaseNodePostprocessor):
     @property
     def client(self) -> RerankClient:
         if self._client is None:
-            self._client = RerankClient(
-                self.endpoint_name, region=self.region_name, endpoint_url=self.endpoint_url,
-                inference_component=self.inference_component)
+            self._client = client_of(self)
         return self._client
 
     def _postprocess_nodes(self, nodes: list[NodeWithScore],

@@ -182,6 +182,14 @@ class RerankClient:
         raise AssertionError("unreachable")
 
 
+def client_of(component) -> RerankClient:
+    """The client a framework component's settings name: ``endpoint_name``,
+    ``region_name``, ``endpoint_url`` and ``inference_component``."""
+    return RerankClient(component.endpoint_name, region=component.region_name,
+                        endpoint_url=component.endpoint_url,
+                        inference_component=component.inference_component)
+
+
 def merge(answers: list[dict], batches: list[tuple[int, int]], top_n: int | None,
           return_documents: bool) -> list[dict]:
     """Per-request results -> one ranking over the whole input (indices into it)."""
