@@ -102,22 +102,24 @@ def _endpoint(config) -> dict:
 def _scaling(config) -> dict:
     if not autoscaling.scales(config):
         return {}
-    policy = autoscaling.tracking_request(config)
-    for key in ("ServiceNamespace", "ResourceId", "ScalableDimension"):
-        del policy[key]  # the target says them
     out = {
         "ScalableTarget": _resource("AWS::ApplicationAutoScaling::ScalableTarget",
                                     autoscaling.target_request(config), DependsOn="Endpoint"),
-        "ScalingPolicy": _resource("AWS::ApplicationAutoScaling::ScalingPolicy",
-                                   {**policy, "ScalingTargetId": {"Ref": "ScalableTarget"}}),
+        "ScalingPolicy": _policy(autoscaling.tracking_request(config)),
     }
     if config.scale_to_zero:
-        wake = autoscaling.wake_policy_request(config.endpoint, config.scale_out_cooldown)
-        for key in ("ServiceNamespace", "ResourceId", "ScalableDimension"):
-            del wake[key]
-        out["WakePolicy"] = _resource("AWS::ApplicationAutoScaling::ScalingPolicy",
-                                      {**wake, "ScalingTargetId": {"Ref": "ScalableTarget"}})
+        out["WakePolicy"] = _policy(autoscaling.wake_policy_request(
+            config.endpoint, config.scale_out_cooldown))
         alarm = autoscaling.wake_alarm_request(config.endpoint, "")
         alarm["AlarmActions"] = [{"Ref": "WakePolicy"}]
         out["WakeAlarm"] = _resource("AWS::CloudWatch::Alarm", alarm)
     return out
+
+
+def _policy(request: dict) -> dict:
+    """A PutScalingPolicy request as a resource on the stack's target (which says the
+    namespace, resource and dimension)."""
+    kept = {k: v for k, v in request.items()
+            if k not in ("ServiceNamespace", "ResourceId", "ScalableDimension")}
+    return _resource("AWS::ApplicationAutoScaling::ScalingPolicy",
+                     {**kept, "ScalingTargetId": {"Ref": "ScalableTarget"}})
