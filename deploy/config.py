@@ -65,8 +65,13 @@ class DeployConfig:
                                        " sagemaker-<region>-<account>, as the SDK does)")
     prefix: str = setting("rerankers", "S3 key prefix for archives")
     archive: str = setting(str(DEFAULT_ARCHIVE), "the model.tar.gz `make package` wrote")
-    model_data: str | None = setting(None, "an s3:// model.tar.gz to deploy instead of"
+    model_data: str | None = setting(None, "an s3:// model.tar.gz, or an s3://.../ prefix of"
+                                           " uncompressed files, to deploy instead of"
                                            " uploading the archive")
+    uncompressed: int = setting(0, "1: upload the archive's files under an S3 prefix"
+                                   " (SageMaker's uncompressed model data: nothing to gunzip"
+                                   " at each instance start; for large models); real-time,"
+                                   " async and components")
     mode: str = setting("realtime", "realtime, serverless, async or component (an inference"
                                     " component on a shared endpoint)")
     instance_type: str | None = setting(None, "SageMaker instance type (default: fits the"
@@ -231,6 +236,28 @@ def validate(config: DeployConfig, allowed: tuple[str, ...] = modes.ENDPOINT_MOD
     if config.model_data and not config.model_data.startswith("s3://"):
         raise UserError(f"{config.name('model_data')} must be an s3:// URI, not"
                         f" {config.model_data!r}")
+    _check_uncompressed(config, mode)
+
+
+def uncompressed(config: DeployConfig) -> bool:
+    """The model goes to SageMaker as files under a prefix (UNCOMPRESSED=1, or a MODEL_DATA
+    prefix ending in /), not as a model.tar.gz."""
+    return bool(config.uncompressed) or (config.model_data or "").endswith("/")
+
+
+def _check_uncompressed(config: DeployConfig, mode: modes.Mode) -> None:
+    if config.uncompressed and config.model_data and not config.model_data.endswith("/"):
+        raise UserError(f"{config.name('model_data')} names one object; with"
+                        f" {config.name('uncompressed')}=1 give the s3://.../ prefix that"
+                        " holds the model's files (ending in /), or unset"
+                        f" {config.name('uncompressed')}")
+    if uncompressed(config) and not mode.uncompressed_data:
+        what = ("an s3://.../ prefix in " + config.name("model_data") if config.model_data
+                else f"{config.name('uncompressed')}=1")
+        raise UserError(f"{what}: SageMaker takes uncompressed model data for real-time and"
+                        " async endpoints and inference components, not for"
+                        f" {mode.name + ' endpoints' if mode.endpoint else 'batch transform'}:"
+                        " deploy a model.tar.gz")
 
 
 def refuse_old_names(environ) -> None:

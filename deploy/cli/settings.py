@@ -33,9 +33,12 @@ TRANSFORM = ("transform_input", "transform_output", "max_payload_mb", "split_typ
 WAIT = ("wait_timeout", "poll_seconds")
 
 COMMANDS: dict[str, tuple[str, ...]] = {
-    "upload": ("region", "profile", "endpoint_url", "s3_endpoint_url", *STORAGE),
-    "deploy": (*AWS, *STORAGE, *MODEL, *INSTANCES, *ENDPOINT, *COMPONENT, *MONITORING, *WAIT),
-    "cloudformation": (*AWS, *STORAGE, *MODEL, *INSTANCES, *ENDPOINT, *MONITORING),
+    "upload": ("region", "profile", "endpoint_url", "s3_endpoint_url", *STORAGE,
+               "uncompressed"),
+    "deploy": (*AWS, *STORAGE, "uncompressed", *MODEL, *INSTANCES, *ENDPOINT, *COMPONENT,
+               *MONITORING, *WAIT),
+    "cloudformation": (*AWS, *STORAGE, "uncompressed", *MODEL, *INSTANCES, *ENDPOINT,
+                       *MONITORING),
     "transform": (*AWS, *STORAGE, *MODEL, *INSTANCES, *TRANSFORM, *WAIT),
     "status": (*AWS, "component"),
     "delete": (*AWS, "component", *WAIT),

@@ -48,17 +48,11 @@ def partition_of(region: str) -> str:
 def role_policy(config, region: str, image: str, account: str | None = None
                 ) -> dict:
     account = account or account_of(config.role)
-    bucket = config.bucket or (f"sagemaker-{region}-{account}" if account else None)
-    if not bucket:
-        raise UserError(f"set {config.name('bucket')} (or {config.name('role')}, whose"
-                        " account names the default bucket) to print the role policy")
     part = partition_of(region)
-    prefix = config.prefix.strip("/")
     mode = config.deploy_mode
     group = f"arn:{part}:logs:{region}:{account or '*'}:log-group:{mode.log_group(config)}"
     statements = [
-        {"Sid": "ReadModelArchives", "Effect": "Allow", "Action": "s3:GetObject",
-         "Resource": f"arn:{part}:s3:::{bucket}/{prefix + '/' if prefix else ''}*"},
+        *_model_data(config, region, account, part),
         {"Sid": "EndpointLogs" if mode.endpoint else "TransformJobLogs", "Effect": "Allow",
          "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
                     "logs:DescribeLogStreams"],
@@ -80,6 +74,30 @@ def role_policy(config, region: str, image: str, account: str | None = None
     statements.extend(isolation.iam_statements(config, part))
     statements.extend(capture.iam_statements(config, part))
     return document(*statements)
+
+
+def _model_data(config, region: str, account: str | None, part: str) -> list[dict]:
+    """Read the model: MODEL_DATA itself, or what `upload` writes under PREFIX; a prefix of
+    uncompressed files is also listed (SageMaker lists it to copy it)."""
+    from deploy.config import uncompressed
+
+    if config.model_data:
+        bucket, _, key = config.model_data[len("s3://"):].partition("/")
+        read = key + "*" if key.endswith("/") else key
+    else:
+        bucket = config.bucket or (f"sagemaker-{region}-{account}" if account else None)
+        if not bucket:
+            raise UserError(f"set {config.name('bucket')} (or {config.name('role')}, whose"
+                            " account names the default bucket) to print the role policy")
+        key = config.prefix.strip("/") + "/" if config.prefix.strip("/") else ""
+        read = key + "*"
+    statements = [{"Sid": "ReadModelArchives", "Effect": "Allow", "Action": "s3:GetObject",
+                   "Resource": f"arn:{part}:s3:::{bucket}/{read}"}]
+    if uncompressed(config):
+        statements.append({"Sid": "ListModelFiles", "Effect": "Allow",
+                           "Action": "s3:ListBucket", "Resource": f"arn:{part}:s3:::{bucket}",
+                           "Condition": {"StringLike": {"s3:prefix": key + "*"}}})
+    return statements
 
 
 def _rollback_alarms(config, region: str, account: str | None, part: str) -> list[dict]:

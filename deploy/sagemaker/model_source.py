@@ -22,13 +22,20 @@ def resolve_image(config, region: str, instance_type: str | None = None) -> str:
 
 
 def model_data_for(aws, config) -> tuple[str, bool]:
-    """The archive's S3 URI (uploading it if needed), and whether network isolation fits."""
+    """The model's S3 URI (uploading it if needed): the archive, or with UNCOMPRESSED=1 the
+    prefix of its files; and whether network isolation fits."""
     if config.model_data:
         return config.model_data, bool(config.network_isolation)
     from deploy.sagemaker.upload import upload
+    from deploy.sagemaker.upload_files import upload_files
 
     path = Path(config.archive)
-    uri = upload(aws, path)
+    if (not config.uncompressed and config.deploy_mode.uncompressed_data and path.is_file()
+            and path.stat().st_size > archive.LARGE_INPUT):
+        print(f"{path} is over {archive.LARGE_INPUT >> 30} GB: with"
+              f" {config.name('uncompressed')}=1 SageMaker copies its files with nothing to"
+              " gunzip at each instance start")
+    uri = (upload_files if config.uncompressed else upload)(aws, path)
     requirements = (archive.read_member(path, "code/requirements.txt") or b"").decode()
     needs_pypi = any(line.strip() and not line.lstrip().startswith("#")
                      for line in requirements.splitlines())

@@ -30,6 +30,9 @@ class Mode:
     # AWS documents them for real-time endpoints on instances only.
     detailed_metrics = False
     component = False    # places an inference component (deploy.sagemaker.components)
+    # Takes a model as files under an S3 prefix (ModelDataSource): AWS documents it for all
+    # but batch transform, serverless endpoints, multi-model endpoints and Marketplace.
+    uncompressed_data = True
 
     def validate(self, config) -> None:
         raise NotImplementedError
@@ -153,6 +156,7 @@ def refuse_misplaced(config) -> None:
 
 class Serverless(Mode):
     name = "serverless"
+    uncompressed_data = False
     serverless = True
 
     def validate(self, config) -> None:
@@ -199,6 +203,7 @@ class Transform(_Instances):
     """Batch Transform: S3 jsonlines in, one answer line per request line out; no endpoint."""
 
     name = "transform"
+    uncompressed_data = False
     endpoint = False
 
     def validate(self, config) -> None:

@@ -45,7 +45,7 @@ def model_request(config, name: str | None, image: str, model_data: str, isolate
               if metrics else {})
     return dict(
         ModelName=name,
-        PrimaryContainer={"Image": image, "ModelDataUrl": model_data,
+        PrimaryContainer={"Image": image, **model_data_fields(model_data),
                           "Environment": container_env.complete(config.env, region),
                           **scrape},
         ExecutionRoleArn=config.role,
@@ -53,6 +53,21 @@ def model_request(config, name: str | None, image: str, model_data: str, isolate
         Tags=names.resource_tags(config),
         **isolation.vpc_config(config),
     )
+
+
+def model_data_fields(uri: str) -> dict:
+    """A container's model data: a prefix (ending in /) of uncompressed files, or a
+    model.tar.gz."""
+    if uri.endswith("/"):
+        return {"ModelDataSource": {"S3DataSource": {
+            "S3Uri": uri, "S3DataType": "S3Prefix", "CompressionType": "None"}}}
+    return {"ModelDataUrl": uri}
+
+
+def model_data_of(container: dict) -> str | None:
+    """The model data a described container runs: its model.tar.gz or its prefix."""
+    source = container.get("ModelDataSource", {}).get("S3DataSource", {})
+    return container.get("ModelDataUrl") or source.get("S3Uri")
 
 
 def create_endpoint_config(sm, config, name: str, model: str, current: dict | None) -> None:

@@ -73,7 +73,7 @@ def _variant_rows(sm, variant: dict) -> list[tuple[str, str]]:
                 f"{variant.get('InitialInstanceCount')} x {variant.get('InstanceType')}")
     container = resources.model_of(sm, variant["ModelName"]).get("PrimaryContainer", {})
     return [("model", variant["ModelName"]), ("capacity", capacity),
-            ("image", container.get("Image")), ("model data", container.get("ModelDataUrl"))]
+            ("image", container.get("Image")), ("model data", resources.model_data_of(container))]
 
 
 def _component_variant_rows(variant: dict) -> list[tuple[str, str]]:
@@ -90,6 +90,6 @@ def _component_rows(aws, sm, component: str) -> list[tuple[str, str]]:
     model = found.get("Specification", {}).get("ModelName")
     container = resources.model_of(sm, model).get("PrimaryContainer", {}) if model else {}
     target = component_scaling.scaling_of(aws, component)
-    return [("image", container.get("Image")), ("model data", container.get("ModelDataUrl")),
+    return [("image", container.get("Image")), ("model data", resources.model_data_of(container)),
             ("autoscaling", f"{target['MinCapacity']}..{target['MaxCapacity']} copies"
              if target else "off")]

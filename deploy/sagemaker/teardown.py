@@ -9,10 +9,19 @@ components is never deleted without naming them.
 
 from __future__ import annotations
 
+from botocore.exceptions import ClientError
+
 from deploy import config as cfg
 from deploy.errors import UserError
-from deploy.sagemaker import autoscaling, components, guardrails, names, resources
-from deploy.sagemaker.aws import Aws, translate_errors
+from deploy.sagemaker import (
+    autoscaling,
+    components,
+    guardrails,
+    names,
+    resources,
+    upload_files,
+)
+from deploy.sagemaker.aws import Aws, error_code, error_message, translate_errors
 
 
 @translate_errors
@@ -35,15 +44,33 @@ def run_delete(args) -> int:
         results = _delete_endpoint(aws, sm, config.endpoint, configs, models)
     if args.purge:
         for uri in sorted(u for u in data if u and u.startswith("s3://")):
-            bucket, _, key = uri[5:].partition("/")
-            results.append((uri, resources.delete(aws.client("s3").delete_object,
-                                                  Bucket=bucket, Key=key)))
+            results.append((uri, _purge(aws.client("s3"), uri)))
     for what, outcome in results:
         print(f"{outcome:<13} {what}")
     failed = [w for w, o in results if o.startswith("failed")]
     if failed:
         raise UserError(f"could not delete {', '.join(failed)}")
     return 0
+
+
+def _purge(s3, uri: str) -> str:
+    """Delete a model.tar.gz, or every file of a prefix this tool uploaded (its files.json
+    says so) and then its list; a prefix it did not upload is kept."""
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    if not uri.endswith("/"):
+        return resources.delete(s3.delete_object, Bucket=bucket, Key=key)
+    listing = upload_files.listing_key(uri)
+    if listing is None or resources.described(
+            s3.head_object, "HeadObject", uri, Bucket=bucket, Key=listing[1]) is None:
+        return "kept (a prefix this tool did not upload)"
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+    except ClientError as exc:
+        return f"failed ({error_code(exc)}: {error_message(exc)})"
+    return resources.delete(s3.delete_object, Bucket=bucket, Key=listing[1])
 
 
 def _delete_endpoint(aws, sm, endpoint: str, configs, models) -> list[tuple[str, str]]:
@@ -59,7 +86,7 @@ def _delete_endpoint(aws, sm, endpoint: str, configs, models) -> list[tuple[str,
 
 
 def _data_of(sm, models) -> set:
-    return {resources.model_of(sm, m).get("PrimaryContainer", {}).get("ModelDataUrl")
+    return {resources.model_data_of(resources.model_of(sm, m).get("PrimaryContainer", {}))
             for m in models}
 
 

@@ -29,7 +29,12 @@ MULTIPART_BYTES = 64 * MB
 @translate_errors
 def run(args) -> int:
     config = cfg.load(args)
-    print(upload(Aws(config), Path(config.archive)))
+    if config.uncompressed:
+        from deploy.sagemaker.upload_files import upload_files
+
+        print(upload_files(Aws(config), Path(config.archive)))
+    else:
+        print(upload(Aws(config), Path(config.archive)))
     return 0
 
 
@@ -38,17 +43,15 @@ def upload(aws: Aws, path: Path) -> str:
     if not path.is_file():
         raise UserError(f"{path} does not exist: run `make package MODEL=...` first")
     size = path.stat().st_size
-    sha = _with_progress(f"sha256 {path.name}", size,
-                         lambda step: archive.sha256_file(path, step))
-    model_id = _model_id(path)
-    bucket = aws.config.bucket or default_bucket(aws)
-    if aws.config.bucket:
-        check_bucket(aws, bucket)
-    key = f"{aws.config.prefix.strip('/')}/{_slug(model_id)}/{sha[:16]}/model.tar.gz".lstrip("/")
+    sha = with_progress(f"sha256 {path.name}", size,
+                        lambda step: archive.sha256_file(path, step))
+    model_id = model_id_of(path)
+    bucket = bucket_for(aws)
+    key = f"{folder_of(aws.config, model_id, sha)}/model.tar.gz"
     uri = f"s3://{bucket}/{key}"
     s3 = aws.client("s3")
     key_id = aws.config.kms_key
-    if _holds(_stored(s3, bucket, key), sha, key_id):
+    if holds(stored(s3, bucket, key), sha, key_id):
         print(f"already uploaded (same sha256): {uri}")
         return uri
     from boto3.s3.transfer import TransferConfig
@@ -56,18 +59,31 @@ def upload(aws: Aws, path: Path) -> str:
     transfer = TransferConfig(multipart_threshold=MULTIPART_BYTES,
                               multipart_chunksize=MULTIPART_BYTES, max_concurrency=8,
                               use_threads=True)
-    extra = {"Metadata": {"sha256": sha, "model-id": _ascii(model_id)},
+    extra = {"Metadata": {"sha256": sha, "model-id": ascii_text(model_id)},
              "ContentType": "application/gzip", **isolation.upload_args(aws.config)}
     try:
-        _with_progress(f"upload {path.name}", size, lambda step: s3.upload_file(
+        with_progress(f"upload {path.name}", size, lambda step: s3.upload_file(
             str(path), bucket, key, ExtraArgs=extra, Config=transfer, Callback=step))
     except (ClientError, BotoCoreError, Boto3Error) as exc:
         raise UserError(f"upload to {uri} failed: {error_code(exc)}: {error_message(exc)}"
                         ) from None
-    if not _holds(_stored(s3, bucket, key), sha, key_id):
+    if not holds(stored(s3, bucket, key), sha, key_id):
         raise UserError(f"upload to {uri} did not leave the expected object behind")
     print(f"uploaded {size} bytes, sha256 {sha}")
     return uri
+
+
+def bucket_for(aws: Aws) -> str:
+    """BUCKET, checked, or the default bucket (created if missing)."""
+    if aws.config.bucket:
+        check_bucket(aws, aws.config.bucket)
+        return aws.config.bucket
+    return default_bucket(aws)
+
+
+def folder_of(config, model_id: str, sha: str) -> str:
+    """``<prefix>/<model>/<sha256[:16]>``: where one archive's uploads live."""
+    return f"{config.prefix.strip('/')}/{slug(model_id)}/{sha[:16]}".lstrip("/")
 
 
 def default_bucket(aws: Aws) -> str:
@@ -104,7 +120,7 @@ def check_bucket(aws: Aws, bucket: str) -> None:
         raise UserError(f"bucket {bucket}: {code}: {error_message(exc)}") from None
 
 
-def _stored(s3, bucket: str, key: str) -> dict | None:
+def stored(s3, bucket: str, key: str) -> dict | None:
     """HeadObject of the key, or None when there is no such object."""
     try:
         return s3.head_object(Bucket=bucket, Key=key)
@@ -115,16 +131,17 @@ def _stored(s3, bucket: str, key: str) -> dict | None:
                         ) from None
 
 
-def _holds(head: dict | None, sha: str, key_id: str | None) -> bool:
-    """The stored object is this archive, encrypted with KMS_KEY when one is set (an archive
-    uploaded before KMS_KEY was set goes up again, encrypted)."""
-    if head is None or head.get("Metadata", {}).get("sha256") != sha:
+def holds(head: dict | None, sha: str, key_id: str | None, field: str = "sha256") -> bool:
+    """The stored object carries this sha256 in metadata ``field`` and is encrypted with
+    KMS_KEY when one is set (an object uploaded before KMS_KEY was set goes up again,
+    encrypted)."""
+    if head is None or head.get("Metadata", {}).get(field) != sha:
         return False
     return key_id is None or (head.get("ServerSideEncryption") == "aws:kms"
                               and head.get("SSEKMSKeyId") == key_id)
 
 
-def _model_id(path: Path) -> str:
+def model_id_of(path: Path) -> str:
     raw = archive.read_member(path, archive.MANIFEST)
     if raw is None:
         raise UserError(f"{path} has no {archive.MANIFEST}: build it with `make package`")
@@ -134,15 +151,15 @@ def _model_id(path: Path) -> str:
         raise UserError(f"{path}: {archive.MANIFEST} is not valid") from None
 
 
-def _slug(model_id: str) -> str:
+def slug(model_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", model_id).strip("-") or "model"
 
 
-def _ascii(text: str) -> str:
+def ascii_text(text: str) -> str:
     return text.encode("ascii", "replace").decode()
 
 
-def _with_progress(label: str, total: int, work):
+def with_progress(label: str, total: int, work):
     """Run ``work(step)`` under a byte progress bar; ``step(n)`` advances it (thread-safe)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
