@@ -32,6 +32,7 @@ from deploy.paths import DEFAULT_ARCHIVE
 from deploy.sagemaker import (
     capture,
     guardrails,
+    host_ami,
     isolation,
     metrics_config,
     modes,
@@ -78,6 +79,10 @@ class DeployConfig:
                                               " packaged model: ml.m5.xlarge, or a GPU for"
                                               " LLM rerankers by size)")
     instance_count: int = setting(1, "instances")
+    inference_ami: str = setting("auto", "GPU endpoints' host image (InferenceAmiVersion);"
+                                         " auto: al2023-ami-sagemaker-inference-gpu-4-1"
+                                         " (NVIDIA driver 580) for our image on a GPU,"
+                                         " SageMaker's default for the DLC")
     memory_mb: int = setting(4096, "serverless memory: 1024..6144 in steps of 1024")
     max_concurrency: int = setting(10, "serverless concurrent invocations: 1..200")
     provisioned_concurrency: int = setting(0, "serverless: invocations kept warm, with no"
@@ -231,6 +236,7 @@ def validate(config: DeployConfig, allowed: tuple[str, ...] = modes.ENDPOINT_MOD
     guardrails.validate(config)
     isolation.validate(config)
     capture.validate(config)
+    host_ami.validate(config)
     metrics_config.check_frequency(config.metrics_frequency,
                                    config.name("metrics_frequency"))
     if config.model_data and not config.model_data.startswith("s3://"):

@@ -157,7 +157,9 @@ def endpoint_description(config_name: str, status: str = "InService") -> dict:
 
 
 def config_description(name: str, model: str | None = None) -> dict:
-    variant = {"VariantName": "AllTraffic", "InstanceType": "ml.g5.xlarge"}
+    # As deploy creates it for our image on a GPU (tests/test_host_ami.py).
+    variant = {"VariantName": "AllTraffic", "InstanceType": "ml.g5.xlarge",
+               "InferenceAmiVersion": "al2023-ami-sagemaker-inference-gpu-4-1"}
     if model:
         variant["ModelName"] = model
     return {"EndpointConfigName": name, "EndpointConfigArn": ARN,

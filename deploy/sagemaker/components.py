@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from deploy.errors import UserError
 from deploy.sagemaker import (
     component_scaling,
+    host_ami,
     isolation,
     metrics_config,
     names,
@@ -102,7 +103,8 @@ def endpoint_config_request(config, name: str) -> dict:
                                        "MaxInstanceCount": config.max_instances},
             "RoutingConfig": {"RoutingStrategy": ROUTING},
             "ModelDataDownloadTimeoutInSeconds": 1800,
-            "ContainerStartupHealthCheckTimeoutInSeconds": 900}],
+            "ContainerStartupHealthCheckTimeoutInSeconds": 900,
+            **host_ami.variant_fields(config)}],
         "Tags": names.resource_tags(config),
         **metrics_config.endpoint_metrics(config.metrics_frequency),
         **isolation.volume_key(config),
@@ -162,6 +164,7 @@ def check_endpoint(sm, config, current: dict | None) -> str:
     if config.accelerators and not sizing.is_gpu(instance_type):
         raise UserError(f"endpoint {config.endpoint} runs on {instance_type}, which has no"
                         f" GPU: unset {config.name('accelerators')}")
+    host_ami.check_existing(config, instance_type, variant)
     return instance_type
 
 

@@ -10,7 +10,7 @@ mode's name.  A new mode is a new class here and one entry in ``MODES``.
 from __future__ import annotations
 
 from deploy.errors import UserError
-from deploy.sagemaker import isolation
+from deploy.sagemaker import host_ami, isolation
 
 MB = 1024 * 1024
 # Batch Transform: SageMaker's MaxPayloadInMB is 0..100 (0: no limit, SingleRecord only).
@@ -85,7 +85,8 @@ class _Instances(Mode):
                 "InitialInstanceCount": count, "InitialVariantWeight": 1.0,
                 # Large models: time to download the archive and load before health checks.
                 "ModelDataDownloadTimeoutInSeconds": 1800,
-                "ContainerStartupHealthCheckTimeoutInSeconds": 900}
+                "ContainerStartupHealthCheckTimeoutInSeconds": 900,
+                **host_ami.variant_fields(config)}
 
 
 class Realtime(_Instances):

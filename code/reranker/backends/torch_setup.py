@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
 
 import torch
 
@@ -14,12 +16,48 @@ log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def pick_device(requested: str) -> torch.device:
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError("RERANK_DEVICE=cuda but no CUDA device is visible")
+# The kernel module's version line, there whenever the host has an NVIDIA driver loaded
+# (also inside a container that was not given the GPU).
+NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
+# The oldest Linux driver each CUDA major version runs on (minor-version compatibility).
+MIN_DRIVER = {11: 450, 12: 525, 13: 580}
+
+
+def pick_device(requested: str, driver_file: Path = NVIDIA_DRIVER_FILE) -> torch.device:
+    """``auto``: the GPU when torch can use one, else the CPU; but a CUDA build of torch on
+    a host with an NVIDIA driver it cannot use is refused, not served slowly on the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda" if requested == "auto" else requested)
+    if requested == "cuda":
+        raise ModelLoadError(f"RERANK_DEVICE=cuda but no CUDA device is visible"
+                             f"{unusable_gpu(driver_file) or ''}")
     if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(requested)
+        reason = unusable_gpu(driver_file)
+        if reason:
+            raise ModelLoadError(f"this host has an NVIDIA GPU that torch cannot use{reason};"
+                                 " set RERANK_DEVICE=cpu to run on the CPU anyway")
+    return torch.device("cpu" if requested == "auto" else requested)
+
+
+def unusable_gpu(driver_file: Path, cuda: str | None = None) -> str | None:
+    """Why a CUDA build of torch sees no GPU on a host that has an NVIDIA driver (None: no
+    driver here, or a CPU build of torch, which is a choice)."""
+    cuda = cuda or torch.version.cuda
+    try:
+        line = driver_file.read_text()
+    except OSError:
+        return None
+    if not cuda:
+        return None
+    match = re.search(r"Kernel Module\s+(?:for \S+\s+)?(\d+)\.[\d.]+", line)
+    driver = int(match.group(1)) if match else None
+    needed = MIN_DRIVER.get(int(cuda.split(".")[0]))
+    if driver and needed and driver < needed:
+        return (f": its driver {driver} is older than the {needed} that torch"
+                f" {torch.__version__} (CUDA {cuda}) needs (on SageMaker: deploy with"
+                " INFERENCE_AMI=auto, which picks a host image with a newer driver)")
+    return (f" (driver {driver or 'unknown'}, torch built for CUDA {cuda}): the GPU was"
+            " not given to this container (docker run --gpus all) or the driver failed")
 
 
 def pick_dtype(requested: str, device: torch.device) -> str:
