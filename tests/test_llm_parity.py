@@ -179,7 +179,11 @@ def test_seq_cls_conversion_gets_the_prompt_and_equals_the_causal_model(llm_dirs
     try:
         assert seq_cls.describe()["profile"] == "qwen3-reranker-seq-cls"
         raw, _ = _qwen3_card(llm_dirs("qwen3"), CAPITAL_QUERY, DOCS)
+        prefixes = []
+        original = seq_cls.backend.prefix
+        seq_cls.backend.prefix = lambda ids: prefixes.append(ids) or original(ids)
         got = np.array(seq_cls.score(CAPITAL_QUERY, DOCS, raw=True))
+        assert len(prefixes) == 1  # its documents continue one shared prefix
         assert np.abs(got - raw).max() < TOL
         assert np.abs(got - np.array(causal.score(CAPITAL_QUERY, DOCS, raw=True))).max() < TOL
     finally:

@@ -65,29 +65,22 @@ class Reranker:
 
     def _init_prompts(self, tokenizer, facts: model_facts.ModelDir, settings: Settings,
                       profile: Profile, prompts: PromptEncoder | None) -> None:
-        """An LLM reranker: prompts from its profile; the causal head shares each prefix.
-        ``prompts``: the encoder ``from_dir`` already built (copying a 150k-token
-        tokenizer takes a second)."""
+        """An LLM reranker: prompts from its profile, each query's prefix shared by its
+        documents.  ``prompts``: the encoder ``from_dir`` already built (copying a
+        150k-token tokenizer takes a second)."""
         self.max_length = min(settings.llm_max_length, profile.max_length, facts.max_length)
         self.encoder = None
         self.prompts = prompts or PromptEncoder(tokenizer, profile, self.max_length)
         self.prompts.max_length = self.max_length
-        budget = _token_budget(self.backend, settings)
-        if profile.head == "causal":
-            # The backend's budget (CPU: 1024 tokens in every precision, as measured for
-            # continuations); a longer row still runs, alone.
-            self.batcher = PrefixBatcher(self.backend, token_budget=budget,
-                                         max_rows=settings.max_batch_rows,
-                                         pad_id=self.prompts.pad_id,
-                                         pad_multiple=self.backend.pad_multiple)
-            return
-        # A converted seq-cls checkpoint reads the last token that is not its pad token.
-        config = self.backend.model.config
-        if getattr(config, "pad_token_id", None) is None:
-            config.pad_token_id = self.prompts.pad_id
-        self.batcher = Batcher(self.backend.forward, token_budget=max(budget, self.max_length),
-                               max_rows=settings.max_batch_rows, pad_id=config.pad_token_id,
-                               pad_multiple=self.backend.pad_multiple)
+        # A converted seq-cls head's one label already is the formula's result.
+        self.formula = profile.formula if profile.head == "causal" else "logit"
+        # The backend's budget (CPU: 1024 tokens in every precision, as measured for
+        # continuations); a longer row still runs, alone.
+        self.batcher = PrefixBatcher(self.backend, token_budget=_token_budget(self.backend,
+                                                                              settings),
+                                     max_rows=settings.max_batch_rows,
+                                     pad_id=self.prompts.pad_id,
+                                     pad_multiple=self.backend.pad_multiple)
 
     @classmethod
     def from_dir(cls, model_dir: str, settings: Settings | None = None) -> Reranker:
@@ -198,8 +191,8 @@ class Reranker:
 
     def _score_prompts(self, request: RerankRequest, cancel: threading.Event | None = None
                        ) -> tuple[np.ndarray, int]:
-        """One log-odds column per pair: the causal head's judged logits through the
-        profile's formula, or a converted seq-cls head's one label."""
+        """One log-odds column per pair: the judged logits through the formula (a
+        converted seq-cls head's one label as it is)."""
         if (request.long_documents or "truncate") == "chunk":
             raise InvalidRequest(f"{self.profile.name} scores truncated documents only;"
                                  " long_documents=chunk is for cross-encoders",
@@ -215,16 +208,11 @@ class Reranker:
         )
         self.observer.tokenized(time.perf_counter() - started, len(request.pairs), rows.tokens)
         logits = np.empty((len(request.pairs), 1), dtype=np.float32)
-        if isinstance(self.batcher, PrefixBatcher):
-            # The prefix batcher reports the pair itself.
-            with _naming_documents(request, range(len(request.pairs))):
-                scored = self.batcher.run(rows.groups, cancel)
-            for group, judged in zip(rows.groups, scored):
-                logits[group.pairs, 0] = _formula(self.profile.formula, judged)
-        else:
-            ids, owner = rows.full_rows()
-            with _naming_documents(request, owner):
-                logits[owner, 0] = self.batcher.run(ids, None, cancel)[:, 0]
+        # The prefix batcher reports the pair itself.
+        with _naming_documents(request, range(len(request.pairs))):
+            scored = self.batcher.run(rows.groups, cancel)
+        for group, judged in zip(rows.groups, scored):
+            logits[group.pairs, 0] = _formula(self.formula, judged)
         return logits, rows.tokens
 
     def _check_instruction(self, request: RerankRequest) -> None:

@@ -146,20 +146,21 @@ BACKENDS: dict[str, Callable[[model_facts.ModelDir, Settings], Backend]] = {
 }
 
 
-def _causal(facts: model_facts.ModelDir, settings: Settings, judged: list[int]) -> Backend:
+def _causal(facts: model_facts.ModelDir, settings: Settings, judged: list[int],
+            head: str = "causal") -> Backend:
     _weights_allowed(facts, settings)
     from .backends.causal_backend import CausalBackend
 
     return CausalBackend(facts.path, judged, device=settings.device, dtype=settings.dtype,
                          trust_remote_code=settings.trust_remote_code,
                          use_safetensors=facts.safetensors, threads=settings.threads,
-                         compiled=settings.compile)
+                         compiled=settings.compile, head=head)
 
 
 def load_backend(model_dir: str, settings: Settings, profile: Profile | None = None,
                  judged: list[int] | None = None) -> Backend:
     """The runtime for the directory; an LLM reranker's ``profile`` says which head (the
-    causal one needs the ``judged`` token ids)."""
+    causal one needs the ``judged`` token ids; a converted one-label head does not)."""
     facts = inspect_model_dir(model_dir)
     import torch
 
@@ -169,9 +170,7 @@ def load_backend(model_dir: str, settings: Settings, profile: Profile | None = N
             raise ModelLoadError(f"RERANK_BACKEND={settings.backend}: LLM rerankers"
                                  f" ({profile.name}) run on the torch backend only")
         settings = plan(facts, dataclasses.replace(settings, backend="torch"), cuda)
-        if profile.head == "causal":
-            return _causal(facts, settings, judged or [])
-        return _torch(facts, settings)
+        return _causal(facts, settings, judged or [], profile.head)
     if settings.compile:
         raise ModelLoadError("RERANK_COMPILE=true applies to LLM rerankers; this model is a"
                              " cross-encoder, whose fastest runtime is chosen without it:"

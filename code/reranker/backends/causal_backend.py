@@ -3,7 +3,8 @@
 An LLM reranker's score is a difference of two next-token logits.  The full LM head
 (vocabulary x hidden: 155M multiply-adds per row for Qwen3-0.6B, more than a layer) is not
 run: the hidden state at each row's last real token is multiplied by the judged tokens'
-rows, in fp32.
+rows, in fp32.  A converted ``*-seq-cls`` checkpoint has that difference as its one-label
+``score`` head over the same decoder, so it runs here too (``head="seq-cls"``).
 
 Documents are continuations of one shared prefix (system prompt, instruction, query).
 With causal attention the prefix's keys and values do not depend on what follows, so they
@@ -44,29 +45,31 @@ class CausalBackend:
 
     def __init__(self, model_dir: str, judged: list[int], *, device: str, dtype: str,
                  trust_remote_code: bool, use_safetensors: bool, threads: int = 0,
-                 compiled: bool = False):
+                 compiled: bool = False, head: str = "causal"):
         self.device, self.dtype = place(device, dtype, threads)
         self.device_type = self.device.type
         self.batch_tokens = CPU_BATCH_TOKENS if self.device_type == "cpu" else 0
         self.memory = MemoryCap()
-        model = load_complete(transformers.AutoModelForCausalLM, model_dir,
-                              dtype=DTYPES[self.dtype], trust_remote_code=trust_remote_code,
+        auto = (transformers.AutoModelForSequenceClassification if head == "seq-cls"
+                else transformers.AutoModelForCausalLM)
+        model = load_complete(auto, model_dir, dtype=DTYPES[self.dtype],
+                              trust_remote_code=trust_remote_code,
                               use_safetensors=use_safetensors)
         self.config = model.config
-        head = model.get_output_embeddings()
-        if head is None or max(judged) >= head.weight.shape[0]:
-            raise ModelLoadError(f"{model_dir!r}: the LM head has no rows for tokens {judged}")
+        linear, judged = _head(model, head, judged, model_dir)
         # Only the judged rows of the head are kept (fp32); the rest is freed with the wrapper.
-        self.rows = head.weight.detach()[judged].float().to(self.device)
-        bias = getattr(head, "bias", None)
+        self.rows = linear.weight.detach()[judged].float().to(self.device)
+        bias = getattr(linear, "bias", None)
         self.bias = None if bias is None else bias.detach()[judged].float().to(self.device)
         self.softcap = getattr(self.config, "final_logit_softcapping", None)
-        self.body = model.get_decoder().to(self.device).eval()
-        del model, head
+        body = model.get_decoder() if head == "causal" else model.base_model
+        self.body = body.to(self.device).eval()
+        self.head = head
+        del model, linear, body
         self.compiled_modules = (compile_cache_free(self.body, self.device_type) if compiled
                                  else 0)
         self.num_labels = 1
-        self.judged = list(judged)
+        self.judged = judged
         self.pad_multiple = 8 if self.device.type == "cuda" else 1
         self.shares_prefix = _caches_can_be_shared()
 
@@ -167,8 +170,9 @@ class CausalBackend:
     def describe(self) -> dict:
         return {
             "backend": self.name,
-            "head": "causal-lm judged tokens",
-            "judged_tokens": self.judged,
+            "head": ("causal-lm judged tokens" if self.head == "causal"
+                     else "converted one-label head"),
+            "judged_tokens": self.judged if self.head == "causal" else None,
             "device": str(self.device),
             "dtype": self.dtype,
             "attention": getattr(self.config, "_attn_implementation", None),
@@ -179,6 +183,22 @@ class CausalBackend:
             "shared_prefix": self.shares_prefix,
             "compiled_modules": self.compiled_modules,
         }
+
+
+def _head(model, head: str, judged: list[int], model_dir: str):
+    """The linear layer that scores the last hidden state, and which of its rows count: the
+    judged tokens' rows of the LM head, or a converted checkpoint's one-label head (already
+    logit(yes) - logit(no))."""
+    if head == "seq-cls":
+        linear = getattr(model, "score", None)
+        if linear is None or linear.weight.shape[0] != 1:
+            raise ModelLoadError(f"{model_dir!r}: a converted reranker needs a one-label"
+                                 " `score` head")
+        return linear, [0]
+    linear = model.get_output_embeddings()
+    if linear is None or max(judged) >= linear.weight.shape[0]:
+        raise ModelLoadError(f"{model_dir!r}: the LM head has no rows for tokens {judged}")
+    return linear, list(judged)
 
 
 def _caches_can_be_shared() -> bool:
