@@ -50,6 +50,8 @@ def test_our_image_on_a_gpu_gets_the_driver_580_host(aws, archive_path, capsys):
     code, _, err = cli(capsys, *deploy_args(archive_path, "--image", IMAGE, *GPU))
     assert code == 0, err
     assert variant_of(aws)["InferenceAmiVersion"] == "al2023-ami-sagemaker-inference-gpu-4-1"
+    _, printed, _ = cli(capsys, "status", "--endpoint", "rr")
+    assert "1 x ml.g4dn.xlarge on al2023-ami-sagemaker-inference-gpu-4-1" in printed
 
 
 @pytest.mark.slow

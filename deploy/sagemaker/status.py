@@ -67,13 +67,19 @@ def _rollback_rows(aws, endpoint: str) -> list[tuple[str, str]]:
 
 
 def _variant_rows(sm, variant: dict) -> list[tuple[str, str]]:
-    serverless = variant.get("ServerlessConfig")
-    capacity = (f"serverless {serverless['MemorySizeInMB']} MB, max"
-                f" {serverless['MaxConcurrency']} concurrent" if serverless else
-                f"{variant.get('InitialInstanceCount')} x {variant.get('InstanceType')}")
     container = resources.model_of(sm, variant["ModelName"]).get("PrimaryContainer", {})
-    return [("model", variant["ModelName"]), ("capacity", capacity),
+    return [("model", variant["ModelName"]), ("capacity", _capacity(variant)),
             ("image", container.get("Image")), ("model data", resources.model_data_of(container))]
+
+
+def _capacity(variant: dict) -> str:
+    serverless = variant.get("ServerlessConfig")
+    if serverless:
+        return (f"serverless {serverless['MemorySizeInMB']} MB, max"
+                f" {serverless['MaxConcurrency']} concurrent")
+    host = variant.get("InferenceAmiVersion")
+    return (f"{variant.get('InitialInstanceCount')} x {variant.get('InstanceType')}"
+            f"{' on ' + host if host else ''}")
 
 
 def _component_variant_rows(variant: dict) -> list[tuple[str, str]]:
