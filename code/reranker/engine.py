@@ -19,7 +19,7 @@ from . import observe, profiles, scoring
 from .backends.base import Backend, ModelLoadError
 from .batching import Batcher, Unbatched
 from .encoding import PairEncoder
-from .errors import InvalidRequest, PayloadTooLarge, TooLargeForDevice
+from .errors import InvalidRequest, NonFiniteScore, PayloadTooLarge, TooLargeForDevice
 from .loading import inspect_model_dir, load_backend
 from .prefix_batching import PrefixBatcher
 from .profiles import Profile
@@ -143,6 +143,7 @@ class Reranker:
         self._check_instruction(request)
         if self.prompts is not None:
             logits, tokens = self._score_prompts(request, cancel)
+            self._check_finite(request, logits, range(len(logits)))
             return self._result(request, logits, tokens)
         chunk = (request.long_documents or self.settings.long_documents) == "chunk"
         # A request may ask for fewer chunks than RERANK_MAX_CHUNKS, never for more.
@@ -161,6 +162,7 @@ class Reranker:
         self.observer.tokenized(time.perf_counter() - started, len(encoded.ids), encoded.tokens)
         with _naming_documents(request, encoded.owner):
             logits = self.batcher.run(encoded.ids, encoded.type_ids, cancel)
+        self._check_finite(request, logits, encoded.owner)
         logits = _best_row_per_pair(logits, encoded.owner, len(request.pairs))
         return self._result(request, logits, encoded.tokens)
 
@@ -174,6 +176,23 @@ class Reranker:
             model=self.name,
             id2label=self.id2label,
         )
+
+    def _check_finite(self, request: RerankRequest, logits: np.ndarray, owner) -> None:
+        """A NaN or an infinity is the model's arithmetic failing (fp16 overflows where bf16
+        and fp32 do not); answering it as a score would rank that document by accident.
+        ``owner``: the pair of each row (several rows per pair in chunk mode)."""
+        bad = np.flatnonzero(~np.isfinite(logits).all(axis=1))
+        if not len(bad):
+            return
+        dtype = getattr(self.backend, "dtype", "float32")
+        pairs = sorted({int(owner[row]) for row in bad})
+        log.error("non-finite score", extra={"event": "non_finite_score", "dtype": dtype,
+                                             "pairs": len(pairs)})
+        raise NonFiniteScore(
+            f"the model computed {logits[bad[0]].tolist()} for {len(pairs)} of"
+            f" {len(request.pairs)} documents in {dtype}, which overflowed: set"
+            " RERANK_DTYPE=float32 (or bfloat16 on a GPU that has it)",
+            field=f"{request.documents_field}[{pairs[0]}]")
 
     def check_body_documents(self, count: int) -> None:
         """413 for more documents than RERANK_MAX_BODY_DOCUMENTS in all the lines of one

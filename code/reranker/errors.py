@@ -95,6 +95,14 @@ class Cancelled(RerankError):
     type = "cancelled"
 
 
+class NonFiniteScore(RerankError):
+    """The model computed NaN or infinity for a pair (a reduced precision overflowed): the
+    request fails rather than answer a made-up score.  The model's fault, not the input's."""
+
+    status = 500
+    type = "non_finite_score"
+
+
 class EngineClosed(RerankError):
     """The engine was closed (a shutdown) before the request's rows were computed."""
 

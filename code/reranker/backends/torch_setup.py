@@ -61,13 +61,24 @@ def unusable_gpu(driver_file: Path, cuda: str | None = None) -> str | None:
 
 
 def pick_dtype(requested: str, device: torch.device) -> str:
+    """On CUDA, ``auto`` is bf16 where the GPU computes it natively (compute capability 8+:
+    A10G, L4, L40S, A100, H100) and fp16 before that (T4 on g4dn, V100 on p3), where
+    torch would otherwise emulate bf16 without tensor cores."""
     if device.type == "cuda":
-        if requested in ("auto", "bfloat16"):
-            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        if requested == "auto":
+            return "bfloat16" if native_bf16(device) else "float16"
+        if requested == "bfloat16" and not torch.cuda.is_bf16_supported():
+            return "float16"
         return requested
     if requested == "float16":
         raise ModelLoadError("RERANK_DTYPE=float16 is for GPUs; on CPU use float32 or bfloat16")
     return "float32" if requested == "auto" else requested
+
+
+def native_bf16(device: torch.device) -> bool:
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def place(device: str, dtype: str, threads: int) -> tuple[torch.device, str]:
