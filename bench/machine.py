@@ -91,7 +91,8 @@ def gpu_info() -> dict | None:
     props = torch.cuda.get_device_properties(0)
     return {"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
             "count": torch.cuda.device_count(), "cuda": torch.version.cuda,
-            "bf16": torch.cuda.is_bf16_supported()}
+            "capability": f"{props.major}.{props.minor}",
+            "bf16": props.major >= 8}  # native; torch's own check also counts emulation
 
 
 def gemm_rate(dtype: str = "float32", device: str = "cpu", sizes=(1024, 2048),
