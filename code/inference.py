@@ -8,13 +8,12 @@ Settings come from ``RERANK_*`` environment variables (see reranker/settings.py)
 
 import functools
 
-from reranker import dialects
-from reranker.context import cancellation, requested_dialect
-from reranker.engine import Reranker
+from reranker import dialects, replicas
+from reranker.context import cancellation, gpu_id, requested_dialect
 
 
 def model_fn(model_dir, context=None):
-    return Reranker.from_dir(model_dir)
+    return replicas.load(model_dir, gpu_id=gpu_id(context))
 
 
 def input_fn(input_data, content_type, context=None):

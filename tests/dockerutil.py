@@ -12,6 +12,7 @@ removed by id when the block ends, also on failure.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -48,11 +49,17 @@ def skip_reason() -> str | None:
     return None
 
 
+@functools.cache
 def ensure_image(image: str = IMAGE) -> str:
-    """``image``, built with ``make docker-build`` first when it is not there yet."""
-    if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
-        build_image(image)
-    return image
+    """``image`` built from this tree, once per test run: an image left by an older tree
+    would serve archives whose code/inference.py it cannot import (Docker's cache makes
+    this seconds when `make test` has just built it).  An image named by
+    RERANK_TEST_IMAGE is taken as it is, built only when missing."""
+    given = "RERANK_TEST_IMAGE" in os.environ
+    if given and not subprocess.run(["docker", "image", "inspect", image],
+                                    capture_output=True).returncode:
+        return image
+    return build_image(image)
 
 
 def build_image(image: str) -> str:

@@ -182,6 +182,9 @@ def test_gpu_memory_is_read_only_on_cuda_and_per_device():
     assert cuda_memory(Model("cuda", 0), torch) == [("cuda:0", 3 * 2**20, 5 * 2**20)]
     assert cuda_memory(Model("cuda"), torch) == [("cuda:1", 3 * 2**20, 5 * 2**20)]
     assert torch.cuda.asked == [0, 1]
+    # One engine per GPU (reranker.replicas): every GPU is reported.
+    replicas = type("R", (), {"backends": [Model("cuda", 0).backend, Model("cuda", 2).backend]})
+    assert [d for d, _, _ in cuda_memory(replicas(), torch)] == ["cuda:0", "cuda:2"]
 
 
 class Loader:

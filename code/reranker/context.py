@@ -32,6 +32,16 @@ def requested_dialect(context) -> str | None:
     return getattr(context, "dialect", None) or custom_attributes(context).get("dialect") or None
 
 
+def gpu_id(context) -> int | None:
+    """The GPU multi-model-server gave this worker (the DLC); None under our server."""
+    properties = getattr(context, "system_properties", None) or {}
+    try:
+        value = int(properties.get("gpu_id"))
+    except (TypeError, ValueError):
+        return None
+    return value if value >= 0 else None
+
+
 def cancellation(context) -> threading.Event | None:
     return getattr(context, "cancel", None)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 
 from . import cpu, envconfig
@@ -48,7 +49,11 @@ class Settings:
     precision: str = "auto"
     # "auto": from RERANK_PRECISION (fp32 on CPU, bf16 on CUDA when supported else fp16).
     dtype: str = "auto"
+    # "auto" (the GPU when torch can use one), "cpu", "cuda", or one GPU: "cuda:1".
     device: str = "auto"
+    # GPUs our server loads an engine on, one each (0: every GPU it sees); the DLC's
+    # workers each take the GPU multi-model-server gives them (reranker.replicas).
+    gpus: int = 0
     # "torch", "onnx", "openvino", or "auto": the fastest runtime measured for this CPU kind
     # and RERANK_PRECISION that the directory and packages allow (torch on CUDA; see
     # reranker.loading.plan and reranker.backends.choice).
@@ -116,7 +121,9 @@ class Settings:
         _check(self.batch_tokens >= 0, "batch_tokens", "must be >= 0")
         _check(self.max_batch_rows >= 1, "max_batch_rows", "must be >= 1")
         _check(self.dtype in _DTYPES, "dtype", f"must be one of {_DTYPES}")
-        _check(self.device in _DEVICES, "device", f"must be one of {_DEVICES}")
+        _check(self.device in _DEVICES or re.fullmatch(r"cuda:\d+", self.device) is not None,
+               "device", f"must be one of {_DEVICES} or cuda:<index>")
+        _check(self.gpus >= 0, "gpus", "must be >= 0 (0: every GPU)")
         _check(self.precision in _PRECISIONS, "precision", f"must be one of {_PRECISIONS}")
         allowed = _PRECISION_DTYPES.get(self.precision, _DTYPES)
         _check(self.dtype in allowed, "dtype",

@@ -213,20 +213,22 @@ class StateCollector:
 
 
 def cuda_memory(model, torch=None) -> list[tuple[str, int, int]]:
-    """(device, allocated, max allocated) bytes when the model computes on CUDA, else []."""
-    backend = getattr(model, "backend", None)
-    if getattr(backend, "device_type", None) != "cuda":
-        return []
+    """(device, allocated, max allocated) bytes per GPU the model computes on (one engine,
+    or one per GPU: reranker.replicas), else []."""
+    backends = getattr(model, "backends", None) or [getattr(model, "backend", None)]
+    backends = [b for b in backends if getattr(b, "device_type", None) == "cuda"]
     # The engine imported torch already; never import it for the server's sake.
     torch = torch or sys.modules.get("torch")
-    if torch is None:
+    if not backends or torch is None:
         return []
-    device = getattr(backend, "device", None)
-    index = getattr(device, "index", None)
-    if index is None:
-        index = torch.cuda.current_device()
-    return [(f"cuda:{index}", int(torch.cuda.memory_allocated(index)),
-             int(torch.cuda.max_memory_allocated(index)))]
+    out = []
+    for backend in backends:
+        index = getattr(getattr(backend, "device", None), "index", None)
+        if index is None:
+            index = torch.cuda.current_device()
+        out.append((f"cuda:{index}", int(torch.cuda.memory_allocated(index)),
+                    int(torch.cuda.max_memory_allocated(index))))
+    return out
 
 
 class WindowRate:

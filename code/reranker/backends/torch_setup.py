@@ -28,8 +28,8 @@ def pick_device(requested: str, driver_file: Path = NVIDIA_DRIVER_FILE) -> torch
     a host with an NVIDIA driver it cannot use is refused, not served slowly on the CPU."""
     if torch.cuda.is_available():
         return torch.device("cuda" if requested == "auto" else requested)
-    if requested == "cuda":
-        raise ModelLoadError(f"RERANK_DEVICE=cuda but no CUDA device is visible"
+    if requested.startswith("cuda"):
+        raise ModelLoadError(f"RERANK_DEVICE={requested} but no CUDA device is visible"
                              f"{unusable_gpu(driver_file) or ''}")
     if requested == "auto":
         reason = unusable_gpu(driver_file)

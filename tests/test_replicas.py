@@ -1,0 +1,117 @@
+"""Multi-GPU instances: each DLC worker's engine on the GPU multi-model-server gave it, and
+under our server one engine per GPU behind one object, each request to the least busy.
+The placement is decided for any number of GPUs here; the replicas themselves run on CPU
+engines (what differs on GPUs is only the device each was given)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import inference
+from reranker import replicas
+from reranker.backends.base import ModelLoadError
+from reranker.context import gpu_id
+from reranker.engine import Reranker
+from reranker.request import RerankRequest
+from reranker.settings import Settings
+from serving.hooks import RequestContext
+
+AUTO = Settings()
+
+
+@pytest.mark.parametrize("settings, worker_gpu, visible, devices", [
+    (AUTO, None, 0, ["auto"]),                        # no GPU: the CPU (or a clear refusal)
+    (AUTO, None, 1, ["auto"]),                        # one GPU: as ever
+    (AUTO, None, 4, ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]),  # ml.g5.12xlarge, ours
+    (Settings(gpus=2), None, 4, ["cuda:0", "cuda:1"]),
+    (Settings(gpus=1), None, 4, ["auto"]),
+    (Settings(gpus=8), None, 4, ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]),
+    (AUTO, 3, 4, ["cuda:3"]),                         # the DLC's fourth worker
+    (Settings(device="cuda"), 1, 4, ["cuda:1"]),
+    (Settings(device="cpu"), 3, 4, ["cpu"]),
+    (Settings(device="cuda:2"), None, 4, ["cuda:2"]),
+])
+def test_devices(settings, worker_gpu, visible, devices):
+    assert replicas.devices_for(settings, worker_gpu, visible) == devices
+
+
+def test_the_dlc_workers_gpu_is_read_from_its_context():
+    context = RequestContext({}, "/opt/ml/model")
+    assert gpu_id(context) is None  # our server's
+    for given, read in ((2, 2), ("1", 1), (-1, None), (None, None), ("x", None)):
+        context.system_properties["gpu_id"] = given
+        assert gpu_id(context) == read
+    assert gpu_id(None) is None
+
+
+def test_settings_take_one_gpu_by_index():
+    assert Settings.from_env({"RERANK_DEVICE": "cuda:3", "RERANK_GPUS": "2"}).device == "cuda:3"
+    for bad in ({"RERANK_DEVICE": "cuda:x"}, {"RERANK_GPUS": "-1"}):
+        with pytest.raises(Exception, match="RERANK_"):
+            Settings.from_env(bad)
+
+
+def test_a_gpu_device_without_cuda_is_refused(bert_dir):
+    with pytest.raises(ModelLoadError, match="RERANK_DEVICE=cuda:0 but no CUDA device"):
+        replicas.load(str(bert_dir), settings=AUTO, visible=2)
+
+
+def test_model_fn_on_a_cpu_worker_loads_one_engine(bert_dir):
+    context = RequestContext({}, str(bert_dir))
+    context.system_properties["gpu_id"] = 0  # MMS numbers workers on CPU hosts too
+    model = inference.model_fn(str(bert_dir), context)
+    try:
+        assert isinstance(model, Reranker)
+    finally:
+        model.close()
+
+
+@pytest.fixture(scope="module")
+def pair(bert_dir):
+    settings = Settings(device="cpu", warmup=False)
+    engines = [Reranker.from_dir(str(bert_dir), settings) for _ in range(2)]
+    yield replicas.Replicas(engines)
+    for engine in engines:
+        engine.close()
+
+
+def request(docs=("washington dc", "a panda")) -> RerankRequest:
+    return RerankRequest("cohere", [("capital of america", d) for d in docs], list(docs))
+
+
+def test_replicas_answer_as_one_engine(pair, bert_engine):
+    got = pair.rerank(request())
+    assert np.allclose(got.raw, bert_engine.rerank(request()).raw, atol=1e-5)
+    info = pair.describe()
+    assert info["replicas"] == 2 and info["device"] == "cpu,cpu"
+    assert pair.health() and pair.settings.device == "cpu"
+    seen = []
+    pair.observe(type("O", (), {"__getattr__": lambda self, name: lambda *a: seen.append(name)})())
+    pair.rerank(request())
+    assert seen  # every engine reports to the observer
+
+
+def test_each_request_goes_to_the_least_busy_engine(pair, monkeypatch):
+    entered, release, used = threading.Barrier(3, timeout=30), threading.Event(), []
+    for index, engine in enumerate(pair.engines):
+        original = engine.rerank
+
+        def held(req, cancel=None, index=index, original=original):
+            used.append(index)
+            entered.wait()  # both requests are in flight before either finishes
+            release.wait(30)
+            return original(req, cancel=cancel)
+
+        monkeypatch.setattr(engine, "rerank", held)
+    threads = [threading.Thread(target=pair.rerank, args=(request(),)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    entered.wait()
+    release.set()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(used) == [0, 1]
+    assert pair._in_flight == [0, 0]
