@@ -25,7 +25,8 @@ def test_levels_table_and_target(client_url, tmp_path, capsys):
     out = tmp_path / "levels.json"
     chart = tmp_path / "levels.png"
     assert loadtest(client_url, *SMALL, "--concurrency", "2", "1", "--p99-ms", "60000",
-                    "--instances", "2", "--json", str(out), "--chart", str(chart)) == 0
+                    "--instances", "2", "--price-per-hour", "1.5", "--json", str(out),
+                    "--chart", str(chart)) == 0
     assert chart.read_bytes().startswith(b"\x89PNG")
     printed = capsys.readouterr().out
     report = json.loads(out.read_text())
@@ -38,6 +39,14 @@ def test_levels_table_and_target(client_url, tmp_path, capsys):
     assert report["best_concurrency"] == best["concurrency"]
     assert report["target_invocations"] == max(1, math.floor(best["requests_per_s"] * 15))
     assert f"TARGET_INVOCATIONS={report['target_invocations']}" in printed
+    # Two instances at $1.5/hour, busy at the best level's rate.
+    dollars_per_second = 2 * 1.5 / 3600
+    assert report["usd_per_1000_requests"] == pytest.approx(
+        dollars_per_second / best["requests_per_s"] * 1000)
+    assert report["usd_per_million_documents"] == pytest.approx(
+        dollars_per_second / best["pairs_per_s"] * 1e6)
+    assert f"${report['usd_per_1000_requests']:.4f} per 1,000 requests of 4 documents" in (
+        " ".join(printed.split()))
 
 
 def test_an_objective_nothing_meets_stops_early_and_says_so(client_url, tmp_path, capsys):
@@ -65,6 +74,7 @@ def test_refused_requests_end_in_one_line(client_url, capsys):
     (["--concurrency", *map(str, range(1, 10))], "--concurrency takes"),
     (["--requests", "0"], "--requests must be at least 1"),
     (["--p99-ms", "-1"], "must be positive"),
+    (["--price-per-hour", "0"], "--price-per-hour must be positive"),
 ])
 def test_bad_arguments(args, message, capsys):
     assert loadtest("http://127.0.0.1:9", *args) == 2

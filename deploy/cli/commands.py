@@ -175,6 +175,9 @@ def loadtest(sub) -> None:
                    help="the latency objective (default 500 ms)")
     p.add_argument("--instances", type=int, default=1,
                    help="instances behind the endpoint now (the target is per instance)")
+    p.add_argument("--price-per-hour", type=float, metavar="USD",
+                   help="the instances' price per hour: also print what 1,000 requests and"
+                        " a million documents cost at the best level")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the levels as JSON")
     p.add_argument("--chart", type=Path, metavar="PNG",
                    help="also draw requests/s and p99 per concurrency")

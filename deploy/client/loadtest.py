@@ -88,6 +88,8 @@ def _check(args) -> None:
         raise UserError("--concurrency takes 1 to 8 levels, each at least 1")
     if args.seconds <= 0 or args.p99_ms <= 0:
         raise UserError("--seconds and --p99-ms must be positive")
+    if args.price_per_hour is not None and args.price_per_hour <= 0:
+        raise UserError("--price-per-hour must be positive (USD per instance-hour)")
     args.concurrency = sorted(set(args.concurrency))
 
 
@@ -200,6 +202,14 @@ def target_invocations(requests_per_s: float, instances: int) -> int:
     return max(1, math.floor(requests_per_s * 60 * SAFETY_FACTOR / instances))
 
 
+def costs(best: Level, price_per_hour: float, instances: int) -> dict[str, float]:
+    """USD per 1,000 requests and per million documents, with the instances busy at the
+    best level's rate (idle hours cost the same and are not counted)."""
+    per_second = price_per_hour * instances / 3600
+    return {"usd_per_1000_requests": per_second / best.requests_per_s * 1000,
+            "usd_per_million_documents": per_second / best.pairs_per_s * 1e6}
+
+
 def _table(levels: list[Level], best: Level | None, args) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -223,6 +233,12 @@ def _table(levels: list[Level], best: Level | None, args) -> None:
     console.print(f"* best within p99 <= {args.p99_ms:g} ms: {best.requests_per_s:.1f} req/s"
                   f" over {args.instances} instance(s). Autoscaling target:"
                   f" make deploy ... TARGET_INVOCATIONS={per_instance}")
+    if args.price_per_hour:
+        cost = costs(best, args.price_per_hour, args.instances)
+        console.print(f"At ${args.price_per_hour:g}/hour per instance, kept busy at that rate:"
+                      f" ${cost['usd_per_1000_requests']:.4f} per 1,000 requests of"
+                      f" {args.documents} documents, ${cost['usd_per_million_documents']:.2f}"
+                      " per million documents")
 
 
 def _report(levels: list[Level], best: Level | None, args) -> dict:
@@ -230,7 +246,10 @@ def _report(levels: list[Level], best: Level | None, args) -> dict:
             "instances": args.instances, "levels": [asdict(lv) for lv in levels],
             "best_concurrency": best.concurrency if best else None,
             "target_invocations": (target_invocations(best.requests_per_s, args.instances)
-                                   if best else None)}
+                                   if best else None),
+            "price_per_hour": args.price_per_hour,
+            **(costs(best, args.price_per_hour, args.instances)
+               if best and args.price_per_hour else {})}
 
 
 def draw(levels: list[Level], best: Level | None, args):
