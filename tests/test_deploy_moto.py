@@ -161,6 +161,8 @@ def test_realtime_deploy_with_autoscaling_then_delete(aws, archive_path, capsys)
     assert "-gpu-" in container["Image"]
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     assert container["Environment"]["RERANK_MAX_LENGTH"] == "256"
+    # SageMaker stops waiting for a real-time answer after 60 s: so does our server.
+    assert container["Environment"]["SERVE_REQUEST_TIMEOUT"] == "60"
     assert not [k for k in container["Environment"] if "SECRET" in k or k.startswith("AWS_")]
     assert model["ExecutionRoleArn"] == ROLE  # (moto drops EnableNetworkIsolation; see top)
     bucket, _, key = container["ModelDataUrl"][5:].partition("/")
@@ -307,6 +309,9 @@ def test_async_deploy(aws, archive_path, capsys):
         ServiceNamespace="sagemaker")["ScalingPolicies"][0]
     metric = policy["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"]
     assert metric["MetricName"] == "ApproximateBacklogSizePerInstance"
+    model = sm.describe_model(ModelName=sm.list_models()["Models"][0]["ModelName"])
+    # An async invocation may run for an hour: no request deadline.
+    assert "SERVE_REQUEST_TIMEOUT" not in model["PrimaryContainer"]["Environment"]
 
 
 def test_async_scales_to_zero_and_wakes_on_the_backlog(aws, archive_path, capsys):

@@ -159,6 +159,30 @@ def test_past_the_shutdown_deadline_requests_get_503_and_the_exit_is_0(gated_mod
         server.log_path.unlink(missing_ok=True)
 
 
+def test_past_the_request_deadline_its_work_is_dropped_and_the_answer_is_503(gated_model,
+                                                                          tmp_path):
+    (tmp_path / "load").touch()
+    server = Server(gated_model, env={"TEST_GATE_DIR": str(tmp_path),
+                                      "SERVE_REQUEST_TIMEOUT": "1"})
+    try:
+        server.wait_ready(120)
+        started = time.monotonic()
+        response = httpx.post(server.url + "/invocations", timeout=60,
+                              json={"query": "block:late", "documents": ["x"]})
+        assert response.status_code == 503 and time.monotonic() - started < 30
+        assert response.json()["error"]["type"] == "deadline_exceeded"
+        assert "SERVE_REQUEST_TIMEOUT" in response.json()["error"]["message"]
+        # The held work ends as cancelled once released, and the server serves on.
+        (tmp_path / "release-late").touch()
+        assert httpx.post(server.url + "/invocations", json=GOOD, timeout=60).status_code == 200
+        metrics = httpx.get(server.url + "/metrics").text
+        assert ('reranker_requests_shed_total{reason="deadline_exceeded",route="/invocations"}'
+                ' 1.0') in metrics
+    finally:
+        server.stop()
+        server.log_path.unlink(missing_ok=True)
+
+
 def test_model_that_fails_to_load_ends_the_process_with_1(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     failing = Server(tmp_path)

@@ -34,6 +34,12 @@ class ServerConfig:
     body_timeout: float = 20.0
     # Seconds a connection may take to send a request's line and headers; then 408.
     header_timeout: float = 20.0
+    # Seconds a scoring request may take once admitted, waiting in the batcher included;
+    # past it its rows not yet computed are dropped and it gets 503 deadline_exceeded,
+    # so an overloaded server stops computing answers nobody waits for.  0: no limit.
+    # `make deploy` sets 60 for real-time and serverless endpoints (SageMaker gives up on
+    # an invocation after 60 s); async and batch transform calls may run longer.
+    request_timeout: float = 0.0
     # Request line plus headers; larger get 431 (h11's max incomplete event size).
     max_header_bytes: int = 65536
     # Open connections (idle keep-alive ones included); more get 503 on connecting.  With
@@ -72,6 +78,7 @@ VARIABLES = {  # field -> variables, first set wins
     "max_concurrency": ("SERVE_MAX_CONCURRENCY",),
     "body_timeout": ("SERVE_BODY_TIMEOUT",),
     "header_timeout": ("SERVE_HEADER_TIMEOUT",),
+    "request_timeout": ("SERVE_REQUEST_TIMEOUT",),
     "max_header_bytes": ("SERVE_MAX_HEADER_BYTES",),
     "max_connections": ("SERVE_MAX_CONNECTIONS",),
     "shutdown_timeout": ("SERVE_SHUTDOWN_TIMEOUT",),
@@ -133,6 +140,7 @@ def _validate(config: ServerConfig) -> None:
         (config.max_concurrency >= 1, "SERVE_MAX_CONCURRENCY must be at least 1"),
         (config.body_timeout > 0, "SERVE_BODY_TIMEOUT must be > 0"),
         (config.header_timeout > 0, "SERVE_HEADER_TIMEOUT must be > 0"),
+        (config.request_timeout >= 0, "SERVE_REQUEST_TIMEOUT must be >= 0 (0: no limit)"),
         (config.max_header_bytes >= 4096, "SERVE_MAX_HEADER_BYTES must be at least 4096"),
         (config.max_connections >= 1, "SERVE_MAX_CONNECTIONS must be at least 1"),
         (config.shutdown_timeout >= 0, "SERVE_SHUTDOWN_TIMEOUT must be >= 0"),

@@ -60,6 +60,18 @@ class Overloaded(ServerError):
     type = "overloaded"
 
 
+class DeadlineExceeded(ServerError):
+    """The request ran past SERVE_REQUEST_TIMEOUT: its remaining rows were dropped."""
+
+    status = 503
+    type = "deadline_exceeded"
+
+    def __init__(self, seconds: float):
+        super().__init__(f"the request took longer than {seconds:g} s (SERVE_REQUEST_TIMEOUT),"
+                         " queueing included; its remaining work was dropped: retry it, or"
+                         " send fewer documents")
+
+
 class NotReady(ServerError):
     status = 503
     type = "model_loading"

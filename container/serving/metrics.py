@@ -85,7 +85,7 @@ class Metrics:
         self.in_flight = Gauge(PREFIX + "requests_in_flight", "Scoring requests being "
                                "handled now (admitted or not yet refused)", registry=r)
         self.shed = Counter(PREFIX + "requests_shed", "Scoring requests answered 503, by "
-                            "reason (overloaded, model_loading, shutting_down)",
+                            "reason (overloaded, model_loading, shutting_down, deadline_exceeded)",
                             ("route", "reason"), registry=r)
         self.cancelled = Counter(PREFIX + "requests_cancelled", "Requests whose client "
                                  "disconnected before the response started", ("route",),

@@ -161,7 +161,10 @@ def _errors(*statuses: int) -> dict:
     reasons = {400: "the body is not what the route reads", 413: "too large: too many"
                " documents, a text over the limit, or a body over the size limit",
                415: "a content type the route does not read", 422: "a field is wrong: the"
-               " error names it", 503: "loading, or overloaded: retry after Retry-After"}
+               " error names it", 500: "the model computed a non-finite score"
+               " (non_finite_score), or a fault of ours (internal_error, with request_id)",
+               503: "loading, overloaded, or past SERVE_REQUEST_TIMEOUT: retry after"
+               " Retry-After"}
     return {str(s): {"description": reasons[s],
                      "content": {"application/json": {"schema": ref("Error")}}}
             for s in statuses}
@@ -178,7 +181,7 @@ def _rerank(summary: str, dialects: tuple[str, ...]) -> dict:
                         "content": {"application/json": {"schema": union(0)}}},
         "responses": {"200": {"description": "scores",
                               "content": {"application/json": {"schema": union(1)}}},
-                      **_errors(400, 413, 415, 422, 503)}}}
+                      **_errors(400, 413, 415, 422, 500, 503)}}}
 
 
 def _get(summary: str, schema: str, ready: bool = True) -> dict:

@@ -21,7 +21,7 @@ from reranker.wire import is_jsonlines_type, media_type
 from .metrics import Metrics
 
 OTHER = "other"  # the route label of a path no route serves (404s)
-SHED_REASONS = ("overloaded", "model_loading", "shutting_down")
+SHED_REASONS = ("overloaded", "model_loading", "shutting_down", "deadline_exceeded")
 FORMATS = frozenset(DIALECTS) | {lines.NAME}
 
 

@@ -32,7 +32,7 @@ from reranker.errors import clip
 
 from . import info, openapi, runtime_api
 from .body import read_body
-from .errors import ClientGone, NotReady, ShuttingDown, Unhealthy, is_typed
+from .errors import ClientGone, DeadlineExceeded, NotReady, ShuttingDown, Unhealthy, is_typed
 from .hooks import RequestContext
 
 log = logging.getLogger("serving")
@@ -101,21 +101,26 @@ async def _invoke(request: Request, dialect: str | None) -> Response:
                                  request.headers.get("accept"), context)
         work = asyncio.get_running_loop().run_in_executor(state.executor, call)
         try:
-            payload, result = await _unless_disconnected(request, work)
+            payload, result = await _unless_disconnected(request, work,
+                                                         config.request_timeout)
         finally:
-            cancel.set()  # a no-op once the work is done; else its client is gone
+            cancel.set()  # a no-op once the work is done; else nobody waits for it
     request.state.log.update(_summary(result))
     return Response(payload, media_type=getattr(result, "content_type", JSON))
 
 
-async def _unless_disconnected(request: Request, work: asyncio.Future):
-    """``work``'s result, or ClientDisconnect as soon as the client hangs up."""
+async def _unless_disconnected(request: Request, work: asyncio.Future, deadline: float):
+    """``work``'s result; ClientDisconnect as soon as the client hangs up, DeadlineExceeded
+    once ``deadline`` seconds have passed (0: none)."""
     watcher = asyncio.ensure_future(_disconnect(request))
     try:
-        await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({work, watcher}, timeout=deadline or None,
+                           return_when=asyncio.FIRST_COMPLETED)
         if work.done():
             return work.result()
-        raise ClientDisconnect()
+        if watcher.done():
+            raise ClientDisconnect()
+        raise DeadlineExceeded(deadline)
     finally:
         watcher.cancel()
         # Abandoned work still ends (Cancelled, or a result nobody reads): retrieve it

@@ -53,8 +53,8 @@ def check(env: dict) -> dict:
     return dict(sorted(out.items()))
 
 
-def complete(env: dict, region: str) -> dict:
-    """What every model gets, then the user's settings."""
+def complete(env: dict, region: str, defaults: dict | None = None) -> dict:
+    """What every model gets, then the mode's ``defaults``, then the user's settings."""
     return {
         # The HF DLC's toolkit imports code/<SAGEMAKER_PROGRAM> from the unpacked model.
         "SAGEMAKER_PROGRAM": "inference.py",
@@ -64,6 +64,7 @@ def complete(env: dict, region: str) -> dict:
         # Everything is in the archive; never reach the hub from the endpoint.
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
+        **(defaults or {}),
         **env,
     }
 

@@ -20,6 +20,8 @@ SPLIT_TYPES = ("Line", "None")
 DLC_PAYLOAD_MB = 6
 # The fewest bytes a document takes in a JSON body: a one-character string and a comma.
 SHORTEST_DOCUMENT_BYTES = 4
+# How long SageMaker waits for a real-time (and serverless) invocation's answer.
+REALTIME_INVOCATION_SECONDS = 60
 
 
 class Mode:
@@ -50,6 +52,12 @@ class Mode:
 
     def iam_statements(self, config, partition: str) -> list[dict]:
         return []
+
+    def container_defaults(self) -> dict[str, str]:
+        """Container settings this mode implies (the user's own win)."""
+        # SageMaker gives up on a real-time invocation after 60 s: work past that is
+        # answered to nobody, so our server drops it (SERVE_REQUEST_TIMEOUT).
+        return {"SERVE_REQUEST_TIMEOUT": str(REALTIME_INVOCATION_SECONDS)}
 
     def log_group(self, config) -> str:
         return f"/aws/sagemaker/Endpoints/{config.endpoint}"
@@ -106,6 +114,9 @@ class Realtime(_Instances):
 
 class Async(_Instances):
     name = "async"
+
+    def container_defaults(self) -> dict[str, str]:
+        return {}  # an async invocation may run up to InvocationTimeoutSeconds (an hour)
 
     def validate(self, config) -> None:
         super().validate(config)
@@ -206,6 +217,9 @@ class Transform(_Instances):
     name = "transform"
     uncompressed_data = False
     endpoint = False
+
+    def container_defaults(self) -> dict[str, str]:
+        return {}  # one call carries a whole mini-batch of lines, or a whole file
 
     def validate(self, config) -> None:
         super().validate(config)

@@ -46,7 +46,8 @@ def model_request(config, name: str | None, image: str, model_data: str, isolate
     return dict(
         ModelName=name,
         PrimaryContainer={"Image": image, **model_data_fields(model_data),
-                          "Environment": container_env.complete(config.env, region),
+                          "Environment": container_env.complete(
+                              config.env, region, config.deploy_mode.container_defaults()),
                           **scrape},
         ExecutionRoleArn=config.role,
         EnableNetworkIsolation=isolation.network_isolation(config, isolated),
