@@ -231,9 +231,9 @@ def test_model_data_fields():
 
 
 def test_large_files_stream_up_in_parts(aws, tmp_path, capsys, monkeypatch):
-    from deploy.sagemaker import upload_files
+    from deploy.sagemaker import upload as archive_upload
 
-    monkeypatch.setattr(upload_files, "MULTIPART_BYTES", 5 * 1024 * 1024)  # S3's smallest
+    monkeypatch.setattr(archive_upload, "MULTIPART_BYTES", 5 * 1024 * 1024)  # S3's smallest
     manifest, blob = tmp_path / "reranker.json", tmp_path / "model.safetensors"
     manifest.write_text('{"model_id": "org/big"}')
     blob.write_bytes(bytes(range(256)) * (12 * 4096))  # 12 MB

@@ -7,6 +7,7 @@ whenever it starts an instance (autoscaling, replacement), and must find the sam
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -38,32 +39,53 @@ def run(args) -> int:
     return 0
 
 
-def upload(aws: Aws, path: Path) -> str:
-    """Upload ``path`` unless an object with the same sha256 is there; returns its s3:// URI."""
+@dataclasses.dataclass
+class Destination:
+    """Where an archive's uploads go: its sha256 and model id, the bucket and the folder
+    ``<prefix>/<model>/<sha256[:16]>`` named by them."""
+
+    sha: str
+    model_id: str
+    bucket: str
+    folder: str
+
+
+def destination(aws: Aws, path: Path) -> Destination:
+    """Hash the archive (with progress), read its model id and pick the bucket."""
     if not path.is_file():
         raise UserError(f"{path} does not exist: run `make package MODEL=...` first")
-    size = path.stat().st_size
-    sha = with_progress(f"sha256 {path.name}", size,
+    sha = with_progress(f"sha256 {path.name}", path.stat().st_size,
                         lambda step: archive.sha256_file(path, step))
     model_id = model_id_of(path)
-    bucket = bucket_for(aws)
-    key = f"{folder_of(aws.config, model_id, sha)}/model.tar.gz"
+    return Destination(sha, model_id, bucket_for(aws), folder_of(aws.config, model_id, sha))
+
+
+def transfer_config(concurrency: int = 8):
+    """boto3's managed transfer: multipart above MULTIPART_BYTES, in parts of that size."""
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=MULTIPART_BYTES,
+                          multipart_chunksize=MULTIPART_BYTES, max_concurrency=concurrency,
+                          use_threads=True)
+
+
+def upload(aws: Aws, path: Path) -> str:
+    """Upload ``path`` unless an object with the same sha256 is there; returns its s3:// URI."""
+    where = destination(aws, path)
+    bucket, key, sha = where.bucket, f"{where.folder}/model.tar.gz", where.sha
     uri = f"s3://{bucket}/{key}"
     s3 = aws.client("s3")
     key_id = aws.config.kms_key
     if holds(stored(s3, bucket, key), sha, key_id):
         print(f"already uploaded (same sha256): {uri}")
         return uri
-    from boto3.s3.transfer import TransferConfig
-
-    transfer = TransferConfig(multipart_threshold=MULTIPART_BYTES,
-                              multipart_chunksize=MULTIPART_BYTES, max_concurrency=8,
-                              use_threads=True)
-    extra = {"Metadata": {"sha256": sha, "model-id": ascii_text(model_id)},
+    size = path.stat().st_size
+    extra = {"Metadata": {"sha256": sha, "model-id": ascii_text(where.model_id)},
              "ContentType": "application/gzip", **isolation.upload_args(aws.config)}
     try:
         with_progress(f"upload {path.name}", size, lambda step: s3.upload_file(
-            str(path), bucket, key, ExtraArgs=extra, Config=transfer, Callback=step))
+            str(path), bucket, key, ExtraArgs=extra, Config=transfer_config(),
+            Callback=step))
     except (ClientError, BotoCoreError, Boto3Error) as exc:
         raise UserError(f"upload to {uri} failed: {error_code(exc)}: {error_message(exc)}"
                         ) from None

@@ -27,16 +27,13 @@ from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy.errors import UserError
-from deploy.package import archive
 from deploy.sagemaker import isolation
 from deploy.sagemaker.aws import Aws, error_code, error_message
 from deploy.sagemaker.upload import (
-    MULTIPART_BYTES,
-    bucket_for,
-    folder_of,
+    destination,
     holds,
-    model_id_of,
     stored,
+    transfer_config,
     with_progress,
 )
 
@@ -48,14 +45,9 @@ CONCURRENCY = 8
 
 def upload_files(aws: Aws, path: Path) -> str:
     """Upload ``path``'s files unless they are all there; returns the s3://.../ prefix."""
-    if not path.is_file():
-        raise UserError(f"{path} does not exist: run `make package MODEL=...` first")
-    sha = with_progress(f"sha256 {path.name}", path.stat().st_size,
-                        lambda step: archive.sha256_file(path, step))
-    model_id = model_id_of(path)
-    bucket = bucket_for(aws)
-    folder = folder_of(aws.config, model_id, sha)
-    prefix, listing = f"{folder}/files/", f"{folder}/{LISTING}"
+    where = destination(aws, path)
+    bucket, sha, model_id = where.bucket, where.sha, where.model_id
+    prefix, listing = f"{where.folder}/files/", f"{where.folder}/{LISTING}"
     uri = f"s3://{bucket}/{prefix}"
     s3 = aws.client("s3")
     key_id = aws.config.kms_key
@@ -98,11 +90,7 @@ def _send(s3, bucket: str, prefix: str, path: Path, sha: str, present: dict[str,
           config) -> tuple[dict[str, int], tuple[int, int]]:
     """One pass over the archive, each file not yet there streamed to its key; returns
     ({name: size} of every file, (files sent, bytes sent))."""
-    from boto3.s3.transfer import TransferConfig
-
-    transfer = TransferConfig(multipart_threshold=MULTIPART_BYTES,
-                              multipart_chunksize=MULTIPART_BYTES,
-                              max_concurrency=CONCURRENCY, use_threads=True)
+    transfer = transfer_config(CONCURRENCY)
     extra = {"Metadata": {"archive-sha256": sha}, "ContentType": "application/octet-stream",
              **isolation.upload_args(config)}
     sizes, sent = {}, [0, 0]
