@@ -60,6 +60,15 @@ def destination(aws: Aws, path: Path) -> Destination:
     return Destination(sha, model_id, bucket_for(aws), folder_of(aws.config, model_id, sha))
 
 
+def already_there(aws: Aws, bucket: str, key: str, sha: str, uri: str) -> bool:
+    """The object at ``key`` carries this sha256 (and KMS_KEY's encryption): nothing to
+    send, and the user is told so."""
+    if holds(stored(aws.client("s3"), bucket, key), sha, aws.config.kms_key):
+        print(f"already uploaded (same sha256): {uri}")
+        return True
+    return False
+
+
 def transfer_config(concurrency: int = 8):
     """boto3's managed transfer: multipart above MULTIPART_BYTES, in parts of that size."""
     from boto3.s3.transfer import TransferConfig
@@ -74,11 +83,9 @@ def upload(aws: Aws, path: Path) -> str:
     where = destination(aws, path)
     bucket, key, sha = where.bucket, f"{where.folder}/model.tar.gz", where.sha
     uri = f"s3://{bucket}/{key}"
-    s3 = aws.client("s3")
-    key_id = aws.config.kms_key
-    if holds(stored(s3, bucket, key), sha, key_id):
-        print(f"already uploaded (same sha256): {uri}")
+    if already_there(aws, bucket, key, sha, uri):
         return uri
+    s3, key_id = aws.client("s3"), aws.config.kms_key
     size = path.stat().st_size
     extra = {"Metadata": {"sha256": sha, "model-id": ascii_text(where.model_id)},
              "ContentType": "application/gzip", **isolation.upload_args(aws.config)}

@@ -30,6 +30,7 @@ from deploy.errors import UserError
 from deploy.sagemaker import isolation
 from deploy.sagemaker.aws import Aws, error_code, error_message
 from deploy.sagemaker.upload import (
+    already_there,
     destination,
     holds,
     stored,
@@ -49,11 +50,9 @@ def upload_files(aws: Aws, path: Path) -> str:
     bucket, sha, model_id = where.bucket, where.sha, where.model_id
     prefix, listing = f"{where.folder}/files/", f"{where.folder}/{LISTING}"
     uri = f"s3://{bucket}/{prefix}"
-    s3 = aws.client("s3")
-    key_id = aws.config.kms_key
-    if holds(stored(s3, bucket, listing), sha, key_id):
-        print(f"already uploaded (same sha256): {uri}")
+    if already_there(aws, bucket, listing, sha, uri):
         return uri
+    s3 = aws.client("s3")
     present = _present(s3, bucket, prefix)
     try:
         sizes, sent = _send(s3, bucket, prefix, path, sha, present, aws.config)
