@@ -15,7 +15,7 @@ import transformers
 from example_texts import CAPITAL_DOCS, CAPITAL_QUERY
 from reranker import profiles
 from reranker.engine import Reranker
-from reranker.errors import InvalidRequest, PayloadTooLarge
+from reranker.errors import PayloadTooLarge
 from reranker.request import RerankRequest
 from reranker.settings import Settings
 
@@ -301,9 +301,46 @@ def test_truncation_cuts_only_the_document(llm_dirs):
         with pytest.raises(PayloadTooLarge) as info:
             engine.score("capital " * 200, ["doc"])
         assert info.value.field == "query"
-        with pytest.raises(InvalidRequest) as info:
-            engine.rerank(RerankRequest("cohere", [("q", "d")], ["d"], long_documents="chunk"))
-        assert info.value.field == "long_documents"
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("family", ["qwen3", "gemma"])
+def test_chunk_mode_scores_each_window_and_keeps_the_best(llm_dirs, family):
+    """A document too long for one prompt becomes overlapping windows after the document
+    label, each a continuation of the query's prefix with the suffix; its score is the best
+    window's, each window scored as its whole prompt would be."""
+    engine = _engine(llm_dirs(family), llm_max_length=96, chunk_overlap=8, max_chunks=5)
+    try:
+        long_doc = " ".join(f"word{i}" for i in range(300))
+        docs = ["a short one", long_doc]
+        pairs = [(CAPITAL_QUERY, d) for d in docs]
+        rows = engine.prompts.encode(pairs, max_chunks=5, overlap=8)
+        group = rows.groups[0]
+        assert group.pairs == [0, 1, 1, 1, 1, 1]  # capped at max_chunks
+        truncated = engine.prompts.encode(pairs).groups[0].rows[1]
+        first, second = group.rows[1], group.rows[2]
+        assert first == truncated  # the first window is what truncation keeps
+        prompts = engine.prompts
+        suffix = prompts._pieces(prompts.profile.suffix,
+                                 instruction=prompts.profile.instruction_text(None))
+        label = prompts._label
+        assert all(r[-len(suffix):] == suffix for r in group.rows)
+        assert second[:label] == first[:label]  # each window keeps the document's label
+        width = len(first) - label - len(suffix)
+        # Consecutive windows share 8 tokens; every row fits the 96-token prompt.
+        assert second[label:label + 8] == first[label + width - 8:label + width]
+        assert all(len(group.prefix) + len(r) == 96 for r in group.rows[1:-1])
+
+        result = engine.rerank(RerankRequest("cohere", pairs, docs, long_documents="chunk"))
+        whole = np.array([engine.backend.whole(np.array([group.prefix + r]),
+                                               np.ones((1, len(group.prefix) + len(r)),
+                                                       np.int64))[0] for r in group.rows])
+        per_row = whole[:, 0] - whole[:, 1] if whole.shape[1] == 2 else whole[:, 0]
+        assert abs(result.raw[0] - per_row[0]) < TOL
+        assert abs(result.raw[1] - per_row[1:].max()) < TOL
+        plain = engine.rerank(RerankRequest("cohere", pairs, docs))  # truncation: window 1
+        assert abs(plain.raw[1] - per_row[1]) < TOL
     finally:
         engine.close()
 

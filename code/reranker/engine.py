@@ -146,13 +146,11 @@ class Reranker:
             self._check_finite(request, logits, range(len(logits)))
             return self._result(request, logits, tokens)
         chunk = (request.long_documents or self.settings.long_documents) == "chunk"
-        # A request may ask for fewer chunks than RERANK_MAX_CHUNKS, never for more.
-        max_chunks = min(request.max_chunks or self.settings.max_chunks, self.settings.max_chunks)
         started = time.perf_counter()
         encoded = self.encoder.encode(
             request.pairs,
             chunk=chunk,
-            max_chunks=max_chunks,
+            max_chunks=self._max_chunks(request),
             overlap=self.settings.chunk_overlap,
             truncate=request.truncate,
             direction=request.truncation_direction,
@@ -165,6 +163,10 @@ class Reranker:
         self._check_finite(request, logits, encoded.owner)
         logits = _best_row_per_pair(logits, encoded.owner, len(request.pairs))
         return self._result(request, logits, encoded.tokens)
+
+    def _max_chunks(self, request: RerankRequest) -> int:
+        """A request may ask for fewer chunks than RERANK_MAX_CHUNKS, never for more."""
+        return min(request.max_chunks or self.settings.max_chunks, self.settings.max_chunks)
 
     def _result(self, request: RerankRequest, logits: np.ndarray, tokens: int) -> RerankResult:
         return RerankResult(
@@ -212,10 +214,7 @@ class Reranker:
                        ) -> tuple[np.ndarray, int]:
         """One log-odds column per pair: the judged logits through the formula (a
         converted seq-cls head's one label as it is)."""
-        if (request.long_documents or "truncate") == "chunk":
-            raise InvalidRequest(f"{self.profile.name} scores truncated documents only;"
-                                 " long_documents=chunk is for cross-encoders",
-                                 field="long_documents")
+        chunk = (request.long_documents or self.settings.long_documents) == "chunk"
         started = time.perf_counter()
         rows = self.prompts.encode(
             request.pairs,
@@ -224,14 +223,17 @@ class Reranker:
             direction=request.truncation_direction,
             field=request.documents_field,
             max_length=request.max_tokens,
+            max_chunks=self._max_chunks(request) if chunk else 0,
+            overlap=self.settings.chunk_overlap,
         )
         self.observer.tokenized(time.perf_counter() - started, len(request.pairs), rows.tokens)
-        logits = np.empty((len(request.pairs), 1), dtype=np.float32)
+        # Several windows of one document (chunk mode): the best one scores it.
+        logits = np.full((len(request.pairs), 1), -np.inf, dtype=np.float32)
         # The prefix batcher reports the pair itself.
         with _naming_documents(request, range(len(request.pairs))):
             scored = self.batcher.run(rows.groups, cancel)
         for group, judged in zip(rows.groups, scored):
-            logits[group.pairs, 0] = _formula(self.formula, judged)
+            np.maximum.at(logits[:, 0], group.pairs, _formula(self.formula, judged))
         return logits, rows.tokens
 
     def _check_instruction(self, request: RerankRequest) -> None:

@@ -126,8 +126,11 @@ class PromptEncoder:
 
     def encode(self, pairs: list[tuple[str, str]], *, instruction: str | None = None,
                truncate: bool = True, direction: str = "right",
-               field: str = "documents", max_length: int | None = None) -> PromptRows:
-        """``max_length``: the request's own cap, where lower than the model's."""
+               field: str = "documents", max_length: int | None = None,
+               max_chunks: int = 0, overlap: int = 0) -> PromptRows:
+        """``max_length``: the request's own cap, where lower than the model's.
+        ``max_chunks`` > 0: a document too long for one prompt becomes up to that many
+        overlapping windows, one row each for the same pair (the engine keeps the best)."""
         limit = min(self.max_length, max_length or self.max_length)
         which = "(RERANK_LLM_MAX_LENGTH)" if limit == self.max_length else "(the requested cap)"
         instruction_text = self.profile.instruction_text(instruction)
@@ -149,16 +152,30 @@ class PromptEncoder:
                     f"the query and the prompt take {len(group.prefix) + len(suffix)} tokens,"
                     f" leaving no room for a document within {limit} {which}", field="query")
             ids = head + doc.ids + tail
+            pieces = [ids]
             if len(ids) > room:
                 if not truncate:
                     raise PayloadTooLarge(
                         f"pair {index} has {len(ids) + len(group.prefix) + len(suffix)} tokens,"
                         f" more than {limit} {which}; send truncate=true or shorten it",
                         field=f"{field}[{index}]")
-                ids = self._cut(ids, room, direction)
-            group.rows.append(ids + suffix)
-            group.pairs.append(index)
+                pieces = (self._windows(ids, room, max_chunks, overlap) if max_chunks
+                          else [self._cut(ids, room, direction)])
+            for piece in pieces:
+                group.rows.append(piece + suffix)
+                group.pairs.append(index)
         return PromptRows(list(queries.values()))
+
+    def _windows(self, ids: list[int], room: int, max_chunks: int, overlap: int
+                 ) -> list[list[int]]:
+        """The document's label, then each window of what follows it: ``room`` tokens a
+        row, consecutive windows sharing ``overlap`` (at most half a window), at most
+        ``max_chunks`` of them from the start."""
+        label, body = ids[: self._label], ids[self._label:]
+        width = room - self._label
+        step = width - min(overlap, width // 2)
+        starts = range(0, max(len(body) - width, 0) + step, step)
+        return [label + body[start:start + width] for start in starts[:max_chunks]]
 
     def _cut(self, ids: list[int], room: int, direction: str) -> list[int]:
         if direction == "left":
