@@ -310,8 +310,10 @@ def test_async_deploy(aws, archive_path, capsys):
     metric = policy["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"]
     assert metric["MetricName"] == "ApproximateBacklogSizePerInstance"
     model = sm.describe_model(ModelName=sm.list_models()["Models"][0]["ModelName"])
-    # An async invocation may run for an hour: no request deadline.
+    # An async invocation may run for an hour: no request deadline of ours, and the DLC's
+    # model server (60 s unless raised) waits as long.
     assert "SERVE_REQUEST_TIMEOUT" not in model["PrimaryContainer"]["Environment"]
+    assert model["PrimaryContainer"]["Environment"]["SAGEMAKER_MODEL_SERVER_TIMEOUT"] == "3600"
 
 
 def test_async_scales_to_zero_and_wakes_on_the_backlog(aws, archive_path, capsys):

@@ -22,6 +22,11 @@ DLC_PAYLOAD_MB = 6
 SHORTEST_DOCUMENT_BYTES = 4
 # How long SageMaker waits for a real-time (and serverless) invocation's answer.
 REALTIME_INVOCATION_SECONDS = 60
+# The longest an async invocation (InvocationTimeoutSeconds) or a batch transform call
+# (InvocationsTimeoutInSeconds) may run.  The DLC's multi-model-server kills a request after
+# SAGEMAKER_MODEL_SERVER_TIMEOUT (60 s unless set), so these modes raise it to match.
+LONG_CALL_SECONDS = 3600
+LONG_CALLS = {"SAGEMAKER_MODEL_SERVER_TIMEOUT": str(LONG_CALL_SECONDS)}
 
 
 class Mode:
@@ -116,7 +121,9 @@ class Async(_Instances):
     name = "async"
 
     def container_defaults(self) -> dict[str, str]:
-        return {}  # an async invocation may run up to InvocationTimeoutSeconds (an hour)
+        # An async invocation may run up to an hour (InvocationTimeoutSeconds): no request
+        # deadline of ours, and the DLC's model server waits as long.
+        return dict(LONG_CALLS)
 
     def validate(self, config) -> None:
         super().validate(config)
@@ -219,7 +226,8 @@ class Transform(_Instances):
     endpoint = False
 
     def container_defaults(self) -> dict[str, str]:
-        return {}  # one call carries a whole mini-batch of lines, or a whole file
+        # One call carries a whole mini-batch of lines, or a whole file.
+        return dict(LONG_CALLS)
 
     def validate(self, config) -> None:
         super().validate(config)
@@ -267,6 +275,8 @@ class Transform(_Instances):
                                    **({"VolumeKmsKeyId": config.kms_key}
                                       if config.kms_key else {})},
             "Environment": self.job_environment(config),
+            # A call may take as long as its mini-batch needs (600 s unless set).
+            "ModelClientConfig": {"InvocationsTimeoutInSeconds": LONG_CALL_SECONDS},
         }
         if config.max_concurrent_transforms:
             request["MaxConcurrentTransforms"] = config.max_concurrent_transforms
@@ -281,10 +291,11 @@ class Transform(_Instances):
         RERANK_MAX_BODY_DOCUMENTS (default: RERANK_MAX_DOCUMENTS, 1000): a batch of lines
         could pass that.  So the payload size is the limit: no body of MaxPayloadInMB can
         hold more documents than one per 4 bytes (``"x",``).  The hooks on the DLC run the
-        same engine and read the same variable.  A value set with ENV (the model's
-        environment) is kept."""
+        same engine and read the same variable.  The DLC's model server may take as long as
+        the call (LONG_CALLS).  A value set with ENV (the model's environment) is kept."""
         payload = config.max_payload_mb * MB
-        environment = {"SERVE_MAX_PAYLOAD_BYTES": str(payload)}
+        environment = {"SERVE_MAX_PAYLOAD_BYTES": str(payload),
+                       **{k: v for k, v in LONG_CALLS.items() if k not in config.env}}
         if "RERANK_MAX_BODY_DOCUMENTS" not in config.env:
             environment["RERANK_MAX_BODY_DOCUMENTS"] = str(payload // SHORTEST_DOCUMENT_BYTES)
         return environment
