@@ -102,6 +102,9 @@ def test_a_components_endpoint_gets_it_and_a_component_joins_only_such_an_endpoi
     valid("sagemaker", "CreateEndpointConfig", request)
     host_ami.check_existing(config, "ml.g5.xlarge", {"InferenceAmiVersion": host_ami.FOR_OUR_IMAGE})
     host_ami.check_existing(config, "ml.m5.xlarge", {})  # a CPU endpoint: any host image
+    # A host image newer than the table (botocore lists it first) is trusted.
+    host_ami.check_existing(config, "ml.g5.xlarge",
+                            {"InferenceAmiVersion": "al2023-ami-sagemaker-inference-gpu-5-1"})
     with pytest.raises(UserError, match="endpoint search was created on SageMaker's default"
                                         " host image: create the endpoint anew"):
         host_ami.check_existing(config, "ml.g5.xlarge", {})

@@ -68,7 +68,10 @@ def check_existing(config, instance_type: str, variant: dict) -> None:
 
 
 def _check_driver(config, ami: str | None, instance_type: str | None, where: str) -> None:
-    if not _ours_on_gpu(config, instance_type) or DRIVERS.get(ami or "", 0) >= NEEDED_DRIVER:
+    """Refuse SageMaker's default host image, or one whose driver is known to be older than
+    our GPU image needs (a host image newer than this table is trusted)."""
+    trusted = ami is not None and DRIVERS.get(ami, NEEDED_DRIVER) >= NEEDED_DRIVER
+    if not _ours_on_gpu(config, instance_type) or trusted:
         return
     host = f"{ami} (driver {DRIVERS[ami]})" if ami in DRIVERS else "SageMaker's default host image"
     fix = (f"create the endpoint anew with {config.name('inference_ami')}=auto" if where
