@@ -160,7 +160,7 @@ class Check:
             except ImportError as exc:
                 origins[module] = f"missing: {exc}"
         manifest = self.args.kit / "manifest.json"
-        return {"machine": info, "imported_from": origins,
+        return {"machine": info, "imported_from": origins, "placement": _placement(),
                 "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
                 "kit": json.loads(manifest.read_text()) if manifest.is_file() else None,
                 "infinity_site": str(self.args.infinity_site or "")}
@@ -226,6 +226,22 @@ class Check:
                                          self.args.quick, self.budget.left)
             self.results.put(self.key("compiled") + ("models",), out)
         return {"models": out}
+
+
+def _placement() -> dict:
+    """What the engine chooses on this machine by itself: the devices it would load on, the
+    dtype of `auto` there, and why a GPU would be unusable (None: nothing wrong)."""
+    import torch
+
+    from reranker import replicas
+    from reranker.backends import torch_setup
+    from reranker.settings import Settings
+
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    device = torch.device("cuda" if visible else "cpu")
+    return {"devices": replicas.devices_for(Settings(), None, visible),
+            "auto_dtype": torch_setup.pick_dtype("auto", device),
+            "unusable_gpu": torch_setup.unusable_gpu(torch_setup.NVIDIA_DRIVER_FILE)}
 
 
 def collect_targets(data: dict) -> dict:

@@ -157,6 +157,9 @@ def test_kit_installs_into_a_clean_folder_and_the_check_runs_on_cpu(prepared, tm
     _check_install(sections["environment"])
     versions = sections["environment"]["machine"]["versions"]
     assert versions["transformers"] == "5.17.0", versions
+    # What the engine picks by itself (on the GPU: one device per GPU, bf16, no refusal).
+    assert sections["environment"]["placement"] == {
+        "devices": ["auto"], "auto_dtype": "float32", "unusable_gpu": None}
     _check_encoder(sections["models:minilm"])
     assert sections["models:bge-large"] == {"status": "skipped", "reason": "--skip"}
     assert sections["oom"]["status"] == "skipped" and "CPU" in sections["oom"]["reason"]
