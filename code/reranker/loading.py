@@ -112,7 +112,6 @@ def _torch(facts: model_facts.ModelDir, settings: Settings) -> Backend:
         trust_remote_code=settings.trust_remote_code,
         use_safetensors=facts.safetensors,
         threads=settings.threads,
-        compiled=settings.compile,
     )
 
 

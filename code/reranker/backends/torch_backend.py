@@ -8,7 +8,6 @@ import transformers
 
 from .checkpoint import load_complete
 from .memory_cap import MemoryCap, padded_widths
-from .regional_compile import compile_cache_free
 from .torch_setup import DTYPES, place
 
 
@@ -19,9 +18,12 @@ class TorchBackend:
     name = "torch"
     batches_itself = False
     batch_tokens = 0  # the settings' defaults were measured on this backend
+    # Cross-encoders are never compiled (RERANK_COMPILE is for LLM rerankers, which run on
+    # the causal backend, converted seq-cls checkpoints included).
+    compiled_modules = 0
 
     def __init__(self, model_dir: str, *, device: str, dtype: str, trust_remote_code: bool,
-                 use_safetensors: bool, threads: int = 0, compiled: bool = False):
+                 use_safetensors: bool, threads: int = 0):
         self.device, self.dtype = place(device, dtype, threads)
         self.device_type = self.device.type
         self.memory = MemoryCap()
@@ -29,9 +31,6 @@ class TorchBackend:
         # every forward pass, which cost 30-40% of bf16's speed on CPU (docs/BENCHMARKS.md).
         self.model = _load(model_dir, DTYPES[self.dtype], trust_remote_code, use_safetensors)
         self.model.to(self.device).eval()
-        # An LLM reranker converted to sequence classification (RERANK_COMPILE).
-        self.compiled_modules = (compile_cache_free(self.model, self.device_type) if compiled
-                                 else 0)
         self.first_token_tail = _classify_from_first_token_only(self.model)
         self.num_labels = int(self.model.config.num_labels)
         self.pad_multiple = 8 if self.device.type == "cuda" else 1

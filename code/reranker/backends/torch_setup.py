@@ -43,11 +43,11 @@ def unusable_gpu(driver_file: Path, cuda: str | None = None) -> str | None:
     """Why a CUDA build of torch sees no GPU on a host that has an NVIDIA driver (None: no
     driver here, or a CPU build of torch, which is a choice)."""
     cuda = cuda or torch.version.cuda
+    if not cuda:
+        return None
     try:
         line = driver_file.read_text()
     except OSError:
-        return None
-    if not cuda:
         return None
     match = re.search(r"Kernel Module\s+(?:for \S+\s+)?(\d+)\.[\d.]+", line)
     driver = int(match.group(1)) if match else None
