@@ -226,8 +226,9 @@ class Transform(_Instances):
     endpoint = False
 
     def container_defaults(self) -> dict[str, str]:
-        # One call carries a whole mini-batch of lines, or a whole file.
-        return dict(LONG_CALLS)
+        # The job's own environment carries a call's limits (job_environment), also for a
+        # model an earlier job created.
+        return {}
 
     def validate(self, config) -> None:
         super().validate(config)
