@@ -142,6 +142,10 @@ class DeployConfig:
                                     " instances while nothing waits; the first waiting request"
                                     " wakes it (minutes)")
     target_invocations: int = setting(100, "autoscaling: invocations per instance per minute")
+    target_concurrency: float = setting(0.0, "real-time autoscaling: concurrent requests per"
+                                             " instance to hold instead, on SageMaker's"
+                                             " 10-second concurrency metric (scales out in"
+                                             " seconds, not minutes); 0: TARGET_INVOCATIONS")
     scale_in_cooldown: int = setting(300, "autoscaling: seconds between scale-ins")
     scale_out_cooldown: int = setting(60, "autoscaling: seconds between scale-outs")
     rollout: str = setting("all-at-once", "how an update moves traffic to the new instances:"

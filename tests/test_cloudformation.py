@@ -95,6 +95,8 @@ def _model_and_config(sm, model: str, config: str) -> tuple[dict, dict]:
       "--subnets", "subnet-0abc1234", "--security-groups", "sg-0abc1234",
       "--kms-key", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"],
      {"ScalableTarget", "ScalingPolicy", "WakePolicy", "WakeAlarm"}),
+    # Real-time scaling on the 10-second concurrency metric (cfn-lint knows its enum).
+    (["--max-capacity", "3", "--target-concurrency", "4"], {"ScalableTarget", "ScalingPolicy"}),
 ])
 def test_serverless_and_async_templates_lint(aws, archive_path, capsys, tmp_path, extra,
                                              kinds):
@@ -104,6 +106,12 @@ def test_serverless_and_async_templates_lint(aws, archive_path, capsys, tmp_path
     assert lint(out) == []
     body = json.loads(out.read_text())
     assert set(body["Resources"]) == {"Model", "EndpointConfig", "Endpoint"} | kinds
+    if "--target-concurrency" in extra:
+        tracking = body["Resources"]["ScalingPolicy"]["Properties"][
+            "TargetTrackingScalingPolicyConfiguration"]
+        assert tracking["TargetValue"] == 4.0
+        assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == \
+            "SageMakerVariantConcurrentRequestsPerModelHighResolution"
     aws("cloudformation").create_stack(StackName="t", TemplateBody=out.read_text())
 
 

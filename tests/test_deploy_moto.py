@@ -180,7 +180,8 @@ def test_realtime_deploy_with_autoscaling_then_delete(aws, archive_path, capsys)
     assert tracking["TargetValue"] == 100.0
 
     code, out, _ = cli(capsys, "status", "--endpoint", "rr")
-    assert code == 0 and "InService" in out and "1..4" in out and container["Image"] in out
+    assert code == 0 and "InService" in out and container["Image"] in out
+    assert "1..4 instances, SageMakerVariantInvocationsPerInstance at 100" in out
 
     code, out, err = cli(capsys, "delete", "--endpoint", "rr", "--purge")
     assert code == 0, err
@@ -192,6 +193,32 @@ def test_realtime_deploy_with_autoscaling_then_delete(aws, archive_path, capsys)
     # Again: everything is already gone, which is fine.
     code, out, _ = cli(capsys, "delete", "--endpoint", "rr")
     assert code == 0 and "already gone" in out
+
+
+def test_realtime_autoscaling_on_concurrency(aws, archive_path, capsys):
+    """TARGET_CONCURRENCY tracks SageMaker's 10-second concurrency metric instead of
+    invocations per minute; it is refused where it would be ignored."""
+    code, out, err = cli(capsys, *deploy_args(archive_path, "--max-capacity", "3",
+                                              "--target-concurrency", "6"))
+    assert code == 0, err
+    assert "target 6 concurrent requests per instance" in out
+    (policy,) = aws("application-autoscaling").describe_scaling_policies(
+        ServiceNamespace="sagemaker")["ScalingPolicies"]
+    tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == \
+        "SageMakerVariantConcurrentRequestsPerModelHighResolution"
+    assert tracking["TargetValue"] == 6.0
+    code, out, _ = cli(capsys, "status", "--endpoint", "rr")
+    assert "1..3 instances, SageMakerVariantConcurrentRequestsPerModelHighResolution at 6" in out
+    assert cli(capsys, "delete", "--endpoint", "rr")[0] == 0
+    for extra, words in (
+            (["--target-concurrency", "6"], "applies to real-time endpoints with autoscaling"),
+            (["--max-capacity", "2", "--target-concurrency", "-1"], "must be above 0"),
+            (["--mode", "async", "--async-output", "s3://models/o/", "--max-capacity", "2",
+              "--target-concurrency", "6"], "async endpoints on their backlog")):
+        code, _, err = cli(capsys, *deploy_args(archive_path, *extra))
+        assert code == 2 and words in one_error_line(err)
+    assert aws("sagemaker").list_endpoints()["Endpoints"] == []
 
 
 def test_second_deploy_goes_through_a_new_endpoint_config(aws, archive_path, capsys):

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from deploy.cli import main
-from deploy.client.loadtest import target_invocations
+from deploy.client.loadtest import target_concurrency, target_invocations
 
 pytestmark = pytest.mark.slow  # starts a server
 
@@ -39,6 +39,9 @@ def test_levels_table_and_target(client_url, tmp_path, capsys):
     assert report["best_concurrency"] == best["concurrency"]
     assert report["target_invocations"] == max(1, math.floor(best["requests_per_s"] * 15))
     assert f"TARGET_INVOCATIONS={report['target_invocations']}" in printed
+    # Two instances: half the best level's clients, shared between them.
+    assert report["target_concurrency"] == max(0.1, round(best["concurrency"] * 0.5 / 2, 1))
+    assert f"TARGET_CONCURRENCY={report['target_concurrency']:g}" in printed
     # Two instances at $1.5/hour, busy at the best level's rate.
     dollars_per_second = 2 * 1.5 / 3600
     assert report["usd_per_1000_requests"] == pytest.approx(
@@ -55,7 +58,7 @@ def test_an_objective_nothing_meets_stops_early_and_says_so(client_url, tmp_path
                     "--json", str(out)) == 0
     report = json.loads(out.read_text())
     assert len(report["levels"]) == 1  # p99 far past the objective: no second level
-    assert report["target_invocations"] is None
+    assert report["target_invocations"] is None and report["target_concurrency"] is None
     assert "No level met p99" in capsys.readouterr().out
 
 
@@ -85,3 +88,6 @@ def test_target_is_aws_formula_per_instance():
     assert target_invocations(10.0, 1) == 300   # 10 req/s x 60 x 0.5
     assert target_invocations(10.0, 2) == 150
     assert target_invocations(0.001, 1) == 1
+    assert target_concurrency(16, 1) == 8.0    # 16 clients x 0.5
+    assert target_concurrency(16, 4) == 2.0
+    assert target_concurrency(1, 8) == 0.1     # never 0: the policy needs a positive target

@@ -79,7 +79,9 @@ def test_ping_is_503_until_the_model_is_loaded(server, gates):
     assert httpx.post(server.url + "/invocations", json=GOOD).status_code == 200
 
 
-def test_start_up_line_names_model_device_dtype_settings_and_hooks(server):
+def test_start_up_line_names_model_device_dtype_settings_and_hooks(server, gates):
+    (gates / "load").touch()  # (already open after the loading test; not when run alone)
+    server.wait_ready(60)
     ready = next(line for line in log_lines(server) if line.get("event") == "ready")
     assert ready["model"] == "model" and ready["device"] == "cpu"
     assert ready["dtype"] == "float32" and ready["settings"]["max_documents"] == 1000

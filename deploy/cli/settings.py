@@ -22,8 +22,9 @@ INSTANCES = ("instance_type", "instance_count")
 ENDPOINT = ("mode", "memory_mb", "max_concurrency", "provisioned_concurrency", "async_output",
             "async_failure", "sns_success", "sns_error", "async_max_invocations",
             "min_capacity", "max_capacity", "scale_to_zero", "target_invocations",
-            "scale_in_cooldown", "scale_out_cooldown", "rollout", "rollout_step",
-            "bake_seconds", "rollback_errors", "rollback_p99_ms", "rollback_alarms")
+            "target_concurrency", "scale_in_cooldown", "scale_out_cooldown", "rollout",
+            "rollout_step", "bake_seconds", "rollback_errors", "rollback_p99_ms",
+            "rollback_alarms")
 COMPONENT = ("component", "copies", "min_copies", "max_copies", "cpu_cores", "accelerators",
              "component_memory_mb", "min_instances", "max_instances", "scale_metric",
              "target_per_copy")

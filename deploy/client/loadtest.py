@@ -8,10 +8,12 @@ At each concurrency level, that many clients send rerank requests of the given s
 boto3's ``sagemaker-runtime`` client (closed loop: each sends its next request when the
 last one answered) until ``--requests`` were sent or ``--seconds`` passed, and the table
 shows requests/s, pairs/s and latency percentiles.  The highest throughput whose p99 meets
-``--p99-ms`` without errors gives the target for ``TARGET_INVOCATIONS``, AWS's formula for
-SageMakerVariantInvocationsPerInstance: requests/s x 60 x a safety factor (0.5), per
-instance.  Every request is a real invocation: on AWS, it is billed and shares the endpoint
-with its traffic.
+``--p99-ms`` without errors gives the autoscaling targets: ``TARGET_CONCURRENCY`` (that
+level's clients x a safety factor (0.5), per instance: SageMaker's 10-second concurrency
+metric, which adds instances within seconds of a burst) and ``TARGET_INVOCATIONS`` (AWS's
+formula for SageMakerVariantInvocationsPerInstance: requests/s x 60 x 0.5, per instance).
+Every request is a real invocation: on AWS, it is billed and shares the endpoint with its
+traffic.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from deploy import config as cfg
 from deploy.errors import UserError
 from deploy.sagemaker.aws import error_code, session, translate_errors
 
-SAFETY_FACTOR = 0.5  # AWS's load-testing guide for SageMakerVariantInvocationsPerInstance
+# AWS's load-testing guide for SageMakerVariantInvocationsPerInstance; the same headroom
+# for the concurrency target.
+SAFETY_FACTOR = 0.5
 # Common English words: documents of N words tokenize like text (about 1.3 tokens a word).
 WORDS = ("the of and to in is was for on that with as by it at from his an were are which this"
          " be has had one new first their also after two its who but they her been other when"
@@ -202,6 +206,17 @@ def target_invocations(requests_per_s: float, instances: int) -> int:
     return max(1, math.floor(requests_per_s * 60 * SAFETY_FACTOR / instances))
 
 
+def target_concurrency(clients: int, instances: int) -> float:
+    """SageMakerVariantConcurrentRequestsPerModelHighResolution's target: the clients of the
+    best level per instance, with the same headroom (one decimal; the metric is an average)."""
+    return max(0.1, round(clients * SAFETY_FACTOR / instances, 1))
+
+
+def _targets(best: Level, instances: int) -> str:
+    return (f"TARGET_CONCURRENCY={target_concurrency(best.concurrency, instances):g}"
+            f" (or TARGET_INVOCATIONS={target_invocations(best.requests_per_s, instances)})")
+
+
 def costs(best: Level, price_per_hour: float, instances: int) -> dict[str, float]:
     """USD per 1,000 requests and per million documents, with the instances busy at the
     best level's rate (idle hours cost the same and are not counted)."""
@@ -229,10 +244,10 @@ def _table(levels: list[Level], best: Level | None, args) -> None:
         console.print(f"No level met p99 <= {args.p99_ms:g} ms without errors: use a larger"
                       " instance type, fewer documents per request, or a looser objective.")
         return
-    per_instance = target_invocations(best.requests_per_s, args.instances)
     console.print(f"* best within p99 <= {args.p99_ms:g} ms: {best.requests_per_s:.1f} req/s"
-                  f" over {args.instances} instance(s). Autoscaling target:"
-                  f" make deploy ... TARGET_INVOCATIONS={per_instance}")
+                  f" at {best.concurrency} clients over {args.instances} instance(s)."
+                  f" Autoscaling target: make deploy ... MAX_CAPACITY=N"
+                  f" {_targets(best, args.instances)}")
     if args.price_per_hour:
         cost = costs(best, args.price_per_hour, args.instances)
         console.print(f"At ${args.price_per_hour:g}/hour per instance, kept busy at that rate:"
@@ -246,6 +261,8 @@ def _report(levels: list[Level], best: Level | None, args) -> dict:
             "instances": args.instances, "levels": [asdict(lv) for lv in levels],
             "best_concurrency": best.concurrency if best else None,
             "target_invocations": (target_invocations(best.requests_per_s, args.instances)
+                                   if best else None),
+            "target_concurrency": (target_concurrency(best.concurrency, args.instances)
                                    if best else None),
             "price_per_hour": args.price_per_hour,
             **(costs(best, args.price_per_hour, args.instances)
@@ -277,7 +294,7 @@ def draw(levels: list[Level], best: Level | None, args):
             ax.axvline(best.concurrency, color="#2ca02c", linewidth=0.8)
     title = f"{args.documents} documents x {args.words} words per request"
     if best:
-        title += f"; TARGET_INVOCATIONS={target_invocations(best.requests_per_s, args.instances)}"
+        title += f"; {_targets(best, args.instances)}"
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     args.chart.parent.mkdir(parents=True, exist_ok=True)

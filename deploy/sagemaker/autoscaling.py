@@ -66,7 +66,7 @@ def tracking_request(config) -> dict:
             "ResourceId": resource_id(config.endpoint), "ScalableDimension": DIMENSION,
             "PolicyType": "TargetTrackingScaling",
             "TargetTrackingScalingPolicyConfiguration": {
-                "TargetValue": float(config.target_invocations),
+                "TargetValue": config.deploy_mode.scaling_target(config),
                 "ScaleInCooldown": config.scale_in_cooldown,
                 "ScaleOutCooldown": config.scale_out_cooldown,
                 **config.deploy_mode.scaling_metric(config)}}
@@ -86,9 +86,14 @@ def configure(aws, config) -> None:
     if config.scale_to_zero:
         _put_wake(aws, config.endpoint, config.scale_out_cooldown)
     low = lowest(config)
-    print(f"autoscaling {low}..{config.max_capacity} instances, target"
-          f" {config.target_invocations} per instance"
+    print(f"autoscaling {low}..{config.max_capacity} instances, target {target_words(config)}"
           + (" (scales to zero, wakes on the first waiting request)" if low == 0 else ""))
+
+
+def target_words(config) -> str:
+    """What the policy holds, in words: its value and the metric's unit."""
+    mode = config.deploy_mode
+    return f"{mode.scaling_target(config):g} {mode.scaling_unit(config)}"
 
 
 def _put_wake(aws, endpoint: str, cooldown: int) -> None:
@@ -103,6 +108,21 @@ def scaling_of(aws, endpoint: str) -> dict | None:
                                             ResourceIds=[resource_id(endpoint)],
                                             ScalableDimension=DIMENSION)["ScalableTargets"]
     return targets[0] if targets else None
+
+
+def tracking_of(aws, endpoint: str) -> str | None:
+    """The target-tracking policy in a few words ("<metric> at <value>"), or None."""
+    policies = aws.client("application-autoscaling").describe_scaling_policies(
+        ServiceNamespace="sagemaker", ResourceId=resource_id(endpoint),
+        ScalableDimension=DIMENSION)["ScalingPolicies"]
+    for policy in policies:
+        tracking = policy.get("TargetTrackingScalingPolicyConfiguration")
+        if tracking:
+            spec = (tracking.get("PredefinedMetricSpecification")
+                    or tracking.get("CustomizedMetricSpecification") or {})
+            metric = spec.get("PredefinedMetricType") or spec.get("MetricName")
+            return f"{metric} at {tracking['TargetValue']:g}"
+    return None
 
 
 def remove(aws, endpoint: str) -> dict | None:

@@ -55,6 +55,13 @@ class Mode:
         """The target-tracking metric, or None when this mode does not autoscale."""
         return None
 
+    def scaling_target(self, config) -> float:
+        """The value target tracking holds the metric at."""
+        return float(config.target_invocations)
+
+    def scaling_unit(self, config) -> str:
+        return "invocations per instance per minute"
+
     def iam_statements(self, config, partition: str) -> list[dict]:
         return []
 
@@ -113,8 +120,20 @@ class Realtime(_Instances):
                             " endpoint")
 
     def scaling_metric(self, config) -> dict:
-        return {"PredefinedMetricSpecification": {
-            "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}
+        # The concurrency metric (requests in the container, queued ones included) is
+        # published every 10 s where invocations are counted per minute, so a burst adds
+        # instances about a minute sooner; scale-in is as slow as with invocations.
+        metric = ("SageMakerVariantConcurrentRequestsPerModelHighResolution"
+                  if config.target_concurrency else "SageMakerVariantInvocationsPerInstance")
+        return {"PredefinedMetricSpecification": {"PredefinedMetricType": metric}}
+
+    def scaling_target(self, config) -> float:
+        return float(config.target_concurrency or config.target_invocations)
+
+    def scaling_unit(self, config) -> str:
+        if config.target_concurrency:
+            return "concurrent requests per instance (10-second metric)"
+        return super().scaling_unit(config)
 
 
 class Async(_Instances):
@@ -150,6 +169,9 @@ class Async(_Instances):
             "Dimensions": [{"Name": "EndpointName", "Value": config.endpoint}],
             "Statistic": "Average"}}
 
+    def scaling_unit(self, config) -> str:
+        return "waiting requests per instance"
+
     def iam_statements(self, config, partition: str) -> list[dict]:
         paths = [p for p in (config.async_output, config.async_failure) if p]
         out = [{"Sid": "WriteAsyncResults", "Effect": "Allow", "Action": "s3:PutObject",
@@ -171,6 +193,14 @@ def refuse_misplaced(config) -> None:
         raise UserError(f"{name('scale_to_zero')} applies to async endpoints with autoscaling"
                         f" ({name('mode')}=async {name('max_capacity')}=N); real-time ones"
                         " scale to zero as inference components (MODE=component MIN_COPIES=0)")
+    if config.target_concurrency < 0:
+        raise UserError(f"{name('target_concurrency')} must be above 0 (or 0: track"
+                        f" {name('target_invocations')}), not {config.target_concurrency:g}")
+    if config.target_concurrency and not (config.mode == "realtime" and config.max_capacity):
+        raise UserError(f"{name('target_concurrency')} applies to real-time endpoints with"
+                        f" autoscaling ({name('mode')}=realtime {name('max_capacity')}=N);"
+                        f" components scale on {name('scale_metric')} and"
+                        f" {name('target_per_copy')}, async endpoints on their backlog")
 
 
 class Serverless(Mode):

@@ -45,14 +45,21 @@ def run_status(args) -> int:
         if config.component:
             rows += _component_rows(aws, sm, config.component)
     else:
-        target = autoscaling.scaling_of(aws, config.endpoint)
-        rows.append(("autoscaling", f"{target['MinCapacity']}..{target['MaxCapacity']}"
-                     if target else "off"))
+        rows.append(("autoscaling", _scaling_words(aws, config.endpoint)))
         rows += _rollback_rows(aws, config.endpoint)
         rows += capture.status_rows(current)
     for key, value in rows:
         print(f"{key:<12} {value}")
     return 0 if current["EndpointStatus"] == "InService" else 1
+
+
+def _scaling_words(aws, endpoint: str) -> str:
+    target = autoscaling.scaling_of(aws, endpoint)
+    if not target:
+        return "off"
+    tracking = autoscaling.tracking_of(aws, endpoint)
+    bounds = f"{target['MinCapacity']}..{target['MaxCapacity']} instances"
+    return f"{bounds}, {tracking}" if tracking else bounds
 
 
 def _rollback_rows(aws, endpoint: str) -> list[tuple[str, str]]:
