@@ -1,11 +1,14 @@
 """Multi-GPU instances: each DLC worker's engine on the GPU multi-model-server gave it, and
-under our server one engine per GPU behind one object, each request to the least busy.
+under our server one engine per GPU behind one object, each request to the engine with the
+least work outstanding.
 The placement is decided for any number of GPUs here; the replicas themselves run on CPU
 engines (what differs on GPUs is only the device each was given)."""
 
 from __future__ import annotations
 
+import queue
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -114,4 +117,60 @@ def test_each_request_goes_to_the_least_busy_engine(pair, monkeypatch):
     for thread in threads:
         thread.join(30)
     assert sorted(used) == [0, 1]
-    assert pair._in_flight == [0, 0]
+    assert pair._outstanding == [0, 0]
+
+
+def test_work_is_weighed_by_the_characters_of_each_pair():
+    assert replicas.weight(request(["ab", ""])) == 2 * len("capital of america") + 2 + 2
+    assert replicas.weight(request([])) == 0
+
+
+def test_the_engine_with_the_least_work_outstanding_is_chosen():
+    assert replicas.least([0, 0, 0]) == 0  # the first of equals
+    assert replicas.least([900, 40, 40]) == 1
+    assert replicas.least([5, 40, 0]) == 2
+    engine = types.SimpleNamespace(settings=AUTO, name="m", backend="torch")
+    router = replicas.Replicas([engine, engine])
+    # Counting requests would alternate 0, 1, 0: one large request outweighs two small ones.
+    assert [router._take(work) for work in (1000, 10, 10)] == [0, 1, 1]
+    assert router._outstanding == [1000, 20]
+
+
+def test_small_requests_go_around_a_large_one_in_flight(pair, bert_engine, monkeypatch):
+    entered, release = queue.Queue(), threading.Event()
+    for index, engine in enumerate(pair.engines):
+        original = engine.rerank
+
+        def held(req, cancel=None, index=index, original=original):
+            entered.put(index)
+            release.wait(30)  # every request stays in flight until the last is routed
+            return original(req, cancel=cancel)
+
+        monkeypatch.setattr(engine, "rerank", held)
+    large = request(["a panda eats bamboo in the mountains of sichuan " * 20] * 20)
+    small = request(["washington dc"])
+    results, threads, used = {}, [], []
+    for name, req in (("large", large), ("small 1", small), ("small 2", small)):
+        thread = threading.Thread(target=lambda n=name, r=req: results.update({n: pair.rerank(r)}))
+        thread.start()
+        threads.append(thread)
+        used.append(entered.get(timeout=30))  # routed before the next one is sent
+    release.set()
+    for thread in threads:
+        thread.join(30)
+    # With both small requests in flight, counting would see one request on each engine and
+    # send the second small one to engine 0, behind the large one.
+    assert used == [0, 1, 1]
+    assert pair._outstanding == [0, 0]
+    for name, req in (("large", large), ("small 1", small), ("small 2", small)):
+        assert np.allclose(results[name].raw, bert_engine.rerank(req).raw, atol=1e-5)
+
+
+def test_a_failed_request_gives_its_work_back(pair, monkeypatch):
+    def fails(req, cancel=None):
+        raise RuntimeError("the device failed")
+
+    monkeypatch.setattr(pair.engines[0], "rerank", fails)
+    with pytest.raises(RuntimeError, match="the device failed"):
+        pair.rerank(request())
+    assert pair._outstanding == [0, 0]

@@ -7,8 +7,14 @@ its first GPU only.  The two servers place models differently:
   each its own (``context.system_properties["gpu_id"]``): that worker's engine goes on
   that GPU, never all of them on the first.
 - Our server is one process: it loads one engine per visible GPU (``RERANK_GPUS`` caps how
-  many) and sends each request to the engine with the fewest requests in flight; requests
+  many) and sends each request to the engine with the least work outstanding; requests
   that land on the same engine are batched together there.
+
+A request's work is estimated by :func:`weight`, the characters of its pairs: a pair's
+tokens, and so its cost, grow with its text.  A request of 100 long passages then weighs
+what it costs, where counting requests weighed it as one 1-document request and could leave
+one GPU with most of the work.  Characters are counted without tokenizing, so routing adds
+next to nothing to a request's latency.
 
 A replica is a whole :class:`Reranker`; :class:`Replicas` answers the same calls.
 """
@@ -19,6 +25,7 @@ import dataclasses
 import threading
 
 from .engine import Reranker
+from .request import RerankRequest
 from .settings import Settings
 
 
@@ -48,6 +55,17 @@ def load(model_dir: str, gpu_id: int | None = None, settings: Settings | None = 
                      for d in devices])
 
 
+def weight(request: RerankRequest) -> int:
+    """The request's work, estimated without tokenizing: the characters of each pair, plus
+    one so that a pair of empty strings (still a model row) counts."""
+    return sum(len(query) + len(text) + 1 for query, text in request.pairs)
+
+
+def least(outstanding: list[int]) -> int:
+    """The index of the engine with the least work outstanding (the first of equals)."""
+    return min(range(len(outstanding)), key=outstanding.__getitem__)
+
+
 class Replicas:
     """Engines on several devices, answering as one engine."""
 
@@ -56,22 +74,24 @@ class Replicas:
         self.settings = engines[0].settings
         self.name = engines[0].name
         self.backends = [e.backend for e in engines]
-        self._in_flight = [0] * len(engines)
+        # Each engine's sum of the weights of the requests it is scoring.
+        self._outstanding = [0] * len(engines)
         self._lock = threading.Lock()
 
-    def rerank(self, request, cancel=None):
-        index = self._take()
+    def rerank(self, request: RerankRequest, cancel=None):
+        work = weight(request)
+        index = self._take(work)
         try:
             return self.engines[index].rerank(request, cancel=cancel)
         finally:
             with self._lock:
-                self._in_flight[index] -= 1
+                self._outstanding[index] -= work
 
-    def _take(self) -> int:
-        """The engine with the fewest requests in flight (the first of equals)."""
+    def _take(self, work: int) -> int:
+        """The engine the request goes to, charged with its work until it finishes."""
         with self._lock:
-            index = min(range(len(self.engines)), key=self._in_flight.__getitem__)
-            self._in_flight[index] += 1
+            index = least(self._outstanding)
+            self._outstanding[index] += work
             return index
 
     def check_body_documents(self, count: int) -> None:
