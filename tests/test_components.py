@@ -28,7 +28,7 @@ from botocore.validate import ParamValidator
 import test_deploy_moto as moto_tests
 from deploy import config as cfg
 from deploy.errors import UserError
-from deploy.sagemaker import component_scaling, components, resources
+from deploy.sagemaker import component_scaling, components, guardrails, resources
 from deploy.sagemaker.waiter import WaitFailed
 
 moto_url = moto_tests.moto_url
@@ -274,6 +274,83 @@ def test_update_keeps_the_copies_autoscaling_reached_and_prunes_models(capsys, m
     assert "updating component minilm-en to minilm-en-ic-new" in capsys.readouterr().out
 
 
+def rolling_update(fake: StubbedAws, config, monkeypatch, serving: str) -> None:
+    """A component of 4 copies updated with ROLLOUT=rolling; the update ends serving
+    ``serving``."""
+    sm, cw = fake.sm(), fake.stubs["cloudwatch"]
+    monkeypatch.setattr(components.names, "stamped", lambda base, *spec: f"{base}-new")
+    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    running = component_description("minilm-en")
+    running["RuntimeConfig"] = {"DesiredCopyCount": 4, "CurrentCopyCount": 4}
+    sm.add_response("describe_inference_component", running)
+    for request in guardrails.alarm_requests(config):  # the alarms come first
+        cw.add_response("put_metric_alarm", {}, request)
+    expect_model(sm)
+    sm.add_response("update_inference_component", {"InferenceComponentArn": ARN}, {
+        "InferenceComponentName": "minilm-en", "RuntimeConfig": {"CopyCount": 4},
+        "Specification": ANY, "DeploymentConfig": {
+            "RollingUpdatePolicy": {
+                "MaximumBatchSize": {"Type": "COPY_COUNT", "Value": 2},
+                "WaitIntervalInSeconds": 120, "MaximumExecutionTimeoutInSeconds": 600},
+            "AutoRollbackConfiguration": {"Alarms": [
+                {"AlarmName": "minilm-en-component-rollback-errors"},
+                {"AlarmName": "minilm-en-component-rollback-latency"}]}}})
+    final = component_description("minilm-en")
+    final["Specification"] = {"ModelName": serving}
+    sm.add_response("describe_inference_component", final)
+
+
+def test_rolling_update_replaces_copies_in_batches_under_alarms(capsys, monkeypatch):
+    fake = StubbedAws()
+    config = component_config(max_copies=0, copies=4, rollout="rolling",
+                              rollout_step=50, bake_seconds=120, rollback_p99_ms=300.0,
+                              wait_timeout=60)
+    cfg.validate(config)
+    rolling_update(fake, config, monkeypatch, serving="minilm-en-ic-new")
+    sm = fake.sm()
+    expect_scaling_removal(fake, "minilm-en")  # COPIES fixed: no autoscaling
+    sm.add_response("list_models", {"Models": []}, {"NameContains": "minilm-en-ic"})
+    components.deploy(fake, config)
+    fake.done()
+    out = capsys.readouterr().out
+    assert "2 of 4 copies at a time, each baked 120 s" in out
+    assert "rolls back if any of minilm-en-component-rollback-errors" in out
+    # The alarms watch the component's own metrics.
+    dimensions = [r["Dimensions"] for r in guardrails.alarm_requests(config)]
+    assert dimensions == [[{"Name": "InferenceComponentName", "Value": "minilm-en"}]] * 2
+
+
+def test_rolled_back_update_says_so_and_drops_its_model(monkeypatch):
+    fake = StubbedAws()
+    config = component_config(max_copies=0, copies=4, rollout="rolling",
+                              rollout_step=50, bake_seconds=120, rollback_p99_ms=300.0,
+                              wait_timeout=60)
+    rolling_update(fake, config, monkeypatch, serving="minilm-en-ic-old")
+    expect_scaling_removal(fake, "minilm-en")  # COPIES fixed: no autoscaling
+    fake.sm().add_response("delete_model", {}, {"ModelName": "minilm-en-ic-new"})
+    with pytest.raises(UserError) as exc:
+        components.deploy(fake, config)
+    fake.done()  # the old models were not pruned: the component still serves one
+    text = str(exc.value)
+    assert "rolled back" in text and "still serves minilm-en-ic-old" in text
+    assert "minilm-en-ic-new was deleted" in text
+
+
+def test_rolling_one_copy_is_refused_before_anything_is_made():
+    fake = StubbedAws()
+    config = component_config(max_copies=0, rollout="rolling")
+    sm = fake.sm()
+    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    sm.add_response("describe_inference_component", component_description("minilm-en"))
+    with pytest.raises(UserError, match="runs 1 copy; set --copies=2 or more"):
+        components.deploy(fake, config)
+    fake.done()  # no alarm, no model, no update
+
+
 def test_turning_autoscaling_off_removes_it(monkeypatch):
     fake, config = StubbedAws(), component_config(max_copies=0)
     calls = []
@@ -311,11 +388,7 @@ def test_failed_component_names_what_exists(monkeypatch):
     assert "COMPONENT=minilm-en" in text
 
 
-def expect_component_removal(fake: StubbedAws, name: str, other: list[str]) -> None:
-    sm = fake.sm()
-    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
-    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
-    sm.add_response("describe_inference_component", component_description(name))
+def expect_scaling_removal(fake: StubbedAws, name: str) -> None:
     keys = {"ServiceNamespace": "sagemaker", "ResourceId": f"inference-component/{name}",
             "ScalableDimension": "sagemaker:inference-component:DesiredCopyCount"}
     aas, cw = fake.stubs["application-autoscaling"], fake.stubs["cloudwatch"]
@@ -323,6 +396,16 @@ def expect_component_removal(fake: StubbedAws, name: str, other: list[str]) -> N
     cw.add_response("describe_alarms", {"MetricAlarms": []},
                     {"AlarmNames": [f"{name}-scale-out-from-zero"]})
     aas.add_response("deregister_scalable_target", {}, keys)
+
+
+def expect_component_removal(fake: StubbedAws, name: str, other: list[str]) -> None:
+    sm = fake.sm()
+    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    sm.add_response("describe_inference_component", component_description(name))
+    expect_scaling_removal(fake, name)
+    fake.stubs["cloudwatch"].add_response("describe_alarms", {"MetricAlarms": []}, {"AlarmNames": [
+        f"{name}-component-rollback-errors", f"{name}-component-rollback-latency"]})
     sm.add_response("delete_inference_component", {}, {"InferenceComponentName": name})
     missing(sm, "describe_inference_component", f"inference component {name}")
     sm.add_response("list_models", {"Models": []}, {"NameContains": f"{name}-ic"})

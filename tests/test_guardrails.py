@@ -50,7 +50,13 @@ def service_errors(operation: str, params: dict, service: str = "sagemaker") -> 
     ({"rollout": "linear", "instance_count": 4, "rollout_step": 5}, "10..50"),
     ({"rollout": "canary", "instance_count": 4, "rollout_step": 60}, "1..50"),
     ({"rollout": "canary", "mode": "serverless"}, "needs instances"),
-    ({"bake_seconds": 300, "mode": "component", "component": "c"}, "copy by copy"),
+    ({"bake_seconds": 300, "mode": "component", "component": "c"},
+     "guarded by ROLLOUT=rolling"),
+    ({"rollout": "canary", "mode": "component", "component": "c"},
+     "must be one of all-at-once, rolling"),
+    ({"rollout": "rolling", "mode": "component", "component": "c", "rollout_step": 60},
+     "5..50 % of the copies"),
+    ({"rollout": "rolling"}, "rolling updates inference components"),
     ({"bake_seconds": 300, "rollback_errors": 0}, "ROLLBACK_ERRORS must be at least 1"),
     ({"bake_seconds": 300, "rollback_p99_ms": -1.0}, "ROLLBACK_P99_MS must be > 0"),
     ({"bake_seconds": 300, "rollback_alarms": ",".join(f"a{i}" for i in range(10))},
@@ -112,6 +118,28 @@ def test_the_execution_role_may_read_exactly_the_rollback_alarms():
     plain = iam.role_policy(config(role=moto_tests.ROLE, bucket="b"), "eu-west-1",
                             "1.dkr.ecr.eu-west-1.amazonaws.com/x:1")
     assert "RollbackAlarms" not in json.dumps(plain)
+    rolling = config(mode="component", component="bge", rollout="rolling",
+                     role=moto_tests.ROLE, bucket="b")
+    policy = iam.role_policy(rolling, "eu-west-1", "1.dkr.ecr.eu-west-1.amazonaws.com/x:1")
+    statement = next(s for s in policy["Statement"] if s.get("Sid") == "RollbackAlarms")
+    assert statement["Resource"] == [
+        "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:bge-component-rollback-errors"]
+
+
+def test_a_rolling_component_update_matches_the_service_models():
+    rolling = config(mode="component", component="bge", rollout="rolling", rollout_step=10,
+                     bake_seconds=60, rollback_p99_ms=200.0, copies=20, max_copies=0)
+    deployment = guardrails.component_deployment_config(rolling, copies=20)
+    assert deployment["RollingUpdatePolicy"]["MaximumBatchSize"] == {
+        "Type": "COPY_COUNT", "Value": 2}
+    assert not service_errors("UpdateInferenceComponent", {
+        "InferenceComponentName": "bge", "DeploymentConfig": deployment})
+    for request in guardrails.alarm_requests(rolling):
+        assert request["Dimensions"] == [{"Name": "InferenceComponentName", "Value": "bge"}]
+        assert not service_errors("PutMetricAlarm", request, "cloudwatch")
+    # Ten batches of 60 s on top of the wait, within SageMaker's range for the timeout.
+    assert guardrails.rolling_seconds(rolling, 20) == 600
+    assert deployment["RollingUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"] == 2400
 
 
 @pytest.fixture()

@@ -8,9 +8,10 @@ the HF DLC, the archive) and an inference component that places ``copies`` of it
 endpoint, each copy with its CPU cores, accelerators and minimum memory.
 
 ``deploy`` creates the endpoint when it does not exist and the component (or updates it
-when it does); ``delete`` removes one component, its scaling and its models, and the
-endpoint only when no other component is left on it.  Every check runs before the first
-resource is created.
+when it does: all copies at once by default, or ``ROLLOUT=rolling`` a batch at a time under
+rollback alarms, deploy.sagemaker.guardrails); ``delete`` removes one component, its
+scaling, alarms and models, and the endpoint only when no other component is left on it.
+Every check runs before the first resource is created.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from deploy.errors import UserError
 from deploy.sagemaker import (
     component_scaling,
+    guardrails,
     host_ami,
     isolation,
     metrics_config,
@@ -181,6 +183,7 @@ def deploy(aws, config, *, wait_done: bool = True) -> dict:
     # on CPU), so the memory a copy needs.
     sizing.fit_component_memory(config, sizing.manifest_of(config), instance_type)
     existing = check_component(sm, config)
+    guard, rolling_seconds = _guard(aws, config, existing)
     image = resolve_image(config, aws.region, instance_type=instance_type)
     model_data, isolation = model_data_for(aws, config)
     model = names.stamped(model_base(config.component), model_data, image,
@@ -194,14 +197,14 @@ def deploy(aws, config, *, wait_done: bool = True) -> dict:
             endpoint_config = create_endpoint(sm, config, made)
             wait_in_service(sm, config.endpoint, endpoint_config, config.wait_timeout,
                             config.poll_seconds)
-        place(sm, config, model, instance_type, existing)
+        place(sm, config, model, instance_type, existing, guard)
         made.append(f"inference component {config.component}")
         if not wait_done:
             if config.max_copies:
                 print("autoscaling is configured once the component is InService: run"
                       " `make deploy` again after `make status` says InService")
             return {"InferenceComponentName": config.component, "ModelName": model}
-        final = wait_component(sm, config.component, config.wait_timeout,
+        final = wait_component(sm, config.component, config.wait_timeout + rolling_seconds,
                                config.poll_seconds)
         settle_scaling(aws, config, existing)
     except (ClientError, BotoCoreError) as exc:
@@ -210,9 +213,37 @@ def deploy(aws, config, *, wait_done: bool = True) -> dict:
     except WaitFailed as exc:
         raise WaitFailed(f"{exc}; {inventory(made, config)}") from None
     if existing:
+        refuse_rolled_back(sm, config, final, model)
         prune_models(sm, config.component, keep=model)
     print(f"{config.component} is InService on {config.endpoint} ({instance_type}, {image})")
     return final
+
+
+def _guard(aws, config, existing: dict | None) -> tuple[dict, int]:
+    """UpdateInferenceComponent's DeploymentConfig for a rolling update (its alarms put
+    first) and the seconds it may bake; nothing for a new component or an update all at
+    once (SageMaker's blue/green: a second set of copies, then the switch)."""
+    if not (existing and guardrails.guarded(config)):
+        return {}, 0
+    copies = copy_count(config, existing)
+    deployment = guardrails.component_deployment_config(config, copies)  # refuses 1 copy
+    guardrails.put_alarms(aws, config)
+    return ({"DeploymentConfig": deployment},
+            guardrails.rolling_seconds(config, copies))
+
+
+def refuse_rolled_back(sm, config, final: dict, model: str) -> None:
+    """A rolling update that an alarm rolled back ends InService on the old model: say so,
+    and drop this run's model, which nothing serves."""
+    serving = (final.get("Specification") or {}).get("ModelName")
+    if serving in (None, model):
+        return
+    resources.quietly(sm.delete_model, ModelName=model)
+    reason = final.get("FailureReason") or "a rollback alarm fired"
+    raise UserError(f"the update of {config.component} rolled back ({reason}): it still serves"
+                    f" {serving}, and this run's model {model} was deleted; `make status"
+                    f" ENDPOINT={config.endpoint} COMPONENT={config.component}` shows the"
+                    " alarms")
 
 
 def check_component(sm, config) -> dict | None:
@@ -260,15 +291,20 @@ def create_endpoint(sm, config, made: list[str]) -> str:
     return name
 
 
-def place(sm, config, model: str, instance_type: str, existing: dict | None) -> None:
-    """CreateInferenceComponent, or UpdateInferenceComponent to the new model."""
+def place(sm, config, model: str, instance_type: str, existing: dict | None,
+          guard: dict | None = None) -> None:
+    """CreateInferenceComponent, or UpdateInferenceComponent to the new model (rolling,
+    with ``guard``'s DeploymentConfig)."""
     spec = component_specification(config, model, instance_type)
     runtime = {"CopyCount": copy_count(config, existing)}
     if existing:
         sm.update_inference_component(InferenceComponentName=config.component,
-                                      Specification=spec, RuntimeConfig=runtime)
+                                      Specification=spec, RuntimeConfig=runtime,
+                                      **(guard or {}))
+        how = (guardrails.describe(config, runtime["CopyCount"]) if guard
+               else "all copies at once, beside the old ones")
         print(f"updating component {config.component} to {model}"
-              f" ({_per_copy(spec['ComputeResourceRequirements'])})")
+              f" ({_per_copy(spec['ComputeResourceRequirements'])}; {how})")
         return
     sm.create_inference_component(InferenceComponentName=config.component,
                                   EndpointName=config.endpoint,
@@ -332,7 +368,9 @@ def delete(aws, endpoint: str, component: str, *, timeout: float = 900,
     if found and found.get("EndpointName") != endpoint:
         raise UserError(f"component {component} runs on endpoint {found.get('EndpointName')},"
                         f" not {endpoint}")
-    results = [("component autoscaling", component_scaling.remove(aws, component))]
+    results = [("component autoscaling", component_scaling.remove(aws, component)),
+               ("rollback alarms", guardrails.remove_alarms(
+                   aws, guardrails.component_owner(component)))]
     results.append((f"inference component {component}", resources.delete(
         sm.delete_inference_component, InferenceComponentName=component)))
     if found:

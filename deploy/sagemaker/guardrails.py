@@ -17,6 +17,12 @@ refreshed before the update: ``<endpoint>-rollback-errors`` (the endpoint's 5xx 
 minute, ``ROLLBACK_ERRORS``) and, with ``ROLLBACK_P99_MS``, ``<endpoint>-rollback-latency``
 (the model's p99 latency over two minutes), plus any alarms named in ``ROLLBACK_ALARMS``.
 Both fleets report under the same variant, so the alarms see old and new instances alike.
+
+An inference component is updated by UpdateInferenceComponent, whose default is blue/green
+too: a whole second set of copies starts before traffic moves, so the endpoint needs room
+for twice the copies. ``ROLLOUT=rolling`` replaces ``ROLLOUT_STEP`` % of the copies at a
+time instead (SageMaker's RollingUpdatePolicy), each batch baked ``BAKE_SECONDS`` under the
+same alarms, here on the component's own metrics (``<component>-component-rollback-*``).
 """
 
 from __future__ import annotations
@@ -26,8 +32,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from deploy.errors import UserError
 
 ROLLOUTS = {"all-at-once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}
-DEFAULT_BAKE = 600          # seconds, for canary and linear when BAKE_SECONDS is unset
-DEFAULT_STEP = {"canary": 10, "linear": 25}  # % of capacity
+COMPONENT_ROLLOUTS = ("all-at-once", "rolling")
+DEFAULT_BAKE = 600          # seconds, for canary, linear and rolling when BAKE_SECONDS is unset
+DEFAULT_STEP = {"canary": 10, "linear": 25, "rolling": 25}  # % of capacity (of copies)
+# RollingUpdatePolicy.MaximumExecutionTimeoutInSeconds's range.
+ROLLING_TIMEOUT = (600, 28800)
 MAX_WAIT = 3600             # SageMaker's limit on WaitIntervalInSeconds and the final bake
 MAX_ALARMS = 10             # AutoRollbackConfiguration.Alarms
 NAMESPACE = "AWS/SageMaker"
@@ -46,23 +55,27 @@ def step_percent(config) -> int | None:
 
 
 def guarded(config) -> bool:
-    """Whether an update of this endpoint goes through the guardrails."""
+    """Whether an update goes through the guardrails: an endpoint's when it bakes, a
+    component's when it rolls."""
+    if config.deploy_mode.component:
+        return config.rollout == "rolling"
     return bake_seconds(config) > 0
 
 
 def validate(config) -> None:
     """AWS's limits and ours, named, before any AWS call."""
     name = config.name
-    if config.rollout not in ROLLOUTS:
-        raise UserError(f"{name('rollout')} must be one of {', '.join(ROLLOUTS)},"
-                        f" not {config.rollout!r}")
     bake = bake_seconds(config)
+    if config.deploy_mode.component:
+        _validate_component(config, bake)
+    elif config.rollout not in ROLLOUTS:
+        raise UserError(f"{name('rollout')} must be one of {', '.join(ROLLOUTS)},"
+                        f" not {config.rollout!r}"
+                        + (" (rolling updates inference components)"
+                           if config.rollout == "rolling" else ""))
     if not 0 <= bake <= MAX_WAIT:
         raise UserError(f"{name('bake_seconds')} must be 0..{MAX_WAIT}, not {bake}")
-    if config.deploy_mode.component and (guarded(config) or config.rollout != "all-at-once"):
-        raise UserError(f"{name('rollout')} and {name('bake_seconds')} guard endpoint updates;"
-                        " SageMaker updates an inference component copy by copy")
-    if config.rollout != "all-at-once":
+    if config.rollout in ("canary", "linear"):
         _validate_shifting(config, bake)
     if config.rollback_errors < 1:
         raise UserError(f"{name('rollback_errors')} must be at least 1")
@@ -71,6 +84,53 @@ def validate(config) -> None:
     if guarded(config) and len(alarm_names(config)) > MAX_ALARMS:
         raise UserError(f"at most {MAX_ALARMS} rollback alarms, ours included;"
                         f" {name('rollback_alarms')} names too many")
+
+
+def _validate_component(config, bake: int) -> None:
+    name = config.name
+    if config.rollout not in COMPONENT_ROLLOUTS:
+        raise UserError(f"{name('rollout')} for an inference component must be one of"
+                        f" {', '.join(COMPONENT_ROLLOUTS)}, not {config.rollout!r} (canary and"
+                        " linear shift an endpoint's traffic)")
+    if config.rollout == "all-at-once" and bake:
+        raise UserError(f"an inference component's update is guarded by"
+                        f" {name('rollout')}=rolling; {name('bake_seconds')} alone does not"
+                        " apply to it")
+    step = step_percent(config)
+    if step is not None and not 5 <= step <= 50:
+        raise UserError(f"{name('rollout_step')} must be 5..50 % of the copies for rolling,"
+                        f" not {step}")
+
+
+def rolling_batch(config, copies: int) -> int:
+    """Copies replaced per step: ROLLOUT_STEP % of them, at least one; SageMaker takes 5% to
+    50% of the copy count, so a component needs two copies to roll."""
+    name = config.name
+    if copies < 2:
+        raise UserError(f"{name('rollout')}=rolling replaces at most half of the copies at a"
+                        f" time: {config.component} runs {copies} copy; set {name('copies')}=2"
+                        f" or more, or update it all at once (unset {name('rollout')}; that"
+                        " needs room for a second copy)")
+    return max(1, copies * step_percent(config) // 100)
+
+
+def component_deployment_config(config, copies: int) -> dict:
+    """UpdateInferenceComponent's DeploymentConfig for ROLLOUT=rolling."""
+    batch = rolling_batch(config, copies)
+    timeout = min(max(config.wait_timeout + rolling_seconds(config, copies),
+                      ROLLING_TIMEOUT[0]), ROLLING_TIMEOUT[1])
+    return {"RollingUpdatePolicy": {
+                "MaximumBatchSize": {"Type": "COPY_COUNT", "Value": batch},
+                "WaitIntervalInSeconds": bake_seconds(config),
+                "MaximumExecutionTimeoutInSeconds": timeout},
+            "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a}
+                                                     for a in alarm_names(config)]}}
+
+
+def rolling_seconds(config, copies: int) -> int:
+    """The longest a rolling update bakes: every batch, beyond starting its copies."""
+    batches = -(-copies // rolling_batch(config, copies))
+    return bake_seconds(config) * batches
 
 
 def _validate_shifting(config, bake: int) -> None:
@@ -91,38 +151,61 @@ def _validate_shifting(config, bake: int) -> None:
                         f" {config.rollout}, not {step}")
 
 
+def alarm_owner(config) -> str:
+    """What our alarm names start with: the endpoint, or the component being updated."""
+    if config.deploy_mode.component:
+        return component_owner(config.component)
+    return config.endpoint
+
+
+def component_owner(component: str) -> str:
+    # Components and endpoints are named apart; their alarms must not collide.
+    return f"{component}-component"
+
+
 def alarm_names(config) -> list[str]:
-    ours = [errors_alarm(config.endpoint)]
+    owner = alarm_owner(config)
+    ours = [errors_alarm(owner)]
     if config.rollback_p99_ms is not None:
-        ours.append(latency_alarm(config.endpoint))
+        ours.append(latency_alarm(owner))
     theirs = [a.strip() for a in (config.rollback_alarms or "").split(",") if a.strip()]
     return ours + [a for a in theirs if a not in ours]
 
 
-def errors_alarm(endpoint: str) -> str:
-    return f"{endpoint}-rollback-errors"
+def errors_alarm(owner: str) -> str:
+    return f"{owner}-rollback-errors"
 
 
-def latency_alarm(endpoint: str) -> str:
-    return f"{endpoint}-rollback-latency"
+def latency_alarm(owner: str) -> str:
+    return f"{owner}-rollback-latency"
+
+
+def _watched(config) -> list[dict]:
+    """The dimensions of the metrics the alarms watch: the component's own, or the
+    endpoint variant's (where both fleets report during a blue/green update)."""
+    from deploy.sagemaker import resources  # deploy.config imports this module
+
+    if config.deploy_mode.component:
+        return [{"Name": "InferenceComponentName", "Value": config.component}]
+    return [{"Name": "EndpointName", "Value": config.endpoint},
+            {"Name": "VariantName", "Value": resources.VARIANT}]
 
 
 def alarm_requests(config) -> list[dict]:
     """PutMetricAlarm requests for our alarms: no data (no traffic) is not a breach."""
-    from deploy.sagemaker import names, resources  # deploy.config imports this module
+    from deploy.sagemaker import names  # deploy.config imports this module
 
+    owner = alarm_owner(config)
     common = {"Namespace": NAMESPACE, "Period": 60, "TreatMissingData": "notBreaching",
-              "Dimensions": [{"Name": "EndpointName", "Value": config.endpoint},
-                             {"Name": "VariantName", "Value": resources.VARIANT}],
-              "Tags": names.resource_tags(config)}
-    requests = [{**common, "AlarmName": errors_alarm(config.endpoint),
+              "Dimensions": _watched(config), "Tags": names.resource_tags(config)}
+    requests = [{**common, "AlarmName": errors_alarm(owner),
                  "AlarmDescription": "rolls back an update of the reranker endpoint when it"
                                      " answers 5xx",
                  "MetricName": "Invocation5XXErrors", "Statistic": "Sum",
                  "EvaluationPeriods": 1, "Threshold": float(config.rollback_errors),
                  "ComparisonOperator": "GreaterThanOrEqualToThreshold"}]
     if config.rollback_p99_ms is not None:
-        requests.append({**common, "AlarmName": latency_alarm(config.endpoint),
+        requests.append({**common, "AlarmName": latency_alarm(owner),
                          "AlarmDescription": "rolls back an update of the reranker endpoint"
                                              " when its p99 model latency rises",
                          "MetricName": "ModelLatency", "ExtendedStatistic": "p99",
@@ -156,6 +239,17 @@ def rollout_seconds(config) -> int:
     return bake_seconds(config) * (steps[config.rollout] + 1)
 
 
+def put_alarms(aws, config) -> None:
+    """Our alarms, before anything else of the update is created; one line if it fails."""
+    from deploy.sagemaker.aws import error_code, error_message  # it imports deploy.config
+
+    try:
+        ensure_alarms(aws, config)
+    except (ClientError, BotoCoreError) as exc:
+        raise UserError(f"putting the rollback alarms failed: {error_code(exc)}:"
+                        f" {error_message(exc)} (nothing else was created)") from None
+
+
 def ensure_alarms(aws, config) -> list[str]:
     """Check that the named alarms exist, then put ours; the alarm names."""
     cloudwatch = aws.client("cloudwatch")
@@ -175,30 +269,34 @@ def ensure_alarms(aws, config) -> list[str]:
     return alarm_names(config)
 
 
-def describe(config) -> str:
-    """One line for the update message."""
+def describe(config, copies: int = 0) -> str:
+    """One line for the update message (``copies``: a component's, when rolling)."""
     bake = bake_seconds(config)
-    how = {"all-at-once": "all traffic at once",
-           "canary": f"a {step_percent(config)}% canary first",
-           "linear": f"steps of {step_percent(config)}%"}[config.rollout]
+    if config.rollout == "rolling":
+        how = f"{rolling_batch(config, copies)} of {copies} copies at a time"
+    else:
+        how = {"all-at-once": "all traffic at once",
+               "canary": f"a {step_percent(config)}% canary first",
+               "linear": f"steps of {step_percent(config)}%"}[config.rollout]
     return (f"{how}, each baked {bake} s; rolls back if any of"
             f" {', '.join(alarm_names(config))} fires")
 
 
-def alarm_states(aws, endpoint: str) -> dict[str, str]:
-    """{alarm: OK | ALARM | INSUFFICIENT_DATA} for our rollback alarms of ``endpoint``."""
+def alarm_states(aws, owner: str) -> dict[str, str]:
+    """{alarm: OK | ALARM | INSUFFICIENT_DATA} for our rollback alarms of ``owner`` (an
+    endpoint, or ``component_owner(component)``)."""
     found = aws.client("cloudwatch").describe_alarms(
-        AlarmNames=[errors_alarm(endpoint), latency_alarm(endpoint)]).get("MetricAlarms", [])
+        AlarmNames=[errors_alarm(owner), latency_alarm(owner)]).get("MetricAlarms", [])
     return {a["AlarmName"]: a["StateValue"] for a in sorted(found, key=lambda a: a["AlarmName"])}
 
 
-def remove_alarms(aws, endpoint: str) -> str:
-    """Our rollback alarms of ``endpoint``, for ``delete``: "deleted", "none", or "failed
+def remove_alarms(aws, owner: str) -> str:
+    """Our rollback alarms of ``owner``, for ``delete``: "deleted", "none", or "failed
     (...)" (an identity without CloudWatch rights still deletes the endpoint)."""
     from deploy.sagemaker.aws import error_code, error_message  # it imports deploy.config
 
     try:
-        found = list(alarm_states(aws, endpoint))
+        found = list(alarm_states(aws, owner))
         if found:
             aws.client("cloudwatch").delete_alarms(AlarmNames=found)
     except (ClientError, BotoCoreError) as exc:

@@ -116,11 +116,7 @@ def _guard(aws: Aws, config) -> dict:
     else is created); {} when unguarded."""
     if not guardrails.guarded(config):
         return {}
-    try:
-        guardrails.ensure_alarms(aws, config)
-    except (ClientError, BotoCoreError) as exc:
-        raise UserError(f"putting the rollback alarms failed: {error_code(exc)}:"
-                        f" {error_message(exc)} (nothing else was created)") from None
+    guardrails.put_alarms(aws, config)
     return {"DeploymentConfig": guardrails.deployment_config(config)}
 
 

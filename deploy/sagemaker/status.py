@@ -105,4 +105,5 @@ def _component_rows(aws, sm, component: str) -> list[tuple[str, str]]:
     target = component_scaling.scaling_of(aws, component)
     return [("image", container.get("Image")), ("model data", resources.model_data_of(container)),
             ("autoscaling", f"{target['MinCapacity']}..{target['MaxCapacity']} copies"
-             if target else "off")]
+             if target else "off"),
+            *_rollback_rows(aws, guardrails.component_owner(component))]
