@@ -50,6 +50,32 @@ def test_client_v1_rerank_with_documents_and_rank_fields(client_url, client_engi
     check_results(fielded.results, client_engine, CAPITAL_QUERY, joined, len(CAPITAL_DOCS))
 
 
+def test_max_tokens_per_doc_keeps_each_documents_first_tokens(client_url, client_engine,
+                                                             bert_dir):
+    # Cut at the tokenizer's offsets: decoding ids back to text does not round-trip.
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(bert_dir)
+    long_doc = " ".join(MOVIES) * 4
+    offsets = tokenizer(long_doc, add_special_tokens=False,
+                        return_offsets_mapping=True)["offset_mapping"]
+    cut = long_doc[: offsets[2][1]]
+    whole, capped, short = client_engine.score(MOVIES_QUERY, [long_doc, cut, MOVIES[0]])
+    # The tiny model's scores sit close together: the cap must move this one measurably.
+    assert abs(whole - capped) > 1e-5
+    co = cohere.ClientV2(api_key="local", base_url=client_url)
+    response = co.rerank(model="rerank-v3.5", query=MOVIES_QUERY,
+                         documents=[long_doc, MOVIES[0]], max_tokens_per_doc=3)
+    got = {r.index: r.relevance_score for r in response.results}
+    assert got[0] == pytest.approx(capped, abs=1e-6)
+    assert got[1] == pytest.approx(short, abs=1e-6)
+    bad = httpx.post(client_url + "/v2/rerank", timeout=60,
+                     json={"query": MOVIES_QUERY, "documents": [long_doc],
+                           "max_tokens_per_doc": 0})
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["error"]["field"] == "max_tokens_per_doc"
+
+
 def test_bad_request_raises_the_sdk_error_with_our_field(client_url):
     co = cohere.ClientV2(api_key="local", base_url=client_url)
     with pytest.raises(cohere.core.ApiError) as caught:

@@ -5,6 +5,8 @@ releases the GIL), the document is cut first, and the tokenizer's own post-proce
 adds the special tokens, so each row equals ``tokenizer(q, d, truncation="only_second")``
 (with ``split_special_tokens=True``: special tokens typed in the text are text).
 Chunk mode keeps the cut-off tail as overlapping windows, each scored with the query.
+A request's cap on a document's own tokens (Cohere's ``max_tokens_per_doc``) cuts the
+document before any of that.
 """
 
 from __future__ import annotations
@@ -60,14 +62,22 @@ class PairEncoder:
         direction: str = "right",
         field: str = "documents",
         max_length: int | None = None,
+        max_document_tokens: int | None = None,
     ) -> EncodedPairs:
-        """``max_length``: the request's own cap, where lower than the model's."""
+        """``max_length``: the request's own cap on a pair, where lower than the model's.
+        ``max_document_tokens``: the request's cap on each document's own tokens, kept from
+        the side ``direction`` keeps."""
         limit = min(self.max_length, max_length or self.max_length)
         queries = self._encode_queries([q for q, _ in pairs], self._query_cap(limit))
         docs = self._tokenizer.encode_batch([d for _, d in pairs], add_special_tokens=False)
         ids, type_ids, owner = [], [], []
         for index, ((query, _), doc) in enumerate(zip(pairs, docs)):
             q = queries[query]
+            # Cohere's cap is on the document, not on the pair: it cuts first, so chunk mode
+            # windows only the capped document and a capped document that fits is not
+            # refused by truncate=false.
+            if max_document_tokens is not None and len(doc.ids) > max_document_tokens:
+                doc.truncate(max_document_tokens, direction=direction)
             room = limit - self.special - len(q.ids)
             if not truncate and len(doc.ids) > room:
                 whose = "the model's" if limit == self.max_length else "the requested"

@@ -156,6 +156,7 @@ class Reranker:
             direction=request.truncation_direction,
             field=request.documents_field,
             max_length=self._token_cap(request),
+            max_document_tokens=request.max_document_tokens,
         )
         self.observer.tokenized(time.perf_counter() - started, len(encoded.ids), encoded.tokens)
         with _naming_documents(request, encoded.owner):
@@ -225,6 +226,7 @@ class Reranker:
             max_length=request.max_tokens,
             max_chunks=self._max_chunks(request) if chunk else 0,
             overlap=self.settings.chunk_overlap,
+            max_document_tokens=request.max_document_tokens,
         )
         self.observer.tokenized(time.perf_counter() - started, len(request.pairs), rows.tokens)
         # Several windows of one document (chunk mode): the best one scores it.

@@ -4,6 +4,9 @@ Each query of a request becomes one shared prefix (system prompt, instruction, q
 document one continuation (the document piece, then the suffix).  Only the document is
 ever cut: template, instruction and query stay whole, and a query that leaves no room for
 a document is refused.  Rows equal the reference's ``prefix + document + suffix`` tokens.
+A request's cap on a document's own tokens (Cohere's ``max_tokens_per_doc``) shortens the
+document's text before its prompt is built, so a capped row is the reference's prompt for
+the shorter document.
 
 Special tokens are the template's alone: in the query, the instruction and the documents
 they are tokenized as plain text, so a document holding ``<|im_end|>`` cannot close its
@@ -127,10 +130,14 @@ class PromptEncoder:
     def encode(self, pairs: list[tuple[str, str]], *, instruction: str | None = None,
                truncate: bool = True, direction: str = "right",
                field: str = "documents", max_length: int | None = None,
-               max_chunks: int = 0, overlap: int = 0) -> PromptRows:
-        """``max_length``: the request's own cap, where lower than the model's.
+               max_chunks: int = 0, overlap: int = 0,
+               max_document_tokens: int | None = None) -> PromptRows:
+        """``max_length``: the request's own cap on a prompt, where lower than the model's.
         ``max_chunks`` > 0: a document too long for one prompt becomes up to that many
-        overlapping windows, one row each for the same pair (the engine keeps the best)."""
+        overlapping windows, one row each for the same pair (the engine keeps the best).
+        ``max_document_tokens``: the request's cap on each document's own tokens, kept from
+        the side ``direction`` keeps; it applies before the prompt's limit and the windows
+        (Cohere's cap is on the document, not on the prompt)."""
         limit = min(self.max_length, max_length or self.max_length)
         which = "(RERANK_LLM_MAX_LENGTH)" if limit == self.max_length else "(the requested cap)"
         instruction_text = self.profile.instruction_text(instruction)
@@ -141,7 +148,10 @@ class PromptEncoder:
                 prefix = self.bos + self._pieces(self.profile.prefix, query=query,
                                                  instruction=instruction_text)
                 queries[query] = PromptGroup(prefix, [], [])
-        texts = [self._before + d + self._after for _, d in pairs]
+        documents = [d for _, d in pairs]
+        if max_document_tokens is not None:
+            documents = self._capped(documents, max_document_tokens, direction)
+        texts = [self._before + d + self._after for d in documents]
         docs = self._plain.encode_batch(texts, add_special_tokens=False)
         head, tail = self._template(self._head), self._template(self._tail)
         for index, ((query, _), doc) in enumerate(zip(pairs, docs)):
@@ -165,6 +175,23 @@ class PromptEncoder:
                 group.rows.append(piece + suffix)
                 group.pairs.append(index)
         return PromptRows(list(queries.values()))
+
+    def _capped(self, documents: list[str], cap: int, direction: str) -> list[str]:
+        """Each document's text cut to its first (``direction`` "left": last) ``cap``
+        tokens, as the model's tokenizer splits the document alone.  The prompt tokenizes
+        the document piece as one text, its label included, so the cut is made on the text
+        at a token's edge rather than on the prompt's ids: the row is then exactly the
+        reference's prompt for that shorter document."""
+        encoded = self._plain.encode_batch(documents, add_special_tokens=False)
+        capped = []
+        for text, doc in zip(documents, encoded):
+            if len(doc.offsets) > cap:
+                if direction == "left":
+                    text = text[doc.offsets[len(doc.offsets) - cap][0]:]
+                else:
+                    text = text[: doc.offsets[cap - 1][1]]
+            capped.append(text)
+        return capped
 
     def _windows(self, ids: list[int], room: int, max_chunks: int, overlap: int
                  ) -> list[list[int]]:

@@ -33,6 +33,9 @@ class RerankRequest:
     # The client's own cap on a pair's tokens (vLLM's truncate_prompt_tokens); the model's
     # limit still applies when it is lower.
     max_tokens: int | None = None
+    # The client's cap on each document's own tokens (Cohere's max_tokens_per_doc), applied
+    # before the pair or prompt is fitted to the model's limit; None: no cap.
+    max_document_tokens: int | None = None
     # LLM rerankers' task instruction (None: the setting's, else the profile's default).
     instruction: str | None = None
     # Dialect-specific switches (raw_scores, function_to_apply, ...), read by its renderer.

@@ -64,6 +64,8 @@ _REQUESTS = {
         "documents": _strings({"anyOf": [_string(), {"type": "object"}]}),
         "top_n": _positive(), "return_documents": _boolean(),
         "rank_fields": _strings(), "model": {"type": ["string", "null"]},
+        "max_tokens_per_doc": {**_positive(), "description": "each document's first that many"
+                               " tokens are scored"},
         "raw_scores": _boolean(), "use_activation": _boolean(),
         "truncate_prompt_tokens": {"type": "integer"}, **_COMMON,
     }, ("query", "documents")),

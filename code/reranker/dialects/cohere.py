@@ -1,7 +1,9 @@
 """Cohere / Together / Jina rerank API (and OpenSearch's built-in cohere.rerank functions).
 
 Request ``{"query", "documents": [str | object], "top_n"?, "return_documents"?,
-"rank_fields"?, "model"?}``; response sorted by ``relevance_score`` (0..1), cut to top_n.
+"rank_fields"?, "max_tokens_per_doc"?, "model"?}``; response sorted by ``relevance_score``
+(0..1), cut to top_n.  ``max_tokens_per_doc`` (Cohere v2) keeps each document's first that
+many tokens of the model's own tokenizer; absent or null, only the model's limit cuts.
 Infinity and vLLM answer this shape on /rerank too; their ``raw_scores`` (Infinity) and
 ``use_activation: false`` (vLLM) ask for raw logits, vLLM's ``truncate_prompt_tokens`` caps
 each pair's tokens.
@@ -37,6 +39,7 @@ def parse(body: dict) -> RerankRequest:
         long_documents=mode,
         max_chunks=chunks,
         max_tokens=fields.token_cap(body),
+        max_document_tokens=fields.positive_int(body, "max_tokens_per_doc"),
         instruction=fields.instruction(body),
         options={"raw_scores": fields.boolean(body, "raw_scores", False)
                  or not fields.activation(body)},
