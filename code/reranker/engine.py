@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from . import model_dir as model_facts
-from . import observe, profiles, scoring
+from . import observe, profiles, score_cache, scoring
 from .backends.base import Backend, ModelLoadError
 from .batching import Batcher, Unbatched
 from .encoding import PairEncoder
@@ -23,7 +23,7 @@ from .errors import InvalidRequest, NonFiniteScore, PayloadTooLarge, TooLargeFor
 from .loading import inspect_model_dir, load_backend
 from .prefix_batching import PrefixBatcher
 from .profiles import Profile
-from .prompts import PromptEncoder
+from .prompts import PromptEncoder, PromptGroup
 from .request import RerankRequest, RerankResult
 from .settings import Settings
 
@@ -44,6 +44,7 @@ class Reranker:
         self.profile = profile
         self.id2label = {int(k): v for k, v in (facts.config.get("id2label") or {}).items()}
         self.observer: observe.Observer = observe.NULL
+        self.cache = score_cache.ScoreCache(settings.cache_rows) if settings.cache_rows else None
         if settings.instruction and not (profile and profile.takes_instruction):
             raise ModelLoadError(f"RERANK_INSTRUCTION is set but this model"
                                  f" ({profile.name if profile else 'a cross-encoder'}) takes"
@@ -126,6 +127,8 @@ class Reranker:
                 "batch_tokens": self.batcher.token_budget, "num_labels": self.backend.num_labels}
         if self.profile is not None:
             info.update(profile=self.profile.name, head=self.profile.head)
+        if self.cache is not None:
+            info["cache_rows"] = self.cache.capacity
         info.update(self.backend.describe())
         return info
 
@@ -160,10 +163,33 @@ class Reranker:
         )
         self.observer.tokenized(time.perf_counter() - started, len(encoded.ids), encoded.tokens)
         with _naming_documents(request, encoded.owner):
-            logits = self.batcher.run(encoded.ids, encoded.type_ids, cancel)
+            logits = self._forward_rows(encoded.ids, encoded.type_ids, cancel)
         self._check_finite(request, logits, encoded.owner)
         logits = _best_row_per_pair(logits, encoded.owner, len(request.pairs))
         return self._result(request, logits, encoded.tokens)
+
+    def _forward_rows(self, ids: list[list[int]], type_ids: list[list[int]] | None,
+                      cancel: threading.Event | None) -> np.ndarray:
+        """Logits per row: from the score cache where it holds the row, the rest batched."""
+        if self.cache is None:
+            return self.batcher.run(ids, type_ids, cancel)
+        keys = [score_cache.key(row, type_ids[i] if type_ids else None)
+                for i, row in enumerate(ids)]
+        found = self.cache.lookup(keys)
+        todo = [i for i, row in enumerate(found) if row is None]
+        self.observer.cached(len(keys) - len(todo), len(todo))
+        if todo:
+            try:
+                computed = self.batcher.run([ids[i] for i in todo],
+                                            [type_ids[i] for i in todo] if type_ids else None,
+                                            cancel)
+            except TooLargeForDevice as exc:
+                exc.row = todo[exc.row]  # its index among all of the request's rows
+                raise
+            self.cache.store([keys[i] for i in todo], computed)
+            for i, row in zip(todo, computed):
+                found[i] = row
+        return np.stack(found)
 
     def _max_chunks(self, request: RerankRequest) -> int:
         """A request may ask for fewer chunks than RERANK_MAX_CHUNKS, never for more."""
@@ -233,10 +259,31 @@ class Reranker:
         logits = np.full((len(request.pairs), 1), -np.inf, dtype=np.float32)
         # The prefix batcher reports the pair itself.
         with _naming_documents(request, range(len(request.pairs))):
-            scored = self.batcher.run(rows.groups, cancel)
+            scored = self._score_groups(rows.groups, cancel)
         for group, judged in zip(rows.groups, scored):
             np.maximum.at(logits[:, 0], group.pairs, _formula(self.formula, judged))
         return logits, rows.tokens
+
+    def _score_groups(self, groups: list[PromptGroup], cancel: threading.Event | None
+                      ) -> list[np.ndarray]:
+        """Judged logits per group: from the score cache where it holds a continuation
+        (keyed with its prefix), the rest through the prefix batcher."""
+        if self.cache is None:
+            return self.batcher.run(groups, cancel)
+        keys = [[score_cache.key(g.prefix, row) for row in g.rows] for g in groups]
+        found = [self.cache.lookup(k) for k in keys]
+        missing = [[i for i, row in enumerate(f) if row is None] for f in found]
+        hits = sum(len(f) - len(m) for f, m in zip(found, missing))
+        self.observer.cached(hits, sum(map(len, missing)))
+        todo = [(g, m) for g, m in enumerate(missing) if m]
+        if todo:
+            partial = [PromptGroup(groups[g].prefix, [groups[g].rows[i] for i in m],
+                                   [groups[g].pairs[i] for i in m]) for g, m in todo]
+            for (g, m), judged in zip(todo, self.batcher.run(partial, cancel)):
+                self.cache.store([keys[g][i] for i in m], judged)
+                for i, row in zip(m, judged):
+                    found[g][i] = row
+        return [np.stack(f) for f in found]
 
     def _check_instruction(self, request: RerankRequest) -> None:
         if request.instruction is None:

@@ -1,8 +1,9 @@
 """What the engine tells an observer about its work: timings and batch shapes.
 
 The engine stays free of any metrics library (it also runs inside the HF DLC, where none
-may be installed).  A server that exports metrics hands an object with these three
-methods to :meth:`reranker.engine.Reranker.observe`; by default nobody listens.
+may be installed).  A server that exports metrics hands an object with these
+methods to :meth:`reranker.engine.Reranker.observe` (``cached`` may be left out);
+by default nobody listens.
 
 Observers are called on the hot path, from request threads and from the batcher's
 worker thread at once: they must be thread-safe and cheap.  One that raises is logged
@@ -28,6 +29,9 @@ class Observer(Protocol):
         """One forward pass: ``rows`` rows holding ``tokens`` real tokens, computed as
         ``padded_tokens`` (rows x the padded length)."""
 
+    def cached(self, hits: int, misses: int) -> None:
+        """One request's rows looked up in the score cache (RERANK_CACHE_ROWS)."""
+
 
 class NullObserver:
     """The default: nothing listens."""
@@ -39,6 +43,9 @@ class NullObserver:
         pass
 
     def forwarded(self, seconds: float, rows: int, tokens: int, padded_tokens: int) -> None:
+        pass
+
+    def cached(self, hits: int, misses: int) -> None:
         pass
 
 
@@ -61,9 +68,15 @@ class Guarded:
     def forwarded(self, seconds: float, rows: int, tokens: int, padded_tokens: int) -> None:
         self._call("forwarded", seconds, rows, tokens, padded_tokens)
 
+    def cached(self, hits: int, misses: int) -> None:
+        self._call("cached", hits, misses)
+
     def _call(self, name: str, *args) -> None:
+        method = getattr(self._observer, name, None)
+        if method is None:  # an observer need not listen to everything
+            return
         try:
-            getattr(self._observer, name)(*args)
+            method(*args)
         except Exception:
             if not self._failed:  # a broken observer would otherwise log on every batch
                 self._failed = True

@@ -78,6 +78,10 @@ class Settings:
     chunk_overlap: int = 64
     # Chunks per document in "chunk" mode, so a huge page cannot monopolise the model.
     max_chunks: int = 16
+    # Rows whose scores are kept for repeated requests (the same query and document, cut
+    # the same way), least recently used out; 0: no cache (reranker.score_cache).  About
+    # 300 bytes a row: 100000 rows take some 30 MB.
+    cache_rows: int = 0
     # Refuse pickle (pytorch_model.bin) weights unless set; even then loaded weights-only.
     allow_pickle: bool = False
     trust_remote_code: bool = False
@@ -138,6 +142,7 @@ class Settings:
         _check(self.long_documents in _LONG_DOC, "long_documents", f"must be one of {_LONG_DOC}")
         _check(self.chunk_overlap >= 0, "chunk_overlap", "must be >= 0")
         _check(self.max_chunks >= 1, "max_chunks", "must be >= 1")
+        _check(self.cache_rows >= 0, "cache_rows", "must be >= 0 (0: no cache)")
         _check(self.threads >= 0, "threads", "must be >= 0")
         _check(self.llm_max_length >= 16, "llm_max_length", "must be at least 16")
 

@@ -61,7 +61,7 @@ disable_created_metrics()
 
 class Metrics:
     """The instruments of one app; also the engine's observer (tokenized, waited,
-    forwarded)."""
+    forwarded, cached)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic,
                  gpu_memory: Callable[[object], list] | None = None):
@@ -120,6 +120,9 @@ class Metrics:
                               "(rate() gives tokens per second)", registry=r)
         self.padded_tokens = Counter(PREFIX + "padded_tokens", "Tokens computed, padding "
                                      "included", registry=r)
+        self.cache_rows = Counter(PREFIX + "score_cache_rows", "Rows looked up in the score "
+                                  "cache (RERANK_CACHE_ROWS), by result: hit (answered "
+                                  "without the model) or miss", ("result",), registry=r)
 
     # The engine's observer (reranker.observe.Observer): called from request threads and
     # the batcher's worker thread; prometheus_client's instruments are thread-safe.
@@ -137,6 +140,10 @@ class Metrics:
         self.tokens.inc(tokens)
         self.padded_tokens.inc(padded_tokens)
         self.token_rate.add(tokens)
+
+    def cached(self, hits: int, misses: int) -> None:
+        self.cache_rows.labels("hit").inc(hits)
+        self.cache_rows.labels("miss").inc(misses)
 
     def attach(self, loader) -> None:
         """Called by the model loader once the model is loaded, before /ping says 200."""
