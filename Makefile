@@ -34,13 +34,17 @@ help:  ## list the commands
 
 $(STAMP): requirements.txt $(SERVE_REQS) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --progress-bar off -r requirements.txt
-	$(BIN)/pip install --progress-bar off --no-deps --no-build-isolation -e .
+	@echo "installing every pinned package into $(VENV)"
+	@$(BIN)/pip install --quiet --upgrade pip
+	@set -o pipefail; $(BIN)/pip install --progress-bar off -r requirements.txt 2>&1 \
+	  | { grep --line-buffered -E '^(Collecting|ERROR|Successfully installed)' || true; } \
+	  | sed -u -e 's/^Collecting /  /' -e 's/^Successfully installed .*/  done/'
+	@$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@ $(SERVE_STAMP)
 
-# The first commands (make demo-model, make serve) need only serving's packages: one line per
-# package instead of pip's whole log; `make test` completes the same .venv later.
+# The first commands (make demo-model, make serve) need only serving's packages; `make test`
+# completes the same .venv later.  Both show one line per package instead of pip's whole log
+# (errors kept).
 $(SERVE_STAMP): $(SERVE_REQS) pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing serving's pinned packages into $(VENV) (make test adds the rest)"

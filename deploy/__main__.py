@@ -2,7 +2,12 @@
 
 import sys
 
-from deploy.cli import main
+try:
+    from deploy.cli import main
+except ModuleNotFoundError as exc:  # serving's first install leaves the client side out
+    from deploy.errors import missing_package
+
+    sys.exit(missing_package(exc))
 
 if __name__ == "__main__":
     sys.exit(main())

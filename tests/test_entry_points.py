@@ -47,6 +47,28 @@ def test_module_help_from_bare_interpreter(tmp_path, args):
     assert "usage:" in done.stdout
 
 
+# `make demo-model` and `make serve` install serving's packages only; the deploy tools then
+# lack boto3 and botocore, which this import hook hides to play that install.
+WITHOUT_BOTO = """
+import importlib.abc, runpy, sys
+class Hide(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("boto3", "botocore"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Hide())
+sys.argv = ["deploy", *sys.argv[1:]]
+runpy.run_module("deploy", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["deploy", "--help"]])
+def test_deploy_tools_before_the_full_install_say_how_in_one_line(tmp_path, args):
+    done = run([sys.executable, "-I", "-c", WITHOUT_BOTO, *args], tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "run `make venv` first" in done.stderr
+    assert "'botocore'" in done.stderr or "'boto3'" in done.stderr
+
+
 def test_local_model_resolver_answers_in_one_line(tmp_path):
     """`make serve`/`make vespa` resolve MODEL with it; without one it prints its usage."""
     done = run([sys.executable, "-I", "-m", "deploy.package.local_model"], tmp_path)

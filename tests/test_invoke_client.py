@@ -173,6 +173,12 @@ def test_two_stage_example_runs_with_only_the_server_url(server, capsys, tmp_pat
                            "--candidates", "4", "--keep", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"query: {two_stage.QUERY}" and len(lines) == 3
+
+
+def test_two_stage_example_without_a_server_says_so_in_one_line(capsys):
+    assert two_stage.main(["--endpoint-url", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: EndpointConnectionError")
     with pytest.raises(SystemExit) as refused:
         two_stage.main([])
     assert refused.value.code == 2 and "--endpoint-url" in capsys.readouterr().err

@@ -188,6 +188,17 @@ def test_failure_keeps_an_existing_archive(bert_dir, tmp_path, capsys):
     assert code == 2 and out.read_bytes() == b"previous archive"
 
 
+def test_the_archive_gets_a_new_file_s_mode(tmp_path, bert_dir):
+    """Not mkstemp's 0600: another account (a container's user) must be able to read it."""
+    previous = os.umask(0o022)
+    try:
+        out = tmp_path / "m.tar.gz"
+        archive.write(out, {"config.json": bert_dir / "config.json"})
+    finally:
+        os.umask(previous)
+    assert out.stat().st_mode & 0o777 == 0o644
+
+
 def test_interrupted_write_leaves_nothing(tmp_path, bert_dir):
     files = {"config.json": bert_dir / "config.json", "gone.bin": tmp_path / "vanished"}
     with pytest.raises(FileNotFoundError):

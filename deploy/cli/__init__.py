@@ -14,7 +14,7 @@ import os
 import sys
 
 from deploy.cli import commands, settings
-from deploy.errors import UserError
+from deploy.errors import UserError, missing_package
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] in ("deploy", "reranker", "serving"):
+            raise  # ours: a bug, not a missing install
+        return missing_package(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -244,10 +244,12 @@ def _table(levels: list[Level], best: Level | None, args) -> None:
         console.print(f"No level met p99 <= {args.p99_ms:g} ms without errors: use a larger"
                       " instance type, fewer documents per request, or a looser objective.")
         return
+    clients = f"{best.concurrency} client{'s' if best.concurrency > 1 else ''}"
     console.print(f"* best within p99 <= {args.p99_ms:g} ms: {best.requests_per_s:.1f} req/s"
-                  f" at {best.concurrency} clients over {args.instances} instance(s)."
-                  f" Autoscaling target: make deploy ... MAX_CAPACITY=N"
-                  f" {_targets(best, args.instances)}")
+                  f" at {clients} over {args.instances} instance(s). Autoscaling target:")
+    # One line, never wrapped, so it can be copied as it is.
+    console.print(f"  make deploy ... MAX_CAPACITY=N {_targets(best, args.instances)}",
+                  soft_wrap=True)
     if args.price_per_hour:
         cost = costs(best, args.price_per_hour, args.instances)
         console.print(f"At ${args.price_per_hour:g}/hour per instance, kept busy at that rate:"

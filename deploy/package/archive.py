@@ -87,6 +87,7 @@ def write(out: Path, files: dict[str, Path], progress: Callable[[int], None] | N
                             tar.addfile(_info(name, size), _Counting(fh, progress))
             raw.flush()
             os.fsync(raw.fileno())
+        _readable_as_umask_allows(tmp)
         os.replace(tmp, out)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -187,3 +188,12 @@ def list_names(archive: Path) -> Iterator[tuple[str, int]]:
         for member in tar:
             if member.isfile():
                 yield member.name, member.size
+
+
+def _readable_as_umask_allows(path: str) -> None:
+    """mkstemp makes the file 0600; the archive gets the mode any new file would (0644
+    under the usual umask), so another account on the host (a container's user, a CI
+    uploader) can read it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

@@ -18,7 +18,10 @@ import re
 import sys
 from collections import Counter
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from deploy.client import RerankClient, RerankClientError
+from deploy.sagemaker.aws import error_code, error_message
 
 QUERY = "super hero mystery action movie about bats"
 # The 25 titles the guide's first stage returned for QUERY, in its order.
@@ -97,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
                         first_stage=bool(args.corpus))
     except (ValueError, RerankClientError, TimeoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as exc:  # no server there, no credentials, ...
+        print(f"error: {error_code(exc)}: {error_message(exc)}", file=sys.stderr)
         return 2
     print(f"query: {args.query}")
     for row in top:
