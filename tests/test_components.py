@@ -247,16 +247,22 @@ def test_new_endpoint_waits_for_in_service_before_placing(capsys, monkeypatch):
     assert "creating search for inference components" in out and "scales to zero" in out
 
 
-def test_update_keeps_the_copies_autoscaling_reached_and_prunes_models(capsys, monkeypatch):
-    fake, config = StubbedAws(), component_config(copies=1, min_copies=0, max_copies=6)
-    sm = fake.sm()
+def expect_running_component(sm: Stubber, monkeypatch, copies: int) -> None:
+    """What an update reads first: the endpoint, its config, the component at ``copies``;
+    this run's model is named ``minilm-en-ic-new``."""
     monkeypatch.setattr(components.names, "stamped", lambda base, *spec: f"{base}-new")
     sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
     sm.add_response("describe_endpoint_config", config_description("search-cfg"))
     sm.add_response("describe_endpoint_config", config_description("search-cfg"))
     running = component_description("minilm-en")
-    running["RuntimeConfig"] = {"DesiredCopyCount": 3, "CurrentCopyCount": 3}
+    running["RuntimeConfig"] = {"DesiredCopyCount": copies, "CurrentCopyCount": copies}
     sm.add_response("describe_inference_component", running)
+
+
+def test_update_keeps_the_copies_autoscaling_reached_and_prunes_models(capsys, monkeypatch):
+    fake, config = StubbedAws(), component_config(copies=1, min_copies=0, max_copies=6)
+    sm = fake.sm()
+    expect_running_component(sm, monkeypatch, copies=3)
     expect_model(sm)
     sm.add_response("update_inference_component", {"InferenceComponentArn": ARN}, {
         "InferenceComponentName": "minilm-en", "RuntimeConfig": {"CopyCount": 3},
@@ -278,13 +284,7 @@ def rolling_update(fake: StubbedAws, config, monkeypatch, serving: str) -> None:
     """A component of 4 copies updated with ROLLOUT=rolling; the update ends serving
     ``serving``."""
     sm, cw = fake.sm(), fake.stubs["cloudwatch"]
-    monkeypatch.setattr(components.names, "stamped", lambda base, *spec: f"{base}-new")
-    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
-    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
-    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
-    running = component_description("minilm-en")
-    running["RuntimeConfig"] = {"DesiredCopyCount": 4, "CurrentCopyCount": 4}
-    sm.add_response("describe_inference_component", running)
+    expect_running_component(sm, monkeypatch, copies=4)
     for request in guardrails.alarm_requests(config):  # the alarms come first
         cw.add_response("put_metric_alarm", {}, request)
     expect_model(sm)

@@ -236,12 +236,6 @@ class _Forwards:
     def __init__(self):
         self.tokens = self.padded = 0
 
-    def tokenized(self, seconds, rows, tokens):
-        pass
-
-    def waited(self, seconds):
-        pass
-
     def forwarded(self, seconds, rows, tokens, padded_tokens):
         self.tokens += tokens
         self.padded += padded_tokens

@@ -140,6 +140,25 @@ def test_a_failing_observer_never_fails_a_request_and_is_logged_once(engine, cap
         engine.observe(None)
 
 
+class OnlyForwards:
+    def __init__(self):
+        self.rows = 0
+
+    def forwarded(self, seconds, rows, tokens, padded_tokens):
+        self.rows += rows
+
+
+def test_an_observer_listens_only_to_what_it_defines(engine, caplog):
+    listener = OnlyForwards()
+    engine.observe(listener)
+    try:
+        with caplog.at_level(logging.ERROR, logger="reranker.observe"):
+            engine.score(QUERY, DOCS)
+        assert listener.rows == len(DOCS) and not caplog.records
+    finally:
+        engine.observe(None)
+
+
 def test_unbatched_backends_report_their_forward_passes():
     """A backend that forms its own batches is called once per request, padded."""
     recorder = Recorder()

@@ -20,16 +20,11 @@ DOCS = ["Carson City is the capital city of Nevada.",
 
 
 class Rows:
-    """An engine observer that counts the rows the model computed and the cache's answers."""
+    """An engine observer (of two of its calls) that counts the rows the model computed and
+    the cache's answers."""
 
     def __init__(self):
         self.forwarded_rows = self.hits = self.misses = 0
-
-    def tokenized(self, seconds, rows, tokens):
-        pass
-
-    def waited(self, seconds):
-        pass
 
     def forwarded(self, seconds, rows, tokens, padded_tokens):
         self.forwarded_rows += rows

@@ -2,8 +2,8 @@
 
 The engine stays free of any metrics library (it also runs inside the HF DLC, where none
 may be installed).  A server that exports metrics hands an object with these
-methods to :meth:`reranker.engine.Reranker.observe` (``cached`` may be left out);
-by default nobody listens.
+methods to :meth:`reranker.engine.Reranker.observe` (or only those it listens to); by
+default nobody listens.
 
 Observers are called on the hot path, from request threads and from the batcher's
 worker thread at once: they must be thread-safe and cheap.  One that raises is logged
@@ -73,7 +73,7 @@ class Guarded:
 
     def _call(self, name: str, *args) -> None:
         method = getattr(self._observer, name, None)
-        if method is None:  # an observer need not listen to everything
+        if method is None:  # an observer listens only to what it defines
             return
         try:
             method(*args)
