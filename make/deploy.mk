@@ -65,11 +65,12 @@ capture-export: $(STAMP)  ## ENDPOINT's captured requests (CAPTURE=s3://...) as 
 	@test -n "$(OUT)" || { echo "error: set OUT=<folder for the evaluation set>" >&2; exit 2; }
 	$(DEPLOY_TOOL) capture-export --out '$(OUT)'
 
-loadtest: $(STAMP)  ## req/s and p50/p99 of ENDPOINT per concurrency, and the TARGET_INVOCATIONS that keeps P99_MS (DOCUMENTS=25, WORDS=120, REQUESTS=200; PRICE_PER_HOUR: the cost per 1,000 requests)
+loadtest: $(STAMP)  ## req/s and p50/p99 of ENDPOINT per concurrency, and the autoscaling targets that keep P99_MS (DOCUMENTS=25, WORDS=120, REQUESTS=200; REPEAT: share of repeated requests; PRICE_PER_HOUR: the cost per 1,000 requests)
 	$(DEPLOY_TOOL) loadtest $(call flag,DOCUMENTS,documents) $(call flag,WORDS,words) \
 	  $(call flag,REQUESTS,requests) $(call flag,P99_MS,p99-ms) \
 	  $(call flag,INSTANCES,instances) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY)) \
-	  $(call flag,PRICE_PER_HOUR,price-per-hour) $(call flag,JSON,json) $(call flag,CHART,chart)
+	  $(call flag,REPEAT,repeat) $(call flag,PRICE_PER_HOUR,price-per-hour) \
+	  $(call flag,JSON,json) $(call flag,CHART,chart)
 
 role-policy: $(STAMP)  ## print the SageMaker execution role's least-privilege policy (ROLE, BUCKET, REGION or IMAGE_URI)
 	@$(DEPLOY_TOOL) deploy --print-role-policy

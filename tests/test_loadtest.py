@@ -4,13 +4,14 @@ target follows AWS's formula from the best level that met the objective."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 
 import pytest
 
 from deploy.cli import main
-from deploy.client.loadtest import target_concurrency, target_invocations
+from deploy.client.loadtest import request_body, target_concurrency, target_invocations
 
 pytestmark = pytest.mark.slow  # starts a server
 
@@ -26,11 +27,12 @@ def test_levels_table_and_target(client_url, tmp_path, capsys):
     chart = tmp_path / "levels.png"
     assert loadtest(client_url, *SMALL, "--concurrency", "2", "1", "--p99-ms", "60000",
                     "--instances", "2", "--price-per-hour", "1.5", "--json", str(out),
-                    "--chart", str(chart)) == 0
+                    "--chart", str(chart), "--repeat", "0.25") == 0
     assert chart.read_bytes().startswith(b"\x89PNG")
     printed = capsys.readouterr().out
     report = json.loads(out.read_text())
     assert [lv["concurrency"] for lv in report["levels"]] == [1, 2]
+    assert report["repeat"] == 0.25 and "25% repeated" in printed
     for lv in report["levels"]:
         assert lv["requests"] == 10 and lv["errors"] == 0
         assert lv["p50_ms"] <= lv["p90_ms"] <= lv["p99_ms"]
@@ -78,6 +80,8 @@ def test_refused_requests_end_in_one_line(client_url, capsys):
     (["--requests", "0"], "--requests must be at least 1"),
     (["--p99-ms", "-1"], "must be positive"),
     (["--price-per-hour", "0"], "--price-per-hour must be positive"),
+    (["--repeat", "1"], "--repeat must be 0 or more and below 1"),
+    (["--repeat", "-0.1"], "--repeat must be 0 or more and below 1"),
 ])
 def test_bad_arguments(args, message, capsys):
     assert loadtest("http://127.0.0.1:9", *args) == 2
@@ -91,3 +95,16 @@ def test_target_is_aws_formula_per_instance():
     assert target_concurrency(16, 1) == 8.0    # 16 clients x 0.5
     assert target_concurrency(16, 4) == 2.0
     assert target_concurrency(1, 8) == 0.1     # never 0: the policy needs a positive target
+
+
+def test_every_request_is_new_unless_asked_to_repeat():
+    """With 16 bodies in turn, an endpoint's score cache answered all but the first 16
+    requests and the test measured the cache: each request's text is now its own."""
+    shape = argparse.Namespace(documents=2, words=6, query_words=3, repeat=0.0)
+    bodies = [request_body(n, shape) for n in range(1, 401)]
+    assert len(set(bodies)) == 400
+    assert request_body(7, shape) == bodies[6]  # the same number, the same request
+    shape.repeat = 0.3
+    repeated = [request_body(n, shape) for n in range(1, 401)]
+    again = sum(body in repeated[:n] for n, body in enumerate(repeated))
+    assert 0.2 * 400 < again < 0.4 * 400

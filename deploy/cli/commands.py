@@ -178,6 +178,10 @@ def loadtest(sub) -> None:
     p.add_argument("--price-per-hour", type=float, metavar="USD",
                    help="the instances' price per hour: also print what 1,000 requests and"
                         " a million documents cost at the best level")
+    p.add_argument("--repeat", type=float, default=0.0, metavar="FRACTION",
+                   help="share of requests that repeat an earlier one (0..1, default 0:"
+                        " every request new), for an endpoint with RERANK_CACHE_ROWS: your"
+                        " traffic's repeat rate")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the levels as JSON")
     p.add_argument("--chart", type=Path, metavar="PNG",
                    help="also draw requests/s and p99 per concurrency")

@@ -12,6 +12,8 @@ shows requests/s, pairs/s and latency percentiles.  The highest throughput whose
 level's clients x a safety factor (0.5), per instance: SageMaker's 10-second concurrency
 metric, which adds instances within seconds of a burst) and ``TARGET_INVOCATIONS`` (AWS's
 formula for SageMakerVariantInvocationsPerInstance: requests/s x 60 x 0.5, per instance).
+Every request's text is new, so no cache answers it (``--repeat`` sends that share of
+earlier requests again, to measure an endpoint's score cache at your traffic's repeat rate).
 Every request is a real invocation: on AWS, it is billed and shares the endpoint with its
 traffic.
 """
@@ -64,14 +66,16 @@ def run(args) -> int:
     _check(args)
     config = cfg.load(args)
     runtime = _runtime(config, max(args.concurrency))
-    bodies = _bodies(args.documents, args.words, args.query_words)
     target = {"InferenceComponentName": config.component} if config.component else {}
+    repeats = f", {args.repeat:.0%} repeating an earlier one" if args.repeat else ""
     print(f"sending up to {args.requests} requests per level to"
           f" {config.endpoint_url or config.endpoint} ({args.documents} documents of"
-          f" {args.words} words each)")
+          f" {args.words} words each{repeats})")
     levels = []
-    for concurrency in args.concurrency:
-        level = _level(runtime, config.endpoint, target, bodies, concurrency, args)
+    for number, concurrency in enumerate(args.concurrency):
+        # Request numbers go on across levels: no level repeats another's requests.
+        first = number * args.requests
+        level = _level(runtime, config.endpoint, target, first, concurrency, args)
         levels.append(level)
         if level.p99_ms > 4 * args.p99_ms:
             break  # far past the objective: more clients only queue
@@ -94,6 +98,9 @@ def _check(args) -> None:
         raise UserError("--seconds and --p99-ms must be positive")
     if args.price_per_hour is not None and args.price_per_hour <= 0:
         raise UserError("--price-per-hour must be positive (USD per instance-hour)")
+    if not 0 <= args.repeat < 1:
+        raise UserError(f"--repeat must be 0 or more and below 1 (a share of the requests),"
+                        f" not {args.repeat:g}")
     args.concurrency = sorted(set(args.concurrency))
 
 
@@ -111,19 +118,23 @@ def _runtime(config: cfg.DeployConfig, clients: int):
                        or "us-east-1", endpoint_url=config.endpoint_url, config=Config(**options))
 
 
-def _bodies(documents: int, words: int, query_words: int, count: int = 16) -> list[bytes]:
-    """A few distinct requests (so no cache can answer them), the same shape each."""
-    rng = random.Random(0)
+def request_body(number: int, args) -> bytes:
+    """Request ``number`` (1, 2, ...): text no earlier request had, so no cache (the
+    endpoint's RERANK_CACHE_ROWS included) answers it; with ``--repeat`` that share of the
+    requests repeats an earlier one instead.  The same number always gives the same body."""
+    while number > 1 and random.Random(number).random() < args.repeat:
+        number = random.Random(-number).randrange(1, number)
+    rng = random.Random(number)
 
     def text(n: int) -> str:
         return " ".join(rng.choice(WORDS) for _ in range(n))
 
-    return [json.dumps({"query": text(query_words),
-                        "documents": [text(words) for _ in range(documents)]}).encode()
-            for _ in range(count)]
+    return json.dumps({"query": text(args.query_words),
+                       "documents": [text(args.words) for _ in range(args.documents)]}
+                      ).encode()
 
 
-def _level(runtime, endpoint: str, target: dict, bodies: list[bytes], concurrency: int,
+def _level(runtime, endpoint: str, target: dict, first: int, concurrency: int,
            args) -> Level:
     from rich.console import Console
     from rich.progress import Progress
@@ -141,8 +152,9 @@ def _level(runtime, endpoint: str, target: dict, bodies: list[bytes], concurrenc
 
     def client(progress, task) -> None:
         while (n := claim()) is not None:
+            body = request_body(first + n, args)
             began = time.perf_counter()
-            error = _invoke(runtime, endpoint, target, bodies[n % len(bodies)])
+            error = _invoke(runtime, endpoint, target, body)
             with lock:
                 (failures if error else latencies).append(error or time.perf_counter() - began)
             progress.advance(task)
@@ -229,7 +241,7 @@ def _table(levels: list[Level], best: Level | None, args) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{args.documents} documents x {args.words} words per request")
+    table = Table(title=_shape(args))
     for name in ("clients", "requests", "errors", "req/s", "pairs/s", "p50 ms", "p90 ms",
                  "p99 ms"):
         table.add_column(name, justify="right")
@@ -258,9 +270,15 @@ def _table(levels: list[Level], best: Level | None, args) -> None:
                       " per million documents")
 
 
+def _shape(args) -> str:
+    repeats = f", {args.repeat:.0%} repeated" if args.repeat else ""
+    return f"{args.documents} documents x {args.words} words per request{repeats}"
+
+
 def _report(levels: list[Level], best: Level | None, args) -> dict:
     return {"documents": args.documents, "words": args.words, "p99_objective_ms": args.p99_ms,
-            "instances": args.instances, "levels": [asdict(lv) for lv in levels],
+            "repeat": args.repeat, "instances": args.instances,
+            "levels": [asdict(lv) for lv in levels],
             "best_concurrency": best.concurrency if best else None,
             "target_invocations": (target_invocations(best.requests_per_s, args.instances)
                                    if best else None),
@@ -294,7 +312,7 @@ def draw(levels: list[Level], best: Level | None, args):
         ax.set_ylim(bottom=0)
         if best:
             ax.axvline(best.concurrency, color="#2ca02c", linewidth=0.8)
-    title = f"{args.documents} documents x {args.words} words per request"
+    title = _shape(args)
     if best:
         title += f"; {_targets(best, args.instances)}"
     fig.suptitle(title, fontsize=10)
