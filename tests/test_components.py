@@ -609,6 +609,38 @@ def test_cli_status_lists_the_components(clean_env, capsys, monkeypatch):
     fake.done()
 
 
+def test_cli_status_of_one_component_shows_its_rollback_alarms(clean_env, capsys,
+                                                                monkeypatch):
+    from deploy.__main__ import main
+    from deploy.sagemaker import status
+
+    fake = StubbedAws()
+    sm, cw = fake.sm(), fake.stubs["cloudwatch"]
+    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    sm.add_response("list_inference_components", {"InferenceComponents": []},
+                    {"EndpointNameEquals": "search"})
+    running = component_description("minilm-en")
+    running["Specification"] = {"ModelName": "minilm-en-ic-new"}
+    sm.add_response("describe_inference_component", running)
+    sm.add_response("describe_model", {
+        "ModelName": "minilm-en-ic-new", "ModelArn": ARN, "CreationTime": NOW,
+        "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": DATA}})
+    fake.stubs["application-autoscaling"].add_response(
+        "describe_scalable_targets", {"ScalableTargets": []})
+    cw.add_response("describe_alarms", {"MetricAlarms": [
+        {"AlarmName": "minilm-en-component-rollback-errors", "StateValue": "ALARM"}]},
+        {"AlarmNames": ["minilm-en-component-rollback-errors",
+                        "minilm-en-component-rollback-latency"]})
+    monkeypatch.setattr(status, "Aws", lambda config: fake)
+    main(["status", "--endpoint", "search", "--component", "minilm-en"])
+    out = capsys.readouterr().out
+    assert IMAGE in out and DATA in out
+    assert "rollback     minilm-en-component-rollback-errors ALARM" in out
+    fake.done()
+
+
 def test_client_names_the_component():
     import io
 
