@@ -150,14 +150,14 @@ class DeployConfig:
     scale_out_cooldown: int = setting(60, "autoscaling: seconds between scale-outs")
     rollout: str = setting("all-at-once", "how an update moves traffic to the new instances:"
                                           " all-at-once, canary or linear (blue/green, each"
-                                          " step baked and watched by the rollback alarms);"
-                                          " a component's: all-at-once or rolling (copies"
-                                          " replaced a batch at a time)")
+                                          " step baked and watched by the rollback alarms),"
+                                          " or rolling (instances, or a component's copies,"
+                                          " replaced a batch at a time: no second fleet)")
     rollout_step: int | None = setting(None, "canary: percent of the capacity that takes"
                                              " traffic first (1..50, default 10); linear:"
                                              " percent per step (10..50, default 25);"
-                                             " rolling: percent of the copies per batch"
-                                             " (5..50, default 25)")
+                                             " rolling: percent of the instances or copies"
+                                             " per batch (5..50, default 25)")
     bake_seconds: int | None = setting(None, "seconds each step of an update is watched"
                                              " before the next (0..3600; default 0 for"
                                              " all-at-once: no guardrails, 600 otherwise)")

@@ -97,6 +97,9 @@ def _model_and_config(sm, model: str, config: str) -> tuple[dict, dict]:
      {"ScalableTarget", "ScalingPolicy", "WakePolicy", "WakeAlarm"}),
     # Real-time scaling on the 10-second concurrency metric (cfn-lint knows its enum).
     (["--max-capacity", "3", "--target-concurrency", "4"], {"ScalableTarget", "ScalingPolicy"}),
+    # A rolling update: a batch of instances at a time, under the rollback alarm.
+    (["--instance-count", "4", "--rollout", "rolling", "--bake-seconds", "60"],
+     {"RollbackAlarm0"}),
 ])
 def test_serverless_and_async_templates_lint(aws, archive_path, capsys, tmp_path, extra,
                                              kinds):
@@ -106,6 +109,10 @@ def test_serverless_and_async_templates_lint(aws, archive_path, capsys, tmp_path
     assert lint(out) == []
     body = json.loads(out.read_text())
     assert set(body["Resources"]) == {"Model", "EndpointConfig", "Endpoint"} | kinds
+    if "rolling" in extra:
+        policy = body["Resources"]["Endpoint"]["Properties"]["DeploymentConfig"][
+            "RollingUpdatePolicy"]
+        assert policy["MaximumBatchSize"] == {"Type": "CAPACITY_PERCENT", "Value": 25}
     if "--target-concurrency" in extra:
         tracking = body["Resources"]["ScalingPolicy"]["Properties"][
             "TargetTrackingScalingPolicyConfiguration"]

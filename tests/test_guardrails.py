@@ -56,7 +56,9 @@ def service_errors(operation: str, params: dict, service: str = "sagemaker") -> 
      "must be one of all-at-once, rolling"),
     ({"rollout": "rolling", "mode": "component", "component": "c", "rollout_step": 60},
      "5..50 % of the copies"),
-    ({"rollout": "rolling"}, "rolling updates inference components"),
+    ({"rollout": "rolling"}, "INSTANCE_COUNT must be at least 2"),
+    ({"rollout": "rolling", "instance_count": 4, "rollout_step": 4}, "5..50"),
+    ({"rollout": "rolling", "mode": "serverless"}, "needs instances"),
     ({"bake_seconds": 300, "rollback_errors": 0}, "ROLLBACK_ERRORS must be at least 1"),
     ({"bake_seconds": 300, "rollback_p99_ms": -1.0}, "ROLLBACK_P99_MS must be > 0"),
     ({"bake_seconds": 300, "rollback_alarms": ",".join(f"a{i}" for i in range(10))},
@@ -104,6 +106,25 @@ def test_the_wait_covers_every_baked_step():
     assert guardrails.rollout_seconds(config(rollout="canary", instance_count=2)) == 1800
     assert guardrails.rollout_seconds(config(rollout="linear", instance_count=4,
                                              bake_seconds=100)) == 500
+    assert guardrails.rollout_seconds(config(rollout="rolling", instance_count=4,
+                                             bake_seconds=100)) == 500
+
+
+def test_a_rolling_update_replaces_instances_in_batches():
+    rolling = config(rollout="rolling", instance_count=4, bake_seconds=120,
+                     rollback_p99_ms=250.0)
+    deployment = guardrails.deployment_config(rolling)
+    assert deployment["RollingUpdatePolicy"] == {
+        "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+        "WaitIntervalInSeconds": 120,
+        # The wait (1800 s) and five bakes of 120 s.
+        "MaximumExecutionTimeoutInSeconds": 2400}
+    assert "BlueGreenUpdatePolicy" not in deployment
+    assert deployment["AutoRollbackConfiguration"]["Alarms"] == [
+        {"AlarmName": "rr-rollback-errors"}, {"AlarmName": "rr-rollback-latency"}]
+    assert service_errors("UpdateEndpoint", {"EndpointName": "rr", "EndpointConfigName": "c",
+                                             "DeploymentConfig": deployment}) == ""
+    assert "25% of the instances replaced at a time" in guardrails.describe(rolling)
 
 
 def test_the_execution_role_may_read_exactly_the_rollback_alarms():
@@ -184,6 +205,23 @@ def test_a_guarded_update_puts_its_alarms_then_asks_for_the_canary(
     code, out, _ = cli(capsys, "delete", "--endpoint", "rr")
     assert code == 0 and "deleted       rollback alarms" in out
     assert aws("cloudwatch").describe_alarms(AlarmNamePrefix="rr-")["MetricAlarms"] == []
+
+
+@pytest.mark.slow  # packages a model, runs moto's server
+def test_a_rolling_update_is_asked_for_with_its_alarm(aws, archive_path, capsys,
+                                                      sent_updates):
+    assert cli(capsys, *deploy_args(archive_path, "--instance-count", "2"))[0] == 0
+    code, _, err = cli(capsys, *deploy_args(archive_path, "--instance-count", "2",
+                                            "--rollout", "rolling", "--bake-seconds", "60"))
+    assert code == 2 and "UpdateEndpoint failed" in one_error_line(err)  # moto: see top
+    (update,) = sent_updates
+    policy = update["DeploymentConfig"]["RollingUpdatePolicy"]
+    assert policy["MaximumBatchSize"] == {"Type": "CAPACITY_PERCENT", "Value": 25}
+    assert policy["WaitIntervalInSeconds"] == 60
+    assert update["DeploymentConfig"]["AutoRollbackConfiguration"] == {
+        "Alarms": [{"AlarmName": "rr-rollback-errors"}]}
+    assert [a["AlarmName"] for a in aws("cloudwatch").describe_alarms(
+        AlarmNamePrefix="rr-rollback")["MetricAlarms"]] == ["rr-rollback-errors"]
 
 
 @pytest.mark.slow  # packages a model, runs moto's server

@@ -1,15 +1,18 @@
-"""Guarded endpoint updates: SageMaker's blue/green deployment with traffic shifting, baking
-periods and automatic rollback on CloudWatch alarms ("deployment guardrails").
+"""Guarded updates: SageMaker's blue/green and rolling deployments, with baking periods and
+automatic rollback on CloudWatch alarms ("deployment guardrails").
 
-A plain update shifts all traffic to the new instances as soon as they pass /ping. With
-``BAKE_SECONDS`` (or ``ROLLOUT=canary|linear``), ``deploy`` sends UpdateEndpoint a
-DeploymentConfig instead:
+A plain update starts a whole new fleet and shifts all traffic to it as soon as it passes
+/ping. With ``BAKE_SECONDS`` (or ``ROLLOUT=canary|linear|rolling``), ``deploy`` sends
+UpdateEndpoint a DeploymentConfig instead:
 
 - ``all-at-once``: all traffic moves, then SageMaker watches the alarms for the bake time
   before it stops the old instances;
 - ``canary``: ``ROLLOUT_STEP`` % of the capacity takes traffic first, for the bake time,
   then the rest;
-- ``linear``: traffic moves in steps of ``ROLLOUT_STEP`` %, each baked.
+- ``linear``: traffic moves in steps of ``ROLLOUT_STEP`` %, each baked;
+- ``rolling``: ``ROLLOUT_STEP`` % of the instances are replaced at a time, each batch
+  baked, old instances stopped as new ones take over: no second fleet, so an update of a
+  GPU endpoint needs a batch of spare instances, not twice the endpoint.
 
 If an alarm fires during any of it, SageMaker sends every request back to the old instances
 and the update ends as a rollback, which ``deploy`` reports. The alarms are ours, made or
@@ -31,8 +34,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy.errors import UserError
 
+# Blue/green traffic shifting modes, by their TrafficRoutingConfiguration type.
 ROLLOUTS = {"all-at-once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}
+ENDPOINT_ROLLOUTS = (*ROLLOUTS, "rolling")
 COMPONENT_ROLLOUTS = ("all-at-once", "rolling")
+LOWEST_STEP = {"canary": 1, "linear": 10, "rolling": 5}  # % of capacity; 50 the highest
 DEFAULT_BAKE = 600          # seconds, for canary, linear and rolling when BAKE_SECONDS is unset
 DEFAULT_STEP = {"canary": 10, "linear": 25, "rolling": 25}  # % of capacity (of copies)
 # RollingUpdatePolicy.MaximumExecutionTimeoutInSeconds's range.
@@ -68,14 +74,12 @@ def validate(config) -> None:
     bake = bake_seconds(config)
     if config.deploy_mode.component:
         _validate_component(config, bake)
-    elif config.rollout not in ROLLOUTS:
-        raise UserError(f"{name('rollout')} must be one of {', '.join(ROLLOUTS)},"
-                        f" not {config.rollout!r}"
-                        + (" (rolling updates inference components)"
-                           if config.rollout == "rolling" else ""))
+    elif config.rollout not in ENDPOINT_ROLLOUTS:
+        raise UserError(f"{name('rollout')} must be one of {', '.join(ENDPOINT_ROLLOUTS)},"
+                        f" not {config.rollout!r}")
     if not 0 <= bake <= MAX_WAIT:
         raise UserError(f"{name('bake_seconds')} must be 0..{MAX_WAIT}, not {bake}")
-    if config.rollout in ("canary", "linear"):
+    if config.rollout in LOWEST_STEP and not config.deploy_mode.component:
         _validate_shifting(config, bake)
     if config.rollback_errors < 1:
         raise UserError(f"{name('rollback_errors')} must be at least 1")
@@ -117,8 +121,7 @@ def rolling_batch(config, copies: int) -> int:
 def component_deployment_config(config, copies: int) -> dict:
     """UpdateInferenceComponent's DeploymentConfig for ROLLOUT=rolling."""
     batch = rolling_batch(config, copies)
-    timeout = min(max(config.wait_timeout + rolling_seconds(config, copies),
-                      ROLLING_TIMEOUT[0]), ROLLING_TIMEOUT[1])
+    timeout = _rolling_timeout(config, rolling_seconds(config, copies))
     return {"RollingUpdatePolicy": {
                 "MaximumBatchSize": {"Type": "COPY_COUNT", "Value": batch},
                 "WaitIntervalInSeconds": bake_seconds(config),
@@ -144,7 +147,7 @@ def _validate_shifting(config, bake: int) -> None:
     if config.instance_count < 2:
         raise UserError(f"{name('rollout')}={config.rollout} moves traffic in parts of the"
                         f" instances: {name('instance_count')} must be at least 2")
-    low = 10 if config.rollout == "linear" else 1
+    low = LOWEST_STEP[config.rollout]
     step = step_percent(config)
     if not low <= step <= 50:
         raise UserError(f"{name('rollout_step')} must be {low}..50 % of the capacity for"
@@ -219,6 +222,18 @@ def alarm_requests(config) -> list[dict]:
 def deployment_config(config) -> dict:
     """UpdateEndpoint's DeploymentConfig for the configured rollout."""
     bake = bake_seconds(config)
+    alarms = {"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a}
+                                                       for a in alarm_names(config)]}}
+    if config.rollout == "rolling":
+        # Old instances go as new ones come, a batch at a time: no second fleet to find
+        # room for, which matters most for GPU instances.
+        return {"RollingUpdatePolicy": {
+                    "MaximumBatchSize": {"Type": "CAPACITY_PERCENT",
+                                         "Value": step_percent(config)},
+                    "WaitIntervalInSeconds": bake,
+                    "MaximumExecutionTimeoutInSeconds": _rolling_timeout(
+                        config, rollout_seconds(config))},
+                **alarms}
     routing = {"Type": ROLLOUTS[config.rollout], "WaitIntervalInSeconds": bake}
     step = step_percent(config)
     if config.rollout == "canary":
@@ -227,15 +242,20 @@ def deployment_config(config) -> dict:
         routing["LinearStepSize"] = {"Type": "CAPACITY_PERCENT", "Value": step}
     return {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing,
                                       "TerminationWaitInSeconds": bake},
-            "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a}
-                                                     for a in alarm_names(config)]}}
+            **alarms}
+
+
+def _rolling_timeout(config, baking: int) -> int:
+    """MaximumExecutionTimeoutInSeconds: the wait plus every batch's bake, in AWS's range."""
+    return min(max(config.wait_timeout + baking, ROLLING_TIMEOUT[0]), ROLLING_TIMEOUT[1])
 
 
 def rollout_seconds(config) -> int:
     """The longest a guarded update bakes, beyond starting the new instances."""
     if not guarded(config):
         return 0
-    steps = {"all-at-once": 1, "canary": 2, "linear": -(-100 // (step_percent(config) or 100))}
+    batches = -(-100 // (step_percent(config) or 100))
+    steps = {"all-at-once": 1, "canary": 2, "linear": batches, "rolling": batches}
     return bake_seconds(config) * (steps[config.rollout] + 1)
 
 
@@ -272,12 +292,14 @@ def ensure_alarms(aws, config) -> list[str]:
 def describe(config, copies: int = 0) -> str:
     """One line for the update message (``copies``: a component's, when rolling)."""
     bake = bake_seconds(config)
-    if config.rollout == "rolling":
+    if config.rollout == "rolling" and config.deploy_mode.component:
         how = f"{rolling_batch(config, copies)} of {copies} copies at a time"
     else:
         how = {"all-at-once": "all traffic at once",
                "canary": f"a {step_percent(config)}% canary first",
-               "linear": f"steps of {step_percent(config)}%"}[config.rollout]
+               "linear": f"steps of {step_percent(config)}%",
+               "rolling": f"{step_percent(config)}% of the instances replaced at a time"
+               }[config.rollout]
     return (f"{how}, each baked {bake} s; rolls back if any of"
             f" {', '.join(alarm_names(config))} fires")
 
