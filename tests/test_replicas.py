@@ -81,8 +81,9 @@ def pair(bert_dir):
         engine.close()
 
 
-def request(docs=("washington dc", "a panda")) -> RerankRequest:
-    return RerankRequest("cohere", [("capital of america", d) for d in docs], list(docs))
+def request(docs=("washington dc", "a panda"), **fields) -> RerankRequest:
+    return RerankRequest("cohere", [("capital of america", d) for d in docs], list(docs),
+                         **fields)
 
 
 def test_replicas_answer_as_one_engine(pair, bert_engine):
@@ -123,6 +124,16 @@ def test_each_request_goes_to_the_least_busy_engine(pair, monkeypatch):
 def test_work_is_weighed_by_the_characters_of_each_pair():
     assert replicas.weight(request(["ab", ""])) == 2 * len("capital of america") + 2 + 2
     assert replicas.weight(request([])) == 0
+    # A passage longer than the engine scores weighs what is scored of it.
+    assert replicas.weight(request(["x" * 10_000]), most=600) == 601
+
+
+def test_what_is_scored_of_a_pair_bounds_its_weight(pair):
+    engine = pair.engines[0]
+    plain = replicas.scored_chars(engine, request(["a"]))
+    assert plain == engine.max_length * replicas.CHARS_PER_TOKEN
+    chunked = replicas.scored_chars(engine, request(["a"], long_documents="chunk", max_chunks=3))
+    assert chunked == 3 * plain
 
 
 def test_the_engine_with_the_least_work_outstanding_is_chosen():

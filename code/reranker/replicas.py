@@ -11,9 +11,10 @@ its first GPU only.  The two servers place models differently:
   that land on the same engine are batched together there.
 
 A request's work is estimated by :func:`weight`, the characters of its pairs: a pair's
-tokens, and so its cost, grow with its text.  A request of 100 long passages then weighs
-what it costs, where counting requests weighed it as one 1-document request and could leave
-one GPU with most of the work.  Characters are counted without tokenizing, so routing adds
+tokens, and so its cost, grow with its text, up to what the engine scores of it (the
+model's limit, or its chunk windows).  A request of 100 long passages then weighs what it
+costs, where counting requests weighed it as one 1-document request and could leave one
+GPU with most of the work.  Characters are counted without tokenizing, so routing adds
 next to nothing to a request's latency.
 
 A replica is a whole :class:`Reranker`; :class:`Replicas` answers the same calls.
@@ -55,10 +56,26 @@ def load(model_dir: str, gpu_id: int | None = None, settings: Settings | None = 
                      for d in devices])
 
 
-def weight(request: RerankRequest) -> int:
-    """The request's work, estimated without tokenizing: the characters of each pair, plus
-    one so that a pair of empty strings (still a model row) counts."""
-    return sum(len(query) + len(text) + 1 for query, text in request.pairs)
+# Characters a token covers at most, about (English averages four): a pair's weight stops
+# growing where the engine stops scoring it.
+CHARS_PER_TOKEN = 6
+
+
+def weight(request: RerankRequest, most: int | None = None) -> int:
+    """The request's work, estimated without tokenizing: the characters of each pair, at
+    most ``most`` (what the engine scores of a pair), plus one so that a pair of empty
+    strings (still a model row) counts."""
+    most = most or float("inf")
+    return sum(int(min(len(query) + len(text), most)) + 1 for query, text in request.pairs)
+
+
+def scored_chars(engine: Reranker, request: RerankRequest) -> int:
+    """About the most characters of one pair ``engine`` scores: its token limit, times the
+    windows of chunk mode."""
+    settings = engine.settings
+    chunk = (request.long_documents or settings.long_documents) == "chunk"
+    windows = min(request.max_chunks or settings.max_chunks, settings.max_chunks) if chunk else 1
+    return engine.max_length * CHARS_PER_TOKEN * windows
 
 
 def least(outstanding: list[int]) -> int:
@@ -79,7 +96,7 @@ class Replicas:
         self._lock = threading.Lock()
 
     def rerank(self, request: RerankRequest, cancel=None):
-        work = weight(request)
+        work = weight(request, scored_chars(self.engines[0], request))
         index = self._take(work)
         try:
             return self.engines[index].rerank(request, cancel=cancel)
