@@ -159,7 +159,7 @@ def test_a_rolling_component_update_matches_the_service_models():
         assert request["Dimensions"] == [{"Name": "InferenceComponentName", "Value": "bge"}]
         assert not service_errors("PutMetricAlarm", request, "cloudwatch")
     # Ten batches of 60 s on top of the wait, within SageMaker's range for the timeout.
-    assert guardrails.rolling_seconds(rolling, 20) == 600
+    assert guardrails.component_rollout_seconds(rolling, 20) == 600
     assert deployment["RollingUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"] == 2400
 
 

@@ -183,7 +183,7 @@ def deploy(aws, config, *, wait_done: bool = True) -> dict:
     # on CPU), so the memory a copy needs.
     sizing.fit_component_memory(config, sizing.manifest_of(config), instance_type)
     existing = check_component(sm, config)
-    guard, rolling_seconds = _guard(aws, config, existing)
+    guard, baking = _guard(aws, config, existing)
     image = resolve_image(config, aws.region, instance_type=instance_type)
     model_data, isolation = model_data_for(aws, config)
     model = names.stamped(model_base(config.component), model_data, image,
@@ -204,7 +204,7 @@ def deploy(aws, config, *, wait_done: bool = True) -> dict:
                 print("autoscaling is configured once the component is InService: run"
                       " `make deploy` again after `make status` says InService")
             return {"InferenceComponentName": config.component, "ModelName": model}
-        final = wait_component(sm, config.component, config.wait_timeout + rolling_seconds,
+        final = wait_component(sm, config.component, config.wait_timeout + baking,
                                config.poll_seconds)
         settle_scaling(aws, config, existing)
     except (ClientError, BotoCoreError) as exc:
@@ -229,7 +229,7 @@ def _guard(aws, config, existing: dict | None) -> tuple[dict, int]:
     deployment = guardrails.component_deployment_config(config, copies)  # refuses 1 copy
     guardrails.put_alarms(aws, config)
     return ({"DeploymentConfig": deployment},
-            guardrails.rolling_seconds(config, copies))
+            guardrails.component_rollout_seconds(config, copies))
 
 
 def refuse_rolled_back(sm, config, final: dict, model: str) -> None:

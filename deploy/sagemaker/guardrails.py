@@ -100,13 +100,13 @@ def _validate_component(config, bake: int) -> None:
         raise UserError(f"an inference component's update is guarded by"
                         f" {name('rollout')}=rolling; {name('bake_seconds')} alone does not"
                         " apply to it")
-    step = step_percent(config)
-    if step is not None and not 5 <= step <= 50:
-        raise UserError(f"{name('rollout_step')} must be 5..50 % of the copies for rolling,"
-                        f" not {step}")
+    step, low = step_percent(config), LOWEST_STEP["rolling"]
+    if step is not None and not low <= step <= 50:
+        raise UserError(f"{name('rollout_step')} must be {low}..50 % of the copies for"
+                        f" rolling, not {step}")
 
 
-def rolling_batch(config, copies: int) -> int:
+def copies_per_batch(config, copies: int) -> int:
     """Copies replaced per step: ROLLOUT_STEP % of them, at least one; SageMaker takes 5% to
     50% of the copy count, so a component needs two copies to roll."""
     name = config.name
@@ -120,8 +120,8 @@ def rolling_batch(config, copies: int) -> int:
 
 def component_deployment_config(config, copies: int) -> dict:
     """UpdateInferenceComponent's DeploymentConfig for ROLLOUT=rolling."""
-    batch = rolling_batch(config, copies)
-    timeout = _rolling_timeout(config, rolling_seconds(config, copies))
+    batch = copies_per_batch(config, copies)
+    timeout = _rolling_timeout(config, component_rollout_seconds(config, copies))
     return {"RollingUpdatePolicy": {
                 "MaximumBatchSize": {"Type": "COPY_COUNT", "Value": batch},
                 "WaitIntervalInSeconds": bake_seconds(config),
@@ -130,9 +130,10 @@ def component_deployment_config(config, copies: int) -> dict:
                                                      for a in alarm_names(config)]}}
 
 
-def rolling_seconds(config, copies: int) -> int:
-    """The longest a rolling update bakes: every batch, beyond starting its copies."""
-    batches = -(-copies // rolling_batch(config, copies))
+def component_rollout_seconds(config, copies: int) -> int:
+    """The longest a component's rolling update bakes: every batch, beyond starting its
+    copies (rollout_seconds is an endpoint's)."""
+    batches = -(-copies // copies_per_batch(config, copies))
     return bake_seconds(config) * batches
 
 
@@ -293,7 +294,7 @@ def describe(config, copies: int = 0) -> str:
     """One line for the update message (``copies``: a component's, when rolling)."""
     bake = bake_seconds(config)
     if config.rollout == "rolling" and config.deploy_mode.component:
-        how = f"{rolling_batch(config, copies)} of {copies} copies at a time"
+        how = f"{copies_per_batch(config, copies)} of {copies} copies at a time"
     else:
         how = {"all-at-once": "all traffic at once",
                "canary": f"a {step_percent(config)}% canary first",
