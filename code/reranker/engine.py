@@ -148,12 +148,12 @@ class Reranker:
             logits, tokens = self._score_prompts(request, cancel)
             self._check_finite(request, logits, range(len(logits)))
             return self._result(request, logits, tokens)
-        chunk = (request.long_documents or self.settings.long_documents) == "chunk"
+        chunk = self.chunk_mode(request)
         started = time.perf_counter()
         encoded = self.encoder.encode(
             request.pairs,
             chunk=chunk,
-            max_chunks=self._max_chunks(request),
+            max_chunks=self.max_chunks(request),
             overlap=self.settings.chunk_overlap,
             truncate=request.truncate,
             direction=request.truncation_direction,
@@ -191,7 +191,12 @@ class Reranker:
                 found[i] = row
         return np.stack(found)
 
-    def _max_chunks(self, request: RerankRequest) -> int:
+    def chunk_mode(self, request: RerankRequest) -> bool:
+        """Whether a document too long for one row is scored as windows (the request's
+        choice, else RERANK_LONG_DOCUMENTS)."""
+        return (request.long_documents or self.settings.long_documents) == "chunk"
+
+    def max_chunks(self, request: RerankRequest) -> int:
         """A request may ask for fewer chunks than RERANK_MAX_CHUNKS, never for more."""
         return min(request.max_chunks or self.settings.max_chunks, self.settings.max_chunks)
 
@@ -241,7 +246,7 @@ class Reranker:
                        ) -> tuple[np.ndarray, int]:
         """One log-odds column per pair: the judged logits through the formula (a
         converted seq-cls head's one label as it is)."""
-        chunk = (request.long_documents or self.settings.long_documents) == "chunk"
+        chunk = self.chunk_mode(request)
         started = time.perf_counter()
         rows = self.prompts.encode(
             request.pairs,
@@ -250,7 +255,7 @@ class Reranker:
             direction=request.truncation_direction,
             field=request.documents_field,
             max_length=request.max_tokens,
-            max_chunks=self._max_chunks(request) if chunk else 0,
+            max_chunks=self.max_chunks(request) if chunk else 0,
             overlap=self.settings.chunk_overlap,
             max_document_tokens=request.max_document_tokens,
         )

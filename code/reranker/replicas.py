@@ -72,9 +72,7 @@ def weight(request: RerankRequest, most: int | None = None) -> int:
 def scored_chars(engine: Reranker, request: RerankRequest) -> int:
     """About the most characters of one pair ``engine`` scores: its token limit, times the
     windows of chunk mode."""
-    settings = engine.settings
-    chunk = (request.long_documents or settings.long_documents) == "chunk"
-    windows = min(request.max_chunks or settings.max_chunks, settings.max_chunks) if chunk else 1
+    windows = engine.max_chunks(request) if engine.chunk_mode(request) else 1
     return engine.max_length * CHARS_PER_TOKEN * windows
 
 

@@ -126,8 +126,7 @@ def component_deployment_config(config, copies: int) -> dict:
                 "MaximumBatchSize": {"Type": "COPY_COUNT", "Value": batch},
                 "WaitIntervalInSeconds": bake_seconds(config),
                 "MaximumExecutionTimeoutInSeconds": timeout},
-            "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a}
-                                                     for a in alarm_names(config)]}}
+            **_auto_rollback(config)}
 
 
 def component_rollout_seconds(config, copies: int) -> int:
@@ -223,8 +222,7 @@ def alarm_requests(config) -> list[dict]:
 def deployment_config(config) -> dict:
     """UpdateEndpoint's DeploymentConfig for the configured rollout."""
     bake = bake_seconds(config)
-    alarms = {"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a}
-                                                       for a in alarm_names(config)]}}
+    alarms = _auto_rollback(config)
     if config.rollout == "rolling":
         # Old instances go as new ones come, a batch at a time: no second fleet to find
         # room for, which matters most for GPU instances.
@@ -244,6 +242,12 @@ def deployment_config(config) -> dict:
     return {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing,
                                       "TerminationWaitInSeconds": bake},
             **alarms}
+
+
+def _auto_rollback(config) -> dict:
+    """The DeploymentConfig part that rolls an update back when one of the alarms fires."""
+    return {"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a}
+                                                     for a in alarm_names(config)]}}
 
 
 def _rolling_timeout(config, baking: int) -> int:
