@@ -18,6 +18,7 @@ mean something), real tokenizers, saved with ``save_pretrained`` as the hub ship
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -146,5 +147,41 @@ def chat_template_llm(out: Path, seed: int = 0) -> Path:
     return _save(transformers.LlamaForCausalLM(config), tokenizer, out)
 
 
+# A fine-tune's own prompt: a system message when a default prompt sends one, then the
+# query and the passage, answered 1 or 0.
+FINE_TUNE_CHAT_TEMPLATE = (
+    "{% for m in messages %}{% if m.role == 'system' %}<|im_start|>system\n{{ m.content }}"
+    "<|im_end|>\n{% endif %}{% endfor %}<|im_start|>user\nRate 1 or 0.\nQuery: "
+    "{{ (messages | selectattr('role', 'eq', 'query') | first).content }}\nPassage: "
+    "{{ (messages | selectattr('role', 'eq', 'document') | first).content }}<|im_end|>\n"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def saved_cross_encoder(out: Path, seed: int = 0, template: str = FINE_TUNE_CHAT_TEMPLATE,
+                        judged: tuple[str, str | None] = ("1", "0"), prompt: str | None = None,
+                        chat_kwargs: dict | None = None) -> Path:
+    """A Qwen3ForCausalLM (Qwen3-Reranker's architecture) fine-tuned elsewhere and saved by
+    sentence-transformers' CrossEncoder: its own chat ``template``, a LogitScore judging
+    ``judged``, a default ``prompt`` and template arguments ``chat_kwargs`` if given."""
+    from sentence_transformers import CrossEncoder  # the full install's, not serving's
+
+    out = Path(out)
+    base = qwen3_reranker(out.with_name(out.name + "-base"), seed)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(base)
+    tokenizer.chat_template = template
+    tokenizer.save_pretrained(base)
+    model = CrossEncoder(str(base), device="cpu", prompts={"rerank": prompt} if prompt else None,
+                         default_prompt_name="rerank" if prompt else None)
+    true, false = (None if t is None else tokenizer.convert_tokens_to_ids(t) for t in judged)
+    model[1].true_token_id, model[1].false_token_id = true, false
+    if chat_kwargs:
+        model[0].processing_kwargs = {"chat_template": chat_kwargs}
+    model.save(str(out))
+    shutil.rmtree(base)
+    return out
+
+
 BUILDERS = {"qwen3": qwen3_reranker, "qwen3-seq-cls": qwen3_seq_cls, "mxbai-v2": mxbai_v2,
-            "gemma": bge_gemma, "chat-template": chat_template_llm}
+            "gemma": bge_gemma, "chat-template": chat_template_llm,
+            "sentence-transformers": saved_cross_encoder}

@@ -34,7 +34,7 @@ TOL = 1e-5
 SMALL_BATCHES = {"RERANK_WARMUP": "0", "RERANK_THREADS": "1", "RERANK_BATCH_TOKENS": "64",
                  "RERANK_MAX_BATCH_ROWS": "2"}
 ENCODERS = ("bert", "electra", "xlmr", "deberta", "modernbert")
-LLMS = ("qwen3", "qwen3-seq-cls", "mxbai-v2", "gemma", "chat-template")
+LLMS = ("qwen3", "qwen3-seq-cls", "mxbai-v2", "gemma", "chat-template", "sentence-transformers")
 BODIES = {
     "plain": {"query": CAPITAL_QUERY, "documents": CAPITAL_DOCS},
     "instruction": {"query": CAPITAL_QUERY, "documents": CAPITAL_DOCS[:3],

@@ -24,8 +24,10 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
+from . import saved_cross_encoder
 from .backends.base import ModelLoadError
 from .model_dir import read_json
+from .saved_cross_encoder import SavedScoring
 
 QWEN3_SYSTEM = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query"
@@ -75,6 +77,8 @@ class Profile:
     suffix: tuple[str, ...]
     # (true token, false token or None): the text whose first token id is judged.
     judged: tuple[str, str | None] = ("yes", "no")
+    # The judged token ids themselves, where a saved configuration names ids (not text).
+    judged_ids: tuple[int, int | None] | None = None
     formula: str = "log-odds"
     instruction_format: str = ""
     default_instruction: str | None = None
@@ -164,15 +168,17 @@ def recognise(config: Mapping, tokenizer, model_dir: str, forced: str = "") -> P
     LLM the engine cannot score correctly."""
     overrides = read_overrides(model_dir)
     name = forced or overrides.pop("name", "")
-    if not name and not overrides and not is_llm(config):
+    saved = saved_cross_encoder.read(model_dir)
+    if not name and not overrides and saved is None and not is_llm(config):
         return None
     architecture = (config.get("architectures") or [""])[0]
-    profile = PROFILES.get(name) if name else _by_architecture(architecture)
-    if name and profile is None and name != CHAT_TEMPLATE:
+    if name and name not in PROFILES and name != CHAT_TEMPLATE:
         raise ModelLoadError(f"profile {name!r} is unknown; supported: {sorted(PROFILES)}"
                              f" or {CHAT_TEMPLATE!r}")
-    if profile is None and not architecture.endswith("ForSequenceClassification"):
-        profile = chat_template_profile(tokenizer)
+    if name:  # named by the operator: no arbitration
+        profile = PROFILES.get(name) or chat_template_profile(tokenizer, saved)
+    else:
+        profile = _directory_profile(architecture, tokenizer, saved, model_dir)
     if profile is None:
         raise ModelLoadError(
             f"{model_dir!r} is a {architecture or 'model'} with no reranker profile and no chat"
@@ -190,6 +196,56 @@ def recognise(config: Mapping, tokenizer, model_dir: str, forced: str = "") -> P
     return profile
 
 
+def _directory_profile(architecture: str, tokenizer, saved: SavedScoring | None,
+                       model_dir: str) -> Profile | None:
+    """The family's profile, or the prompt the directory declares itself.
+
+    A chat template that renders a query and a document message, and sentence-transformers'
+    saved LogitScore, are the directory's own word on how it is prompted and scored: they
+    win over the family an architecture suggests (a fine-tune of Qwen3 with its own prompt
+    is a Qwen3ForCausalLM too), unless both prompt and judge alike, where the family's
+    profile stays for what it adds (instructions)."""
+    family = _by_architecture(architecture)
+    if architecture.endswith("ForSequenceClassification"):
+        return family
+    declared = chat_template_profile(tokenizer, saved)
+    if declared is None and saved is not None:
+        judged = [saved.true_id, saved.false_id]
+        if family is None or _judged_ids(family, tokenizer) != judged:
+            raise ModelLoadError(
+                f"{model_dir!r} was saved by sentence-transformers to judge token ids {judged}"
+                f" ({saved.source}), but its chat template renders no query and document"
+                " message: the engine cannot rebuild its prompt")
+        return family
+    if family is None or declared is None:
+        return family or declared
+    same = (_rendered(family, tokenizer) == _rendered(declared, tokenizer)
+            and _judged_ids(family, tokenizer) == _judged_ids(declared, tokenizer))
+    return family if same else declared
+
+
+def _judged_ids(profile: Profile, tokenizer) -> list:
+    """[true id, false id or None] (a text of several tokens: its ids, never equal to one)."""
+    if profile.judged_ids is not None:
+        return list(profile.judged_ids)
+    ids = [None if text is None else tokenizer(text, add_special_tokens=False)["input_ids"]
+           for text in profile.judged]
+    return [i if i is None or len(i) != 1 else i[0] for i in ids]
+
+
+# A pair to render both prompts with, when deciding whether they are the same prompt.
+_PROBE = {"query": "what is the capital of france?",
+          "document": "Paris is the capital and largest city of France."}
+
+
+def _rendered(profile: Profile, tokenizer) -> str:
+    """The whole prompt of the probe pair, with the default instruction, as text."""
+    fields = dict(_PROBE, instruction=profile.instruction_text(None))
+    bos = (tokenizer.bos_token or "") if profile.bos else ""
+    pieces = (*profile.prefix, profile.document, *profile.suffix)
+    return bos + "".join(piece.format(**fields) for piece in pieces)
+
+
 def _by_architecture(architecture: str) -> Profile | None:
     for profile in PROFILES.values():
         if architecture in profile.architectures:
@@ -197,19 +253,12 @@ def _by_architecture(architecture: str) -> Profile | None:
     return None
 
 
-def chat_template_profile(tokenizer) -> Profile | None:
+def chat_template_profile(tokenizer, saved: SavedScoring | None = None) -> Profile | None:
     """sentence-transformers 6's rule for other causal LMs: a chat template that renders a
-    ``query`` and a ``document`` message, scored logit("yes") - logit("no")."""
-    template = getattr(tokenizer, "chat_template", None)
-    if not isinstance(template, str) or "query" not in template or "document" not in template:
-        return None
-    try:
-        text = tokenizer.apply_chat_template(
-            [{"role": "query", "content": "{query}"},
-             {"role": "document", "content": _SENTINEL}], tokenize=False)
-    except Exception:  # noqa: BLE001 - a template that cannot render the pair
-        return None
-    if text.count(_SENTINEL) != 1 or text.count("{query}") != 1:
+    ``query`` and a ``document`` message, scored by the saved LogitScore (without one,
+    logit("yes") - logit("no")), the saved default prompt as a system message first."""
+    text = _render_pair(tokenizer, saved)
+    if text is None:
         return None
     head, tail = text.split(_SENTINEL)
     # The pieces must meet where the tokenizer splits anyway, or tokenizing them apart would
@@ -221,11 +270,39 @@ def chat_template_profile(tokenizer) -> Profile | None:
     specials = [t for t in getattr(tokenizer, "all_special_tokens", []) if t and t in tail]
     end = min((tail.index(t) for t in specials), default=len(tail))
     tail, trailer = tail[end:], tail[:end]
+    judged = {} if saved is None else dict(
+        judged_ids=(saved.true_id, saved.false_id),
+        formula="log-odds" if saved.false_id is not None else "logit")
     return Profile(name=CHAT_TEMPLATE, architectures=(), head="causal", prefix=(_escape(head),),
                    document=_escape(label) + "{document}" + _escape(trailer),
-                   suffix=(_escape(tail),) if tail else (), judged=("yes", "no"),
-                   max_length=8192,
-                   reference="sentence-transformers' CrossEncoder (LogitScore, chat template)")
+                   suffix=(_escape(tail),) if tail else (), max_length=8192,
+                   reference="sentence-transformers' CrossEncoder (LogitScore, chat template"
+                   + (f"; {saved.source}" if saved else "") + ")", **judged)
+
+
+def _render_pair(tokenizer, saved: SavedScoring | None) -> str | None:
+    """The chat template's text for a query placeholder and a document sentinel, in the
+    message format the template reads (plain or typed content); None if it renders them
+    not exactly once each."""
+    template = getattr(tokenizer, "chat_template", None)
+    if not isinstance(template, str) or "query" not in template or "document" not in template:
+        return None
+    kwargs = dict(saved.chat_kwargs) if saved else {}
+    saved_format = saved.message_format if saved else None
+    formats = [saved_format == "structured"] if saved_format else [False, True]
+    for typed in formats:
+        def message(role, text, typed=typed):
+            return {"role": role, "content": [{"type": "text", "text": text}] if typed else text}
+        messages = [message("query", "{query}"), message("document", _SENTINEL)]
+        if saved is not None and saved.system_prompt is not None:
+            messages.insert(0, message("system", saved.system_prompt))
+        try:
+            text = tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
+        except Exception:  # noqa: BLE001 - a template that cannot render the pair
+            continue
+        if isinstance(text, str) and text.count(_SENTINEL) == 1 and text.count("{query}") == 1:
+            return text
+    return None
 
 
 def _escape(text: str) -> str:

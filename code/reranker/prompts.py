@@ -80,8 +80,11 @@ class PromptEncoder:
         bos, pad = hf_tokenizer.bos_token_id, hf_tokenizer.pad_token_id
         self.bos = [bos] if profile.bos and bos is not None and bos != pad else []
         self.pad_id = int(pad if pad is not None else (hf_tokenizer.eos_token_id or 0))
-        true, false = profile.judged
-        self.judged = [self._one_token(true)] + ([self._one_token(false)] if false else [])
+        if profile.judged_ids is not None:
+            self.judged = [i for i in profile.judged_ids if i is not None]
+        else:
+            true, false = profile.judged
+            self.judged = [self._one_token(true)] + ([self._one_token(false)] if false else [])
         # The document piece around {document}, braces unescaped (a document is never
         # formatted: its own braces stay as sent), its special tokens cut off its ends.
         before, after = (p.format() for p in profile.document.split("{document}", 1))

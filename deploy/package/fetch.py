@@ -1,7 +1,8 @@
 """Fetching a model for packaging: from the hub, a directory or an archive, into staging.
 
-Only the files serving needs are taken (config, tokenizer, safetensors weights, and an LLM
-reranker's profile override: reranker.json's "profile"); pickle weights are converted only
+Only the files serving needs are taken (config, tokenizer, safetensors weights, the
+configuration sentence-transformers saved with an LLM reranker, and an LLM reranker's
+profile override: reranker.json's "profile"); pickle weights are converted only
 when allowed, and tokenizer.json is written when missing.
 """
 
@@ -27,6 +28,11 @@ TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 # Tokenizer classes that only transformers 5 knows, and the class every version loads the
 # same way (tokenizer.json as it is): the HF DLC runs transformers 4.x.
 PORTABLE_TOKENIZER_CLASS = {"TokenizersBackend": "PreTrainedTokenizerFast"}
+# How sentence-transformers' CrossEncoder prompts and scores a causal LM it saved (an LLM
+# reranker's judged tokens live in its LogitScore module's folder).
+SENTENCE_TRANSFORMERS_FILES = ["modules.json", "sentence_bert_config.json",
+                               "config_sentence_transformers.json"]
+MODULE_CONFIGS = ["*_LogitScore/config.json"]
 SAFETENSORS = ["model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json"]
 PICKLE = ["pytorch_model.bin", "pytorch_model-*-of-*.bin", "pytorch_model.bin.index.json"]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -71,7 +77,8 @@ def download(repo_id: str, revision: str | None, allow_pickle: bool) -> Path:
                     " (MODEL=path/to/model)")
     if constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true"):
         raise UserError(offline_hint.format(why="HF_HUB_OFFLINE is set"))
-    patterns = CONFIG_FILES + TOKENIZER_FILES + SAFETENSORS
+    patterns = (CONFIG_FILES + TOKENIZER_FILES + SENTENCE_TRANSFORMERS_FILES + MODULE_CONFIGS
+                + SAFETENSORS)
     try:
         path = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns,
                                       etag_timeout=10))
@@ -90,7 +97,11 @@ def stage(source: Path, staging: Path, *, allow_pickle: bool) -> None:
     staging.mkdir(parents=True)
     if not (source / "config.json").is_file():
         raise UserError(f"{source} has no config.json: not a transformers model directory")
-    for name in _matching(source, CONFIG_FILES + TOKENIZER_FILES + SAFETENSORS):
+    for name in _matching(source, CONFIG_FILES + TOKENIZER_FILES + SENTENCE_TRANSFORMERS_FILES
+                          + SAFETENSORS):
+        _link_or_copy(source / name, staging / name)
+    for name in module_configs(source):
+        (staging / name).parent.mkdir(parents=True, exist_ok=True)
         _link_or_copy(source / name, staging / name)
     if not _present(staging, SAFETENSORS):
         if not _present(source, PICKLE):
@@ -191,6 +202,20 @@ def portable_tokenizer_config(staging: Path) -> None:
     written = path.with_name(path.name + ".portable")
     written.write_text(json.dumps(changed, indent=2, ensure_ascii=False) + "\n")
     os.replace(written, path)
+
+
+def module_configs(source: Path) -> list[str]:
+    """The config.json of each module modules.json places in a folder of its own (only
+    configuration: a module with weights is refused when the engine checks the model)."""
+    try:
+        modules = json.loads((source / "modules.json").read_text())
+    except (OSError, ValueError):
+        return []
+    paths = [m.get("path") for m in modules if isinstance(m, dict)] if isinstance(
+        modules, list) else []
+    names = [f"{p}/config.json" for p in paths if isinstance(p, str) and p
+             and re.fullmatch(r"[\w.-]+", p) and p not in (".", "..")]
+    return [n for n in names if (source / n).is_file()]
 
 
 def _matching(directory: Path, patterns: list[str]) -> list[str]:

@@ -1,0 +1,235 @@
+"""LLM rerankers saved by sentence-transformers' CrossEncoder are scored as it scores them.
+
+A Qwen3ForCausalLM is not always Qwen3-Reranker: a fine-tune saved by sentence-transformers
+6 carries its own chat template and its LogitScore's token ids.  The engine reads them and
+matches ``CrossEncoder(directory).predict``; where its saved configuration asks for what the
+engine does not reproduce, the model is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from demo_models import llm
+from example_texts import CAPITAL_DOCS, CAPITAL_QUERY
+from reranker import profiles, saved_cross_encoder
+from reranker.backends.base import ModelLoadError
+from reranker.engine import Reranker
+from reranker.errors import InvalidRequest
+from reranker.request import RerankRequest
+from reranker.settings import Settings
+
+TOL = 1e-5
+DOCS = CAPITAL_DOCS[:3]
+
+def _engine(path) -> Reranker:
+    return Reranker.from_dir(str(path), Settings(warmup=False))
+
+
+def _reference(path) -> np.ndarray:
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(str(path), device="cpu")
+    return np.asarray(model.predict([(CAPITAL_QUERY, d) for d in DOCS],
+                                    activation_fn=torch.nn.Identity()))
+
+
+@pytest.mark.parametrize("case", [
+    dict(judged=("1", "0")),
+    dict(judged=("1", None)),  # one token's logit (LogitScore without a false token)
+    dict(judged=("yes", "no"), prompt="Judge the passage for a curious reader."),
+    dict(judged=("1", "0"), chat_kwargs={"add_generation_prompt": True}),
+], ids=["two-tokens", "one-token", "default-prompt", "template-kwargs"])
+def test_scores_are_the_saved_cross_encoders(tmp_path, case):
+    """Its own template, system prompt, template arguments and judged ids, not the Qwen3
+    family's: the same raw scores as CrossEncoder.predict."""
+    path = llm.saved_cross_encoder(tmp_path / "saved", **case)
+    engine = _engine(path)
+    try:
+        assert engine.describe()["profile"] == profiles.CHAT_TEMPLATE
+        prompt = "".join(engine.profile.prefix + engine.profile.suffix)
+        assert case.get("prompt", "Rate 1 or 0.") in prompt
+        assert ("<|im_start|>assistant" in prompt) == ("chat_kwargs" in case)
+        ours = np.array(engine.score(CAPITAL_QUERY, DOCS, raw=True))
+        assert np.abs(ours - _reference(path)).max() < TOL
+    finally:
+        engine.close()
+
+
+def test_a_saved_qwen3_reranker_keeps_its_family(tmp_path):
+    """Saved with the card's prompt as its template and yes/no: the same prompt as the
+    qwen3-reranker profile, which stays (it takes instructions) and scores as CrossEncoder."""
+    path = llm.saved_cross_encoder(tmp_path / "saved", judged=("yes", "no"),
+                                   template=llm.QWEN3_RERANKER_CHAT_TEMPLATE)
+    engine = _engine(path)
+    try:
+        assert engine.describe()["profile"] == "qwen3-reranker"
+        ours = np.array(engine.score(CAPITAL_QUERY, DOCS, raw=True))
+        assert np.abs(ours - _reference(path)).max() < TOL
+        engine.rerank(RerankRequest("cohere", [(CAPITAL_QUERY, "x")], ["x"],
+                                    instruction="find capitals"))
+    finally:
+        engine.close()
+
+
+def test_its_own_template_without_a_saved_configuration_wins_over_the_family(tmp_path):
+    """No modules.json: sentence-transformers' default (the chat template, yes/no), which
+    the engine follows too rather than the family's prompt; instructions are then refused."""
+    path = llm.saved_cross_encoder(tmp_path / "saved", judged=("yes", "no"))
+    for name in ("modules.json", "sentence_bert_config.json"):
+        (path / name).unlink()
+    engine = _engine(path)
+    try:
+        assert engine.describe()["profile"] == profiles.CHAT_TEMPLATE
+        ours = np.array(engine.score(CAPITAL_QUERY, DOCS, raw=True))
+        assert np.abs(ours - _reference(path)).max() < TOL
+        with pytest.raises(InvalidRequest):
+            engine.rerank(RerankRequest("cohere", [(CAPITAL_QUERY, "x")], ["x"],
+                                        instruction="find capitals"))
+    finally:
+        engine.close()
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> Path:
+    return llm.saved_cross_encoder(tmp_path_factory.mktemp("saved") / "model",
+                                   template=llm.JUDGE_CHAT_TEMPLATE)
+
+
+def _copy(saved: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "copy"
+    shutil.copytree(saved, path)
+    return path
+
+
+def _edit(path: Path, name: str, change) -> None:
+    data = json.loads((path / name).read_text())
+    change(data)
+    (path / name).write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("name, change, says", [
+    ("modules.json", lambda m: m.append({"idx": 2, "name": "2", "path": "2_Dense",
+                                         "type": "sentence_transformers.base.modules.Dense"}),
+     "Transformer followed by a LogitScore"),
+    ("sentence_bert_config.json", lambda c: c["modality_config"].pop("message"),
+     "plain text"),
+    ("sentence_bert_config.json", lambda c: c.update(query_expansion={"tokens": 8}),
+     "query_expansion"),
+    ("sentence_bert_config.json",
+     lambda c: c.update(processing_kwargs={"text": {"add_special_tokens": True}}),
+     "processing_kwargs.text.add_special_tokens"),
+    ("1_LogitScore/config.json", lambda c: c.update(module_input_name="other"),
+     "does not write"),
+    ("config_sentence_transformers.json", lambda c: c.update(default_prompt_name="missing"),
+     "names no prompt"),
+], ids=["extra-module", "no-chat-template-modality", "query-expansion", "text-kwargs",
+        "unwired-input", "missing-prompt"])
+def test_what_the_engine_does_not_reproduce_is_refused(saved, tmp_path, name, change, says):
+    path = _copy(saved, tmp_path)
+    _edit(path, name, change)
+    with pytest.raises(ModelLoadError, match=says):
+        _engine(path)
+
+
+def test_length_settings_change_nothing_it_scores(saved, tmp_path):
+    path = _copy(saved, tmp_path)
+    _edit(path, "sentence_bert_config.json", lambda c: c.update(processing_kwargs={
+        "text": {"max_length": 64, "truncation": True},
+        "chat_template": {"max_length": 64}}))
+    engines = [_engine(saved), _engine(path)]
+    try:
+        scores = [e.score(CAPITAL_QUERY, DOCS, raw=True) for e in engines]
+        assert scores[0] == scores[1]
+    finally:
+        for engine in engines:
+            engine.close()
+
+
+def test_saved_ids_without_a_usable_template_are_refused(saved, tmp_path):
+    """Its template gone, the Qwen3 family would prompt it, but judging "yes"/"no" where it
+    was saved to judge "1"/"0": refused, not scored on the family's guess."""
+    path = _copy(saved, tmp_path)
+    (path / "chat_template.jinja").unlink()
+    with pytest.raises(ModelLoadError, match="cannot rebuild its prompt"):
+        _engine(path)
+
+
+@pytest.fixture(scope="module")
+def saved_classifier(model_dirs, tmp_path_factory) -> Path:
+    """A BERT cross-encoder saved by sentence-transformers (modules.json: one Transformer)."""
+    from sentence_transformers import CrossEncoder
+
+    out = tmp_path_factory.mktemp("saved-classifier") / "model"
+    CrossEncoder(str(model_dirs("bert")), device="cpu").save(str(out))
+    return out
+
+
+def test_a_cross_encoder_saved_by_sentence_transformers_scores_as_its_model(
+        saved_classifier, model_dirs):
+    """A sequence-classification CrossEncoder's configuration says nothing about prompts."""
+    assert saved_cross_encoder.read(str(saved_classifier)) is None
+    assert saved_cross_encoder.read(str(saved_classifier / "absent")) is None
+    engines = [_engine(saved_classifier), _engine(model_dirs("bert"))]
+    try:
+        scores = [e.score(CAPITAL_QUERY, DOCS, raw=True) for e in engines]
+        assert scores[0] == scores[1]
+    finally:
+        for engine in engines:
+            engine.close()
+
+
+@pytest.mark.parametrize("name, change, says", [
+    ("modules.json", lambda m: m.append({"idx": 1, "name": "1", "path": "1_Dense",
+                                         "type": "sentence_transformers.base.modules.Dense"}),
+     "classification head alone"),
+    ("config_sentence_transformers.json",
+     lambda c: c.update(prompts={"q": "query: "}, default_prompt_name="q"),
+     "default prompt"),
+], ids=["extra-module", "default-prompt"])
+def test_a_cross_encoder_with_more_than_its_head_is_refused(saved_classifier, tmp_path, name,
+                                                            change, says):
+    path = _copy(saved_classifier, tmp_path)
+    _edit(path, name, change)
+    with pytest.raises(ModelLoadError, match=says):
+        _engine(path)
+
+
+def test_packaging_carries_the_saved_configuration(saved, tmp_path):
+    """The archive keeps what scoring reads (modules.json, the LogitScore folder's config,
+    the template), and the model scores from it as from the saved directory."""
+    from deploy.__main__ import main
+    from deploy.package import archive
+
+    out = tmp_path / "model.tar.gz"
+    assert main(["package", str(saved), "-o", str(out)]) == 0
+    names = {name for name, _ in archive.list_names(out)}
+    assert {"modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
+            "1_LogitScore/config.json", "chat_template.jinja"} <= names
+    unpacked = tmp_path / "unpacked"
+    archive.safe_extract(out, unpacked)
+    engines = [_engine(saved), _engine(unpacked)]
+    try:
+        scores = [np.array(e.score(CAPITAL_QUERY, DOCS, raw=True)) for e in engines]
+        assert engines[1].describe()["profile"] == profiles.CHAT_TEMPLATE
+        assert np.abs(scores[0] - scores[1]).max() == 0
+    finally:
+        for engine in engines:
+            engine.close()
+
+
+def test_packaging_refuses_what_the_engine_does_not_reproduce(saved, tmp_path, capsys):
+    from deploy.__main__ import main
+
+    path = _copy(saved, tmp_path)
+    _edit(path, "sentence_bert_config.json", lambda c: c.update(query_expansion={"n": 8}))
+    assert main(["package", str(path), "-o", str(tmp_path / "x.tar.gz")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "query_expansion" in lines[0], lines
+    assert not (tmp_path / "x.tar.gz").exists()
