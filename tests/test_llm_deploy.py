@@ -112,6 +112,9 @@ def test_package_of_a_sharded_llm_reports_its_sizes(llm_archive):
     manifest = json.loads(archive.read_member(out, archive.MANIFEST))
     assert manifest["llm"] is True and manifest["parameters"] > 1_000_000
     assert manifest["architecture"] == "Qwen3ForCausalLM"
+    # Which prompt it will be scored with, said before it is deployed.
+    assert manifest["prompt"].startswith("qwen3-reranker, as the Qwen3-Reranker model card")
+    assert "prompt      qwen3-reranker" in printed
     with tarfile.open(out) as tar:
         names = set(tar.getnames())
     assert weights.INDEX in names and "model-00001-of-00003.safetensors" in names

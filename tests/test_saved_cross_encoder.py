@@ -201,14 +201,17 @@ def test_a_cross_encoder_with_more_than_its_head_is_refused(saved_classifier, tm
         _engine(path)
 
 
-def test_packaging_carries_the_saved_configuration(saved, tmp_path):
+def test_packaging_carries_the_saved_configuration(saved, tmp_path, capsys):
     """The archive keeps what scoring reads (modules.json, the LogitScore folder's config,
-    the template), and the model scores from it as from the saved directory."""
+    the template), says which prompt it scores, and the model scores from it as from the
+    saved directory."""
     from deploy.__main__ import main
     from deploy.package import archive
 
     out = tmp_path / "model.tar.gz"
     assert main(["package", str(saved), "-o", str(out)]) == 0
+    assert "prompt      chat-template, as sentence-transformers' CrossEncoder" in (
+        capsys.readouterr().out)
     names = {name for name, _ in archive.list_names(out)}
     assert {"modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
             "1_LogitScore/config.json", "chat_template.jinja"} <= names

@@ -28,6 +28,7 @@ def build_manifest(info: dict, config: dict, engine_info: dict, onnx_report, arg
         "model_type": config.get("model_type"),
         "num_labels": engine_info.get("num_labels"),
         "max_length": engine_info.get("max_length"),
+        "prompt": engine_info.get("prompt"),
         "versions": {"reranker": reranker.__version__, "transformers": transformers.__version__,
                      "tokenizers": tokenizers.__version__, "torch": torch.__version__,
                      "safetensors": safetensors.__version__},
@@ -70,7 +71,8 @@ def report(out: Path, sha: str, manifest: dict, count: int) -> None:
     rows = (("path", str(out)), ("size", f"{human_size(out.stat().st_size)}"
                                          f" ({out.stat().st_size} bytes)"),
             ("sha256", sha), ("model", manifest.get("model_id")), ("files", count),
-            ("max_length", manifest.get("max_length")), ("onnx", onnx_summary(manifest)))
+            ("max_length", manifest.get("max_length")), ("prompt", manifest.get("prompt")),
+            ("onnx", onnx_summary(manifest)))
     for key, value in rows:
         if value is not None:
             print(f"{key:<11} {value}")

@@ -50,11 +50,15 @@ def verify(model_dir: Path, backend: str = "torch") -> dict:
     try:
         score = engine.score(PROBE[0], [PROBE[1]])[0]
         info = engine.describe()
+        profile = engine.profile
     finally:
         engine.close()
     if not math.isfinite(score):
         raise UserError(f"the model scored a test pair as {score}: the weights are broken")
-    return {"max_length": info["max_length"], "num_labels": info["num_labels"]}
+    found = {"max_length": info["max_length"], "num_labels": info["num_labels"]}
+    if profile is not None:  # an LLM reranker: which prompt, after whose reference
+        found["prompt"] = f"{profile.name}, as {profile.reference}"
+    return found
 
 
 def onnx_exporter():
