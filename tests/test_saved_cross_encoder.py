@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import transformers
 
 from demo_models import llm
 from example_texts import CAPITAL_DOCS, CAPITAL_QUERY
@@ -236,3 +237,25 @@ def test_packaging_refuses_what_the_engine_does_not_reproduce(saved, tmp_path, c
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and "query_expansion" in lines[0], lines
     assert not (tmp_path / "x.tar.gz").exists()
+
+
+@pytest.mark.parametrize("template, profile", [
+    (llm.JUDGE_CHAT_TEMPLATE, profiles.CHAT_TEMPLATE),  # its own prompt
+    (llm.QWEN3_RERANKER_CHAT_TEMPLATE, "qwen3-reranker-seq-cls"),  # the card's, as a template
+], ids=["own-prompt", "card-prompt"])
+def test_a_converted_checkpoint_is_prompted_by_its_own_template(tmp_path, template, profile):
+    """A *-seq-cls conversion whose tokenizer carries a chat template: sentence-transformers
+    renders it and reads the one-label head, and so does the engine (the family's profile
+    where the template is the card's prompt)."""
+    path = llm.qwen3_seq_cls(tmp_path / "seq-cls")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    tokenizer.chat_template = template
+    tokenizer.save_pretrained(path)
+    engine = _engine(path)
+    try:
+        assert engine.describe()["profile"] == profile
+        assert engine.profile.head == "seq-cls"
+        ours = np.array(engine.score(CAPITAL_QUERY, DOCS, raw=True))
+        assert np.abs(ours - _reference(path)).max() < TOL
+    finally:
+        engine.close()

@@ -176,7 +176,8 @@ def recognise(config: Mapping, tokenizer, model_dir: str, forced: str = "") -> P
         raise ModelLoadError(f"profile {name!r} is unknown; supported: {sorted(PROFILES)}"
                              f" or {CHAT_TEMPLATE!r}")
     if name:  # named by the operator: no arbitration
-        profile = PROFILES.get(name) or chat_template_profile(tokenizer, saved)
+        profile = PROFILES.get(name) or chat_template_profile(tokenizer, saved,
+                                                              _head_of(architecture))
     else:
         profile = _directory_profile(architecture, tokenizer, saved, model_dir)
     if profile is None:
@@ -206,9 +207,9 @@ def _directory_profile(architecture: str, tokenizer, saved: SavedScoring | None,
     is a Qwen3ForCausalLM too), unless both prompt and judge alike, where the family's
     profile stays for what it adds (instructions)."""
     family = _by_architecture(architecture)
-    if architecture.endswith("ForSequenceClassification"):
-        return family
-    declared = chat_template_profile(tokenizer, saved)
+    # A converted checkpoint's one-label head is its score: only the prompt can differ.
+    seq_cls = _head_of(architecture) == "seq-cls"
+    declared = chat_template_profile(tokenizer, saved, _head_of(architecture))
     if declared is None and saved is not None:
         judged = [saved.true_id, saved.false_id]
         if family is None or _judged_ids(family, tokenizer) != judged:
@@ -220,8 +221,12 @@ def _directory_profile(architecture: str, tokenizer, saved: SavedScoring | None,
     if family is None or declared is None:
         return family or declared
     same = (_rendered(family, tokenizer) == _rendered(declared, tokenizer)
-            and _judged_ids(family, tokenizer) == _judged_ids(declared, tokenizer))
+            and (seq_cls or _judged_ids(family, tokenizer) == _judged_ids(declared, tokenizer)))
     return family if same else declared
+
+
+def _head_of(architecture: str) -> str:
+    return "seq-cls" if architecture.endswith("ForSequenceClassification") else "causal"
 
 
 def _judged_ids(profile: Profile, tokenizer) -> list:
@@ -253,31 +258,38 @@ def _by_architecture(architecture: str) -> Profile | None:
     return None
 
 
-def chat_template_profile(tokenizer, saved: SavedScoring | None = None) -> Profile | None:
-    """sentence-transformers 6's rule for other causal LMs: a chat template that renders a
-    ``query`` and a ``document`` message, scored by the saved LogitScore (without one,
-    logit("yes") - logit("no")), the saved default prompt as a system message first."""
+def chat_template_profile(tokenizer, saved: SavedScoring | None = None,
+                          head: str = "causal") -> Profile | None:
+    """sentence-transformers 6's rule for other decoder rerankers: a chat template that
+    renders a ``query`` and a ``document`` message, the saved default prompt as a system
+    message first, scored by the saved LogitScore (without one, logit("yes") - logit("no"))
+    or, for a ``seq-cls`` head, by that head."""
     text = _render_pair(tokenizer, saved)
     if text is None:
         return None
-    head, tail = text.split(_SENTINEL)
+    start, tail = text.split(_SENTINEL)
     # The pieces must meet where the tokenizer splits anyway, or tokenizing them apart would
     # differ from tokenizing the rendered text (": " + "doc" is not ":" + " doc"): the
-    # document piece takes the head after its last newline and the tail before its first
+    # document piece takes the start after its last newline and the tail before its first
     # special token.
-    cut = head.rfind("\n") + 1
-    head, label = head[:cut], head[cut:]
+    cut = start.rfind("\n") + 1
+    start, label = start[:cut], start[cut:]
     specials = [t for t in getattr(tokenizer, "all_special_tokens", []) if t and t in tail]
     end = min((tail.index(t) for t in specials), default=len(tail))
     tail, trailer = tail[end:], tail[:end]
     judged = {} if saved is None else dict(
         judged_ids=(saved.true_id, saved.false_id),
         formula="log-odds" if saved.false_id is not None else "logit")
-    return Profile(name=CHAT_TEMPLATE, architectures=(), head="causal", prefix=(_escape(head),),
+    return Profile(name=CHAT_TEMPLATE, architectures=(), head=head, prefix=(_escape(start),),
                    document=_escape(label) + "{document}" + _escape(trailer),
                    suffix=(_escape(tail),) if tail else (), max_length=8192,
-                   reference="sentence-transformers' CrossEncoder (LogitScore, chat template"
-                   + (f"; {saved.source}" if saved else "") + ")", **judged)
+                   reference=_reference(head, saved), **judged)
+
+
+def _reference(head: str, saved: SavedScoring | None) -> str:
+    scored = ("its one-label head" if head == "seq-cls"
+              else f"its saved LogitScore ({saved.source})" if saved else "logit(yes) - logit(no)")
+    return f"sentence-transformers' CrossEncoder: the directory's chat template, {scored}"
 
 
 def _render_pair(tokenizer, saved: SavedScoring | None) -> str | None:

@@ -80,7 +80,9 @@ class PromptEncoder:
         bos, pad = hf_tokenizer.bos_token_id, hf_tokenizer.pad_token_id
         self.bos = [bos] if profile.bos and bos is not None and bos != pad else []
         self.pad_id = int(pad if pad is not None else (hf_tokenizer.eos_token_id or 0))
-        if profile.judged_ids is not None:
+        if profile.head == "seq-cls":  # its one-label head is the score: nothing judged
+            self.judged = []
+        elif profile.judged_ids is not None:
             self.judged = [i for i in profile.judged_ids if i is not None]
         else:
             true, false = profile.judged
