@@ -316,8 +316,8 @@ def test_chunk_mode_scores_each_window_and_keeps_the_best(llm_dirs, family):
         first, second = group.rows[1], group.rows[2]
         assert first == truncated  # the first window is what truncation keeps
         prompts = engine.prompts
-        suffix = prompts._pieces(prompts.profile.suffix,
-                                 instruction=prompts.profile.instruction_text(None))
+        _, suffix_pieces, instruction = prompts.profile.with_instruction(None)
+        suffix = prompts._pieces(suffix_pieces, instruction=instruction)
         label = prompts._label
         assert all(r[-len(suffix):] == suffix for r in group.rows)
         assert second[:label] == first[:label]  # each window keeps the document's label

@@ -33,12 +33,58 @@ def _engine(path) -> Reranker:
     return Reranker.from_dir(str(path), Settings(warmup=False))
 
 
-def _reference(path) -> np.ndarray:
+def _reference(path, **predict) -> np.ndarray:
     from sentence_transformers import CrossEncoder
 
     model = CrossEncoder(str(path), device="cpu")
     return np.asarray(model.predict([(CAPITAL_QUERY, d) for d in DOCS],
-                                    activation_fn=torch.nn.Identity()))
+                                    activation_fn=torch.nn.Identity(), **predict))
+
+
+def _scores(engine, instruction=None) -> np.ndarray:
+    pairs = [(CAPITAL_QUERY, d) for d in DOCS]
+    return engine.rerank(RerankRequest("cohere", pairs, DOCS, instruction=instruction)).raw
+
+
+# A template that writes a system text of its own when it is given none (as Qwen2.5's does).
+OWN_DEFAULT_SYSTEM = llm.FINE_TUNE_CHAT_TEMPLATE.replace(
+    "{% for m in messages %}{% if m.role == 'system' %}<|im_start|>system\n{{ m.content }}"
+    "<|im_end|>\n{% endif %}{% endfor %}",
+    "<|im_start|>system\n{% if messages[0].role == 'system' %}{{ messages[0].content }}"
+    "{% else %}You are a careful judge.{% endif %}<|im_end|>\n")
+
+
+@pytest.mark.parametrize("case", [
+    dict(),
+    dict(prompt="Judge the passage for a curious reader."),
+    dict(template=OWN_DEFAULT_SYSTEM),
+], ids=["added-system-message", "over-a-default-prompt", "over-the-template's-own"])
+def test_an_instruction_is_the_cross_encoders_prompt(tmp_path, case):
+    """Where the template renders a system message before the query, a request's
+    instruction goes there, as CrossEncoder.predict(prompt=...) sends it; without one the
+    default prompt (or the template's own text) stays."""
+    path = llm.saved_cross_encoder(tmp_path / "saved", **case)
+    assert OWN_DEFAULT_SYSTEM != llm.FINE_TUNE_CHAT_TEMPLATE
+    engine = _engine(path)
+    try:
+        assert engine.profile.takes_instruction
+        assert np.abs(_scores(engine) - _reference(path)).max() < TOL
+        instruction = "Prefer passages that name a city."
+        ours = _scores(engine, instruction)
+        assert np.abs(ours - _reference(path, prompt=instruction)).max() < TOL
+        assert np.abs(ours - _scores(engine)).max() > 1e-4  # it reached the model
+    finally:
+        engine.close()
+
+
+def test_a_template_without_a_system_message_takes_no_instruction(saved):
+    engine = _engine(saved)
+    try:
+        assert not engine.profile.takes_instruction
+        with pytest.raises(InvalidRequest):
+            _scores(engine, "anything")
+    finally:
+        engine.close()
 
 
 @pytest.mark.parametrize("case", [
@@ -54,7 +100,8 @@ def test_scores_are_the_saved_cross_encoders(tmp_path, case):
     engine = _engine(path)
     try:
         assert engine.describe()["profile"] == profiles.CHAT_TEMPLATE
-        prompt = "".join(engine.profile.prefix + engine.profile.suffix)
+        prefix, suffix, instruction = engine.profile.with_instruction(None)
+        prompt = "".join(prefix + suffix).replace("{instruction}", instruction)
         assert case.get("prompt", "Rate 1 or 0.") in prompt
         assert ("<|im_start|>assistant" in prompt) == ("chat_kwargs" in case)
         ours = np.array(engine.score(CAPITAL_QUERY, DOCS, raw=True))
@@ -81,7 +128,7 @@ def test_a_saved_qwen3_reranker_keeps_its_family(tmp_path):
 
 def test_its_own_template_without_a_saved_configuration_wins_over_the_family(tmp_path):
     """No modules.json: sentence-transformers' default (the chat template, yes/no), which
-    the engine follows too rather than the family's prompt; instructions are then refused."""
+    the engine follows too rather than the family's prompt."""
     path = llm.saved_cross_encoder(tmp_path / "saved", judged=("yes", "no"))
     for name in ("modules.json", "sentence_bert_config.json"):
         (path / name).unlink()
@@ -90,9 +137,6 @@ def test_its_own_template_without_a_saved_configuration_wins_over_the_family(tmp
         assert engine.describe()["profile"] == profiles.CHAT_TEMPLATE
         ours = np.array(engine.score(CAPITAL_QUERY, DOCS, raw=True))
         assert np.abs(ours - _reference(path)).max() < TOL
-        with pytest.raises(InvalidRequest):
-            engine.rerank(RerankRequest("cohere", [(CAPITAL_QUERY, "x")], ["x"],
-                                        instruction="find capitals"))
     finally:
         engine.close()
 

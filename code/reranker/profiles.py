@@ -10,8 +10,9 @@ override it; an unknown causal LM without a usable chat template is refused.
 A template is pieces, each tokenized on its own exactly as the reference implementation
 tokenizes it: ``prefix`` (shared by every document of a query: computed once per request),
 ``document`` (the only piece that is ever cut), then ``suffix``.  Fields: ``{query}``,
-``{document}``, ``{instruction}`` (the profile's ``instruction_format`` applied to the
-request's instruction, or "" when there is none).
+``{document}``, ``{instruction}``: the profile's ``instruction_format`` in its place, itself
+template text (a chat template's system-message wrapper keeps its special tokens) around
+the request's instruction, or nothing when there is none.
 
 In every profile raw is a log-odds and relevance its sigmoid: ``log-odds`` is
 logit(true) - logit(false) (Qwen3's softmax([no, yes])[1] is its sigmoid), ``logit`` is
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 
 from . import saved_cross_encoder
@@ -61,6 +63,8 @@ MXBAI_TASK = (
 # one request cannot hold a CPU for minutes.
 DEFAULT_LLM_MAX_LENGTH = 4096
 HEADS = ("causal", "seq-cls")
+# The {instruction} field of a piece (not an escaped "{{instruction}}" literal).
+_INSTRUCTION_FIELD = re.compile(r"(?<!\{)\{instruction\}(?!\})")
 FORMULAS = ("log-odds", "logit")
 
 
@@ -92,9 +96,18 @@ class Profile:
     def takes_instruction(self) -> bool:
         return bool(self.instruction_format)
 
-    def instruction_text(self, instruction: str | None) -> str:
-        instruction = instruction or self.default_instruction
-        return self.instruction_format.format(instruction=instruction) if instruction else ""
+    def with_instruction(self, instruction: str | None
+                         ) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+        """The prefix and suffix pieces with ``instruction_format`` in the place of their
+        ``{instruction}`` field (nothing there without an instruction), and the instruction
+        that now fills it (the request's, else the default, else "")."""
+        given = instruction or self.default_instruction or ""
+        wrapper = self.instruction_format if given else ""
+
+        def placed(pieces: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(_INSTRUCTION_FIELD.sub(lambda _: wrapper, p) for p in pieces)
+
+        return placed(self.prefix), placed(self.suffix), given
 
     def validate(self) -> None:
         if self.head not in HEADS:
@@ -141,6 +154,8 @@ PROFILES: Mapping[str, Profile] = {
 CHAT_TEMPLATE = "chat-template"
 # The sentinel a chat template renders in the document's place, to split it into pieces.
 _SENTINEL = "\u2063DOCUMENT\u2063"
+# ... and in a system message's, to find where an instruction goes.
+_INSTRUCTION = "\u2063INSTRUCTION\u2063"
 
 
 def supported() -> str:
@@ -245,10 +260,10 @@ _PROBE = {"query": "what is the capital of france?",
 
 def _rendered(profile: Profile, tokenizer) -> str:
     """The whole prompt of the probe pair, with the default instruction, as text."""
-    fields = dict(_PROBE, instruction=profile.instruction_text(None))
+    prefix, suffix, instruction = profile.with_instruction(None)
     bos = (tokenizer.bos_token or "") if profile.bos else ""
-    pieces = (*profile.prefix, profile.document, *profile.suffix)
-    return bos + "".join(piece.format(**fields) for piece in pieces)
+    pieces = (*prefix, profile.document, *suffix)
+    return bos + "".join(piece.format(**_PROBE, instruction=instruction) for piece in pieces)
 
 
 def _by_architecture(architecture: str) -> Profile | None:
@@ -261,10 +276,13 @@ def _by_architecture(architecture: str) -> Profile | None:
 def chat_template_profile(tokenizer, saved: SavedScoring | None = None,
                           head: str = "causal") -> Profile | None:
     """sentence-transformers 6's rule for other decoder rerankers: a chat template that
-    renders a ``query`` and a ``document`` message, the saved default prompt as a system
-    message first, scored by the saved LogitScore (without one, logit("yes") - logit("no"))
-    or, for a ``seq-cls`` head, by that head."""
-    text = _render_pair(tokenizer, saved)
+    renders a ``query`` and a ``document`` message, scored by the saved LogitScore (without
+    one, logit("yes") - logit("no")) or, for a ``seq-cls`` head, by that head.  Where the
+    template renders a system message before the query, that is the instruction's place
+    (CrossEncoder's ``prompt``; the saved default prompt is the default instruction)."""
+    slot = _instruction_slot(tokenizer, saved)
+    default = saved.system_prompt if saved else None
+    text = slot.text if slot else _render_pair(tokenizer, saved, default)
     if text is None:
         return None
     start, tail = text.split(_SENTINEL)
@@ -280,10 +298,14 @@ def chat_template_profile(tokenizer, saved: SavedScoring | None = None,
     judged = {} if saved is None else dict(
         judged_ids=(saved.true_id, saved.false_id),
         formula="log-odds" if saved.false_id is not None else "logit")
-    return Profile(name=CHAT_TEMPLATE, architectures=(), head=head, prefix=(_escape(start),),
+    instruction = {} if slot is None else dict(
+        instruction_format=_escape(slot.wrapper).replace(_INSTRUCTION, "{instruction}"),
+        default_instruction=default or slot.default)
+    return Profile(name=CHAT_TEMPLATE, architectures=(), head=head,
+                   prefix=(_escape(start).replace(_INSTRUCTION, "{instruction}"),),
                    document=_escape(label) + "{document}" + _escape(trailer),
                    suffix=(_escape(tail),) if tail else (), max_length=8192,
-                   reference=_reference(head, saved), **judged)
+                   reference=_reference(head, saved), **judged, **instruction)
 
 
 def _reference(head: str, saved: SavedScoring | None) -> str:
@@ -292,10 +314,41 @@ def _reference(head: str, saved: SavedScoring | None) -> str:
     return f"sentence-transformers' CrossEncoder: the directory's chat template, {scored}"
 
 
-def _render_pair(tokenizer, saved: SavedScoring | None) -> str | None:
-    """The chat template's text for a query placeholder and a document sentinel, in the
-    message format the template reads (plain or typed content); None if it renders them
-    not exactly once each."""
+@dataclasses.dataclass(frozen=True)
+class _Slot:
+    text: str  # the rendered pair, _INSTRUCTION where the wrapped instruction goes
+    wrapper: str  # the system message around _INSTRUCTION
+    default: str | None  # what the template writes there when it is given none
+
+
+def _instruction_slot(tokenizer, saved: SavedScoring | None) -> _Slot | None:
+    """Where a system message lands in the rendered pair, if it lands before the query as
+    one stretch: rendered without a system message and with one, the two texts differ by
+    that stretch alone (the template adds it), or by its content alone (the template
+    writes a default system text of its own when given none)."""
+    bare = _render_pair(tokenizer, saved, None)
+    marked = _render_pair(tokenizer, saved, _INSTRUCTION)
+    if bare is None or marked is None or marked.count(_INSTRUCTION) != 1 or (
+            marked.index(_INSTRUCTION) > marked.index("{query}")):
+        return None
+    front = len(os.path.commonprefix([bare, marked]))
+    back = len(os.path.commonprefix([bare[front:][::-1], marked[front:][::-1]]))
+    added, removed = marked[front:len(marked) - back], bare[front:len(bare) - back]
+    if _INSTRUCTION not in added or "{query}" in added:
+        return None
+    text = marked[:front] + _INSTRUCTION + marked[len(marked) - back:]
+    if not removed:
+        return _Slot(text, added, None)
+    specials = getattr(tokenizer, "all_special_tokens", [])
+    if added == _INSTRUCTION and not any(t and t in removed for t in specials):
+        return _Slot(text, _INSTRUCTION, removed)
+    return None
+
+
+def _render_pair(tokenizer, saved: SavedScoring | None, system: str | None) -> str | None:
+    """The chat template's text for a query placeholder and a document sentinel (after a
+    ``system`` message, if given), in the message format the template reads (plain or typed
+    content); None if it renders them not exactly once each."""
     template = getattr(tokenizer, "chat_template", None)
     if not isinstance(template, str) or "query" not in template or "document" not in template:
         return None
@@ -306,8 +359,8 @@ def _render_pair(tokenizer, saved: SavedScoring | None) -> str | None:
         def message(role, text, typed=typed):
             return {"role": role, "content": [{"type": "text", "text": text}] if typed else text}
         messages = [message("query", "{query}"), message("document", _SENTINEL)]
-        if saved is not None and saved.system_prompt is not None:
-            messages.insert(0, message("system", saved.system_prompt))
+        if system is not None:
+            messages.insert(0, message("system", system))
         try:
             text = tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
         except Exception:  # noqa: BLE001 - a template that cannot render the pair

@@ -145,13 +145,13 @@ class PromptEncoder:
         (Cohere's cap is on the document, not on the prompt)."""
         limit = min(self.max_length, max_length or self.max_length)
         which = "(RERANK_LLM_MAX_LENGTH)" if limit == self.max_length else "(the requested cap)"
-        instruction_text = self.profile.instruction_text(instruction)
-        suffix = self._pieces(self.profile.suffix, instruction=instruction_text)
+        prefix_pieces, suffix_pieces, instruction = self.profile.with_instruction(instruction)
+        suffix = self._pieces(suffix_pieces, instruction=instruction)
         queries: dict[str, PromptGroup] = {}
         for query, _ in pairs:
             if query not in queries:
-                prefix = self.bos + self._pieces(self.profile.prefix, query=query,
-                                                 instruction=instruction_text)
+                prefix = self.bos + self._pieces(prefix_pieces, query=query,
+                                                 instruction=instruction)
                 queries[query] = PromptGroup(prefix, [], [])
         documents = [d for _, d in pairs]
         if max_document_tokens is not None:
