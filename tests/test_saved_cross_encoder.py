@@ -41,6 +41,15 @@ def _reference(path, **predict) -> np.ndarray:
                                     activation_fn=torch.nn.Identity(), **predict))
 
 
+def _scores_of(path) -> list[float]:
+    """Raw scores of the capital pairs from a fresh engine on ``path``."""
+    engine = _engine(path)
+    try:
+        return engine.score(CAPITAL_QUERY, DOCS, raw=True)
+    finally:
+        engine.close()
+
+
 def _scores(engine, instruction=None) -> np.ndarray:
     pairs = [(CAPITAL_QUERY, d) for d in DOCS]
     return engine.rerank(RerankRequest("cohere", pairs, DOCS, instruction=instruction)).raw
@@ -188,13 +197,7 @@ def test_length_settings_change_nothing_it_scores(saved, tmp_path):
     _edit(path, "sentence_bert_config.json", lambda c: c.update(processing_kwargs={
         "text": {"max_length": 64, "truncation": True},
         "chat_template": {"max_length": 64}}))
-    engines = [_engine(saved), _engine(path)]
-    try:
-        scores = [e.score(CAPITAL_QUERY, DOCS, raw=True) for e in engines]
-        assert scores[0] == scores[1]
-    finally:
-        for engine in engines:
-            engine.close()
+    assert _scores_of(saved) == _scores_of(path)
 
 
 def test_saved_ids_without_a_usable_template_are_refused(saved, tmp_path):
@@ -221,13 +224,7 @@ def test_a_cross_encoder_saved_by_sentence_transformers_scores_as_its_model(
     """A sequence-classification CrossEncoder's configuration says nothing about prompts."""
     assert saved_cross_encoder.read(str(saved_classifier)) is None
     assert saved_cross_encoder.read(str(saved_classifier / "absent")) is None
-    engines = [_engine(saved_classifier), _engine(model_dirs("bert"))]
-    try:
-        scores = [e.score(CAPITAL_QUERY, DOCS, raw=True) for e in engines]
-        assert scores[0] == scores[1]
-    finally:
-        for engine in engines:
-            engine.close()
+    assert _scores_of(saved_classifier) == _scores_of(model_dirs("bert"))
 
 
 @pytest.mark.parametrize("name, change, says", [
@@ -262,14 +259,7 @@ def test_packaging_carries_the_saved_configuration(saved, tmp_path, capsys):
             "1_LogitScore/config.json", "chat_template.jinja"} <= names
     unpacked = tmp_path / "unpacked"
     archive.safe_extract(out, unpacked)
-    engines = [_engine(saved), _engine(unpacked)]
-    try:
-        scores = [np.array(e.score(CAPITAL_QUERY, DOCS, raw=True)) for e in engines]
-        assert engines[1].describe()["profile"] == profiles.CHAT_TEMPLATE
-        assert np.abs(scores[0] - scores[1]).max() == 0
-    finally:
-        for engine in engines:
-            engine.close()
+    assert _scores_of(unpacked) == _scores_of(saved)
 
 
 def test_packaging_refuses_what_the_engine_does_not_reproduce(saved, tmp_path, capsys):

@@ -3,9 +3,11 @@
 A cross-encoder needs no profile: its tokenizer's pair template and its trained head say
 everything.  An LLM reranker judges relevance from next-token logits after a prompt that
 only its model card or library knows, so the engine never guesses one: the family is
-recognised from config.json (architectures, model_type) and the profile below applies;
+recognised from config.json (architectures, model_type) and the profile below applies,
+unless the directory declares its own prompt (a chat template with query and document
+messages, sentence-transformers' saved LogitScore: saved_cross_encoder.py) that differs;
 ``reranker.json`` in the model directory or ``RERANK_PROFILE`` / ``RERANK_INSTRUCTION``
-override it; an unknown causal LM without a usable chat template is refused.
+override both; an unknown causal LM without a usable chat template is refused.
 
 A template is pieces, each tokenized on its own exactly as the reference implementation
 tokenizes it: ``prefix`` (shared by every document of a query: computed once per request),
@@ -222,9 +224,8 @@ def _directory_profile(architecture: str, tokenizer, saved: SavedScoring | None,
     is a Qwen3ForCausalLM too), unless both prompt and judge alike, where the family's
     profile stays for what it adds (instructions)."""
     family = _by_architecture(architecture)
-    # A converted checkpoint's one-label head is its score: only the prompt can differ.
-    seq_cls = _head_of(architecture) == "seq-cls"
-    declared = chat_template_profile(tokenizer, saved, _head_of(architecture))
+    head = _head_of(architecture)
+    declared = chat_template_profile(tokenizer, saved, head)
     if declared is None and saved is not None:
         judged = [saved.true_id, saved.false_id]
         if family is None or _judged_ids(family, tokenizer) != judged:
@@ -235,8 +236,10 @@ def _directory_profile(architecture: str, tokenizer, saved: SavedScoring | None,
         return family
     if family is None or declared is None:
         return family or declared
+    # A converted checkpoint's one-label head is its score: only the prompt can differ.
     same = (_rendered(family, tokenizer) == _rendered(declared, tokenizer)
-            and (seq_cls or _judged_ids(family, tokenizer) == _judged_ids(declared, tokenizer)))
+            and (head == "seq-cls"
+                 or _judged_ids(family, tokenizer) == _judged_ids(declared, tokenizer)))
     return family if same else declared
 
 
