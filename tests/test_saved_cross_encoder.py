@@ -192,12 +192,33 @@ def test_what_the_engine_does_not_reproduce_is_refused(saved, tmp_path, name, ch
         _engine(path)
 
 
-def test_length_settings_change_nothing_it_scores(saved, tmp_path):
+def test_a_saved_max_length_cuts_the_document_as_cross_encoder_does(saved, tmp_path):
+    """Length and padding settings are read, not refused: a saved max_length caps the prompt
+    as CrossEncoder cuts it (the document only, the template's end kept)."""
     path = _copy(saved, tmp_path)
     _edit(path, "sentence_bert_config.json", lambda c: c.update(processing_kwargs={
-        "text": {"max_length": 64, "truncation": True},
-        "chat_template": {"max_length": 64}}))
-    assert _scores_of(saved) == _scores_of(path)
+        "text": {"max_length": 96, "truncation": True}}))
+    docs = [*DOCS, "washington is the capital " * 100]
+    engine = _engine(path)
+    try:
+        assert engine.max_length == 96
+        ours = np.array(engine.score(CAPITAL_QUERY, docs, raw=True))
+    finally:
+        engine.close()
+    from sentence_transformers import CrossEncoder
+
+    reference = CrossEncoder(str(path), device="cpu").predict(
+        [(CAPITAL_QUERY, d) for d in docs], activation_fn=torch.nn.Identity())
+    assert np.abs(ours - reference).max() < TOL
+
+
+def test_padding_and_no_added_special_tokens_are_read_not_refused(saved, tmp_path):
+    path = _copy(saved, tmp_path)
+    _edit(path, "sentence_bert_config.json", lambda c: c.update(processing_kwargs={
+        "common": {"padding": True, "padding_side": "left", "add_special_tokens": False},
+        "text": {"max_length": 200}, "chat_template": {"max_length": 150}}))
+    scoring = saved_cross_encoder.read(str(path))
+    assert scoring.max_length == 150 and scoring.chat_kwargs == {}
 
 
 def test_saved_ids_without_a_usable_template_are_refused(saved, tmp_path):

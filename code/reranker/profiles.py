@@ -307,7 +307,8 @@ def chat_template_profile(tokenizer, saved: SavedScoring | None = None,
     return Profile(name=CHAT_TEMPLATE, architectures=(), head=head,
                    prefix=(_escape(start).replace(_INSTRUCTION, "{instruction}"),),
                    document=_escape(label) + "{document}" + _escape(trailer),
-                   suffix=(_escape(tail),) if tail else (), max_length=8192,
+                   suffix=(_escape(tail),) if tail else (),
+                   max_length=min(8192, saved.max_length or 8192) if saved else 8192,
                    reference=_reference(head, saved), **judged, **instruction)
 
 

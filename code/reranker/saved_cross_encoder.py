@@ -31,8 +31,8 @@ LOGIT_SCORE_TYPES = ("sentence_transformers.cross_encoder.modules.logit_score.Lo
                      "sentence_transformers.cross_encoder.modules.LogitScore")
 # Transformer settings that change what the model sees when they are set.
 UNREPRODUCED = ("query_expansion", "query_length", "document_length")
-# Tokenizer arguments that only pad or bound lengths: the engine keeps its own limits, cuts
-# only the document and keeps the template's end, so these change nothing it scores.
+# Tokenizer arguments that only pad or bound lengths: padding changes no score, and a
+# max_length caps the prompt as the engine's own limit does (only the document is cut).
 LENGTH_ONLY = {"max_length", "truncation", "padding", "padding_side", "pad_to_multiple_of",
                "return_tensors"}
 
@@ -49,6 +49,8 @@ class SavedScoring:
     chat_kwargs: dict
     # "flat" (a message's content is its text), "structured" (typed parts) or None (unsaid).
     message_format: str | None
+    # The tokens a prompt is cut to (only its document is cut, its template's end kept).
+    max_length: int | None
     source: str  # the files it was read from, for messages and describe()
 
 
@@ -95,7 +97,16 @@ def _scoring(model_dir: str, logit_module: dict, transformer: dict) -> SavedScor
                         system_prompt=_default_prompt(model_dir),
                         chat_kwargs=_chat_kwargs(model_dir, transformer),
                         message_format=_message_format(model_dir, transformer),
+                        max_length=_max_length(transformer),
                         source=f"{MODULES_FILE}, {where}")
+
+
+def _max_length(transformer: dict) -> int | None:
+    """The lowest max_length its processing settings name, if any."""
+    buckets = (transformer.get("processing_kwargs") or {}).values()
+    found = [b["max_length"] for b in buckets
+             if isinstance(b, dict) and isinstance(b.get("max_length"), int)]
+    return min(found, default=None)
 
 
 def _message_format(model_dir: str, transformer: dict) -> str | None:
@@ -131,9 +142,13 @@ def _chat_kwargs(model_dir: str, transformer: dict) -> dict:
     processing = dict(transformer.get("processing_kwargs") or {})
     chat = dict(processing.pop("chat_template", None) or {})
     for bucket, settings in processing.items():
-        changing = sorted(set(settings or {}) - LENGTH_ONLY) if isinstance(settings, dict) else [
-            "(not an object)"]
-        set_ += [f"processing_kwargs.{bucket}.{key}" for key in changing]
+        if not isinstance(settings, dict):
+            set_.append(f"processing_kwargs.{bucket}")
+            continue
+        # Chat templates are tokenized without added special tokens, as the engine does.
+        changing = [key for key in settings if key not in LENGTH_ONLY
+                    and (key, settings[key]) != ("add_special_tokens", False)]
+        set_ += [f"processing_kwargs.{bucket}.{key}" for key in sorted(changing)]
     # The engine always keeps the template's end and cuts only the document.
     if chat.pop("restore_suffix", True) is not True:
         set_.append("processing_kwargs.chat_template.restore_suffix")
