@@ -160,20 +160,24 @@ FINE_TUNE_CHAT_TEMPLATE = (
 
 def saved_cross_encoder(out: Path, seed: int = 0, template: str = FINE_TUNE_CHAT_TEMPLATE,
                         judged: tuple[str, str | None] = ("1", "0"), prompt: str | None = None,
-                        chat_kwargs: dict | None = None) -> Path:
+                        chat_kwargs: dict | None = None, weights: Path | None = None) -> Path:
     """A Qwen3ForCausalLM (Qwen3-Reranker's architecture) fine-tuned elsewhere and saved by
     sentence-transformers' CrossEncoder: its own chat ``template``, a LogitScore judging
-    ``judged``, a default ``prompt`` and template arguments ``chat_kwargs`` if given."""
+    ``judged``, a default ``prompt`` and template arguments ``chat_kwargs`` if given; the
+    weights of ``weights`` (a qwen3_reranker directory) when given, else new ones."""
     from sentence_transformers import CrossEncoder  # the full install's, not serving's
 
     out = Path(out)
-    base = qwen3_reranker(out.with_name(out.name + "-base"), seed)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(base)
-    tokenizer.chat_template = template
-    tokenizer.save_pretrained(base)
+    base = out.with_name(out.name + "-base")
+    if weights is None:
+        qwen3_reranker(base, seed)
+    else:
+        shutil.copytree(weights, base)
+    (base / "chat_template.jinja").write_text(template)  # where transformers 5 reads it
     model = CrossEncoder(str(base), device="cpu", prompts={"rerank": prompt} if prompt else None,
                          default_prompt_name="rerank" if prompt else None)
-    true, false = (None if t is None else tokenizer.convert_tokens_to_ids(t) for t in judged)
+    true, false = (None if t is None else model.tokenizer.convert_tokens_to_ids(t)
+                   for t in judged)
     model[1].true_token_id, model[1].false_token_id = true, false
     if chat_kwargs:
         model[0].processing_kwargs = {"chat_template": chat_kwargs}

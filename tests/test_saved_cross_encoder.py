@@ -29,6 +29,16 @@ from reranker.settings import Settings
 TOL = 1e-5
 DOCS = CAPITAL_DOCS[:3]
 
+@pytest.fixture(scope="module")
+def weights(llm_dirs) -> Path:
+    """The session's tiny Qwen3 weights, which every saved model copies (building is slow)."""
+    return llm_dirs("qwen3")
+
+
+def _saved(folder: Path, weights: Path, **case) -> Path:
+    return llm.saved_cross_encoder(folder / "saved", weights=weights, **case)
+
+
 def _engine(path) -> Reranker:
     return Reranker.from_dir(str(path), Settings(warmup=False))
 
@@ -64,19 +74,23 @@ OWN_DEFAULT_SYSTEM = llm.FINE_TUNE_CHAT_TEMPLATE.replace(
 
 
 @pytest.mark.parametrize("case", [
-    dict(),
+    dict(),  # two tokens, "1" and "0"
     dict(prompt="Judge the passage for a curious reader."),
     dict(template=OWN_DEFAULT_SYSTEM),
 ], ids=["added-system-message", "over-a-default-prompt", "over-the-template's-own"])
-def test_an_instruction_is_the_cross_encoders_prompt(tmp_path, case):
-    """Where the template renders a system message before the query, a request's
-    instruction goes there, as CrossEncoder.predict(prompt=...) sends it; without one the
-    default prompt (or the template's own text) stays."""
-    path = llm.saved_cross_encoder(tmp_path / "saved", **case)
+def test_an_instruction_is_the_cross_encoders_prompt(weights, tmp_path, case):
+    """Its own template and judged ids, not the Qwen3 family's: the same raw scores as
+    CrossEncoder.predict.  Where the template renders a system message before the query, a
+    request's instruction goes there, as CrossEncoder.predict(prompt=...) sends it; without
+    one the saved default prompt (or the template's own text) stays."""
+    path = _saved(tmp_path, weights, **case)
     assert OWN_DEFAULT_SYSTEM != llm.FINE_TUNE_CHAT_TEMPLATE
     engine = _engine(path)
     try:
+        assert engine.describe()["profile"] == profiles.CHAT_TEMPLATE
         assert engine.profile.takes_instruction
+        _, _, instruction = engine.profile.with_instruction(None)
+        assert instruction == case.get("prompt", "You are a careful judge." if case else "")
         assert np.abs(_scores(engine) - _reference(path)).max() < TOL
         instruction = "Prefer passages that name a city."
         ours = _scores(engine, instruction)
@@ -97,21 +111,17 @@ def test_a_template_without_a_system_message_takes_no_instruction(saved):
 
 
 @pytest.mark.parametrize("case", [
-    dict(judged=("1", "0")),
     dict(judged=("1", None)),  # one token's logit (LogitScore without a false token)
-    dict(judged=("yes", "no"), prompt="Judge the passage for a curious reader."),
-    dict(judged=("1", "0"), chat_kwargs={"add_generation_prompt": True}),
-], ids=["two-tokens", "one-token", "default-prompt", "template-kwargs"])
-def test_scores_are_the_saved_cross_encoders(tmp_path, case):
-    """Its own template, system prompt, template arguments and judged ids, not the Qwen3
-    family's: the same raw scores as CrossEncoder.predict."""
-    path = llm.saved_cross_encoder(tmp_path / "saved", **case)
+    dict(judged=("yes", "no"), chat_kwargs={"add_generation_prompt": True}),
+], ids=["one-token", "template-kwargs"])
+def test_scores_are_the_saved_cross_encoders(weights, tmp_path, case):
+    """One judged token's logit, or the saved template arguments: the same raw scores as
+    CrossEncoder.predict."""
+    path = _saved(tmp_path, weights, **case)
     engine = _engine(path)
     try:
         assert engine.describe()["profile"] == profiles.CHAT_TEMPLATE
-        prefix, suffix, instruction = engine.profile.with_instruction(None)
-        prompt = "".join(prefix + suffix).replace("{instruction}", instruction)
-        assert case.get("prompt", "Rate 1 or 0.") in prompt
+        prompt = "".join(engine.profile.prefix + engine.profile.suffix)
         assert ("<|im_start|>assistant" in prompt) == ("chat_kwargs" in case)
         ours = np.array(engine.score(CAPITAL_QUERY, DOCS, raw=True))
         assert np.abs(ours - _reference(path)).max() < TOL
@@ -119,11 +129,11 @@ def test_scores_are_the_saved_cross_encoders(tmp_path, case):
         engine.close()
 
 
-def test_a_saved_qwen3_reranker_keeps_its_family(tmp_path):
+def test_a_saved_qwen3_reranker_keeps_its_family(weights, tmp_path):
     """Saved with the card's prompt as its template and yes/no: the same prompt as the
     qwen3-reranker profile, which stays (it takes instructions) and scores as CrossEncoder."""
-    path = llm.saved_cross_encoder(tmp_path / "saved", judged=("yes", "no"),
-                                   template=llm.QWEN3_RERANKER_CHAT_TEMPLATE)
+    path = _saved(tmp_path, weights, judged=("yes", "no"),
+                  template=llm.QWEN3_RERANKER_CHAT_TEMPLATE)
     engine = _engine(path)
     try:
         assert engine.describe()["profile"] == "qwen3-reranker"
@@ -135,10 +145,10 @@ def test_a_saved_qwen3_reranker_keeps_its_family(tmp_path):
         engine.close()
 
 
-def test_its_own_template_without_a_saved_configuration_wins_over_the_family(tmp_path):
+def test_its_own_template_without_a_saved_configuration_wins_over_the_family(weights, tmp_path):
     """No modules.json: sentence-transformers' default (the chat template, yes/no), which
     the engine follows too rather than the family's prompt."""
-    path = llm.saved_cross_encoder(tmp_path / "saved", judged=("yes", "no"))
+    path = _saved(tmp_path, weights, judged=("yes", "no"))
     for name in ("modules.json", "sentence_bert_config.json"):
         (path / name).unlink()
     engine = _engine(path)
@@ -151,9 +161,9 @@ def test_its_own_template_without_a_saved_configuration_wins_over_the_family(tmp
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory) -> Path:
-    return llm.saved_cross_encoder(tmp_path_factory.mktemp("saved") / "model",
-                                   template=llm.JUDGE_CHAT_TEMPLATE)
+def saved(tmp_path_factory, weights) -> Path:
+    """A fine-tune with JUDGE_CHAT_TEMPLATE (no system message), judging 1/0."""
+    return _saved(tmp_path_factory.mktemp("saved"), weights, template=llm.JUDGE_CHAT_TEMPLATE)
 
 
 def _copy(saved: Path, tmp_path: Path) -> Path:
@@ -298,11 +308,13 @@ def test_packaging_refuses_what_the_engine_does_not_reproduce(saved, tmp_path, c
     (llm.JUDGE_CHAT_TEMPLATE, profiles.CHAT_TEMPLATE),  # its own prompt
     (llm.QWEN3_RERANKER_CHAT_TEMPLATE, "qwen3-reranker-seq-cls"),  # the card's, as a template
 ], ids=["own-prompt", "card-prompt"])
-def test_a_converted_checkpoint_is_prompted_by_its_own_template(tmp_path, template, profile):
+def test_a_converted_checkpoint_is_prompted_by_its_own_template(llm_dirs, tmp_path, template,
+                                                                profile):
     """A *-seq-cls conversion whose tokenizer carries a chat template: sentence-transformers
     renders it and reads the one-label head, and so does the engine (the family's profile
     where the template is the card's prompt)."""
-    path = llm.qwen3_seq_cls(tmp_path / "seq-cls")
+    path = tmp_path / "seq-cls"
+    shutil.copytree(llm_dirs("qwen3-seq-cls"), path)
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     tokenizer.chat_template = template
     tokenizer.save_pretrained(path)
