@@ -231,6 +231,17 @@ def test_padding_and_no_added_special_tokens_are_read_not_refused(saved, tmp_pat
     assert scoring.max_length == 150 and scoring.chat_kwargs == {}
 
 
+def test_a_template_with_the_document_first_is_refused(weights, tmp_path):
+    """Not scored with the family's prompt either: the directory says its own."""
+    document_first = ("Does the passage help?\n<Document> "
+                      "{{ (messages | selectattr('role', 'eq', 'document') | first).content }}"
+                      "\n<Query> "
+                      "{{ (messages | selectattr('role', 'eq', 'query') | first).content }} ??")
+    path = _saved(tmp_path, weights, template=document_first, judged=("1", None))
+    with pytest.raises(ModelLoadError, match="document before the query"):
+        _engine(path)
+
+
 def test_saved_ids_without_a_usable_template_are_refused(saved, tmp_path):
     """Its template gone, the Qwen3 family would prompt it, but judging "yes"/"no" where it
     was saved to judge "1"/"0": refused, not scored on the family's guess."""

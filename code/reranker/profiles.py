@@ -289,6 +289,11 @@ def chat_template_profile(tokenizer, saved: SavedScoring | None = None,
     if text is None:
         return None
     start, tail = text.split(_SENTINEL)
+    if "{query}" not in start:
+        raise ModelLoadError(
+            "its chat template puts the document before the query; the engine computes each"
+            " query's prompt prefix once for all its documents, so it serves templates that"
+            " render the query first")
     # The pieces must meet where the tokenizer splits anyway, or tokenizing them apart would
     # differ from tokenizing the rendered text (": " + "doc" is not ":" + " doc"): the
     # document piece takes the start after its last newline and the tail before its first
