@@ -51,7 +51,7 @@ class SavedScoring:
     message_format: str | None
     # The tokens a prompt is cut to (only its document is cut, its template's end kept).
     max_length: int | None
-    source: str  # the files it was read from, for messages and describe()
+    source: str  # the files it was read from, for messages and the profile's reference
 
 
 def read(model_dir: str) -> SavedScoring | None:
