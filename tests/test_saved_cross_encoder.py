@@ -43,12 +43,16 @@ def _engine(path) -> Reranker:
     return Reranker.from_dir(str(path), Settings(warmup=False))
 
 
-def _reference(path, **predict) -> np.ndarray:
+def _reference(path, *prompts: str | None) -> np.ndarray:
+    """CrossEncoder(path)'s raw scores of the capital pairs: one row per prompt given
+    (None: its default), or one array without any."""
     from sentence_transformers import CrossEncoder
 
     model = CrossEncoder(str(path), device="cpu")
-    return np.asarray(model.predict([(CAPITAL_QUERY, d) for d in DOCS],
-                                    activation_fn=torch.nn.Identity(), **predict))
+    rows = [np.asarray(model.predict([(CAPITAL_QUERY, d) for d in DOCS], prompt=prompt,
+                                     activation_fn=torch.nn.Identity()))
+            for prompt in prompts or (None,)]
+    return np.stack(rows) if prompts else rows[0]
 
 
 def _scores_of(path) -> list[float]:
@@ -91,10 +95,11 @@ def test_an_instruction_is_the_cross_encoders_prompt(weights, tmp_path, case):
         assert engine.profile.takes_instruction
         _, _, instruction = engine.profile.with_instruction(None)
         assert instruction == case.get("prompt", "You are a careful judge." if case else "")
-        assert np.abs(_scores(engine) - _reference(path)).max() < TOL
         instruction = "Prefer passages that name a city."
+        plain, prompted = _reference(path, None, instruction)
+        assert np.abs(_scores(engine) - plain).max() < TOL
         ours = _scores(engine, instruction)
-        assert np.abs(ours - _reference(path, prompt=instruction)).max() < TOL
+        assert np.abs(ours - prompted).max() < TOL
         assert np.abs(ours - _scores(engine)).max() > 1e-4  # it reached the model
     finally:
         engine.close()
@@ -110,19 +115,18 @@ def test_a_template_without_a_system_message_takes_no_instruction(saved):
         engine.close()
 
 
-@pytest.mark.parametrize("case", [
-    dict(judged=("1", None)),  # one token's logit (LogitScore without a false token)
-    dict(judged=("yes", "no"), chat_kwargs={"add_generation_prompt": True}),
-], ids=["one-token", "template-kwargs"])
-def test_scores_are_the_saved_cross_encoders(weights, tmp_path, case):
-    """One judged token's logit, or the saved template arguments: the same raw scores as
-    CrossEncoder.predict."""
-    path = _saved(tmp_path, weights, **case)
+def test_one_token_and_template_arguments_score_as_the_cross_encoder(weights, tmp_path):
+    """One judged token's logit (a LogitScore without a false token) and the saved template
+    arguments: the same raw scores as CrossEncoder.predict."""
+    path = _saved(tmp_path, weights, judged=("1", None),
+                  chat_kwargs={"add_generation_prompt": True})
     engine = _engine(path)
     try:
         assert engine.describe()["profile"] == profiles.CHAT_TEMPLATE
-        prompt = "".join(engine.profile.prefix + engine.profile.suffix)
-        assert ("<|im_start|>assistant" in prompt) == ("chat_kwargs" in case)
+        saved_ids = json.loads((path / "1_LogitScore" / "config.json").read_text())
+        assert engine.prompts.judged == [saved_ids["true_token_id"]]
+        assert saved_ids["false_token_id"] is None
+        assert "<|im_start|>assistant" in "".join(engine.profile.suffix)
         ours = np.array(engine.score(CAPITAL_QUERY, DOCS, raw=True))
         assert np.abs(ours - _reference(path)).max() < TOL
     finally:
@@ -148,9 +152,9 @@ def test_a_saved_qwen3_reranker_keeps_its_family(weights, tmp_path):
 def test_its_own_template_without_a_saved_configuration_wins_over_the_family(weights, tmp_path):
     """No modules.json: sentence-transformers' default (the chat template, yes/no), which
     the engine follows too rather than the family's prompt."""
-    path = _saved(tmp_path, weights, judged=("yes", "no"))
-    for name in ("modules.json", "sentence_bert_config.json"):
-        (path / name).unlink()
+    path = tmp_path / "unsaved"
+    shutil.copytree(weights, path)
+    (path / "chat_template.jinja").write_text(llm.FINE_TUNE_CHAT_TEMPLATE)
     engine = _engine(path)
     try:
         assert engine.describe()["profile"] == profiles.CHAT_TEMPLATE
@@ -231,13 +235,13 @@ def test_padding_and_no_added_special_tokens_are_read_not_refused(saved, tmp_pat
     assert scoring.max_length == 150 and scoring.chat_kwargs == {}
 
 
-def test_a_template_with_the_document_first_is_refused(weights, tmp_path):
+def test_a_template_with_the_document_first_is_refused(saved, tmp_path):
     """Not scored with the family's prompt either: the directory says its own."""
-    document_first = ("Does the passage help?\n<Document> "
-                      "{{ (messages | selectattr('role', 'eq', 'document') | first).content }}"
-                      "\n<Query> "
-                      "{{ (messages | selectattr('role', 'eq', 'query') | first).content }} ??")
-    path = _saved(tmp_path, weights, template=document_first, judged=("1", None))
+    path = _copy(saved, tmp_path)
+    (path / "chat_template.jinja").write_text(
+        "Does the passage help?\n<Document> "
+        "{{ (messages | selectattr('role', 'eq', 'document') | first).content }}\n<Query> "
+        "{{ (messages | selectattr('role', 'eq', 'query') | first).content }} ??")
     with pytest.raises(ModelLoadError, match="document before the query"):
         _engine(path)
 
