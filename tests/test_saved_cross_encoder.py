@@ -31,7 +31,7 @@ DOCS = CAPITAL_DOCS[:3]
 
 @pytest.fixture(scope="module")
 def weights(llm_dirs) -> Path:
-    """The session's tiny Qwen3 weights, which every saved model copies (building is slow)."""
+    """The test run's tiny Qwen3 weights, which every saved model copies (building is slow)."""
     return llm_dirs("qwen3")
 
 
