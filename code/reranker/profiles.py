@@ -283,9 +283,13 @@ def chat_template_profile(tokenizer, saved: SavedScoring | None = None,
     one, logit("yes") - logit("no")) or, for a ``seq-cls`` head, by that head.  Where the
     template renders a system message before the query, that is the instruction's place
     (CrossEncoder's ``prompt``; the saved default prompt is the default instruction)."""
-    slot = _instruction_slot(tokenizer, saved)
+    bare = _render_pair(tokenizer, saved, None)
+    if bare is None:
+        return None
+    slot = _instruction_slot(tokenizer, saved, bare)
     default = saved.system_prompt if saved else None
-    text = slot.text if slot else _render_pair(tokenizer, saved, default)
+    text = (slot.text if slot else bare if default is None
+            else _render_pair(tokenizer, saved, default))
     if text is None:
         return None
     start, tail = text.split(_SENTINEL)
@@ -330,14 +334,13 @@ class _Slot:
     default: str | None  # what the template writes there when it is given none
 
 
-def _instruction_slot(tokenizer, saved: SavedScoring | None) -> _Slot | None:
+def _instruction_slot(tokenizer, saved: SavedScoring | None, bare: str) -> _Slot | None:
     """Where a system message lands in the rendered pair, if it lands before the query as
-    one stretch: rendered without a system message and with one, the two texts differ by
-    that stretch alone (the template adds it), or by its content alone (the template
-    writes a default system text of its own when given none)."""
-    bare = _render_pair(tokenizer, saved, None)
+    one stretch: rendered without a system message (``bare``) and with one, the two texts
+    differ by that stretch alone (the template adds it), or by its content alone (the
+    template writes a default system text of its own when given none)."""
     marked = _render_pair(tokenizer, saved, _INSTRUCTION)
-    if bare is None or marked is None or marked.count(_INSTRUCTION) != 1 or (
+    if marked is None or marked.count(_INSTRUCTION) != 1 or (
             marked.index(_INSTRUCTION) > marked.index("{query}")):
         return None
     front = len(os.path.commonprefix([bare, marked]))
