@@ -24,7 +24,7 @@ package: $(STAMP)  ## model.tar.gz from MODEL=<hub id|dir|archive> (REVISION=, O
 	$(PY) -m deploy package '$(MODEL)' -o '$(ARCHIVE)' $(call flag,ONNX,onnx) \
 	  $(call flag,REVISION,revision) $(if $(ALLOW_PICKLE),--allow-pickle)
 
-inspect: $(STAMP)  ## list ARCHIVE's files and sha256, extract it safely and score one pair
+inspect: $(STAMP)  ## list ARCHIVE's files, sha256 and prompt, extract it safely and score one pair
 	$(PY) -m deploy inspect '$(ARCHIVE)' --check
 
 upload: $(STAMP)  ## upload ARCHIVE to s3://BUCKET/PREFIX/ (skipped when the same sha256 is there)

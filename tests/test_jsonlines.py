@@ -2,8 +2,9 @@
 one answer line per request line in order, a bad line answered by an error on its own line.
 
 The server test streams a 10,000-line file through Batch Transform's split rules
-(tests/batch_transform.py: SplitType=Line with MultiRecord up to MaxPayloadInMB, and
-SingleRecord) into our local server, and reads the output as the job would write it.
+(tests/batch_transform.py: SplitType=Line with MultiRecord up to MaxPayloadInMB) into our local
+server, and reads the output as the job would write it; SingleRecord, one HTTP call per line,
+sends the file's first 1,000 lines (every dialect, every kind of bad line).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from reranker.errors import InvalidJSON
 from suite_server import SUITE_ENV
 
 LINES = 10_000
+SINGLE_RECORD_LINES = 1_000  # one call per line: a prefix holds every dialect and bad line
 MAX_DOCUMENTS = 16
 MAX_PAYLOAD_MB = 1
 TOPICS = ["the capital of the united states", "giant pandas in china", "batman movies",
@@ -54,9 +56,9 @@ def request_line(i: int) -> tuple[bytes, str | None]:
     return json.dumps(bodies[i % len(bodies)], ensure_ascii=False).encode(), None
 
 
-def write_input(path) -> None:
+def write_input(path, lines: int = LINES) -> None:
     with open(path, "wb") as out:
-        for i in range(LINES):
+        for i in range(lines):
             out.write(request_line(i)[0] + b"\n")
 
 
@@ -194,7 +196,7 @@ def invoker(http: httpx.Client):
 
 @pytest.mark.slow
 def test_ten_thousand_lines_through_multirecord_and_singlerecord(batch_server, input_file,
-                                                                 bert_dir):
+                                                                 bert_dir, tmp_path):
     assert input_file.stat().st_size > MAX_PAYLOAD_MB * MB  # so MultiRecord splits it
     multi = transform(input_file, invoker(batch_server), strategy="MultiRecord",
                       max_payload_mb=MAX_PAYLOAD_MB)
@@ -206,10 +208,11 @@ def test_ten_thousand_lines_through_multirecord_and_singlerecord(batch_server, i
         for i in range(1, LINES, 991):  # scores are the engine's (a sample: every dialect)
             if request_line(i)[1] is None:
                 check_scores(i, json.loads(lines[i]), engine)
-    single = transform(input_file, invoker(batch_server), strategy="SingleRecord",
-                       max_concurrent=4)
+    prefix = tmp_path / "prefix.jsonl"
+    write_input(prefix, SINGLE_RECORD_LINES)
+    single = transform(prefix, invoker(batch_server), strategy="SingleRecord", max_concurrent=4)
     assert close([json.loads(x) for x in single.decode().split("\n")[:-1]],
-                 [json.loads(x) for x in lines[:-1]])
+                 [json.loads(x) for x in lines[:SINGLE_RECORD_LINES]])
 
 
 def check_scores(i: int, answer, engine) -> None:

@@ -107,7 +107,7 @@ def test_index_and_shards_must_agree(llm_dir, tmp_path):
         weights.files(broken)
 
 
-def test_package_of_a_sharded_llm_reports_its_sizes(llm_archive):
+def test_package_of_a_sharded_llm_reports_its_sizes(llm_archive, capsys):
     out, printed = llm_archive
     manifest = json.loads(archive.read_member(out, archive.MANIFEST))
     assert manifest["llm"] is True and manifest["parameters"] > 1_000_000
@@ -115,6 +115,11 @@ def test_package_of_a_sharded_llm_reports_its_sizes(llm_archive):
     # Which prompt it will be scored with, said before it is deployed.
     assert manifest["prompt"].startswith("qwen3-reranker, as the Qwen3-Reranker model card")
     assert "prompt      qwen3-reranker" in printed
+    # ... and again by `inspect`, read from the archive's reranker.json, on one line.
+    capsys.readouterr()
+    assert main(["inspect", str(out)]) == 0
+    inspected = capsys.readouterr().out
+    assert "prompt      qwen3-reranker, as the Qwen3-Reranker model card" in inspected
     with tarfile.open(out) as tar:
         names = set(tar.getnames())
     assert weights.INDEX in names and "model-00001-of-00003.safetensors" in names

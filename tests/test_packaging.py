@@ -126,6 +126,17 @@ def test_inspect_check(packaged, capsys):
     assert main(["inspect", str(packaged[0]), "--check"]) == 0
     out = capsys.readouterr().out
     assert "model.safetensors" in out and "loads and scores" in out
+    assert "max_length  " in out and "model       " in out  # what reranker.json says
+
+
+def test_inspect_refuses_a_manifest_that_is_not_json(tmp_path, capsys):
+    data = tmp_path / archive.MANIFEST
+    data.write_text("{not json")
+    out = tmp_path / "m.tar.gz"
+    archive.write(out, {archive.MANIFEST: data})
+    assert main(["inspect", str(out)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "reranker.json is not JSON" in err and len(err.splitlines()) == 1
 
 
 def test_slow_tokenizer_files_get_a_tokenizer_json(bert_dir, tmp_path, capsys):

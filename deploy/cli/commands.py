@@ -34,7 +34,7 @@ def package(sub) -> None:
                    help="skip loading the model with the engine (not recommended)")
     p.set_defaults(handler="deploy.package.packaging:run")
 
-    i = sub.add_parser("inspect", help="list a model.tar.gz; --check loads it")
+    i = sub.add_parser("inspect", help="list a model.tar.gz and its manifest; --check loads it")
     i.add_argument("archive", nargs="?", default=str(DEFAULT_ARCHIVE))
     i.add_argument("--check", action="store_true", help="extract safely and score one pair")
     i.set_defaults(handler="deploy.package.inspection:run_inspect")

@@ -70,12 +70,17 @@ def report(out: Path, sha: str, manifest: dict, count: int) -> None:
     """Plain aligned lines: readable, and easy to grep from scripts."""
     rows = (("path", str(out)), ("size", f"{human_size(out.stat().st_size)}"
                                          f" ({out.stat().st_size} bytes)"),
-            ("sha256", sha), ("model", manifest.get("model_id")), ("files", count),
+            ("sha256", sha), ("files", count), *manifest_rows(manifest))
+    for key, value in rows:
+        print(f"{key:<11} {value}")
+
+
+def manifest_rows(manifest: dict) -> list[tuple[str, object]]:
+    """What reranker.json says that a user checks before deploying, as (key, value) rows."""
+    rows = (("model", manifest.get("model_id")), ("revision", manifest.get("revision")),
             ("max_length", manifest.get("max_length")), ("prompt", manifest.get("prompt")),
             ("onnx", onnx_summary(manifest)))
-    for key, value in rows:
-        if value is not None:
-            print(f"{key:<11} {value}")
+    return [(key, value) for key, value in rows if value is not None]
 
 
 def onnx_summary(manifest: dict) -> str | None:
