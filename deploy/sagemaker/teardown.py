@@ -66,8 +66,13 @@ def _purge(s3, uri: str) -> str:
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
             keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if keys:
-                s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            if not keys:
+                continue
+            answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            if answer.get("Errors"):  # a 200 can still refuse some keys: keep files.json
+                first = answer["Errors"][0]
+                return (f"failed ({len(answer['Errors'])} files kept, first {first.get('Key')}:"
+                        f" {first.get('Code')})")
     except ClientError as exc:
         return f"failed ({error_code(exc)}: {error_message(exc)})"
     return resources.delete(s3.delete_object, Bucket=bucket, Key=listing[1])
