@@ -241,7 +241,9 @@ def _placement() -> dict:
     device = torch.device("cuda" if visible else "cpu")
     return {"devices": replicas.devices_for(Settings(), None, visible),
             "auto_dtype": torch_setup.pick_dtype("auto", device),
-            "unusable_gpu": torch_setup.unusable_gpu(torch_setup.NVIDIA_DRIVER_FILE)}
+            # Asked only when torch sees no GPU, as the engine asks it.
+            "unusable_gpu": None if visible else torch_setup.unusable_gpu(
+                torch_setup.NVIDIA_DRIVER_FILE)}
 
 
 def collect_targets(data: dict) -> dict:

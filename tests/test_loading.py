@@ -206,6 +206,30 @@ def test_a_backend_that_batches_itself_skips_the_batcher(bert_dir, bert_engine):
     np.testing.assert_allclose(got, bert_engine.score("q", docs, raw=True), atol=1e-5)
 
 
+def test_rows_are_padded_to_the_backends_multiple_only_within_max_length(bert_dir,
+                                                                         bert_engine):
+    """CUDA backends pad rows to a multiple of 8; where max_length is no such multiple, a
+    row at the limit would be padded past the model's last position, so nothing is."""
+    from transformers import AutoTokenizer
+
+    from reranker.backends.torch_backend import TorchBackend
+
+    backend = TorchBackend(str(bert_dir), device="cpu", dtype="float32",
+                           trust_remote_code=False, use_safetensors=True)
+    backend.pad_multiple = 8  # what the backend sets on CUDA
+    tokenizer = AutoTokenizer.from_pretrained(bert_dir)
+    docs = ["pandas " * 40, "a bear"]
+    for max_length, multiple in ((64, 8), (61, 1)):
+        engine = Reranker(backend, tokenizer, _facts(bert_dir),
+                          Settings(warmup=False, max_length=max_length), "padded")
+        assert engine.batcher._pad_multiple == multiple
+        got = engine.score("what is a panda?", docs, raw=True)
+        expected = Reranker(bert_engine.backend, tokenizer, _facts(bert_dir),
+                            Settings(warmup=False, max_length=max_length), "plain")
+        np.testing.assert_allclose(got, expected.score("what is a panda?", docs, raw=True),
+                                   atol=1e-5)
+
+
 def test_load_errors_are_one_type():
     from reranker import scoring
     from reranker.encoding import PairEncoder

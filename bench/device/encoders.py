@@ -113,10 +113,10 @@ def peer_builders(model_dir: Path, device: str, max_length: int = 512
 
 def run_peer(build: Callable, sets: dict, checked: list, references: list, useful: dict,
              gemm_flops: float, device: str) -> dict:
-    reset_peak(device)
     started = time.perf_counter()
     peer = build()
     row: dict = {"load_s": round(time.perf_counter() - started, 2)}
+    reset_peak(device)  # memory while scoring: CrossEncoder loads fp32 weights, then casts
     try:
         dev = Deviation(top_k=10)
         for (query, docs), ref in zip(checked, references):

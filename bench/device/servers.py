@@ -36,9 +36,13 @@ def measure(model_dir: Path, *, device: str, levels: list[int], max_requests: in
             key: tuple[str, ...], time_left: Callable[[], float]) -> dict:
     bodies = payloads()
     dtype = "float16" if device == "cuda" else "float32"
-    stacks = {"ours": lambda: ours(model_dir, device, dtype)}
+    def ready_s() -> float:  # a server that hangs at start-up must not eat what follows
+        return max(30.0, min(300.0, time_left() - 30))
+
+    stacks = {"ours": lambda: ours(model_dir, device, dtype, ready_s())}
     if infinity_site is not None:
-        stacks["infinity"] = lambda: infinity(model_dir, device, dtype, infinity_site)
+        stacks["infinity"] = lambda: infinity(model_dir, device, dtype, infinity_site,
+                                              ready_s())
     else:
         results.put(key + ("stacks", "infinity"), {"skipped": "the Infinity wheels are not"
                                                   " installed (build/device-kit/wheels/infinity)"})
@@ -65,15 +69,16 @@ def measure(model_dir: Path, *, device: str, levels: list[int], max_requests: in
 
 
 @contextlib.contextmanager
-def ours(model_dir: Path, device: str, dtype: str) -> Iterator[tuple[str, str, Callable]]:
+def ours(model_dir: Path, device: str, dtype: str, ready_timeout: float = 300.0
+         ) -> Iterator[tuple[str, str, Callable]]:
     env = {"SERVE_MAX_CONCURRENCY": "256", "RERANK_DEVICE": device, "RERANK_DTYPE": dtype}
-    with start_server(model_dir, env=env, ready_timeout=300) as url:
+    with start_server(model_dir, env=env, ready_timeout=ready_timeout) as url:
         yield url, "/v1/rerank", lambda b: {**b, "top_n": len(b["documents"])}
 
 
 @contextlib.contextmanager
-def infinity(model_dir: Path, device: str, dtype: str, site: Path
-             ) -> Iterator[tuple[str, str, Callable]]:
+def infinity(model_dir: Path, device: str, dtype: str, site: Path,
+             ready_timeout: float = 300.0) -> Iterator[tuple[str, str, Callable]]:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(site), HF_HUB_OFFLINE="1",
                INFINITY_ANONYMOUS_USAGE_STATS="0", DO_NOT_TRACK="1", PYTHONUNBUFFERED="1")
@@ -88,7 +93,7 @@ def infinity(model_dir: Path, device: str, dtype: str, site: Path
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        infinity_server.wait_ready(proc, url, 300, log_path)
+        infinity_server.wait_ready(proc, url, ready_timeout, log_path)
         yield url, "/rerank", lambda b: {**b, "model": SERVED_NAME}
     finally:
         infinity_server.stop(proc)

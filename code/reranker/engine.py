@@ -61,7 +61,7 @@ class Reranker:
             token_budget=max(_token_budget(backend, settings), self.max_length),
             max_rows=settings.max_batch_rows,
             pad_id=self.encoder.pad_id,
-            pad_multiple=backend.pad_multiple,
+            pad_multiple=_pad_multiple(backend.pad_multiple, self.max_length),
         )
 
     def _init_prompts(self, tokenizer, facts: model_facts.ModelDir, settings: Settings,
@@ -346,6 +346,13 @@ def _formula(formula: str, judged: np.ndarray) -> np.ndarray:
     """log-odds: logit(true) - logit(false), in fp32; logit: logit(true)."""
     judged = judged.astype(np.float32, copy=False)
     return judged[:, 0] - judged[:, 1] if formula == "log-odds" else judged[:, 0]
+
+
+def _pad_multiple(multiple: int, max_length: int) -> int:
+    """Rows padded to a multiple of ``multiple`` (tensor cores on CUDA), unless a row at
+    ``max_length`` would then pass it: a model with absolute positions has no position
+    for the extra tokens."""
+    return multiple if max_length % multiple == 0 else 1
 
 
 def _token_budget(backend: Backend, settings: Settings) -> int:
