@@ -235,14 +235,77 @@ def test_padding_and_no_added_special_tokens_are_read_not_refused(saved, tmp_pat
     assert scoring.max_length == 150 and scoring.chat_kwargs == {}
 
 
-def test_a_template_with_the_document_first_is_refused(saved, tmp_path):
-    """Not scored with the family's prompt either: the directory says its own."""
+_DOCUMENT = "{{ (messages | selectattr('role', 'eq', 'document') | first).content }}"
+_QUERY = "{{ (messages | selectattr('role', 'eq', 'query') | first).content }}"
+_SYSTEM = "{% for m in messages %}{% if m.role == 'system' %}{{ m.content }}{% endif %}{% endfor %}"
+# Contextual AI's reranker v2 layout: the document, then the query with the instruction
+# after it, and the logit of one token at the end.
+DOCUMENT_THEN_QUERY = ("Check whether a given document contains information helpful to answer"
+                       f" the query.\n<Document> {_DOCUMENT}\n<Query> {_QUERY}"
+                       + _SYSTEM.replace("{{ m.content }}", " {{ m.content }}") + " ??")
+# A chat layout with the system message, the document's turn, then the query's.
+DOCUMENT_TURN_FIRST = (
+    f"<|im_start|>system\n{_SYSTEM}<|im_end|>\n<|im_start|>user\n<Document>: {_DOCUMENT}"
+    f"<|im_end|>\n<|im_start|>user\n<Query>: {_QUERY}<|im_end|>\n<|im_start|>assistant\n")
+# Nothing before the document's line: no prefix to share.
+OPENS_WITH_THE_DOCUMENT = f"<Document> {_DOCUMENT}\n<Query> {_QUERY} ??"
+
+
+@pytest.mark.parametrize("template, judged", [
+    (DOCUMENT_THEN_QUERY, ("!", None)),
+    (DOCUMENT_TURN_FIRST, ("1", "0")),
+    (OPENS_WITH_THE_DOCUMENT, ("1", "0")),
+], ids=["query-line-after-the-document", "query-turn-after-the-document", "no-shared-head"])
+def test_a_template_with_the_document_first_scores_as_the_cross_encoder(weights, tmp_path,
+                                                                        template, judged):
+    """The query after the document: the query is in each row's suffix, the shared prefix is
+    the template's head (or nothing), and several queries in one request share it."""
+    path = _saved(tmp_path, weights, template=template, judged=judged)
+    engine = _engine(path)
+    try:
+        assert engine.profile.query_after_document
+        assert engine.describe()["profile"] == profiles.CHAT_TEMPLATE
+        queries = [CAPITAL_QUERY, "which city is the capital of the united states?"]
+        pairs = [(q, d) for q in queries for d in DOCS]
+        from sentence_transformers import CrossEncoder
+
+        reference = CrossEncoder(str(path), device="cpu")
+        expected = reference.predict(pairs, activation_fn=torch.nn.Identity())
+        got = engine.rerank(RerankRequest("cohere", pairs, [d for _, d in pairs])).raw
+        assert np.abs(np.asarray(got) - expected).max() < TOL
+        if template == OPENS_WITH_THE_DOCUMENT:
+            assert not engine.profile.takes_instruction
+            return
+        instruction = "Prefer passages that name a city."
+        expected = reference.predict(pairs, prompt=instruction,
+                                     activation_fn=torch.nn.Identity())
+        prompted = engine.rerank(RerankRequest("cohere", pairs, [d for _, d in pairs],
+                                               instruction=instruction)).raw
+        assert np.abs(np.asarray(prompted) - expected).max() < TOL
+        assert np.abs(np.asarray(prompted) - np.asarray(got)).max() > 1e-4
+    finally:
+        engine.close()
+
+
+def test_a_document_first_prompt_cuts_the_document_and_keeps_the_query(weights, tmp_path):
+    path = _saved(tmp_path, weights, template=DOCUMENT_THEN_QUERY, judged=("!", None))
+    engine = Reranker.from_dir(str(path), Settings(warmup=False, llm_max_length=64))
+    try:
+        rows = engine.prompts.encode([(CAPITAL_QUERY, "paris " * 200)])
+        (row,) = rows.groups[0].rows
+        assert len(rows.groups[0].prefix) + len(row) == 64
+        tail = engine.prompts._plain.decode(row[-20:])
+        assert tail.endswith(f"<Query> {CAPITAL_QUERY} ??")
+    finally:
+        engine.close()
+
+
+def test_a_query_on_the_documents_line_is_refused(saved, tmp_path):
+    """Tokenized apart, a document and a query on one line would not be the reference's
+    tokens: refused, not scored on the family's prompt either."""
     path = _copy(saved, tmp_path)
-    (path / "chat_template.jinja").write_text(
-        "Does the passage help?\n<Document> "
-        "{{ (messages | selectattr('role', 'eq', 'document') | first).content }}\n<Query> "
-        "{{ (messages | selectattr('role', 'eq', 'query') | first).content }} ??")
-    with pytest.raises(ModelLoadError, match="document before the query"):
+    (path / "chat_template.jinja").write_text(f"Passage: {_DOCUMENT} Question: {_QUERY}")
+    with pytest.raises(ModelLoadError, match="after the document on the same line"):
         _engine(path)
 
 

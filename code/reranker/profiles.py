@@ -98,6 +98,12 @@ class Profile:
     def takes_instruction(self) -> bool:
         return bool(self.instruction_format)
 
+    @property
+    def query_after_document(self) -> bool:
+        """The query is in the suffix (a document-first prompt): each query's suffix differs,
+        and the prefix its documents share is the template's head alone."""
+        return any("{query}" in p for p in self.suffix)
+
     def with_instruction(self, instruction: str | None
                          ) -> tuple[tuple[str, ...], tuple[str, ...], str]:
         """The prefix and suffix pieces with ``instruction_format`` in the place of their
@@ -118,8 +124,9 @@ class Profile:
             raise ModelLoadError(f"profile {self.name!r}: formula must be one of {FORMULAS}")
         if "{document}" not in self.document:
             raise ModelLoadError(f"profile {self.name!r}: the document piece needs {{document}}")
-        if not any("{query}" in p for p in self.prefix):
-            raise ModelLoadError(f"profile {self.name!r}: the prefix needs {{query}}")
+        if sum(p.count("{query}") for p in (*self.prefix, *self.suffix)) != 1:
+            raise ModelLoadError(f"profile {self.name!r}: {{query}} must appear once, in the"
+                                 " prefix or the suffix")
 
 
 _QWEN3 = dict(
@@ -281,32 +288,21 @@ def chat_template_profile(tokenizer, saved: SavedScoring | None = None,
     """sentence-transformers 6's rule for other decoder rerankers: a chat template that
     renders a ``query`` and a ``document`` message, scored by the saved LogitScore (without
     one, logit("yes") - logit("no")) or, for a ``seq-cls`` head, by that head.  Where the
-    template renders a system message before the query, that is the instruction's place
-    (CrossEncoder's ``prompt``; the saved default prompt is the default instruction)."""
+    template renders a system message outside the document's piece, that is the
+    instruction's place (CrossEncoder's ``prompt``; the saved default prompt is the default
+    instruction).  The query may come before the document or after it."""
     bare = _render_pair(tokenizer, saved, None)
     if bare is None:
         return None
     slot = _instruction_slot(tokenizer, saved, bare)
     default = saved.system_prompt if saved else None
+    if slot is not None and _INSTRUCTION in "".join(_pieces(slot.text, tokenizer)[1:3]):
+        slot = None  # inside the document's own piece, which holds nothing but the document
     text = (slot.text if slot else bare if default is None
             else _render_pair(tokenizer, saved, default))
     if text is None:
         return None
-    start, tail = text.split(_SENTINEL)
-    if "{query}" not in start:
-        raise ModelLoadError(
-            "its chat template puts the document before the query; the engine computes each"
-            " query's prompt prefix once for all its documents, so it serves templates that"
-            " render the query first")
-    # The pieces must meet where the tokenizer splits anyway, or tokenizing them apart would
-    # differ from tokenizing the rendered text (": " + "doc" is not ":" + " doc"): the
-    # document piece takes the start after its last newline and the tail before its first
-    # special token.
-    cut = start.rfind("\n") + 1
-    start, label = start[:cut], start[cut:]
-    specials = [t for t in getattr(tokenizer, "all_special_tokens", []) if t and t in tail]
-    end = min((tail.index(t) for t in specials), default=len(tail))
-    tail, trailer = tail[end:], tail[:end]
+    start, label, trailer, tail = _pieces(text, tokenizer)
     judged = {} if saved is None else dict(
         judged_ids=(saved.true_id, saved.false_id),
         formula="log-odds" if saved.false_id is not None else "logit")
@@ -314,11 +310,40 @@ def chat_template_profile(tokenizer, saved: SavedScoring | None = None,
         instruction_format=_escape(slot.wrapper).replace(_INSTRUCTION, "{instruction}"),
         default_instruction=default or slot.default)
     return Profile(name=CHAT_TEMPLATE, architectures=(), head=head,
-                   prefix=(_escape(start).replace(_INSTRUCTION, "{instruction}"),),
+                   prefix=(_fields(start),) if start else (),
                    document=_escape(label) + "{document}" + _escape(trailer),
-                   suffix=(_escape(tail),) if tail else (),
+                   suffix=(_fields(tail),) if tail else (),
                    max_length=min(8192, saved.max_length or 8192) if saved else 8192,
                    reference=_reference(head, saved), **judged, **instruction)
+
+
+def _pieces(text: str, tokenizer) -> tuple[str, str, str, str]:
+    """A rendered pair as (prefix, document label, document trailer, suffix).
+
+    The pieces are tokenized apart, so they must meet where the tokenizer splits anyway
+    (": " + "doc" is not ":" + " doc"; "doc." + "\n" is not "doc.\n"): right after a newline
+    or at a special token.  The label is what follows the last newline before the
+    document.  Query first, the trailer runs to the first special token after it; document
+    first, to the last newline before the query, which starts the suffix."""
+    start, tail = text.split(_SENTINEL)
+    cut = start.rfind("\n") + 1
+    start, label = start[:cut], start[cut:]
+    if "{query}" in start:
+        specials = [t for t in getattr(tokenizer, "all_special_tokens", []) if t and t in tail]
+        end = min((tail.index(t) for t in specials), default=len(tail))
+    else:
+        end = tail.rfind("\n", 0, tail.index("{query}")) + 1
+        if end == 0:
+            raise ModelLoadError(
+                "its chat template renders the query after the document on the same line;"
+                " the engine tokenizes the document apart from the query, which is exact"
+                " only where a newline separates them")
+    return start, label, tail[:end], tail[end:]
+
+
+def _fields(text: str) -> str:
+    """A prefix or suffix piece: {query} and the instruction's place as fields."""
+    return _escape(text).replace(_INSTRUCTION, "{instruction}")
 
 
 def _reference(head: str, saved: SavedScoring | None) -> str:
@@ -335,13 +360,12 @@ class _Slot:
 
 
 def _instruction_slot(tokenizer, saved: SavedScoring | None, bare: str) -> _Slot | None:
-    """Where a system message lands in the rendered pair, if it lands before the query as
-    one stretch: rendered without a system message (``bare``) and with one, the two texts
+    """Where a system message lands in the rendered pair, if it lands there as one stretch
+    (outside the query): rendered without a system message (``bare``) and with one, the two texts
     differ by that stretch alone (the template adds it), or by its content alone (the
     template writes a default system text of its own when given none)."""
     marked = _render_pair(tokenizer, saved, _INSTRUCTION)
-    if marked is None or marked.count(_INSTRUCTION) != 1 or (
-            marked.index(_INSTRUCTION) > marked.index("{query}")):
+    if marked is None or marked.count(_INSTRUCTION) != 1:
         return None
     front = len(os.path.commonprefix([bare, marked]))
     back = len(os.path.commonprefix([bare[front:][::-1], marked[front:][::-1]]))

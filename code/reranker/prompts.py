@@ -1,7 +1,9 @@
 """Prompt encoding for LLM rerankers: a profile's template, pieces tokenized as its reference.
 
 Each query of a request becomes one shared prefix (system prompt, instruction, query); each
-document one continuation (the document piece, then the suffix).  Only the document is
+document one continuation (the document piece, then the suffix).  Where the prompt puts the
+query after the document, the shared prefix is the template's head and the query is in
+each continuation's suffix.  Only the document is
 ever cut: template, instruction and query stay whole, and a query that leaves no room for
 a document is refused.  Rows equal the reference's ``prefix + document + suffix`` tokens.
 A request's cap on a document's own tokens (Cohere's ``max_tokens_per_doc``) shortens the
@@ -146,13 +148,14 @@ class PromptEncoder:
         limit = min(self.max_length, max_length or self.max_length)
         which = "(RERANK_LLM_MAX_LENGTH)" if limit == self.max_length else "(the requested cap)"
         prefix_pieces, suffix_pieces, instruction = self.profile.with_instruction(instruction)
-        suffix = self._pieces(suffix_pieces, instruction=instruction)
         queries: dict[str, PromptGroup] = {}
+        suffixes: dict[str, list[int]] = {}  # the query's own where it follows the document
         for query, _ in pairs:
             if query not in queries:
-                prefix = self.bos + self._pieces(prefix_pieces, query=query,
-                                                 instruction=instruction)
+                fields = {"query": query, "instruction": instruction}
+                prefix = self.bos + self._pieces(prefix_pieces, **fields)
                 queries[query] = PromptGroup(prefix, [], [])
+                suffixes[query] = self._pieces(suffix_pieces, **fields)
         documents = [d for _, d in pairs]
         if max_document_tokens is not None:
             documents = self._capped(documents, max_document_tokens, direction)
@@ -160,7 +163,7 @@ class PromptEncoder:
         docs = self._plain.encode_batch(texts, add_special_tokens=False)
         head, tail = self._template(self._head), self._template(self._tail)
         for index, ((query, _), doc) in enumerate(zip(pairs, docs)):
-            group = queries[query]
+            group, suffix = queries[query], suffixes[query]
             room = limit - len(group.prefix) - len(suffix)
             if room <= self._label:
                 raise PayloadTooLarge(

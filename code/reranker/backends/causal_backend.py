@@ -75,8 +75,9 @@ class CausalBackend:
 
     def prefix(self, ids: list[int]):
         """The prefix's key/value cache (one row); a 413 naming the query when it does not
-        fit in the GPU's memory.  Without shareable caches: the prefix's ids."""
-        if not self.shares_prefix:
+        fit in the GPU's memory.  Without shareable caches, or nothing to share (a prompt
+        that opens with the document): the prefix's ids."""
+        if not self.shares_prefix or not ids:
             return list(ids)
         try:
             return self._prefix(ids)
@@ -96,7 +97,7 @@ class CausalBackend:
                       lengths: np.ndarray) -> np.ndarray:
         """Judged logits ``[rows, judged]`` (fp32) of right-padded continuations of the prefix
         whose cache is ``cache``, in passes that fit the GPU's memory (memory_cap.py)."""
-        if not self.shares_prefix:
+        if not self.shares_prefix or not prefix_length:
             return self._with_prefix(cache, ids, lengths)
 
         def rows(start: int, stop: int, width: int) -> np.ndarray:
