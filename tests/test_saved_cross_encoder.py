@@ -300,12 +300,15 @@ def test_a_document_first_prompt_cuts_the_document_and_keeps_the_query(weights, 
         engine.close()
 
 
-def test_a_query_on_the_documents_line_is_refused(saved, tmp_path):
+@pytest.mark.parametrize("line", [f"Passage: {_DOCUMENT} Question: {_QUERY}",
+                                  f"Question: {_QUERY} Passage: {_DOCUMENT}"],
+                         ids=["document-first", "query-first"])
+def test_a_query_on_the_documents_line_is_refused(saved, tmp_path, line):
     """Tokenized apart, a document and a query on one line would not be the reference's
     tokens: refused, not scored on the family's prompt either."""
     path = _copy(saved, tmp_path)
-    (path / "chat_template.jinja").write_text(f"Passage: {_DOCUMENT} Question: {_QUERY}")
-    with pytest.raises(ModelLoadError, match="after the document on the same line"):
+    (path / "chat_template.jinja").write_text(line)
+    with pytest.raises(ModelLoadError, match="the query and the document on one line"):
         _engine(path)
 
 

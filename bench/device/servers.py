@@ -36,6 +36,7 @@ def measure(model_dir: Path, *, device: str, levels: list[int], max_requests: in
             key: tuple[str, ...], time_left: Callable[[], float]) -> dict:
     bodies = payloads()
     dtype = "float16" if device == "cuda" else "float32"
+
     def ready_s() -> float:  # a server that hangs at start-up must not eat what follows
         return max(30.0, min(300.0, time_left() - 30))
 

@@ -332,12 +332,12 @@ def _pieces(text: str, tokenizer) -> tuple[str, str, str, str]:
         specials = [t for t in getattr(tokenizer, "all_special_tokens", []) if t and t in tail]
         end = min((tail.index(t) for t in specials), default=len(tail))
     else:
-        end = tail.rfind("\n", 0, tail.index("{query}")) + 1
-        if end == 0:
-            raise ModelLoadError(
-                "its chat template renders the query after the document on the same line;"
-                " the engine tokenizes the document apart from the query, which is exact"
-                " only where a newline separates them")
+        end = tail.rfind("\n", 0, tail.index("{query}")) + 1 if "{query}" in tail else 0
+    if end == 0 and "{query}" not in start:
+        raise ModelLoadError(
+            "its chat template renders the query and the document on one line; the engine"
+            " tokenizes the document apart from the query, which is exact only where a"
+            " newline separates them")
     return start, label, tail[:end], tail[end:]
 
 

@@ -3,12 +3,11 @@
 Each query of a request becomes one shared prefix (system prompt, instruction, query); each
 document one continuation (the document piece, then the suffix).  Where the prompt puts the
 query after the document, the shared prefix is the template's head and the query is in
-each continuation's suffix.  Only the document is
-ever cut: template, instruction and query stay whole, and a query that leaves no room for
-a document is refused.  Rows equal the reference's ``prefix + document + suffix`` tokens.
-A request's cap on a document's own tokens (Cohere's ``max_tokens_per_doc``) shortens the
-document's text before its prompt is built, so a capped row is the reference's prompt for
-the shorter document.
+each continuation's suffix.  Only the document is ever cut: template, instruction and
+query stay whole, and a query that leaves no room for a document is refused.  Rows equal
+the reference's ``prefix + document + suffix`` tokens.  A request's cap on a document's own
+tokens (Cohere's ``max_tokens_per_doc``) shortens the document's text before its prompt is
+built, so a capped row is the reference's prompt for the shorter document.
 
 Special tokens are the template's alone: in the query, the instruction and the documents
 they are tokenized as plain text, so a document holding ``<|im_end|>`` cannot close its
