@@ -46,13 +46,16 @@ transform: $(STAMP)  ## Batch Transform: rerank INPUT=s3://... jsonlines into OU
 	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "error: set INPUT=s3://bucket/in/ and OUTPUT=s3://bucket/out/" >&2; exit 2; }
 	$(DEPLOY_TOOL) transform
 
-# QUERY and DOCS reach the shell through the environment, so any quotes in them are safe.
+# QUERY, DOCS and INSTRUCTION reach the shell through the environment, so any quotes in them
+# are safe.
 invoke: export QUERY := $(QUERY)
 invoke: export DOCS := $(DOCS)
-invoke: $(STAMP)  ## rerank DOCS="a|b|c" for QUERY with ENDPOINT (COMPONENT, TOP_N; ENDPOINT_URL for a local server)
+invoke: export INSTRUCTION := $(INSTRUCTION)
+invoke: $(STAMP)  ## rerank DOCS="a|b|c" for QUERY with ENDPOINT (COMPONENT, TOP_N, INSTRUCTION for LLM rerankers; ENDPOINT_URL for a local server)
 	@test -n "$$QUERY" -a -n "$$DOCS" || { echo "error: set QUERY='...' and DOCS='one|two'" >&2; exit 2; }
 	@IFS='|' read -r -a docs <<< "$$DOCS"; \
-	$(DEPLOY_TOOL) invoke $(call flag,TOP_N,top-n) --query "$$QUERY" --documents "$${docs[@]}"
+	$(DEPLOY_TOOL) invoke $(call flag,TOP_N,top-n) --query "$$QUERY" --documents "$${docs[@]}" \
+	  $${INSTRUCTION:+--instruction "$$INSTRUCTION"}
 
 evaluate: $(STAMP)  ## nDCG@10/MRR@10 of ENDPOINT on DATA=<BEIR folder> vs its first stage (MODEL=dir: a local model; RUN=, DEPTH=, QRELS=dev, COMPARE="other http://... model:dir")
 	@test -n "$(DATA)" || { echo "error: set DATA=<folder with corpus.jsonl, queries.jsonl, qrels/test.tsv>" >&2; exit 2; }

@@ -73,3 +73,15 @@ def llm_dirs(tmp_path_factory):
         return cache[kind]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def llm_suite(llm_dirs):
+    """(base URL, in-process engine) for a tiny Qwen3-Reranker, which takes instructions:
+    one server for the client suites that send them."""
+    from bench.local_server import start_server
+    from clientutil import local_engine
+
+    model = llm_dirs("qwen3")
+    with start_server(model) as url, local_engine(model) as engine:
+        yield url, engine

@@ -13,8 +13,11 @@ from __future__ import annotations
 import http.server
 import json
 import logging
+import os
+import subprocess
 import threading
 import urllib.request
+from pathlib import Path
 
 import boto3
 import pytest
@@ -22,6 +25,9 @@ import pytest
 from bench.local_server import start_server
 from deploy.client import RerankClient, RerankClientError
 from deploy.client.examples import two_stage
+from example_texts import CAPITAL_DOCS, CAPITAL_QUERY
+
+ROOT = Path(__file__).resolve().parent.parent
 
 DOCS = [f"document {i} about {'bats and heroes' if i % 3 == 0 else 'the capital city'}"
         for i in range(23)]
@@ -212,6 +218,73 @@ def test_invoke_cli_prints_a_table(server, capsys):
                  "--region", "us-east-1", "-q", QUERY, "-d", *DOCS[:7]])
     out, err = capsys.readouterr()
     assert code == 2 and "RERANK_MAX_DOCUMENTS" in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- instructions
+
+INSTRUCTION = "Prefer passages that name a city."
+
+
+def expected_with(engine, query: str, docs: list[str], instruction: str | None) -> list[float]:
+    from reranker.request import RerankRequest
+
+    request = RerankRequest("cohere", [(query, d) for d in docs], docs, instruction=instruction)
+    return engine.rerank(request).relevance.tolist()
+
+
+def test_an_instruction_reaches_an_llm_reranker_in_every_split_request(llm_suite):
+    url, engine = llm_suite
+    c = client(url, max_documents=3)
+    assert len(c.split(CAPITAL_QUERY, CAPITAL_DOCS, c.payload_limit, INSTRUCTION)) > 1
+    got = c.scores(CAPITAL_QUERY, CAPITAL_DOCS, instruction=INSTRUCTION)
+    want = expected_with(engine, CAPITAL_QUERY, CAPITAL_DOCS, INSTRUCTION)
+    assert got == pytest.approx(want, abs=1e-5)
+    plain = c.scores(CAPITAL_QUERY, CAPITAL_DOCS)
+    assert plain == pytest.approx(expected_with(engine, CAPITAL_QUERY, CAPITAL_DOCS, None),
+                                  abs=1e-5)
+    assert max(abs(a - b) for a, b in zip(got, plain)) > 1e-4  # it reached the model
+
+
+def test_the_instruction_counts_in_the_payload_split(server):
+    c = client(server, max_payload_bytes=16 * 1024 + 800)
+    long = "rank by recency " * 20
+    batches = c.split(QUERY, DOCS, c.payload_limit, long)
+    assert len(batches) > len(c.split(QUERY, DOCS, c.payload_limit))
+    for a, b in batches:
+        assert len(c._body(QUERY, DOCS[a:b], None, False, long)) <= c.payload_limit - 16 * 1024
+    with pytest.raises(ValueError, match="instruction must be a non-empty string"):
+        c.rerank(QUERY, DOCS, instruction=" ")
+
+
+def test_a_cross_encoder_refuses_an_instruction_by_name(server):
+    with pytest.raises(RerankClientError) as caught:
+        client(server).rerank(QUERY, DOCS[:3], instruction=INSTRUCTION)
+    assert caught.value.status == 422 and "instruction" in str(caught.value)
+
+
+def test_invoke_cli_and_make_invoke_send_the_instruction(llm_suite, capsys):
+    from deploy.__main__ import main
+
+    url, engine = llm_suite
+    docs = CAPITAL_DOCS[:3]
+    want = expected_with(engine, CAPITAL_QUERY, docs, INSTRUCTION)
+    code = main(["invoke", "--endpoint", "reranker-test", "--endpoint-url", url,
+                 "--region", "us-east-1", "-q", CAPITAL_QUERY, "-d", *docs,
+                 "--instruction", INSTRUCTION, "--json"])
+    assert code == 0
+    got = {r["index"]: r["relevance_score"] for r in json.loads(capsys.readouterr().out)}
+    assert [got[i] for i in range(3)] == pytest.approx(want, abs=1e-5)
+    # Through make, with quotes that a shell would trip on.
+    quoted = f"{INSTRUCTION} (it's \"quoted\")"
+    want = expected_with(engine, CAPITAL_QUERY, docs, quoted)
+    # -o: never rebuild .venv from here, whatever changed in requirements.txt.
+    done = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "-o", ".venv/.installed", "invoke", "ENDPOINT=t",
+         f"ENDPOINT_URL={url}", "REGION=us-east-1", f"QUERY={CAPITAL_QUERY}",
+         "DOCS=" + "|".join(docs), f"INSTRUCTION={quoted}"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    assert all(f"{score:.4f}" in done.stdout for score in want), done.stdout
 
 
 # ---------------------------------------------------------------- async, against moto

@@ -170,3 +170,44 @@ def test_langchain_compressor_refuses_unknown_settings():
 
     with pytest.raises(ValidationError, match="top_k"):
         SageMakerRerank(endpoint_name="reranker", top_k=3)
+
+
+# ---------------------------------------------------------------- instructions, all three
+
+def test_each_framework_sends_its_instruction_to_an_llm_reranker(llm_suite):
+    """An instruction-following reranker behind each framework's slot: the instruction
+    set on the component (or, in Haystack, per run) reaches every request."""
+    from haystack import Document as HaystackDocument
+    from langchain_core.documents import Document as LangChainDocument
+
+    from deploy.client.haystack_ranker import SageMakerRanker
+    from deploy.client.langchain_compressor import SageMakerRerank as LangChainRerank
+    from deploy.client.llamaindex_postprocessor import SageMakerRerank as LlamaIndexRerank
+    from reranker.request import RerankRequest
+
+    url, engine = llm_suite
+    instruction = "Prefer passages that name a city."
+    pairs = [(CAPITAL_QUERY, d) for d in CAPITAL_DOCS]
+    want = engine.rerank(RerankRequest("cohere", pairs, CAPITAL_DOCS, instruction=instruction)
+                         ).relevance
+    plain = engine.rerank(RerankRequest("cohere", pairs, CAPITAL_DOCS)).relevance
+    assert abs(want - plain).max() > 1e-4
+    every = len(CAPITAL_DOCS)
+    common = {"endpoint_name": "reranker", "endpoint_url": url, "instruction": instruction}
+
+    nodes = LlamaIndexRerank(**common, top_n=every).postprocess_nodes(
+        llama_nodes(CAPITAL_DOCS), query_str=CAPITAL_QUERY)
+    scored = {"llamaindex": {n.node.get_content(): n.score for n in nodes}}
+    kept = LangChainRerank(**common, top_n=every).compress_documents(
+        [LangChainDocument(page_content=t) for t in CAPITAL_DOCS], CAPITAL_QUERY)
+    scored["langchain"] = {d.page_content: d.metadata["relevance_score"] for d in kept}
+    ranker = SageMakerRanker("reranker", endpoint_url=url, top_k=every)
+    ranked = ranker.run(query=CAPITAL_QUERY, documents=[HaystackDocument(content=t)
+                                                        for t in CAPITAL_DOCS],
+                        instruction=instruction)["documents"]
+    scored["haystack"] = {d.content: d.score for d in ranked}
+    assert SageMakerRanker.from_dict(SageMakerRanker(
+        "reranker", instruction=instruction).to_dict()).instruction == instruction
+    for framework, scores in scored.items():
+        assert [scores[t] for t in CAPITAL_DOCS] == pytest.approx(list(want), abs=1e-5), \
+            framework

@@ -106,6 +106,8 @@ def invoke(sub) -> None:
     p.add_argument("--documents", "-d", nargs="+", default=[], metavar="DOC")
     p.add_argument("--documents-file", help="one document per line, or a JSON list")
     p.add_argument("--top-n", type=int)
+    p.add_argument("--instruction", help="what an LLM reranker should judge by (Qwen3-Reranker,"
+                   " chat-template rerankers; a cross-encoder refuses it)")
     p.add_argument("--serverless", action="store_true", help="use the 4 MB serverless limit")
     p.add_argument("--max-documents", type=int, default=1000,
                    help="documents per request (the server's RERANK_MAX_DOCUMENTS)")

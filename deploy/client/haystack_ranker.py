@@ -8,7 +8,8 @@
     pipeline.run({"retriever": {"query": q}, "ranker": {"query": q, "top_k": 5}})
 
 It takes what Haystack's own rankers take (``top_k``, ``meta_fields_to_embed``,
-``embedding_separator``, ``score_threshold``) and returns the documents best first with the
+``embedding_separator``, ``score_threshold``), plus ``instruction`` for LLM rerankers that
+follow one (at init or per run), and returns the documents best first with the
 endpoint's 0..1 relevance score as ``score``.  Requests go through ``RerankClient`` (split
 under the payload limit, throttling retried); the component serialises with its pipeline
 and holds no credentials: boto3 finds them at run time.  Haystack loads a saved pipeline's
@@ -31,7 +32,8 @@ class SageMakerRanker:
     def __init__(self, endpoint_name: str, *, region_name: str | None = None, top_k: int = 10,
                  inference_component: str | None = None, endpoint_url: str | None = None,
                  meta_fields_to_embed: list[str] | None = None,
-                 embedding_separator: str = "\n", score_threshold: float | None = None):
+                 embedding_separator: str = "\n", score_threshold: float | None = None,
+                 instruction: str | None = None):
         _check_top_k(top_k)
         self.endpoint_name = endpoint_name
         self.region_name = region_name
@@ -41,6 +43,7 @@ class SageMakerRanker:
         self.meta_fields_to_embed = list(meta_fields_to_embed or [])
         self.embedding_separator = embedding_separator
         self.score_threshold = score_threshold
+        self.instruction = instruction
         self._client: RerankClient | None = None
 
     def warm_up(self) -> None:
@@ -52,7 +55,8 @@ class SageMakerRanker:
             self, endpoint_name=self.endpoint_name, region_name=self.region_name,
             top_k=self.top_k, inference_component=self.inference_component,
             endpoint_url=self.endpoint_url, meta_fields_to_embed=self.meta_fields_to_embed,
-            embedding_separator=self.embedding_separator, score_threshold=self.score_threshold)
+            embedding_separator=self.embedding_separator, score_threshold=self.score_threshold,
+            instruction=self.instruction)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SageMakerRanker:
@@ -60,14 +64,16 @@ class SageMakerRanker:
 
     @component.output_types(documents=list[Document])
     def run(self, query: str, documents: list[Document], top_k: int | None = None,
-            score_threshold: float | None = None) -> dict[str, list[Document]]:
+            score_threshold: float | None = None, instruction: str | None = None
+            ) -> dict[str, list[Document]]:
         top_k = self.top_k if top_k is None else top_k
         _check_top_k(top_k)
         threshold = self.score_threshold if score_threshold is None else score_threshold
         if not documents:
             return {"documents": []}
         self.warm_up()
-        ranked = self._client.rerank(query, [self._text(d) for d in documents], top_n=top_k)
+        ranked = self._client.rerank(query, [self._text(d) for d in documents], top_n=top_k,
+                                     instruction=instruction or self.instruction)
         kept = [replace(documents[r["index"]], score=r["relevance_score"]) for r in ranked]
         if threshold is not None:
             kept = [d for d in kept if d.score >= threshold]

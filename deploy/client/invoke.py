@@ -27,9 +27,11 @@ def run(args) -> int:
                               inference_component=config.component)
         if args.use_async:
             results = client.rerank_async(args.query, documents, args.top_n,
-                                          input_location=_input_location(args, config))
+                                          input_location=_input_location(args, config),
+                                          instruction=args.instruction)
         else:
-            results = client.rerank(args.query, documents, args.top_n)
+            results = client.rerank(args.query, documents, args.top_n,
+                                    instruction=args.instruction)
     except (ValueError, RerankClientError, TimeoutError) as exc:
         raise UserError(f"{config.endpoint}: {exc}") from None
     if args.json:

@@ -34,6 +34,9 @@ class SageMakerRerank(BaseDocumentCompressor):
     region_name: str | None = None
     inference_component: str | None = None
     endpoint_url: str | None = None
+    # What an LLM reranker should judge by (Qwen3-Reranker and other instruction-following
+    # rerankers); None: the endpoint's default.
+    instruction: str | None = None
     _client: RerankClient | None = PrivateAttr(default=None)
 
     def __init__(self, *, client: RerankClient | None = None, **fields: Any):
@@ -53,7 +56,8 @@ class SageMakerRerank(BaseDocumentCompressor):
         if not documents:
             return []
         texts = [d.page_content for d in documents]
-        ranked = self.client.rerank(query, texts, top_n=self.top_n)
+        ranked = self.client.rerank(query, texts, top_n=self.top_n,
+                                    instruction=self.instruction)
         return [_scored(documents[r["index"]], r["relevance_score"]) for r in ranked]
 
 

@@ -33,6 +33,9 @@ class SageMakerRerank(BaseNodePostprocessor):
         default=None, description="Another runtime URL, e.g. a local server from make serve.")
     keep_retrieval_score: bool = Field(
         default=False, description="Keep the retriever's score in metadata['retrieval_score'].")
+    instruction: str | None = Field(
+        default=None, description="What an LLM reranker should judge by (Qwen3-Reranker and"
+        " other instruction-following rerankers); None: the endpoint's default.")
     _client: RerankClient | None = PrivateAttr(default=None)
 
     def __init__(self, *, client: RerankClient | None = None, **fields: Any):
@@ -62,7 +65,8 @@ class SageMakerRerank(BaseNodePostprocessor):
                    EventPayload.QUERY_STR: query_bundle.query_str,
                    EventPayload.TOP_K: self.top_n}
         with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
-            ranked = self.client.rerank(query_bundle.query_str, texts, top_n=self.top_n)
+            ranked = self.client.rerank(query_bundle.query_str, texts, top_n=self.top_n,
+                                        instruction=self.instruction)
             kept = [self._scored(nodes[r["index"]], r["relevance_score"]) for r in ranked]
             event.on_end(payload={EventPayload.NODES: kept})
         return kept

@@ -4,6 +4,7 @@
     client = RerankClient("reranker", region="eu-west-1")
     client.rerank("what is a panda?", documents, top_n=5)
     # [{"index": 2, "relevance_score": 0.98}, ...]
+    client.rerank(query, documents, instruction="Prefer recent sources")  # LLM rerankers
 
 Large lists are split across requests under the endpoint's payload limit (6 MB real-time,
 4 MB serverless) and the server's documents-per-request limit (RERANK_MAX_DOCUMENTS), sent
@@ -86,42 +87,47 @@ class RerankClient:
     # ------------------------------------------------------------ public API
 
     def rerank(self, query: str, documents: Sequence, top_n: int | None = None, *,
-               return_documents: bool = False) -> list[dict]:
-        """Documents ranked by relevance_score (0..1), best first, cut to ``top_n``."""
-        _check(query, documents, top_n)
-        batches = self.split(query, documents, self.payload_limit)
-        bodies = [self._body(query, documents[a:b], top_n, return_documents)
+               return_documents: bool = False, instruction: str | None = None) -> list[dict]:
+        """Documents ranked by relevance_score (0..1), best first, cut to ``top_n``.
+        ``instruction``: what an LLM reranker (Qwen3-Reranker, a chat-template reranker)
+        should judge by, sent with every request; a cross-encoder answers it with a 422."""
+        _check(query, documents, top_n, instruction)
+        batches = self.split(query, documents, self.payload_limit, instruction)
+        bodies = [self._body(query, documents[a:b], top_n, return_documents, instruction)
                   for a, b in batches]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(bodies) or 1)) as pool:
             answers = list(pool.map(self._invoke, bodies))
         return merge(answers, batches, top_n, return_documents)
 
-    def scores(self, query: str, documents: Sequence) -> list[float]:
+    def scores(self, query: str, documents: Sequence, *,
+               instruction: str | None = None) -> list[float]:
         """One relevance score per document, in input order."""
         scores = [0.0] * len(documents)
-        for item in self.rerank(query, documents):
+        for item in self.rerank(query, documents, instruction=instruction):
             scores[item["index"]] = item["relevance_score"]
         return scores
 
     def rerank_async(self, query: str, documents: Sequence, top_n: int | None = None, *,
                      input_location: str, return_documents: bool = False,
-                     poll_seconds: float = 2.0, timeout: float = 3600.0) -> list[dict]:
+                     poll_seconds: float = 2.0, timeout: float = 3600.0,
+                     instruction: str | None = None) -> list[dict]:
         """For async endpoints: upload each request to ``input_location`` (an s3:// prefix),
         call InvokeEndpointAsync, and poll the output locations until every answer is there."""
-        _check(query, documents, top_n)
+        _check(query, documents, top_n, instruction)
         if self.inference_component:
             raise ValueError("async endpoints do not host inference components")
         if not input_location.startswith("s3://"):
             raise ValueError("input_location must be an s3:// prefix")
         s3 = self.session.client("s3", region_name=self._region,
                                  endpoint_url=self._s3_endpoint_url)
-        batches = self.split(query, documents, ASYNC_PAYLOAD)
+        batches = self.split(query, documents, ASYNC_PAYLOAD, instruction)
         pending = []
         for a, b in batches:
             uri = _join(input_location, f"{uuid.uuid4().hex}.json")
             bucket, key = _split_uri(uri)
             s3.put_object(Bucket=bucket, Key=key, ContentType="application/json",
-                          Body=self._body(query, documents[a:b], top_n, return_documents))
+                          Body=self._body(query, documents[a:b], top_n, return_documents,
+                                          instruction))
             reply = self._retrying(lambda uri=uri: self.runtime.invoke_endpoint_async(
                 EndpointName=self.endpoint_name, InputLocation=uri,
                 ContentType="application/json", Accept="application/json"))
@@ -131,9 +137,11 @@ class RerankClient:
 
     # ------------------------------------------------------------ splitting
 
-    def split(self, query: str, documents: Sequence, limit: int) -> list[tuple[int, int]]:
+    def split(self, query: str, documents: Sequence, limit: int,
+              instruction: str | None = None) -> list[tuple[int, int]]:
         """[start, end) ranges whose request bodies fit ``limit`` and max_documents."""
-        room = limit - _HEADROOM - len(self._body(query, [], len(documents) or None, True))
+        room = limit - _HEADROOM - len(self._body(query, [], len(documents) or None, True,
+                                                  instruction))
         if room <= 0:
             raise ValueError(f"the query alone exceeds the {limit}-byte payload limit")
         batches, start, used = [], 0, 0
@@ -151,8 +159,10 @@ class RerankClient:
         return batches
 
     @staticmethod
-    def _body(query, documents, top_n, return_documents) -> bytes:
+    def _body(query, documents, top_n, return_documents, instruction=None) -> bytes:
         body = {"query": query, "documents": list(documents)}
+        if instruction is not None:
+            body["instruction"] = instruction
         if top_n is not None:
             body["top_n"] = min(top_n, max(len(documents), 1))
         if return_documents:
@@ -210,9 +220,11 @@ def merge(answers: list[dict], batches: list[tuple[int, int]], top_n: int | None
     return merged[:top_n] if top_n is not None else merged
 
 
-def _check(query, documents, top_n) -> None:
+def _check(query, documents, top_n, instruction=None) -> None:
     if not isinstance(query, str) or not query:
         raise ValueError("query must be a non-empty string")
+    if instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
+        raise ValueError("instruction must be a non-empty string (or None)")
     if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
         raise ValueError("documents must be a list of strings or objects")
     if top_n is not None and (not isinstance(top_n, int) or top_n < 1):
