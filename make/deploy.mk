@@ -57,12 +57,14 @@ invoke: $(STAMP)  ## rerank DOCS="a|b|c" for QUERY with ENDPOINT (COMPONENT, TOP
 	$(DEPLOY_TOOL) invoke $(call flag,TOP_N,top-n) --query "$$QUERY" --documents "$${docs[@]}" \
 	  $${INSTRUCTION:+--instruction "$$INSTRUCTION"}
 
-evaluate: $(STAMP)  ## nDCG@10/MRR@10 of ENDPOINT on DATA=<BEIR folder> vs its first stage (MODEL=dir: a local model; RUN=, DEPTH=, QRELS=dev, COMPARE="other http://... model:dir")
+evaluate: export INSTRUCTION := $(INSTRUCTION)
+evaluate: $(STAMP)  ## nDCG@10/MRR@10 of ENDPOINT on DATA=<BEIR folder> vs its first stage (MODEL=dir: a local model; RUN=, DEPTH=, QRELS=dev, COMPARE="other http://... model:dir", INSTRUCTION= for an LLM reranker)
 	@test -n "$(DATA)" || { echo "error: set DATA=<folder with corpus.jsonl, queries.jsonl, qrels/test.tsv>" >&2; exit 2; }
 	$(DEPLOY_TOOL) evaluate --data '$(DATA)' $(call flag,RUN,run) $(call flag,DEPTH,depth) \
 	  $(call flag,QRELS,split) $(call flag,MAX_QUERIES,max-queries) $(call flag,MODEL,model) \
 	  $(foreach c,$(COMPARE),--compare '$(c)') $(call flag,JSON,json) \
-	  $(call flag,SAVE_RUNS,save-runs) $(call flag,CHART,chart)
+	  $(call flag,SAVE_RUNS,save-runs) $(call flag,CHART,chart) \
+	  $${INSTRUCTION:+--instruction "$$INSTRUCTION"}
 
 capture-export: $(STAMP)  ## ENDPOINT's captured requests (CAPTURE=s3://...) as an evaluation set to judge, in OUT=dir
 	@test -n "$(OUT)" || { echo "error: set OUT=<folder for the evaluation set>" >&2; exit 2; }

@@ -175,3 +175,34 @@ def test_a_local_model_that_cannot_load_is_one_line(beir, tmp_path, capsys):
     assert "has no config.json" in capsys.readouterr().err
     assert evaluate("http://127.0.0.1:9", "--data", str(beir), "--compare", "model:") == 2
     assert "want ENDPOINT, ENDPOINT/COMPONENT, a URL or model:PATH" in capsys.readouterr().err
+
+
+def test_an_instruction_against_the_same_reranker_without_it(llm_suite, llm_dirs, beir,
+                                                             tmp_path):
+    """`--instruction` goes to the first reranker only, named in its label, so comparing
+    the same LLM reranker without it measures what the instruction changes; a local model
+    takes it too."""
+    from reranker.request import RerankRequest
+
+    url, engine = llm_suite
+    instruction = "Prefer passages that name a city."
+    out, runs = tmp_path / "i.json", tmp_path / "runs"
+    assert evaluate(url, "--data", str(beir), "--instruction", instruction, "--compare", url,
+                    "--compare", f"model:{llm_dirs('qwen3')}", "--json", str(out),
+                    "--save-runs", str(runs)) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert list(rows)[1:] == [f"{url} + instruction", url, f"model:{llm_dirs('qwen3')}"]
+    saved = {p.name: read_run(p) for p in runs.iterdir()}
+    scores = {"instruction" in p.name: [line.split()[4] for line in p.read_text().splitlines()]
+              for p in runs.iterdir() if p.name.startswith("http")}
+    assert scores[True] != scores[False]  # it reached the model
+    instructed = next(run for name, run in saved.items() if "instruction" in name)
+    for qid, ranked in instructed.items():
+        docs = [CORPUS[d] for d in ranked]
+        request = RerankRequest("python", [(QUERIES[qid], d) for d in docs], docs,
+                                instruction=instruction)
+        scores = engine.rerank(request).relevance
+        assert all(a >= b - 1e-5 for a, b in zip(scores, scores[1:])), qid
+    assert main(["evaluate", "--model", str(llm_dirs("qwen3")), "--instruction", instruction,
+                 "--data", str(beir), "--max-queries", "1"]) == 0
+    assert evaluate(url, "--data", str(beir), "--instruction", " ") == 2

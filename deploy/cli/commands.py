@@ -137,6 +137,9 @@ def evaluate(sub) -> None:
     p.add_argument("--compare", action="append", default=[],
                    metavar="ENDPOINT[/COMPONENT]|URL|model:PATH",
                    help="another reranker to measure on the same candidates; repeatable")
+    p.add_argument("--instruction", help="sent with every request to the endpoint (or"
+                   " --model), an LLM reranker that follows one; --compare the same reranker"
+                   " to measure what it changes")
     p.add_argument("--concurrency", type=int, default=4, help="queries in flight (default 4)")
     p.add_argument("--max-documents", type=int, default=1000,
                    help="documents per request (the server's RERANK_MAX_DOCUMENTS)")

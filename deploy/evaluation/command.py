@@ -5,10 +5,14 @@ and print nDCG@10, MRR@10 and Recall@10 next to the first stage's own.
     python -m deploy evaluate --endpoint bge --compare qwen3 --data d/ --run bm25.trec
     python -m deploy evaluate --endpoint-url http://127.0.0.1:8080 --data d/  # make serve
     python -m deploy evaluate --model ./bge --compare model:./minilm --data d/  # no endpoint
+    python -m deploy evaluate --endpoint qwen3 --instruction "..." --compare qwen3 --data d/
 
 A local model (``--model``, or ``model:PATH`` in ``--compare``: a directory, a model.tar.gz
 or a hub id, as ``make serve`` takes) is scored in this process by the engine the endpoint
 runs, so models can be compared on your judgments before any endpoint exists.
+``--instruction`` goes with every request to the first reranker (an LLM reranker that
+follows one), whose label then says so: compared with the same reranker without it, the
+table shows what the instruction changes.
 
 The measures are trec_eval's (ir_measures over pytrec_eval; nDCG with the judgments' grades
 as linear gains).  Rankings are measured by position, so ties keep the first stage's order.
@@ -19,7 +23,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from deploy import config as cfg
@@ -38,13 +42,14 @@ class Target:
     endpoint_url: str | None
     component: str | None
     model: str | None = None  # a local model, scored in this process
+    instruction: str | None = None  # sent with every request (LLM rerankers)
 
 
 @translate_errors
 def run(args) -> int:
     _check_numbers(args)
     config = cfg.load(args)
-    targets = _targets(config, args.compare, args.model)
+    targets = _targets(config, args.compare, args.model, args.instruction)
     data = ds.load(args.data, args.split, args.max_queries)
     candidates = (ds.read_run(args.run, data, args.depth) if args.run
                   else first_stage.bm25(data, args.depth))
@@ -75,13 +80,17 @@ def _check_numbers(args) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
 
 
-def _targets(config: cfg.DeployConfig, compare: list[str], model: str | None
-             ) -> list[Target]:
+def _targets(config: cfg.DeployConfig, compare: list[str], model: str | None,
+             instruction: str | None = None) -> list[Target]:
+    if instruction is not None and not instruction.strip():
+        raise UserError("--instruction must not be empty")
     if model:
         first = Target(f"model:{model}", config.endpoint, None, None, model)
     else:
         first = Target(config.endpoint_url or _name(config.endpoint, config.component),
                        config.endpoint, config.endpoint_url, config.component)
+    if instruction:
+        first = replace(first, label=f"{first.label} + instruction", instruction=instruction)
     targets = [first] + [_compared(config, spec) for spec in compare]
     labels = [t.label for t in targets]
     if len(set(labels)) != len(labels):
@@ -137,8 +146,13 @@ class _LocalScorer:
     def __init__(self, engine):
         self.engine = engine
 
-    def scores(self, query: str, documents: list[str]) -> list[float]:
-        return [float(s) for s in self.engine.score(query, documents)]
+    def scores(self, query: str, documents: list[str], *,
+               instruction: str | None = None) -> list[float]:
+        from reranker.request import RerankRequest
+
+        request = RerankRequest("python", [(query, d) for d in documents], documents,
+                                instruction=instruction)
+        return [float(s) for s in self.engine.rerank(request).relevance]
 
 
 def _rerank_all(client, target: Target, data: ds.Dataset, candidates: dict[str, list[str]],
@@ -154,7 +168,8 @@ def _rerank_all(client, target: Target, data: ds.Dataset, candidates: dict[str, 
         if not docs:
             return qid, []
         try:
-            scores = client.scores(data.queries[qid], [data.corpus[d] for d in docs])
+            scores = client.scores(data.queries[qid], [data.corpus[d] for d in docs],
+                                   instruction=target.instruction)
         except (ValueError, RerankClientError, RerankError) as exc:
             raise UserError(f"{target.label}: query {qid}: {exc}") from None
         order = sorted(range(len(docs)), key=lambda i: (-scores[i], i))
