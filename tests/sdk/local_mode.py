@@ -34,7 +34,7 @@ class LoopbackContainer(_SageMakerContainer):
         return config
 
 
-class PromptLocalSession(LocalSession):
+class FastPollLocalSession(LocalSession):
     """LocalSession whose wait for an endpoint polls every second instead of every 30."""
 
     def wait_for_endpoint(self, endpoint, poll=1, live_logging=False):
@@ -46,7 +46,7 @@ def session(port: int, sdk_config: dict) -> LocalSession:
     from the environment, the model from a file:// URL, SDK defaults from ``sdk_config``."""
     entities._SageMakerContainer = LoopbackContainer  # what _LocalEndpoint.serve builds
     boto_session = boto3.Session(region_name=os.environ["AWS_DEFAULT_REGION"])
-    local = PromptLocalSession(boto_session=boto_session, sagemaker_config=sdk_config)
+    local = FastPollLocalSession(boto_session=boto_session, sagemaker_config=sdk_config)
     local.config = {"local": {
         "local_code": True,
         "serving_port": port,
