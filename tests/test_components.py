@@ -128,7 +128,7 @@ class StubbedAws:
 
     def __init__(self):
         self.clients, self.stubs = {}, {}
-        for name in ("sagemaker", "application-autoscaling", "cloudwatch"):
+        for name in ("sagemaker", "application-autoscaling", "cloudwatch", "s3"):
             client = boto3.client(name, region_name=self.region, aws_access_key_id="x",
                                   aws_secret_access_key="x")
             self.clients[name], self.stubs[name] = client, Stubber(client)
@@ -633,10 +633,13 @@ def test_cli_status_of_one_component_shows_its_rollback_alarms(clean_env, capsys
         {"AlarmName": "minilm-en-component-rollback-errors", "StateValue": "ALARM"}]},
         {"AlarmNames": ["minilm-en-component-rollback-errors",
                         "minilm-en-component-rollback-latency"]})
+    fake.stubs["s3"].add_client_error("get_object", service_error_code="AccessDenied",
+                                      http_status_code=403)
     monkeypatch.setattr(status, "Aws", lambda config: fake)
     main(["status", "--endpoint", "search", "--component", "minilm-en"])
     out = capsys.readouterr().out
     assert IMAGE in out and DATA in out
+    assert "manifest     not read (AccessDenied)" in out  # said, not an error
     assert "rollback     minilm-en-component-rollback-errors ALARM" in out
     fake.done()
 

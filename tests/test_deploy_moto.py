@@ -27,7 +27,8 @@ import pytest
 
 from deploy.__main__ import main
 from deploy.errors import UserError
-from deploy.sagemaker import images, waiter
+from deploy.package import archive
+from deploy.sagemaker import images, served_manifest, waiter
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/reranker-sagemaker"
@@ -182,6 +183,10 @@ def test_realtime_deploy_with_autoscaling_then_delete(aws, archive_path, capsys)
     code, out, _ = cli(capsys, "status", "--endpoint", "rr")
     assert code == 0 and "InService" in out and container["Image"] in out
     assert "1..4 instances, SageMakerVariantInvocationsPerInstance at 100" in out
+    # What the model serves, read from the archive's first bytes in S3.
+    manifest = json.loads(archive.read_member(archive_path, archive.MANIFEST))
+    assert f"model id     {manifest['model_id']}\n" in out
+    assert f"max_length   {manifest['max_length']}\n" in out
 
     code, out, err = cli(capsys, "delete", "--endpoint", "rr", "--purge")
     assert code == 0, err
@@ -444,3 +449,30 @@ def test_judge_reads_describe_endpoint():
         waiter.judge(_described("Failed", reason=reason), "rr-new")
     with pytest.raises(UserError, match="rolled back to rr-old: out of capacity"):
         waiter.judge(_described("InService", "rr-old", "out of capacity"), "rr-new")
+
+
+def test_status_says_what_model_data_holds_whatever_it_is(aws, archive_path, tmp_path):
+    """An archive package wrote: its manifest from a ranged read; another tool's archive, a
+    missing object, a prefix: one row saying so, never an error."""
+    s3 = aws("s3")
+    s3.upload_file(str(archive_path), BUCKET, "ours/model.tar.gz")
+    other = tmp_path / "other.tar.gz"
+    weights = tmp_path / "config.json"
+    weights.write_text("{}")
+    archive.write(other, {"config.json": weights})
+    s3.upload_file(str(other), BUCKET, "theirs/model.tar.gz")
+    s3.put_object(Bucket=BUCKET, Key="files/reranker.json", Body=b'{"model_id": "m"}')
+
+    class Clients:
+        def client(self, name):
+            return aws(name)
+
+    def rows(uri):
+        return dict(served_manifest.rows(Clients(), uri))
+
+    manifest = json.loads(archive.read_member(archive_path, archive.MANIFEST))
+    assert rows(f"s3://{BUCKET}/ours/model.tar.gz")["model id"] == manifest["model_id"]
+    assert "not written by package" in rows(f"s3://{BUCKET}/theirs/model.tar.gz")["manifest"]
+    assert rows(f"s3://{BUCKET}/gone/model.tar.gz") == {"manifest": "not read (NoSuchKey)"}
+    assert rows(f"s3://{BUCKET}/files/") == {"model id": "m"}
+    assert "not written by package" in rows(f"s3://{BUCKET}/empty/")["manifest"]

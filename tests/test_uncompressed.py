@@ -118,6 +118,7 @@ def test_deploy_runs_the_model_from_the_prefix_and_purge_removes_it(aws, archive
     assert source["S3Uri"].endswith("/files/")
     _, printed, _ = cli(capsys, "status", "--endpoint", "rr")
     assert source["S3Uri"] in printed
+    assert "model id     " in printed and "max_length   " in printed  # reranker.json beside
 
     code, printed, err = cli(capsys, "delete", "--endpoint", "rr", "--purge")
     assert code == 0, err

@@ -13,6 +13,7 @@ import io
 import os
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
@@ -139,6 +140,22 @@ def read_member(archive: Path, name: str) -> bytes | None:
     except (OSError, tarfile.TarError, EOFError) as exc:
         raise UserError(f"{archive} is not a readable .tar.gz: {exc}") from None
     return None
+
+
+def first_file_of(head: bytes, name: str) -> bytes | None:
+    """``name``'s content when it is the first file of a .tar.gz that starts with ``head``
+    (the archive's first bytes, e.g. a ranged read from S3), else None.  ``package`` writes
+    the manifest first, so its first 64 KB hold it."""
+    try:
+        data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            member = tar.next()
+            if member is None or member.name.lstrip("./") != name or not member.isfile():
+                return None
+            content = tar.extractfile(member).read()
+    except (zlib.error, tarfile.TarError, EOFError, OSError):
+        return None
+    return content if len(content) == member.size else None
 
 
 def check_member(member: tarfile.TarInfo, dest: Path) -> None:

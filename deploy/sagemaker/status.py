@@ -1,4 +1,5 @@
-"""``status``: an endpoint's state, model, image, capacity and autoscaling, one per line;
+"""``status``: an endpoint's state, model, image, capacity and autoscaling, and what the
+model serves (its reranker.json: model id, max_length, prompt), one per line;
 for an endpoint that hosts inference components, one line per component (and with
 ``--component`` that component's model, image and autoscaling)."""
 
@@ -15,6 +16,7 @@ from deploy.sagemaker import (
     components,
     guardrails,
     resources,
+    served_manifest,
 )
 from deploy.sagemaker.aws import Aws, error_code, translate_errors
 
@@ -36,7 +38,8 @@ def run_status(args) -> int:
         raise UserError(f"endpoint {config.endpoint} serves a model directly; it has no"
                         f" inference component {config.component}")
     for variant in resources.config_variants(sm, current["EndpointConfigName"]):
-        rows += _component_variant_rows(variant) if hosting else _variant_rows(sm, variant)
+        rows += (_component_variant_rows(variant) if hosting
+                 else _variant_rows(aws, sm, variant))
     for v in current.get("ProductionVariants") or []:
         if "CurrentInstanceCount" in v:
             rows.append(("instances", f"{v['CurrentInstanceCount']} running"))
@@ -73,10 +76,12 @@ def _rollback_rows(aws, endpoint: str) -> list[tuple[str, str]]:
             ] if states else []
 
 
-def _variant_rows(sm, variant: dict) -> list[tuple[str, str]]:
+def _variant_rows(aws, sm, variant: dict) -> list[tuple[str, str]]:
     container = resources.model_of(sm, variant["ModelName"]).get("PrimaryContainer", {})
+    data = resources.model_data_of(container)
     return [("model", variant["ModelName"]), ("capacity", _capacity(variant)),
-            ("image", container.get("Image")), ("model data", resources.model_data_of(container))]
+            ("image", container.get("Image")), ("model data", data),
+            *served_manifest.rows(aws, data)]
 
 
 def _capacity(variant: dict) -> str:
@@ -103,7 +108,9 @@ def _component_rows(aws, sm, component: str) -> list[tuple[str, str]]:
     model = found.get("Specification", {}).get("ModelName")
     container = resources.model_of(sm, model).get("PrimaryContainer", {}) if model else {}
     target = component_scaling.scaling_of(aws, component)
-    return [("image", container.get("Image")), ("model data", resources.model_data_of(container)),
+    data = resources.model_data_of(container)
+    return [("image", container.get("Image")), ("model data", data),
+            *served_manifest.rows(aws, data),
             ("autoscaling", f"{target['MinCapacity']}..{target['MaxCapacity']} copies"
              if target else "off"),
             *_rollback_rows(aws, guardrails.component_owner(component))]
