@@ -147,14 +147,18 @@ class PromptEncoder:
         limit = min(self.max_length, max_length or self.max_length)
         which = "(RERANK_LLM_MAX_LENGTH)" if limit == self.max_length else "(the requested cap)"
         prefix_pieces, suffix_pieces, instruction = self.profile.with_instruction(instruction)
+        # One suffix for every query, unless the query follows the document (then its own).
+        shared = (None if self.profile.query_after_document
+                  else self._pieces(suffix_pieces, instruction=instruction))
         queries: dict[str, PromptGroup] = {}
-        suffixes: dict[str, list[int]] = {}  # the query's own where it follows the document
+        suffixes: dict[str, list[int]] = {}
         for query, _ in pairs:
             if query not in queries:
                 fields = {"query": query, "instruction": instruction}
                 prefix = self.bos + self._pieces(prefix_pieces, **fields)
                 queries[query] = PromptGroup(prefix, [], [])
-                suffixes[query] = self._pieces(suffix_pieces, **fields)
+                suffixes[query] = (shared if shared is not None
+                                   else self._pieces(suffix_pieces, **fields))
         documents = [d for _, d in pairs]
         if max_document_tokens is not None:
             documents = self._capped(documents, max_document_tokens, direction)
