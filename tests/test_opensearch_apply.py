@@ -188,6 +188,28 @@ def test_each_pattern_gets_its_own_connector_and_pipeline(fake, tmp_path):
     assert tei["request_body"] == "${parameters.body}"
 
 
+def test_each_instruction_gets_its_own_connector_model_and_pipeline(fake, tmp_path):
+    """Found by name, a connector of another instruction must never be reused."""
+    from deploy.integrations.opensearch.patterns import PATTERNS, instruction_tag
+    from deploy.integrations.opensearch.target import build
+
+    for instruction in ("Judge case law", 'Judge "patents"', "Judge case law"):
+        run = apply(fake, tmp_path, "--instruction", instruction)
+        assert run.returncode == 0, run.stderr
+        tag = instruction_tag(build("My-Reranker", "us-east-1", role_arn=ROLE,
+                                    instruction=instruction))
+        assert f"pipeline: my-reranker-rerank-cohere-{tag}" in run.stdout
+    assert len(fake.connectors) == 2 and len(fake.models) == 2
+    assert set(fake.pipelines) == {
+        PATTERNS["cohere"].pipeline_name(build("My-Reranker", "us-east-1", role_arn=ROLE,
+                                               instruction=i))
+        for i in ("Judge case law", 'Judge "patents"')}
+    bodies = [json.loads(c["actions"][0]["request_body"].replace(
+        "${parameters.documents}", "[]").replace("${parameters.top_n}", "1"))
+        for c in fake.connectors.values()]
+    assert [b["instruction"] for b in bodies] == ["Judge case law", 'Judge "patents"']
+
+
 def test_a_refusal_is_one_line_saying_what_was_done(fake, tmp_path):
     fake.fail[("PUT", "/_search/pipeline/my-reranker-rerank-cohere")] = (
         400, {"error": {"root_cause": [{"reason": "x"}], "type": "parse_exception",
@@ -226,3 +248,14 @@ def test_self_managed_sends_keys_only_when_asked(fake, tmp_path):
         p.read_text() for p in tmp_path.rglob("*") if p.is_file())
     assert AWS_ENV["AWS_SECRET_ACCESS_KEY"] not in everything
     assert AWS_ENV["AWS_ACCESS_KEY_ID"] not in everything
+
+
+def test_keys_never_go_to_a_plain_http_cluster(fake, tmp_path):
+    """Loopback HTTP (a tunnel, the test server above) is allowed; a network address is not,
+    and the refusal comes before any connection."""
+    run = apply(fake, tmp_path, "--flavour", "self-managed", "--account", "123456789012",
+                "--send-aws-credentials", env={"OPENSEARCH_URL": "http://192.0.2.10:9200"})
+    assert run.returncode == 2
+    [line] = run.stderr.strip().splitlines()
+    assert "needs an https:// OPENSEARCH_URL" in line
+    assert AWS_ENV["AWS_SECRET_ACCESS_KEY"] not in run.stdout + run.stderr

@@ -50,9 +50,9 @@ TARGET = build("my-reranker", "us-east-1", role_arn="arn:aws:iam::123456789012:r
 FILES = bundle.files(TARGET)
 
 
-def connector_file(key: str) -> dict:
+def connector_file(key: str, files: dict[str, str] = FILES) -> dict:
     """The connector exactly as written to disk (what the user sends)."""
-    return json.loads(FILES[f"{PATTERNS[key].folder}/01-create-connector.json"])
+    return json.loads(files[f"{PATTERNS[key].folder}/01-create-connector.json"])
 
 
 # --------------------------------------------------------------------------- escaping model
@@ -157,9 +157,10 @@ def mlc_substitute(template: str, params: dict, _seen: tuple = ()) -> str:
 
 
 # ----------------------------------------------------------------------- pre-process model
-def painless_tei_pre_process(params: dict) -> str:
+def painless_tei_pre_process(params: dict, instruction_member: str = "") -> str:
     """painless.TEI_PRE_PROCESS, line by line (query and docs arrive already escaped): the
-    whole request body under parameters.body."""
+    whole request body under parameters.body; ``instruction_member`` is the literal that
+    painless.tei_pre_process adds before the closing braces."""
     query = params["query_text"]                      # def query = params.query_text;
     docs = params["text_docs"]                        # def docs = params.text_docs;
     texts = "["                                       # new StringBuilder('[')
@@ -168,7 +169,23 @@ def painless_tei_pre_process(params: dict) -> str:
             texts += ","
         texts += '"' + docs[i] + '"'                  # append('"').append(docs.get(i))...
     texts += "]"
-    return '{"parameters":{"body":{"query":"' + query + '","texts":' + texts + "}}}"
+    return ('{"parameters":{"body":{"query":"' + query + '","texts":' + texts
+            + instruction_member + "}}}")
+
+
+def painless_instruction_member(script: str) -> str:
+    """The string literal an instruction adds to our Painless, as Painless reads it (a
+    backslash escapes the next character); '' for the plain script.  The rest must be ours
+    exactly."""
+    import re
+
+    match = re.fullmatch(r"(.*texts\.toString\(\)) \+ '((?:[^'\\]|\\.)*)'( \+ '\}\}\}';\n)",
+                         script, re.S)
+    if match is None:
+        assert script == painless.TEI_PRE_PROCESS, "the model reads only our Painless"
+        return ""
+    assert match.group(1) + match.group(3) == painless.TEI_PRE_PROCESS
+    return re.sub(r"\\(.)", r"\1", match.group(2))
 
 
 def mlc_script_parameters(processed: dict) -> dict:
@@ -182,11 +199,11 @@ def mlc_pre_process(function: str, query: str, docs: list[str]) -> dict:
     if function == "connector.pre_process.cohere.rerank":
         return mlc_script_parameters(
             {"parameters": {"query": query, "documents": docs, "top_n": len(docs)}})
-    assert function == painless.TEI_PRE_PROCESS, "the model reads only our Painless"
+    member = painless_instruction_member(function)
     # ConnectorUtils.escapeMLInput, then DefaultPreProcessFunction (XContent -> Gson map).
     params = {"algorithm": "REMOTE", "query_text": mlc_gson_escape(query),
               "text_docs": [mlc_gson_escape(d) for d in docs]}
-    return mlc_script_parameters(json.loads(painless_tei_pre_process(params)))
+    return mlc_script_parameters(json.loads(painless_tei_pre_process(params, member)))
 
 
 def mlc_ml_inference_parameters(query: str, doc: str) -> dict:
@@ -339,19 +356,21 @@ def parsed_pairs(body: str) -> list[tuple[str, str]]:
     return inference.input_fn(body.encode("utf-8"), "application/json").pairs
 
 
-def bodies(pattern: str, query: str, docs: list[str]) -> list[str]:
+def bodies(pattern: str, query: str, docs: list[str], files: dict[str, str] = FILES
+           ) -> list[str]:
     """One search's worth of request bodies, as OpenSearch would send them."""
-    connector = connector_file(pattern)
+    connector = connector_file(pattern, files)
     if pattern == "ml-inference":  # one_to_one: one call per hit, text = query, text_pair = doc
         return [mlc_payload(connector, remote=mlc_ml_inference_parameters(query, d)) for d in docs]
     return [mlc_payload(connector, query=query, docs=docs)]
 
 
-def rerank_through(pattern: str, model, query: str, docs: list[str]) -> list[float]:
+def rerank_through(pattern: str, model, query: str, docs: list[str],
+                   files: dict[str, str] = FILES) -> list[float]:
     """Bodies -> handler -> post-process: the scores the rerank processor assigns, per hit."""
-    connector = connector_file(pattern)
+    connector = connector_file(pattern, files)
     scores = []
-    for body in bodies(pattern, query, docs):
+    for body in bodies(pattern, query, docs, files):
         json.loads(body)  # strictly valid JSON
         status, answer = invoke(model, body)
         assert status == 200, answer
@@ -430,6 +449,57 @@ def test_over_the_document_limit_is_a_clear_413(handler, pattern):
     assert status == 413
     assert "RERANK_MAX_DOCUMENTS" in json.loads(answer)["error"]["message"]
 
+
+
+# ------------------------------------------------------------------------- an instruction
+INSTRUCTIONS = [
+    'Judge "relevance" for a lawyer\'s question: C:\\cases\\ {query} {document} $x',
+    "line one\nline two\ttab, Grüße 東京 🚀, </script> \\u0041 \u2028",
+]
+
+
+@pytest.fixture(scope="module")
+def llm_handler(llm_dirs):
+    import inference
+
+    model = inference.model_fn(str(llm_dirs("qwen3")))
+    yield model
+    model.close()
+
+
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+@pytest.mark.parametrize("instruction", INSTRUCTIONS)
+def test_an_instruction_reaches_the_llm_reranker_intact(llm_handler, pattern, instruction):
+    """--instruction: written into each connector, it arrives as the very same string, and
+    the scores are those of the instruction (not of the endpoint's default)."""
+    from reranker.request import RerankRequest
+
+    files = bundle.files(build("my-reranker", "us-east-1",
+                               role_arn="arn:aws:iam::123456789012:role/os-sagemaker",
+                               instruction=instruction))
+    query, docs = HOSTILE_QUERIES[0], HOSTILE_DOCS[:4]
+    for body in bodies(pattern, query, docs, files):
+        assert inference_request(body).instruction == instruction
+    scores = rerank_through(pattern, llm_handler, query, docs, files)
+    pairs = [(query, d) for d in docs]
+    expected = llm_handler.rerank(RerankRequest("python", pairs, docs, instruction=instruction))
+    default = llm_handler.score(query, docs)
+    np.testing.assert_allclose(scores, expected.relevance, atol=1e-5, rtol=0)
+    assert not np.allclose(scores, default, atol=1e-5, rtol=0)
+
+
+def test_without_an_instruction_no_body_carries_one():
+    for key in PATTERNS:
+        connector = connector_file(key)
+        assert "instruction" not in json.dumps(connector)
+    assert connector_file("tei")["actions"][0]["pre_process_function"] == \
+        painless.TEI_PRE_PROCESS
+
+
+def inference_request(body: str):
+    import inference
+
+    return inference.input_fn(body.encode("utf-8"), "application/json")
 
 JSON_QUERIES = ['{"question": "capital of america?"}', '["a", "b"]', '{"a": "x\\ny"}']
 
@@ -579,6 +649,8 @@ def _code_outside_strings(script: str) -> str:
 
 @pytest.mark.parametrize("name,script,params", [
     ("pre", painless.TEI_PRE_PROCESS, {"params.query_text", "params.text_docs"}),
+    ("pre with an instruction", painless.tei_pre_process('it\'s "x" \\ {query}\n$ é'),
+     {"params.query_text", "params.text_docs"}),
     ("post", painless.TEI_POST_PROCESS, {"params.result"}),
 ])
 def test_painless_is_sound_statically(name, script, params):

@@ -82,6 +82,7 @@ _REQUESTS = {
                                     ("text", "text_pair"))),
         "parameters": _obj({"function_to_apply": {"enum": ["sigmoid", "softmax", "none"]},
                             "top_k": {"type": ["integer", "null"], "minimum": 1}}),
+        "instruction": _COMMON["instruction"],
     }, ("inputs",)),
     "LangchainRequest": _obj({
         "text_pairs": {"type": "array", "minItems": 1, "items": {

@@ -37,6 +37,26 @@ def check_match(flag: str, value: str | None, rule: re.Pattern, what: str) -> st
     return value
 
 
+# Longer than any task instruction (Qwen3-Reranker's default is 72 characters).
+MAX_INSTRUCTION = 2000
+
+
+def check_instruction(value: str | None) -> str | None:
+    """An LLM reranker's instruction to write into an engine's request body.  ml-commons
+    expands ``${...}`` in bodies (recursively, with its own parameters in scope), so that
+    sequence is refused rather than sent as something else."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise UserError("--instruction is empty (leave it out for the endpoint's default)")
+    if len(value) > MAX_INSTRUCTION:
+        raise UserError(f"--instruction is {len(value)} characters; at most {MAX_INSTRUCTION}")
+    if "${" in value:
+        raise UserError("--instruction must not contain '${' (OpenSearch would expand it as a"
+                        " parameter reference)")
+    return value
+
+
 def check_at_least(flag: str, value: int | None, low: int) -> None:
     if value is not None and value < low:
         raise UserError(f"{flag} must be at least {low}, not {value}")

@@ -3,7 +3,8 @@
 ``{"inputs": {"text", "text_pair"} | [...], "parameters"?: {"function_to_apply", "top_k"}}``
 scores (text, text_pair) in the order given, exactly like the pipeline (OpenSearch's
 rerank-by-field tutorial maps text = the document, text_pair = the query).  Answers
-``{"label", "score"}`` per input.
+``{"label", "score"}`` per input.  Our extension: a top-level ``instruction`` for an LLM
+reranker, as in the query dialects.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def parse(body: dict) -> RerankRequest:
         documents=[p[1] for p in pairs],
         documents_field="inputs",
         options={"single": single, **_parameters(body)},
+        instruction=fields.instruction(body),
     )
 
 

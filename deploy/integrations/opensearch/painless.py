@@ -12,11 +12,17 @@ convertScriptStringToJsonString, ml-algorithms/.../utils/ScriptUtils.java):
   and leaves values that parse as JSON unescaped (escapeRemoteInferenceInputData): so the
   body arrives as the script built it, valid JSON whatever the query and documents hold,
   even a query that is itself JSON (which breaks ``"${parameters.query}"`` templates).
+- An instruction for an LLM reranker (``--instruction``) is one more key of that body, a
+  constant: JSON-escaped (ASCII only), then written as a Painless string literal.
 - post-process: ``params.result`` is the response array (TEI answers ``[{index, score}]``
   sorted by score).  Scores go back by index, one FLOAT32 tensor per document, because the
   rerank processor assigns them to hits in input order.  Numbers may arrive as Integer or
   Double depending on the OpenSearch version, hence the casts to Number.
 """
+
+import json
+
+_BODY_END = " + '}}}';"
 
 TEI_PRE_PROCESS = """\
 def query = params.query_text;
@@ -53,3 +59,16 @@ for (int i = 0; i < scores.length; i++) {
 out.append(']');
 return out.toString();
 """
+
+
+def tei_pre_process(instruction: str | None = None) -> str:
+    """The pre-process script; with an instruction, the body it builds carries that too."""
+    if instruction is None:
+        return TEI_PRE_PROCESS
+    member = ',"instruction":' + json.dumps(instruction, ensure_ascii=True)
+    return TEI_PRE_PROCESS.replace(_BODY_END, f" + {string_literal(member)}{_BODY_END}")
+
+
+def string_literal(text: str) -> str:
+    """A Painless single-quoted string literal holding ``text`` (ASCII, no line breaks)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -9,11 +9,17 @@
    pipeline format (text = query, text_pair = document), then ``rerank`` ``by_field``
    (the pattern of OpenSearch's rerank-by-field tutorial as two processors, query first;
    OpenSearch 2.18+).
+
+``--instruction`` (an LLM reranker's task) rides in every body as a constant: one more key
+of the JSON template in patterns 1 and 3, one more literal of the body the Painless builds
+in pattern 2.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Callable
 
 from deploy.integrations.opensearch import painless
@@ -40,7 +46,7 @@ class Pattern:
     key: str
     folder: str
     title: str
-    request_body: str
+    request_body: str  # a JSON object template, unless the Painless builds the body
     pre_process: str | None
     post_process: str | None
     pipeline: Callable[[Target, str], dict]
@@ -48,10 +54,21 @@ class Pattern:
     predict: Callable[[Target], tuple[str, dict]]  # (API path with the model id, body)
 
     def connector_name(self, target: Target) -> str:
-        return f"{target.slug} reranker ({self.key})"
+        tag = instruction_tag(target)
+        return f"{target.slug} reranker ({self.key})" + (f" [instruction {tag}]" if tag else "")
 
     def pipeline_name(self, target: Target) -> str:
-        return f"{target.slug}-rerank-{self.key}"
+        tag = instruction_tag(target)
+        return f"{target.slug}-rerank-{self.key}" + (f"-{tag}" if tag else "")
+
+
+def instruction_tag(target: Target) -> str:
+    """Eight hex digits of the instruction's sha256 ('' without one).  ``--apply`` finds
+    connectors and models by name: another instruction must never reuse them, and each
+    instruction gets its own pipeline, so one endpoint can serve several indexes."""
+    if target.instruction is None:
+        return ""
+    return hashlib.sha256(target.instruction.encode("utf-8")).hexdigest()[:8]
 
 
 def credential(target: Target) -> dict:
@@ -60,16 +77,30 @@ def credential(target: Target) -> dict:
     return {"access_key": ACCESS_KEY, "secret_key": SECRET_KEY}
 
 
+def _request_body(pattern: Pattern, instruction: str | None) -> str:
+    if instruction is None or pattern.pre_process == painless.TEI_PRE_PROCESS:
+        return pattern.request_body
+    member = f', "instruction": {json.dumps(instruction, ensure_ascii=False)}'
+    return pattern.request_body[:-1] + member + "}"
+
+
+def _pre_process(pattern: Pattern, instruction: str | None) -> str | None:
+    if pattern.pre_process == painless.TEI_PRE_PROCESS:
+        return painless.tei_pre_process(instruction)
+    return pattern.pre_process
+
+
 def connector(pattern: Pattern, target: Target) -> dict:
     action = {
         "action_type": "predict",
         "method": "POST",
         "url": target.url,
         "headers": {"content-type": "application/json"},
-        "request_body": pattern.request_body,
+        "request_body": _request_body(pattern, target.instruction),
     }
-    if pattern.pre_process:
-        action["pre_process_function"] = pattern.pre_process
+    pre_process = _pre_process(pattern, target.instruction)
+    if pre_process:
+        action["pre_process_function"] = pre_process
     if pattern.post_process:
         action["post_process_function"] = pattern.post_process
     return {

@@ -97,6 +97,16 @@ A cluster without dedicated ML nodes deploys remote models only after
 """
 
 
+def _instruction(target: Target) -> str:
+    if target.instruction is None:
+        return ("An LLM reranker judges by the endpoint's own instruction (its"
+                " `RERANK_INSTRUCTION`, else the model's default); `--instruction` writes one"
+                " into every connector.\n")
+    return ("Every connector sends this instruction with each request (an LLM reranker's"
+            " task; a cross-encoder refuses it with HTTP 422):\n\n"
+            + "".join(f"    {line}\n" for line in target.instruction.splitlines()))
+
+
 def _pattern(pattern: Pattern, target: Target) -> str:
     rows = "\n".join(f"| {i} | `{pattern.folder}/{s.file}` | `{s.method} {s.path}` | {s.what} |"
                      for i, s in enumerate(steps(pattern, target), 1))
@@ -127,7 +137,7 @@ or paste the method, path and file content into Dev Tools. `python -m deploy ope
 --endpoint {target.endpoint} ... --apply` sends steps 01, 02 and 04 of one pattern for you,
 idempotently, and prints the ids. Document fields: `{", ".join(target.document_fields)}`;
 index in the examples: `{target.index}`.
-""", _iam(target), _CHOICE]
+""", _instruction(target), _iam(target), _CHOICE]
     parts += [_pattern(p, target) for p in PATTERNS.values()]
     fields = ", ".join(f"`{f}`" for f in target.document_fields)
     parts.append(_CAVEATS.format(fields=fields))

@@ -6,7 +6,13 @@ import dataclasses
 import re
 
 from deploy.errors import UserError
-from deploy.integrations.common import ACCOUNT, REGION, check_match, endpoint_arn
+from deploy.integrations.common import (
+    ACCOUNT,
+    REGION,
+    check_instruction,
+    check_match,
+    endpoint_arn,
+)
 from deploy.sagemaker.names import ENDPOINT_NAME
 
 FLAVOURS = ("aws", "self-managed")  # Amazon OpenSearch Service, or a cluster you run
@@ -26,6 +32,8 @@ class Target:
     flavour: str = "aws"
     document_fields: tuple[str, ...] = ("text",)
     index: str = "my-index"
+    # Sent with every request for an LLM reranker; None: the endpoint's own default.
+    instruction: str | None = None
 
     @property
     def url(self) -> str:
@@ -45,7 +53,8 @@ class Target:
 
 def build(endpoint: str, region: str | None, role_arn: str | None = None,
           account: str | None = None, flavour: str = "aws",
-          document_fields: list[str] | None = None, index: str = "my-index") -> Target:
+          document_fields: list[str] | None = None, index: str = "my-index",
+          instruction: str | None = None) -> Target:
     """Check every input and derive account and partition from the role ARN."""
     check_match("--endpoint", endpoint, ENDPOINT_NAME,
                 "a SageMaker endpoint name (letters, digits and hyphens, at most 63)")
@@ -73,4 +82,5 @@ def build(endpoint: str, region: str | None, role_arn: str | None = None,
     if not index or any(c in index for c in ' "*\\<>|,/?#') or index.startswith(("_", "-")):
         raise UserError(f"--index {index!r} is not a valid index name")
     return Target(endpoint=endpoint, region=region, account=account, partition=partition,
-                  role_arn=role_arn, flavour=flavour, document_fields=fields, index=index)
+                  role_arn=role_arn, flavour=flavour, document_fields=fields, index=index,
+                  instruction=check_instruction(instruction))
