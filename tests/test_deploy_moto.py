@@ -343,9 +343,11 @@ def test_async_deploy(aws, archive_path, capsys):
     assert metric["MetricName"] == "ApproximateBacklogSizePerInstance"
     model = sm.describe_model(ModelName=sm.list_models()["Models"][0]["ModelName"])
     # An async invocation may run for an hour: no request deadline of ours, and the DLC's
-    # model server (60 s unless raised) waits as long.
-    assert "SERVE_REQUEST_TIMEOUT" not in model["PrimaryContainer"]["Environment"]
-    assert model["PrimaryContainer"]["Environment"]["SAGEMAKER_MODEL_SERVER_TIMEOUT"] == "3600"
+    # model server waits as long, in seconds (its variable without _SECONDS counts minutes).
+    environment = model["PrimaryContainer"]["Environment"]
+    assert "SERVE_REQUEST_TIMEOUT" not in environment
+    assert environment["SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS"] == "3600"
+    assert "SAGEMAKER_MODEL_SERVER_TIMEOUT" not in environment
 
 
 def test_async_scales_to_zero_and_wakes_on_the_backlog(aws, archive_path, capsys):

@@ -74,10 +74,10 @@ def test_transform_creates_the_model_then_reuses_it(inputs, archive_path, capsys
     assert described["TransformResources"] == {"InstanceType": "ml.m5.xlarge",
                                                "InstanceCount": 2}
     # A mini-batch's lines together may pass RERANK_MAX_DOCUMENTS: the payload is the limit;
-    # and a call may run an hour, on the DLC's model server too (60 s unless raised).
+    # and a call may run an hour, on the DLC's model server too (stated in seconds).
     assert described["Environment"] == {"SERVE_MAX_PAYLOAD_BYTES": str(6 * MB),
                                         "RERANK_MAX_BODY_DOCUMENTS": str(6 * MB // 4),
-                                        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "3600"}
+                                        "SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS": "3600"}
     assert described["ModelClientConfig"] == {"InvocationsTimeoutInSeconds": 3600}
     [model] = sm.list_models()["Models"]
     assert described["ModelName"] == model["ModelName"] and "-batch-" in model["ModelName"]

@@ -24,9 +24,10 @@ SHORTEST_DOCUMENT_BYTES = 4
 REALTIME_INVOCATION_SECONDS = 60
 # The longest an async invocation (InvocationTimeoutSeconds) or a batch transform call
 # (InvocationsTimeoutInSeconds) may run.  The DLC's multi-model-server kills a request after
-# SAGEMAKER_MODEL_SERVER_TIMEOUT (60 s unless set), so these modes raise it to match.
+# its response timeout; these modes state it in seconds to match.  (SAGEMAKER_MODEL_SERVER_
+# TIMEOUT, without _SECONDS, counts minutes: MMS multiplies it by 60.)
 LONG_CALL_SECONDS = 3600
-LONG_CALLS = {"SAGEMAKER_MODEL_SERVER_TIMEOUT": str(LONG_CALL_SECONDS)}
+LONG_CALLS = {"SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS": str(LONG_CALL_SECONDS)}
 
 
 class Mode:
