@@ -10,6 +10,9 @@ STAMP  := $(VENV)/.installed
 SERVE_STAMP := $(VENV)/.serve-installed
 SERVE_REQS  := requirements-serve.txt container/requirements.txt container/requirements-cpu.txt
 
+# $(call shq,TEXT): TEXT as one shell word, single-quoted, a ' inside written as '\''.
+shq = '$(subst ','\'',$(1))'
+
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 

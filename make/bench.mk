@@ -1,5 +1,5 @@
 # Benchmarks: engine and server against what users run today, one run, one chart.
-# `make bench` (well under 15 min on 2 cores), `make bench QUICK=1` (MiniLM only, ~4 min),
+# `make bench` (about 13-16 min on 2 cores), `make bench QUICK=1` (MiniLM only, ~4 min),
 # more options through BENCH_ARGS (see `.venv/bin/python -m bench --help`).
 DLC_VENV ?= .venv-dlc
 # Infinity (infinity-emb), the peer server, in its own venv from a complete lock.

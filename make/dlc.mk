@@ -22,7 +22,7 @@ $(DLC_STAMP): $(DLC_REQS)
 dlc-venv: $(DLC_STAMP)  ## .venv-dlc: the official HF DLC stack (toolkit 2.6.0 + MMS, transformers 4.x)
 
 dlc-serve: $(DLC_STAMP)  ## serve MODEL=<dir or model.tar.gz> with the DLC stack on 127.0.0.1:PORT (8081)
-	@test -n "$(MODEL)" || { echo "error: set MODEL=<model dir or model.tar.gz>"; exit 2; }
-	$(DLC_VENV)/bin/python bench/dlc_stack.py "$(MODEL)" --port $(or $(PORT),8081)
+	@test -n $(call shq,$(MODEL)) || { echo "error: set MODEL=<model dir or model.tar.gz>"; exit 2; }
+	$(DLC_VENV)/bin/python bench/dlc_stack.py $(call shq,$(MODEL)) --port $(or $(PORT),8081)
 
 TEST_DEPS += $(DLC_STAMP)

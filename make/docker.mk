@@ -1,5 +1,6 @@
 # The serving image under Docker (docs/serving.md, "Docker").
-#   make docker-build [VARIANT=gpu] [COMPILER=true] [BASE_IMAGE=...]   make docker-run MODEL=...
+#   make docker-build [VARIANT=gpu] [COMPILER=true] [BASE_IMAGE=...] [TORCH_INDEX=...]
+#   make docker-run MODEL=...
 #   make docker-test
 # With no registry reachable the images build on reranker-base:bookworm, made from Debian's
 # packages (make docker-base); this machine's pip CA bundle and torch wheel reach only the
@@ -22,7 +23,8 @@ docker-base:  ## reranker-base:bookworm from Debian's packages (debootstrap; kep
 	nice container/base/build.sh $(LOCAL_BASE)
 
 # BASE_IMAGE: as given, else the official python image when it is here or can be pulled,
-# else the local Debian base.  build/docker-image-TAG.json records size and build time.
+# else the local Debian base.  TORCH_INDEX: the pip index torch comes from (the Dockerfile's
+# default when unset).  build/docker-image-TAG.json records size and build time.
 # Needs the venv: container/base/extras.sh asks its pip for the CA bundle and find-links.
 docker-build: $(STAMP)  ## build the serving image reranker-serving:VARIANT (VARIANT=cpu|gpu; COMPILER=true: VARIANT-compiler)
 	@docker info >/dev/null 2>&1 || { $(NO_DOCKER); }; \
@@ -30,7 +32,8 @@ docker-build: $(STAMP)  ## build the serving image reranker-serving:VARIANT (VAR
 	container/base/extras.sh $(DOCKER_EXTRAS) $(VARIANT) $(BIN)/pip >/dev/null || exit $$?; \
 	start=$$(date +%s); \
 	nice docker build -f container/Dockerfile.$(VARIANT) --build-arg BASE_IMAGE="$$base" \
-		--build-arg COMPILER=$(COMPILER) -t $(IMAGE):$(IMAGE_TAG) . || exit $$?; \
+		--build-arg COMPILER=$(COMPILER) $(if $(TORCH_INDEX),--build-arg TORCH_INDEX=$(call shq,$(TORCH_INDEX))) \
+		-t $(IMAGE):$(IMAGE_TAG) . || exit $$?; \
 	seconds=$$(( $$(date +%s) - start )); \
 	size=$$(docker image inspect -f '{{.Size}}' $(IMAGE):$(IMAGE_TAG)); \
 	printf '{"image": "%s", "base": "%s", "size_bytes": %s, "build_seconds": %s}\n' \
@@ -58,12 +61,12 @@ TEST_DEPS += docker-build
 # TAG defaults to the local tag (VARIANT, or VARIANT-compiler with COMPILER=true).  The pushed
 # URI is what `make deploy IMAGE_URI=...` deploys.
 docker-push: $(STAMP)  ## push reranker-serving:VARIANT to ECR_REPO (tag TAG, default the local tag) for IMAGE_URI
-	@test -n "$(ECR_REPO)" || { echo "error: set ECR_REPO=<account>.dkr.ecr.<region>.amazonaws.com/<name>" >&2; exit 2; }
+	@test -n $(call shq,$(ECR_REPO)) || { echo "error: set ECR_REPO=<account>.dkr.ecr.<region>.amazonaws.com/<name>" >&2; exit 2; }
 	@docker info >/dev/null 2>&1 || { echo "error: no Docker engine runs here (docker info failed)" >&2; exit 2; }
 	@docker image inspect $(IMAGE):$(IMAGE_TAG) >/dev/null 2>&1 || { echo "error: no image $(IMAGE):$(IMAGE_TAG): run make docker-build VARIANT=$(VARIANT) COMPILER=$(COMPILER) first" >&2; exit 2; }
-	@password=$$($(PY) -m deploy --make-variables ecr-login '$(ECR_REPO)') || exit $$?; \
+	@password=$$($(PY) -m deploy --make-variables ecr-login $(call shq,$(ECR_REPO))) || exit $$?; \
 	printf '%s' "$$password" | docker login --username AWS --password-stdin \
-	  '$(firstword $(subst /, ,$(ECR_REPO)))' >/dev/null
-	docker tag $(IMAGE):$(IMAGE_TAG) '$(ECR_REPO):$(or $(TAG),$(IMAGE_TAG))'
-	docker push '$(ECR_REPO):$(or $(TAG),$(IMAGE_TAG))'
+	  $(call shq,$(firstword $(subst /, ,$(ECR_REPO)))) >/dev/null
+	docker tag $(IMAGE):$(IMAGE_TAG) $(call shq,$(ECR_REPO):$(or $(TAG),$(IMAGE_TAG)))
+	docker push $(call shq,$(ECR_REPO):$(or $(TAG),$(IMAGE_TAG)))
 	@echo "pushed: deploy it with make deploy IMAGE_URI=$(ECR_REPO):$(or $(TAG),$(IMAGE_TAG)) ..."

@@ -5,9 +5,9 @@
 #             flag of `python -m deploy elasticsearch -h`.
 .PHONY: elasticsearch
 
-ELASTICSEARCH_FLAGS = --endpoint "$(ENDPOINT)" $(if $(REGION),--region "$(REGION)") \
-  $(if $(ACCOUNT),--account "$(ACCOUNT)") $(if $(COMPONENT),--component "$(COMPONENT)") \
-  $(if $(DOCUMENT_FIELD),--document-field "$(DOCUMENT_FIELD)")
+ELASTICSEARCH_FLAGS = --endpoint $(call shq,$(ENDPOINT)) $(if $(REGION),--region $(call shq,$(REGION))) \
+  $(if $(ACCOUNT),--account $(call shq,$(ACCOUNT))) $(if $(COMPONENT),--component $(call shq,$(COMPONENT))) \
+  $(if $(DOCUMENT_FIELD),--document-field $(call shq,$(DOCUMENT_FIELD)))
 
 elasticsearch: $(STAMP)  ## Elasticsearch JSON for ENDPOINT (REGION, ACCOUNT, DOCUMENT_FIELD) in build/elasticsearch/
 	$(PY) -m deploy elasticsearch $(strip $(ELASTICSEARCH_FLAGS)) $(ELASTICSEARCH_ARGS)

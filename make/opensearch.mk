@@ -3,17 +3,20 @@
 #                   ROLE_ARN=arn:aws:iam::...:role/...
 #   DOCUMENT_FIELD is required (OpenSearch's rerank-by-field tutorial: facts, its SageMaker
 #   reranker tutorial: passage_text).
-#   optional: FLAVOUR=self-managed ACCOUNT=123456789012,
+#   optional: FLAVOUR=self-managed ACCOUNT=123456789012, INSTRUCTION="..." (an LLM reranker's
+#             task, written into every request body; through the environment, so quotes are safe),
 #             APPLY=1 (with OPENSEARCH_URL) PATTERN=cohere|tei|ml-inference,
 #             OPENSEARCH_ARGS='...' for any other flag of `python -m deploy opensearch -h`.
 .PHONY: opensearch
 
-OPENSEARCH_FLAGS = --endpoint "$(ENDPOINT)" $(if $(REGION),--region "$(REGION)") \
-  $(if $(ROLE_ARN),--role-arn "$(ROLE_ARN)") $(if $(ACCOUNT),--account "$(ACCOUNT)") \
-  $(if $(FLAVOUR),--flavour "$(FLAVOUR)") \
-  $(if $(DOCUMENT_FIELD),--document-field "$(DOCUMENT_FIELD)") \
-  $(if $(APPLY),--apply $(if $(PATTERN),--pattern "$(PATTERN)"))
+OPENSEARCH_FLAGS = --endpoint $(call shq,$(ENDPOINT)) $(if $(REGION),--region $(call shq,$(REGION))) \
+  $(if $(ROLE_ARN),--role-arn $(call shq,$(ROLE_ARN))) $(if $(ACCOUNT),--account $(call shq,$(ACCOUNT))) \
+  $(if $(FLAVOUR),--flavour $(call shq,$(FLAVOUR))) \
+  $(if $(DOCUMENT_FIELD),--document-field $(call shq,$(DOCUMENT_FIELD))) \
+  $(if $(APPLY),--apply $(if $(PATTERN),--pattern $(call shq,$(PATTERN))))
 
-opensearch: $(STAMP)  ## OpenSearch JSON for ENDPOINT, DOCUMENT_FIELD (REGION, ROLE_ARN) in build/opensearch/; APPLY=1 sends it
-	@test -n "$(DOCUMENT_FIELD)" || { echo "error: set DOCUMENT_FIELD=<the _source field holding the text> (OpenSearch's rerank-by-field tutorial: facts, its SageMaker reranker tutorial: passage_text)" >&2; exit 2; }
-	$(PY) -m deploy opensearch $(strip $(OPENSEARCH_FLAGS)) $(OPENSEARCH_ARGS)
+opensearch: override export INSTRUCTION := $(value INSTRUCTION)
+opensearch: $(STAMP)  ## OpenSearch JSON for ENDPOINT, DOCUMENT_FIELD (REGION, ROLE_ARN, INSTRUCTION) in build/opensearch/; APPLY=1 sends it
+	@test -n $(call shq,$(DOCUMENT_FIELD)) || { echo "error: set DOCUMENT_FIELD=<the _source field holding the text> (OpenSearch's rerank-by-field tutorial: facts, its SageMaker reranker tutorial: passage_text)" >&2; exit 2; }
+	$(PY) -m deploy opensearch $(strip $(OPENSEARCH_FLAGS)) $(OPENSEARCH_ARGS) \
+	  $${INSTRUCTION:+--instruction "$$INSTRUCTION"}

@@ -11,7 +11,7 @@ resolve_model = $$($(PY) -m deploy.package.local_model "$(or $(MODEL),$(1))") ||
 
 serve: $(SERVE_STAMP)  ## serve MODEL=<dir|model.tar.gz|hub id> on 127.0.0.1:PORT (8080) until Ctrl-C
 	@dir=$(call resolve_model,$(SERVE_MODEL_DEFAULT)); \
-	asked='$(or $(MODEL),$(SERVE_MODEL_DEFAULT))'; \
+	asked=$(call shq,$(or $(MODEL),$(SERVE_MODEL_DEFAULT))); \
 	where=$$([ "$$dir" -ef "$$asked" ] || echo " (files at $$dir)"); \
 	echo "serving $$asked$$where on http://127.0.0.1:$(or $(PORT),8080) (Ctrl-C stops)"; \
 	exec $(PY) -m serving --model-dir "$$dir" --host 127.0.0.1 --port $(or $(PORT),8080)

@@ -9,15 +9,15 @@
 # MODEL=<dir|model.tar.gz|hub id> works too, resolved like `make serve` does.
 .PHONY: vespa
 
-vespa_flag = $(if $($(1)),--$(2) '$($(1))')
+vespa_flag = $(if $($(1)),--$(2) $(call shq,$($(1))))
 
 vespa: $(STAMP)  ## Vespa application package from MODEL_DIR (or MODEL) into OUT (build/vespa)
-	@dir='$(MODEL_DIR)'; \
+	@dir=$(call shq,$(MODEL_DIR)); \
 	if [ -z "$$dir" ]; then \
-	  test -n "$(MODEL)" || { echo "error: set MODEL_DIR=<model directory>" >&2; exit 2; }; \
-	  dir=$$($(PY) -m deploy.package.local_model '$(MODEL)') || exit $$?; \
+	  test -n $(call shq,$(MODEL)) || { echo "error: set MODEL_DIR=<model directory>" >&2; exit 2; }; \
+	  dir=$$($(PY) -m deploy.package.local_model $(call shq,$(MODEL))) || exit $$?; \
 	fi; \
-	set -x; $(PY) -m deploy vespa --model-dir "$$dir" --out '$(or $(OUT),build/vespa)' \
+	set -x; $(PY) -m deploy vespa --model-dir "$$dir" --out $(call shq,$(or $(OUT),build/vespa)) \
 	  $(call vespa_flag,ONNX,onnx) $(call vespa_flag,RERANK_COUNT,rerank-count) \
 	  $(call vespa_flag,MAX_LENGTH,max-length) $(call vespa_flag,QUERY_TOKENS,query-tokens) \
 	  $(call vespa_flag,DOCUMENT_TOKENS,document-tokens) $(call vespa_flag,APP_NAME,app-name) \

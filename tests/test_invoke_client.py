@@ -275,7 +275,7 @@ def test_invoke_cli_and_make_invoke_send_the_instruction(llm_suite, capsys):
     got = {r["index"]: r["relevance_score"] for r in json.loads(capsys.readouterr().out)}
     assert [got[i] for i in range(3)] == pytest.approx(want, abs=1e-5)
     # Through make, with quotes that a shell would trip on.
-    quoted = f"{INSTRUCTION} (it's \"quoted\")"
+    quoted = f"{INSTRUCTION} (it's \"quoted\", $HOME, $(shell id))"
     want = expected_with(engine, CAPITAL_QUERY, docs, quoted)
     # -o: never rebuild .venv from here, whatever changed in requirements.txt.
     done = subprocess.run(

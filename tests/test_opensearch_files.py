@@ -192,6 +192,9 @@ def test_matches_golden_files():
     (["--endpoint", "x", "--region", "us-east-1", "--role-arn", ROLE, "--document-field",
       "a b"], "--document-field"),
     ([*ARGS, "--apply"], "OPENSEARCH_URL"),
+    ([*ARGS, "--instruction", "use ${parameters.region}"], "'${'"),
+    ([*ARGS, "--instruction", "  "], "--instruction is empty"),
+    ([*ARGS, "--instruction", "x" * 2001], "at most 2000"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     run = cli(*args, "--out", str(tmp_path), env={"OPENSEARCH_URL": ""})
@@ -206,5 +209,20 @@ def test_package_layout_and_make_target():
                           f"ROLE_ARN={ROLE}"], cwd=ROOT, capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 0, run.stderr
-    assert ('-m deploy opensearch --endpoint "e" --region "us-east-1" --role-arn'
+    assert ("-m deploy opensearch --endpoint 'e' --region 'us-east-1' --role-arn"
             in " ".join(run.stdout.split()))
+
+
+def test_make_passes_an_instruction_as_typed(tmp_path):
+    """Quotes, a shell's $ and backquotes, and make's own $(...) all arrive as typed."""
+    instruction = """it's "legal" text; $HOME $(shell id) `date` \\ {query}"""
+    run = subprocess.run(
+        ["make", "-s", "-o", ".venv/.installed", "opensearch", "ENDPOINT=e", "REGION=us-east-1",
+         f"ROLE_ARN={ROLE}", "DOCUMENT_FIELD=text", f"INSTRUCTION={instruction}",
+         f"OPENSEARCH_ARGS=--out {tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    body = json.loads((tmp_path / "1-cohere" / "01-create-connector.json").read_text())
+    request_body = json.loads(body["actions"][0]["request_body"].replace(
+        "${parameters.documents}", "[]").replace("${parameters.top_n}", "1"))
+    assert request_body["instruction"] == instruction

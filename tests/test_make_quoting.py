@@ -1,0 +1,43 @@
+"""Values given to make reach the tools as typed: quotes never end a shell word early.
+
+Every recipe quotes a variable with ``$(call shq,...)`` (Makefile), which writes a ``'``
+inside the value as ``'\\''``; before that, ``DATA="it's"`` broke the shell line and
+``DATA="x'; touch y; '"`` ran the ``touch``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make(*args: str) -> subprocess.CompletedProcess:
+    # -o: never rebuild .venv from here, whatever changed in requirements.txt.
+    return subprocess.run(["make", "-s", "--no-print-directory", "-o", ".venv/.installed",
+                           *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("target,variable", [
+    ("inspect", "ARCHIVE"),
+    ("evaluate", "DATA"),
+    ("loadtest", "CONCURRENCY"),
+    ("package", "MODEL"),
+])
+def test_a_hostile_value_is_one_argument(tmp_path, target, variable):
+    planted = tmp_path / "planted"
+    value = f"{tmp_path}/it's; touch {planted}; echo '`touch {planted}`"
+    done = make(target, "ENDPOINT=reranker", "REGION=us-east-1", f"{variable}={value}")
+    assert not planted.exists(), "a value ran as a shell command"
+    assert done.returncode == 2, done.stderr
+    assert "unexpected EOF" not in done.stderr and "syntax error" not in done.stderr
+    # The tool's own refusal (make adds its "Error 2" line), naming the value whole.
+    tool = [line for line in done.stderr.splitlines() if not line.startswith("make:")]
+    refusals = [line for line in tool if "error:" in line]
+    assert refusals, done.stderr
+    if variable != "CONCURRENCY":  # a list of ints: its first word is refused
+        assert value in refusals[-1], done.stderr
