@@ -1,6 +1,6 @@
 """`make bench`: measure our engine and server against what users run today, in one run.
 
-    python -m bench                 # the full run (well under 15 min on 2 cores)
+    python -m bench                 # the full run (about 13-16 min on 2 cores)
     python -m bench --quick         # MiniLM only, fewer requests, short server levels
 
 Writes bench/results/<date>.json, bench/results/<date>.png and the tables of
