@@ -27,13 +27,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from deploy.errors import UserError
+from deploy.errors import UserError, first_line
 from deploy.paths import DEFAULT_ARCHIVE
 from deploy.sagemaker import (
     capture,
     guardrails,
     host_ami,
     isolation,
+    locations,
     metrics_config,
     modes,
     names,
@@ -185,6 +186,9 @@ class DeployConfig:
     # The instance type a component's memory was sized for, when sizing chose it (None: set
     # by the user, or not sized yet).
     memory_sized_for: str | None = dataclasses.field(default=None, repr=False)
+    # The settings given for this run (flags, make variables, DEPLOY_* variables), as
+    # opposed to defaults and reranker.toml: a mode refuses those it would ignore.
+    explicit: frozenset = dataclasses.field(default=frozenset(), repr=False)
 
     @property
     def deploy_mode(self) -> modes.Mode:
@@ -196,7 +200,7 @@ class DeployConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(DeployConfig)
-          if f.name not in ("env", "make_names", "memory_sized_for")}
+          if f.name not in ("env", "make_names", "memory_sized_for", "explicit")}
 VARIABLES = {name: (ENV_PREFIX + name.upper(),) for name in FIELDS}
 # The make variable of a setting, where it is not the field's name in capitals.
 MAKE_NAMES = {"image": "IMAGE_URI", "transform_input": "INPUT", "transform_output": "OUTPUT",
@@ -211,34 +215,53 @@ def load(args=None, environ=None, *, container: bool = False, mode: str | None =
          modes_allowed: tuple[str, ...] = modes.ENDPOINT_MODES) -> DeployConfig:
     """The settings; ``container``: also gather and check the endpoint's environment.
     ``mode``: the one mode the command runs (``transform``); else one of ``modes_allowed``.
-    ``args.make_variables``: {field: (make variable,)} to read too (under make)."""
+    ``args.make_variables``: {field: (make variable,)} to read too (under make).
+    ``args.settings_of``: the command, whose settings (deploy.cli.settings) are the only
+    ones read and checked: a DEPLOY_* variable or a reranker.toml key another command
+    takes is left alone."""
     environ = os.environ if environ is None else environ
     refuse_old_names(environ)
-    file_values, file_container = _read_file(getattr(args, "config", None), environ)
-    from_make = getattr(args, "make_variables", None) or {}
-    values: dict[str, Any] = {**file_values,
-                              **envconfig.read(DeployConfig, environ, VARIABLES, UserError),
-                              **envconfig.read(DeployConfig, environ, from_make, UserError)}
-    values.update({name: getattr(args, name) for name in FIELDS
-                   if getattr(args, name, None) is not None})
+    taken = taken_by(getattr(args, "settings_of", None))
+    file_values, file_container = _read_file(getattr(args, "config", None), environ, taken)
+    from_make = {k: v for k, v in (getattr(args, "make_variables", None) or {}).items()
+                 if k in taken}
+    given: dict[str, Any] = {
+        **envconfig.read(DeployConfig, environ, {k: VARIABLES[k] for k in taken}, UserError),
+        **envconfig.read(DeployConfig, environ, from_make, UserError)}
+    given.update({name: getattr(args, name) for name in taken
+                  if getattr(args, name, None) is not None})
+    values: dict[str, Any] = {**file_values, **given}
     if mode:
         values["mode"] = mode
     env = gather(file_container, environ, getattr(args, "env", None)) if container else {}
-    config = DeployConfig(**values, env=env, make_names=bool(from_make))
+    config = DeployConfig(**values, env=env, make_names=bool(from_make),
+                          explicit=frozenset(given))
     manifest = sizing.manifest_of(config) if container else None
     if config.instance_type is None:
         config.instance_type = sizing.default_instance_type(manifest,
                                                             config.name("instance_type"))
     validate(config, (mode,) if mode else modes_allowed)
+    if "mode" in taken and not mode:
+        refuse_ignored(config, config.deploy_mode)
     if container:
         sizing.apply(config, manifest)
     return config
+
+
+def taken_by(command: str | None) -> tuple[str, ...]:
+    """The settings ``command`` takes; every one for a caller that names no command."""
+    if command is None:
+        return tuple(FIELDS)
+    from deploy.cli.settings import COMMANDS
+
+    return COMMANDS[command]
 
 
 def validate(config: DeployConfig, allowed: tuple[str, ...] = modes.ENDPOINT_MODES) -> None:
     """Refuse impossible settings before any AWS call (AWS's own limits, named)."""
     mode = modes.get(config.mode, allowed, config.name("mode"))
     names.check_endpoint_name(config.endpoint)
+    _check_numbers(config)
     mode.validate(config)
     modes.refuse_misplaced(config)
     guardrails.validate(config)
@@ -247,10 +270,67 @@ def validate(config: DeployConfig, allowed: tuple[str, ...] = modes.ENDPOINT_MOD
     host_ami.validate(config)
     metrics_config.check_frequency(config.metrics_frequency,
                                    config.name("metrics_frequency"))
-    if config.model_data and not config.model_data.startswith("s3://"):
-        raise UserError(f"{config.name('model_data')} must be an s3:// URI, not"
-                        f" {config.model_data!r}")
     _check_uncompressed(config, mode)
+    locations.validate(config)
+
+
+# SageMaker's MaxConcurrentInvocationsPerInstance for async endpoints.
+ASYNC_MAX_INVOCATIONS = 1000
+
+
+def _check_numbers(config: DeployConfig) -> None:
+    """Numbers no mode accepts, refused before any upload or create call (AWS would refuse
+    some only after the archive went up; a negative poll interval would stop the wait)."""
+    name = config.name
+    for field, spec in FIELDS.items():
+        value = getattr(config, field)
+        if envconfig.kind(spec) == "float" and value is not None:
+            locations.finite(value, name(field))
+    if config.poll_seconds < 0:
+        raise UserError(f"{name('poll_seconds')} must be 0 seconds or more, not"
+                        f" {config.poll_seconds:g}")
+    for field in ("wait_timeout", "min_capacity", "max_capacity", "scale_in_cooldown",
+                  "scale_out_cooldown", "provisioned_concurrency"):
+        if getattr(config, field) < 0:
+            raise UserError(f"{name(field)} must be 0 or more, not {getattr(config, field)}")
+    if not 1 <= config.async_max_invocations <= ASYNC_MAX_INVOCATIONS:
+        raise UserError(f"{name('async_max_invocations')} must be 1..{ASYNC_MAX_INVOCATIONS},"
+                        f" not {config.async_max_invocations}")
+    if config.target_invocations < 1:
+        raise UserError(f"{name('target_invocations')} must be at least 1, not"
+                        f" {config.target_invocations}")
+    for field in ("uncompressed", "network_isolation", "scale_to_zero"):
+        if getattr(config, field) not in (0, 1):
+            raise UserError(f"{name(field)} must be 0 or 1, not {getattr(config, field)}")
+
+
+# Settings each mode has no use for: set for this run, they are refused, not ignored.
+_SERVERLESS = ("memory_mb", "max_concurrency", "provisioned_concurrency")
+_ASYNC = ("async_output", "async_failure", "sns_success", "sns_error",
+          "async_max_invocations", "scale_to_zero")
+_COMPONENT = ("component", "copies", "min_copies", "max_copies", "cpu_cores", "accelerators",
+              "component_memory_mb", "min_instances", "max_instances", "scale_metric",
+              "target_per_copy")
+_INSTANCE_SCALING = ("min_capacity", "max_capacity", "target_invocations")
+IGNORED_BY = {
+    "realtime": (*_SERVERLESS, *_ASYNC, *_COMPONENT),
+    "async": (*_SERVERLESS, *_COMPONENT, "target_concurrency"),
+    "serverless": ("instance_type", "instance_count", *_INSTANCE_SCALING, "target_concurrency",
+                   "scale_in_cooldown", "scale_out_cooldown", *_ASYNC, *_COMPONENT),
+    "component": (*_SERVERLESS, *_ASYNC, *_INSTANCE_SCALING, "target_concurrency"),
+}
+
+
+def refuse_ignored(config: DeployConfig, mode: modes.Mode) -> None:
+    """A setting given for this run that ``mode`` would silently ignore: one line naming
+    both.  Defaults and reranker.toml (which may hold several modes' settings) pass."""
+    for field in IGNORED_BY.get(mode.name, ()):
+        if field in config.explicit:
+            kind = "inference components" if mode.component else f"{mode.name} endpoints"
+            chosen = f"{config.name('mode')}{'=' if config.make_names else ' '}{mode.name}"
+            raise UserError(f"{config.name(field)} does not apply to {kind} ({chosen}),"
+                            f" which would ignore it: unset it, or set the"
+                            f" {config.name('mode')} it is for")
 
 
 def uncompressed(config: DeployConfig) -> bool:
@@ -285,7 +365,10 @@ def refuse_old_names(environ) -> None:
                         " endpoint")
 
 
-def _read_file(path: str | None, environ) -> tuple[dict, dict]:
+def _read_file(path: str | None, environ, taken: tuple[str, ...] = tuple(FIELDS)
+               ) -> tuple[dict, dict]:
+    """[deploy] (only the settings in ``taken`` are read; any unknown name is refused) and
+    [container] of the TOML file."""
     path = path or environ.get(ENV_PREFIX + "CONFIG")
     explicit = bool(path)
     file = Path(path or DEFAULT_FILE)
@@ -296,15 +379,30 @@ def _read_file(path: str | None, environ) -> tuple[dict, dict]:
     import tomllib
 
     try:
-        data = tomllib.loads(file.read_text())
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"cannot read {file}: it is not UTF-8 text") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UserError(f"cannot read {file}: {exc}") from None
+        raise UserError(f"cannot read {file}: {first_line(exc)}") from None
     unknown = set(data) - {"deploy", "container"}
     if unknown:
         raise UserError(f"{file}: unknown table [{sorted(unknown)[0]}] (use [deploy], [container])")
+    for table in ("deploy", "container"):
+        if not isinstance(data.get(table, {}), dict):
+            raise UserError(f"{file}: {table} must be a table ([{table}] and key = value"
+                            f" lines), not {type(data[table]).__name__} {data[table]!r}")
     values = {}
     for name, raw in data.get("deploy", {}).items():
         if name not in FIELDS:
             raise UserError(f"{file}: unknown setting {name!r} in [deploy]")
+        if name not in taken:
+            continue
+        if isinstance(raw, (dict, list)) or (isinstance(raw, bool)
+                                             and envconfig.kind(FIELDS[name]) != "bool"):
+            raise UserError(f"{file}: [deploy] {name} must be a single"
+                            f" {envconfig.kind(FIELDS[name])}, not {raw!r}")
         values[name] = envconfig.parse(FIELDS[name], raw, f"{file}: {name}", UserError)
+    for key, value in data.get("container", {}).items():
+        if isinstance(value, (dict, list)):
+            raise UserError(f"{file}: [container] {key} must be a single value, not {value!r}")
     return values, dict(data.get("container", {}))

@@ -274,6 +274,9 @@ def test_update_keeps_the_copies_autoscaling_reached_and_prunes_models(capsys, m
     sm.add_response("list_models", {"Models": [
         {"ModelName": name, "ModelArn": ARN, "CreationTime": NOW}
         for name in (old, "minilm-en-ic-new")]}, {"NameContains": "minilm-en-ic"})
+    # No other component shares the name's prefix: the old model is this one's alone.
+    sm.add_response("list_inference_components", {"InferenceComponents": []},
+                    {"NameContains": "minilm-en"})
     sm.add_response("delete_model", {}, {"ModelName": old})
     components.deploy(fake, config)
     fake.done()

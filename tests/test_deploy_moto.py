@@ -120,7 +120,9 @@ def test_large_archives_go_up_in_parts(aws, tmp_path, capsys, monkeypatch):
     manifest.write_text('{"model_id": "org/big"}')
     blob.write_bytes(bytes(range(256)) * (12 * 4096))  # 12 MB, incompressible enough
     path = tmp_path / "big.tar.gz"
-    archive.write(path, {"reranker.json": manifest, "model.safetensors": blob}, level=0)
+    # upload refuses an archive without what `package` writes: the manifest and code/.
+    archive.write(path, {"reranker.json": manifest, "model.safetensors": blob,
+                         "code/inference.py": manifest}, level=0)
     code, out, _ = cli(capsys, "upload", "--archive", path, "--bucket", BUCKET)
     assert code == 0
     key = out.strip().splitlines()[-1][len(f"s3://{BUCKET}/"):]
@@ -405,13 +407,14 @@ def test_config_file_and_environment(aws, archive_path, capsys, tmp_path, monkey
 def test_role_policy_is_least_privilege(aws, capsys):
     code, out, _ = cli(capsys, "deploy", "--print-role-policy", "--role", ROLE, "--bucket",
                        BUCKET, "--endpoint", "rr", "--mode", "async", "--async-output",
-                       "s3://models/out/", "--sns-error", "arn:aws:sns:us-east-1:1:e")
+                       "s3://models/out/", "--sns-error",
+                       "arn:aws:sns:us-east-1:123456789012:e")
     assert code == 0
     statements = {s["Sid"]: s for s in json.loads(out)["Statement"]}
     assert statements["ReadModelArchives"]["Resource"] == "arn:aws:s3:::models/rerankers/*"
     assert statements["ReadModelArchives"]["Action"] == "s3:GetObject"
     assert statements["WriteAsyncResults"]["Resource"] == ["arn:aws:s3:::models/out/*"]
-    assert statements["NotifyAsync"]["Resource"] == ["arn:aws:sns:us-east-1:1:e"]
+    assert statements["NotifyAsync"]["Resource"] == ["arn:aws:sns:us-east-1:123456789012:e"]
     assert all("*" not in str(s["Action"]) for s in statements.values())
     assert "Endpoints/rr" in json.dumps(statements["EndpointLogs"])
     code, out, _ = cli(capsys, "deploy", "--print-trust-policy")

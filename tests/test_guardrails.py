@@ -129,18 +129,18 @@ def test_a_rolling_update_replaces_instances_in_batches():
 
 def test_the_execution_role_may_read_exactly_the_rollback_alarms():
     guarded = config(bake_seconds=300, rollback_alarms="team-pager",
-                     role=moto_tests.ROLE, bucket="b")
+                     role=moto_tests.ROLE, bucket="bkt")
     policy = iam.role_policy(guarded, "eu-west-1", "1.dkr.ecr.eu-west-1.amazonaws.com/x:1")
     statement = next(s for s in policy["Statement"] if s.get("Sid") == "RollbackAlarms")
     assert statement["Action"] == "cloudwatch:DescribeAlarms"
     assert statement["Resource"] == [
         "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:rr-rollback-errors",
         "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:team-pager"]
-    plain = iam.role_policy(config(role=moto_tests.ROLE, bucket="b"), "eu-west-1",
+    plain = iam.role_policy(config(role=moto_tests.ROLE, bucket="bkt"), "eu-west-1",
                             "1.dkr.ecr.eu-west-1.amazonaws.com/x:1")
     assert "RollbackAlarms" not in json.dumps(plain)
     rolling = config(mode="component", component="bge", rollout="rolling",
-                     role=moto_tests.ROLE, bucket="b")
+                     role=moto_tests.ROLE, bucket="bkt")
     policy = iam.role_policy(rolling, "eu-west-1", "1.dkr.ecr.eu-west-1.amazonaws.com/x:1")
     statement = next(s for s in policy["Statement"] if s.get("Sid") == "RollbackAlarms")
     assert statement["Resource"] == [

@@ -68,13 +68,13 @@ def test_requests_carry_the_vpc_the_key_and_the_tags():
              "PrimaryContainer": {"Image": "x"}, **isolation.vpc_config(settings)}
     assert service_errors("CreateModel", model) == ""
     job = modes.MODES["transform"].job_request(config(
-        mode="transform", kms_key=KEY, transform_input="s3://b/in/",
-        transform_output="s3://b/out/"), "job", "m")
+        mode="transform", kms_key=KEY, transform_input="s3://bkt/in/",
+        transform_output="s3://bkt/out/"), "job", "m")
     assert job["TransformOutput"]["KmsKeyId"] == KEY
     assert job["TransformResources"]["VolumeKmsKeyId"] == KEY
     assert service_errors("CreateTransformJob", job) == ""
     extra = modes.MODES["async"].extra_config(config(mode="async", kms_key=KEY,
-                                                     async_output="s3://b/out/"))
+                                                     async_output="s3://bkt/out/"))
     assert extra["AsyncInferenceConfig"]["OutputConfig"]["KmsKeyId"] == KEY
     serverless = config(mode="serverless", kms_key=KEY)
     assert isolation.volume_key(serverless) == {}  # no volumes; the archive is still encrypted
@@ -84,12 +84,12 @@ def test_requests_carry_the_vpc_the_key_and_the_tags():
 
 def test_the_role_may_use_the_network_and_exactly_the_key():
     settings = config(subnets="subnet-0123456789abcdef0", security_groups="sg-0123456789abcdef0",
-                      kms_key=KEY, role=moto_tests.ROLE, bucket="b")
+                      kms_key=KEY, role=moto_tests.ROLE, bucket="bkt")
     policy = iam.role_policy(settings, "us-east-1", "1.dkr.ecr.us-east-1.amazonaws.com/x:1")
     statements = {s.get("Sid"): s for s in policy["Statement"]}
     assert "ec2:CreateNetworkInterface" in statements["VpcNetworkInterfaces"]["Action"]
     assert statements["UseTheKey"]["Resource"] == KEY
-    plain = json.dumps(iam.role_policy(config(role=moto_tests.ROLE, bucket="b"), "us-east-1",
+    plain = json.dumps(iam.role_policy(config(role=moto_tests.ROLE, bucket="bkt"), "us-east-1",
                                        "1.dkr.ecr.us-east-1.amazonaws.com/x:1"))
     assert "VpcNetworkInterfaces" not in plain and "UseTheKey" not in plain
 

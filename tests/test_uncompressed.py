@@ -212,7 +212,8 @@ def test_archive_entries_sagemaker_cannot_write_are_refused(aws, tmp_path, capsy
 
     path = tmp_path / "odd.tar.gz"
     with tarfile.open(path, "w:gz") as tar:
-        for name, kind in (("reranker.json", tarfile.REGTYPE), ("link", tarfile.SYMTYPE)):
+        for name, kind in (("reranker.json", tarfile.REGTYPE),
+                           ("code/inference.py", tarfile.REGTYPE), ("link", tarfile.SYMTYPE)):
             info = tarfile.TarInfo(name)
             info.type = kind
             body = b'{"model_id": "org/odd"}' if kind == tarfile.REGTYPE else b""
@@ -239,7 +240,8 @@ def test_large_files_stream_up_in_parts(aws, tmp_path, capsys, monkeypatch):
     manifest.write_text('{"model_id": "org/big"}')
     blob.write_bytes(bytes(range(256)) * (12 * 4096))  # 12 MB
     path = tmp_path / "big.tar.gz"
-    archive.write(path, {"reranker.json": manifest, "model.safetensors": blob}, level=1)
+    archive.write(path, {"reranker.json": manifest, "model.safetensors": blob,
+                         "code/inference.py": manifest}, level=1)
     code, out, err = upload(capsys, path)
     assert code == 0, err
     prefix = out.strip().splitlines()[-1][len(f"s3://{BUCKET}/"):]
@@ -247,4 +249,5 @@ def test_large_files_stream_up_in_parts(aws, tmp_path, capsys, monkeypatch):
     head = s3.head_object(Bucket=BUCKET, Key=prefix + "model.safetensors")
     assert head["ETag"].strip('"').endswith("-3")  # read once, forward, in 3 parts
     assert objects(s3, prefix) == {"reranker.json": manifest.read_bytes(),
+                                   "code/inference.py": manifest.read_bytes(),
                                    "model.safetensors": blob.read_bytes()}

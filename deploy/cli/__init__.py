@@ -17,8 +17,17 @@ from deploy.cli import commands, settings
 from deploy.errors import UserError, missing_package
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse without prefix matching: ``--mode`` must never be read as ``--model-data``
+    where a command lacks the one typed.  Sub-parsers are made of this class too."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m deploy",
         description="Package a reranker, deploy it on SageMaker, call it, and wire it into"
                     " OpenSearch or Vespa.")

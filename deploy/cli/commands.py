@@ -42,7 +42,8 @@ def package(sub) -> None:
 
 def _command(sub, name: str, handler: str, about: str, description: str | None = None):
     """A sub-parser running ``handler``, with the deploy settings ``name`` takes (if any)."""
-    parser = sub.add_parser(name, help=about, description=description or about)
+    parser = sub.add_parser(name, help=about, description=description or about,
+                            allow_abbrev=False)
     if name in COMMANDS:
         add_settings(parser, name)
     parser.set_defaults(handler=handler)

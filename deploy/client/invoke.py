@@ -7,6 +7,7 @@ from pathlib import Path
 
 from deploy import config as cfg
 from deploy.errors import UserError
+from deploy.sagemaker import locations
 from deploy.sagemaker.aws import session, translate_errors
 
 
@@ -43,6 +44,7 @@ def run(args) -> int:
 
 def _input_location(args, config: cfg.DeployConfig) -> str:
     if args.input_location:
+        locations.s3_uri(args.input_location, "--input-location")
         return args.input_location
     if not config.bucket:
         raise UserError("async needs --input-location s3://... (or BUCKET)")
@@ -53,9 +55,13 @@ def _read_documents(path: str | None) -> list:
     if not path:
         return []
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"--documents-file {path} is not UTF-8 text (byte {exc.start}):"
+                        " save it as UTF-8") from None
     except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+        raise UserError(f"cannot read --documents-file {path}:"
+                        f" {exc.strerror or type(exc).__name__}") from None
     if path.endswith(".json"):
         try:
             data = json.loads(text)

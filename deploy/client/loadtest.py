@@ -28,6 +28,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from deploy import config as cfg
+from deploy import outputs
 from deploy.errors import UserError
 from deploy.sagemaker.aws import error_code, session, translate_errors
 
@@ -82,7 +83,8 @@ def run(args) -> int:
     best = _best(levels, args.p99_ms)
     _table(levels, best, args)
     if args.json:
-        args.json.write_text(json.dumps(_report(levels, best, args), indent=2) + "\n")
+        outputs.write_text(args.json, json.dumps(_report(levels, best, args), indent=2) + "\n",
+                           "--json")
     if args.chart:
         print(f"chart: {draw(levels, best, args)}")
     return 0
@@ -101,6 +103,11 @@ def _check(args) -> None:
     if not 0 <= args.repeat < 1:
         raise UserError(f"--repeat must be 0 or more and below 1 (a share of the requests),"
                         f" not {args.repeat:g}")
+    # Where the results go can take them, before any (billed) request is sent.
+    if args.json:
+        outputs.check_file(args.json, "--json")
+    if args.chart:
+        args.chart = outputs.chart_path(args.chart, "--chart")
     args.concurrency = sorted(set(args.concurrency))
 
 
@@ -111,7 +118,7 @@ def _runtime(config: cfg.DeployConfig, clients: int):
     boto = session(config)
     # No retries: a throttle or 5xx counts as an error of its level, not as a slow answer.
     options = {"retries": {"mode": "standard", "total_max_attempts": 1},
-               "max_pool_connections": clients, "read_timeout": 70}
+               "max_pool_connections": clients, "read_timeout": 70, "connect_timeout": 10}
     if config.endpoint_url and boto.get_credentials() is None:
         options["signature_version"] = UNSIGNED  # a local server needs no credentials
     return boto.client("sagemaker-runtime", region_name=config.region or boto.region_name

@@ -10,9 +10,17 @@ Large lists are split across requests under the endpoint's payload limit (6 MB r
 4 MB serverless) and the server's documents-per-request limit (RERANK_MAX_DOCUMENTS), sent
 a few at a time, and merged: relevance scores do not depend on what else is in a request,
 so the merged ranking equals one big request's.  Throttling and "not ready" answers are
-retried with exponential backoff: botocore's standard retry mode covers throttling and 5xx
-from the service, and our own loop covers what botocore does not retry (a container's 503
-or 429 that SageMaker wraps as ModelError, ModelNotReadyException).
+retried with exponential backoff (full jitter, at most ``max_backoff`` s between tries):
+throttling, 503 and 429 (also a container's, which SageMaker wraps as ModelError),
+ModelNotReadyException, up to ``max_attempts`` tries in all; another 5xx from the service,
+or a connection that fails or closes without an answer, up to ``TRANSIENT_ATTEMPTS``.
+
+Time limits: a connection opens within ``CONNECT_TIMEOUT`` s, and an answer comes within
+``timeout`` s (70: SageMaker itself gives up on a real-time invocation after 60 s).  A read
+timeout is not retried -- the endpoint has the request and did not answer, and another try
+would wait as long again -- so a request never waits much past ``timeout`` for an endpoint
+that accepts connections and does not answer.  (botocore's own retries are off unless
+``botocore_attempts`` says otherwise: it would retry read timeouts too.)
 """
 
 from __future__ import annotations
@@ -33,6 +41,12 @@ _RETRY_CODES = {"ThrottlingException", "ModelNotReadyException", "ServiceUnavail
                 "ServiceUnavailableException", "InternalDependencyException",
                 "TooManyRequestsException"}
 _RETRY_STATUS = {429, 503}
+# What the service answers when it failed, not the request: retried as botocore would.
+_SERVICE_CODES = {"InternalFailure", "InternalServerError", "Throttling", "RequestTimeout",
+                  "RequestTimeoutException"}
+_SERVICE_STATUS = {500, 502, 504}
+CONNECT_TIMEOUT = 10
+TRANSIENT_ATTEMPTS = 3  # botocore's standard mode's default
 _JSON = {"separators": (",", ":"), "ensure_ascii": False}
 
 
@@ -49,7 +63,7 @@ class RerankClient:
                  endpoint_url: str | None = None, *, serverless: bool = False,
                  max_payload_bytes: int | None = None, max_documents: int = 1000,
                  concurrency: int = 4, max_attempts: int = 6, backoff: float = 0.5,
-                 max_backoff: float = 20.0, botocore_attempts: int = 3,
+                 max_backoff: float = 20.0, botocore_attempts: int = 1,
                  timeout: float = 70.0, s3_endpoint_url: str | None = None,
                  inference_component: str | None = None):
         import boto3
@@ -69,7 +83,7 @@ class RerankClient:
             raise ValueError("no AWS region: pass region=... or set AWS_REGION")
         options: dict[str, Any] = {
             "retries": {"mode": "standard", "total_max_attempts": botocore_attempts},
-            "read_timeout": timeout, "connect_timeout": 10,
+            "read_timeout": timeout, "connect_timeout": CONNECT_TIMEOUT,
             "max_pool_connections": max(10, concurrency)}
         if endpoint_url and self.session.get_credentials() is None:
             options["signature_version"] = UNSIGNED  # a local server needs no AWS credentials
@@ -178,17 +192,22 @@ class RerankClient:
         return _decode(reply["Body"].read())
 
     def _retrying(self, call):
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError
 
         for attempt in range(self.max_attempts):
             try:
                 return call()
             except ClientError as exc:
-                if not _retryable(exc) or attempt + 1 == self.max_attempts:
+                if attempt + 1 >= min(self.max_attempts, _tries_for(exc)):
                     raise _as_client_error(exc) from None
-                # Full jitter: spreads clients that were refused together.
-                delay = min(self.max_backoff, self.backoff * 2 ** attempt)
-                time.sleep(random.uniform(delay / 2, delay))
+            except (ConnectionError, ConnectionClosedError):
+                # Refused, unreachable, or closed before an answer; a read timeout is not
+                # caught here: it is not retried (see the module's docstring).
+                if attempt + 1 >= min(self.max_attempts, TRANSIENT_ATTEMPTS):
+                    raise
+            # Full jitter: spreads clients that were refused together.
+            delay = min(self.max_backoff, self.backoff * 2 ** attempt)
+            time.sleep(random.uniform(delay / 2, delay))
         raise AssertionError("unreachable")
 
 
@@ -231,12 +250,18 @@ def _check(query, documents, top_n, instruction=None) -> None:
         raise ValueError("top_n must be a positive integer")
 
 
-def _retryable(exc) -> bool:
+def _tries_for(exc) -> int:
+    """How many tries a ClientError earns: max_attempts (a large number) for throttling and
+    "not ready", TRANSIENT_ATTEMPTS for another failure of the service, 1 for the rest."""
     error = exc.response.get("Error", {})
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     original = exc.response.get("OriginalStatusCode")
-    return (error.get("Code") in _RETRY_CODES or status in _RETRY_STATUS
-            or (error.get("Code") == "ModelError" and original in _RETRY_STATUS))
+    if (error.get("Code") in _RETRY_CODES or status in _RETRY_STATUS
+            or (error.get("Code") == "ModelError" and original in _RETRY_STATUS)):
+        return 1 << 30
+    if error.get("Code") in _SERVICE_CODES or status in _SERVICE_STATUS:
+        return TRANSIENT_ATTEMPTS
+    return 1
 
 
 def _as_client_error(exc) -> RerankClientError:

@@ -26,6 +26,7 @@ import json
 from pathlib import Path
 
 from deploy import config as cfg
+from deploy import outputs
 from deploy.errors import UserError
 from deploy.evaluation import dataset as ds
 from deploy.sagemaker.aws import Aws, translate_errors
@@ -39,6 +40,7 @@ def run(args) -> int:
                         " (s3://...)")
     if args.max_records < 1:
         raise UserError("--max-records must be at least 1")
+    outputs.check_folder(args.out, "--out")
     s3 = Aws(config).client("s3")
     bodies, skipped = [], 0
     for line in _records(s3, config.capture, config.endpoint, args.max_records):
@@ -51,7 +53,10 @@ def run(args) -> int:
     if not queries:
         raise UserError(f"no rerank request found under {_prefix(config)} ({skipped} records"
                         " could not be read)")
-    _write(Path(args.out), queries, corpus, candidates)
+    try:
+        _write(outputs.make_folder(Path(args.out), "--out"), queries, corpus, candidates)
+    except OSError as exc:
+        raise UserError(f"cannot write in --out {args.out}: {exc.strerror or exc}") from None
     print(f"{len(queries)} queries, {len(corpus)} documents from {len(bodies)} requests"
           f" ({skipped} records skipped) in {args.out}; judge {args.out}/to_judge.tsv and"
           " save it as qrels/test.tsv")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from deploy import config as cfg
+from deploy import outputs
 from deploy.errors import UserError
 from deploy.evaluation import dataset as ds
 from deploy.evaluation import first_stage
@@ -48,6 +49,7 @@ class Target:
 @translate_errors
 def run(args) -> int:
     _check_numbers(args)
+    _check_outputs(args)  # before any (billed) request
     config = cfg.load(args)
     targets = _targets(config, args.compare, args.model, args.instruction)
     data = ds.load(args.data, args.split, args.max_queries)
@@ -63,7 +65,7 @@ def run(args) -> int:
     report = _report(data, runs, stage, args.depth)
     _table(report)
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        outputs.write_text(args.json, json.dumps(report, indent=2) + "\n", "--json")
     if args.save_runs:
         _save_runs(args.save_runs, runs)
     if args.chart:
@@ -71,6 +73,17 @@ def run(args) -> int:
 
         print(f"chart: {chart.draw(report, args.chart)}")
     return 0
+
+
+def _check_outputs(args) -> None:
+    """--json, --save-runs and --chart can be written (the chart's path as matplotlib
+    names it: with .png added when it has no suffix)."""
+    if args.json:
+        outputs.check_file(args.json, "--json")
+    if args.save_runs:
+        outputs.check_folder(args.save_runs, "--save-runs")
+    if args.chart:
+        args.chart = outputs.chart_path(args.chart, "--chart")
 
 
 def _check_numbers(args) -> None:
@@ -102,7 +115,9 @@ def _compared(config: cfg.DeployConfig, spec: str) -> Target:
     if spec.startswith("model:") and len(spec) > len("model:"):
         return Target(spec, config.endpoint, None, None, spec[len("model:"):])
     if spec.startswith(("http://", "https://")):
-        return Target(spec, config.endpoint, spec, None)
+        from deploy.sagemaker import locations
+
+        return Target(spec, config.endpoint, locations.endpoint_url(spec, "--compare"), None)
     endpoint, _, component = spec.partition("/")
     if not endpoint or spec.startswith("model:"):
         raise UserError(f"--compare {spec!r}: want ENDPOINT, ENDPOINT/COMPONENT, a URL or"
@@ -279,7 +294,11 @@ def _p_cell(row: dict) -> str:
 
 
 def _save_runs(folder: Path, runs: dict[str, Ranking]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+    outputs.make_folder(folder, "--save-runs")
     for label, ranking in runs.items():
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
-        ds.write_run(folder / f"{name}.trec", ranking, tag=name)
+        try:
+            ds.write_run(folder / f"{name}.trec", ranking, tag=name)
+        except OSError as exc:
+            raise UserError(f"cannot write in --save-runs {folder}:"
+                            f" {exc.strerror or exc}") from None

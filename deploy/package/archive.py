@@ -130,6 +130,49 @@ def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> st
     return digest.hexdigest()
 
 
+class _Hashing(io.RawIOBase):
+    """A read-only file that feeds every byte read into ``digest`` (and the progress)."""
+
+    def __init__(self, fh, digest, progress):
+        self._fh, self._digest, self._progress = fh, digest, progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self._fh.readinto(buffer)
+        if count:
+            self._digest.update(memoryview(buffer)[:count])
+            if self._progress:
+                self._progress(count)
+        return count
+
+
+def read_whole(path: Path, progress: Callable[[int], None] | None = None
+               ) -> tuple[str, dict[str, int]]:
+    """(sha256, {name: size} of its files) of a .tar.gz read once to its end: gzip's CRC and
+    length and every tar header are checked, so a truncated or corrupt archive is refused
+    (UserError) before anything is uploaded from it."""
+    digest = hashlib.sha256()
+    files: dict[str, int] = {}
+    try:
+        with open(path, "rb") as raw:
+            hashing = io.BufferedReader(_Hashing(raw, digest, progress), 1 << 20)
+            with gzip.GzipFile(fileobj=hashing, mode="rb") as gz:
+                with tarfile.open(fileobj=gz, mode="r|") as tar:
+                    for member in tar:
+                        if member.isfile():
+                            files[member.name.lstrip("./")] = member.size
+                while gz.read(1 << 20):  # past the tar's end: the gzip trailer's checks
+                    pass
+            while hashing.read(1 << 20):
+                pass
+    except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
+        raise UserError(f"{path} is not a complete, readable .tar.gz ({first_line(exc)}):"
+                        " build it again with `make package`") from None
+    return digest.hexdigest(), files
+
+
 def read_member(archive: Path, name: str) -> bytes | None:
     """One small file from the archive (the manifest is first, so this is cheap)."""
     try:

@@ -16,12 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from deploy import outputs
+from deploy.errors import UserError
 from deploy.package import archive, assemble, fetch, model_kind, size_report, weights
 from deploy.package import verify as checks
 
 
 def run(args) -> int:
-    out = Path(args.output)
+    out = outputs.check_file(args.output, "--output")  # before any download or check
     started = time.monotonic()
     exporter = checks.onnx_exporter() if args.onnx else None  # fail before any work
     with tempfile.TemporaryDirectory(prefix="reranker-package-") as tmp:
@@ -45,7 +47,10 @@ def run(args) -> int:
         code = tmp / "code"
         files = {**archive.collect(staging), **assemble.code_files(code, onnx=bool(args.onnx))}
         writing = time.monotonic()
-        sha = assemble.write_with_progress(out, files)
+        try:
+            sha = assemble.write_with_progress(out, files)
+        except OSError as exc:  # the disk filled, the folder went away meanwhile
+            raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
         done = time.monotonic()
         report = size_report.lines(files, out, done - started, done - writing,
                                    manifest["parameters"])

@@ -10,11 +10,22 @@ from botocore.config import Config
 from deploy.config import DeployConfig
 from deploy.errors import UserError
 
+# A connection to AWS opens in well under a second; a host that does not answer at all
+# (a wrong DEPLOY_ENDPOINT_URL, a firewall) fails after this instead of botocore's 60 s.
+CONNECT_TIMEOUT = 10
+
 
 def _retries() -> Config:
     """Standard mode backs off on throttling and 5xx; AWS_MAX_ATTEMPTS still applies."""
-    return Config(retries={"total_max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", 8)),
-                           "mode": "standard"})
+    raw = os.environ.get("AWS_MAX_ATTEMPTS", "8")
+    try:
+        attempts = int(raw)
+    except ValueError:
+        attempts = 0
+    if attempts < 1:
+        raise UserError(f"AWS_MAX_ATTEMPTS={raw!r} is not a whole number of at least 1")
+    return Config(retries={"total_max_attempts": attempts, "mode": "standard"},
+                  connect_timeout=CONNECT_TIMEOUT)
 
 
 class Aws:
@@ -56,6 +67,7 @@ def translate_errors(run):
     """A CLI command's AWS failures (no credentials, no network, refusals) as one line."""
     import functools
 
+    from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     @functools.wraps(run)
@@ -65,19 +77,27 @@ def translate_errors(run):
         except NoCredentialsError:
             raise UserError("no AWS credentials found (boto3's chain: AWS_PROFILE, env vars, SSO,"
                             " instance role); run `aws configure` or `aws sso login`") from None
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, Boto3Error) as exc:
             raise UserError(f"{error_code(exc)}: {error_message(exc)}") from None
 
     return wrapper
 
 
-def error_code(exc: Exception) -> str:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code", "") or type(exc).__name__
+def _error_of(exc: BaseException) -> dict:
+    """A ClientError's ``response["Error"]``; {} for the rest (botocore's HTTPClientError
+    family -- ConnectionClosedError, ReadTimeoutError -- carries ``response=None``)."""
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, dict) else None
+    return error if isinstance(error, dict) else {}
 
 
-def error_message(exc: Exception) -> str:
+def error_code(exc: BaseException) -> str:
+    return str(_error_of(exc).get("Code") or "") or type(exc).__name__
+
+
+def error_message(exc: BaseException) -> str:
     """AWS's message on one line (a proxy's HTML error page reduced to its text)."""
-    text = getattr(exc, "response", {}).get("Error", {}).get("Message", "") or str(exc)
+    text = str(_error_of(exc).get("Message") or "") or str(exc) or type(exc).__name__
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip()
     return text[:300] + ("..." if len(text) > 300 else "")
 

@@ -15,14 +15,14 @@ ROLLOUT is set).  The archive is uploaded to S3 as for ``deploy`` (or MODEL_DATA
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from deploy import config as cfg
+from deploy import outputs
 from deploy.paths import BUILD_DIR
 from deploy.sagemaker import autoscaling, guardrails, names, resources
 from deploy.sagemaker.aws import Aws, translate_errors
 from deploy.sagemaker.endpoints import require_role
-from deploy.sagemaker.model_source import model_data_for, resolve_image
+from deploy.sagemaker.model_source import check_source, model_data_for, resolve_image
 
 # Inference components: `deploy` (moto cannot run AWS::SageMaker::InferenceComponent).
 MODES = ("realtime", "serverless", "async")
@@ -36,13 +36,14 @@ def get_att(resource: str, attribute: str) -> dict:
 def run_template(args) -> int:
     config = cfg.load(args, container=True, modes_allowed=MODES)
     require_role(config, "cloudformation")
+    out = outputs.check_file(args.out or BUILD_DIR / "cloudformation"
+                             / f"{config.endpoint}.json", "--out")  # before the upload
     aws = Aws(config)
+    check_source(aws, config)
     model_data, isolated = model_data_for(aws, config)
     body, notes = template(config, aws.region, model_data, isolated,
                            resolve_image(config, aws.region))
-    out = Path(args.out or BUILD_DIR / "cloudformation" / f"{config.endpoint}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(body, indent=2) + "\n")
+    outputs.write_text(out, json.dumps(body, indent=2) + "\n", "--out")
     for note in notes:
         print(f"note: {note}")
     print(f"wrote {out}; create or update the stack with:\n  aws cloudformation deploy"

@@ -134,9 +134,13 @@ def describe_component(sm, name: str) -> dict | None:
 
 def components_on(sm, endpoint: str) -> list[dict]:
     """The inference components an endpoint hosts (ListInferenceComponents, all pages)."""
+    return _listed(sm, EndpointNameEquals=endpoint)
+
+
+def _listed(sm, **filters) -> list[dict]:
     found, token = [], None
     while True:
-        page = sm.list_inference_components(EndpointNameEquals=endpoint,
+        page = sm.list_inference_components(**filters,
                                             **({"NextToken": token} if token else {}))
         found += page.get("InferenceComponents", [])
         token = page.get("NextToken")
@@ -214,7 +218,7 @@ def deploy(aws, config, *, wait_done: bool = True) -> dict:
         raise WaitFailed(f"{exc}; {inventory(made, config)}") from None
     if existing:
         refuse_rolled_back(sm, config, final, model)
-        prune_models(sm, config.component, keep=model)
+        prune_models(sm, config.endpoint, config.component, keep=model)
     print(f"{config.component} is InService on {config.endpoint} ({instance_type}, {image})")
     return final
 
@@ -347,12 +351,63 @@ def inventory(made: list[str], config) -> str:
             f" COMPONENT={config.component}` removes the component")
 
 
-def prune_models(sm, component: str, keep: str) -> None:
+def prune_models(sm, endpoint: str, component: str, keep: str) -> None:
     """After an update: the component's older models are no longer used."""
-    for name in resources.our_names(sm, "list_models", "Models", "ModelName",
-                                    model_base(component)):
-        if name != keep:
-            resources.quietly(sm.delete_model, ModelName=name)
+    for name in models_of(sm, endpoint, component, running=keep)[0] - {keep}:
+        resources.quietly(sm.delete_model, ModelName=name)
+
+
+def models_of(sm, endpoint: str, component: str, running: str | None = None
+              ) -> tuple[set[str], dict[str, str]]:
+    """The models made for ``component`` on ``endpoint``, and those named alike but kept
+    ({"model <name>": "kept (why)"}).  Names are cut to 37 characters (``model_base``), so
+    another component's models can be named alike: then only the model ``component`` runs
+    (``running``, else DescribeInferenceComponent) is surely its own, no model the other
+    runs is ever ours, and an older one is ours only when its endpoint tag rules the other
+    out (components on one endpoint carry the same tag)."""
+    cut = model_base(component)
+    found = resources.named(sm, "list_models", cut, names.ours(cut))
+    rivals = _rivals(sm, component) if found else {}
+    if not rivals:
+        return set(found), {}
+    running = running or ((describe_component(sm, component) or {}).get("Specification")
+                          or {}).get("ModelName")
+    ours, kept = set(), {}
+    for name, arn in sorted(found.items()):
+        why = None if name == running else _not_ours(sm, arn, name, endpoint, rivals)
+        if why:
+            kept[f"model {name}"] = f"kept ({why})"
+        elif why is None:
+            ours.add(name)
+    return ours, kept
+
+
+def _rivals(sm, component: str) -> dict[str, tuple[str, str | None]]:
+    """{other component named alike: (its endpoint, the model it runs)}."""
+    cut = model_base(component)
+    rivals = {}
+    for item in _listed(sm, NameContains=cut[:-len("-ic")]):
+        name = item["InferenceComponentName"]
+        if name != component and model_base(name) == cut:
+            spec = (describe_component(sm, name) or {}).get("Specification") or {}
+            rivals[name] = (item["EndpointName"], spec.get("ModelName"))
+    return rivals
+
+
+def _not_ours(sm, arn: str, name: str, endpoint: str, rivals: dict) -> str | None:
+    """Why ``name`` is not ours ("" when it is gone), or None when it is."""
+    runs = [r for r, (_, model) in rivals.items() if model == name]
+    if runs:
+        return f"component {runs[0]} runs it"
+    tags = resources.tags_of(sm, arn)
+    if tags is None:
+        return ""
+    tagged = tags.get(names.TAG)
+    if tagged and tagged != endpoint:
+        return f"tagged for endpoint {tagged}"
+    alike = [r for r, (on, _) in rivals.items() if tagged in (None, on)]
+    return (f"component {alike[0]} has the same 37-character name prefix" if alike
+            else None)
 
 
 def delete(aws, endpoint: str, component: str, *, timeout: float = 900,
@@ -375,9 +430,10 @@ def delete(aws, endpoint: str, component: str, *, timeout: float = 900,
         sm.delete_inference_component, InferenceComponentName=component)))
     if found:
         wait_gone(sm, component, timeout, poll)
+    running = ((found or {}).get("Specification") or {}).get("ModelName")
+    models, kept = models_of(sm, endpoint, component, running)
     results += [(f"model {name}", resources.delete(sm.delete_model, ModelName=name))
-                for name in resources.our_names(sm, "list_models", "Models", "ModelName",
-                                                model_base(component))]
+                for name in sorted(models)] + sorted(kept.items())
     others = [c["InferenceComponentName"] for c in components_on(sm, endpoint)
               if c["InferenceComponentName"] != component]
     if others:
@@ -389,14 +445,12 @@ def delete(aws, endpoint: str, component: str, *, timeout: float = 900,
 
 def delete_endpoint(sm, endpoint: str) -> list[tuple[str, str]]:
     current = resources.describe(sm, endpoint)
-    configs = set(resources.our_names(sm, "list_endpoint_configs", "EndpointConfigs",
-                                      "EndpointConfigName", endpoint))
-    if current:
-        configs.add(current["EndpointConfigName"])
+    configs, _, kept = resources.endpoint_resources(sm, endpoint, current)
     results = [(f"endpoint {endpoint}",
                 resources.delete(sm.delete_endpoint, EndpointName=endpoint))]
     return results + [(f"endpoint config {name}", resources.delete(
-        sm.delete_endpoint_config, EndpointConfigName=name)) for name in sorted(configs)]
+        sm.delete_endpoint_config, EndpointConfigName=name)) for name in sorted(configs)
+                      ] + sorted(kept.items())
 
 
 def wait_gone(sm, component: str, timeout: float, poll: float) -> None:

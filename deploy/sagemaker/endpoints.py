@@ -12,9 +12,9 @@ import json
 
 from deploy import config as cfg
 from deploy.errors import UserError
-from deploy.sagemaker import components, iam, rollout
+from deploy.sagemaker import components, iam, locations, rollout
 from deploy.sagemaker.aws import Aws, session, translate_errors
-from deploy.sagemaker.model_source import resolve_image
+from deploy.sagemaker.model_source import check_source, resolve_image
 
 
 @translate_errors
@@ -23,10 +23,13 @@ def run_deploy(args) -> int:
     if print_policies(args, config):
         return 0
     require_role(config, "deploy")
+    aws = Aws(config)
+    # The model data, before the first alarm, model or endpoint is made.
+    check_source(aws, config)
     if config.deploy_mode.component:
-        components.deploy(Aws(config), config, wait_done=args.wait)
+        components.deploy(aws, config, wait_done=args.wait)
     else:
-        rollout.deploy(Aws(config), config, wait=args.wait)
+        rollout.deploy(aws, config, wait=args.wait)
     return 0
 
 
@@ -47,7 +50,7 @@ def policy_region(config) -> str:
     """The region the policy names; any ("*") when the image and bucket need none."""
     region = session(config).region_name
     if region:
-        return region
+        return locations.region(region, f"the region ({config.name('region')} or AWS_REGION)")
     if config.image and config.bucket:
         return "*"
     raise UserError(f"no AWS region: set {config.name('region')}=... (the policy names the"
@@ -55,9 +58,16 @@ def policy_region(config) -> str:
                     f" and {config.name('bucket')} set it needs none)")
 
 
+# The commands with --print-role-policy; `cloudformation` makes what `deploy` would, so
+# `deploy --print-role-policy` (with the same settings) prints its role's policy too.
+PRINTS_POLICIES = ("deploy", "transform")
+
+
 def require_role(config, command: str) -> None:
     if not config.role:
-        shows = ("make role-policy" if config.make_names
-                 else f"python -m deploy {command} --print-role-policy")
+        printer = command if command in PRINTS_POLICIES else "deploy"
+        shows = ("make role-policy" if config.make_names and printer == "deploy"
+                 else f"python -m deploy {printer} --print-role-policy")
         raise UserError(f"set {config.name('role')} to the SageMaker execution role ARN"
-                        f" (`{shows}` prints the policy it needs)")
+                        f" (`{shows}` with the same settings prints the policy it needs,"
+                        " --print-trust-policy its trust policy)")

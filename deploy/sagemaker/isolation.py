@@ -26,6 +26,7 @@ _KEY_ARN = re.compile(r"^arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-zA-Z-]{1,
 _TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
 _TAG_VALUE = re.compile(r"^[\w.:/=+\-@ ]{0,256}$")
 MAX_SUBNETS, MAX_GROUPS, MAX_TAGS = 16, 5, 49  # one tag of the 50 names the endpoint
+_OWN_TAG = "reranker-endpoint"  # deploy.sagemaker.names.TAG (which imports this module)
 
 
 def subnets(config) -> list[str]:
@@ -97,6 +98,12 @@ def user_tags(config) -> list[dict]:
                             " digits, spaces and _ . : / = + - @; keys up to 128 characters)")
         if key.lower().startswith("aws:"):
             raise UserError(f"{config.name('tags')}: tag keys starting aws: are AWS's own")
+        if key == _OWN_TAG:
+            raise UserError(f"{config.name('tags')}: {key} is the tag this tool sets itself"
+                            " (the endpoint's name)")
+        if any(tag["Key"] == key for tag in tags):
+            raise UserError(f"{config.name('tags')}: the key {key!r} is given twice (AWS"
+                            " refuses duplicate tag keys)")
         tags.append({"Key": key, "Value": value})
     if len(tags) > MAX_TAGS:
         raise UserError(f"{config.name('tags')}: at most {MAX_TAGS} tags")

@@ -21,6 +21,51 @@ def resolve_image(config, region: str, instance_type: str | None = None) -> str:
                             py_version=config.py_version)
 
 
+def check_source(aws, config) -> None:
+    """Before anything is created: MODEL_DATA is in S3, or the archive to upload reads as a
+    complete model.tar.gz (the check is remembered; the upload does not read it again)."""
+    if config.model_data:
+        check_model_data(aws, config)
+    else:
+        from deploy.sagemaker.upload import checked_sha
+
+        checked_sha(Path(config.archive))
+
+
+def check_model_data(aws, config) -> None:
+    """MODEL_DATA names an object (or a prefix with objects under it) that exists: SageMaker
+    would otherwise take the model and fail only when an instance starts."""
+    from botocore.exceptions import ClientError
+
+    from deploy.errors import UserError
+    from deploy.sagemaker.aws import error_code, error_message
+
+    uri, spelled = config.model_data, config.name("model_data")
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    s3 = aws.client("s3")
+    try:
+        if key.endswith("/"):
+            found = bool(s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+                         .get("KeyCount"))
+        else:
+            s3.head_object(Bucket=bucket, Key=key)
+            found = True
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in ("403", "AccessDenied", "Forbidden"):
+            print(f"note: cannot check that {uri} exists ({code}); the execution role reads"
+                  " it")
+            return
+        if code not in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+            raise UserError(f"{spelled} {uri}: {code}: {error_message(exc)}") from None
+        found = False
+    if not found:
+        what = "no object is under the prefix" if key.endswith("/") else "no such object"
+        raise UserError(f"{spelled} {uri} does not exist ({what} in S3): upload the model"
+                        f" first (`make upload` prints its URI), or unset {spelled} to upload"
+                        f" {config.name('archive')}")
+
+
 def model_data_for(aws, config) -> tuple[str, bool]:
     """The model's S3 URI (uploading it if needed): the archive, or with UNCOMPRESSED=1 the
     prefix of its files; and whether network isolation fits."""

@@ -1,9 +1,12 @@
 """Names of what the deploy tool creates: one rule for endpoints, models, configs and jobs.
 
 An endpoint's models and endpoint configs are ``<base>-<UTC yyyymmdd-hhmmss>-<hash>``
-(``base``: the endpoint name cut to 40 characters), so ``delete`` and ``prune`` find
-exactly what this tool made for that endpoint.  Batch Transform models are named by what
-they run (``<base>-batch-<hash>``), so a second job on the same archive reuses the model.
+(``base``: the endpoint name cut to 40 characters).  Two endpoints whose names share their
+first 40 characters share ``base``, so a name only says "made for one of them": ``delete``
+and ``prune`` decide by the ``TAG`` every resource carries and by what the endpoints
+reference (deploy.sagemaker.resources.endpoint_resources).  Batch Transform models are
+named by what they run (``<base>-batch-<hash>``), so a second job on the same archive
+reuses the model.
 """
 
 from __future__ import annotations
@@ -47,8 +50,11 @@ def ours(endpoint: str) -> re.Pattern:
 
 def batch_model(endpoint: str, *spec) -> str:
     """The Batch Transform model for ``spec`` (archive, image, environment): same spec, same
-    name."""
-    return f"{base(endpoint)}-batch-{digest(*spec)[:12]}"
+    name.  A cut endpoint name is hashed in too, or an endpoint sharing the cut would reuse
+    (and its ``delete`` would not take) a model tagged for this one; an uncut one is not, so
+    the models of existing endpoints keep their names."""
+    hashed = (*spec,) if base(endpoint) == endpoint else (endpoint, *spec)
+    return f"{base(endpoint)}-batch-{digest(*hashed)[:12]}"
 
 
 def batch_models(endpoint: str) -> re.Pattern:

@@ -1,7 +1,9 @@
 """SageMaker resources one at a time: describe, create, list ours, delete.
 
 Creating and deleting go through here so that every failure can name what exists
-(``inventory``) and nothing half-made is left behind without saying so.
+(``inventory``) and nothing half-made is left behind without saying so.  What is "ours" is
+decided by the ``reranker-endpoint`` tag and by what endpoints reference, never by a name
+alone: names are cut to 40 characters (names.base), so two endpoints can share them.
 """
 
 from __future__ import annotations
@@ -71,6 +73,12 @@ def model_data_of(container: dict) -> str | None:
     return container.get("ModelDataUrl") or source.get("S3Uri")
 
 
+def model_data_uris(description: dict) -> set[str]:
+    """Every model data a described model's containers run."""
+    containers = [description.get("PrimaryContainer") or {}, *description.get("Containers", [])]
+    return {uri for uri in map(model_data_of, containers) if uri}
+
+
 def create_endpoint_config(sm, config, name: str, model: str, current: dict | None) -> None:
     sm.create_endpoint_config(**endpoint_config_request(config, name, model, current))
 
@@ -97,14 +105,139 @@ def inventory(sm, endpoint: str, made: list[str]) -> str:
     return f"{state}{made_text}; `make delete ENDPOINT={endpoint}` removes them all"
 
 
-def our_names(sm, operation: str, key: str, field: str, endpoint: str,
-              pattern=None) -> list[str]:
-    """Names this tool made for ``endpoint`` (``names.ours`` unless ``pattern``)."""
-    pattern = pattern or names.ours(endpoint)
-    found = []
-    for page in sm.get_paginator(operation).paginate(NameContains=names.base(endpoint)):
-        found += [item[field] for item in page.get(key, []) if pattern.match(item[field])]
+LISTED = {
+    "list_endpoint_configs": ("EndpointConfigs", "EndpointConfigName", "EndpointConfigArn"),
+    "list_models": ("Models", "ModelName", "ModelArn"),
+}
+
+
+def named(sm, operation: str, prefix: str, *patterns) -> dict[str, str]:
+    """{name: ARN} of the configs or models named like ``patterns``: the tool made them for
+    some endpoint with this name prefix, not necessarily this one (``claim`` decides)."""
+    key, field, arn = LISTED[operation]
+    found = {}
+    for page in sm.get_paginator(operation).paginate(NameContains=prefix):
+        found.update({item[field]: item[arn] for item in page.get(key, [])
+                      if any(p.match(item[field]) for p in patterns)})
     return found
+
+
+def tags_of(sm, arn: str) -> dict[str, str] | None:
+    """A resource's tags; None when it was deleted since it was listed."""
+    tags = {}
+    try:
+        for page in sm.get_paginator("list_tags").paginate(ResourceArn=arn):
+            tags.update({t["Key"]: t["Value"] for t in page.get("Tags", [])})
+    except ClientError as exc:
+        if is_missing(exc):
+            return None
+        raise UserError(f"ListTags {arn}: {error_code(exc)}: {error_message(exc)}") from None
+    return tags
+
+
+def served_configs(description: dict | None) -> set[str]:
+    """The endpoint configs an endpoint uses: its own, and the one an update moves it to."""
+    if not description:
+        return set()
+    pending = (description.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+    return {description["EndpointConfigName"], *([pending] if pending else [])}
+
+
+def models_in(sm, config: str) -> set[str]:
+    """The models an endpoint config's variants, shadow ones too, serve."""
+    return {v["ModelName"] for v in variants_of(sm, config) if v.get("ModelName")}
+
+
+def variants_of(sm, config: str) -> list[dict]:
+    """An endpoint config's variants, shadow ones too; none when it is gone."""
+    described = described_config(sm, config) or {}
+    return described.get("ProductionVariants", []) + described.get("ShadowProductionVariants", [])
+
+
+def described_config(sm, name: str) -> dict | None:
+    return described(sm.describe_endpoint_config, "DescribeEndpointConfig", name,
+                     EndpointConfigName=name)
+
+
+class Rivals:
+    """The other endpoints whose names cut to ``names.base`` are this one's: what the tool
+    made for them is named like what it made for this one.  Looked up only when needed."""
+
+    def __init__(self, sm, endpoint: str):
+        self.sm, self.endpoint = sm, endpoint
+        self._names: list[str] | None = None
+        self._serving: dict[str, str] | None = None
+
+    def endpoints(self) -> list[str]:
+        if self._names is None:
+            cut = names.base(self.endpoint)
+            pages = self.sm.get_paginator("list_endpoints").paginate(NameContains=cut)
+            self._names = sorted(e["EndpointName"] for page in pages
+                                 for e in page.get("Endpoints", [])
+                                 if e["EndpointName"] != self.endpoint
+                                 and names.base(e["EndpointName"]) == cut)
+        return self._names
+
+    def serving(self) -> dict[str, str]:
+        """{endpoint config or model: the rival endpoint that serves it}."""
+        if self._serving is None:
+            self._serving = {}
+            for rival in self.endpoints():
+                for config in served_configs(describe(self.sm, rival)):
+                    self._serving[config] = rival
+                    self._serving.update(dict.fromkeys(models_in(self.sm, config), rival))
+        return self._serving
+
+
+def claim(sm, found: dict[str, str], endpoint: str, rivals: Rivals, what: str
+          ) -> tuple[set[str], dict[str, str]]:
+    """Which of ``found`` (named like ours) the tool made for ``endpoint``: those tagged for
+    it, and untagged ones (made before it tagged) only while no rival is named alike.  The
+    others are kept: {"<what> <name>": "kept (why)"}."""
+    ours, kept = set(), {}
+    for name, arn in sorted(found.items()):
+        tags = tags_of(sm, arn)
+        if tags is None:
+            continue
+        owner = tags.get(names.TAG)
+        if owner == endpoint or (owner is None and not rivals.endpoints()):
+            ours.add(name)
+        elif owner:
+            kept[f"{what} {name}"] = f"kept (tagged for endpoint {owner})"
+        else:
+            rival = rivals.endpoints()[0]
+            kept[f"{what} {name}"] = (f"kept (untagged, and endpoint {rival} has the same"
+                                      " 40-character name prefix)")
+    return ours, kept
+
+
+def endpoint_resources(sm, endpoint: str, current: dict | None, *model_patterns
+                       ) -> tuple[set[str], set[str], dict[str, str]]:
+    """The endpoint configs the tool made for ``endpoint`` (the ones it serves, those tagged
+    for it) and, given ``model_patterns`` (names.ours, names.batch_models), its models
+    (those tagged for it, those its configs name); and what is named like them but kept,
+    with why.  Nothing a rival endpoint serves is ever ours."""
+    cut, rivals = names.base(endpoint), Rivals(sm, endpoint)
+    found = {"endpoint config": named(sm, "list_endpoint_configs", cut, names.ours(endpoint)),
+             "model": named(sm, "list_models", cut, *model_patterns) if model_patterns else {}}
+    configs, kept = claim(sm, found["endpoint config"], endpoint, rivals, "endpoint config")
+    configs |= served_configs(current)
+    models, kept_models = claim(sm, found["model"], endpoint, rivals, "model")
+    if model_patterns:
+        models |= {model for config in configs for model in models_in(sm, config)}
+    kept.update(kept_models)
+    for label in [f"endpoint config {c}" for c in configs] + [f"model {m}" for m in models]:
+        kept.pop(label, None)  # what the endpoint serves is its own, tagged or not
+    if any(found.values()):  # names matched: a rival may share them
+        _spare(rivals.serving(), configs, "endpoint config", kept)
+        _spare(rivals.serving(), models, "model", kept)
+    return configs, models, kept
+
+
+def _spare(serving: dict[str, str], group: set[str], what: str, kept: dict) -> None:
+    for name in sorted(group & serving.keys()):
+        group.discard(name)
+        kept[f"{what} {name}"] = f"kept (endpoint {serving[name]} serves it)"
 
 
 def config_variants(sm, name: str) -> list[dict]:

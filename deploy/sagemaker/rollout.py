@@ -31,7 +31,7 @@ def deploy(aws: Aws, config, *, wait: bool = True) -> dict:
                          config.max_concurrency, config.provisioned_concurrency,
                          sorted(config.env.items()))
     made = create_resources(sm, config, name, image, model_data, isolation, aws.region,
-                            current)
+                            current, alarms=_our_alarms(config) if guard else [])
     saved = point_endpoint(aws, config, name, current, made, guard)
     if not wait:
         if config.max_capacity:
@@ -66,10 +66,12 @@ def check_updatable(endpoint: str, current: dict | None) -> None:
                         " cannot be updated: `make delete` it, then deploy again")
 
 
-def create_resources(sm, config, name, image, model_data, isolation, region, current
-                     ) -> list[str]:
-    """This run's model and endpoint config (same name); on failure neither is left."""
-    made: list[str] = []
+def create_resources(sm, config, name, image, model_data, isolation, region, current,
+                     alarms: list[str] = ()) -> list[str]:
+    """This run's model and endpoint config (same name); on failure neither is left.  The
+    list names what this run made for a failure report, first the rollback ``alarms`` it
+    put (they stay: they are the endpoint's, and `make delete` removes them)."""
+    made = [f"rollback alarms {', '.join(alarms)}"] if alarms else []
     try:
         resources.create_model(sm, config, name, image, model_data, isolation, region,
                                metrics=config.deploy_mode.detailed_metrics)
@@ -77,11 +79,18 @@ def create_resources(sm, config, name, image, model_data, isolation, region, cur
         resources.create_endpoint_config(sm, config, name, name, current)
         made.append(f"endpoint config {name}")
     except (ClientError, BotoCoreError) as exc:
-        if made:  # before any endpoint points at it, this run's model can simply go
+        if f"model {name}" in made:  # before any endpoint points at it, it can simply go
             resources.quietly(sm.delete_model, ModelName=name)
-        raise UserError(f"{error_code(exc)}: {error_message(exc)} (nothing was left behind)"
-                        ) from None
+        left = (f"only the rollback alarms {', '.join(alarms)} were put" if alarms
+                else "nothing was left behind")
+        raise UserError(f"{error_code(exc)}: {error_message(exc)} ({left})") from None
     return made
+
+
+def _our_alarms(config) -> list[str]:
+    """The alarms a guarded update puts (not the user's ROLLBACK_ALARMS, which it only
+    reads)."""
+    return [request["AlarmName"] for request in guardrails.alarm_requests(config)]
 
 
 def point_endpoint(aws: Aws, config, name: str, current, made: list[str],
@@ -121,12 +130,17 @@ def _guard(aws: Aws, config) -> dict:
 
 
 def prune(sm, endpoint: str, keep: set[str]) -> None:
-    """After a successful update: drop older configs/models of this endpoint (keep previous)."""
-    keep_models = {v["ModelName"] for c in keep for v in resources.config_variants(sm, c)}
-    for name in resources.our_names(sm, "list_endpoint_configs", "EndpointConfigs",
-                                    "EndpointConfigName", endpoint):
-        if name not in keep:
-            resources.quietly(sm.delete_endpoint_config, EndpointConfigName=name)
-    for name in resources.our_names(sm, "list_models", "Models", "ModelName", endpoint):
-        if name not in keep_models:
-            resources.quietly(sm.delete_model, ModelName=name)
+    """After a successful update: drop older configs/models of this endpoint (keep previous);
+    only what resources.endpoint_resources says is this endpoint's, never a namesake's."""
+    try:
+        configs, models, _ = resources.endpoint_resources(sm, endpoint, None,
+                                                          names.ours(endpoint))
+        keep_models = {model for config in keep for model in resources.models_in(sm, config)}
+    except (ClientError, BotoCoreError, UserError) as exc:
+        # The update has succeeded: older configs and models are only clutter.
+        print(f"older endpoint configs and models were not pruned ({exc})")
+        return
+    for name in configs - keep:
+        resources.quietly(sm.delete_endpoint_config, EndpointConfigName=name)
+    for name in models - keep_models:
+        resources.quietly(sm.delete_model, ModelName=name)

@@ -1,15 +1,19 @@
 """``delete``: autoscaling, the endpoint, every endpoint config and model made for it.
 
-Batch Transform models of the same name base go too; ``--purge`` also deletes the model
-archives in S3.  What is already gone is reported as such, so it can be re-run.  With
-``--component`` it deletes one inference component (deploy.sagemaker.components.delete)
-and the endpoint only when no other component is left; an endpoint that still hosts
-components is never deleted without naming them.
+Batch Transform models made for it go too; ``--purge`` also deletes the model archives in
+S3, except those another live endpoint still serves.  What is already gone is reported as
+such, so it can be re-run.  With ``--component`` it deletes one inference component
+(deploy.sagemaker.components.delete) and the endpoint only when no other component is left;
+an endpoint that still hosts components is never deleted without naming them.
+
+Names are cut to 40 characters (names.base), so another endpoint's configs and models can
+be named like this one's: the ``reranker-endpoint`` tag and what the endpoints reference
+decide (resources.endpoint_resources); what is named alike but kept is listed as ``kept``.
 """
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy import config as cfg
 from deploy.errors import UserError
@@ -30,27 +34,93 @@ def run_delete(args) -> int:
     aws = Aws(config)
     sm = aws.client("sagemaker")
     if config.component:
-        models = resources.our_names(sm, "list_models", "Models", "ModelName",
-                                     components.model_base(config.component))
+        models = components.models_of(sm, config.endpoint, config.component)[0]
         data = _data_of(sm, models)
         results = components.delete(aws, config.endpoint, config.component,
                                     timeout=config.wait_timeout, poll=config.poll_seconds)
+        mine = f"component {config.component} on endpoint {config.endpoint}"
     else:
         current = resources.describe(sm, config.endpoint)
         if current and components.hosts_components(sm, current):
             components.refuse_if_hosting(sm, config.endpoint)
-        configs, models = _ours(sm, config.endpoint)
+        configs, models, kept = resources.endpoint_resources(
+            sm, config.endpoint, current, names.ours(config.endpoint),
+            names.batch_models(config.endpoint))
         data = _data_of(sm, models)
         results = _delete_endpoint(aws, sm, config.endpoint, configs, models)
+        results += sorted(kept.items())
+        mine = f"endpoint {config.endpoint}"
     if args.purge:
-        for uri in sorted(u for u in data if u and u.startswith("s3://")):
-            results.append((uri, _purge(aws.client("s3"), uri)))
+        results += _purge_unshared(aws, sm, data, mine)
     for what, outcome in results:
         print(f"{outcome:<13} {what}")
     failed = [w for w, o in results if o.startswith("failed")]
     if failed:
         raise UserError(f"could not delete {', '.join(failed)}")
     return 0
+
+
+def _purge_unshared(aws, sm, data: set, mine: str) -> list[tuple[str, str]]:
+    """Purge each archive or prefix in ``data`` that nothing but ``mine`` serves: archives
+    are named by model and sha256 alone, so endpoints deployed from one archive share it,
+    and SageMaker reads it again whenever it starts an instance."""
+    uris = sorted(u for u in data if u and u.startswith("s3://"))
+    if not uris:
+        return []
+    try:
+        users = _users(sm, set(uris), mine)
+    except (BotoCoreError, ClientError, UserError) as exc:
+        # Not knowing is not "unused": keep them, and fail so that nobody thinks them gone.
+        why = exc if isinstance(exc, UserError) else f"{error_code(exc)}: {error_message(exc)}"
+        return [(uri, f"failed (kept: could not check which endpoints serve it: {why})")
+                for uri in uris]
+    return [(uri, f"kept ({users[uri]} still serves it)" if uri in users
+             else _purge(aws.client("s3"), uri)) for uri in uris]
+
+
+def _users(sm, uris: set[str], mine: str) -> dict[str, str]:
+    """{uri: who else serves it}, from every live endpoint (DescribeEndpoint, its configs,
+    their models, or the inference components it hosts); stops once every uri has one."""
+    users: dict[str, str] = {}
+    data: dict[str, set[str]] = {}  # model -> its data: endpoints often share models' data
+    for who, model in _serving(sm):
+        if who == mine:
+            continue
+        if model not in data:
+            data[model] = resources.model_data_uris(resources.model_of(sm, model))
+        for uri in uris - users.keys():
+            if any(_overlap(uri, other) for other in data[model]):
+                users[uri] = who
+        if users.keys() == uris:
+            break
+    return users
+
+
+def _serving(sm):
+    """(who, model) for every live endpoint's models or components, endpoint by endpoint."""
+    for page in sm.get_paginator("list_endpoints").paginate():
+        for item in page.get("Endpoints", []):
+            yield from _served_by(sm, item["EndpointName"])
+
+
+def _served_by(sm, endpoint: str):
+    description = resources.describe(sm, endpoint)
+    variants = [v for config in resources.served_configs(description)
+                for v in resources.variants_of(sm, config)]
+    models = sorted({v["ModelName"] for v in variants if v.get("ModelName")})
+    yield from ((f"endpoint {endpoint}", model) for model in models)
+    if variants and not models:  # an endpoint for components: its variants name no model
+        for item in components.components_on(sm, endpoint):
+            name = item["InferenceComponentName"]
+            spec = (components.describe_component(sm, name) or {}).get("Specification") or {}
+            if spec.get("ModelName"):
+                yield f"component {name} on endpoint {endpoint}", spec["ModelName"]
+
+
+def _overlap(uri: str, other: str) -> bool:
+    """The same object, or one inside the other's prefix (a prefix's purge takes all)."""
+    return (uri == other or (uri.endswith("/") and other.startswith(uri))
+            or (other.endswith("/") and uri.startswith(other)))
 
 
 def _purge(s3, uri: str) -> str:
@@ -91,20 +161,4 @@ def _delete_endpoint(aws, sm, endpoint: str, configs, models) -> list[tuple[str,
 
 
 def _data_of(sm, models) -> set:
-    return {resources.model_data_of(resources.model_of(sm, m).get("PrimaryContainer", {}))
-            for m in models}
-
-
-def _ours(sm, endpoint: str) -> tuple[set[str], set[str]]:
-    """The endpoint configs and models this tool made for ``endpoint``."""
-    current = resources.describe(sm, endpoint)
-    configs = set(resources.our_names(sm, "list_endpoint_configs", "EndpointConfigs",
-                                      "EndpointConfigName", endpoint))
-    if current:
-        configs.add(current["EndpointConfigName"])
-    models = set(resources.our_names(sm, "list_models", "Models", "ModelName", endpoint))
-    models.update(resources.our_names(sm, "list_models", "Models", "ModelName", endpoint,
-                                      names.batch_models(endpoint)))
-    for name in configs:
-        models.update(v["ModelName"] for v in resources.config_variants(sm, name))
-    return configs, models
+    return {uri for m in models for uri in resources.model_data_uris(resources.model_of(sm, m))}

@@ -20,7 +20,7 @@ from deploy.errors import UserError
 from deploy.sagemaker import modes, names, resources
 from deploy.sagemaker.aws import Aws, error_code, error_message, translate_errors
 from deploy.sagemaker.endpoints import print_policies, require_role
-from deploy.sagemaker.model_source import model_data_for, resolve_image
+from deploy.sagemaker.model_source import check_source, model_data_for, resolve_image
 from deploy.sagemaker.waiter import WaitFailed, judge_status, wait
 
 RUNNING = ("InProgress", "Stopping")
@@ -30,7 +30,9 @@ def run_transform(args) -> int:
     if print_policies(args, config):
         return 0
     require_role(config, "transform")
-    transform(Aws(config), config, wait=args.wait)
+    aws = Aws(config)
+    check_source(aws, config)  # the model data, before the model or the job is made
+    transform(aws, config, wait=args.wait)
     return 0
 
 

@@ -50,14 +50,42 @@ class Destination:
     folder: str
 
 
+# What `package` puts in every archive, and SageMaker's DLC and our image start from.
+REQUIRED = (archive.MANIFEST, "code/inference.py")
+
+
 def destination(aws: Aws, path: Path) -> Destination:
-    """Hash the archive (with progress), read its model id and pick the bucket."""
-    if not path.is_file():
-        raise UserError(f"{path} does not exist: run `make package MODEL=...` first")
-    sha = with_progress(f"sha256 {path.name}", path.stat().st_size,
-                        lambda step: archive.sha256_file(path, step))
+    """Read the whole archive once (with progress): its sha256, and a complete .tar.gz with
+    what `package` writes, or a refusal before anything goes to S3; then its model id and
+    the bucket."""
+    sha = checked_sha(path)
     model_id = model_id_of(path)
     return Destination(sha, model_id, bucket_for(aws), folder_of(aws.config, model_id, sha))
+
+
+_CHECKED: dict[tuple, str] = {}
+
+
+def checked_sha(path: Path) -> str:
+    """The archive's sha256, once it read as a complete .tar.gz holding REQUIRED (read once
+    per run: a file of the same size and time is not read again)."""
+    if path.is_dir():
+        raise UserError(f"{path} is a folder: upload takes the model.tar.gz `make package`"
+                        " wrote")
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: run `make package MODEL=...` first")
+    stat = path.stat()
+    seen = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if seen in _CHECKED:
+        return _CHECKED[seen]
+    sha, files = with_progress(f"checking {path.name}", stat.st_size,
+                               lambda step: archive.read_whole(path, step))
+    missing = [name for name in REQUIRED if name not in files]
+    if missing:
+        raise UserError(f"{path} has no {missing[0]}: it is not an archive `make package`"
+                        " wrote (build it with `make package MODEL=...`)")
+    _CHECKED[seen] = sha
+    return sha
 
 
 def already_there(aws: Aws, bucket: str, key: str, sha: str, uri: str) -> bool:
