@@ -42,9 +42,13 @@ class ServerConfig:
     request_timeout: float = 0.0
     # Request line plus headers; larger get 431 (h11's max incomplete event size).
     max_header_bytes: int = 65536
-    # Open connections (idle keep-alive ones included); more get 503 on connecting.  With
+    # Open connections (idle keep-alive ones included).  One more closes the connection idle
+    # longest between two requests; when none is idle, it gets 503 on connecting.  With
     # SERVE_MAX_PAYLOAD_BYTES it bounds the memory bodies being read can take.
     max_connections: int = 256
+    # Seconds a client may leave its answer unread (the server's write buffer not draining
+    # at all); then the connection is aborted, so clients that never read hold no connection.
+    send_timeout: float = 30.0
     # Seconds from SIGTERM to exit, whatever the load: requests in flight get until then
     # minus 2 s to finish (then 503), and the engine stops its forward passes in those 2 s.
     # SageMaker sends SIGKILL 30 s after SIGTERM.
@@ -81,6 +85,7 @@ VARIABLES = {  # field -> variables, first set wins
     "request_timeout": ("SERVE_REQUEST_TIMEOUT",),
     "max_header_bytes": ("SERVE_MAX_HEADER_BYTES",),
     "max_connections": ("SERVE_MAX_CONNECTIONS",),
+    "send_timeout": ("SERVE_SEND_TIMEOUT",),
     "shutdown_timeout": ("SERVE_SHUTDOWN_TIMEOUT",),
     "keep_alive": ("SERVE_KEEP_ALIVE",),
     "log_level": ("SERVE_LOG_LEVEL",),
@@ -143,6 +148,7 @@ def _validate(config: ServerConfig) -> None:
         (config.request_timeout >= 0, "SERVE_REQUEST_TIMEOUT must be >= 0 (0: no limit)"),
         (config.max_header_bytes >= 4096, "SERVE_MAX_HEADER_BYTES must be at least 4096"),
         (config.max_connections >= 1, "SERVE_MAX_CONNECTIONS must be at least 1"),
+        (config.send_timeout > 0, "SERVE_SEND_TIMEOUT must be > 0"),
         (config.shutdown_timeout >= 0, "SERVE_SHUTDOWN_TIMEOUT must be >= 0"),
         (config.keep_alive >= 1, "SERVE_KEEP_ALIVE must be at least 1"),
         (config.program.endswith(".py"), "SAGEMAKER_PROGRAM must name a .py file"),
