@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -124,9 +125,11 @@ def test_close_fails_waiting_requests_within_its_timeout():
         engine.run([[1]], None)  # closed for good
 
 
-def test_interpreter_exit_closes_every_live_batcher():
+def test_interpreter_exit_closes_every_live_batcher(monkeypatch):
     engine = batcher(SlowForward(0))
     assert engine in batching._LIVE
+    # Only this batcher: the session's shared engines must outlive this test.
+    monkeypatch.setattr(batching, "_LIVE", weakref.WeakSet([engine]))
     batching._close_all()
     assert not engine._thread.is_alive()
 
