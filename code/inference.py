@@ -27,3 +27,9 @@ def predict_fn(data, model, context=None):
 
 def output_fn(prediction, accept, context=None):
     return dialects.render(prediction, accept)
+
+
+# The Accept headers output_fn can answer, known before any work: our server checks them
+# before input_fn (a 406 after scoring would waste the model's time).  The DLC has no such
+# step; output_fn's own check still answers 406 there.
+output_fn.check_accept = dialects.check_accept

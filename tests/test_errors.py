@@ -62,7 +62,7 @@ CASES = [
     (b'{"inputs": [{"text": "a", "text_pair": 2}]}', "application/json", 422,
      "inputs[0].text_pair"),
     (b'{"inputs": {"text": "a", "text_pair": "b"}, "parameters": {"function_to_apply": "x"}}',
-     "application/json", 422, "function_to_apply"),
+     "application/json", 422, "parameters.function_to_apply"),
     (b'{"inputs": {"text": "a", "text_pair": "b"}, "parameters": []}', "application/json", 422,
      "parameters"),
     (b'{"query": "q", "documents": ["a"], "long_documents": "split"}', "application/json", 422,

@@ -318,9 +318,17 @@ def test_chunk_mode_scores_each_window_and_keeps_the_best(llm_dirs, family):
         prompts = engine.prompts
         _, suffix_pieces, instruction = prompts.profile.with_instruction(None)
         suffix = prompts._pieces(suffix_pieces, instruction=instruction)
-        label = prompts._label
+        label = prompts._label_tokens(prompts._plain.encode(prompts._before + long_doc))
         assert all(r[-len(suffix):] == suffix for r in group.rows)
         assert second[:label] == first[:label]  # each window keeps the document's label
+        # ... and that label is the label alone: no token of the document's first word (the
+        # tokenizer glues the label's space to it, " word0") is repeated in every window.
+        assert prompts._plain.decode(second[:label]) == prompts._before.rstrip(" ")
+        assert 0 < label < prompts._label
+        # A left cut (TEI's truncation_direction) keeps the same label before the tail.
+        left = prompts.encode(pairs, direction="left").groups[0].rows[1]
+        assert left[:label] == first[:label]
+        assert prompts._plain.decode(left[:-len(suffix)]).endswith("word299")
         width = len(first) - label - len(suffix)
         # Consecutive windows share 8 tokens; every row fits the 96-token prompt.
         assert second[label:label + 8] == first[label + width - 8:label + width]

@@ -186,7 +186,7 @@ MEDIA = [
     ("text/plain", 415),
     ("application/xml", 415), ("multipart/form-data; boundary=x", 415), ("*/*", 415),
     ("application/json;;;", 200), ("APPLICATION/JSON; charset=UTF-8", 200),
-    ("application/vnd.api+json", 200), ("application/json; charset=latin-1; x=y", 200),
+    ("application/vnd.api+json", 200), ("application/json; charset=latin-1; x=y", 415),
 ]
 
 

@@ -79,7 +79,7 @@ def test_the_cap_applies_to_an_llm_reranker(llm_dirs):
         assert capped["data"][0]["score"] != pytest.approx(full["data"][0]["score"], abs=1e-9)
         with pytest.raises(Exception) as refused:
             call(engine, {"text_1": PANDA_QUERY, "text_2": [doc], "truncate_prompt_tokens": 4})
-        assert refused.value.status == 413 and refused.value.field == "query"
+        assert refused.value.status == 422 and refused.value.field == "truncate_prompt_tokens"
     finally:
         engine.close()
 

@@ -52,7 +52,12 @@ def _header(context, name: str) -> str | None:
     except (AttributeError, IndexError, TypeError):
         return None  # no context (a plain Python call) or one of another shape
     for key, value in (properties or {}).items():
-        key = key.decode() if isinstance(key, bytes) else str(key)
-        if key.lower() == name:
-            return value.decode() if isinstance(value, bytes) else str(value)
+        if _text(key).lower() == name:
+            return _text(value)
     return None
+
+
+def _text(value) -> str:
+    # MMS hands header names and values as bytes; HTTP defines them as latin-1 (RFC 9110
+    # 5.5), which decodes any byte, so a stray 0xff is a bad value, not a crash.
+    return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else str(value)

@@ -230,11 +230,16 @@ class Reranker:
 
     def check_body_documents(self, count: int) -> None:
         """413 for more documents than RERANK_MAX_BODY_DOCUMENTS in all the lines of one
-        jsonlines body, so a body of many lines cannot lift the per-request limit."""
+        jsonlines body, so a body of many lines cannot lift the per-request limit; a line
+        counts one document at least (``dialects.run``), so neither can one of many blank
+        or broken lines, each of which costs a parse and an answer line."""
         limit = self.settings.max_body_documents or self.settings.max_documents
         variable = ("RERANK_MAX_BODY_DOCUMENTS" if self.settings.max_body_documents
                     else "RERANK_MAX_DOCUMENTS")
-        self._check_count(count, limit, variable, "body")
+        if count > limit:
+            raise PayloadTooLarge(f"{count} documents in the lines of one body (a line counts"
+                                  f" one at least); the limit is {limit} ({variable}): split"
+                                  " the lines across requests", field="body")
 
     @staticmethod
     def _check_count(count: int, limit: int, variable: str, field: str) -> None:
@@ -251,6 +256,7 @@ class Reranker:
         rows = self.prompts.encode(
             request.pairs,
             instruction=request.instruction or self.settings.instruction or None,
+            instruction_field=request.instruction_field,
             truncate=request.truncate,
             direction=request.truncation_direction,
             field=request.documents_field,
@@ -295,9 +301,10 @@ class Reranker:
             return
         if self.profile is None or not self.profile.takes_instruction:
             kind = self.profile.name if self.profile else "a cross-encoder"
+            field = request.instruction_field
             raise InvalidRequest(
-                f"instruction: this model ({self.name}, {kind}) takes no instruction; drop the"
-                " field", field="instruction")
+                f"{field}: this model ({self.name}, {kind}) takes no instruction; drop the"
+                " field", field=field)
 
     def _token_cap(self, request: RerankRequest) -> int | None:
         """The request's cap on a pair's tokens, refused where it leaves no room for text."""
@@ -312,6 +319,11 @@ class Reranker:
         self._check_count(len(request.pairs), self.settings.max_documents,
                           "RERANK_MAX_DOCUMENTS", request.documents_field)
         cap = self.settings.max_chars
+        if request.instruction is not None and len(request.instruction) > cap:
+            # Checked before anything tokenizes it, like a query.
+            field = request.instruction_field
+            raise PayloadTooLarge(f"{field} has more than {cap} characters (RERANK_MAX_CHARS)",
+                                  field=field)
         for i, (query, text) in enumerate(request.pairs):
             if len(query) > cap or len(text) > cap:
                 field = "query" if len(query) > cap else f"{request.documents_field}[{i}]"

@@ -26,15 +26,19 @@ class RerankError(Exception):
     status = 400
     type = "invalid_request"
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(self, message: str, field: str | None = None, hint: str | None = None):
         message = clip(message, MAX_MESSAGE_CHARS)
         field = None if field is None else clip(field, MAX_FIELD_CHARS)
         super().__init__(message)
         self.message = message
         self.field = field
+        # What to send instead, appended to the message; a JSON lines answer leaves it out
+        # (``brief``), or a body of many bad lines would repeat it on every line.
+        self.hint = hint
 
-    def to_dict(self) -> dict:
-        body = {"type": self.type, "message": self.message}
+    def to_dict(self, brief: bool = False) -> dict:
+        message = self.message if brief or not self.hint else f"{self.message}: {self.hint}"
+        body = {"type": self.type, "message": message}
         if self.field is not None:
             body["field"] = self.field
         return {"error": body}

@@ -18,12 +18,13 @@ references).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 from .backends.base import ModelLoadError
-from .errors import PayloadTooLarge
+from .errors import InvalidRequest, PayloadTooLarge, RerankError
 from .profiles import Profile
 
 
@@ -95,6 +96,9 @@ class PromptEncoder:
         self._after, self._tail = self._cut_specials(after, last=False)
         # The label ("<Document>: ") survives a left cut when it tokenizes as a prefix.
         self._label = len(self._template(self._head)) + len(self._text(self._before, {}))
+        # Where the label's text ends within a document piece, its trailing spaces left out:
+        # the space is the document's first token's ("<Document>:", " Paris").
+        self._label_end = len(self._before.rstrip(" "))
 
     def _cut_specials(self, text: str, *, last: bool) -> tuple[str, str]:
         """``text`` split after its last (``last``) or before its first special token."""
@@ -137,13 +141,15 @@ class PromptEncoder:
                truncate: bool = True, direction: str = "right",
                field: str = "documents", max_length: int | None = None,
                max_chunks: int = 0, overlap: int = 0,
-               max_document_tokens: int | None = None) -> PromptRows:
+               max_document_tokens: int | None = None,
+               instruction_field: str = "instruction") -> PromptRows:
         """``max_length``: the request's own cap on a prompt, where lower than the model's.
         ``max_chunks`` > 0: a document too long for one prompt becomes up to that many
         overlapping windows, one row each for the same pair (the engine keeps the best).
         ``max_document_tokens``: the request's cap on each document's own tokens, kept from
         the side ``direction`` keeps; it applies before the prompt's limit and the windows
-        (Cohere's cap is on the document, not on the prompt)."""
+        (Cohere's cap is on the document, not on the prompt).  ``instruction_field``: the
+        request's name for its instruction, for an error that blames it."""
         limit = min(self.max_length, max_length or self.max_length)
         which = "(RERANK_LLM_MAX_LENGTH)" if limit == self.max_length else "(the requested cap)"
         prefix_pieces, suffix_pieces, instruction = self.profile.with_instruction(instruction)
@@ -169,9 +175,9 @@ class PromptEncoder:
             group, suffix = queries[query], suffixes[query]
             room = limit - len(group.prefix) - len(suffix)
             if room <= self._label:
-                raise PayloadTooLarge(
-                    f"the query and the prompt take {len(group.prefix) + len(suffix)} tokens,"
-                    f" leaving no room for a document within {limit} {which}", field="query")
+                raise self._no_room(len(group.prefix) + len(suffix), limit, which,
+                                    (prefix_pieces, suffix_pieces, instruction),
+                                    instruction_field)
             ids = head + doc.ids + tail
             pieces = [ids]
             if len(ids) > room:
@@ -180,12 +186,34 @@ class PromptEncoder:
                         f"pair {index} has {len(ids) + len(group.prefix) + len(suffix)} tokens,"
                         f" more than {limit} {which}; send truncate=true or shorten it",
                         field=f"{field}[{index}]")
-                pieces = (self._windows(ids, room, max_chunks, overlap) if max_chunks
-                          else [self._cut(ids, room, direction)])
+                label = min(len(head) + self._label_tokens(doc), self._label)
+                pieces = (self._windows(ids, room, max_chunks, overlap, label) if max_chunks
+                          else [self._cut(ids, room, direction, label)])
             for piece in pieces:
                 group.rows.append(piece + suffix)
                 group.pairs.append(index)
         return PromptRows(list(queries.values()))
+
+    def _no_room(self, taken: int, limit: int, which: str, prompt: tuple, instruction_field: str
+                 ) -> RerankError:
+        """The error for a prompt that leaves no room for a document, naming what to change:
+        the request's token cap when the model's limit had room (a 422, as a cross-encoder
+        answers a cap below its special tokens), else the instruction when even an empty
+        query leaves none, else the query."""
+        need = taken + self._label + 1
+        if limit < self.max_length and need <= self.max_length:
+            return InvalidRequest(
+                f"truncate_prompt_tokens must be at least {need} for this request (the"
+                " prompt's template, instruction and query, and one token of the document)",
+                field="truncate_prompt_tokens")
+        prefix_pieces, suffix_pieces, instruction = prompt
+        empty = {"query": "", "instruction": instruction}
+        fixed = (len(self.bos) + len(self._pieces(prefix_pieces, **empty))
+                 + len(self._pieces(suffix_pieces, **empty)))
+        field = instruction_field if fixed + self._label >= limit else "query"
+        return PayloadTooLarge(f"the {field} and the rest of the prompt take {taken} tokens,"
+                               f" leaving no room for a document within {limit} {which}",
+                               field=field)
 
     def _capped(self, documents: list[str], cap: int, direction: str) -> list[str]:
         """Each document's text cut to its first (``direction`` "left": last) ``cap``
@@ -204,18 +232,28 @@ class PromptEncoder:
             capped.append(text)
         return capped
 
-    def _windows(self, ids: list[int], room: int, max_chunks: int, overlap: int
+    def _label_tokens(self, piece: Encoding) -> int:
+        """The document piece's leading tokens that hold nothing but its label: a window
+        or a left cut puts the label before a later part of the document, so a token the
+        label shares with the document's first word (" Paris") must stay out of it."""
+        ends = itertools.takewhile(lambda end: end <= self._label_end,
+                                   (end for _, end in piece.offsets))
+        return sum(1 for _ in ends)
+
+    @staticmethod
+    def _windows(ids: list[int], room: int, max_chunks: int, overlap: int, label: int
                  ) -> list[list[int]]:
-        """The document's label, then each window of what follows it: ``room`` tokens a
-        row, consecutive windows sharing ``overlap`` (at most half a window), at most
-        ``max_chunks`` of them from the start."""
-        label, body = ids[: self._label], ids[self._label:]
-        width = room - self._label
+        """The document's ``label`` tokens, then each window of what follows them: ``room``
+        tokens a row, consecutive windows sharing ``overlap`` (at most half a window), at
+        most ``max_chunks`` of them from the start."""
+        head, body = ids[:label], ids[label:]
+        width = room - label
         step = width - min(overlap, width // 2)
         starts = range(0, max(len(body) - width, 0) + step, step)
-        return [label + body[start:start + width] for start in starts[:max_chunks]]
+        return [head + body[start:start + width] for start in starts[:max_chunks]]
 
-    def _cut(self, ids: list[int], room: int, direction: str) -> list[int]:
+    @staticmethod
+    def _cut(ids: list[int], room: int, direction: str, label: int) -> list[int]:
         if direction == "left":
-            return ids[: self._label] + ids[len(ids) - (room - self._label):]
+            return ids[:label] + ids[len(ids) - (room - label):]
         return ids[:room]

@@ -36,8 +36,10 @@ class RerankRequest:
     # The client's cap on each document's own tokens (Cohere's max_tokens_per_doc), applied
     # before the pair or prompt is fitted to the model's limit; None: no cap.
     max_document_tokens: int | None = None
-    # LLM rerankers' task instruction (None: the setting's, else the profile's default).
+    # LLM rerankers' task instruction (None: the setting's, else the profile's default),
+    # and the request's name for it, so errors name the client's own field.
     instruction: str | None = None
+    instruction_field: str = "instruction"
     # Dialect-specific switches (raw_scores, function_to_apply, ...), read by its renderer.
     options: dict = dataclasses.field(default_factory=dict)
 

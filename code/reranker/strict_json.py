@@ -44,9 +44,10 @@ def loads(text: str):
     if text.startswith("\ufeff"):
         text = text[1:]
     repair = _may_hold_surrogates(text)
+    duplicated: list[_Duplicated] = []
     try:
         value = json.loads(text, parse_constant=_constant, parse_float=_float,
-                           parse_int=_int, object_pairs_hook=_object_hook(repair))
+                           parse_int=_int, object_pairs_hook=_object_hook(repair, duplicated))
     except _Refused as exc:
         raise InvalidJSON(exc.message, field=exc.field) from None
     except json.JSONDecodeError as exc:
@@ -54,6 +55,8 @@ def loads(text: str):
                           f" column {exc.colno}", field="body") from None
     except RecursionError:
         raise _too_deep() from None
+    if duplicated:
+        raise _duplicate_error(value, duplicated[0])
     return _checked(value, 0, repair)
 
 
@@ -85,17 +88,49 @@ def _int(literal: str) -> int:
     return int(literal)
 
 
-def _object_hook(repair: bool):
+class _Duplicated(dict):
+    """An object that had ``key`` twice.  Parsing goes on, for json builds objects inner
+    first and cannot say where one sits: the finished tree gives the key's path."""
+
+    key = ""
+
+
+def _object_hook(repair: bool, duplicated: list[_Duplicated]):
     def build(pairs: list[tuple[str, object]]) -> dict:
         if repair:
             pairs = [(_fix(key), value) for key, value in pairs]
         obj = dict(pairs)
         if len(obj) != len(pairs):
             seen: set[str] = set()
-            key = next(k for k, _ in pairs if k in seen or seen.add(k))
-            raise _Refused(f"the key {key!r} appears more than once in one object", field=key)
+            obj = _Duplicated(obj)
+            obj.key = next(k for k, _ in pairs if k in seen or seen.add(k))
+            duplicated.append(obj)
         return obj
     return build
+
+
+def _duplicate_error(root, obj: _Duplicated) -> InvalidJSON:
+    """400 naming the twice-sent key by its path: ``documents[0].text``, not ``text``."""
+    where = _path_to(root, obj)
+    field = f"{where}.{obj.key}" if where else obj.key
+    return InvalidJSON(f"the key {obj.key!r} appears more than once in"
+                       f" {where or 'the body'}", field=field)
+
+
+def _path_to(root, target) -> str:
+    """The path of ``target`` within ``root`` (``""``: the root itself), searched without
+    recursion: the depth limit is checked later."""
+    stack = [(root, "")]
+    while stack:
+        item, path = stack.pop()
+        if item is target:
+            return path
+        children = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, child in children:
+            if isinstance(child, (dict, list)):
+                step = f"[{key}]" if isinstance(item, list) else f".{key}" if path else key
+                stack.append((child, path + step))
+    return ""
 
 
 def _checked(value, depth: int, repair: bool):

@@ -18,6 +18,43 @@ def media_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
 
 
+def header_text(value) -> str | None:
+    """A header as text, whatever the caller passed: a server may hand raw bytes, which
+    HTTP defines as latin-1 (RFC 9110 5.5), so they never fail to decode."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("latin-1")
+    return str(value)
+
+
+def body_data(data) -> bytes | str:
+    """The body as bytes or text: our server passes bytes, the DLC a str, Python callers
+    sometimes a bytearray or memoryview; anything else is no HTTP body."""
+    if isinstance(data, (bytes, str)):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    if data is None:
+        raise InvalidJSON("the body is empty; send a JSON object", field="body")
+    raise InvalidJSON(f"the body must be bytes or text, got {type(data).__name__}",
+                      field="body")
+
+
+def check_charset(content_type: str | None) -> None:
+    """JSON is UTF-8 (RFC 8259 8.1): a body labelled with another charset is refused rather
+    than decoded as UTF-8 against its label, or failed as "not UTF-8"."""
+    for param in (content_type or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() != "charset":
+            continue
+        charset = value.strip().strip('"').strip().lower()
+        if charset not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType(
+                f"charset {charset[:40]!r} is not supported; JSON is sent as utf-8",
+                field="Content-Type")
+
+
 def is_jsonlines_type(media: str) -> bool:
     """One JSON document per line: SageMaker Batch Transform's application/jsonlines."""
     return media in JSON_LINES
@@ -35,6 +72,7 @@ def decode_json(data: bytes | str | bytearray, content_type: str | None):
         raise UnsupportedMediaType(
             f"content type {content_type!r} names no media type; send {JSON}",
             field="Content-Type")
+    check_charset(content_type)
     if media == FORM:
         return _form_as_json(data)
     if not is_json_type(media):
@@ -69,14 +107,54 @@ def _form_as_json(data):
 
 
 def check_accept(accept: str | None) -> None:
-    if not accept:
+    """406 unless ``accept`` allows JSON or JSON lines at a quality above 0.
+
+    Both kinds of body accept both: each answer line is a JSON text, a JSON answer is one
+    line, and the DLC turns a missing Accept into application/json before output_fn sees
+    it, so application/json cannot be read as refusing a JSON lines answer (RFC 9110 12.5.1
+    lets a server disregard an Accept it cannot honour exactly; it answers in kind)."""
+    if not (accept or "").strip():
         return
-    for part in accept.split(","):
-        media = media_type(part)
-        if media in ("*/*", "application/*") or is_json_type(media) or is_jsonlines_type(media):
-            return
+    ranges = _accept_ranges(accept)
+    if _quality(ranges, is_json_type) > 0 or _quality(ranges, is_jsonlines_type) > 0:
+        return
     raise NotAcceptable(f"cannot answer in {accept!r}; accept {JSON} or {JSON_LINES[0]}",
                         field="Accept")
+
+
+def _accept_ranges(accept: str) -> list[tuple[str, float]]:
+    """(media range, q) for each part of an Accept header."""
+    ranges = []
+    for part in accept.split(","):
+        media, *params = part.split(";")
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                q = _qvalue(value)
+        ranges.append((media.strip().lower(), q))
+    return ranges
+
+
+def _qvalue(text: str) -> float:
+    # A malformed q is ignored (the range counts as q=1) rather than refused.
+    try:
+        q = float(text.strip())
+    except ValueError:
+        return 1.0
+    return q if 0 <= q <= 1 else 1.0
+
+
+def _quality(ranges: list[tuple[str, float]], is_kind) -> float:
+    """The q of the most specific range matching a kind of answer (its own types, then
+    application/*, then */*); 0 when none matches.  ``application/json;q=0, */*`` refuses
+    JSON: the exact range wins over the wildcard."""
+    levels: dict[int, float] = {}
+    for media, q in ranges:
+        level = 2 if media and is_kind(media) else {"application/*": 1, "*/*": 0}.get(media)
+        if level is not None:
+            levels[level] = max(q, levels.get(level, 0.0))
+    return levels[max(levels)] if levels else 0.0
 
 
 def encode_json(obj) -> bytes:

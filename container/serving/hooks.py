@@ -62,6 +62,11 @@ class Hooks:
     def invoke(self, model, body: bytes, content_type: str | None, accept: str | None,
                context: RequestContext) -> tuple[bytes, Any]:
         """Request bytes to response bytes; also returns the hook's result for the log."""
+        # An output_fn that states its Accept rule (the image's does) has it checked before
+        # the model works for an answer it would then refuse.
+        check_accept = getattr(self.functions["output_fn"], "check_accept", None)
+        if check_accept is not None:
+            check_accept(accept)
         request = self._call("input_fn", context, body, content_type)
         result = self._call("predict_fn", context, request, model)
         payload = self._call("output_fn", context, result, accept)

@@ -82,7 +82,7 @@ _REQUESTS = {
                                     ("text", "text_pair"))),
         "parameters": _obj({"function_to_apply": {"enum": ["sigmoid", "softmax", "none"]},
                             "top_k": {"type": ["integer", "null"], "minimum": 1}}),
-        "instruction": _COMMON["instruction"],
+        **_COMMON,
     }, ("inputs",)),
     "LangchainRequest": _obj({
         "text_pairs": {"type": "array", "minItems": 1, "items": {
@@ -94,12 +94,14 @@ _REQUESTS = {
         "text_1": _one_or_many(_text()), "text_2": _one_or_many(_string()),
         "model": {"type": ["string", "null"]}, "use_activation": _boolean(),
         "truncate_prompt_tokens": {"type": "integer"}, "priority": {"const": 0},
-        "instruction": _COMMON["instruction"],
+        **_COMMON,
     }, ("text_1", "text_2")),
     "ElasticRequest": _obj({
         "query": _text(), "input": _one_or_many(_string()), "top_n": _positive(),
         "return_documents": _boolean(),
         "task_settings": _obj({"instruction": _string()}),
+        "long_documents": _COMMON["long_documents"],
+        "max_chunks_per_doc": _COMMON["max_chunks_per_doc"],
     }, ("query", "input")),
 }
 

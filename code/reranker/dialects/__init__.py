@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .. import wire
 from ..errors import UnknownDialect
 from ..request import RerankRequest, RerankResult
-from ..wire import JSON, check_accept, decode_json, encode_json, is_jsonlines_type, media_type
+from ..wire import JSON, decode_json, encode_json, is_jsonlines_type, media_type
 from . import cohere, elastic, langchain, lines, pipeline, score, tei, topk
 
 DIALECTS = {m.NAME: m for m in (cohere, tei, topk, pipeline, langchain, score, elastic)}
@@ -37,7 +38,7 @@ _HINT = ('send {"query", "documents"} (Cohere), {"query", "texts"} (TEI),'
 
 def detect(body) -> str:
     if not isinstance(body, dict):
-        raise UnknownDialect(f"the body must be a JSON object: {_HINT}", field="body")
+        raise _not_an_object()
     if "inputs" in body:
         return pipeline.NAME
     if "text_pairs" in body:
@@ -50,18 +51,24 @@ def detect(body) -> str:
         return tei.NAME
     if "documents" in body or "query" in body:
         return topk.NAME if "topk" in body else cohere.NAME
-    raise UnknownDialect(f"the body matches no known format: {_HINT}", field="body")
+    raise UnknownDialect("the body matches no known format", field="body", hint=_HINT)
 
 
-def parse(data: bytes | str, content_type: str | None, dialect: str | None = None
+def _not_an_object() -> UnknownDialect:
+    return UnknownDialect("the body must be a JSON object", field="body", hint=_HINT)
+
+
+def parse(data, content_type, dialect: str | None = None
           ) -> RerankRequest | lines.RequestLines:
-    """Request bytes to the internal request (one per line for jsonlines); ``dialect``
-    overrides detection."""
+    """Request bytes to the internal request (a jsonlines body: its lines, parsed once
+    ``run`` has counted them); ``dialect`` overrides detection."""
     if dialect is not None and dialect not in DIALECTS and dialect not in CHOICES:
         raise UnknownDialect(f"unknown dialect {dialect!r}; one of {sorted(DIALECTS)}",
                              field="dialect")
+    data, content_type = wire.body_data(data), wire.header_text(content_type)
     if is_jsonlines_type(media_type(content_type)):
-        return lines.parse(data, lambda line: _parse_one(line, JSON, dialect))
+        wire.check_charset(content_type)
+        return lines.split(data, lambda line: _parse_one(line, JSON, dialect))
     return _parse_one(data, content_type, dialect)
 
 
@@ -70,7 +77,7 @@ def _parse_one(data: bytes | str, content_type: str | None, dialect: str | None
     body = decode_json(data, content_type)
     name = dialect or detect(body)
     if not isinstance(body, dict):
-        raise UnknownDialect(f"the body must be a JSON object: {_HINT}", field="body")
+        raise _not_an_object()
     if name in CHOICES:
         name = CHOICES[name](body)
     return DIALECTS[name].parse(body)
@@ -80,16 +87,26 @@ def run(request: RerankRequest | lines.RequestLines,
         rerank: Callable[[RerankRequest], RerankResult],
         check_body_documents: Callable[[int], None] | None = None
         ) -> RerankResult | lines.ResultLines:
-    """The engine's ``rerank`` on the request, or on each line of a jsonlines body, whose
-    lines' documents ``check_body_documents`` (the engine's limit) counts together first."""
-    if isinstance(request, lines.RequestLines):
-        if check_body_documents is not None:
-            check_body_documents(len(request.pairs))
-        return lines.run(request, rerank)
-    return rerank(request)
+    """The engine's ``rerank`` on the request, or on each line of a jsonlines body.
+    ``check_body_documents`` (the engine's limit) counts a body's lines before any is
+    parsed, then their documents together, a line counting one at least: a body of many
+    tiny or blank lines costs a parse and an answer line each."""
+    if not isinstance(request, lines.RequestLines):
+        return rerank(request)
+    check = check_body_documents or (lambda count: None)
+    check(request.count)
+    parsed = lines.parse(request)
+    check(parsed.documents)
+    return lines.run(parsed, rerank)
 
 
-def render(result: RerankResult | lines.ResultLines, accept: str | None = None) -> bytes:
+def check_accept(accept) -> None:
+    """406 unless ``accept`` allows an answer ``render`` can give (a server may check it
+    before any work)."""
+    wire.check_accept(wire.header_text(accept))
+
+
+def render(result: RerankResult | lines.ResultLines, accept=None) -> bytes:
     check_accept(accept)
     if isinstance(result, lines.ResultLines):
         return lines.render(result, _render_one)

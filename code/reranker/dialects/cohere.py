@@ -27,8 +27,7 @@ def parse(body: dict) -> RerankRequest:
     documents = fields.array(body, "documents")
     rank_fields = _rank_fields(body)
     texts = [_document_text(doc, i, rank_fields) for i, doc in enumerate(documents)]
-    if "model" in body and not isinstance(body["model"], (str, type(None))):
-        raise InvalidRequest("model must be a string", field="model")
+    fields.model(body)
     mode, chunks = fields.long_documents(body)
     return RerankRequest(
         dialect=NAME,

@@ -63,20 +63,28 @@ def string_or_strings(body: dict, field: str) -> list[str]:
     return strings(body, field)
 
 
-def positive_int(body: dict, field: str, *, required: bool = False) -> int | None:
+def positive_int(body: dict, field: str, *, required: bool = False,
+                 label: str | None = None) -> int | None:
+    label = label or field
     value = body.get(field, _MISSING)
     if value is _MISSING or (value is None and not required):
         if required:
-            raise InvalidRequest(f"{field} is required", field=field)
+            raise InvalidRequest(f"{label} is required", field=label)
         return None
-    # bool is an int in Python; 3.0 is accepted as 3, 3.5 is not.
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+    value = _integral(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest(f"{field} must be a positive integer, got {_kind(value)}",
-                             field=field)
+        raise InvalidRequest(f"{label} must be a positive integer, got {_kind(value)}",
+                             field=label)
     if value < 1:
-        raise InvalidRequest(f"{field} must be a positive integer, got {value}", field=field)
+        raise InvalidRequest(f"{label} must be a positive integer, got {value}", field=label)
+    return value
+
+
+def _integral(value):
+    # bool is an int in Python (kept a bool, so it is refused); 3.0 is accepted as 3, 3.5
+    # is not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -89,13 +97,32 @@ def boolean(body: dict, field: str, default: bool) -> bool:
     return value
 
 
-def choice(body: dict, field: str, options: tuple[str, ...], default: str | None) -> str | None:
+def choice(body: dict, field: str, options: tuple[str, ...], default: str | None, *,
+           label: str | None = None) -> str | None:
+    label = label or field
     value = body.get(field, _MISSING)
     if value is _MISSING or value is None:
         return default
     if not isinstance(value, str) or value.lower() not in options:
-        raise InvalidRequest(f"{field} must be one of {list(options)}", field=field)
+        raise InvalidRequest(f"{label} must be one of {list(options)}", field=label)
     return value.lower()
+
+
+def model(body: dict) -> None:
+    """``model`` (Cohere, vLLM): a string or null, and ignored: the endpoint serves one."""
+    if not isinstance(body.get("model"), (str, type(None))):
+        raise InvalidRequest(f"model must be a string, got {_kind(body['model'])}",
+                             field="model")
+
+
+def priority(body: dict) -> None:
+    """vLLM's ``priority``: absent or 0, since requests are served in arrival order."""
+    if "priority" not in body:
+        return
+    value = body["priority"]
+    if isinstance(value, bool) or _integral(value) != 0:  # false == 0 in Python
+        raise InvalidRequest("priority must be 0: requests are served in arrival order",
+                             field="priority")
 
 
 def long_documents(body: dict) -> tuple[str | None, int | None]:

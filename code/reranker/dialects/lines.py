@@ -25,14 +25,26 @@ _THREADS = 8
 
 @dataclasses.dataclass
 class RequestLines:
-    """The parsed lines: a request, or the error that line answers with."""
+    """A body's lines: counted when the body is read, parsed (``items``: a request, or the
+    error that line answers with) only once the engine's limit has allowed that many, so
+    a body of a million blank lines costs a count, not a million parses."""
 
-    items: list[RerankRequest | RerankError]
+    body: bytes | str
+    count: int
+    parse_line: Callable[[bytes | str], RerankRequest]
+    items: list[RerankRequest | RerankError] = dataclasses.field(default_factory=list)
     dialect: str = NAME
 
     @property
     def pairs(self) -> list:
         return [p for item in self.items if isinstance(item, RerankRequest) for p in item.pairs]
+
+    @property
+    def documents(self) -> int:
+        """What the lines weigh against the body's limit: each line's documents, and one for
+        a line that failed, which costs an answer line too."""
+        return sum(len(item.pairs) if isinstance(item, RerankRequest) else 1
+                   for item in self.items)
 
 
 @dataclasses.dataclass
@@ -46,15 +58,24 @@ class ResultLines:
         return sum(item.tokens for item in self.items if isinstance(item, RerankResult))
 
 
-def parse(data: bytes | bytearray | str, parse_line: Callable[[bytes], RerankRequest]
+def split(data: bytes | str, parse_line: Callable[[bytes | str], RerankRequest]
           ) -> RequestLines:
-    # The DLC hands hooks a str, our server bytes.
-    lines = data.split("\n") if isinstance(data, str) else bytes(data).split(b"\n")
-    if lines and not lines[-1].strip():
-        lines.pop()  # the newline that ends the last record starts no new one
-    if not lines:
+    """The body's records, counted without splitting it yet."""
+    newline = "\n" if isinstance(data, str) else b"\n"
+    count = data.count(newline) + 1
+    if not data[data.rfind(newline) + 1:].strip():
+        count -= 1  # the newline that ends the last record starts no new one
+    if not count:
         raise InvalidJSON("the body has no lines; send one JSON request per line", field="body")
-    return RequestLines([_attempt(parse_line, line) for line in lines])
+    return RequestLines(data, count, parse_line)
+
+
+def parse(request: RequestLines) -> RequestLines:
+    """Each line parsed (the DLC hands hooks a str, our server bytes)."""
+    newline = "\n" if isinstance(request.body, str) else b"\n"
+    records = request.body.split(newline, request.count)[: request.count]
+    items = [_attempt(request.parse_line, line) for line in records]
+    return dataclasses.replace(request, items=items)
 
 
 def run(lines: RequestLines, rerank: Callable[[RerankRequest], RerankResult]) -> ResultLines:
@@ -73,7 +94,7 @@ def render(result: ResultLines, render_one: Callable[[RerankResult], bytes]) -> 
 
 
 def _error_line(error: RerankError, line: int) -> bytes:
-    body = error.to_dict()
+    body = error.to_dict(brief=True)  # a hint repeated on each of many bad lines is bulk
     body["error"]["line"] = line  # 1-based, as editors and `sed -n` count
     return encode_json(body)
 
@@ -83,4 +104,6 @@ def _attempt(step: Callable, value):
     try:
         return step(value)
     except RerankError as exc:
-        return exc
+        # Kept until the answer is written: without its traceback, which holds the frames
+        # and the line's text alive.
+        return exc.with_traceback(None)

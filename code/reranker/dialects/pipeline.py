@@ -4,7 +4,7 @@
 scores (text, text_pair) in the order given, exactly like the pipeline (OpenSearch's
 rerank-by-field tutorial maps text = the document, text_pair = the query).  Answers
 ``{"label", "score"}`` per input.  Our extension: a top-level ``instruction`` for an LLM
-reranker, as in the query dialects.
+reranker, and ``long_documents``/``max_chunks_per_doc``, as in the query dialects.
 """
 
 from __future__ import annotations
@@ -31,12 +31,15 @@ def parse(body: dict) -> RerankRequest:
             'inputs must be {"text": ..., "text_pair": ...} or a non-empty list of them'
             " (a cross-encoder scores pairs)", field="inputs")
     pairs = [_pair(item, "inputs" if single else f"inputs[{i}]") for i, item in enumerate(items)]
+    mode, chunks = fields.long_documents(body)
     return RerankRequest(
         dialect=NAME,
         pairs=pairs,
         documents=[p[1] for p in pairs],
         documents_field="inputs",
         options={"single": single, **_parameters(body)},
+        long_documents=mode,
+        max_chunks=chunks,
         instruction=fields.instruction(body),
     )
 
@@ -55,11 +58,13 @@ def _parameters(body: dict) -> dict:
         return {}
     fields.require_object(params, "parameters")
     out = {}
-    function = fields.choice(params, "function_to_apply", _FUNCTIONS, None)
+    function = fields.choice(params, "function_to_apply", _FUNCTIONS, None,
+                             label="parameters.function_to_apply")
     if function:
         out["function_to_apply"] = function
     if "top_k" in params:
-        out["top_k"] = fields.positive_int(params, "top_k")  # null: every label
+        # null: every label
+        out["top_k"] = fields.positive_int(params, "top_k", label="parameters.top_k")
         out["labels_list"] = True
     return out
 

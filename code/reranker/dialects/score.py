@@ -5,7 +5,8 @@ Request: two sides, named ``text_1``/``text_2``, ``queries``/``documents``,
 ``queries``/``items`` or ``data_1``/``data_2``, each a string or a list of strings. One
 query scores every document; otherwise the two lists pair up by position. Optional
 ``truncate_prompt_tokens`` (a cap on each pair's tokens; -1: the model's limit),
-``use_activation`` (false: raw logits), ``model``.
+``use_activation`` (false: raw logits), ``model`` (a string or null), ``priority`` (0),
+and our ``long_documents``/``max_chunks_per_doc``.
 
 Response ``{"id", "object": "list", "created", "model", "data": [{"index", "object":
 "score", "score"}], "usage"}``, one score per pair, in input order.
@@ -41,14 +42,16 @@ def parse(body: dict) -> RerankRequest:
     elif len(queries) != len(texts):
         raise InvalidRequest(f"{left} has {len(queries)} texts and {right} {len(texts)}: send"
                              f" one {left} text, or as many as {right}", field=left)
-    if body.get("priority") not in (None, 0):
-        raise InvalidRequest("priority must be 0: requests are served in arrival order",
-                             field="priority")
+    fields.model(body)
+    fields.priority(body)
+    mode, chunks = fields.long_documents(body)
     return RerankRequest(
         dialect=NAME,
         pairs=list(zip(queries, texts)),
         documents=texts,
         documents_field=right,
+        long_documents=mode,
+        max_chunks=chunks,
         max_tokens=fields.token_cap(body),
         instruction=fields.instruction(body),
         options={"raw_scores": not fields.activation(body)},
