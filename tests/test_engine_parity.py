@@ -67,14 +67,34 @@ def test_activation_follows_label_count(loaded):
         np.testing.assert_allclose(result.relevance, 1 / (1 + np.exp(-logits[:, 0])), atol=1e-5)
 
 
-def test_agrees_with_sentence_transformers_within_the_limit(loaded):
+def _words(n: int) -> str:
+    return " ".join(f"w{i % 7}" for i in range(n))
+
+
+# Queries and documents from one word to far past the limit, around half of it included:
+# fits whole, only the document cut, only the query cut, both cut to their halves.
+LENGTHS = (0, 1, 5, 18, 21, 22, 23, 24, 30, 45, 60)
+CUT_PAIRS = [(_words(max(q, 1)), _words(d)) for q in LENGTHS for d in LENGTHS]
+
+
+def test_rows_are_the_tokens_crossencoder_scores(loaded):
+    """Every row equals tokenizer(q, d, truncation=True): a pair that fits is never cut,
+    and a long query is cut only as far as longest-first truncation cuts it."""
+    _, _, engine, tokenizer, _ = loaded
+    expected = tokenizer([q for q, _ in CUT_PAIRS], [d for _, d in CUT_PAIRS],
+                         truncation=True, max_length=MAX_LEN)["input_ids"]
+    rows = engine.encoder.encode(CUT_PAIRS).ids
+    assert [list(r) for r in rows] == [list(e) for e in expected]
+
+
+def test_agrees_with_sentence_transformers(loaded):
     from sentence_transformers import CrossEncoder
 
     _, path, engine, _, _ = loaded
-    short = [(QUERY, d) for d in DOCS if len(d) < 100]  # CrossEncoder truncates longest-first
+    pairs = [(QUERY, d) for d in DOCS] + CUT_PAIRS[::7]
     ce = CrossEncoder(path, max_length=MAX_LEN, device="cpu", activation_fn=torch.nn.Identity())
-    expected = np.asarray(ce.predict(short, batch_size=4, convert_to_numpy=True))
-    result = engine.rerank(_request(short))
+    expected = np.asarray(ce.predict(pairs, batch_size=4, convert_to_numpy=True))
+    result = engine.rerank(_request(pairs))
     np.testing.assert_allclose(result.logits.reshape(expected.shape), expected, atol=1e-5)
 
 

@@ -1,9 +1,12 @@
-"""Pair encoding with the model's own fast tokenizer, protecting the query.
+"""Pair encoding with the model's own fast tokenizer, cut the way CrossEncoder cuts.
 
 Queries and documents are tokenized separately (documents in one parallel batch that
-releases the GIL), the document is cut first, and the tokenizer's own post-processor
-adds the special tokens, so each row equals ``tokenizer(q, d, truncation="only_second")``
-(with ``split_special_tokens=True``: special tokens typed in the text are text).
+releases the GIL), and the tokenizer's own post-processor adds the special tokens.  A pair
+that fits is kept whole; one that does not is cut as ``tokenizer(q, d, truncation=True)``
+(longest first, what ``CrossEncoder.predict`` calls) cuts it: the longer side gives way,
+and when both are long the query keeps ``RERANK_MAX_QUERY_SHARE`` of the room (half, as the
+tokenizer splits it).  So each row equals that call, with ``split_special_tokens=True``
+(special tokens typed in the text are text).
 Chunk mode keeps the cut-off tail as overlapping windows, each scored with the query.
 A request's cap on a document's own tokens (Cohere's ``max_tokens_per_doc``) cuts the
 document before any of that.
@@ -68,16 +71,17 @@ class PairEncoder:
         ``max_document_tokens``: the request's cap on each document's own tokens, kept from
         the side ``direction`` keeps."""
         limit = min(self.max_length, max_length or self.max_length)
-        queries = self._encode_queries([q for q, _ in pairs], self._query_cap(limit))
+        queries = _QueryCuts(self._tokenizer, [q for q, _ in pairs])
         docs = self._tokenizer.encode_batch([d for _, d in pairs], add_special_tokens=False)
         ids, type_ids, owner = [], [], []
         for index, ((query, _), doc) in enumerate(zip(pairs, docs)):
-            q = queries[query]
             # Cohere's cap is on the document, not on the pair: it cuts first, so chunk mode
             # windows only the capped document and a capped document that fits is not
             # refused by truncate=false.
             if max_document_tokens is not None and len(doc.ids) > max_document_tokens:
                 doc.truncate(max_document_tokens, direction=direction)
+            q = queries.cut(query, self._query_keep(queries.length(query), len(doc.ids),
+                                                    limit - self.special))
             room = limit - self.special - len(q.ids)
             if not truncate and len(doc.ids) > room:
                 whose = "the model's" if limit == self.max_length else "the requested"
@@ -97,17 +101,18 @@ class PairEncoder:
         """The fewest tokens a pair can be cut to: its special tokens, one of each text."""
         return self.special + 2
 
-    def _query_cap(self, limit: int) -> int:
-        # The query keeps at most its share of the limit, and always leaves the document one.
-        return max(1, min(int(limit * self.max_query_share), limit - self.special - 1))
-
-    def _encode_queries(self, queries: list[str], cap: int) -> dict[str, Encoding]:
-        unique = list(dict.fromkeys(queries))
-        encoded = self._tokenizer.encode_batch(unique, add_special_tokens=False)
-        for encoding in encoded:
-            if len(encoding.ids) > cap:
-                encoding.truncate(cap)
-        return dict(zip(unique, encoded))
+    def _query_keep(self, query: int, document: int, room: int) -> int:
+        """The query's tokens in a pair of ``room`` text tokens, as the tokenizers' longest-
+        first truncation keeps them at a share of 0.5: all of it when the pair fits, else the
+        longer side gives way until both reach their share (the longer one keeps the odd
+        token)."""
+        if query + document <= room:
+            return query
+        if query <= document:
+            share = int(room * self.max_query_share)
+        else:
+            share = room - int(room * (1 - self.max_query_share))
+        return min(query, max(room - document, share))
 
     @staticmethod
     def _pieces(doc: Encoding, room: int, chunk: bool, max_chunks: int, overlap: int,
@@ -120,3 +125,27 @@ class PairEncoder:
         # Windows advance by at least half their size, whatever the overlap setting.
         doc.truncate(room, stride=min(overlap, room // 2))
         return ([doc] + list(doc.overflowing))[:max_chunks]
+
+
+class _QueryCuts:
+    """Each query of a request tokenized once, and each cut of it made once."""
+
+    def __init__(self, tokenizer: Tokenizer, queries: list[str]):
+        self._tokenizer = tokenizer
+        unique = list(dict.fromkeys(queries))
+        encoded = tokenizer.encode_batch(unique, add_special_tokens=False)
+        self._whole = dict(zip(unique, encoded))
+        self._cuts: dict[tuple[str, int], Encoding] = {}
+
+    def length(self, query: str) -> int:
+        return len(self._whole[query].ids)
+
+    def cut(self, query: str, keep: int) -> Encoding:
+        if keep >= self.length(query):
+            return self._whole[query]
+        if (query, keep) not in self._cuts:
+            # Encoding.truncate works in place, so a cut is made on a fresh encoding.
+            encoding = self._tokenizer.encode(query, add_special_tokens=False)
+            encoding.truncate(keep)
+            self._cuts[(query, keep)] = encoding
+        return self._cuts[(query, keep)]

@@ -32,7 +32,8 @@ class Settings:
 
     # Upper bound on tokens per (query, document) pair; the model's own limit wins if lower.
     max_length: int = 512
-    # Share of max_length a query may take before it is cut, so documents keep room.
+    # Share of a pair's room a query keeps when it and its document are both too long
+    # (0.5: longest-first truncation, as CrossEncoder cuts).
     max_query_share: float = 0.5
     # Padded tokens (rows x longest row) per forward pass; 0 takes the backend's preferred
     # budget (ONNX Runtime fp32: 512), else 1024 for fp32 on CPU, 2048 for bf16/int8 on
