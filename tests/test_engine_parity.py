@@ -77,14 +77,28 @@ LENGTHS = (0, 1, 5, 18, 21, 22, 23, 24, 30, 45, 60)
 CUT_PAIRS = [(_words(max(q, 1)), _words(d)) for q in LENGTHS for d in LENGTHS]
 
 
-def test_rows_are_the_tokens_crossencoder_scores(loaded):
+@pytest.mark.parametrize("direction", ["right", "left"])
+def test_rows_are_the_tokens_crossencoder_scores(loaded, direction, monkeypatch):
     """Every row equals tokenizer(q, d, truncation=True): a pair that fits is never cut,
-    and a long query is cut only as far as longest-first truncation cuts it."""
+    and a long query is cut only as far as longest-first truncation cuts it, from the side
+    the request keeps (TEI's truncation_direction), as the tokenizer cuts both texts."""
     _, _, engine, tokenizer, _ = loaded
+    monkeypatch.setattr(tokenizer, "truncation_side", direction)
     expected = tokenizer([q for q, _ in CUT_PAIRS], [d for _, d in CUT_PAIRS],
                          truncation=True, max_length=MAX_LEN)["input_ids"]
-    rows = engine.encoder.encode(CUT_PAIRS).ids
+    rows = engine.encoder.encode(CUT_PAIRS, direction=direction).ids
     assert [list(r) for r in rows] == [list(e) for e in expected]
+
+
+def test_truncate_false_refuses_a_pair_whose_query_is_too_long(loaded):
+    """TEI's truncate=false refuses any pair over the limit, the query's tokens included:
+    never a silent cut of the query."""
+    from reranker.errors import PayloadTooLarge
+
+    _, _, engine, _, _ = loaded
+    with pytest.raises(PayloadTooLarge, match="pair 1 has") as caught:
+        engine.encoder.encode([("short", "doc"), (_words(60), "doc")], truncate=False)
+    assert caught.value.field == "documents[1]"
 
 
 def test_agrees_with_sentence_transformers(loaded):

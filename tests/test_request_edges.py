@@ -149,9 +149,20 @@ def test_a_token_cap_below_the_prompt_is_a_422_naming_it(qwen3):
     assert len(out["data"]) == 1
 
 
-def test_a_long_query_is_still_named_query(qwen3):
-    body = {"query": "q " * 50000, "documents": ["a"]}
-    assert refused(lambda: hooks(qwen3, json.dumps(body))).field == "query"
+@pytest.mark.parametrize("body,field", [
+    ({"query": "q " * 50000, "documents": ["a"]}, "query"),
+    ({"text_1": "q " * 50000, "text_2": ["a", "b"]}, "text_1"),
+    ({"queries": ["ok", "q " * 50000], "documents": ["a", "b"]}, "queries[1]"),
+    ({"text_pairs": [["ok", "a"], ["q " * 50000, "b"]]}, "text_pairs[1][0]"),
+    ({"inputs": [{"text": "ok", "text_pair": "a"}, {"text": "q " * 50000, "text_pair": "b"}]},
+     "inputs[1].text"),
+])
+def test_a_long_query_is_named_by_its_own_field(qwen3, engine, body, field):
+    """Leaving an LLM's prompt no room, or over the character cap (1000 in ``engine``):
+    either way the error names the query as the client sent it."""
+    assert refused(lambda: hooks(qwen3, json.dumps(body))).field == field
+    error = refused(lambda: hooks(engine, json.dumps(body)))
+    assert (error.status, error.field) == (413, field) and "RERANK_MAX_CHARS" in error.message
 
 
 # --- 4. whole field paths ---------------------------------------------------------------------

@@ -71,7 +71,7 @@ class PairEncoder:
         ``max_document_tokens``: the request's cap on each document's own tokens, kept from
         the side ``direction`` keeps."""
         limit = min(self.max_length, max_length or self.max_length)
-        queries = _QueryCuts(self._tokenizer, [q for q, _ in pairs])
+        queries = _QueryCuts(self._tokenizer, [q for q, _ in pairs], direction)
         docs = self._tokenizer.encode_batch([d for _, d in pairs], add_special_tokens=False)
         ids, type_ids, owner = [], [], []
         for index, ((query, _), doc) in enumerate(zip(pairs, docs)):
@@ -80,16 +80,15 @@ class PairEncoder:
             # refused by truncate=false.
             if max_document_tokens is not None and len(doc.ids) > max_document_tokens:
                 doc.truncate(max_document_tokens, direction=direction)
+            whole = queries.length(query) + len(doc.ids) + self.special
+            if not truncate and whole > limit:
+                whose = "the model's" if limit == self.max_length else "the requested"
+                raise PayloadTooLarge(
+                    f"pair {index} has {whole} tokens, more than {whose} {limit}; send"
+                    " truncate=true or shorten it", field=f"{field}[{index}]")
             q = queries.cut(query, self._query_keep(queries.length(query), len(doc.ids),
                                                     limit - self.special))
             room = limit - self.special - len(q.ids)
-            if not truncate and len(doc.ids) > room:
-                whose = "the model's" if limit == self.max_length else "the requested"
-                raise PayloadTooLarge(
-                    f"pair {index} has {len(doc.ids) + len(q.ids) + self.special} tokens, more"
-                    f" than {whose} {limit}; send truncate=true or shorten it",
-                    field=f"{field}[{index}]",
-                )
             for piece in self._pieces(doc, room, chunk, max_chunks, overlap, direction):
                 row = self._tokenizer.post_process(q, piece, add_special_tokens=True)
                 ids.append(row.ids)
@@ -128,10 +127,11 @@ class PairEncoder:
 
 
 class _QueryCuts:
-    """Each query of a request tokenized once, and each cut of it made once."""
+    """Each query of a request tokenized once, and each cut of it made once, from the side
+    ``direction`` keeps (the tokenizer cuts both texts of a pair from the same side)."""
 
-    def __init__(self, tokenizer: Tokenizer, queries: list[str]):
-        self._tokenizer = tokenizer
+    def __init__(self, tokenizer: Tokenizer, queries: list[str], direction: str = "right"):
+        self._tokenizer, self._direction = tokenizer, direction
         unique = list(dict.fromkeys(queries))
         encoded = tokenizer.encode_batch(unique, add_special_tokens=False)
         self._whole = dict(zip(unique, encoded))
@@ -146,6 +146,6 @@ class _QueryCuts:
         if (query, keep) not in self._cuts:
             # Encoding.truncate works in place, so a cut is made on a fresh encoding.
             encoding = self._tokenizer.encode(query, add_special_tokens=False)
-            encoding.truncate(keep)
+            encoding.truncate(keep, direction=self._direction)
             self._cuts[(query, keep)] = encoding
         return self._cuts[(query, keep)]

@@ -257,6 +257,7 @@ class Reranker:
             request.pairs,
             instruction=request.instruction or self.settings.instruction or None,
             instruction_field=request.instruction_field,
+            query_field=request.query_field,
             truncate=request.truncate,
             direction=request.truncation_direction,
             field=request.documents_field,
@@ -326,7 +327,8 @@ class Reranker:
                                   field=field)
         for i, (query, text) in enumerate(request.pairs):
             if len(query) > cap or len(text) > cap:
-                field = "query" if len(query) > cap else f"{request.documents_field}[{i}]"
+                field = (request.query_field.format(i=i) if len(query) > cap
+                         else f"{request.documents_field}[{i}]")
                 raise PayloadTooLarge(
                     f"{field} has more than {cap} characters (RERANK_MAX_CHARS)", field=field)
 

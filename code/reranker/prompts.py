@@ -142,14 +142,16 @@ class PromptEncoder:
                field: str = "documents", max_length: int | None = None,
                max_chunks: int = 0, overlap: int = 0,
                max_document_tokens: int | None = None,
-               instruction_field: str = "instruction") -> PromptRows:
+               instruction_field: str = "instruction",
+               query_field: str = "query") -> PromptRows:
         """``max_length``: the request's own cap on a prompt, where lower than the model's.
         ``max_chunks`` > 0: a document too long for one prompt becomes up to that many
         overlapping windows, one row each for the same pair (the engine keeps the best).
         ``max_document_tokens``: the request's cap on each document's own tokens, kept from
         the side ``direction`` keeps; it applies before the prompt's limit and the windows
         (Cohere's cap is on the document, not on the prompt).  ``instruction_field``: the
-        request's name for its instruction, for an error that blames it."""
+        request's name for its instruction, and ``query_field`` for the query of pair ``{i}``,
+        for an error that blames them."""
         limit = min(self.max_length, max_length or self.max_length)
         which = "(RERANK_LLM_MAX_LENGTH)" if limit == self.max_length else "(the requested cap)"
         prefix_pieces, suffix_pieces, instruction = self.profile.with_instruction(instruction)
@@ -177,7 +179,7 @@ class PromptEncoder:
             if room <= self._label:
                 raise self._no_room(len(group.prefix) + len(suffix), limit, which,
                                     (prefix_pieces, suffix_pieces, instruction),
-                                    instruction_field)
+                                    instruction_field, query_field.format(i=index))
             ids = head + doc.ids + tail
             pieces = [ids]
             if len(ids) > room:
@@ -194,8 +196,8 @@ class PromptEncoder:
                 group.pairs.append(index)
         return PromptRows(list(queries.values()))
 
-    def _no_room(self, taken: int, limit: int, which: str, prompt: tuple, instruction_field: str
-                 ) -> RerankError:
+    def _no_room(self, taken: int, limit: int, which: str, prompt: tuple, instruction_field: str,
+                 query_field: str) -> RerankError:
         """The error for a prompt that leaves no room for a document, naming what to change:
         the request's token cap when the model's limit had room (a 422, as a cross-encoder
         answers a cap below its special tokens), else the instruction when even an empty
@@ -210,8 +212,8 @@ class PromptEncoder:
         empty = {"query": "", "instruction": instruction}
         fixed = (len(self.bos) + len(self._pieces(prefix_pieces, **empty))
                  + len(self._pieces(suffix_pieces, **empty)))
-        field = instruction_field if fixed + self._label >= limit else "query"
-        return PayloadTooLarge(f"the {field} and the rest of the prompt take {taken} tokens,"
+        field = instruction_field if fixed + self._label >= limit else query_field
+        return PayloadTooLarge(f"{field} and the rest of the prompt take {taken} tokens,"
                                f" leaving no room for a document within {limit} {which}",
                                field=field)
 

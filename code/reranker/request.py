@@ -22,6 +22,8 @@ class RerankRequest:
     documents: Sequence[Any] = ()
     # The request's name for the list of texts, so errors name the client's own field.
     documents_field: str = "documents"
+    # ... and for the query of pair {i} (formatted with the pair's index).
+    query_field: str = "query"
     top_n: int | None = None
     return_documents: bool = False
     # None: the engine's setting; "truncate" or "chunk" when the request says so.

@@ -24,6 +24,7 @@ def parse(body: dict) -> RerankRequest:
         pairs=pairs,
         documents=[text for _, text in pairs],
         documents_field=FIELD,
+        query_field=f"{FIELD}[{{i}}][0]",
         long_documents=mode,
         max_chunks=chunks,
         instruction=fields.instruction(body),

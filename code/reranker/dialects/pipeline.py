@@ -37,6 +37,7 @@ def parse(body: dict) -> RerankRequest:
         pairs=pairs,
         documents=[p[1] for p in pairs],
         documents_field="inputs",
+        query_field="inputs.text" if single else "inputs[{i}].text",
         options={"single": single, **_parameters(body)},
         long_documents=mode,
         max_chunks=chunks,

@@ -37,6 +37,9 @@ def parse(body: dict) -> RerankRequest:
     left, right = _side_names(body)
     queries = _texts(body, left)
     texts = _texts(body, right, allow_empty=True)
+    # Errors name the query as sent: a string, one in a list, or pair i's own.
+    query_field = (f"{left}[{{i}}]" if len(queries) != 1
+                   else left if isinstance(body[left], str) else f"{left}[0]")
     if len(queries) == 1:
         queries = queries * len(texts)
     elif len(queries) != len(texts):
@@ -50,6 +53,7 @@ def parse(body: dict) -> RerankRequest:
         pairs=list(zip(queries, texts)),
         documents=texts,
         documents_field=right,
+        query_field=query_field,
         long_documents=mode,
         max_chunks=chunks,
         max_tokens=fields.token_cap(body),
