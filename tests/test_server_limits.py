@@ -132,3 +132,26 @@ def test_sigterm_under_load_exits_by_the_deadline(bert_dir):
         assert answer.status in (200, 503), raw[:300]
         if answer.status == 503:
             assert answer.json()["error"]["type"] == "shutting_down"
+
+
+def test_sigterm_while_a_refused_connection_lingers_still_exits_0(bert_dir):
+    """A framing refusal is written raw, so h11 never saw it answered: the shutdown must
+    not trip over that connection, and the others still drain."""
+    server = Server(bert_dir)
+    try:
+        server.wait_ready()
+        sock = rawhttp.connect(server.url)
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        sock.settimeout(15)
+        assert Response(sock.recv(65536)).status == 400
+        # Within the refused connection's 2 s linger, with the socket still open.
+        server.proc.send_signal(signal.SIGTERM)
+        code = server.proc.wait(timeout=30)
+        sock.close()
+        lines = log_lines(server)
+    finally:
+        server.stop()
+        server.log_path.unlink(missing_ok=True)
+    assert code == 0, lines[-3:]
+    assert any(line.get("event") == "stop" and line.get("exit_code") == 0 for line in lines)

@@ -114,6 +114,18 @@ class ServingProtocol(H11Protocol):
             self._send_check = None
         super().connection_lost(exc)
 
+    def shutdown(self) -> None:
+        """uvicorn calls this on every connection at SIGTERM.  A refused one is already
+        closing (its lingering close is scheduled), and h11, which never framed our raw
+        refusal, would raise at a ConnectionClosed there: the exception would end the
+        server's shutdown before the other connections drain."""
+        if self._refused:
+            return
+        try:
+            super().shutdown()
+        except h11.LocalProtocolError:
+            self.transport.close()
+
     def on_response_complete(self) -> None:
         super().on_response_complete()  # may start a pipelined request
         if self._between_requests() and not self.transport.is_closing():
