@@ -29,13 +29,13 @@ dlc-image:  ## build the DLC-equivalent image reranker-dlc:cpu (toolkit + MMS + 
 # 127.0.0.1 here).  The DLC's entry point never exits by itself: Ctrl-C removes the
 # container by id.
 dlc-image-run:  ## run MODEL=<model.tar.gz> on the DLC-equivalent image at 127.0.0.1:PORT (8080)
-	@test -n $(call shq,$(MODEL)) || { echo "error: set MODEL=<model.tar.gz>"; exit 2; }
-	@test -f $(call shq,$(MODEL)) || { echo "error: $(MODEL) is not a file"; exit 2; }
+	@test -n $(call shq,$(MODEL)) || { echo "error: set MODEL=<model.tar.gz>" >&2; exit 2; }
+	@test -f $(call shq,$(MODEL)) || { echo "error: "$(call shq,$(MODEL))" is not a file" >&2; exit 2; }
 	@dir=$$(mktemp -d) && tar -xzf $(call shq,$(MODEL)) -C "$$dir" && chmod -R a+rX "$$dir" && \
 	cid=$$(docker run -d -p 127.0.0.1:$(or $(PORT),8080):8080 -v "$$dir":/opt/ml/model:ro \
 		-e SAGEMAKER_PROGRAM=inference.py $(DLC_IMAGE) serve) && \
 	trap 'docker rm -f $$cid >/dev/null; rm -rf "$$dir"' EXIT && \
-	echo "serving $(MODEL) at http://127.0.0.1:$(or $(PORT),8080)/invocations; Ctrl-C stops it" && \
+	echo "serving "$(call shq,$(MODEL))" at http://127.0.0.1:$(or $(PORT),8080)/invocations; Ctrl-C stops it" && \
 	docker logs -f $$cid
 
 TEST_DEPS += dlc-image

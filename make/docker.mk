@@ -69,4 +69,4 @@ docker-push: $(STAMP)  ## push reranker-serving:VARIANT to ECR_REPO (tag TAG, de
 	  $(call shq,$(firstword $(subst /, ,$(ECR_REPO)))) >/dev/null
 	docker tag $(IMAGE):$(IMAGE_TAG) $(call shq,$(ECR_REPO):$(or $(TAG),$(IMAGE_TAG)))
 	docker push $(call shq,$(ECR_REPO):$(or $(TAG),$(IMAGE_TAG)))
-	@echo "pushed: deploy it with make deploy IMAGE_URI=$(ECR_REPO):$(or $(TAG),$(IMAGE_TAG)) ..."
+	@echo "pushed: deploy it with make deploy IMAGE_URI="$(call shq,$(ECR_REPO):$(or $(TAG),$(IMAGE_TAG)))" ..."

@@ -5,7 +5,7 @@
 SERVE_MODEL_DEFAULT := cross-encoder/ms-marco-MiniLM-L-6-v2
 DEMO_MODEL  := build/demo-minilm
 # The model directory for MODEL (default: the MiniLM reranker), or exit with the error.
-resolve_model = $$($(PY) -m deploy.package.local_model "$(or $(MODEL),$(1))") || exit $$?
+resolve_model = $$($(PY) -m deploy.package.local_model $(call shq,$(or $(MODEL),$(1)))) || exit $$?
 
 .PHONY: serve demo-model demo-llm
 

@@ -28,7 +28,7 @@ from botocore.validate import ParamValidator
 import test_deploy_moto as moto_tests
 from deploy import config as cfg
 from deploy.errors import UserError
-from deploy.sagemaker import component_scaling, components, guardrails, resources
+from deploy.sagemaker import component_scaling, components, guardrails, names, resources
 from deploy.sagemaker.waiter import WaitFailed
 
 moto_url = moto_tests.moto_url
@@ -274,13 +274,37 @@ def test_update_keeps_the_copies_autoscaling_reached_and_prunes_models(capsys, m
     sm.add_response("list_models", {"Models": [
         {"ModelName": name, "ModelArn": ARN, "CreationTime": NOW}
         for name in (old, "minilm-en-ic-new")]}, {"NameContains": "minilm-en-ic"})
-    # No other component shares the name's prefix: the old model is this one's alone.
+    # No other component shares the name's prefix, and the old model is tagged for this
+    # endpoint: it is this one's.
     sm.add_response("list_inference_components", {"InferenceComponents": []},
                     {"NameContains": "minilm-en"})
+    sm.add_response("list_tags", {"Tags": [{"Key": names.TAG, "Value": config.endpoint}]},
+                    {"ResourceArn": ARN})
     sm.add_response("delete_model", {}, {"ModelName": old})
     components.deploy(fake, config)
     fake.done()
     assert "updating component minilm-en to minilm-en-ic-new" in capsys.readouterr().out
+
+
+def test_models_of_an_endpoint_named_like_a_components_models_are_never_its():
+    """An endpoint named ``minilm-en-ic`` names its own models ``minilm-en-ic-<stamp>``, as
+    component minilm-en names its: its tag keeps them out of the component's delete."""
+    fake = StubbedAws()
+    sm = fake.sm()
+    theirs, mine = "minilm-en-ic-20261201-120000-abcdef", "minilm-en-ic-20261202-120000-abcdef"
+    sm.add_response("list_models", {"Models": [
+        {"ModelName": name, "ModelArn": f"{ARN}/{name}", "CreationTime": NOW}
+        for name in (theirs, mine)]}, {"NameContains": "minilm-en-ic"})
+    sm.add_response("list_inference_components", {"InferenceComponents": []},
+                    {"NameContains": "minilm-en"})
+    sm.add_response("list_tags", {"Tags": [{"Key": names.TAG, "Value": "minilm-en-ic"}]},
+                    {"ResourceArn": f"{ARN}/{theirs}"})
+    sm.add_response("list_tags", {"Tags": [{"Key": names.TAG, "Value": "search"}]},
+                    {"ResourceArn": f"{ARN}/{mine}"})
+    ours, kept = components.models_of(fake.clients["sagemaker"], "search", "minilm-en")
+    fake.done()
+    assert ours == {mine}
+    assert kept == {f"model {theirs}": "kept (tagged for endpoint minilm-en-ic)"}
 
 
 def rolling_update(fake: StubbedAws, config, monkeypatch, serving: str) -> None:

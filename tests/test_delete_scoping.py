@@ -123,12 +123,28 @@ def test_purge_keeps_an_archive_another_endpoint_serves(aws, archive_path, capsy
     key = archive[len(f"s3://{BUCKET}/"):]
     code, out, err = cli(capsys, "delete", "--endpoint", "rr", "--purge")
     assert code == 0, err
-    assert f"kept (endpoint other still serves it) {archive}" in out
+    assert f"kept (endpoint other still uses it) {archive}" in out
     assert s3.head_object(Bucket=BUCKET, Key=key)["Metadata"]["sha256"]
     code, out, err = cli(capsys, "delete", "--endpoint", "other", "--purge")
     assert code == 0, err
     assert f"deleted       {archive}" in out
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
+
+
+@pytest.mark.slow  # packages a model, runs moto's server
+def test_purge_keeps_an_archive_a_model_left_still_uses(aws, archive_path, capsys):
+    """A model no endpoint serves (a rollback config's, a batch transform's) would start
+    from the archive again: it counts as a user too."""
+    deploy(capsys, archive_path, "rr")
+    sm, s3 = aws("sagemaker"), aws("s3")
+    model = sm.describe_model(ModelName=served(sm, "rr")[1])
+    archive = model["PrimaryContainer"]["ModelDataUrl"]
+    sm.create_model(ModelName="kept-for-rollback", PrimaryContainer=model["PrimaryContainer"],
+                    ExecutionRoleArn=ROLE)
+    code, out, err = cli(capsys, "delete", "--endpoint", "rr", "--purge")
+    assert code == 0, err
+    assert f"kept (model kept-for-rollback still uses it) {archive}" in out
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) > 0
 
 
 @pytest.mark.slow  # packages a model, runs moto's server

@@ -451,3 +451,67 @@ def test_other_modes_settings_in_the_toml_file_do_not_trip(aws, tmp_path, capsys
     code, _, err = cli(capsys, "--make-variables", "deploy", "--print-role-policy", "--role",
                        ROLE, "--bucket", BUCKET)
     assert code == 2 and "MAX_COPIES does not apply to realtime" in one_error_line(err)
+
+
+# --- names from every partition -----------------------------------------------------------
+
+DIGEST = "sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize("value", [
+    "arn:aws:sns:us-east-1:123456789012:alerts.fifo",
+    "arn:aws-cn:sns:cn-north-1:123456789012:alerts",
+    "arn:aws-iso-b:sns:us-isob-east-1:123456789012:alerts",
+    "arn:aws-eusc:sns:eusc-de-east-1:123456789012:alerts",
+])
+def test_sns_topics_of_every_partition_are_taken(value):
+    from deploy.sagemaker import locations
+
+    assert locations.sns_topic(value, "ALARM_TOPIC") == value
+
+
+@pytest.mark.parametrize("value", [
+    "123456789012.dkr.ecr.us-east-1.amazonaws.com/reranker:1",
+    "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/reranker:1",
+    "123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov/reranker:1",
+    "123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov/reranker:1",
+    "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu/reranker@" + DIGEST,
+    "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/reranker:1@" + DIGEST,
+])
+def test_ecr_images_of_every_partition_are_taken(value):
+    from deploy.sagemaker import locations
+
+    assert locations.image(value, "IMAGE_URI") == value
+
+
+@pytest.mark.parametrize("value", [
+    "123456789012.dkr.ecr.us-east-1.example.com/reranker:1",
+    "docker.io/library/reranker:1",
+    "123456789012.dkr.ecr.us-east-1.amazonaws.com/reranker:*",
+])
+def test_images_outside_ecr_are_refused(value):
+    from deploy.errors import UserError
+    from deploy.sagemaker import locations
+
+    with pytest.raises(UserError, match="not an ECR image URI"):
+        locations.image(value, "IMAGE_URI")
+
+
+def test_a_bucket_alias_is_refused_with_the_reason():
+    from deploy.errors import UserError
+    from deploy.sagemaker import locations
+
+    with pytest.raises(UserError, match="access point or other bucket alias"):
+        locations.bucket("my-point-abcdefgh1234567890-s3alias", "BUCKET")
+
+
+@pytest.mark.parametrize("region,partition", [
+    ("us-east-1", "aws"), ("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov"),
+    ("us-iso-east-1", "aws-iso"), ("us-isob-east-1", "aws-iso-b"),
+    ("eu-isoe-west-1", "aws-iso-e"), ("us-isof-south-1", "aws-iso-f"),
+    ("eusc-de-east-1", "aws-eusc"),
+])
+def test_policies_name_the_regions_partition(region, partition):
+    from deploy.sagemaker.iam import partition_of
+
+    assert partition_of(region) == partition

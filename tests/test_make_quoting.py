@@ -27,6 +27,8 @@ def make(*args: str) -> subprocess.CompletedProcess:
     ("evaluate", "DATA"),
     ("loadtest", "CONCURRENCY"),
     ("package", "MODEL"),
+    ("serve", "MODEL"),
+    ("dlc-image-run", "MODEL"),
 ])
 def test_a_hostile_value_is_one_argument(tmp_path, target, variable):
     planted = tmp_path / "planted"

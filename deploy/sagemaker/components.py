@@ -38,8 +38,9 @@ COMPONENT_SETTLING = ("Creating", "Updating", "Deleting")
 
 
 def model_base(component: str) -> str:
-    """What a component's models are named after: ``<component>-ic`` (then the stamp), so
-    they never match the names of an endpoint's own models, whatever the two are called."""
+    """What a component's models are named after: ``<component>-ic`` (then the stamp), apart
+    from the models of an endpoint named like the component.  An endpoint named
+    ``<component>-ic`` names its models alike: ``models_of`` tells them apart by tag."""
     return f"{component[:37].rstrip('-')}-ic"
 
 
@@ -352,26 +353,37 @@ def inventory(made: list[str], config) -> str:
 
 
 def prune_models(sm, endpoint: str, component: str, keep: str) -> None:
-    """After an update: the component's older models are no longer used."""
-    for name in models_of(sm, endpoint, component, running=keep)[0] - {keep}:
+    """After an update: the component's older models are no longer used.  The update has
+    succeeded by now, so a failure here is a note, never the command's failure."""
+    try:
+        older = models_of(sm, endpoint, component, running=keep)[0] - {keep}
+    except (ClientError, BotoCoreError, UserError) as exc:
+        why = str(exc) if isinstance(exc, UserError) else f"{error_code(exc)}: {error_message(exc)}"
+        print(f"note: older models of {component} were not pruned ({why}); `make delete`"
+              " removes them with the component")
+        return
+    for name in older:
         resources.quietly(sm.delete_model, ModelName=name)
 
 
 def models_of(sm, endpoint: str, component: str, running: str | None = None
               ) -> tuple[set[str], dict[str, str]]:
     """The models made for ``component`` on ``endpoint``, and those named alike but kept
-    ({"model <name>": "kept (why)"}).  Names are cut to 37 characters (``model_base``), so
-    another component's models can be named alike: then only the model ``component`` runs
-    (``running``, else DescribeInferenceComponent) is surely its own, no model the other
-    runs is ever ours, and an older one is ours only when its endpoint tag rules the other
-    out (components on one endpoint carry the same tag)."""
+    ({"model <name>": "kept (why)"}).  A model tagged for another endpoint is never ours:
+    an endpoint named ``<component>-ic`` names its own models alike.  Names are cut to 37
+    characters (``model_base``), so another component's models can be named alike too:
+    then only the model ``component`` runs (``running``, else DescribeInferenceComponent)
+    is surely its own, no model the other runs is ever ours, and an older one is ours only
+    when its endpoint tag rules the other out (components on one endpoint carry the same
+    tag)."""
     cut = model_base(component)
     found = resources.named(sm, "list_models", cut, names.ours(cut))
-    rivals = _rivals(sm, component) if found else {}
-    if not rivals:
-        return set(found), {}
-    running = running or ((describe_component(sm, component) or {}).get("Specification")
-                          or {}).get("ModelName")
+    if not found:
+        return set(), {}
+    rivals = _rivals(sm, component)
+    if rivals:
+        running = running or ((describe_component(sm, component) or {}).get("Specification")
+                              or {}).get("ModelName")
     ours, kept = set(), {}
     for name, arn in sorted(found.items()):
         why = None if name == running else _not_ours(sm, arn, name, endpoint, rivals)

@@ -39,10 +39,14 @@ def account_of(arn: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+# Region name prefixes of the partitions other than aws (ARNs are written per partition).
+_PARTITIONS = (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-isob-", "aws-iso-b"),
+               ("us-isof-", "aws-iso-f"), ("eu-isoe-", "aws-iso-e"), ("us-iso-", "aws-iso"),
+               ("eusc-", "aws-eusc"))
+
+
 def partition_of(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    return next((part for prefix, part in _PARTITIONS if region.startswith(prefix)), "aws")
 
 
 def role_policy(config, region: str, image: str, account: str | None = None

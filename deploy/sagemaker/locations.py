@@ -22,13 +22,15 @@ _BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 # Key characters S3 calls safe, and a few more that mean nothing to IAM; never * ? $ (IAM
 # wildcards, policy variables), spaces, quotes or control characters.
 _KEY = re.compile(r"^[A-Za-z0-9!\-_.'()/=+,@:~]*$")
-_SNS = re.compile(r"^arn:aws(-cn|-us-gov|-iso[a-z-]*)?:sns:[a-z]{2}(-[a-z]+)+-\d:\d{12}:"
+# Any partition (aws, aws-cn, aws-us-gov, aws-iso-b, aws-eusc, ...) and any region.
+_SNS = re.compile(r"^arn:aws(-[a-z]+)*:sns:[a-z]{2,5}(-[a-z0-9]+)+-\d{1,2}:\d{12}:"
                   r"[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 # SageMaker pulls a model's image from ECR (a private registry needs a VPC ImageConfig,
-# which deploy does not write).
-_ECR_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"
+# which deploy does not write), in any partition's domain; a tag, a digest, or both.
+_ECR_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr(-fips)?\.[a-z0-9-]+\."
+                        r"(amazonaws\.com(\.cn)?|amazonaws\.eu|c2s\.ic\.gov|sc2s\.sgov\.gov)/"
                         r"[a-z0-9]+(?:[._/-]+[a-z0-9]+)*"
-                        r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})?$")
+                        r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
 # us-east-1, us-gov-west-1, cn-north-1, eusc-de-east-1, ...
 _REGION = re.compile(r"^[a-z]{2,5}(-[a-z0-9]+)+-\d{1,2}$")
 # CloudWatch takes any printable name; these are the ones a policy's alarm ARN reads
@@ -38,6 +40,10 @@ _ALARM = re.compile(r"^[^*?$\"\\,\x00-\x1f\x7f]{1,255}$")
 
 def bucket(value: str, spelled: str) -> str:
     """``value`` if it is a valid S3 bucket name, else one line naming ``spelled``."""
+    if _BUCKET.match(value) and value.endswith(_BUCKET_SUFFIXES):
+        raise UserError(f"{spelled}: {value!r} is an access point or other bucket alias; name"
+                        " the bucket itself (the execution role's policy grants the bucket"
+                        " by name)")
     if (not _BUCKET.match(value) or ".." in value or ".-" in value or "-." in value
             or _IP.match(value) or value.startswith(_BUCKET_PREFIXES)
             or value.endswith(_BUCKET_SUFFIXES)):

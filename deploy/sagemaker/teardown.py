@@ -1,8 +1,8 @@
 """``delete``: autoscaling, the endpoint, every endpoint config and model made for it.
 
 Batch Transform models made for it go too; ``--purge`` also deletes the model archives in
-S3, except those another live endpoint still serves.  What is already gone is reported as
-such, so it can be re-run.  With ``--component`` it deletes one inference component
+S3, except those another live endpoint or any model left still uses.  What is already gone
+is reported as such, so it can be re-run.  With ``--component`` it deletes one inference component
 (deploy.sagemaker.components.delete) and the endpoint only when no other component is left;
 an endpoint that still hosts components is never deleted without naming them.
 
@@ -72,15 +72,17 @@ def _purge_unshared(aws, sm, data: set, mine: str) -> list[tuple[str, str]]:
     except (BotoCoreError, ClientError, UserError) as exc:
         # Not knowing is not "unused": keep them, and fail so that nobody thinks them gone.
         why = exc if isinstance(exc, UserError) else f"{error_code(exc)}: {error_message(exc)}"
-        return [(uri, f"failed (kept: could not check which endpoints serve it: {why})")
+        return [(uri, f"failed (kept: could not check which models use it: {why})")
                 for uri in uris]
-    return [(uri, f"kept ({users[uri]} still serves it)" if uri in users
+    return [(uri, f"kept ({users[uri]} still uses it)" if uri in users
              else _purge(aws.client("s3"), uri)) for uri in uris]
 
 
 def _users(sm, uris: set[str], mine: str) -> dict[str, str]:
-    """{uri: who else serves it}, from every live endpoint (DescribeEndpoint, its configs,
-    their models, or the inference components it hosts); stops once every uri has one."""
+    """{uri: who else uses it}, from every live endpoint (DescribeEndpoint, its configs,
+    their models, or the inference components it hosts), then every model still in the
+    account (one an endpoint's rollback config, a batch transform or a later deploy would
+    start from); stops once every uri has one."""
     users: dict[str, str] = {}
     data: dict[str, set[str]] = {}  # model -> its data: endpoints often share models' data
     for who, model in _serving(sm):
@@ -97,10 +99,14 @@ def _users(sm, uris: set[str], mine: str) -> dict[str, str]:
 
 
 def _serving(sm):
-    """(who, model) for every live endpoint's models or components, endpoint by endpoint."""
+    """(who, model) for every live endpoint's models or components, endpoint by endpoint,
+    then for every model left (this endpoint's own are deleted by now)."""
     for page in sm.get_paginator("list_endpoints").paginate():
         for item in page.get("Endpoints", []):
             yield from _served_by(sm, item["EndpointName"])
+    for page in sm.get_paginator("list_models").paginate():
+        for item in page.get("Models", []):
+            yield f"model {item['ModelName']}", item["ModelName"]
 
 
 def _served_by(sm, endpoint: str):
