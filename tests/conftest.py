@@ -51,6 +51,25 @@ def client_suite(bert_dir):
 
 
 @pytest.fixture(scope="session")
+def base_url(bert_dir):
+    """The server the HTTP suites share (test_server_errors, _hostile, _framing, _fuzz,
+    _load): RERANK_TEST_URL's (make docker-test) or our own, started once with
+    suite_server.SUITE_ENV's limits.  A module that needs other settings defines its own."""
+    from suite_server import suite_server
+
+    with suite_server(bert_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(base_url):
+    import httpx
+
+    with httpx.Client(base_url=base_url, timeout=60) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
 def client_url(client_suite) -> str:
     return client_suite[0]
 

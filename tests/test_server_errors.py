@@ -4,10 +4,9 @@ server answers the next good request.  Limits come from suite_server.SUITE_ENV
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
-from suite_server import SUITE_ENV, suite_server
+from suite_server import SUITE_ENV
 
 pytestmark = pytest.mark.slow  # starts servers
 
@@ -16,18 +15,6 @@ JSON = {"Content-Type": "application/json"}
 MAX_DOCUMENTS = int(SUITE_ENV["RERANK_MAX_DOCUMENTS"])
 MAX_CHARS = int(SUITE_ENV["RERANK_MAX_CHARS"])
 MAX_BODY = int(SUITE_ENV["SERVE_MAX_PAYLOAD_BYTES"])
-
-
-@pytest.fixture(scope="module")
-def base_url(bert_dir):
-    with suite_server(bert_dir) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def client(base_url):
-    with httpx.Client(base_url=base_url, timeout=60) as http:
-        yield http
 
 
 def doc_body(**changes) -> dict:

@@ -17,7 +17,7 @@ import pytest
 
 import rawhttp
 from rawhttp import Response, request
-from suite_server import SUITE_ENV, suite_server
+from suite_server import SUITE_ENV
 
 pytestmark = pytest.mark.slow  # starts a server
 
@@ -25,18 +25,6 @@ GOOD = {"query": "capital of america", "documents": ["washington dc", "a panda"]
 GOOD_BODY = json.dumps(GOOD).encode()
 MAX_BODY = int(SUITE_ENV["SERVE_MAX_PAYLOAD_BYTES"])
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def base_url(bert_dir):
-    with suite_server(bert_dir) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def client(base_url):
-    with httpx.Client(base_url=base_url, timeout=60) as http:
-        yield http
 
 
 def error_of(response: Response | httpx.Response, status: int) -> dict:

@@ -11,7 +11,6 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from suite_server import suite_server
 from test_errors import json_bodies
 
 pytestmark = pytest.mark.slow  # starts a server
@@ -20,12 +19,6 @@ pytestmark = pytest.mark.slow  # starts a server
 # ones.
 ROUTES = ["/invocations", "/endpoints/fuzz/invocations", "/rerank", "/v1/rerank", "/v2/rerank",
           "/score"]
-
-
-@pytest.fixture(scope="module")
-def client(bert_dir):
-    with suite_server(bert_dir) as url, httpx.Client(base_url=url, timeout=60) as http:
-        yield http
 
 
 def check_answer(response: httpx.Response) -> None:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import rawhttp
 from rawhttp import Response, request
-from suite_server import SUITE_ENV, suite_server
+from suite_server import SUITE_ENV
 
 pytestmark = pytest.mark.slow  # starts a server
 
@@ -27,18 +27,6 @@ MAX_DOCUMENTS = int(SUITE_ENV["RERANK_MAX_DOCUMENTS"])
 HEADER_TIMEOUT = float(SUITE_ENV["SERVE_HEADER_TIMEOUT"])
 # Our error bodies stay this small whatever the input quotes (reranker.errors.clip).
 SMALL = 4096
-
-
-@pytest.fixture(scope="module")
-def base_url(bert_dir):
-    with suite_server(bert_dir) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def client(base_url):
-    with httpx.Client(base_url=base_url, timeout=60) as http:
-        yield http
 
 
 def check_json_error(response: Response | httpx.Response, status: int | None = None) -> dict:

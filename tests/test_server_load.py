@@ -10,17 +10,10 @@ import httpx
 import pytest
 
 from demo_models.encoders import CORPUS
-from suite_server import suite_server
 
 pytestmark = pytest.mark.slow  # starts servers
 
 CLIENTS, REQUESTS = 16, 50
-
-
-@pytest.fixture(scope="module")
-def base_url(bert_dir):
-    with suite_server(bert_dir) as url:
-        yield url
 
 
 def make_bodies(count: int) -> list[dict]:
