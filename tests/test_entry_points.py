@@ -105,3 +105,16 @@ def test_vespa_exports_onnx_from_bare_interpreter(tmp_path, bert_dir):
     assert done.returncode == 0, done.stderr
     assert "ModuleNotFoundError" not in done.stderr
     assert list(out.rglob("*.onnx")), sorted(p.name for p in out.rglob("*"))
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["-m", "deploy", "deploy", "--bogus"], "unrecognized arguments: --bogus"),
+    (["-m", "deploy"], "required: COMMAND"),
+    (["-m", "deploy", "frob"], "invalid choice: 'frob'"),
+    (["-m", "serving", "--port", "x"], "argument --port: invalid int value: 'x'"),
+])
+def test_a_bad_command_line_is_one_line(tmp_path, args, needle):
+    done = run([sys.executable, "-I", *args], tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and needle in done.stderr, done.stderr
+    assert "--help`" in done.stderr

@@ -103,8 +103,14 @@ SERVING_PATHS = ("/ping", "/invocations", "/rerank", "/v1/rerank", "/v2/rerank",
                  "/v1/score", "/info", "/v1/models", "/openapi.json")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """One line, not the usage too."""
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m serving",
+    parser = _Parser(prog="python -m serving",
                                      description="Serve a reranker over HTTP "
                                                  "(the SageMaker container contract).")
     parser.add_argument("--model-dir", help="model directory (default: SM_MODEL_DIR or "

@@ -19,11 +19,15 @@ from deploy.errors import UserError, missing_package
 
 class Parser(argparse.ArgumentParser):
     """argparse without prefix matching: ``--mode`` must never be read as ``--model-data``
-    where a command lacks the one typed.  Sub-parsers are made of this class too."""
+    where a command lacks the one typed; a bad command line is one line, not the usage
+    too.  Sub-parsers are made of this class too."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
