@@ -24,7 +24,7 @@ out=$(cd "$out" && pwd)
 exec > >(tee -a "$out/run.log") 2>&1
 
 fail() { echo "device-run: $*"; exit 2; }
-[ -d "$kit/wheels/serving" ] || fail "no wheels in $kit/wheels/serving: run \`make device-kit\` and carry build/device-kit"
+[ -d "$kit/wheels/serving" ] || fail "no wheels in $kit/wheels/serving: run \`make device-kit\` and copy build/device-kit here"
 work=$(mktemp -d "${TMPDIR:-/tmp}/device-check.XXXXXX") || fail "cannot make a temporary folder"
 trap 'rm -rf "$work"' EXIT
 site=$work/site

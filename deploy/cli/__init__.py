@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="python -m deploy",
         description="Package a reranker, deploy it on SageMaker, call it, and wire it into"
-                    " OpenSearch or Vespa.")
+                    " OpenSearch, Elasticsearch or Vespa.")
     parser.add_argument("--make-variables", action="store_true",
                         help="also read each setting from its make variable (REGION, ROLE,"
                              " ...) in the environment, and name settings that way in"
