@@ -373,7 +373,7 @@ def test_rolling_one_copy_is_refused_before_anything_is_made():
     sm.add_response("describe_endpoint_config", config_description("search-cfg"))
     sm.add_response("describe_endpoint_config", config_description("search-cfg"))
     sm.add_response("describe_inference_component", component_description("minilm-en"))
-    with pytest.raises(UserError, match="runs 1 copy; set --copies=2 or more"):
+    with pytest.raises(UserError, match="runs 1; set --copies=2 or more"):
         components.deploy(fake, config)
     fake.done()  # no alarm, no model, no update
 
@@ -425,12 +425,18 @@ def expect_scaling_removal(fake: StubbedAws, name: str) -> None:
     aas.add_response("deregister_scalable_target", {}, keys)
 
 
-def expect_component_removal(fake: StubbedAws, name: str, other: list[str]) -> None:
+def expect_component_removal(fake: StubbedAws, name: str, other: list[str],
+                             scaling_denied: bool = False) -> None:
     sm = fake.sm()
     sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
     sm.add_response("describe_endpoint_config", config_description("search-cfg"))
     sm.add_response("describe_inference_component", component_description(name))
-    expect_scaling_removal(fake, name)
+    if scaling_denied:
+        fake.stubs["application-autoscaling"].add_client_error(
+            "describe_scaling_policies", service_error_code="AccessDeniedException",
+            service_message="not authorized to perform DescribeScalingPolicies")
+    else:
+        expect_scaling_removal(fake, name)
     fake.stubs["cloudwatch"].add_response("describe_alarms", {"MetricAlarms": []}, {"AlarmNames": [
         f"{name}-component-rollback-errors", f"{name}-component-rollback-latency"]})
     sm.add_response("delete_inference_component", {}, {"InferenceComponentName": name})
@@ -450,6 +456,17 @@ def test_delete_keeps_an_endpoint_other_components_use():
     results = dict(components.delete(fake, "search", "minilm-en", poll=0))
     fake.done()  # no DeleteEndpoint was sent: the Stubber would have refused it
     assert results["endpoint search"] == "kept (1 other components: bge-m3)"
+    assert results["inference component minilm-en"] == "deleted"
+
+
+def test_delete_without_autoscaling_rights_still_deletes_the_component():
+    """A component that never scaled needs no autoscaling rights to be deleted: the report
+    says what could not be checked, and the command fails naming it, after the delete."""
+    fake = StubbedAws()
+    expect_component_removal(fake, "minilm-en", other=["bge-m3"], scaling_denied=True)
+    results = dict(components.delete(fake, "search", "minilm-en", poll=0))
+    fake.done()
+    assert results["component autoscaling"].startswith("failed (AccessDeniedException")
     assert results["inference component minilm-en"] == "deleted"
 
 

@@ -147,6 +147,23 @@ def test_the_execution_role_may_read_exactly_the_rollback_alarms():
         "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:bge-component-rollback-errors"]
 
 
+@pytest.mark.parametrize("copies,step,batch", [
+    (2, 50, 1), (3, 50, 1), (20, 10, 2), (21, 5, 2), (39, 5, 2), (40, 5, 2), (4, 25, 1)])
+def test_a_rolling_batch_is_within_5_and_50_percent_of_the_copies(copies, step, batch):
+    """SageMaker takes 5% to 50% of the copy count: rounded up, never over half."""
+    rolling = config(mode="component", component="bge", rollout="rolling", rollout_step=step,
+                     copies=copies, max_copies=0)
+    assert guardrails.copies_per_batch(rolling, copies) == batch
+    assert 0.05 <= batch / copies <= 0.5
+
+
+def test_rolling_a_component_autoscaled_to_one_copy_names_min_copies():
+    rolling = config(mode="component", component="bge", rollout="rolling", copies=1,
+                     min_copies=0, max_copies=4)
+    with pytest.raises(UserError, match="min-copies=2 or more .autoscaling has it at 1 now"):
+        guardrails.copies_per_batch(rolling, 1)
+
+
 def test_a_rolling_component_update_matches_the_service_models():
     rolling = config(mode="component", component="bge", rollout="rolling", rollout_step=10,
                      bake_seconds=60, rollback_p99_ms=200.0, copies=20, max_copies=0)

@@ -56,3 +56,11 @@ def test_only_our_image_names_its_metrics_path():
     ours = metrics_config.container_metrics(True)["ContainerMetricsConfig"]
     assert ours["MetricsEndpoints"][0]["MetricsEndpointPath"] == "/metrics"
     assert metrics_config.container_metrics(False) == {}  # the DLC: SageMaker knows its path
+
+
+def test_a_moved_or_disabled_metrics_path_is_what_sagemaker_is_told():
+    moved = metrics_config.container_metrics(True, 60, {"SERVE_METRICS_PATH": "/server/m"})
+    assert moved["ContainerMetricsConfig"]["MetricsEndpoints"][0]["MetricsEndpointPath"] == \
+        "/server/m"
+    for off in ("0", "false", "OFF"):
+        assert metrics_config.container_metrics(True, 60, {"SERVE_METRICS": off}) == {}

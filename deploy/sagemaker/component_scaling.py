@@ -11,6 +11,8 @@ policy that adds one copy.
 
 from __future__ import annotations
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from deploy.errors import UserError
 from deploy.sagemaker.resources import quietly
 
@@ -119,11 +121,18 @@ def scaling_of(aws, component: str) -> dict | None:
 
 
 def remove(aws, component: str) -> str:
-    """Alarm, policies, target: "deleted" or "none" for the delete report."""
+    """Alarm, policies, target: "deleted", "none" or "failed (...)" for the delete report (an
+    identity without autoscaling or CloudWatch rights, as for a component that never
+    scaled, still deletes the component, and is told what it could not check)."""
+    from deploy.sagemaker.aws import error_code, error_message  # it imports deploy.config
+
     aas = aws.client("application-autoscaling")
-    policies = aas.describe_scaling_policies(**_keys(component))["ScalingPolicies"]
     cloudwatch = aws.client("cloudwatch")
-    alarms = cloudwatch.describe_alarms(AlarmNames=[alarm_name(component)])["MetricAlarms"]
+    try:
+        policies = aas.describe_scaling_policies(**_keys(component))["ScalingPolicies"]
+        alarms = cloudwatch.describe_alarms(AlarmNames=[alarm_name(component)])["MetricAlarms"]
+    except (ClientError, BotoCoreError) as exc:
+        return f"failed ({error_code(exc)}: {error_message(exc)})"
     if alarms:
         quietly(cloudwatch.delete_alarms, AlarmNames=[alarm_name(component)])
     for policy in policies:

@@ -111,11 +111,14 @@ def copies_per_batch(config, copies: int) -> int:
     50% of the copy count, so a component needs two copies to roll."""
     name = config.name
     if copies < 2:
+        # With autoscaling, the copies are the ones it reached: COPIES does not set them.
+        fix = (f"set {name('min_copies')}=2 or more (autoscaling has it at {copies} now)"
+               if config.max_copies else f"set {name('copies')}=2 or more")
         raise UserError(f"{name('rollout')}=rolling replaces at most half of the copies at a"
-                        f" time: {config.component} runs {copies} copy; set {name('copies')}=2"
-                        f" or more, or update it all at once (unset {name('rollout')}; that"
-                        " needs room for a second copy)")
-    return max(1, copies * step_percent(config) // 100)
+                        f" time: {config.component} runs {copies}; {fix}, or update it all at"
+                        f" once (unset {name('rollout')}; that needs room for a second copy)")
+    # Rounded up, so the batch is never under SageMaker's 5%; never over half.
+    return min(max(1, -(-copies * step_percent(config) // 100)), copies // 2)
 
 
 def component_deployment_config(config, copies: int) -> dict:

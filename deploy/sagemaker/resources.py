@@ -43,8 +43,8 @@ def model_request(config, name: str | None, image: str, model_data: str, isolate
                   region: str, *, metrics: bool = False) -> dict:
     """CreateModel's arguments (a CloudFormation template's too); ``metrics``: name our
     image's Prometheus endpoint (an endpoint's model, not a job's)."""
-    scrape = (metrics_config.container_metrics(bool(config.image), config.metrics_frequency)
-              if metrics else {})
+    scrape = (metrics_config.container_metrics(bool(config.image), config.metrics_frequency,
+                                               config.env) if metrics else {})
     return dict(
         ModelName=name,
         PrimaryContainer={"Image": image, **model_data_fields(model_data),
