@@ -81,7 +81,7 @@ def write_text(path: Path, text: str, spelled: str) -> None:
     """Write ``text`` to ``path`` (its folders made), failures as one line."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UserError(f"cannot write {spelled} {path}:"
                         f" {exc.strerror or type(exc).__name__}") from None

@@ -164,6 +164,8 @@ def test_an_inference_component_is_named(tmp_path):
     (["--account", "12"], "--account '12' is not a 12-digit"),
     (["--account", ""], "--account is required"),
     (["--inference-id", "Has Space"], "--inference-id"),
+    (["--inference-id", "rr-"], "--inference-id 'rr-'"),
+    (["--index", "_hidden"], "--index '_hidden'"),
     (["--rank-window", "0"], "--rank-window must be at least 1"),
 ])
 def test_bad_flags_are_one_line(tmp_path, args, needle):
@@ -174,3 +176,19 @@ def test_bad_flags_are_one_line(tmp_path, args, needle):
     run = cli(*[x for pair in base.items() for x in pair])
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and needle in run.stderr, run.stderr
+
+
+def test_ids_and_indexes_elasticsearch_takes_are_taken():
+    from deploy.integrations.elasticsearch.target import build
+
+    target = build("rr", "us-east-1", ACCOUNT, inference_id="my.rerank", index="logs.2024")
+    assert (target.inference_id, target.index) == ("my.rerank", "logs.2024")
+
+
+def test_the_iam_user_fits_iams_64_characters():
+    from deploy.integrations.elasticsearch.target import build
+
+    assert build("rr", "us-east-1", ACCOUNT).iam_user == "elasticsearch-rr"
+    long = "r" * 63
+    users = {build(name, "us-east-1", ACCOUNT).iam_user for name in (long, long[:-1] + "s")}
+    assert len(users) == 2 and all(len(user) <= 64 for user in users)

@@ -11,8 +11,8 @@ from deploy.errors import UserError
 from deploy.integrations import common as integration
 
 
-def write(out, files, kind="test", legacy=None):
-    with integration.folder(out, kind, legacy_marker=legacy) as stage:
+def write(out, files, kind="test"):
+    with integration.folder(out, kind) as stage:
         integration.write_files(stage, files)
 
 
@@ -52,11 +52,26 @@ def test_a_foreign_folder_is_never_replaced(tmp_path):
         write(tmp_path / "file", {"a": "b"})
 
 
-def test_folders_from_before_the_marker_are_recognised(tmp_path):
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "services.xml").write_text("<services/>")
-    write(tmp_path / "app", {"services.xml": "<new/>"}, legacy="services.xml")
-    assert (tmp_path / "app" / "services.xml").read_text() == "<new/>"
+def test_a_users_own_vespa_app_is_never_replaced(tmp_path):
+    """A folder with a services.xml of its own is the user's app, not one this tool wrote."""
+    app = tmp_path / "app"
+    (app / "src").mkdir(parents=True)
+    (app / "services.xml").write_text("<services/>")
+    (app / "src" / "Main.java").write_text("class Main {}")
+    with pytest.raises(UserError, match="not written by this tool"):
+        write(app, {"services.xml": "<new/>"})
+    assert (app / "src" / "Main.java").read_text() == "class Main {}"
+
+
+def test_the_current_folder_is_refused_in_one_line(tmp_path, monkeypatch):
+    """It would be swapped out from under the shell; "." once crashed with a traceback."""
+    (tmp_path / "out").mkdir()
+    monkeypatch.chdir(tmp_path / "out")
+    for out in (".", ".."):
+        with pytest.raises(UserError, match="holds the current folder"):
+            write(out, {"a.json": "{}"})
+    write("sub", {"a.json": "{}"})
+    assert (tmp_path / "out" / "sub" / "a.json").read_text() == "{}"
 
 
 def test_checks_name_the_flag():

@@ -267,3 +267,21 @@ def test_the_token_function_model_follows_token_transformer():
     assert run("tokenInputIds(6, query(q), attribute(d))") == [101, 5, 0, 102, 7, 102]
     with pytest.raises(AssertionError, match="not a reference"):
         run("tokenInputIds(6, query(q), 3)")
+
+
+def test_own_onnx_file_without_a_logits_output_is_refused(own_onnx, tmp_path, capsys):
+    """The schema names the output logits, and Vespa refuses a name the model lacks: the
+    check says so before anything is written, however well the scores agree."""
+    import onnx
+
+    model_dir, own = own_onnx
+    model = onnx.load(str(own))
+    for node in model.graph.node:
+        node.output[:] = ["scores" if name == "logits" else name for name in node.output]
+    model.graph.output[0].name = "scores"
+    renamed = tmp_path / "renamed.onnx"
+    onnx.save(model, str(renamed))
+    capsys.readouterr()
+    assert run_vespa(model_dir, tmp_path / "app", "--onnx-file", str(renamed)) == 2
+    assert "outputs ['scores']; the package reads one named logits" in capsys.readouterr().err
+    assert not (tmp_path / "app").exists()

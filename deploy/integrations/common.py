@@ -63,13 +63,16 @@ def check_at_least(flag: str, value: int | None, low: int) -> None:
 
 
 @contextlib.contextmanager
-def folder(out: Path, kind: str, legacy_marker: str | None = None) -> Iterator[Path]:
+def folder(out: Path, kind: str) -> Iterator[Path]:
     """Yield an empty staging folder; when the block ends without error, it becomes ``out``.
 
-    ``kind`` names the integration in the marker file.  ``legacy_marker`` is a file that
-    folders written before the marker existed hold (e.g. services.xml)."""
-    out = Path(out)
-    _check_replaceable(out, legacy_marker)
+    ``kind`` names the integration in the marker file.  Only a folder holding that marker
+    is ever replaced: a user's own Vespa app with a services.xml of its own is not ours."""
+    out = Path(out).resolve()
+    if out == Path.cwd().resolve() or out in Path.cwd().resolve().parents:
+        raise UserError(f"{out} holds the current folder, and the output folder is replaced"
+                        " whole: pass a folder below it (e.g. --out build/app)")
+    _check_replaceable(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -96,13 +99,12 @@ def write_files(root: Path, files: Mapping[str, str]) -> list[Path]:
     return written
 
 
-def _check_replaceable(out: Path, legacy_marker: str | None) -> None:
+def _check_replaceable(out: Path) -> None:
     if not out.exists():
         return
     if not out.is_dir():
         raise UserError(f"{out} exists and is not a folder: not touching it")
-    ours = (out / MARKER).is_file() or (legacy_marker and (out / legacy_marker).is_file())
-    if not ours and any(out.iterdir()):
+    if not (out / MARKER).is_file() and any(out.iterdir()):
         raise UserError(f"{out} exists and was not written by this tool: not touching it"
                         " (pass an empty or new --out)")
 

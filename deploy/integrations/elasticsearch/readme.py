@@ -28,10 +28,10 @@ role. Give it a user of its own, allowed `sagemaker:InvokeEndpoint` on
 `{endpoint_arn}` and nothing else:
 
 ```bash
-aws iam create-user --user-name elasticsearch-{slug}
-aws iam put-user-policy --user-name elasticsearch-{slug} --policy-name invoke-{slug} \\
+aws iam create-user --user-name {iam_user}
+aws iam put-user-policy --user-name {iam_user} --policy-name invoke-{slug} \\
     --policy-document file://{policy}
-aws iam create-access-key --user-name elasticsearch-{slug}   # into your secret store
+aws iam create-access-key --user-name {iam_user}   # into your secret store
 ```
 
 ## 2. Create the inference endpoint
@@ -90,6 +90,7 @@ def text(target: Target) -> str:
     component_note = _COMPONENT.format(component=target.component) if target.component else ""
     return _TEMPLATE.format(
         endpoint=target.endpoint, endpoint_arn=target.endpoint_arn, slug=target.slug,
+        iam_user=target.iam_user,
         region=target.region, inference_id=target.inference_id, index=target.index,
         document_field=target.document_field, rank_window=target.rank_window,
         component_note=component_note, inference_endpoint=bundle.INFERENCE_ENDPOINT,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 
 from deploy.errors import UserError
@@ -10,8 +11,14 @@ from deploy.integrations.common import ACCOUNT, REGION, check_at_least, check_ma
 from deploy.sagemaker.iam import partition_of
 from deploy.sagemaker.names import ENDPOINT_NAME
 
-# Elasticsearch's inference ids: lowercase letters, digits, '-' and '_', not first.
-_INFERENCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,254}$")
+# Elasticsearch's ids (MlStrings.isValidId): lowercase letters, digits, '-', '_' and '.',
+# starting and ending with a letter or digit.
+_INFERENCE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]{0,253}[a-z0-9])?$")
+# Index names: lowercase, not starting with '-', '_' or '+', none of \ / * ? " < > | , # or
+# spaces (dots are allowed; "." and ".." are not names).
+_INDEX = re.compile(r"^[a-z0-9][a-z0-9._-]{0,254}$")
+# IAM user names are at most 64 characters.
+_IAM_USER_CHARS = 64
 _FIELD = re.compile(r"^[A-Za-z0-9_@][A-Za-z0-9_@.-]{0,254}$")
 # Names SageMaker gives inference components: letters, digits and hyphens.
 _COMPONENT = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
@@ -37,6 +44,15 @@ class Target:
     def slug(self) -> str:
         return self.endpoint.lower()
 
+    @property
+    def iam_user(self) -> str:
+        """The IAM user the README creates: ``elasticsearch-<endpoint>``, or for a long
+        endpoint name its first 50 characters and a hash of the whole (IAM's 64)."""
+        name = f"elasticsearch-{self.slug}"
+        if len(name) <= _IAM_USER_CHARS:
+            return name
+        return f"es-{self.slug[:50]}-{hashlib.sha256(self.slug.encode()).hexdigest()[:8]}"
+
 
 def build(endpoint: str, region: str | None, account: str | None, *,
           inference_id: str | None = None, document_field: str = "text",
@@ -54,7 +70,7 @@ def build(endpoint: str, region: str | None, account: str | None, *,
     check_match("--inference-id", inference_id, _INFERENCE_ID,
                 "an Elasticsearch inference id (lowercase letters, digits, - and _)")
     check_match("--document-field", document_field, _FIELD, "a field name")
-    check_match("--index", index, _INFERENCE_ID, "an index name (lowercase, no spaces)")
+    check_match("--index", index, _INDEX, "an index name (lowercase, no spaces)")
     if component is not None:
         check_match("--component", component, _COMPONENT, "an inference component name")
     check_at_least("--rank-window", rank_window, 1)

@@ -29,8 +29,6 @@ def files(target: Target) -> dict[str, str]:
 
 def write(target: Target, out_dir: Path) -> list[Path]:
     contents = files(target)
-    # Folders written before the marker existed all hold the invoke policy.
-    legacy = "iam/invoke-endpoint-policy.json"
-    with integration.folder(out_dir, "opensearch", legacy_marker=legacy) as stage:
+    with integration.folder(out_dir, "opensearch") as stage:
         integration.write_files(stage, contents)
     return [out_dir / rel for rel in contents]

@@ -77,7 +77,8 @@ def _chosen_onnx(model_dir: Path, args, tmp: Path) -> tuple[Path, dict | None]:
 
     if args.onnx_file.is_file():
         graph_inputs(args.onnx_file)  # an ONNX file Vespa can load, before the slow check
-    report = check_onnx_file(model_dir, args.onnx_file, args.onnx_tolerance or DEFAULT_TOLERANCE)
+    tolerance = DEFAULT_TOLERANCE if args.onnx_tolerance is None else args.onnx_tolerance
+    report = check_onnx_file(model_dir, args.onnx_file, tolerance)  # 0 is refused there
     return args.onnx_file, report
 
 
@@ -98,7 +99,7 @@ def _onnx_file(model_dir: Path, choice: str, tolerance, tmp: Path) -> Path:
     variant = "fp32" if choice == "auto" else choice
     from deploy.package.onnx_export import FP32_TOLERANCE, export_onnx
 
-    limit = tolerance or (FP32_TOLERANCE if variant == "fp32" else 0.05)
+    limit = tolerance if tolerance is not None else (FP32_TOLERANCE if variant == "fp32" else 0.05)
     export_onnx(model_dir, tmp, quantize=variant == "int8", tolerance=limit)
     return tmp / model_facts.ONNX_DIR / model_facts.ONNX_FILES[variant]
 
@@ -118,6 +119,10 @@ def graph_inputs(path: Path) -> tuple[str, ...]:
     if not {"input_ids", "attention_mask"} <= set(names):
         raise UserError(f"{path} takes inputs {list(names)}; the package maps input_ids,"
                         " attention_mask and token_type_ids")
+    outputs = [o.name for o in graph.output]
+    if "logits" not in outputs:  # the schema's onnx-model block names it; Vespa checks it
+        raise UserError(f"{path} outputs {outputs}; the package reads one named logits (what"
+                        " `deploy package --onnx` exports)")
     return names
 
 

@@ -101,7 +101,7 @@ def write_package(model: Model, out: Path, options: Options) -> dict:
         tmp = Path(tmp)
         tokenizer = write_tokenizer(model.tokenizer_path, tmp / "tok" / "tokenizer.json")
         app = _application(model, layout, options, sizes, tokenizer)
-        with integration.folder(out, "vespa", legacy_marker="services.xml") as staged:
+        with integration.folder(out, "vespa") as staged:
             app.to_files(str(staged))
             examples.write(staged, options, sizes, SCHEMA, PROFILE, QUERY_INPUT)
     return {"sequence_length": length, "query_tokens": sizes.query,

@@ -21,14 +21,14 @@ def write(app_dir: Path, options, sizes, schema: str, profile: str, query_input:
     ext.mkdir(parents=True, exist_ok=True)
     feed = [{"put": f"id:{schema}:{schema}::{i}", "fields": {"id": str(i), "text": text}}
             for i, text in enumerate(DOCUMENTS)]
-    (ext / "feed.json").write_text(json.dumps(feed, indent=2) + "\n")
+    (ext / "feed.json").write_text(json.dumps(feed, indent=2) + "\n", encoding="utf-8")
     queries = [query_body(q, profile, query_input, options.rerank_count) for q in QUERIES]
-    (ext / "queries.json").write_text(json.dumps(queries, indent=2) + "\n")
+    (ext / "queries.json").write_text(json.dumps(queries, indent=2) + "\n", encoding="utf-8")
     (app_dir / "README.md").write_text(README.format(
         name=options.app_name, rerank=options.rerank_count, profile=profile,
         query_input=query_input, length=sizes.sequence, query_tokens=sizes.query,
         document_tokens=sizes.document, query=QUERIES[0],
-        body=json.dumps(queries[0], indent=2)))
+        body=json.dumps(queries[0], indent=2)), encoding="utf-8")
 
 
 def query_body(query: str, profile: str, query_input: str, rerank_count: int) -> dict:

@@ -110,7 +110,8 @@ def write_tokenizer(source: Path, out: Path) -> Path:
     tokenizer.post_processor = TemplateProcessing(single="$A", pair="$A $B:1",
                                                   special_tokens=[])
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(json.loads(tokenizer.to_str()), ensure_ascii=False) + "\n")
+    out.write_text(json.dumps(json.loads(tokenizer.to_str()), ensure_ascii=False) + "\n",
+                   encoding="utf-8")
     return out
 
 
