@@ -323,9 +323,14 @@ def _real_answer(engine, body: bytes) -> str:
 def test_rerank_async_uploads_polls_and_merges(moto, bert_engine):
     s3 = boto3.client("s3", endpoint_url=moto, region_name="us-east-1")
     s3.create_bucket(Bucket="async")
-    c = RerankClient("reranker-async", region="us-east-1", endpoint_url=moto,
+    session = boto3.Session(region_name="us-east-1")
+    uploads = []  # (key, first document) of each request put in S3
+    session.events.register(
+        "provide-client-params.s3.PutObject", lambda params, **_: uploads.append(
+            (params["Key"], json.loads(params["Body"])["documents"][0])))
+    c = RerankClient("reranker-async", region="us-east-1", session=session, endpoint_url=moto,
                      s3_endpoint_url=moto, max_documents=5)
-    batches = c.split(QUERY, DOCS[:8], 1 << 30)
+    batches = c.split(QUERY, DOCS[:8], 6 << 20)
     assert batches == [(0, 5), (5, 8)]
     bodies = [c._body(QUERY, DOCS[a:b], 3, False) for a, b in batches]
     _seed(moto, [{"data": _real_answer(bert_engine, body)} for body in bodies])
@@ -333,10 +338,16 @@ def test_rerank_async_uploads_polls_and_merges(moto, bert_engine):
                          poll_seconds=0.01, timeout=30)
     expected = bert_engine.score(QUERY, DOCS[:8])
     assert [r["index"] for r in top] == sorted(range(8), key=lambda i: -expected[i])[:3]
-    stored = s3.list_objects_v2(Bucket="async", Prefix="in/")["Contents"]
-    sent = sorted(json.loads(s3.get_object(Bucket="async", Key=o["Key"])["Body"].read())[
-        "documents"][0] for o in stored)
-    assert sent == sorted([DOCS[0], DOCS[5]])
+    assert sorted(doc for _, doc in uploads) == sorted([DOCS[0], DOCS[5]])
+    # Answered: the uploaded requests are deleted.
+    assert s3.list_objects_v2(Bucket="async", Prefix="in/").get("KeyCount", 0) == 0
+    # A location naming its object is numbered when the list needs several requests.
+    uploads.clear()
+    _seed(moto, [{"data": _real_answer(bert_engine, body)} for body in bodies])
+    again = c.rerank_async(QUERY, DOCS[:8], top_n=3, input_location="s3://async/in/req.json",
+                           poll_seconds=0.01, timeout=30)
+    assert again == top
+    assert sorted(key for key, _ in uploads) == ["in/req-0.json", "in/req-1.json"]
     _seed(moto, [{"is_failure": True, "data": '{"error": {"message": "boom"}}'}])
     with pytest.raises(RerankClientError, match="async inference failed"):
         c.rerank_async(QUERY, DOCS[:2], input_location="s3://async/in/", poll_seconds=0.01,

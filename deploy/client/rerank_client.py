@@ -35,7 +35,6 @@ from typing import Any
 
 REALTIME_PAYLOAD = 6 * 1024 * 1024
 SERVERLESS_PAYLOAD = 4 * 1024 * 1024
-ASYNC_PAYLOAD = 1024 * 1024 * 1024
 _HEADROOM = 16 * 1024  # for headers and our estimate's slack
 _RETRY_CODES = {"ThrottlingException", "ModelNotReadyException", "ServiceUnavailable",
                 "ServiceUnavailableException", "InternalDependencyException",
@@ -125,8 +124,12 @@ class RerankClient:
                      input_location: str, return_documents: bool = False,
                      poll_seconds: float = 2.0, timeout: float = 3600.0,
                      instruction: str | None = None) -> list[dict]:
-        """For async endpoints: upload each request to ``input_location`` (an s3:// prefix),
-        call InvokeEndpointAsync, and poll the output locations until every answer is there."""
+        """For async endpoints: upload each request to ``input_location`` (an s3:// prefix,
+        or an object name ending in .json, numbered when the documents need several
+        requests), call InvokeEndpointAsync, poll the output locations until every answer is
+        there (``timeout`` for all of them together), then delete the uploaded requests.
+        Each request is held to the real-time payload limit: the container reads an async
+        request's body as it reads any other (SERVE_MAX_PAYLOAD_BYTES, 6 MB)."""
         _check(query, documents, top_n, instruction)
         if self.inference_component:
             raise ValueError("async endpoints do not host inference components")
@@ -134,11 +137,13 @@ class RerankClient:
             raise ValueError("input_location must be an s3:// prefix")
         s3 = self.session.client("s3", region_name=self._region,
                                  endpoint_url=self._s3_endpoint_url)
-        batches = self.split(query, documents, ASYNC_PAYLOAD, instruction)
-        pending = []
-        for a, b in batches:
-            uri = _join(input_location, f"{uuid.uuid4().hex}.json")
+        batches = self.split(query, documents, REALTIME_PAYLOAD, instruction)
+        pending, uploaded = [], []
+        for number, (a, b) in enumerate(batches):
+            uri = _join(input_location, f"{uuid.uuid4().hex}.json",
+                        number if len(batches) > 1 else None)
             bucket, key = _split_uri(uri)
+            uploaded.append((bucket, key))
             s3.put_object(Bucket=bucket, Key=key, ContentType="application/json",
                           Body=self._body(query, documents[a:b], top_n, return_documents,
                                           instruction))
@@ -146,7 +151,11 @@ class RerankClient:
                 EndpointName=self.endpoint_name, InputLocation=uri,
                 ContentType="application/json", Accept="application/json"))
             pending.append((reply["OutputLocation"], reply.get("FailureLocation")))
-        answers = [_await_output(s3, out, fail, poll_seconds, timeout) for out, fail in pending]
+        deadline = time.monotonic() + timeout
+        answers = [_await_output(s3, out, fail, poll_seconds, deadline, timeout)
+                   for out, fail in pending]
+        for bucket, key in uploaded:  # answered: the requests are no longer needed
+            _quietly(s3.delete_object, Bucket=bucket, Key=key)
         return merge(answers, batches, top_n, return_documents)
 
     # ------------------------------------------------------------ splitting
@@ -163,7 +172,7 @@ class RerankClient:
             size = len(json.dumps(doc, **_JSON).encode()) + 1  # the comma
             if size > room:
                 raise ValueError(f"document {i} is {size} bytes; a request may carry {room}:"
-                                 " shorten it (or use rerank_async, up to 1 GB)")
+                                 " shorten it")
             if i > start and (used + size > room or i - start >= self.max_documents):
                 batches.append((start, i))
                 start, used = i, 0
@@ -290,14 +299,31 @@ def _split_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _join(prefix: str, name: str) -> str:
-    return prefix if prefix.endswith(".json") else prefix.rstrip("/") + "/" + name
+def _join(prefix: str, name: str, number: int | None = None) -> str:
+    """``prefix``/``name``; a location that names its object (``.json``) is taken as it is,
+    or numbered (``req-1.json``) when one call sends several requests, so none overwrites
+    another before the endpoint reads it."""
+    if not prefix.endswith(".json"):
+        return prefix.rstrip("/") + "/" + name
+    return prefix if number is None else f"{prefix[:-len('.json')]}-{number}.json"
 
 
-def _await_output(s3, output: str, failure: str | None, poll: float, timeout: float) -> dict:
+def _quietly(call, **kwargs) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        call(**kwargs)
+    except (BotoCoreError, ClientError):
+        pass  # a request left behind costs a few bytes; the answers are what matter
+
+
+def _await_output(s3, output: str, failure: str | None, poll: float, deadline: float,
+                  timeout: float) -> dict:
+    """The answer at ``output`` (or the error at ``failure``) once it is there.  S3 answers a
+    missing key with 403 rather than 404 to a caller without s3:ListBucket on the bucket:
+    that caller needs it (docs/deploy.md)."""
     from botocore.exceptions import ClientError
 
-    deadline = time.monotonic() + timeout
     while True:
         for uri, failed in ((output, False), (failure, True)):
             if not uri:

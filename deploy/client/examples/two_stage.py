@@ -88,18 +88,21 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.endpoint or args.endpoint_url):
         parser.error("pass --endpoint NAME (a SageMaker endpoint) or --endpoint-url URL"
                      " (a local server, e.g. http://127.0.0.1:8080 from `make serve`)")
-    if args.corpus:
-        with open(args.corpus) as fh:
-            corpus = [line.strip() for line in fh if line.strip()]
-    else:
-        corpus = CANDIDATES
-    client = RerankClient(args.endpoint or "local", region=args.region,
-                          endpoint_url=args.endpoint_url)
     try:
+        if args.corpus:
+            with open(args.corpus, encoding="utf-8") as fh:
+                corpus = [line.strip() for line in fh if line.strip()]
+        else:
+            corpus = CANDIDATES
+        client = RerankClient(args.endpoint or "local", region=args.region,
+                              endpoint_url=args.endpoint_url)
         top = two_stage(client, args.query, corpus, args.candidates, args.keep,
                         first_stage=bool(args.corpus))
-    except (ValueError, RerankClientError, TimeoutError) as exc:
+    except (ValueError, RerankClientError, TimeoutError) as exc:  # no region: ValueError
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the corpus file
+        print(f"error: {args.corpus}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except (BotoCoreError, ClientError) as exc:  # no server there, no credentials, ...
         print(f"error: {error_code(exc)}: {error_message(exc)}", file=sys.stderr)
