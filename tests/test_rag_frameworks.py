@@ -141,6 +141,24 @@ def test_haystack_ranker_embeds_meta_and_cuts_by_threshold(client_url, client_en
         ranker.run(query=MOVIES_QUERY, documents=docs, top_k=0)
 
 
+def test_haystack_ranker_splits_to_the_endpoints_document_limit(client_url, client_engine):
+    """An endpoint whose RERANK_MAX_DOCUMENTS is below the candidates: max_documents splits
+    the list, the ranking is over all of them, and the setting serialises with the pipeline."""
+    from haystack import Document
+
+    from deploy.client.haystack_ranker import SageMakerRanker
+
+    ranker = SageMakerRanker("reranker", endpoint_url=client_url, top_k=3, max_documents=2,
+                             serverless=True)
+    ranked = ranker.run(query=MOVIES_QUERY, documents=[Document(content=t) for t in MOVIES])
+    direct = client_engine.score(MOVIES_QUERY, MOVIES)
+    best = sorted(range(len(MOVIES)), key=lambda i: -direct[i])[:3]
+    assert [d.content for d in ranked["documents"]] == [MOVIES[i] for i in best]
+    assert ranker._client.max_documents == 2 and ranker._client.payload_limit == 4 << 20
+    again = SageMakerRanker.from_dict(ranker.to_dict())
+    assert (again.max_documents, again.serverless) == (2, True)
+
+
 # ---------------------------------------------------------------- LangChain
 
 def test_langchain_compression_retriever_with_scores(client, client_engine):

@@ -33,7 +33,8 @@ class SageMakerRanker:
                  inference_component: str | None = None, endpoint_url: str | None = None,
                  meta_fields_to_embed: list[str] | None = None,
                  embedding_separator: str = "\n", score_threshold: float | None = None,
-                 instruction: str | None = None):
+                 instruction: str | None = None, serverless: bool = False,
+                 max_documents: int | None = None):
         _check_top_k(top_k)
         self.endpoint_name = endpoint_name
         self.region_name = region_name
@@ -44,6 +45,10 @@ class SageMakerRanker:
         self.embedding_separator = embedding_separator
         self.score_threshold = score_threshold
         self.instruction = instruction
+        # A serverless endpoint takes 4 MB a request; an endpoint's RERANK_MAX_DOCUMENTS
+        # below the candidates needs the list split to it.
+        self.serverless = serverless
+        self.max_documents = max_documents
         self._client: RerankClient | None = None
 
     def warm_up(self) -> None:
@@ -56,7 +61,8 @@ class SageMakerRanker:
             top_k=self.top_k, inference_component=self.inference_component,
             endpoint_url=self.endpoint_url, meta_fields_to_embed=self.meta_fields_to_embed,
             embedding_separator=self.embedding_separator, score_threshold=self.score_threshold,
-            instruction=self.instruction)
+            instruction=self.instruction, serverless=self.serverless,
+            max_documents=self.max_documents)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SageMakerRanker:

@@ -222,10 +222,14 @@ class RerankClient:
 
 def client_of(component) -> RerankClient:
     """The client a framework component's settings name: ``endpoint_name``,
-    ``region_name``, ``endpoint_url`` and ``inference_component``."""
+    ``region_name``, ``endpoint_url`` and ``inference_component``, and where it has them
+    ``serverless`` and ``max_documents``."""
+    extra = {"serverless": bool(getattr(component, "serverless", False))}
+    if getattr(component, "max_documents", None):
+        extra["max_documents"] = component.max_documents
     return RerankClient(component.endpoint_name, region=component.region_name,
                         endpoint_url=component.endpoint_url,
-                        inference_component=component.inference_component)
+                        inference_component=component.inference_component, **extra)
 
 
 def merge(answers: list[dict], batches: list[tuple[int, int]], top_n: int | None,
