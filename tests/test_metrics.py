@@ -118,7 +118,11 @@ def test_labels_stay_bounded_whatever_the_client_sends(tmp_path):
     assert client.get("/invocations").status_code == 405
     assert client.post("/endpoints/any-name/invocations", json={}).status_code == 424
     assert client.get("/ping").status_code == 503
+    assert client.post("/ping").status_code == 405  # a GET route: no scoring request
     samples = parse(client.get("/metrics").text)
+    assert value(samples, "reranker_requests_total", route="/ping", dialect="none",
+                 status="405") == 1.0
+    assert value(samples, "reranker_requests_in_flight") == 0.0
     assert value(samples, "reranker_requests_total", route="other", dialect="none",
                  status="404") == 5.0
     assert value(samples, "reranker_requests_total", route="/invocations", dialect="none",

@@ -35,8 +35,9 @@ class RequestMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = self._route(scope)
-        scoring = scope["method"] == "POST" and route != OTHER
+        route, takes_method = self._route(scope)
+        # A POST to a GET route is a 405, not a scoring request: no in-flight count.
+        scoring = scope["method"] == "POST" and takes_method
         watch = ClientWatch(receive)
         status = 500  # what the client gets if the app fails before it answers
         started = time.perf_counter()
@@ -63,12 +64,16 @@ class RequestMetrics:
                     time.perf_counter() - started)
             self._count(scope, route, status, scoring, watch.gone)
 
-    def _route(self, scope) -> str:
+    def _route(self, scope) -> tuple[str, bool]:
+        """The route template, and whether it takes the request's method."""
+        partial = None
         for candidate in self.routes:
             match, _ = candidate.matches(scope)
-            if match is not Match.NONE:  # PARTIAL: the path matches, the method does not
-                return candidate.path
-        return OTHER
+            if match is Match.FULL:
+                return candidate.path, True
+            if match is Match.PARTIAL and partial is None:  # the path, not the method
+                partial = candidate.path
+        return (partial, False) if partial is not None else (OTHER, False)
 
     def _count(self, scope, route: str, status: int, scoring: bool, gone: bool) -> None:
         fields = scope.get("state", {}).get("log", {})
