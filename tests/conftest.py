@@ -88,7 +88,8 @@ def llm_dirs(tmp_path_factory):
 
     def get(kind: str) -> Path:
         if kind not in cache:
-            cache[kind] = llm.BUILDERS[kind](tmp_path_factory.mktemp(kind))
+            # Named as the hub names them: a family's reranker is recognised by its name.
+            cache[kind] = llm.BUILDERS[kind](tmp_path_factory.mktemp(f"{kind}-reranker"))
         return cache[kind]
 
     return get

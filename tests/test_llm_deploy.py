@@ -299,7 +299,7 @@ def test_a_profile_override_is_packaged_and_served(llm_dirs, tmp_path):
 
     import inference
 
-    source = tmp_path / "qwen3-instructed"
+    source = tmp_path / "qwen3-instructed-reranker"
     shutil.copytree(llm_dirs("qwen3"), source)
     override = {"name": "qwen3-reranker", "default_instruction": "Find the city's country"}
     # An earlier package's manifest key is written afresh; the profile is kept.
@@ -333,7 +333,7 @@ def test_a_profile_override_is_packaged_and_served(llm_dirs, tmp_path):
 def test_a_bad_profile_override_is_one_line(llm_dirs, tmp_path, capsys):
     import shutil
 
-    source = tmp_path / "qwen3-bad"
+    source = tmp_path / "qwen3-bad-reranker"
     shutil.copytree(llm_dirs("qwen3"), source)
     (source / archive.MANIFEST).write_text(json.dumps({"profile": 3}))
     assert main(["package", str(source), "-o", str(tmp_path / "m.tar.gz")]) == 2

@@ -43,7 +43,7 @@ def test_bi_encoder_checkpoint_is_refused(tmp_path):
 
 def test_classifier_without_its_head_weights_is_refused_naming_them(bert_dir, tmp_path):
     """config.json says a classifier, the files lack the head: transformers would make one up."""
-    target = tmp_path / "headless"
+    target = tmp_path / "headless-reranker"
     shutil.copytree(bert_dir, target)
     weights = load_file(target / "model.safetensors")
     for key in [k for k in weights if k.startswith("classifier.")]:
@@ -57,7 +57,7 @@ def test_classifier_without_its_head_weights_is_refused_naming_them(bert_dir, tm
 
 
 def test_causal_lm_without_its_lm_head_is_refused(llm_dirs, tmp_path):
-    target = tmp_path / "no-head"
+    target = tmp_path / "no-head-reranker"
     shutil.copytree(llm_dirs("qwen3"), target)
     weights = load_file(target / "model.safetensors")
     del weights["lm_head.weight"]
@@ -66,8 +66,55 @@ def test_causal_lm_without_its_lm_head_is_refused(llm_dirs, tmp_path):
         _load(target)
 
 
+@pytest.mark.parametrize("family,profile", [("qwen3", "qwen3-reranker"),
+                                            ("mxbai-v2", "mxbai-rerank-v2"),
+                                            ("gemma", "bge-reranker-v2-gemma"),
+                                            ("qwen3-seq-cls", "qwen3-reranker-seq-cls")])
+def test_a_family_architecture_alone_is_no_reranker(llm_dirs, tmp_path, family, profile):
+    """Qwen3-0.6B (chat) is a Qwen3ForCausalLM as Qwen3-Reranker is: a folder named like a
+    chat model is refused, and served once the operator names the profile."""
+    target = tmp_path / "Qwen3-0.6B"
+    shutil.copytree(llm_dirs(family), target)
+    with pytest.raises(ModelLoadError, match=f"RERANK_PROFILE={profile}"):
+        _load(target)
+    engine = _load(target, profile=profile)
+    try:
+        assert engine.describe()["profile"] == profile
+    finally:
+        engine.close()
+
+
+def test_a_name_that_says_reranker_is_recognised(llm_dirs, tmp_path):
+    """A hub cache names the repository two levels up; a packaged model's reranker.json
+    records its model id."""
+    cache = tmp_path / "models--Qwen--Qwen3-Reranker-0.6B" / "snapshots" / "0123abc"
+    shutil.copytree(llm_dirs("qwen3"), cache)
+    recorded = tmp_path / "model"
+    shutil.copytree(llm_dirs("qwen3"), recorded)
+    (recorded / "reranker.json").write_text(json.dumps({"model_id": "Qwen/Qwen3-Reranker-0.6B"}))
+    for path in (cache, recorded):
+        engine = _load(path)
+        try:
+            assert engine.describe()["profile"] == "qwen3-reranker"
+        finally:
+            engine.close()
+
+
+def test_an_embedding_model_is_refused_whatever_its_name(llm_dirs, tmp_path):
+    """Qwen3-Embedding ships as a Qwen3ForCausalLM with sentence-transformers' Pooling."""
+    target = tmp_path / "Qwen3-Embedding-reranker-like"
+    shutil.copytree(llm_dirs("qwen3"), target)
+    (target / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling",
+         "type": "sentence_transformers.models.Pooling"}]))
+    for settings in ({}, {"profile": "qwen3-reranker"}):
+        with pytest.raises(ModelLoadError, match="embedding model"):
+            _load(target, **settings)
+
+
 def test_seq_cls_checkpoint_without_its_score_head_is_refused(llm_dirs, tmp_path):
-    target = tmp_path / "no-score"
+    target = tmp_path / "no-score-reranker"
     shutil.copytree(llm_dirs("qwen3-seq-cls"), target)
     weights = load_file(target / "model.safetensors")
     del weights["score.weight"]
@@ -114,7 +161,7 @@ def test_a_named_profile_applies_to_any_causal_lm(tmp_path):
 
 
 def test_reranker_json_overrides_the_profile(llm_dirs, tmp_path):
-    target = tmp_path / "overridden"
+    target = tmp_path / "overridden-reranker"
     shutil.copytree(llm_dirs("qwen3"), target)
     base = _load(target)
     (target / "reranker.json").write_text(json.dumps({

@@ -24,6 +24,7 @@ logit(true) alone (FlagEmbedding's bge-reranker-v2-gemma score).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -196,6 +197,7 @@ def recognise(config: Mapping, tokenizer, model_dir: str, forced: str = "") -> P
     if not name and not overrides and saved is None and not is_llm(config):
         return None
     architecture = (config.get("architectures") or [""])[0]
+    _refuse_embedding_model(model_dir, architecture)
     if name and name not in PROFILES and name != CHAT_TEMPLATE:
         raise ModelLoadError(f"profile {name!r} is unknown; supported: {sorted(PROFILES)}"
                              f" or {CHAT_TEMPLATE!r}")
@@ -203,7 +205,7 @@ def recognise(config: Mapping, tokenizer, model_dir: str, forced: str = "") -> P
         profile = PROFILES.get(name) or chat_template_profile(tokenizer, saved,
                                                               _head_of(architecture))
     else:
-        profile = _directory_profile(architecture, tokenizer, saved, model_dir)
+        profile = _directory_profile(architecture, tokenizer, saved, model_dir, config)
     if profile is None:
         raise ModelLoadError(
             f"{model_dir!r} is a {architecture or 'model'} with no reranker profile and no chat"
@@ -222,7 +224,7 @@ def recognise(config: Mapping, tokenizer, model_dir: str, forced: str = "") -> P
 
 
 def _directory_profile(architecture: str, tokenizer, saved: SavedScoring | None,
-                       model_dir: str) -> Profile | None:
+                       model_dir: str, config: Mapping) -> Profile | None:
     """The family's profile, or the prompt the directory declares itself.
 
     A chat template that renders a query and a document message, and sentence-transformers'
@@ -233,6 +235,8 @@ def _directory_profile(architecture: str, tokenizer, saved: SavedScoring | None,
     family = _by_architecture(architecture)
     head = _head_of(architecture)
     declared = chat_template_profile(tokenizer, saved, head)
+    if family is not None and declared is None and saved is None:
+        _require_reranker_name(family, architecture, model_dir, config)
     if declared is None and saved is not None:
         judged = [saved.true_id, saved.false_id]
         if family is None or _judged_ids(family, tokenizer) != judged:
@@ -248,6 +252,55 @@ def _directory_profile(architecture: str, tokenizer, saved: SavedScoring | None,
             and (head == "seq-cls"
                  or _judged_ids(family, tokenizer) == _judged_ids(declared, tokenizer)))
     return family if same else declared
+
+
+# What the names of the families' rerankers hold (Qwen3-Reranker, bge-reranker-v2-gemma,
+# mxbai-rerank-base-v2) and their chat and base models' names do not.
+_RERANKER_NAME = re.compile(r"rerank", re.IGNORECASE)
+
+
+def _require_reranker_name(family: Profile, architecture: str, model_dir: str,
+                           config: Mapping) -> None:
+    """A family's profile only for a directory that says it is that family's reranker: the
+    architecture alone is also its chat and base models' (Qwen3-0.6B is a Qwen3ForCausalLM
+    too), whose LM head judges nothing, and their scores would be noise."""
+    if _reranker_name(model_dir, config) is None:
+        raise ModelLoadError(
+            f"{model_dir!r} is a {architecture}, as {family.name} is, but nothing names it a"
+            " reranker: the family's chat and base models have the same architecture, and"
+            f" their scores would be noise. If it is {family.name}, say so with"
+            f" RERANK_PROFILE={family.name} (or reranker.json's \"profile\"); a folder, hub"
+            " id or reranker.json model_id whose name holds 'rerank' says so too")
+
+
+def _reranker_name(model_dir: str, config: Mapping) -> str | None:
+    """The name that says this directory is a reranker: the folder's own (or, in a hub
+    cache, its repository's: models--Qwen--Qwen3-Reranker-0.6B/snapshots/<sha>), the model
+    id reranker.json records (packaging writes it), or config.json's _name_or_path."""
+    parts = os.path.realpath(model_dir).split(os.sep)
+    names = [parts[-1]] + ([parts[-3]] if len(parts) >= 3 and parts[-2] == "snapshots" else [])
+    manifest = read_json(os.path.join(model_dir, "reranker.json"), required=False)
+    names += [manifest.get("model_id"), config.get("_name_or_path")]
+    return next((n for n in names if isinstance(n, str) and _RERANKER_NAME.search(n)), None)
+
+
+def _refuse_embedding_model(model_dir: str, architecture: str) -> None:
+    """sentence-transformers' modules.json with a Pooling module: an embedding model (a
+    Qwen3-Embedding is a Qwen3ForCausalLM too), which embeds and judges nothing."""
+    modules = os.path.join(model_dir, "modules.json")
+    if not os.path.isfile(modules):
+        return
+    try:
+        with open(modules) as fh:
+            listed = json.load(fh)
+    except (OSError, ValueError):
+        return  # not ours to judge: saved_cross_encoder reports a broken file
+    if isinstance(listed, list) and any(
+            isinstance(m, dict) and "Pooling" in str(m.get("type", "")) for m in listed):
+        raise ModelLoadError(
+            f"{model_dir!r} is a sentence-transformers embedding model ({architecture} with a"
+            " Pooling module in modules.json): it embeds texts, it does not judge pairs; serve"
+            " a reranker")
 
 
 def _head_of(architecture: str) -> str:

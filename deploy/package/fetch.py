@@ -119,6 +119,15 @@ def stage(source: Path, staging: Path, *, allow_pickle: bool) -> None:
         (staging / archive.MANIFEST).write_text(json.dumps(carried, indent=2) + "\n")
 
 
+def note_model_id(staging: Path, model_id: str) -> None:
+    """Record the model id in the staged reranker.json (the packaged one is written
+    afresh, with it): an LLM reranker is recognised by a name that says "rerank"."""
+    path = staging / archive.MANIFEST
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data["model_id"] = model_id
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def carried_settings(source: Path) -> dict:
     """The model's own settings from its reranker.json (an LLM reranker's "profile"
     override), which the packaged reranker.json must keep."""

@@ -31,6 +31,8 @@ def run(args) -> int:
         source, info = fetch.resolve_source(args.model, args, tmp / "source")
         staging = tmp / "model"
         fetch.stage(source, staging, allow_pickle=args.allow_pickle)
+        # The model id, before the engine checks the model: it names an LLM reranker as one.
+        fetch.note_model_id(staging, info["model_id"])
         config = checks.check_cross_encoder(staging)
         if exporter:
             model_kind.refuse_llm(config, "ONNX export", "package it without ONNX=")
