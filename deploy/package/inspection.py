@@ -22,21 +22,22 @@ def run_inspect(args) -> int:
     if not path.is_file():
         raise UserError(f"{path} does not exist (run `make package MODEL=...` first)")
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{path} ({human_size(path.stat().st_size)})")
+    table = Table(title=escape(f"{path} ({human_size(path.stat().st_size)})"))
     table.add_column("file")
     table.add_column("size", justify="right")
     try:
         for name, size in archive.list_names(path):
-            table.add_row(name, human_size(size))
+            table.add_row(escape(name), human_size(size))  # a name is text, not markup
     except (OSError, EOFError, archive.tarfile.TarError) as exc:
         raise UserError(f"{path} is not a readable .tar.gz: {exc}") from None
     console = Console()
     console.print(table)
     console.print(f"sha256 {archive.sha256_file(path)}")
     for key, value in manifest_rows(_manifest(path)):
-        console.print(f"{key:<11} {value}", highlight=False, soft_wrap=True)
+        console.print(escape(f"{key:<11} {value}"), highlight=False, soft_wrap=True)
     if args.check:
         with tempfile.TemporaryDirectory(prefix="reranker-inspect-") as tmp:
             archive.safe_extract(path, Path(tmp))

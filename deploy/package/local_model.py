@@ -25,6 +25,8 @@ from deploy.package import archive as archives
 from deploy.paths import BUILD_DIR, ROOT
 
 SERVE_DIR = BUILD_DIR / "serve"
+# In an unpacked folder: the archive it was unpacked from.
+UNPACKED_FROM = ".unpacked-from"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -82,13 +84,20 @@ def package(model: str, archive: Path) -> None:
 
 
 def unpack(archive: Path, target: Path) -> Path:
-    """``archive`` unpacked at ``target`` (unless unpacked there since it last changed);
-    returns the real directory.
+    """``archive`` unpacked at ``target`` (unless this very archive, unchanged, was
+    unpacked there); returns the real directory.
 
     ``target`` is a symlink to a folder unpacked fresh beside it: a repackaged archive is
     unpacked into a new folder and the link swapped to it in one rename, so no file of the
-    earlier archive survives and a failed unpack leaves the earlier one served."""
-    if (target / "config.json").is_file() and target.stat().st_mtime >= archive.stat().st_mtime:
+    earlier archive survives and a failed unpack leaves the earlier one served.  Which
+    archive a folder came from is recorded in it (its path, size and mtime): two archives
+    of one name in different folders, or one packaged earlier than the other, are never
+    taken for each other."""
+    stat = archive.stat()
+    source = f"{archive.resolve()}\n{stat.st_size}\n{stat.st_mtime_ns}\n"
+    record = target / UNPACKED_FROM
+    if (target / "config.json").is_file() and record.is_file() and \
+            record.read_text(encoding="utf-8") == source:
         return target.resolve()
     print(f"unpacking {archive} into {target}", file=sys.stderr)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +107,7 @@ def unpack(archive: Path, target: Path) -> Path:
     except BaseException:
         shutil.rmtree(fresh, ignore_errors=True)
         raise
+    (fresh / UNPACKED_FROM).write_text(source, encoding="utf-8")
     fresh.chmod(0o755)  # mkdtemp's folder is private; the image's user reads the model
     previous = target.resolve() if target.is_symlink() else None
     if target.exists() and not target.is_symlink():

@@ -217,7 +217,9 @@ def _load_torch(model_dir: Path):
     from reranker.backends.torch_backend import TorchBackend
 
     config = json.loads((model_dir / "config.json").read_text())
-    safetensors = (model_dir / "model.safetensors").exists()
+    # A sharded checkpoint has its index instead of model.safetensors.
+    safetensors = any((model_dir / name).exists()
+                      for name in ("model.safetensors", "model.safetensors.index.json"))
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
         # The engine's own model, with its last-layer shortcut: the graph inherits it.
