@@ -110,6 +110,11 @@ def test_the_archive_carries_what_transformers_4_loads(archives, llm_dirs, model
     assert isinstance(source["extra_special_tokens"], list)
     assert "extra_special_tokens" not in packaged
     assert packaged["additional_special_tokens"] == source["extra_special_tokens"]
+    # transformers 5 saves the rotary theta in rope_parameters only, which 4 ignores.
+    source = json.loads((llm_dirs("qwen3") / "config.json").read_text())
+    packaged = json.loads((archives["qwen3"][1] / "config.json").read_text())
+    assert "rope_theta" not in source
+    assert packaged["rope_theta"] == source["rope_parameters"]["rope_theta"]
 
 
 def test_every_family_scores_the_same_on_the_dlcs_transformers(archives):

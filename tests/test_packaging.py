@@ -330,3 +330,29 @@ def test_onnx_without_the_exporter_says_so(bert_dir, tmp_path, capsys, monkeypat
     monkeypatch.setitem(sys.modules, "deploy.package.onnx_export", None)
     code, _, err = package(capsys, bert_dir, "-o", tmp_path / "out" / "m.tar.gz", "--onnx", "int8")
     assert_refused(code, err, tmp_path, "ONNX export is not available")
+
+
+def test_a_rope_theta_saved_by_transformers_5_reaches_transformers_4(tmp_path):
+    """transformers 5 writes rope_parameters only; 4 (the DLC's) reads rope_theta and
+    rope_scaling.  Both are written beside it, and 5 reads the result as before."""
+    import transformers
+
+    from deploy.package import fetch
+
+    config = {"model_type": "qwen3", "rope_parameters": {
+        "rope_type": "yarn", "rope_theta": 1000000.0, "factor": 4.0,
+        "original_max_position_embeddings": 32768}}
+    source = tmp_path / "source.json"
+    source.write_text(json.dumps(config))
+    staged = tmp_path / "staging"
+    staged.mkdir()
+    os.link(source, staged / "config.json")  # staging holds hard links to the user's files
+    fetch.portable_model_config(staged)
+    written = json.loads((staged / "config.json").read_text())
+    assert written["rope_theta"] == 1000000.0
+    assert written["rope_scaling"] == {"rope_type": "yarn", "factor": 4.0,
+                                       "original_max_position_embeddings": 32768}
+    assert json.loads(source.read_text()) == config  # the user's file is untouched
+    read = transformers.AutoConfig.from_pretrained(staged)
+    assert read.rope_parameters["rope_theta"] == 1000000.0
+    assert read.rope_parameters["rope_type"] == "yarn"

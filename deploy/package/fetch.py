@@ -114,6 +114,7 @@ def stage(source: Path, staging: Path, *, allow_pickle: bool) -> None:
         convert_pickle(source, staging)
     ensure_fast_tokenizer(staging)
     portable_tokenizer_config(staging)
+    portable_model_config(staging)
     carried = carried_settings(source)
     if carried:  # the engine reads it from here when packaging checks the model
         (staging / archive.MANIFEST).write_text(json.dumps(carried, indent=2) + "\n")
@@ -193,6 +194,31 @@ def ensure_fast_tokenizer(staging: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer.save_pretrained(tmp)
         shutil.copyfile(Path(tmp) / "tokenizer.json", staging / "tokenizer.json")
+
+
+def portable_model_config(staging: Path) -> None:
+    """config.json as transformers 4 (the DLC's) reads it the way 5 does.
+
+    transformers 5 saves the rotary embedding's settings as ``rope_parameters`` only; 4
+    ignores that key and falls back to its class default for ``rope_theta`` (and to no
+    scaling), so a model saved by 5 with another theta than the default would score
+    otherwise on the DLC.  Write 4's keys beside it (5 reads them the same way).  Replaced,
+    never written through: staging holds hard links to the user's files."""
+    path = staging / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # the engine's check reports it
+    rope = config.get("rope_parameters") if isinstance(config, dict) else None
+    if not isinstance(rope, dict) or "rope_theta" in config or "rope_theta" not in rope:
+        return
+    changed = {**config, "rope_theta": rope["rope_theta"]}
+    scaling = {k: v for k, v in rope.items() if k != "rope_theta"}
+    if scaling.get("rope_type", "default") != "default" and "rope_scaling" not in config:
+        changed["rope_scaling"] = scaling
+    written = path.with_name(path.name + ".portable")
+    written.write_text(json.dumps(changed, indent=2, ensure_ascii=False) + "\n")
+    os.replace(written, path)
 
 
 def portable_tokenizer_config(staging: Path) -> None:
