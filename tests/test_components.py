@@ -381,10 +381,20 @@ def test_rolling_one_copy_is_refused_before_anything_is_made():
 def test_turning_autoscaling_off_removes_it(monkeypatch):
     fake, config = StubbedAws(), component_config(max_copies=0)
     calls = []
-    monkeypatch.setattr(component_scaling, "remove", lambda aws, name: calls.append(name))
+    monkeypatch.setattr(component_scaling, "remove",
+                        lambda aws, name: calls.append(name) or "deleted")
     components.settle_scaling(fake, config, existing=component_description("minilm-en"))
     components.settle_scaling(fake, config, existing=None)
     assert calls == ["minilm-en"]
+
+
+def test_autoscaling_that_cannot_be_removed_after_an_update_is_a_note(monkeypatch, capsys):
+    fake, config = StubbedAws(), component_config(max_copies=0)
+    monkeypatch.setattr(component_scaling, "remove",
+                        lambda aws, name: "failed (AccessDeniedException: no)")
+    components.settle_scaling(fake, config, existing=component_description("minilm-en"))
+    assert "note: autoscaling of minilm-en was not checked or removed: failed (Access" in \
+        capsys.readouterr().out
 
 
 def test_endpoint_serving_a_model_directly_is_refused_before_anything():
