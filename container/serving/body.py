@@ -19,40 +19,11 @@ import zlib
 
 from starlette.requests import Request
 
-from .errors import BodyTimeout, BodyTooLarge, ServerError
+from .errors import BodyTimeout, BodyTooLarge, DecodedTooLarge, InvalidEncoding, UnsupportedEncoding
 
 # Content codings we decode -> zlib's wbits for them.
 CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS,
            "deflate": zlib.MAX_WBITS}
-
-
-class UnsupportedEncoding(ServerError):
-    status = 415
-    type = "unsupported_media_type"
-    field = "Content-Encoding"
-    leaves_body_unread = True
-
-    def __init__(self, value: str):
-        super().__init__(f"Content-Encoding {value[:100]!r} is not supported; send the body "
-                         "uncompressed, or in one of gzip, deflate")
-
-
-class InvalidEncoding(ServerError):
-    status = 400
-    type = "invalid_encoding"
-    field = "body"
-
-    def __init__(self, coding: str, why: str):
-        super().__init__(f"the body is not valid {coding} data (Content-Encoding: {coding}): "
-                         f"{why[:200]}")
-
-
-class DecodedTooLarge(BodyTooLarge):
-    leaves_body_unread = False  # it was read whole: only its decompressed size is too large
-
-    def __init__(self, limit: int):
-        ServerError.__init__(self, f"the request body decompresses to more than {limit} bytes "
-                                   "(SERVE_MAX_PAYLOAD_BYTES); send fewer or shorter documents")
 
 
 async def read_body(request: Request, limit: int, timeout: float) -> bytes:

@@ -44,6 +44,35 @@ class BodyTimeout(ServerError):
                          "(SERVE_BODY_TIMEOUT); send it at once")
 
 
+class UnsupportedEncoding(ServerError):
+    status = 415
+    type = "unsupported_media_type"
+    field = "Content-Encoding"
+    leaves_body_unread = True
+
+    def __init__(self, value: str):
+        super().__init__(f"Content-Encoding {value[:100]!r} is not supported; send the body "
+                         "uncompressed, or in one of gzip, deflate")
+
+
+class InvalidEncoding(ServerError):
+    status = 400
+    type = "invalid_encoding"
+    field = "body"
+
+    def __init__(self, coding: str, why: str):
+        super().__init__(f"the body is not valid {coding} data (Content-Encoding: {coding}): "
+                         f"{why[:200]}")
+
+
+class DecodedTooLarge(BodyTooLarge):
+    leaves_body_unread = False  # it was read whole: only its decompressed size is too large
+
+    def __init__(self, limit: int):
+        ServerError.__init__(self, f"the request body decompresses to more than {limit} bytes "
+                                   "(SERVE_MAX_PAYLOAD_BYTES); send fewer or shorter documents")
+
+
 class ClientGone(ServerError):
     """The client closed the connection before its answer: nobody reads this one.  499, as
     nginx logs it, so the log tells hang-ups from our faults."""
