@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import threading
 
+from .wire import header_text
+
 HEADER = "x-amzn-sagemaker-custom-attributes"
 
 
@@ -51,13 +53,8 @@ def _header(context, name: str) -> str | None:
         properties = context.request_processor[0].get_request_properties()
     except (AttributeError, IndexError, TypeError):
         return None  # no context (a plain Python call) or one of another shape
+    # MMS hands header names and values as bytes: read as latin-1, which decodes any byte.
     for key, value in (properties or {}).items():
-        if _text(key).lower() == name:
-            return _text(value)
+        if header_text(key).lower() == name:
+            return header_text(value)
     return None
-
-
-def _text(value) -> str:
-    # MMS hands header names and values as bytes; HTTP defines them as latin-1 (RFC 9110
-    # 5.5), which decodes any byte, so a stray 0xff is a bad value, not a crash.
-    return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else str(value)
