@@ -142,7 +142,8 @@ class DeployConfig:
     scale_to_zero: int = setting(0, "async autoscaling: 1 lets the endpoint go down to 0"
                                     " instances while nothing waits; the first waiting request"
                                     " wakes it (minutes)")
-    target_invocations: int = setting(100, "autoscaling: invocations per instance per minute")
+    target_invocations: int = setting(100, "autoscaling: invocations per instance per minute"
+                                                 " (async: waiting requests per instance)")
     target_concurrency: float = setting(0.0, "real-time autoscaling: concurrent requests per"
                                              " instance to hold instead, on SageMaker's"
                                              " 10-second concurrency metric (scales out in"

@@ -6,10 +6,13 @@ SERVE_MODEL_DEFAULT := cross-encoder/ms-marco-MiniLM-L-6-v2
 DEMO_MODEL  := build/demo-minilm
 # The model directory for MODEL (default: the MiniLM reranker), or exit with the error.
 resolve_model = $$($(PY) -m deploy.package.local_model $(call shq,$(or $(MODEL),$(1)))) || exit $$?
+# A directory or archive needs only serving's packages; a hub id is packaged first by the
+# deploy tools (boto3 and the rest), so it needs the whole install.
+serve_install = $(if $(wildcard $(or $(MODEL),$(SERVE_MODEL_DEFAULT))),$(SERVE_STAMP),$(STAMP))
 
 .PHONY: serve demo-model demo-llm
 
-serve: $(SERVE_STAMP)  ## serve MODEL=<dir|model.tar.gz|hub id> on 127.0.0.1:PORT (8080) until Ctrl-C
+serve: $(serve_install)  ## serve MODEL=<dir|model.tar.gz|hub id> on 127.0.0.1:PORT (8080) until Ctrl-C
 	@dir=$(call resolve_model,$(SERVE_MODEL_DEFAULT)); \
 	asked=$(call shq,$(or $(MODEL),$(SERVE_MODEL_DEFAULT))); \
 	where=$$([ "$$dir" -ef "$$asked" ] || echo " (files at $$dir)"); \

@@ -71,3 +71,16 @@ def test_the_first_commands_need_only_serving_s_install(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "demo-minilm" / "config.json").is_file()
     assert (tmp_path / "demo-qwen3-reranker" / "config.json").is_file()
+
+
+@pytest.mark.parametrize("model,install", [
+    ("", ".venv/.installed"),  # the default, a hub id: packaged by the deploy tools
+    ("someone/some-reranker", ".venv/.installed"),
+    ("tests", ".venv/.serve-installed"),  # a directory: serving's install is enough
+])
+def test_make_serve_installs_what_the_model_needs(model, install):
+    done = subprocess.run(["make", "-pn", "serve", *([f"MODEL={model}"] if model else [])],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    rule = next(line for line in done.stdout.splitlines() if line.startswith("serve:"))
+    assert rule.split()[1:] == [install]

@@ -82,6 +82,28 @@ def test_requests_carry_the_vpc_the_key_and_the_tags():
     assert isolation.network_isolation(config(), True)
 
 
+@pytest.mark.parametrize("instance_type,local", [
+    ("ml.m5.xlarge", False), ("ml.c7i.2xlarge", False), ("ml.inf2.xlarge", False),
+    ("ml.g5g.xlarge", False), ("ml.p3.2xlarge", False),
+    ("ml.g5.xlarge", True), ("ml.g6e.xlarge", True), ("ml.g4dn.xlarge", True),
+    ("ml.m5d.large", True), ("ml.c6id.xlarge", True), ("ml.p4d.24xlarge", True),
+    ("ml.p5.48xlarge", True),
+])
+def test_volumes_on_local_nvme_disks_get_no_key(instance_type, local, capsys):
+    """SageMaker refuses KmsKeyId (CreateEndpointConfig) and VolumeKmsKeyId (a transform)
+    for instance types whose volumes are local disks: sending it failed the deploy after
+    the upload and CreateModel."""
+    settings = config(instance_type=instance_type, kms_key=KEY)
+    noted = "encrypts the archive and results in S3" in capsys.readouterr().out
+    assert noted is local
+    assert isolation.volume_key(settings) == ({} if local else {"KmsKeyId": KEY})
+    job = modes.MODES["transform"].job_request(config(
+        mode="transform", instance_type=instance_type, kms_key=KEY,
+        transform_input="s3://bkt/in/", transform_output="s3://bkt/out/"), "job", "m")
+    assert ("VolumeKmsKeyId" in job["TransformResources"]) is not local
+    assert job["TransformOutput"]["KmsKeyId"] == KEY  # results in S3 stay encrypted
+
+
 def test_the_role_may_use_the_network_and_exactly_the_key():
     settings = config(subnets="subnet-0123456789abcdef0", security_groups="sg-0123456789abcdef0",
                       kms_key=KEY, role=moto_tests.ROLE, bucket="bkt")

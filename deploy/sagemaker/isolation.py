@@ -8,9 +8,10 @@
   which our engine never needs. SageMaker offers neither isolation nor a VPC to serverless
   endpoints, so their models go without isolation, and a VPC with serverless is refused.
 - ``KMS_KEY`` (a key ARN) encrypts with one customer-managed key the archive in S3
-  (SSE-KMS), the instances' storage volumes (KmsKeyId; SageMaker refuses it on instance
-  types with local NVMe storage, which hardware encrypts), async results, and Batch
-  Transform's output and volumes; the execution role may use exactly that key.
+  (SSE-KMS), the instances' storage volumes (KmsKeyId), async results, and Batch
+  Transform's output and volumes; the execution role may use exactly that key. Instance
+  types with local NVMe storage (ml.g5, ml.g6e, ml.m5d, ...) encrypt their volumes in
+  hardware and SageMaker refuses a key for them, so theirs is left out, with a note.
 - ``TAGS`` (``key=value,...``) go on everything created, beside the tag naming the endpoint.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import re
 
 from deploy.errors import UserError
+from deploy.sagemaker import sizing
 
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
@@ -52,6 +54,10 @@ def validate(config) -> None:
         raise UserError(f"{name('kms_key')} must be a KMS key ARN"
                         " (arn:aws:kms:REGION:ACCOUNT:key/ID), not an alias or id: the role"
                         " policy can grant only a key ARN")
+    if config.kms_key and _hardware_encrypted(config):
+        print(f"note: {config.instance_type} stores on local NVMe disks that its hardware"
+              f" encrypts, and SageMaker takes no KMS key for them: {name('kms_key')}"
+              " encrypts the archive and results in S3, not the instances' volumes")
     user_tags(config)
 
 
@@ -68,11 +74,16 @@ def network_isolation(config, wanted: bool) -> bool:
     return wanted and not config.deploy_mode.serverless
 
 
-def volume_key(config) -> dict:
-    """CreateEndpointConfig's KmsKeyId argument (serverless has no volumes to encrypt)."""
-    if not config.kms_key or config.deploy_mode.serverless:
+def volume_key(config, argument: str = "KmsKeyId") -> dict:
+    """CreateEndpointConfig's KmsKeyId argument (or a transform's VolumeKmsKeyId): none
+    for serverless (no volumes) or for volumes the instance's hardware encrypts."""
+    if not config.kms_key or config.deploy_mode.serverless or _hardware_encrypted(config):
         return {}
-    return {"KmsKeyId": config.kms_key}
+    return {argument: config.kms_key}
+
+
+def _hardware_encrypted(config) -> bool:
+    return not config.deploy_mode.serverless and sizing.has_local_storage(config.instance_type)
 
 
 def output_key(config) -> dict:

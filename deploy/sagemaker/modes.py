@@ -304,8 +304,7 @@ class Transform(_Instances):
                                 **isolation.output_key(config)},
             "TransformResources": {"InstanceType": config.instance_type,
                                    "InstanceCount": config.instance_count,
-                                   **({"VolumeKmsKeyId": config.kms_key}
-                                      if config.kms_key else {})},
+                                   **isolation.volume_key(config, "VolumeKmsKeyId")},
             "Environment": self.job_environment(config),
             # A call may take as long as its mini-batch needs (600 s unless set).
             "ModelClientConfig": {"InvocationsTimeoutInSeconds": LONG_CALL_SECONDS},

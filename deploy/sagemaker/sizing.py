@@ -71,6 +71,21 @@ def is_gpu(instance_type: str) -> bool:
     return bool(match) and match.group(1)[0] in ("g", "p")
 
 
+# Families whose instances store on local NVMe disks (besides every family with a "d" after
+# its generation: m5d, c6id, g4dn, p4d, ...): SageMaker refuses a KMS key for their volumes.
+LOCAL_STORAGE = ("g5", "g6", "g6e", "gr6", "p5", "p5e", "p5en", "trn1", "trn1n", "trn2")
+
+
+def has_local_storage(instance_type: str) -> bool:
+    """The instance type's volumes are local NVMe disks, encrypted by the instance's
+    hardware (AWS's "Instance Store Volumes" list)."""
+    match = re.match(r"^ml\.([a-z]+)(\d+)([a-z-]*)\.", instance_type or "")
+    if not match:
+        return False
+    family = "".join(match.groups())
+    return "d" in match.group(3) or family in LOCAL_STORAGE
+
+
 def gpu_gb(instance_type: str) -> int | None:
     match = re.match(r"^ml\.([a-z0-9]+)\.", instance_type or "")
     return GPU_GB.get(match.group(1)) if match else None
