@@ -22,9 +22,10 @@ GRACE_SECONDS = 150
 
 def run(base_url: str, route: str, payloads: list[bytes], concurrency: int, max_requests: int,
         max_seconds: float, pairs_per_request: int,
-        tick: Callable[[], None] = lambda: None) -> dict:
+        tick: Callable[[], None] = lambda: None, timeout: float = 120.0) -> dict:
     """``concurrency`` clients POST ``payloads`` in turn to ``route`` until ``max_requests``
-    were sent or ``max_seconds`` passed; ``tick`` is called after every answer."""
+    were sent or ``max_seconds`` passed; ``tick`` is called after every answer, and a
+    request unanswered after ``timeout`` seconds counts as an error."""
     url = urlparse(base_url)
     if url.hostname not in ("127.0.0.1", "localhost"):
         raise ValueError(f"load is only sent to this machine, not {url.hostname}")
@@ -42,7 +43,7 @@ def run(base_url: str, route: str, payloads: list[bytes], concurrency: int, max_
             return issued[0]
 
     def client() -> None:
-        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
         try:
             while (i := next_index()) is not None:
                 start = time.perf_counter()
@@ -55,7 +56,7 @@ def run(base_url: str, route: str, payloads: list[bytes], concurrency: int, max_
                 except (OSError, http.client.HTTPException) as exc:
                     status = type(exc).__name__
                     conn.close()
-                    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+                    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
                 elapsed = time.perf_counter() - start
                 with lock:
                     if status == 200:
@@ -67,11 +68,11 @@ def run(base_url: str, route: str, payloads: list[bytes], concurrency: int, max_
             conn.close()
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
-        t.join(max_seconds + GRACE_SECONDS)
+        t.join(max_seconds + min(GRACE_SECONDS, timeout + 5))
     wall = time.perf_counter() - start
     return {
         "concurrency": concurrency,
@@ -83,6 +84,8 @@ def run(base_url: str, route: str, payloads: list[bytes], concurrency: int, max_
         "pairs_per_s": len(latencies) * pairs_per_request / wall if wall else 0.0,
         "p50_ms": _ms(percentile(latencies, 50)),
         "p99_ms": _ms(percentile(latencies, 99)),
+        # The load generator's own CPU seconds: near wall x cores, the client was the limit.
+        "client_cpu_s": round(time.process_time() - cpu, 3),
     }
 
 

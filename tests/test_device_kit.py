@@ -81,6 +81,31 @@ def test_results_keep_every_section_whatever_happens(tmp_path):
     assert on_disk["d"]["status"] == "skipped" and "time budget" in on_disk["d"]["reason"]
 
 
+def test_only_our_servers_errors_fail_the_run():
+    """Infinity runs a combination its authors never ran (sentence-transformers 3 on
+    transformers 5): its failures are its findings, recorded, not a failed check."""
+    from bench.gpu_check import passed
+
+    def server(ours: dict, infinity: dict) -> dict:
+        return {"sections": {"server": {"status": "ok",
+                                        "stacks": {"ours": ours, "infinity": infinity}}}}
+
+    fine = {"levels": [{"concurrency": 1, "errors": 0}]}
+    failing = {"levels": [{"concurrency": 1, "errors": 3}]}
+    assert passed(server(fine, failing))
+    assert passed(server(fine, {"error": "RuntimeError: it did not start"}))
+    assert not passed(server(failing, fine))
+    assert not passed(server({"error": "RuntimeError: ours did not start"}, fine))
+
+
+def test_the_budget_counts_from_the_check_s_import():
+    from bench import gpu_check
+    from bench.device.results import Budget
+
+    budget = Budget(100.0, started=gpu_check.STARTED)
+    assert budget.elapsed() >= Budget(100.0).elapsed()
+
+
 def test_a_wheel_set_missing_a_dependency_is_refused(prepared, tmp_path):
     from bench.device import closure
 

@@ -20,7 +20,10 @@ SHAPES = ((10, 128), (64, 256))
 MODES = ("eager", "inductor", "cuda-graphs")
 
 
-def measure(model_dir: Path, device: str, quick: bool, time_left) -> dict:
+def measure(model_dir: Path, device: str, quick: bool, time_left,
+            save=lambda shapes: None) -> dict:
+    """Each shape's modes; ``save`` gets the shapes done so far after each one, so a run
+    stopped in a later compile keeps them."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -53,6 +56,7 @@ def measure(model_dir: Path, device: str, quick: bool, time_left) -> dict:
             if eager and ms:
                 row[mode]["speedup_vs_eager"] = eager / ms
         out[f"{rows}x{tokens}"] = row
+        save(out)
     return {"shapes": out, "dtype": str(dtype), "compile_skipped": missing}
 
 

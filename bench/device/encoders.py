@@ -150,8 +150,10 @@ def timed(peer, requests: list, useful_flops: float, gemm_flops: float, device: 
     return {"pairs_per_s": pairs / seconds,
             "p50_ms": 1000 * float(np.percentile(latencies, 50)),
             "max_ms": 1000 * max(latencies),
-            "model_flops_per_s": useful_flops / seconds,
-            "share_of_bf16_gemm": useful_flops / seconds / gemm_flops if gemm_flops else None}
+            # None where the FLOPs are not counted (the LLM peers): not a share of 0.
+            "model_flops_per_s": useful_flops / seconds if useful_flops else None,
+            "share_of_bf16_gemm": (useful_flops / seconds / gemm_flops
+                                   if gemm_flops and useful_flops else None)}
 
 
 def targets(node: dict) -> dict:

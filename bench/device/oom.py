@@ -47,7 +47,10 @@ def check(model_dir: Path, device: str, quick: bool) -> dict:
 
     torch.cuda.empty_cache()
     total = torch.cuda.get_device_properties(0).total_memory
-    cap = torch.cuda.memory_allocated() + 2**30  # far below one 512 x 512 batch
+    # The fraction limit counts memory the caching allocator holds (reserved), not only
+    # what tensors use (allocated): cap from the former, far below one 512 x 512 batch.
+    reserved = torch.cuda.memory_reserved()
+    cap = reserved + 2**30
     backend._forward = counted
     torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total))
     try:
@@ -60,6 +63,7 @@ def check(model_dir: Path, device: str, quick: bool) -> dict:
     diff = float(np.abs(got - expected).max())
     fitted = [n for n, ok in calls if ok]
     return {"rows": rows, "tokens": tokens, "cap_gib": round(cap / 2**30, 2),
+            "reserved_before_gib": round(reserved / 2**30, 2),
             "forward_calls": len(calls), "failed_attempts": len(calls) - len(fitted),
             "largest_batch_that_fitted": max(fitted, default=0),
             "smallest_batch": min((n for n, _ in calls), default=0), "max_abs": diff,

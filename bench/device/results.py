@@ -23,9 +23,9 @@ class Skip(Exception):
 class Budget:
     """Seconds left of the run's limit, so late sections skip cleanly instead of dying."""
 
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float, started: float | None = None):
         self.seconds = seconds
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
 
     def left(self) -> float:
         return self.seconds - (time.monotonic() - self.started)

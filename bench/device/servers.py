@@ -31,14 +31,23 @@ def payloads(pairs: int = 10, rounds: int = 16) -> list[dict]:
     return [{"query": r.query, "documents": list(r.documents[:pairs])} for r in work.requests]
 
 
+# Requests per client at least, so that start and wind-down do not make a level's numbers
+# (128 clients with 400 requests would send three each); the time cap still bounds it.
+PER_CLIENT = 25
+# Seconds a request may take on the device before it counts as an error: a stalled server
+# must not hold the load generator for minutes.
+REQUEST_TIMEOUT = 30.0
+
+
 def measure(model_dir: Path, *, device: str, levels: list[int], max_requests: int,
             max_seconds: float, infinity_site: Path | None, results: Results,
-            key: tuple[str, ...], time_left: Callable[[], float]) -> dict:
+            key: tuple[str, ...], time_left: Callable[[], float],
+            per_client: int = PER_CLIENT) -> dict:
     bodies = payloads()
     dtype = "float16" if device == "cuda" else "float32"
 
     def ready_s() -> float:  # a server that hangs at start-up must not eat what follows
-        return max(30.0, min(300.0, time_left() - 30))
+        return max(30.0, min(120.0, time_left() - 30))
 
     stacks = {"ours": lambda: ours(model_dir, device, dtype, ready_s())}
     if infinity_site is not None:
@@ -51,17 +60,21 @@ def measure(model_dir: Path, *, device: str, levels: list[int], max_requests: in
         if time_left() < 30:
             results.put(key + ("stacks", name), {"skipped": "time budget spent"})
             continue
+        free_before = free_gpu_bytes(device)
         try:
             with start() as (url, path, body):
                 encoded = [json.dumps(body(b)).encode() for b in bodies]
-                closed_loop.run(url, path, encoded, 2, 4, 60, 10)  # warm-up
+                closed_loop.run(url, path, encoded, 2, 4, 60, 10,  # warm-up
+                                timeout=REQUEST_TIMEOUT)
                 rows = []
                 for level in levels:
                     seconds = min(max_seconds, max(2.0, time_left() - 20))
-                    rows.append(closed_loop.run(url, path, encoded, level, max_requests,
-                                                seconds, len(bodies[0]["documents"])))
-                    results.put(key + ("stacks", name), {"levels": rows, "dtype": dtype,
-                                                         "gpu_memory": gpu_memory(device)})
+                    rows.append(closed_loop.run(
+                        url, path, encoded, level, max(max_requests, per_client * level),
+                        seconds, len(bodies[0]["documents"]), timeout=REQUEST_TIMEOUT))
+                    results.put(key + ("stacks", name), {
+                        "levels": rows, "dtype": dtype,
+                        "gpu_memory": gpu_memory(device, free_before)})
         except Skip as exc:
             results.put(key + ("stacks", name), {"skipped": str(exc)})
         except Exception as exc:  # a peer that fails to start: say why, keep ours
@@ -101,14 +114,24 @@ def infinity(model_dir: Path, device: str, dtype: str, site: Path,
         log_path.unlink(missing_ok=True)
 
 
-def gpu_memory(device: str) -> dict | None:
-    """Device memory in use (all processes: the server under test is another process)."""
+def free_gpu_bytes(device: str) -> int | None:
     if device != "cuda":
         return None
     import torch
 
+    return torch.cuda.mem_get_info()[0]
+
+
+def gpu_memory(device: str, free_before: int | None) -> dict | None:
+    """Device memory the server under test took (another process: read as what was free
+    before it started less what is free now, so this checker's own memory is left out)."""
+    if device != "cuda" or free_before is None:
+        return None
+    import torch
+
     free, total = torch.cuda.mem_get_info()
-    return {"used_gib": round((total - free) / 2**30, 2), "total_gib": round(total / 2**30, 1)}
+    return {"server_gib": round((free_before - free) / 2**30, 2),
+            "used_gib": round((total - free) / 2**30, 2), "total_gib": round(total / 2**30, 1)}
 
 
 def targets(node: dict) -> dict:

@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
 
     app = build_app(config, on_failure)
     server = DeadlineServer(uvicorn.Config(
-        app, host=config.host, port=config.port, lifespan="on", log_config=None,
+        # asyncio's loop always: uvicorn would take uvloop wherever it happens to be
+        # installed, and the image (where every test runs) has none.
+        app, host=config.host, port=config.port, lifespan="on", log_config=None, loop="asyncio",
         access_log=False, server_header=False, timeout_keep_alive=config.keep_alive,
         http=protocol_class(config), h11_max_incomplete_event_size=config.max_header_bytes,
         ws="none",  # HTTP only: an Upgrade header is ignored, never handed to a websocket
