@@ -163,3 +163,39 @@ def test_a_process_that_exits_while_scoring_exits_0(bert_dir):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "terminate called" not in done.stderr
     assert done.stdout.strip() == "exiting"
+
+
+class PoisonedForward(SlowForward):
+    """Fails any forward pass that holds a row starting with token 666."""
+
+    def __call__(self, ids, mask, types):
+        out = super().__call__(ids, mask, types)
+        if any(row[0] == 666 for row in ids):
+            raise RuntimeError("index out of range in self")
+        return out
+
+
+def test_a_request_that_breaks_the_forward_pass_fails_alone():
+    """Requests that share a round share batches: the one whose rows break the model
+    fails, and the others in that round are still answered."""
+    forward = PoisonedForward(0.2)
+    engine = Batcher(forward, token_budget=64, max_rows=8, pad_id=0)
+    results = {}
+
+    def run(name, rows):
+        try:
+            results[name] = engine.run(rows, None).shape
+        except RuntimeError as exc:
+            results[name] = str(exc)
+
+    first = threading.Thread(target=run, args=("first", [[1, 2]]))
+    first.start()
+    forward.started.wait(10)  # the worker is busy: the next two wait and share a round
+    threads = [threading.Thread(target=run, args=("good", [[1, 2, 3]] * 2)),
+               threading.Thread(target=run, args=("bad", [[666, 2]]))]
+    for thread in threads:
+        thread.start()
+    for thread in [first, *threads]:
+        thread.join(30)
+    assert results == {"first": (1, 1), "good": (2, 1), "bad": "index out of range in self"}
+    engine.close()

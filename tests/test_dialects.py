@@ -166,3 +166,21 @@ def test_form_typed_json_object_reads_as_json(bert_engine):
     # curl -d '{...}' without -H 'Content-Type: application/json'
     out, result = call(bert_engine, PANDA, content_type="application/x-www-form-urlencoded")
     assert result.request.dialect == "topk" and len(out) == 2
+
+
+@pytest.mark.parametrize("dialect,key", [("cohere", "results"), ("tei", None),
+                                         ("elastic", "rerank")])
+def test_documents_past_the_sigmoid_s_ceiling_keep_the_model_s_order(dialect, key):
+    """Relevance (a sigmoid) is exactly 1.0 for these log-odds, as an LLM reranker gives
+    them: the ranking still follows the model, not the input order."""
+    from reranker.dialects import render
+    from reranker.request import RerankRequest, RerankResult
+
+    raw = np.array([38.0, 45.0, 41.0])
+    docs = ["a", "b", "c"]
+    request = RerankRequest(dialect, [("q", d) for d in docs], docs, top_n=2)
+    result = RerankResult(request, raw[:, None], raw, 1 / (1 + np.exp(-raw)), 3, "m")
+    assert set(result.relevance) == {1.0}
+    body = json.loads(render(result))
+    items = body[key] if key else body
+    assert [item["index"] for item in items][:2] == [1, 2]

@@ -162,3 +162,20 @@ def _request(pairs):
     from reranker.request import RerankRequest
 
     return RerankRequest("cohere", list(pairs), [d for _, d in pairs])
+
+
+@pytest.mark.parametrize("share", [0.05, 0.9])
+@pytest.mark.parametrize("chunk", [False, True])
+def test_any_query_share_leaves_each_text_a_token_in_a_small_room(model_dirs, share, chunk):
+    """RERANK_MAX_QUERY_SHARE at either end of its range, with a request's small
+    max_tokens: the query and the document keep a token each, and no row (no chunk window)
+    is longer than the cap."""
+    from reranker.encoding import PairEncoder
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dirs("bert")))
+    encoder = PairEncoder(tokenizer, 512, share)
+    query, doc = "alpha " * 700, "omega " * 600
+    alpha, omega = (tokenizer.convert_tokens_to_ids(t) for t in ("alpha", "omega"))
+    encoded = encoder.encode([(query, doc)], chunk=chunk, max_length=10)
+    assert encoded.ids and all(len(row) <= 10 for row in encoded.ids)
+    assert all(alpha in row and omega in row for row in encoded.ids)

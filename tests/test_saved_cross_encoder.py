@@ -300,6 +300,72 @@ def test_a_document_first_prompt_cuts_the_document_and_keeps_the_query(weights, 
         engine.close()
 
 
+def test_a_cut_document_keeps_the_template_between_it_and_the_query(weights, tmp_path):
+    """The document's turn ends with template tokens (``<|im_end|>`` and the next turn's
+    start): a cut or a window shortens the document, never them."""
+    path = _saved(tmp_path, weights, template=DOCUMENT_TURN_FIRST)
+    engine = Reranker.from_dir(str(path), Settings(warmup=False, llm_max_length=64))
+    try:
+        prompts = engine.prompts
+        between = f"<|im_end|>\n<|im_start|>user\n<Query>: {CAPITAL_QUERY}<|im_end|>"
+        for max_chunks in (0, 3):
+            rows = prompts.encode([(CAPITAL_QUERY, "paris " * 200)], max_chunks=max_chunks)
+            group = rows.groups[0]
+            assert len(group.rows) == max(max_chunks, 1)
+            for row in group.rows:
+                assert len(group.prefix) + len(row) == 64
+                text = prompts._plain.decode(group.prefix + row, skip_special_tokens=False)
+                # (jinja drops the template's final newline, for the reference too)
+                assert between in text and text.endswith("<|im_start|>assistant")
+    finally:
+        engine.close()
+
+
+# One turn per message, each opened by its role's name on its own line (ChatML): the
+# document starts right after a newline.  (The comment names the roles it renders.)
+TURN_PER_MESSAGE = ("{# query, document #}{% for m in messages %}<|im_start|>{{ m.role }}\n"
+                    "{{ m.content }}<|im_end|>\n{% endfor %}"
+                    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def test_a_document_that_starts_with_whitespace_is_tokenized_as_the_reference_does(
+        weights, tmp_path):
+    """The prompt's newline and a document's leading newline or space are one token in the
+    reference's tokens ("\n\n"): the document's piece starts at the turn's special token,
+    so it is tokenized with them."""
+    from sentence_transformers import CrossEncoder
+
+    path = _saved(tmp_path, weights, template=TURN_PER_MESSAGE)
+    docs = ["plain", "\nstarts with a newline", "\n\ntwo newlines", " \nspace, newline"]
+    engine = _engine(path)
+    try:
+        ours = np.asarray(engine.score(CAPITAL_QUERY, docs, raw=True))
+    finally:
+        engine.close()
+    reference = CrossEncoder(str(path), device="cpu").predict(
+        [(CAPITAL_QUERY, d) for d in docs], activation_fn=torch.nn.Identity())
+    assert np.abs(ours - np.asarray(reference)).max() < TOL
+
+
+def test_a_template_that_ends_with_the_document_scores_an_empty_one(weights, tmp_path):
+    """Nothing after the document: an empty document is judged at the prompt's last token,
+    as CrossEncoder judges it, alone or beside others (no empty row reaches the model)."""
+    from sentence_transformers import CrossEncoder
+
+    template = f"<|im_start|>user\nQuery: {_QUERY}<|im_end|>\n<|im_start|>user\n{_DOCUMENT}"
+    path = _saved(tmp_path, weights, template=template)
+    engine = _engine(path)
+    try:
+        ours = np.asarray(engine.score(CAPITAL_QUERY, ["a document", ""], raw=True))
+        alone = engine.score(CAPITAL_QUERY, [""], raw=True)
+    finally:
+        engine.close()
+    reference = np.asarray(CrossEncoder(str(path), device="cpu").predict(
+        [(CAPITAL_QUERY, d) for d in ("a document", "")], activation_fn=torch.nn.Identity()))
+    assert np.abs(ours - reference).max() < TOL
+    assert abs(alone[0] - reference[1]) < TOL
+
+
 @pytest.mark.parametrize("line", [f"Passage: {_DOCUMENT} Question: {_QUERY}",
                                   f"Question: {_QUERY} Passage: {_DOCUMENT}"],
                          ids=["document-first", "query-first"])

@@ -153,12 +153,29 @@ class Worker:
                 self.observer.waited(taken - j.queued_at)
             try:
                 self._score(jobs)
+            except Exception as exc:
+                self._score_alone(jobs, exc)
             except BaseException as exc:  # the callers re-raise it; the worker lives on
                 for j in jobs:
                     j.error = j.error or exc
             finally:
                 for j in jobs:
                     j.done.set()
+
+    def _score_alone(self, jobs: list, exc: Exception) -> None:
+        """A round failed: score each of its jobs on its own, so that the request whose rows
+        broke the forward pass fails alone and those that met it in the round are answered
+        (a round's cost again, only when something failed)."""
+        if len(jobs) == 1:
+            jobs[0].error = jobs[0].error or exc
+            return
+        for j in jobs:
+            if j.error is not None:
+                continue
+            try:
+                self._score([j])
+            except BaseException as alone:  # the caller re-raises it
+                j.error = alone
 
     def _score(self, jobs: list) -> None:
         raise NotImplementedError

@@ -111,7 +111,12 @@ class PairEncoder:
             share = int(room * self.max_query_share)
         else:
             share = room - int(room * (1 - self.max_query_share))
-        return min(query, max(room - document, share))
+        keep = min(query, max(room - document, share))
+        if query and document and room >= 2:
+            # One token of each text at least (smallest_length): a share far from 0.5 in a
+            # small room would leave one text nothing, and a document window of 0 tokens.
+            keep = min(max(keep, 1), room - 1)
+        return keep
 
     @staticmethod
     def _pieces(doc: Encoding, room: int, chunk: bool, max_chunks: int, overlap: int,

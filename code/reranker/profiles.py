@@ -375,11 +375,19 @@ def _pieces(text: str, tokenizer) -> tuple[str, str, str, str]:
 
     The pieces are tokenized apart, so they must meet where the tokenizer splits anyway
     (": " + "doc" is not ":" + " doc"; "doc." + "\n" is not "doc.\n"): right after a newline
-    or at a special token.  The label is what follows the last newline before the
-    document.  Query first, the trailer runs to the first special token after it; document
-    first, to the last newline before the query, which starts the suffix."""
+    or at a special token.  The label is what follows the last special token before the
+    document where no field lies between them (a newline ending the prefix would merge with
+    a document that starts with whitespace: "\n" + "\nText" is not "\n\nText"), else what
+    follows the last newline.  Query first, the trailer runs to the first special token
+    after it; document first, to the last newline before the query, which starts the
+    suffix."""
     start, tail = text.split(_SENTINEL)
     cut = start.rfind("\n") + 1
+    specials = [t for t in getattr(tokenizer, "all_special_tokens", []) if t and t in start]
+    after_special = max((start.rindex(t) + len(t) for t in specials), default=0)
+    if after_special < cut and not any(field in start[after_special:]
+                                       for field in ("{query}", _INSTRUCTION)):
+        cut = after_special
     start, label = start[:cut], start[cut:]
     if "{query}" in start:
         specials = [t for t in getattr(tokenizer, "all_special_tokens", []) if t and t in tail]

@@ -96,6 +96,9 @@ class PromptEncoder:
         self._after, self._tail = self._cut_specials(after, last=False)
         # The label ("<Document>: ") survives a left cut when it tokenizes as a prefix.
         self._label = len(self._template(self._head)) + len(self._text(self._before, {}))
+        # The template's tokens after the document within its piece (a document-first
+        # prompt's "<|im_end|>\n<|im_start|>user\n"): kept whole, as the suffix is.
+        self._tail_ids = self._template(self._tail)
         # Where the label's text ends within a document piece, its trailing spaces left out:
         # the space is the document's first token's ("<Document>:", " Paris").
         self._label_end = len(self._before.rstrip(" "))
@@ -172,15 +175,16 @@ class PromptEncoder:
             documents = self._capped(documents, max_document_tokens, direction)
         texts = [self._before + d + self._after for d in documents]
         docs = self._plain.encode_batch(texts, add_special_tokens=False)
-        head, tail = self._template(self._head), self._template(self._tail)
+        head, tail = self._template(self._head), self._tail_ids
         for index, ((query, _), doc) in enumerate(zip(pairs, docs)):
             group, suffix = queries[query], suffixes[query]
+            suffix = tail + suffix  # cut and windowed as one: never the document's
             room = limit - len(group.prefix) - len(suffix)
             if room <= self._label:
                 raise self._no_room(len(group.prefix) + len(suffix), limit, which,
                                     (prefix_pieces, suffix_pieces, instruction),
                                     instruction_field, query_field.format(i=index))
-            ids = head + doc.ids + tail
+            ids = head + doc.ids
             pieces = [ids]
             if len(ids) > room:
                 if not truncate:
@@ -192,9 +196,24 @@ class PromptEncoder:
                 pieces = (self._windows(ids, room, max_chunks, overlap, label) if max_chunks
                           else [self._cut(ids, room, direction, label)])
             for piece in pieces:
-                group.rows.append(piece + suffix)
-                group.pairs.append(index)
-        return PromptRows(list(queries.values()))
+                self._add(queries, query, piece + suffix, index)
+        return PromptRows([group for group in queries.values() if group.rows])
+
+    @staticmethod
+    def _add(queries: dict, query: str, row: list[int], index: int) -> None:
+        """``row`` into its query's group.  A template that ends with the document leaves an
+        empty document nothing to continue the prefix with: that row takes the prefix's
+        last token (the position the model judges from), in a group of its own."""
+        group = queries[query]
+        if not row:
+            if len(group.prefix) < 1:
+                raise InvalidRequest(f"pair {index}: the prompt is empty", field="documents")
+            key = (query, "empty document")
+            if key not in queries:
+                queries[key] = PromptGroup(group.prefix[:-1], [], [])
+            group, row = queries[key], group.prefix[-1:]
+        group.rows.append(row)
+        group.pairs.append(index)
 
     def _no_room(self, taken: int, limit: int, which: str, prompt: tuple, instruction_field: str,
                  query_field: str) -> RerankError:
@@ -211,7 +230,7 @@ class PromptEncoder:
         prefix_pieces, suffix_pieces, instruction = prompt
         empty = {"query": "", "instruction": instruction}
         fixed = (len(self.bos) + len(self._pieces(prefix_pieces, **empty))
-                 + len(self._pieces(suffix_pieces, **empty)))
+                 + len(self._tail_ids) + len(self._pieces(suffix_pieces, **empty)))
         field = instruction_field if fixed + self._label >= limit else query_field
         return PayloadTooLarge(f"{field} and the rest of the prompt take {taken} tokens,"
                                f" leaving no room for a document within {limit} {which}",

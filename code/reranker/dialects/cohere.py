@@ -76,7 +76,7 @@ def render(result: RerankResult) -> dict:
     request = result.request
     scores = result.raw if request.options.get("raw_scores") else result.relevance
     results = []
-    for i in ranked(scores, request.top_n):
+    for i in ranked(result.raw, request.top_n):
         item = {"index": i, "relevance_score": as_float(scores[i])}
         if request.return_documents:
             doc = request.documents[i]

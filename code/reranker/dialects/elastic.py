@@ -53,7 +53,7 @@ def _instruction(body: dict) -> str | None:
 def render(result: RerankResult) -> dict:
     request = result.request
     ranking = []
-    for i in ranked(result.relevance, request.top_n):
+    for i in ranked(result.raw, request.top_n):
         item = {"index": i, "relevance_score": as_float(result.relevance[i])}
         if request.return_documents:
             item["text"] = request.documents[i]

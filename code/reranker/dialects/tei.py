@@ -40,7 +40,7 @@ def render(result: RerankResult) -> list:
     request = result.request
     scores = result.raw if request.options.get("raw_scores") else result.relevance
     out = []
-    for i in ranked(scores):
+    for i in ranked(result.raw):
         item = {"index": i, "score": as_float(scores[i])}
         if request.return_documents:
             item["text"] = request.documents[i]
