@@ -184,3 +184,7 @@ def test_documents_past_the_sigmoid_s_ceiling_keep_the_model_s_order(dialect, ke
     body = json.loads(render(result))
     items = body[key] if key else body
     assert [item["index"] for item in items][:2] == [1, 2]
+
+
+def test_python_callers_get_no_scores_for_no_documents(bert_engine):
+    assert bert_engine.score("q", []) == []

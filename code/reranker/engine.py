@@ -133,7 +133,10 @@ class Reranker:
         return info
 
     def score(self, query: str, documents: list[str], *, raw: bool = False) -> list[float]:
-        """Convenience for Python callers: one score per document, in input order."""
+        """Convenience for Python callers: one score per document, in input order (an
+        empty list for no documents)."""
+        if not documents:
+            return []
         request = RerankRequest("python", [(query, d) for d in documents], documents)
         result = self.rerank(request)
         return (result.raw if raw else result.relevance).tolist()
