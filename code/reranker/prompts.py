@@ -196,18 +196,19 @@ class PromptEncoder:
                 pieces = (self._windows(ids, room, max_chunks, overlap, label) if max_chunks
                           else [self._cut(ids, room, direction, label)])
             for piece in pieces:
-                self._add(queries, query, piece + suffix, index)
+                self._add(queries, query, piece + suffix, index, field)
         return PromptRows([group for group in queries.values() if group.rows])
 
     @staticmethod
-    def _add(queries: dict, query: str, row: list[int], index: int) -> None:
+    def _add(queries: dict, query: str, row: list[int], index: int, field: str) -> None:
         """``row`` into its query's group.  A template that ends with the document leaves an
         empty document nothing to continue the prefix with: that row takes the prefix's
         last token (the position the model judges from), in a group of its own."""
         group = queries[query]
         if not row:
             if len(group.prefix) < 1:
-                raise InvalidRequest(f"pair {index}: the prompt is empty", field="documents")
+                raise InvalidRequest(f"{field}[{index}] is empty, and so is the prompt around"
+                                     " it", field=f"{field}[{index}]")
             key = (query, "empty document")
             if key not in queries:
                 queries[key] = PromptGroup(group.prefix[:-1], [], [])
