@@ -128,6 +128,13 @@ def test_a_run_file_cut_to_depth_and_a_second_reranker(client_url, beir, tmp_pat
     (lambda d, t: (d / "queries.jsonl").write_text('{"_id": "x", "text": "y"}\n'),
      "judges queries not in queries.jsonl"),
     (lambda d, t: (d / "corpus.jsonl").unlink(), "cannot read"),
+    (lambda d, t: (d / "qrels" / "test.tsv").write_bytes(b"capital\tc\xff\t1\n"),
+     "test.tsv: not UTF-8 text"),
+    (lambda d, t: (d / "corpus.jsonl").write_text(""), "corpus.jsonl: no documents"),
+    (lambda d, t: (d / "corpus.jsonl").write_text('{"_id": "c0", "text": "the a of"}\n'),
+     "no document has a word BM25 can index"),
+    (lambda d, t: (d / "corpus.jsonl").write_text('{"_id": "c0", "text": ' + "[" * 100000
+                                                  + "]" * 100000 + "}\n"), "corpus.jsonl:1"),
 ])
 def test_bad_data_is_one_line_naming_the_file(beir, tmp_path, capsys, change, message):
     change(beir, tmp_path)
@@ -206,3 +213,53 @@ def test_an_instruction_against_the_same_reranker_without_it(llm_suite, llm_dirs
     assert main(["evaluate", "--model", str(llm_dirs("qwen3")), "--instruction", instruction,
                  "--data", str(beir), "--max-queries", "1"]) == 0
     assert evaluate(url, "--data", str(beir), "--instruction", " ") == 2
+
+
+@pytest.mark.parametrize("lines, message", [
+    ("capital Q0 c0 1 nan x\n", ":1: the score must be a finite number"),
+    ("capital Q0 c0 1 2.0 x\ncapital Q0 c0 2 1.0 x\n", ":2: document 'c0' is listed twice"),
+    ("other Q0 c0 1 2.0 x\n", "no candidates for any judged query"),
+])
+def test_a_run_trec_eval_would_refuse_is_one_line(beir, tmp_path, capsys, lines, message):
+    run = tmp_path / "r.trec"
+    run.write_text(lines)
+    assert evaluate("http://127.0.0.1:9", "--data", str(beir), "--run", str(run)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_a_run_is_ordered_as_trec_eval_orders_it(beir, tmp_path):
+    """By score, ties by document id descending; the rank column is not read."""
+    from deploy.evaluation import dataset as ds
+
+    run = tmp_path / "r.trec"
+    run.write_text("capital Q0 c0 1 5.0 x\ncapital Q0 c3 - 5.0 x\ncapital Q0 c1 3 7.0 x\n"
+                   "capital Q0 nowhere 4 1.0 x\n")  # beyond the depth: never read
+    data = ds.load(beir)
+    assert ds.read_run(run, data, 3)["capital"] == ["c1", "c3", "c0"]
+
+
+def test_judgments_with_quotes_in_their_text_columns_are_all_read(beir):
+    """capture-export's to_judge.tsv, judged and saved as the qrels: its query and document
+    columns may open a quote that is never closed."""
+    from deploy.evaluation import dataset as ds
+
+    (beir / "qrels" / "test.tsv").write_text(
+        'query-id\tcorpus-id\tscore\tquery\tdocument\n'
+        'capital\tc0\t1\twhat "capital\t"To be, or not\n'
+        'capital\tc2\t2\tq\td\npanda\tp2\t1\tq\t"d\n')
+    assert ds.load(beir).qrels == {"capital": {"c0": 1, "c2": 2}, "panda": {"p2": 1}}
+
+
+def test_saved_runs_reproduce_the_measured_order_and_never_overwrite(tmp_path):
+    """Every digit of the scores (these would be one tie at six decimals, which trec_eval
+    breaks by document id), and labels alike once cleaned get two files."""
+    from deploy.evaluation import command
+
+    ranking = {"q": [("b", 0.99999992), ("a", 0.99999991)]}
+    command._save_runs(tmp_path, {"search/minilm": ranking, "search_minilm": ranking})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["search_minilm-2.trec",
+                                                           "search_minilm.trec"]
+    lines = [line.split() for line in (tmp_path / "search_minilm.trec").read_text()
+             .splitlines()]
+    assert [(doc, float(score)) for _, _, doc, _, score, _ in lines] == ranking["q"]

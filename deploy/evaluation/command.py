@@ -55,6 +55,7 @@ def run(args) -> int:
     data = ds.load(args.data, args.split, args.max_queries)
     candidates = (ds.read_run(args.run, data, args.depth) if args.run
                   else first_stage.bm25(data, args.depth))
+    _check_candidates(candidates, args.run)
     stage = f"first stage ({Path(args.run).name if args.run else 'BM25'})"
     runs: dict[str, Ranking] = {stage: {q: [(d, float(len(docs) - i)) for i, d in enumerate(docs)]
                                         for q, docs in candidates.items()}}
@@ -73,6 +74,23 @@ def run(args) -> int:
 
         print(f"chart: {chart.draw(report, args.chart)}")
     return 0
+
+
+def _check_candidates(candidates: dict[str, list[str]], run: str | None) -> None:
+    """A first stage that found nothing for any judged query measures nothing: refused (a
+    run's query ids that do not match the judgments', or the wrong split).  Queries
+    without candidates count as 0, as ``trec_eval -c`` counts them: said on stderr."""
+    import sys
+
+    empty = [q for q, docs in candidates.items() if not docs]
+    source = run or "BM25"
+    if len(empty) == len(candidates):
+        raise UserError(f"{source} has no candidates for any judged query (do its query ids"
+                        " match qrels/<split>.tsv's?)")
+    if empty:
+        print(f"note: {source} has no candidates for {len(empty)} of {len(candidates)} judged"
+              f" queries (e.g. {empty[0]}); they count as 0 for every row",
+              file=sys.stderr)
 
 
 def _check_outputs(args) -> None:
@@ -295,8 +313,12 @@ def _p_cell(row: dict) -> str:
 
 def _save_runs(folder: Path, runs: dict[str, Ranking]) -> None:
     outputs.make_folder(folder, "--save-runs")
+    taken: set[str] = set()
     for label, ranking in runs.items():
-        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+        base = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+        name = next(n for n in (base if k == 1 else f"{base}-{k}" for k in range(1, 999))
+                    if n not in taken)  # two labels alike once cleaned: two files
+        taken.add(name)
         try:
             ds.write_run(folder / f"{name}.trec", ranking, tag=name)
         except OSError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,42 +41,64 @@ def load(folder: Path, split: str = "test", max_queries: int | None = None) -> D
     judged = sorted(qrels)[:max_queries] if max_queries else sorted(qrels)
     corpus = {row["_id"]: f"{row.get('title') or ''} {row['text']}".strip()
               for row in _jsonl(folder / "corpus.jsonl", "text")}
+    if not corpus:
+        raise UserError(f"{folder}/corpus.jsonl: no documents")
     return Dataset(name=folder.name, corpus=corpus, queries={q: texts[q] for q in judged},
                    qrels={q: qrels[q] for q in judged})
 
 
 def read_run(path: Path, dataset: Dataset, depth: int) -> dict[str, list[str]]:
     """A TREC run (``qid Q0 docid rank score tag``) -> the top ``depth`` document ids per
-    judged query, best first by score (rank breaks ties)."""
-    rows: dict[str, list[tuple[float, int, str]]] = {}
+    judged query, ordered as trec_eval orders them: by score, ties by document id
+    descending (the rank column is not read, as trec_eval does not read it)."""
+    rows: dict[str, dict[str, tuple[float, int]]] = {}
     for number, line in _lines(Path(path)):
         parts = line.split()
         if len(parts) != 6:
             raise UserError(f"{path}:{number}: want 'qid Q0 docid rank score tag'")
-        qid, _, doc, rank, score, _ = parts
+        qid, _, doc, _, score, _ = parts
         try:
-            key = (-float(score), int(rank), doc)
+            value = float(score)
         except ValueError:
-            raise UserError(f"{path}:{number}: rank and score must be numbers") from None
-        if qid in dataset.queries:
-            if doc not in dataset.corpus:
-                raise UserError(f"{path}:{number}: document {doc!r} is not in corpus.jsonl")
-            rows.setdefault(qid, []).append(key)
-    return {q: [doc for _, _, doc in sorted(rows.get(q, []))][:depth] for q in dataset.queries}
+            raise UserError(f"{path}:{number}: the score must be a number") from None
+        if not math.isfinite(value):
+            raise UserError(f"{path}:{number}: the score must be a finite number")
+        if qid not in dataset.queries:
+            continue
+        if doc in rows.setdefault(qid, {}):
+            raise UserError(f"{path}:{number}: document {doc!r} is listed twice for query"
+                            f" {qid!r} (first on line {rows[qid][doc][1]})")
+        rows[qid][doc] = (value, number)
+    return {q: _top(path, rows.get(q, {}), dataset, depth) for q in dataset.queries}
+
+
+def _top(path: Path, scored: dict[str, tuple[float, int]], dataset: Dataset, depth: int
+         ) -> list[str]:
+    """The best ``depth`` documents; each must be in the corpus (the reranker reads it)."""
+    top = sorted(scored, key=lambda doc: (scored[doc][0], doc), reverse=True)[:depth]
+    for doc in top:
+        if doc not in dataset.corpus:
+            raise UserError(f"{path}:{scored[doc][1]}: document {doc!r} is not in"
+                            " corpus.jsonl")
+    return top
 
 
 def write_run(path: Path, rankings: dict[str, list[tuple[str, float]]], tag: str) -> None:
+    """Scores as the reranker gave them, every digit kept: rounded, scores a few 1e-7
+    apart would tie, and trec_eval orders ties by document id, not as they were measured
+    (exact ties still are: the table keeps the first stage's order for them)."""
     with open(path, "w") as out:
         for qid, ranked in rankings.items():
             for rank, (doc, score) in enumerate(ranked, 1):
-                out.write(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n")
+                out.write(f"{qid} Q0 {doc} {rank} {float(score)!r} {tag}\n")
 
 
 def _qrels(path: Path) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
     try:
-        with open(path, newline="") as f:
-            reader = csv.reader(f, delimiter="\t")
+        with open(path, newline="", encoding="utf-8") as f:
+            # No quoting: capture-export's to_judge.tsv carries texts with quotes.
+            reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
             for number, row in enumerate(reader, 1):
                 if number == 1 and len(row) >= 3 and not _is_int(row[2]):
                     continue  # the header line
@@ -86,6 +109,8 @@ def _qrels(path: Path) -> dict[str, dict[str, int]]:
                 qrels.setdefault(row[0], {})[row[1]] = int(row[2])
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text") from None
     if not qrels:
         raise UserError(f"{path}: no judgments")
     return qrels
@@ -95,7 +120,7 @@ def _jsonl(path: Path, text_field: str):
     for number, line in _lines(path):
         try:
             row = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise UserError(f"{path}:{number}: not a JSON object") from None
         if not isinstance(row, dict) or not isinstance(row.get("_id"), (str, int)) \
                 or not isinstance(row.get(text_field), str):
