@@ -3,28 +3,33 @@
 The official Hugging Face DLC (sagemaker-huggingface-inference-toolkit) imports this
 module from ``<model_dir>/code`` and calls the four hooks; our own container calls the
 same ones.  Each is a one-line door onto the engine in the ``reranker`` package.
-Settings come from ``RERANK_*`` environment variables (see reranker/settings.py).
+Settings come from ``RERANK_*`` environment variables (see reranker/settings.py).  On the
+DLC a request's error is answered with its own status and body (reranker/refusals.py).
 """
 
 import functools
 
 from reranker import dialects, replicas
 from reranker.context import cancellation, gpu_id, requested_dialect
+from reranker.refusals import answered, carried
 
 
 def model_fn(model_dir, context=None):
     return replicas.load(model_dir, gpu_id=gpu_id(context))
 
 
+@carried
 def input_fn(input_data, content_type, context=None):
     return dialects.parse(input_data, content_type, dialect=requested_dialect(context))
 
 
+@carried
 def predict_fn(data, model, context=None):
     rerank = functools.partial(model.rerank, cancel=cancellation(context))
     return dialects.run(data, rerank, model.check_body_documents)
 
 
+@answered
 def output_fn(prediction, accept, context=None):
     return dialects.render(prediction, accept)
 

@@ -199,3 +199,29 @@ def test_a_request_that_breaks_the_forward_pass_fails_alone():
         thread.join(30)
     assert results == {"first": (1, 1), "good": (2, 1), "bad": "index out of range in self"}
     engine.close()
+
+
+def test_a_process_forked_after_loading_is_refused_not_left_waiting():
+    """Threads do not survive a fork (multi-model-server forks its workers after loading
+    with MMS_PRELOAD_MODEL=true): the child's request is refused at once, 503."""
+    import multiprocessing
+
+    engine = batcher(SlowForward(0))
+
+    def child(out):
+        try:
+            engine.run([[1, 2]], None)
+            out.put("scored")
+        except Exception as exc:  # noqa: BLE001 - what the child saw goes back whole
+            out.put((type(exc).__name__, getattr(exc, "status", None)))
+
+    fork = multiprocessing.get_context("fork")
+    out = fork.Queue()
+    process = fork.Process(target=child, args=(out,))
+    process.start()
+    try:
+        assert out.get(timeout=30) == ("WorkerGone", 503)
+    finally:
+        process.join(10)
+        engine.close()
+    assert process.exitcode == 0

@@ -3,9 +3,10 @@
 .venv-dlc) and by our server (transformers 5.x) answers every dialect the same: same
 structure, order, indices and texts, scores within 1e-5, per-response ids aside.
 
-Where the DLC is worse by design, the test pins it down: the toolkit turns every exception
-into HTTP 400 (wrapping our JSON error in its own envelope), where our server answers
-413/415/422.
+Client errors answer alike too: the toolkit would turn every exception into HTTP 400, so
+on its model server the hooks answer a request's error with its own status and body
+(reranker/refusals.py).  Where the DLC still differs by design (what its model server does
+before our hooks run), the test pins it down.
 
 The DLC side runs twice: "venv" is the stack from .venv-dlc on loopback (fast, no Docker);
 "container" is the DLC-equivalent image (container/dlc, `make dlc-image`) serving the
@@ -72,12 +73,15 @@ DIALECT_CASES = {
                            "return_documents": True},
 }
 
-# Client faults as (body, Content-Type, Accept, our status); the DLC's is always 400.
+# Client faults as (body, Content-Type, Accept, the status both answer).
 ERROR_CASES = {
     "too-many-documents": ({"query": "q", "documents": ["d"] * 17}, JSON, JSON, 413),
     "text-plain": ("plain words", "text/plain", JSON, 415),
     "top_n-zero": ({"query": "q", "documents": ["d"], "top_n": 0}, JSON, JSON, 422),
     "accept-csv": ({"query": "q", "documents": ["d"]}, JSON, "text/csv", 406),
+    "malformed-json": ('{"query": "q", "documents": [', JSON, JSON, 400),
+    "instruction-on-a-cross-encoder": ({"query": "q", "documents": ["d"],
+                                        "instruction": "be strict"}, JSON, JSON, 422),
 }
 
 
@@ -190,16 +194,25 @@ def test_every_dialect_answers_the_same(servers, body):
 
 @pytest.mark.parametrize("body, content_type, accept, status", ERROR_CASES.values(),
                          ids=ERROR_CASES.keys())
-def test_dlc_turns_client_errors_into_400(servers, body, content_type, accept, status):
-    """Worse by design on the DLC: the toolkit catches every exception and answers 400 with
-    its own envelope; the message is our error body, so the reason is still readable."""
+def test_client_errors_answer_the_same_status_and_body(servers, body, content_type, accept,
+                                                      status):
+    """The toolkit would answer every exception 400 in its own envelope; the hooks set the
+    request's status on the model server's context and answer our error body instead."""
     ours, dlc, _ = servers
     a, b = post(ours, body, content_type, accept), post(dlc, body, content_type, accept)
-    assert a.status_code == status
-    assert b.status_code == 400
-    envelope = b.json()
-    assert envelope["code"] == 400 and envelope["type"] == "InternalServerException"
-    assert json.loads(envelope["message"]) == a.json()
+    assert a.status_code == b.status_code == status, (a.text, b.text)
+    assert a.json() == b.json() and "field" in a.json()["error"]
+
+
+def test_a_form_body_is_refused_where_the_dlc_cannot_read_it(servers):
+    """What `curl -d` sends: our server reads a form-typed JSON object as JSON; the DLC's
+    model server parses it into form fields and hands the hooks no body, which is named
+    (415, Content-Type) rather than called empty."""
+    ours, dlc, _ = servers
+    body, form = {"query": "q", "documents": ["d"]}, "application/x-www-form-urlencoded"
+    assert post(ours, body, form).status_code == 200
+    answer = post(dlc, body, form)
+    assert answer.status_code == 415 and answer.json()["error"]["field"] == "Content-Type"
 
 
 def test_dlc_ping_says_healthy_without_proving_the_model(servers):

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import observe
 from .backends.base import RowsDoNotFit
-from .errors import Cancelled, EngineClosed, TooLargeForDevice
+from .errors import Cancelled, EngineClosed, TooLargeForDevice, WorkerGone
 
 # ids [b, t], attention mask [b, t], token types [b, t] or None -> logits [b, labels]
 ForwardFn = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], np.ndarray]
@@ -112,6 +112,8 @@ class Worker:
         and the job's own error."""
         if self._closed.is_set():
             raise EngineClosed()
+        if not self._thread.is_alive():
+            raise WorkerGone()
         if job.cancelled:
             raise Cancelled("the client closed the connection")
         self._queue.put(job)

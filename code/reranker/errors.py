@@ -107,6 +107,19 @@ class NonFiniteScore(RerankError):
     type = "non_finite_score"
 
 
+class WorkerGone(RerankError):
+    """The engine's worker thread is not running in this process: it was forked after the
+    model loaded (threads do not survive a fork), as multi-model-server does with
+    ``MMS_PRELOAD_MODEL=true``.  Refused at once rather than left waiting forever."""
+
+    status = 503
+    type = "worker_not_running"
+
+    def __init__(self):
+        super().__init__("the engine's worker thread does not run in this process (it was"
+                         " forked after the model loaded: leave MMS_PRELOAD_MODEL unset)")
+
+
 class EngineClosed(RerankError):
     """The engine was closed (a shutdown) before the request's rows were computed."""
 

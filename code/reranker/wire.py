@@ -28,13 +28,19 @@ def header_text(value) -> str | None:
     return str(value)
 
 
-def body_data(data) -> bytes | str:
+def body_data(data, content_type: str | None = None) -> bytes | str:
     """The body as bytes or text: our server passes bytes, the DLC a str, Python callers
     sometimes a bytearray or memoryview; anything else is no HTTP body."""
     if isinstance(data, (bytes, str)):
         return data
     if isinstance(data, (bytearray, memoryview)):
         return bytes(data)
+    media = media_type(content_type)
+    if data is None and (media == FORM or media.startswith("multipart/")):
+        # The DLC's model server parses these into fields and hands the hooks no body.
+        raise UnsupportedMediaType(f"the model server reads a {media} body as form fields,"
+                                   " not as a request; send application/json",
+                                   field="Content-Type")
     if data is None:
         raise InvalidJSON("the body is empty; send a JSON object", field="body")
     raise InvalidJSON(f"the body must be bytes or text, got {type(data).__name__}",

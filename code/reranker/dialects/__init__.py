@@ -65,7 +65,8 @@ def parse(data, content_type, dialect: str | None = None
     if dialect is not None and dialect not in DIALECTS and dialect not in CHOICES:
         raise UnknownDialect(f"unknown dialect {dialect!r}; one of {sorted(DIALECTS)}",
                              field="dialect")
-    data, content_type = wire.body_data(data), wire.header_text(content_type)
+    content_type = wire.header_text(content_type)
+    data = wire.body_data(data, content_type)
     if is_jsonlines_type(media_type(content_type)):
         wire.check_charset(content_type)
         return lines.split(data, lambda line: _parse_one(line, JSON, dialect))

@@ -1,0 +1,97 @@
+"""Errors answered with their own status where the serving context can set one (the DLC).
+
+The Hugging Face toolkit turns any exception a hook raises into HTTP 400 with the
+exception's text, so on the DLC a 413, 415, 422 or 406 would all read as 400.  Its model
+server (multi-model-server) lets a handler set each request's status on the context
+(``set_response_status``) and answers whatever body the handler returns.  So where the
+context can, ``input_fn`` and ``predict_fn`` hand a request's error on as a ``Refusal``
+instead of raising it, and ``output_fn`` answers it with the error's status and the same
+JSON body our server sends.  Our server's context sets no status: there the hooks raise,
+and the server maps the error (container/serving/errors.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import http
+import inspect
+import logging
+
+from .errors import RerankError
+from .wire import encode_json
+
+log = logging.getLogger(__name__)
+
+INTERNAL = {"error": {"type": "internal_error", "message": "the model server failed on this"
+                      " request; its log has the traceback"}}
+
+
+class Refusal:
+    """A request's error, caught under a context that answers statuses, on its way to
+    output_fn; ``error`` is None for an untyped failure (answered 500, logged)."""
+
+    def __init__(self, error: RerankError | None):
+        self.error = error
+
+
+def answers_status(context) -> bool:
+    return callable(getattr(context, "set_response_status", None))
+
+
+def carried(hook):
+    """For input_fn and predict_fn: a Refusal passes through; an error becomes one where
+    the context answers statuses, and is raised elsewhere."""
+    signature = inspect.signature(hook)
+
+    @functools.wraps(hook)
+    def door(*args, **kwargs):
+        if args and isinstance(args[0], Refusal):
+            return args[0]
+        context = _context(signature, args, kwargs)
+        try:
+            return hook(*args, **kwargs)
+        except RerankError as exc:
+            if not answers_status(context):
+                raise
+            return Refusal(exc)
+        except Exception:
+            if not answers_status(context):
+                raise
+            log.exception("internal error")
+            return Refusal(None)
+
+    return door
+
+
+def answered(hook):
+    """For output_fn: a Refusal (or a refusal of its own, a 406) is answered with its
+    status and JSON body where the context answers statuses, and raised elsewhere."""
+    signature = inspect.signature(hook)
+
+    @functools.wraps(hook)
+    def door(prediction, *args, **kwargs):
+        context = _context(signature, (prediction, *args), kwargs)
+        try:
+            if isinstance(prediction, Refusal):
+                if prediction.error is None:
+                    return _answer(context, 500, INTERNAL)
+                raise prediction.error
+            return hook(prediction, *args, **kwargs)
+        except RerankError as exc:
+            if not answers_status(context):
+                raise
+            return _answer(context, exc.status, exc.to_dict())
+
+    return door
+
+
+def _answer(context, status: int, body: dict) -> bytes:
+    context.set_response_status(status, http.HTTPStatus(status).phrase)
+    return encode_json(body)
+
+
+def _context(signature: inspect.Signature, args: tuple, kwargs: dict):
+    try:
+        return signature.bind(*args, **kwargs).arguments.get("context")
+    except TypeError:
+        return None
