@@ -10,12 +10,12 @@ DLC a request's error is answered with its own status and body (reranker/refusal
 import functools
 
 from reranker import dialects, replicas
-from reranker.context import cancellation, gpu_id, requested_dialect
+from reranker.context import cancellation, gpu_id, requested_dialect, worker_threads
 from reranker.refusals import answered, carried
 
 
 def model_fn(model_dir, context=None):
-    return replicas.load(model_dir, gpu_id=gpu_id(context))
+    return replicas.load(model_dir, gpu_id=gpu_id(context), threads=worker_threads(context))
 
 
 @carried

@@ -50,6 +50,28 @@ def test_the_dlc_workers_gpu_is_read_from_its_context():
     assert gpu_id(None) is None
 
 
+@pytest.mark.parametrize("env, threads", [
+    ({}, 1),  # multi-model-server's default: a worker per vCPU
+    ({"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}, 8),
+    ({"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "MMS_DEFAULT_WORKERS_PER_MODEL": "1"}, 16),
+    ({"SAGEMAKER_MODEL_SERVER_WORKERS": "32"}, 1),
+    ({"SAGEMAKER_MODEL_SERVER_WORKERS": "lots"}, 1),
+])
+def test_a_dlc_worker_on_cpu_takes_its_share_of_the_cores(monkeypatch, env, threads):
+    """Under multi-model-server every worker holds a model copy whose torch would use every
+    core: each gets cores / workers threads, on 16 cores here (our server: torch's
+    default, 0)."""
+    from reranker.context import worker_threads
+
+    for name in ("SAGEMAKER_MODEL_SERVER_WORKERS", "MMS_DEFAULT_WORKERS_PER_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert worker_threads(RequestContext({}, "/opt/ml/model"), cpus=16) == 0  # our server's
+    mms = types.SimpleNamespace(system_properties={"server_name": "MMS", "gpu_id": None})
+    assert worker_threads(mms, cpus=16) == threads
+
+
 def test_settings_take_one_gpu_by_index():
     assert Settings.from_env({"RERANK_DEVICE": "cuda:3", "RERANK_GPUS": "2"}).device == "cuda:3"
     for bad in ({"RERANK_DEVICE": "cuda:x"}, {"RERANK_GPUS": "-1"}):

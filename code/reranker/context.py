@@ -12,6 +12,7 @@ when the client hangs up).  Other contexts lack them, and read as None.
 
 from __future__ import annotations
 
+import os
 import threading
 
 from .wire import header_text
@@ -42,6 +43,21 @@ def gpu_id(context) -> int | None:
     except (TypeError, ValueError):
         return None
     return value if value >= 0 else None
+
+
+def worker_threads(context, cpus: int | None = None) -> int:
+    """CPU threads for this worker of multi-model-server (the DLC), 0 elsewhere (torch's
+    default).  It starts one worker per vCPU unless told how many, each with a model copy
+    whose torch would use every core: the cores are shared out among them instead."""
+    properties = getattr(context, "system_properties", None) or {}
+    if properties.get("server_name") != "MMS":
+        return 0
+    cpus = cpus or os.cpu_count() or 1
+    # MMS_* variables override the toolkit's properties file, which SAGEMAKER_* fills.
+    named = (os.environ.get("MMS_DEFAULT_WORKERS_PER_MODEL")
+             or os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS") or "")
+    workers = int(named) if named.strip().isdigit() and int(named) > 0 else cpus
+    return max(1, cpus // workers)
 
 
 def cancellation(context) -> threading.Event | None:

@@ -42,9 +42,12 @@ def devices_for(settings: Settings, gpu_id: int | None, visible: int) -> list[st
 
 
 def load(model_dir: str, gpu_id: int | None = None, settings: Settings | None = None,
-         visible: int | None = None):
-    """The model a hook serves: one engine, or one per GPU."""
+         visible: int | None = None, threads: int = 0):
+    """The model a hook serves: one engine, or one per GPU.  ``threads``: CPU threads where
+    RERANK_THREADS says none (a model server's share of the cores)."""
     settings = settings or Settings.from_env()
+    if threads and not settings.threads:
+        settings = dataclasses.replace(settings, threads=threads)
     if visible is None:
         import torch
 
