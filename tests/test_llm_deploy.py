@@ -338,3 +338,15 @@ def test_a_bad_profile_override_is_one_line(llm_dirs, tmp_path, capsys):
     (source / archive.MANIFEST).write_text(json.dumps({"profile": 3}))
     assert main(["package", str(source), "-o", str(tmp_path / "m.tar.gz")]) == 2
     assert '"profile" must be' in one_line(capsys)
+
+
+def test_every_llm_family_needs_a_dlc_whose_transformers_can_share_prefixes():
+    """The engine's LLM path needs transformers 4.36 (DynamicCache): no decoder family may
+    be sent to an older DLC, which would fail at the endpoint's start, not here."""
+    from reranker.profiles import DECODER_TYPES
+
+    for model_type in DECODER_TYPES:
+        least = images.FAMILY_MIN_TRANSFORMERS.get(model_type, "0")
+        assert images._vkey(least) >= images._vkey("4.36.0"), model_type
+        assert all(images._vkey(v) >= images._vkey("4.36.0")
+                   for v in images.serving(model_type))
