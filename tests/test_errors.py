@@ -282,3 +282,37 @@ def test_fuzz_hostile_json_lines(small_engine, first, second):
     else:
         for line in out.decode("utf-8").splitlines():
             json.loads(line)
+
+
+class StatusContext:
+    """What the hooks use of multi-model-server's context (mms.context.Context): a status
+    per request.  The DLC parity test runs the real one; this covers the branches it
+    cannot reach (a failure no client causes)."""
+
+    def __init__(self):
+        self.statuses = []
+
+    def set_response_status(self, code=200, phrase="", idx=0):
+        self.statuses.append((code, phrase))
+
+
+def test_on_the_model_server_errors_are_answered_with_their_status(bert_engine, monkeypatch):
+    context = StatusContext()
+    body = json.dumps({"query": "q", "documents": ["a"], "top_n": 0}).encode()
+    request = inference.input_fn(body, "application/json", context)
+    answer = inference.output_fn(inference.predict_fn(request, bert_engine, context),
+                                 "application/json", context)
+    assert [code for code, _ in context.statuses] == [422]
+    assert json.loads(answer)["error"]["field"] == "top_n"
+
+    def broken(*_, **__):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(bert_engine, "rerank", broken)
+    request = inference.input_fn(json.dumps(GOOD).encode(), "application/json", context)
+    answer = inference.output_fn(inference.predict_fn(request, bert_engine, context),
+                                 "application/json", context)
+    assert context.statuses[-1][0] == 500
+    assert json.loads(answer)["error"]["type"] == "internal_error"
+    with pytest.raises(RuntimeError):  # elsewhere (our server) it is raised, as before
+        inference.predict_fn(request, bert_engine)

@@ -64,8 +64,8 @@ def carried(hook):
 
 
 def answered(hook):
-    """For output_fn: a Refusal (or a refusal of its own, a 406) is answered with its
-    status and JSON body where the context answers statuses, and raised elsewhere."""
+    """For output_fn: a Refusal (or an error of its own: a 406) is answered with its status
+    and JSON body where the context answers statuses, and raised elsewhere."""
     signature = inspect.signature(hook)
 
     @functools.wraps(hook)
@@ -81,6 +81,11 @@ def answered(hook):
             if not answers_status(context):
                 raise
             return _answer(context, exc.status, exc.to_dict())
+        except Exception:
+            if not answers_status(context):
+                raise
+            log.exception("internal error")
+            return _answer(context, 500, INTERNAL)
 
     return door
 
