@@ -183,6 +183,18 @@ def test_an_llm_cap_keeps_the_side_the_truncation_direction_keeps(llm):
     assert capped.groups[0].rows == engine.prompts.encode([(CAPITAL_QUERY, cut)]).groups[0].rows
 
 
+def test_an_llm_cap_never_keeps_more_tokens_than_asked(llm):
+    """An emoji or a CJK character can be several byte-level tokens of one character: the
+    cut falls between characters, so a capped document never holds more than the cap."""
+    engine, tokenizer = llm
+    doc = "ab 🐼🐼🐼 panda 中文字符 end"
+    for cap in range(1, len(_ids(tokenizer, doc)) + 1):
+        for direction in ("right", "left"):
+            (text,) = engine.prompts._capped([doc], cap, direction)
+            assert len(_ids(tokenizer, text)) <= cap, (cap, direction, text)
+            assert text in doc
+
+
 def test_llm_chunk_windows_cover_only_the_capped_document(llm):
     engine, tokenizer = llm
     cut = _cut(tokenizer, LONG_DOC, 150)

@@ -246,11 +246,17 @@ class PromptEncoder:
         encoded = self._plain.encode_batch(documents, add_special_tokens=False)
         capped = []
         for text, doc in zip(documents, encoded):
-            if len(doc.offsets) > cap:
+            offsets = doc.offsets
+            if len(offsets) > cap:
+                # Byte-level tokens of one character (an emoji: three tokens) share its
+                # span: the cut falls between characters, so it keeps at most ``cap``.
+                whole = [k for k in range(1, len(offsets)) if offsets[k][0] >= offsets[k - 1][1]]
                 if direction == "left":
-                    text = text[doc.offsets[len(doc.offsets) - cap][0]:]
+                    start = min((k for k in whole if k >= len(offsets) - cap), default=None)
+                    text = text[offsets[start][0]:] if start is not None else ""
                 else:
-                    text = text[: doc.offsets[cap - 1][1]]
+                    end = max((k for k in whole if k <= cap), default=0)
+                    text = text[: offsets[end - 1][1]] if end else ""
             capped.append(text)
         return capped
 
