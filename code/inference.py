@@ -11,11 +11,12 @@ import functools
 
 from reranker import dialects, replicas
 from reranker.context import cancellation, gpu_id, requested_dialect, worker_threads
-from reranker.refusals import answered, carried
+from reranker.refusals import answered, carried, loaded
 
 
 def model_fn(model_dir, context=None):
-    return replicas.load(model_dir, gpu_id=gpu_id(context), threads=worker_threads(context))
+    return loaded(lambda: replicas.load(model_dir, gpu_id=gpu_id(context),
+                                        threads=worker_threads(context)), context)
 
 
 @carried

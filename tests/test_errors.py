@@ -316,3 +316,36 @@ def test_on_the_model_server_errors_are_answered_with_their_status(bert_engine, 
     assert json.loads(answer)["error"]["type"] == "internal_error"
     with pytest.raises(RuntimeError):  # elsewhere (our server) it is raised, as before
         inference.predict_fn(request, bert_engine)
+
+
+def test_on_the_model_server_a_failed_load_is_a_503_until_it_loads(bert_dir, tmp_path,
+                                                                    monkeypatch):
+    """The DLC's model server keeps serving after model_fn fails (and the toolkit would load
+    again on every request): each request is told why at once, 503, and the load is tried
+    again at most every RELOAD_SECONDS; elsewhere the failure is raised (our server stops)."""
+    import shutil
+
+    from reranker import refusals
+    from reranker.backends.base import ModelLoadError
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    with pytest.raises(ModelLoadError):
+        inference.model_fn(str(folder))
+    context = StatusContext()
+    model = inference.model_fn(str(folder), context)
+    body = json.dumps(GOOD).encode()
+
+    def ask():
+        request = inference.input_fn(body, "application/json", context)
+        return json.loads(inference.output_fn(inference.predict_fn(request, model, context),
+                                              "application/json", context))
+
+    answer = ask()
+    assert context.statuses[-1][0] == 503
+    assert answer["error"]["type"] == "model_load_failed" and "config.json" in str(answer)
+    shutil.copytree(bert_dir, folder, dirs_exist_ok=True)
+    assert ask()["error"]["type"] == "model_load_failed"  # not tried again yet
+    monkeypatch.setattr(refusals, "RELOAD_SECONDS", 0.0)
+    assert [r["index"] for r in ask()["results"]] in ([0, 1], [1, 0])  # loaded: it serves
+    model._model.close()

@@ -120,6 +120,14 @@ class WorkerGone(RerankError):
                          " forked after the model loaded: leave MMS_PRELOAD_MODEL unset)")
 
 
+class ModelNotLoaded(RerankError):
+    """The model failed to load under the DLC's model server, which keeps serving anyway:
+    each request is told why, at once (reranker/refusals.py)."""
+
+    status = 503
+    type = "model_load_failed"
+
+
 class EngineClosed(RerankError):
     """The engine was closed (a shutdown) before the request's rows were computed."""
 

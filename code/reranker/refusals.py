@@ -16,14 +16,18 @@ import functools
 import http
 import inspect
 import logging
+import threading
+import time
 
-from .errors import RerankError
+from .errors import ModelNotLoaded, RerankError
 from .wire import encode_json
 
 log = logging.getLogger(__name__)
 
 INTERNAL = {"error": {"type": "internal_error", "message": "the model server failed on this"
                       " request; its log has the traceback"}}
+# Seconds between attempts to load a model that failed to load under the model server.
+RELOAD_SECONDS = 60.0
 
 
 class Refusal:
@@ -100,3 +104,50 @@ def _context(signature: inspect.Signature, args: tuple, kwargs: dict):
         return signature.bind(*args, **kwargs).arguments.get("context")
     except TypeError:
         return None
+
+
+def loaded(load, context):
+    """``load()``, the model ``model_fn`` returns.  Where the context answers statuses (the
+    DLC), a failure is logged and a ``FailedLoad`` stands in: the model server keeps serving
+    after a failed load, and the toolkit would load again on every request and answer its
+    400; elsewhere (our server, which then stops) the error is raised."""
+    try:
+        return load()
+    except Exception as exc:
+        if not answers_status(context):
+            raise
+        log.exception("the model did not load")
+        return FailedLoad(load, exc)
+
+
+class FailedLoad:
+    """A model that did not load: each request is refused at once with 503 and the reason,
+    and the load is tried again at most every ``RELOAD_SECONDS`` (a failure for a passing
+    reason, such as memory, can still recover); once it loads, it serves."""
+
+    def __init__(self, load, error: Exception, clock=time.monotonic):
+        self._load, self._clock = load, clock
+        self._error, self._tried = error, clock()
+        self._model = None
+        self._lock = threading.Lock()
+
+    def rerank(self, *args, **kwargs):
+        return self._ready().rerank(*args, **kwargs)
+
+    def check_body_documents(self, count: int) -> None:
+        self._ready().check_body_documents(count)
+
+    def _ready(self):
+        with self._lock:
+            if self._model is None and self._clock() - self._tried >= RELOAD_SECONDS:
+                self._tried = self._clock()
+                try:
+                    self._model = self._load()
+                except Exception as exc:
+                    log.exception("the model did not load again")
+                    self._error = exc
+            if self._model is None:
+                raise ModelNotLoaded(f"the model did not load ({self._error}); the model"
+                                     f" server tries again every {RELOAD_SECONDS:.0f} s")
+            return self._model
+
