@@ -290,3 +290,16 @@ def test_auto_keeps_torch_where_onnx_runtime_is_missing(copy_of, monkeypatch):
     for kind in ("avx512_bf16", "amx", "plain"):
         settings = Settings(warmup=False, cpu_features=kind)
         assert choose_backend(_facts(model), settings, cuda=False) == "torch", kind
+
+
+@pytest.mark.parametrize("model_type, limit", [
+    ("bert", 514), ("roberta", 512), ("xlm-roberta", 512), ("mpnet", 512),
+    ("data2vec-text", 512), ("roberta-prelayernorm", 512), ("xmod", 512),
+])
+def test_position_offsets_are_reserved_where_the_embeddings_have_them(model_type, limit):
+    """A RoBERTa-style model's position ids start after its padding index: with 514
+    positions and no tokenizer limit, a 514-token row would index past the table."""
+    from reranker import model_dir
+
+    config = {"model_type": model_type, "max_position_embeddings": 514}
+    assert model_dir.max_length(config, None) == limit

@@ -23,8 +23,10 @@ ONNX_FILES = MappingProxyType({"fp32": "model.onnx", "int8": "model_int8.onnx"})
 DEFAULT_NUM_LABELS = 2
 # Used when neither config.json nor tokenizer_config.json states a limit.
 DEFAULT_MAX_LENGTH = 512
-# RoBERTa-style position embeddings reserve two positions for the padding offset.
-_OFFSET_FAMILIES = ("xlm-roberta", "roberta", "camembert")
+# RoBERTa-style position embeddings reserve two positions for the padding offset (their
+# position ids start after the padding index): 514 positions hold 512 tokens.
+_OFFSET_FAMILIES = ("xlm-roberta", "roberta", "camembert", "xlm-roberta-xl", "mpnet",
+                    "data2vec-text", "roberta-prelayernorm", "xmod")
 # transformers writes 1e30 for "no limit" into tokenizer_config.json.
 _NO_LIMIT = 1_000_000
 
