@@ -107,8 +107,7 @@ def test_client_fault_comes_back_as_the_error_body(deployed):
     than leave it to the toolkit's 400 envelope)."""
     result, _ = deployed
     body = result["answers"][0][1]["ok"]
-    assert body == {"error": {"type": "invalid_request", "message": body["error"]["message"],
-                              "field": "query"}}
+    assert set(body) == {"error"} and body["error"]["field"] == "query"
 
 
 def test_teardown_leaves_no_running_container(deployed):
