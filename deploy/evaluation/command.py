@@ -315,9 +315,11 @@ def _save_runs(folder: Path, runs: dict[str, Ranking]) -> None:
     outputs.make_folder(folder, "--save-runs")
     taken: set[str] = set()
     for label, ranking in runs.items():
-        base = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
-        name = next(n for n in (base if k == 1 else f"{base}-{k}" for k in range(1, 999))
-                    if n not in taken)  # two labels alike once cleaned: two files
+        base = name = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+        copy = 1
+        while name in taken:  # two labels alike once cleaned: two files
+            copy += 1
+            name = f"{base}-{copy}"
         taken.add(name)
         try:
             ds.write_run(folder / f"{name}.trec", ranking, tag=name)
