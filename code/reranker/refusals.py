@@ -8,6 +8,10 @@ context can, ``input_fn`` and ``predict_fn`` hand a request's error on as a ``Re
 instead of raising it, and ``output_fn`` answers it with the error's status and the same
 JSON body our server sends.  Our server's context sets no status: there the hooks raise,
 and the server maps the error (container/serving/errors.py).
+
+The model server also keeps serving after ``model_fn`` fails; ``loaded`` then stands a
+``FailedLoad`` in for the model, which answers 503 with the reason and loads again now and
+then, where the toolkit would load again on every request.
 """
 
 from __future__ import annotations
