@@ -25,7 +25,8 @@ def run(base_url: str, route: str, payloads: list[bytes], concurrency: int, max_
         tick: Callable[[], None] = lambda: None, timeout: float = 120.0) -> dict:
     """``concurrency`` clients POST ``payloads`` in turn to ``route`` until ``max_requests``
     were sent or ``max_seconds`` passed; ``tick`` is called after every answer, and a
-    request unanswered after ``timeout`` seconds counts as an error."""
+    request whose connection waits ``timeout`` seconds for any byte counts as an error (a
+    socket timeout: a server that trickles bytes is not cut)."""
     url = urlparse(base_url)
     if url.hostname not in ("127.0.0.1", "localhost"):
         raise ValueError(f"load is only sent to this machine, not {url.hostname}")

@@ -316,16 +316,22 @@ def test_on_the_model_server_errors_are_answered_with_their_status(bert_engine, 
     assert json.loads(answer)["error"]["type"] == "internal_error"
     with pytest.raises(RuntimeError):  # elsewhere (our server) it is raised, as before
         inference.predict_fn(request, bert_engine)
+    from reranker import refusals
+
+    refusals._answer(context, 499, {})  # a status the standard library does not name
+    assert context.statuses[-1] == (499, "")
 
 
 def test_on_the_model_server_a_failed_load_is_a_503_until_it_loads(bert_dir, tmp_path,
                                                                     monkeypatch):
     """The DLC's model server keeps serving after model_fn fails (and the toolkit would load
-    again on every request): each request is told why at once, 503, and the load is tried
-    again at most every RELOAD_SECONDS; elsewhere the failure is raised (our server stops)."""
+    again on every request): each request is told why at once, 503.  A model the engine
+    refuses stays refused; a passing failure is loaded again in the background and then
+    serves.  Elsewhere the failure is raised (our server stops)."""
     import shutil
+    import time
 
-    from reranker import refusals
+    from reranker import refusals, replicas
     from reranker.backends.base import ModelLoadError
 
     folder = tmp_path / "model"
@@ -333,19 +339,35 @@ def test_on_the_model_server_a_failed_load_is_a_503_until_it_loads(bert_dir, tmp
     with pytest.raises(ModelLoadError):
         inference.model_fn(str(folder))
     context = StatusContext()
-    model = inference.model_fn(str(folder), context)
     body = json.dumps(GOOD).encode()
 
-    def ask():
+    def ask(model):
         request = inference.input_fn(body, "application/json", context)
         return json.loads(inference.output_fn(inference.predict_fn(request, model, context),
                                               "application/json", context))
 
-    answer = ask()
+    monkeypatch.setattr(refusals, "RELOAD_SECONDS", 0.0)
+    refused = inference.model_fn(str(folder), context)
+    answer = ask(refused)
     assert context.statuses[-1][0] == 503
     assert answer["error"]["type"] == "model_load_failed" and "config.json" in str(answer)
+    assert "again" not in answer["error"]["message"]
     shutil.copytree(bert_dir, folder, dirs_exist_ok=True)
-    assert ask()["error"]["type"] == "model_load_failed"  # not tried again yet
-    monkeypatch.setattr(refusals, "RELOAD_SECONDS", 0.0)
-    assert [r["index"] for r in ask()["results"]] in ([0, 1], [1, 0])  # loaded: it serves
+    assert ask(refused)["error"]["type"] == "model_load_failed"  # refused stays refused
+
+    real, calls = replicas.load, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(replicas, "load", flaky)
+    model = inference.model_fn(str(folder), context)
+    assert "loaded again" in ask(model)["error"]["message"]  # and a reload has started
+    deadline = time.monotonic() + 60
+    while "error" in (answer := ask(model)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sorted(r["index"] for r in answer["results"]) == [0, 1]
     model._model.close()

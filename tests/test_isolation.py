@@ -87,7 +87,7 @@ def test_requests_carry_the_vpc_the_key_and_the_tags():
     ("ml.g5g.xlarge", False), ("ml.p3.2xlarge", False),
     ("ml.g5.xlarge", True), ("ml.g6e.xlarge", True), ("ml.g4dn.xlarge", True),
     ("ml.m5d.large", True), ("ml.c6id.xlarge", True), ("ml.p4d.24xlarge", True),
-    ("ml.p5.48xlarge", True),
+    ("ml.p5.48xlarge", True), ("ml.p6-b200.48xlarge", True), ("ml.p6e-gb200.36xlarge", True),
 ])
 def test_volumes_on_local_nvme_disks_get_no_key(instance_type, local, capsys):
     """SageMaker refuses KmsKeyId (CreateEndpointConfig) and VolumeKmsKeyId (a transform)

@@ -264,7 +264,10 @@ def test_the_dlc_must_know_the_family():
     with pytest.raises(UserError, match="need transformers 4.51.0 or later"):
         images.transformers_for("qwen3", "4.49.0")
     assert images.transformers_for("bert", "4.26.0") == "4.26.0"
-    assert images.transformers_for("gemma", "4.49.0") == "4.49.0"
+    assert images.transformers_for("modernbert", "4.49.0") == "4.49.0"
+    with pytest.raises(UserError, match="gemma models need transformers 4.51.0 or later"):
+        images.transformers_for("gemma", "4.49.0")  # it has gemma; the engine's LLM path
+    assert images.transformers_for("gemma", "5.5.3") == "5.5.3"
 
 
 def test_deploy_settings_fit_a_packaged_llm(llm_archive, tmp_path, monkeypatch):
@@ -340,13 +343,13 @@ def test_a_bad_profile_override_is_one_line(llm_dirs, tmp_path, capsys):
     assert '"profile" must be' in one_line(capsys)
 
 
-def test_every_llm_family_needs_a_dlc_whose_transformers_can_share_prefixes():
-    """The engine's LLM path needs transformers 4.36 (DynamicCache): no decoder family may
-    be sent to an older DLC, which would fail at the endpoint's start, not here."""
+def test_every_llm_family_goes_only_to_a_dlc_its_engine_path_is_tested_on():
+    """The engine's LLM path (shared prompt caches) runs on the DLC's transformers from 4.51
+    (tests/test_families_on_the_dlc.py): no decoder family is sent to an older one, where
+    it would fail at the endpoint's start rather than here."""
     from reranker.profiles import DECODER_TYPES
 
     for model_type in DECODER_TYPES:
-        least = images.FAMILY_MIN_TRANSFORMERS.get(model_type, "0")
-        assert images._vkey(least) >= images._vkey("4.36.0"), model_type
-        assert all(images._vkey(v) >= images._vkey("4.36.0")
-                   for v in images.serving(model_type))
+        assert images.serving(model_type), model_type
+        assert all(images._vkey(v) >= images._vkey("4.51.0")
+                   for v in images.serving(model_type)), model_type

@@ -352,10 +352,14 @@ def test_a_template_that_ends_with_the_document_scores_an_empty_one(weights, tmp
     as CrossEncoder judges it, alone or beside others (no empty row reaches the model)."""
     from sentence_transformers import CrossEncoder
 
-    template = f"<|im_start|>user\nQuery: {_QUERY}<|im_end|>\n<|im_start|>user\n{_DOCUMENT}"
+    # The document's line holds nothing else, and nothing follows it: an empty document's
+    # row would be empty.
+    template = f"<|im_start|>user\nQuery: {_QUERY}\n{_DOCUMENT}"
     path = _saved(tmp_path, weights, template=template)
     engine = _engine(path)
     try:
+        rows = engine.prompts.encode([(CAPITAL_QUERY, "")]).groups
+        assert [len(group.rows[0]) for group in rows] == [1]  # the prefix's last token
         ours = np.asarray(engine.score(CAPITAL_QUERY, ["a document", ""], raw=True))
         alone = engine.score(CAPITAL_QUERY, [""], raw=True)
     finally:

@@ -15,6 +15,7 @@ interpreter exit, so no worker thread is inside a native runtime when Python fin
 from __future__ import annotations
 
 import atexit
+import logging
 import queue
 import threading
 import time
@@ -26,6 +27,8 @@ import numpy as np
 from . import observe
 from .backends.base import RowsDoNotFit
 from .errors import Cancelled, EngineClosed, TooLargeForDevice, WorkerGone
+
+log = logging.getLogger(__name__)
 
 # ids [b, t], attention mask [b, t], token types [b, t] or None -> logits [b, labels]
 ForwardFn = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], np.ndarray]
@@ -171,6 +174,8 @@ class Worker:
         if len(jobs) == 1:
             jobs[0].error = jobs[0].error or exc
             return
+        log.warning("a round of %d requests failed; scoring each alone", len(jobs),
+                    exc_info=exc)
         for j in jobs:
             if j.error is not None:
                 continue

@@ -50,8 +50,8 @@ def worker_threads(context, cpus: int | None = None) -> int:
     default).  It starts one worker per vCPU unless told how many, each with a model copy
     whose torch would use every core: the cores are shared out among them instead."""
     properties = getattr(context, "system_properties", None) or {}
-    if properties.get("server_name") != "MMS":
-        return 0
+    if properties.get("server_name") != "MMS" or gpu_id(context) is not None:
+        return 0  # not the model server, or a worker per GPU: torch's default
     cpus = cpus or os.cpu_count() or 1
     # MMS_* variables override the toolkit's properties file, which SAGEMAKER_* fills.
     named = (os.environ.get("MMS_DEFAULT_WORKERS_PER_MODEL")

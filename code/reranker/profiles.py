@@ -383,14 +383,14 @@ def _pieces(text: str, tokenizer) -> tuple[str, str, str, str]:
     suffix."""
     start, tail = text.split(_SENTINEL)
     cut = start.rfind("\n") + 1
-    specials = [t for t in getattr(tokenizer, "all_special_tokens", []) if t and t in start]
+    specials = [t for t in _special_tokens(tokenizer) if t in start]
     after_special = max((start.rindex(t) + len(t) for t in specials), default=0)
     if after_special < cut and not any(field in start[after_special:]
                                        for field in ("{query}", _INSTRUCTION)):
         cut = after_special
     start, label = start[:cut], start[cut:]
     if "{query}" in start:
-        specials = [t for t in getattr(tokenizer, "all_special_tokens", []) if t and t in tail]
+        specials = [t for t in _special_tokens(tokenizer) if t in tail]
         end = min((tail.index(t) for t in specials), default=len(tail))
     else:
         end = tail.rfind("\n", 0, tail.index("{query}")) + 1 if "{query}" in tail else 0
@@ -400,6 +400,14 @@ def _pieces(text: str, tokenizer) -> tuple[str, str, str, str]:
             " tokenizes the document apart from the query, which is exact only where a"
             " newline separates them")
     return start, label, tail[:end], tail[end:]
+
+
+def _special_tokens(tokenizer) -> set[str]:
+    """Every special token: the named ones (bos, eos, pad, ...) and the added ones marked
+    special (``<|im_start|>``, a chat format's headers), as the prompt encoder splits them."""
+    named = getattr(tokenizer, "all_special_tokens", None) or []
+    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    return {t for t in named if t} | {t.content for t in added.values() if t.special}
 
 
 def _fields(text: str) -> str:

@@ -10,19 +10,21 @@ JSON body our server sends.  Our server's context sets no status: there the hook
 and the server maps the error (container/serving/errors.py).
 
 The model server also keeps serving after ``model_fn`` fails; ``loaded`` then stands a
-``FailedLoad`` in for the model, which answers 503 with the reason and loads again now and
-then, where the toolkit would load again on every request.
+``FailedLoad`` in for the model, which answers 503 with the reason (and loads again in the
+background after a passing failure), where the toolkit would load again on every request.
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import http
 import inspect
 import logging
 import threading
 import time
 
+from .backends.base import ModelLoadError
 from .errors import ModelNotLoaded, RerankError
 from .wire import encode_json
 
@@ -99,7 +101,11 @@ def answered(hook):
 
 
 def _answer(context, status: int, body: dict) -> bytes:
-    context.set_response_status(status, http.HTTPStatus(status).phrase)
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:  # 499, which the standard library does not name
+        phrase = ""
+    context.set_response_status(status, phrase)
     return encode_json(body)
 
 
@@ -125,14 +131,19 @@ def loaded(load, context):
 
 
 class FailedLoad:
-    """A model that did not load: each request is refused at once with 503 and the reason,
-    and the load is tried again at most every ``RELOAD_SECONDS`` (a failure for a passing
-    reason, such as memory, can still recover); once it loads, it serves."""
+    """A model that did not load: each request is refused at once with 503 and the reason.
+    A model the engine refuses (ModelLoadError) stays refused; any other failure (memory)
+    is loaded again in the background, at most every ``RELOAD_SECONDS`` while requests come,
+    and serves once it loads."""
 
     def __init__(self, load, error: Exception, clock=time.monotonic):
         self._load, self._clock = load, clock
-        self._error, self._tried = error, clock()
+        # The reason only: the exception's traceback would hold the failed load's tensors.
+        self._reason = f"{type(error).__name__}: {error}"
+        self._retry = not isinstance(error, ModelLoadError)
+        self._tried = clock()
         self._model = None
+        self._loading = False
         self._lock = threading.Lock()
 
     def rerank(self, *args, **kwargs):
@@ -143,15 +154,36 @@ class FailedLoad:
 
     def _ready(self):
         with self._lock:
-            if self._model is None and self._clock() - self._tried >= RELOAD_SECONDS:
-                self._tried = self._clock()
-                try:
-                    self._model = self._load()
-                except Exception as exc:
-                    log.exception("the model did not load again")
-                    self._error = exc
-            if self._model is None:
-                raise ModelNotLoaded(f"the model did not load ({self._error}); the model"
-                                     f" server tries again every {RELOAD_SECONDS:.0f} s")
-            return self._model
+            if self._model is not None:
+                return self._model
+            if (self._retry and not self._loading
+                    and self._clock() - self._tried >= RELOAD_SECONDS):
+                self._loading, self._tried = True, self._clock()
+                threading.Thread(target=self._reload, name="reranker-reload",
+                                 daemon=True).start()
+            again = (f"; it is loaded again at most every {RELOAD_SECONDS:.0f} s"
+                     if self._retry else "")
+            raise ModelNotLoaded(f"the model did not load ({self._reason}){again}")
 
+    def _reload(self) -> None:
+        gc.collect()  # what the failed attempt left, before the next one allocates
+        _empty_gpu_cache()
+        try:
+            model, reason = self._load(), None
+        except Exception as exc:
+            log.exception("the model did not load again")
+            model, reason = None, f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            self._model, self._loading = model, False
+            self._reason = reason or self._reason
+            self._tried = self._clock()
+
+
+def _empty_gpu_cache() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass

@@ -25,14 +25,14 @@ TABLE = Path(__file__).resolve().parent / "data" / "huggingface_dlc.json"
 # The first transformers release with each family's architecture (config.json model_type);
 # a family not listed is older than every DLC in the table.  Qwen3 (Qwen3-Reranker) arrived
 # in 4.51, Gemma (bge-reranker-v2-gemma) in 4.38, Qwen2 (mxbai-rerank-v2) in 4.37,
-# ModernBERT (gte-reranker-modernbert) in 4.48; Phi-3 in 4.40, OLMo 2 in 4.47, Gemma 3 in
-# 4.50.  Every decoder (an LLM reranker, reranker/profiles.py DECODER_TYPES) needs 4.36 at
-# least: the engine shares prompt prefixes through its DynamicCache.
-FAMILY_MIN_TRANSFORMERS = {"qwen3": "4.51.0", "modernbert": "4.48.0", "gemma": "4.38.0",
-                           "gemma2": "4.42.0", "qwen2": "4.37.0", "phi3": "4.40.0",
-                           "olmo2": "4.47.0", "gemma3": "4.50.0", "llama": "4.36.0",
-                           "mistral": "4.36.0", "gpt2": "4.36.0", "gpt_neox": "4.36.0",
-                           "olmo": "4.40.0"}
+# ModernBERT (gte-reranker-modernbert) in 4.48.  Every decoder (an LLM reranker,
+# reranker/profiles.py DECODER_TYPES) is sent only to a DLC from 4.51 on: the engine's LLM
+# path (its shared prompt caches) is tested there (tests/test_families_on_the_dlc.py), and
+# older caches differ (tuples, another DynamicCache).
+LLM_MIN_TRANSFORMERS = "4.51.0"
+FAMILY_MIN_TRANSFORMERS = {"modernbert": "4.48.0", **dict.fromkeys(
+    ("qwen2", "qwen3", "llama", "mistral", "gemma", "gemma2", "gemma3", "phi3", "gpt2",
+     "gpt_neox", "olmo", "olmo2"), LLM_MIN_TRANSFORMERS)}
 # The DLC stack tests/test_dlc_parity.py runs our handler on: preferred when it serves.
 PARITY_TRANSFORMERS = "4.51.3"
 SDK_WHEEL_MEMBER = "sagemaker/core/image_uri_config/huggingface.json"
@@ -82,7 +82,7 @@ def transformers_for(model_type: str | None, requested: str | None,
         if version in _table()["versions"] and version not in good:
             raise UserError(f"{model_type} models need transformers"
                             f" {FAMILY_MIN_TRANSFORMERS[model_type]} or later; the DLC with"
-                            f" transformers {version} cannot load them (DLCs that can:"
+                            f" transformers {version} cannot serve them (DLCs that can:"
                             f" {', '.join(good) or 'none'}; set {spelled})")
         return requested
     if not good:

@@ -73,13 +73,15 @@ def is_gpu(instance_type: str) -> bool:
 
 # Families whose instances store on local NVMe disks (besides every family with a "d" after
 # its generation: m5d, c6id, g4dn, p4d, ...): SageMaker refuses a KMS key for their volumes.
-LOCAL_STORAGE = ("g5", "g6", "g6e", "gr6", "p5", "p5e", "p5en", "trn1", "trn1n", "trn2")
+LOCAL_STORAGE = ("g5", "g6", "g6e", "gr6", "p5", "p5e", "p5en", "p6", "p6e", "trn1", "trn1n",
+                 "trn2")
 
 
 def has_local_storage(instance_type: str) -> bool:
     """The instance type's volumes are local NVMe disks, encrypted by the instance's
     hardware (AWS's "Instance Store Volumes" list)."""
-    match = re.match(r"^ml\.([a-z]+)(\d+)([a-z-]*)\.", instance_type or "")
+    # ml.<letters><generation><suffix>[-<variant>].<size>, e.g. ml.p6-b200.48xlarge
+    match = re.match(r"^ml\.([a-z]+)(\d+)([a-z]*)(?:-[a-z0-9]+)?\.", instance_type or "")
     if not match:
         return False
     family = "".join(match.groups())

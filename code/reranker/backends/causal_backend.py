@@ -71,7 +71,17 @@ class CausalBackend:
         self.num_labels = 1
         self.judged = judged
         self.pad_multiple = 8 if self.device.type == "cuda" else 1
-        self.shares_prefix = _caches_can_be_shared()
+        self.shares_prefix = _caches_can_be_shared() and self._returns_a_cache()
+
+    @torch.inference_mode()
+    def _returns_a_cache(self) -> bool:
+        """Whether the body hands back a cache object the continuations can share (some
+        architectures, in some transformers versions, return plain tuples): asked once, on
+        one token, at load."""
+        out = self.body(input_ids=torch.zeros((1, 1), dtype=torch.long, device=self.device),
+                        use_cache=True)
+        cache = getattr(out, "past_key_values", None)
+        return hasattr(cache, "layers") or hasattr(cache, "key_cache")
 
     def prefix(self, ids: list[int]):
         """The prefix's key/value cache (one row); a 413 naming the query when it does not
