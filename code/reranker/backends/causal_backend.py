@@ -66,12 +66,14 @@ class CausalBackend:
         self.body = body.to(self.device).eval()
         self.head = head
         del model, linear, body
+        # Asked of the eager body: compiling happens at the warm-up, where its failures
+        # become a readable load error.
+        self.shares_prefix = _caches_can_be_shared() and self._returns_a_cache()
         self.compiled_modules = (compile_cache_free(self.body, self.device_type) if compiled
                                  else 0)
         self.num_labels = 1
         self.judged = judged
         self.pad_multiple = 8 if self.device.type == "cuda" else 1
-        self.shares_prefix = _caches_can_be_shared() and self._returns_a_cache()
 
     @torch.inference_mode()
     def _returns_a_cache(self) -> bool:
