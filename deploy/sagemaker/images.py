@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 
 from deploy.errors import UserError
+from reranker.profiles import DECODER_TYPES
 
 TABLE = Path(__file__).resolve().parent / "data" / "huggingface_dlc.json"
 # The first transformers release with each family's architecture (config.json model_type);
@@ -30,9 +31,8 @@ TABLE = Path(__file__).resolve().parent / "data" / "huggingface_dlc.json"
 # path (its shared prompt caches) is tested there (tests/test_families_on_the_dlc.py), and
 # older caches differ (tuples, another DynamicCache).
 LLM_MIN_TRANSFORMERS = "4.51.0"
-FAMILY_MIN_TRANSFORMERS = {"modernbert": "4.48.0", **dict.fromkeys(
-    ("qwen2", "qwen3", "llama", "mistral", "gemma", "gemma2", "gemma3", "phi3", "gpt2",
-     "gpt_neox", "olmo", "olmo2"), LLM_MIN_TRANSFORMERS)}
+FAMILY_MIN_TRANSFORMERS = {"modernbert": "4.48.0",
+                           **dict.fromkeys(DECODER_TYPES, LLM_MIN_TRANSFORMERS)}
 # The DLC stack tests/test_dlc_parity.py runs our handler on: preferred when it serves.
 PARITY_TRANSFORMERS = "4.51.3"
 SDK_WHEEL_MEMBER = "sagemaker/core/image_uri_config/huggingface.json"
