@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import gc
 import http
-import inspect
 import logging
 import threading
 import time
@@ -51,13 +50,12 @@ def answers_status(context) -> bool:
 def carried(hook):
     """For input_fn and predict_fn: a Refusal passes through; an error becomes one where
     the context answers statuses, and is raised elsewhere."""
-    signature = inspect.signature(hook)
 
     @functools.wraps(hook)
     def door(*args, **kwargs):
         if args and isinstance(args[0], Refusal):
             return args[0]
-        context = _context(signature, args, kwargs)
+        context = _context(args, kwargs)
         try:
             return hook(*args, **kwargs)
         except RerankError as exc:
@@ -76,11 +74,10 @@ def carried(hook):
 def answered(hook):
     """For output_fn: a Refusal (or an error of its own: a 406) is answered with its status
     and JSON body where the context answers statuses, and raised elsewhere."""
-    signature = inspect.signature(hook)
 
     @functools.wraps(hook)
     def door(prediction, *args, **kwargs):
-        context = _context(signature, (prediction, *args), kwargs)
+        context = _context((prediction, *args), kwargs)
         try:
             if isinstance(prediction, Refusal):
                 if prediction.error is None:
@@ -109,11 +106,10 @@ def _answer(context, status: int, body: dict) -> bytes:
     return encode_json(body)
 
 
-def _context(signature: inspect.Signature, args: tuple, kwargs: dict):
-    try:
-        return signature.bind(*args, **kwargs).arguments.get("context")
-    except TypeError:
-        return None
+def _context(args: tuple, kwargs: dict):
+    """A hook's context: its third argument (after the data and the content type, the
+    model or the accept value), positional as the toolkit and our server pass it."""
+    return kwargs.get("context", args[2] if len(args) > 2 else None)
 
 
 def loaded(load, context):
