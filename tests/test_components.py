@@ -177,10 +177,13 @@ def component_description(name: str, status: str = "InService", reason: str | No
     return out
 
 
-def expect_model(stub: Stubber) -> None:
+def expect_model(stub: Stubber, component: str = "minilm-en") -> None:
+    """CreateModel for ``component``, tagged with its endpoint and with itself."""
     stub.add_response("create_model", {"ModelArn": ARN}, {
         "ModelName": ANY, "ExecutionRoleArn": ROLE, "EnableNetworkIsolation": True,
-        "Tags": ANY, "PrimaryContainer": {
+        "Tags": [{"Key": names.TAG, "Value": "search"},
+                 {"Key": names.COMPONENT_TAG, "Value": component}],
+        "PrimaryContainer": {
             "Image": IMAGE, "ModelDataUrl": DATA, "Environment": ANY,
             "ContainerMetricsConfig": {"MetricsEndpoints": [
                 {"MetricsEndpointPath": "/metrics", "MetricPublishFrequencyInSeconds": 60}]}}})

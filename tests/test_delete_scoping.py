@@ -256,3 +256,30 @@ def test_purge_sees_an_archive_a_component_serves():
         users = teardown._users(sm, {data}, "component minilm-en on endpoint search")
         stub.assert_no_pending_responses()
     assert users == {data: "component bge-m3 on endpoint search"}
+
+
+def test_component_tag_tells_namesake_components_models_apart():
+    """A model tagged with the component it was made for is pruned with that component,
+    whichever components share its name's cut."""
+    sm = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x",
+                      aws_secret_access_key="x")
+    cut = components.model_base(LONG)
+    mine, older, theirs = (f"{cut}-20261201-12000{i}-abcdef" for i in range(3))
+    with Stubber(sm) as stub:
+        stub.add_response("list_models", {"Models": [
+            {"ModelName": m, "ModelArn": ARN, "CreationTime": NOW}
+            for m in (mine, older, theirs)]}, {"NameContains": cut})
+        stub.add_response("list_inference_components", {"InferenceComponents": [
+            component_item(LONG), component_item(ALIKE)]}, {"NameContains": cut[:-3]})
+        described = {**component_item(ALIKE), "Specification": {"ModelName": f"{cut}-other"}}
+        described.pop("VariantName")
+        stub.add_response("describe_inference_component", described,
+                          {"InferenceComponentName": ALIKE})
+        for owner in (LONG, ALIKE):
+            stub.add_response("list_tags", {"Tags": [
+                {"Key": names.TAG, "Value": "search"},
+                {"Key": names.COMPONENT_TAG, "Value": owner}]}, {"ResourceArn": ARN})
+        ours, kept = components.models_of(sm, "search", LONG, running=mine)
+        stub.assert_no_pending_responses()
+    assert ours == {mine, older}
+    assert kept == {f"model {theirs}": f"kept (made for component {ALIKE})"}

@@ -50,7 +50,8 @@ def service_errors(operation: str, params: dict) -> str:
     ({"kms_key": "alias/models"}, "must be a KMS key ARN"),
     ({"tags": "team"}, "'team' is not key=value"),
     ({"tags": "aws:owner=me"}, "aws: are AWS's own"),
-    ({"tags": ",".join(f"k{i}=v" for i in range(50))}, "at most 49 tags"),
+    ({"tags": "reranker-component=x"}, "a tag this tool sets itself"),
+    ({"tags": ",".join(f"k{i}=v" for i in range(49))}, "at most 48 tags"),
 ])
 def test_impossible_settings_are_refused_before_any_call(values, needle):
     with pytest.raises(UserError, match=needle):

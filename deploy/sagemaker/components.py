@@ -196,7 +196,7 @@ def deploy(aws, config, *, wait_done: bool = True) -> dict:
     made: list[str] = []
     try:
         resources.create_model(sm, config, model, image, model_data, isolation, aws.region,
-                               metrics=True)
+                               metrics=True, component=config.component)
         made.append(f"model {model}")
         if current is None:
             endpoint_config = create_endpoint(sm, config, made)
@@ -376,9 +376,9 @@ def models_of(sm, endpoint: str, component: str, running: str | None = None
     an endpoint named ``<component>-ic`` names its own models alike.  Names are cut to 37
     characters (``model_base``), so another component's models can be named alike too:
     then only the model ``component`` runs (``running``, else DescribeInferenceComponent)
-    is surely its own, no model the other runs is ever ours, and an older one is ours only
-    when its endpoint tag rules the other out (components on one endpoint carry the same
-    tag)."""
+    is surely its own, no model the other runs is ever ours, and an older one is ours when
+    its ``names.COMPONENT_TAG`` says so, or (made before that tag) when its endpoint tag rules
+    the other out."""
     cut = model_base(component)
     found = resources.named(sm, "list_models", cut, names.ours(cut))
     if not found:
@@ -389,7 +389,8 @@ def models_of(sm, endpoint: str, component: str, running: str | None = None
                               or {}).get("ModelName")
     ours, kept = set(), {}
     for name, arn in sorted(found.items()):
-        why = None if name == running else _not_ours(sm, arn, name, endpoint, rivals)
+        why = None if name == running else _not_ours(sm, arn, name, endpoint, component,
+                                                      rivals)
         if why:
             kept[f"model {name}"] = f"kept ({why})"
         elif why is None:
@@ -409,8 +410,11 @@ def _rivals(sm, component: str) -> dict[str, tuple[str, str | None]]:
     return rivals
 
 
-def _not_ours(sm, arn: str, name: str, endpoint: str, rivals: dict) -> str | None:
-    """Why ``name`` is not ours ("" when it is gone), or None when it is."""
+def _not_ours(sm, arn: str, name: str, endpoint: str, component: str, rivals: dict
+              ) -> str | None:
+    """Why ``name`` is not ours ("" when it is gone), or None when it is.  A model made
+    since models carry ``names.COMPONENT_TAG`` says whose it is; an older one is judged by
+    its endpoint tag and the components named alike."""
     runs = [r for r, (_, model) in rivals.items() if model == name]
     if runs:
         return f"component {runs[0]} runs it"
@@ -420,6 +424,9 @@ def _not_ours(sm, arn: str, name: str, endpoint: str, rivals: dict) -> str | Non
     tagged = tags.get(names.TAG)
     if tagged and tagged != endpoint:
         return f"tagged for endpoint {tagged}"
+    owner = tags.get(names.COMPONENT_TAG)
+    if owner:
+        return None if owner == component else f"made for component {owner}"
     alike = [r for r, (on, _) in rivals.items() if tagged in (None, on)]
     return (f"component {alike[0]} has the same 37-character name prefix" if alike
             else None)

@@ -27,8 +27,9 @@ _GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
 _KEY_ARN = re.compile(r"^arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-zA-Z-]{1,128}$")
 _TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
 _TAG_VALUE = re.compile(r"^[\w.:/=+\-@ ]{0,256}$")
-MAX_SUBNETS, MAX_GROUPS, MAX_TAGS = 16, 5, 49  # one tag of the 50 names the endpoint
-_OWN_TAG = "reranker-endpoint"  # deploy.sagemaker.names.TAG (which imports this module)
+MAX_SUBNETS, MAX_GROUPS, MAX_TAGS = 16, 5, 48  # two of the 50 are ours (endpoint, component)
+# deploy.sagemaker.names.TAG and COMPONENT_TAG (names imports this module)
+_OWN_TAGS = ("reranker-endpoint", "reranker-component")
 
 
 def subnets(config) -> list[str]:
@@ -109,9 +110,9 @@ def user_tags(config) -> list[dict]:
                             " digits, spaces and _ . : / = + - @; keys up to 128 characters)")
         if key.lower().startswith("aws:"):
             raise UserError(f"{config.name('tags')}: tag keys starting aws: are AWS's own")
-        if key == _OWN_TAG:
-            raise UserError(f"{config.name('tags')}: {key} is the tag this tool sets itself"
-                            " (the endpoint's name)")
+        if key in _OWN_TAGS:
+            raise UserError(f"{config.name('tags')}: {key} is a tag this tool sets itself"
+                            " (the endpoint's or the component's name)")
         if any(tag["Key"] == key for tag in tags):
             raise UserError(f"{config.name('tags')}: the key {key!r} is given twice (AWS"
                             " refuses duplicate tag keys)")

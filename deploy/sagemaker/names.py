@@ -21,6 +21,9 @@ from deploy.errors import UserError
 # SageMaker's rule for endpoint, model, endpoint config and transform job names.
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 TAG = "reranker-endpoint"
+# On an inference component's models: which component they were made for, since two
+# component names can share the cut their models are named by.
+COMPONENT_TAG = "reranker-component"
 
 
 def check_endpoint_name(name: str | None) -> None:

@@ -34,9 +34,12 @@ def described(call, operation: str, name: str, **kwargs) -> dict | None:
 
 
 def create_model(sm, config, name: str, image: str, model_data: str, isolated: bool,
-                 region: str, *, metrics: bool = False) -> None:
-    sm.create_model(**model_request(config, name, image, model_data, isolated, region,
-                                    metrics=metrics))
+                 region: str, *, metrics: bool = False, component: str | None = None) -> None:
+    """CreateModel; ``component``: the inference component it is made for, tagged."""
+    request = model_request(config, name, image, model_data, isolated, region, metrics=metrics)
+    if component:
+        request["Tags"] = [*request["Tags"], {"Key": names.COMPONENT_TAG, "Value": component}]
+    sm.create_model(**request)
 
 
 def model_request(config, name: str | None, image: str, model_data: str, isolated: bool,
