@@ -255,9 +255,19 @@ class JavaDouble(float):
     pass
 
 
+class JavaBigDecimal(Decimal):
+    pass
+
+
+def java_float(text: str):
+    """json-smart's extractFloat in MODE_PERMISSIVE (JsonPath's default parser): a literal of
+    more than 18 characters is a BigDecimal, a shorter one a Double."""
+    return JavaBigDecimal(text) if len(text) > 18 else JavaDouble(text)
+
+
 def mlc_json(text: str):
-    """json-smart / Jackson: integer literals become Integer, the others Double."""
-    return json.loads(text, parse_int=JavaInteger, parse_float=JavaDouble)
+    """json-smart: integer literals become Integer, the others Double or BigDecimal."""
+    return json.loads(text, parse_int=JavaInteger, parse_float=java_float)
 
 
 def java_double_to_string(x: float) -> str:
@@ -278,7 +288,8 @@ def painless_tei_post_process(params: dict) -> str:
     scores = [0.0] * len(results)                    # double[] scores = new double[...]
     for item in results:                             # for (def item : results)
         assert isinstance(item["index"], (int, float)) and not isinstance(item["index"], bool)
-        assert isinstance(item["score"], (int, float)) and not isinstance(item["score"], bool)
+        assert isinstance(item["score"], (int, float, Decimal))
+        assert not isinstance(item["score"], bool)
         scores[int(item["index"])] = float(item["score"])  # ((Number) x).intValue() ...
     parts = ['{"name":"similarity","data_type":"FLOAT32","shape":[1],"data":['
              + java_double_to_string(s) + "]}" for s in scores]
@@ -694,3 +705,26 @@ def test_painless_outputs_match_golden():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     assert path.read_text(encoding="utf-8") == text, "run with UPDATE_GOLDEN=1 after a change"
+
+
+def test_json_smart_reads_long_literals_as_big_decimals():
+    """The model above, on the literal json-smart's own test uses, and on what Python's repr
+    of a sigmoid score often is."""
+    assert type(mlc_json('{"v":0.12345678912345678}')["v"]) is JavaBigDecimal
+    assert type(mlc_json('{"v":0.035571189272636}')["v"]) is JavaDouble
+
+
+def test_every_score_reads_as_a_double_in_ml_commons():
+    """The Cohere post-process casts relevance_score to Double: each score, whatever its
+    magnitude, is written short enough for json-smart to read one."""
+    from reranker.wire import as_float, encode_json
+
+    rng = np.random.default_rng(0)
+    logits = np.concatenate([rng.normal(0, 12, 2000), [-1e-177, 1e-300, 4e14, -37.5]])
+    scores = np.concatenate([logits, 1 / (1 + np.exp(-logits[:2000]))])
+    text = encode_json({"results": [{"index": i, "relevance_score": as_float(s)}
+                                    for i, s in enumerate(scores)]}).decode()
+    tensors = mlc_cohere_post_process(text)
+    assert len(tensors) == len(scores)
+    read = np.array([t["data"][0] for t in tensors])
+    assert np.allclose(read, scores, rtol=1e-11, atol=0)

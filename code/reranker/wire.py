@@ -168,6 +168,20 @@ def encode_json(obj) -> bytes:
 
 
 def as_float(x) -> float:
-    """Plain Python float for JSON (numpy floats break json.dumps in the DLC)."""
+    """Plain Python float for JSON (numpy floats break json.dumps in the DLC), written in at
+    most ``NUMBER_CHARS`` characters."""
     value = float(x)
-    return value if math.isfinite(value) else 0.0
+    if not math.isfinite(value):
+        return 0.0
+    for digits in range(SCORE_DIGITS, 0, -1):
+        cut = float(f"{value:.{digits}g}")
+        if len(repr(cut)) <= NUMBER_CHARS:
+            return cut
+    return value  # |value| >= 1e15 is written whole: no logit comes near
+
+
+# OpenSearch's JsonPath (json-smart) reads a number longer than 18 characters as a BigDecimal,
+# which ml-commons' built-in Cohere rerank post-process cannot cast to Double.  Scores come
+# from float32 logits, so 12 significant digits (fewer only for extreme exponents) keep all
+# they know.
+NUMBER_CHARS, SCORE_DIGITS = 18, 12
