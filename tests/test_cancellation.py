@@ -225,3 +225,50 @@ def test_a_process_forked_after_loading_is_refused_not_left_waiting():
         process.join(10)
         engine.close()
     assert process.exitcode == 0
+
+
+class SlowContinuations:
+    """An LLM backend whose continuations take ``seconds`` per batch and are counted."""
+
+    def __init__(self, seconds: float = 0.02):
+        self.seconds = seconds
+        self.rows = 0
+        self.started = threading.Event()
+
+    def prefix(self, ids):
+        return "cache"
+
+    def continuations(self, cache, prefix_length, ids, real):
+        self.started.set()
+        time.sleep(self.seconds)
+        self.rows += len(ids)
+        return np.zeros((len(ids), 2), dtype=np.float32)
+
+
+def test_an_llm_request_stops_between_batches_of_its_one_prefix():
+    """One query's documents share one prefix: a hang-up still stops the batches left."""
+    from reranker.prefix_batching import PrefixBatcher
+    from reranker.prompts import PromptGroup
+
+    backend = SlowContinuations()
+    engine = PrefixBatcher(backend, token_budget=8, max_rows=1, pad_id=0)
+    cancel = threading.Event()
+    group = PromptGroup(prefix=[1, 2], rows=[[3, 4]] * 200, pairs=list(range(200)))
+    out = {}
+
+    def run():
+        try:
+            engine.run([group], cancel)
+        except Cancelled as exc:
+            out["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    backend.started.wait(10)
+    cancel.set()
+    thread.join(10)
+    assert isinstance(out.get("error"), Cancelled)
+    kept = PromptGroup(prefix=[1, 2], rows=[[3]] * 3, pairs=[0, 1, 2])
+    assert engine.run([kept])[0].shape == (3, 2)  # served once the worker is free
+    assert backend.rows < 100  # the cancelled rows left were dropped, not computed
+    engine.close()

@@ -220,6 +220,24 @@ def test_the_server_door_refuses_accept_before_any_work(engine):
     assert caught.value.status == 406
 
 
+def test_work_nobody_waits_for_is_dropped_before_it_starts(engine):
+    """A request whose client left while it queued for a thread is not parsed nor scored."""
+    import threading
+
+    from serving.hooks import RequestContext
+
+    def refuse(*args):
+        pytest.fail("worked for a client that is gone")
+    door = Hooks({"model_fn": inference.model_fn, "input_fn": refuse, "predict_fn": refuse,
+                  "output_fn": inference.output_fn}, {})
+    gone = threading.Event()
+    gone.set()
+    with pytest.raises(RerankError) as caught:
+        door.invoke(engine, json.dumps(GOOD).encode(), "application/json", None,
+                    RequestContext({}, "model", cancel=gone))
+    assert caught.value.status == 499
+
+
 def test_a_custom_output_fn_keeps_its_own_accept(engine):
     def output_fn(prediction, accept):
         return b"csv"

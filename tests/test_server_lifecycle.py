@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -125,6 +126,26 @@ def test_overloaded_server_answers_503_at_once(server, gates):
     thread.join(60)
     assert out["response"].status_code == 200
     assert httpx.post(server.url + "/invocations", json=GOOD).status_code == 200
+
+
+def test_a_client_that_hangs_up_keeps_its_slot_until_its_work_ends(server, gates):
+    """The slot goes back when the work ends, not when the client leaves: else every
+    hang-up would queue more work than SERVE_MAX_CONCURRENCY allows."""
+    body = json.dumps({"query": "block:c", "documents": ["x"]}).encode()
+    head = ("POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: gone-c\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+        client.sendall(head.encode() + body)
+        wait_file(gates / "blocked-c")
+    lines = logged(server, "gone-c")
+    assert [line["status"] for line in lines if line.get("event") == "request"] == [499]
+    busy = httpx.post(server.url + "/invocations", json=GOOD)  # limit is 1, still working
+    assert busy.status_code == 503 and busy.json()["error"]["type"] == "overloaded"
+    (gates / "release-c").touch()
+    deadline = time.monotonic() + 10
+    while (status := httpx.post(server.url + "/invocations", json=GOOD).status_code) != 200:
+        assert status == 503 and time.monotonic() < deadline
+        time.sleep(0.05)
 
 
 def test_sigterm_finishes_the_request_in_flight_then_exits_0(server, gates):

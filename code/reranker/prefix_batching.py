@@ -60,8 +60,9 @@ class PrefixBatcher(Worker):
             if not members:
                 continue
             rows = [row for job, g in members for row in job.groups[g].rows]
+            owners = [job for job, g in members for _ in job.groups[g].rows]
             try:
-                logits = self.score_prefix(list(prefix), rows)
+                logits = self.score_prefix(list(prefix), rows, owners)
             except PayloadTooLarge as exc:  # the prefix itself does not fit: its requests fail
                 for job, _ in members:
                     job.error = job.error or exc
@@ -78,8 +79,11 @@ class PrefixBatcher(Worker):
                 job.results[g] = logits[offset: offset + count]
                 offset += count
 
-    def score_prefix(self, prefix: list[int], rows: list[list[int]]) -> np.ndarray:
-        """One prefix, computed once, and all its continuations."""
+    def score_prefix(self, prefix: list[int], rows: list[list[int]],
+                     owners: list[Job] | None = None) -> np.ndarray:
+        """One prefix, computed once, and all its continuations.  With ``owners`` (each
+        row's job), the rows of a job cancelled or closed meanwhile are dropped before each
+        batch (their logits are NaN): one query's thousand documents are one prefix."""
         started = time.perf_counter()
         cache = self._backend.prefix(prefix)
         # Metrics count what was computed: the prefix pass goes with the first batch; a
@@ -91,6 +95,11 @@ class PrefixBatcher(Worker):
         out: list[np.ndarray | None] = [None] * len(rows)
         failed: list[int] = []
         for batch in plan_batches(lengths, self.token_budget, self.max_rows):
+            if owners is not None:
+                self._check_live(list(dict.fromkeys(owners)))
+                batch = [i for i in batch if owners[i].error is None]
+                if not batch:
+                    continue
             ids, real = self._padded([rows[i] for i in batch])
             started = time.perf_counter()
             try:
@@ -104,9 +113,10 @@ class PrefixBatcher(Worker):
             carried = [0.0, 0]
             for k, i in enumerate(batch):
                 out[i] = logits[k]
+        logits = _stacked(out)
         if failed:
-            raise RowsDoNotFit(sorted(failed), np.stack(out))
-        return np.stack(out)
+            raise RowsDoNotFit(sorted(failed), logits)
+        return logits
 
     def _padded(self, rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         longest = max(len(r) for r in rows)
@@ -115,3 +125,10 @@ class PrefixBatcher(Worker):
         for i, row in enumerate(rows):
             ids[i, : len(row)] = row
         return ids, np.array([len(r) for r in rows], dtype=np.int64)
+
+
+def _stacked(out: list[np.ndarray | None]) -> np.ndarray:
+    """Rows' logits as one array; a row dropped (its job gone) is NaN."""
+    width = next((row.shape for row in out if row is not None), (1,))
+    return np.stack([np.full(width, np.nan, dtype=np.float32) if row is None else row
+                     for row in out])

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from reranker.errors import Cancelled
+
 HOOKS = ("model_fn", "input_fn", "predict_fn", "output_fn")
 # The image's default hooks: the installed inference.py beside the installed engine.  Found
 # now, before a model's code/ goes first on sys.path and could shadow either.
@@ -67,7 +69,9 @@ class Hooks:
         check_accept = getattr(self.functions["output_fn"], "check_accept", None)
         if check_accept is not None:
             check_accept(accept)
+        _check_wanted(context)
         request = self._call("input_fn", context, body, content_type)
+        _check_wanted(context)
         result = self._call("predict_fn", context, request, model)
         payload = self._call("output_fn", context, result, accept)
         if isinstance(payload, str):
@@ -78,6 +82,14 @@ class Hooks:
         if self._wants_context[name]:
             return self.functions[name](*args, context)
         return self.functions[name](*args)
+
+
+def _check_wanted(context: RequestContext) -> None:
+    """Cancelled when nobody waits for the answer any more (the client hung up, or the
+    deadline passed): work queued behind a busy pool is dropped before it starts."""
+    cancel = getattr(context, "cancel", None)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("the client closed the connection or the request's time ran out")
 
 
 def load_hooks(model_dir: str, program: str = "inference.py") -> Hooks:

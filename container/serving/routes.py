@@ -92,19 +92,25 @@ async def _invoke(request: Request, dialect: str | None) -> Response:
         raise NotReady()
     config = state.config
     body = await read_body(request, config.max_payload_bytes, config.body_timeout)
-    with state.admission.slot():
-        cancel = threading.Event()  # drops the request's rows from the batcher when set
-        context = RequestContext(dict(request.headers), loader.model_dir, dialect=dialect,
-                                 cancel=cancel)
-        call = functools.partial(loader.hooks.invoke, loader.model, body,
-                                 request.headers.get("content-type"),
-                                 request.headers.get("accept"), context)
+    give_back = state.admission.take()
+    cancel = threading.Event()  # drops the request's rows from the batcher when set
+    context = RequestContext(dict(request.headers), loader.model_dir, dialect=dialect,
+                             cancel=cancel)
+    call = functools.partial(loader.hooks.invoke, loader.model, body,
+                             request.headers.get("content-type"),
+                             request.headers.get("accept"), context)
+    try:
         work = asyncio.get_running_loop().run_in_executor(state.executor, call)
-        try:
-            payload, result = await _unless_disconnected(request, work,
-                                                         config.request_timeout)
-        finally:
-            cancel.set()  # a no-op once the work is done; else nobody waits for it
+    except BaseException:
+        give_back()
+        raise
+    # The slot is given back when the work ends, not when this handler returns: work a
+    # client left still holds a thread until it sees ``cancel``.
+    work.add_done_callback(give_back)
+    try:
+        payload, result = await _unless_disconnected(request, work, config.request_timeout)
+    finally:
+        cancel.set()  # a no-op once the work is done; else nobody waits for it
     request.state.log.update(_summary(result))
     return Response(payload, media_type=getattr(result, "content_type", JSON))
 
