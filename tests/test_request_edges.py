@@ -220,6 +220,25 @@ def test_the_server_door_refuses_accept_before_any_work(engine):
     assert caught.value.status == 406
 
 
+@pytest.mark.parametrize("body, field", [
+    ({"query": "q", "documents": [""] * 4}, "documents"),
+    ({"query": "q", "texts": [""] * 4}, "texts"),
+    ({"query": "q", "documents": [""] * 4, "topk": 1}, "documents"),
+    ({"text_pairs": [["q", ""]] * 4}, "text_pairs"),
+    ({"text_1": "q", "text_2": [""] * 4}, "text_2"),
+    ({"query": "q", "input": [""] * 4}, "input"),
+    ({"inputs": [{"text": "q", "text_pair": ""}] * 4}, "inputs"),
+])
+def test_too_many_documents_are_refused_before_any_pair_is_made(monkeypatch, body, field):
+    """Every dialect holds its arrays to RERANK_MAX_DOCUMENTS while parsing: millions of
+    empty strings fit in a few kilobytes of gzip."""
+    monkeypatch.setenv("RERANK_MAX_DOCUMENTS", "3")
+    with pytest.raises(RerankError) as caught:
+        dialects.parse(json.dumps(body).encode(), "application/json")
+    assert caught.value.status == 413 and caught.value.field == field
+    assert "4 documents in one request; the limit is 3" in str(caught.value)
+
+
 def test_work_nobody_waits_for_is_dropped_before_it_starts(engine):
     """A request whose client left while it queued for a thread is not parsed nor scored."""
     import threading

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, PayloadTooLarge
+from ..settings import Settings, SettingsError
 
 _MISSING = object()
 
@@ -40,7 +41,22 @@ def array(body: dict, field: str) -> list:
         raise InvalidRequest(f"{field} must be an array, got {_kind(value)}", field=field)
     if not value:
         raise InvalidRequest(f"{field} must not be empty", field=field)
+    check_count(len(value), field)
     return value
+
+
+def check_count(count: int, field: str) -> None:
+    """413 for an array longer than RERANK_MAX_DOCUMENTS before any pair is made of it: a
+    few kilobytes of gzip can hold millions of empty strings, each a pair to build before
+    the engine refuses them.  The engine checks its own setting again; this one is read from
+    the environment, where the server and the DLC take it."""
+    try:
+        limit = Settings.from_env().max_documents
+    except SettingsError:  # the engine refused to load on it: nothing to hold to here
+        return
+    if count > limit:
+        raise PayloadTooLarge(f"{count} documents in one request; the limit is {limit}"
+                              " (RERANK_MAX_DOCUMENTS): split them across requests", field=field)
 
 
 def strings(body: dict, field: str) -> list[str]:

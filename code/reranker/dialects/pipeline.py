@@ -25,6 +25,7 @@ def parse(body: dict) -> RerankRequest:
     if single:
         items = [inputs]
     elif isinstance(inputs, list) and inputs:
+        fields.check_count(len(inputs), "inputs")
         items = inputs
     else:
         raise InvalidRequest(
