@@ -434,7 +434,8 @@ def expect_scaling_removal(fake: StubbedAws, name: str) -> None:
     aas, cw = fake.stubs["application-autoscaling"], fake.stubs["cloudwatch"]
     aas.add_response("describe_scaling_policies", {"ScalingPolicies": []}, keys)
     cw.add_response("describe_alarms", {"MetricAlarms": []},
-                    {"AlarmNames": [f"{name}-scale-out-from-zero"]})
+                    {"AlarmNames": [f"{name}-component-scale-out-from-zero",
+                                    f"{name}-scale-out-from-zero"]})
     aas.add_response("deregister_scalable_target", {}, keys)
 
 
@@ -555,7 +556,7 @@ def test_scaling_policies_and_alarm_against_moto(aws):
     step_arn = next(p["PolicyARN"] for p in policies["ScalingPolicies"]
                     if p["PolicyType"] == "StepScaling")
     alarm = aws("cloudwatch").describe_alarms(
-        AlarmNames=["minilm-en-scale-out-from-zero"])["MetricAlarms"][0]
+        AlarmNames=["minilm-en-component-scale-out-from-zero"])["MetricAlarms"][0]
     assert alarm["MetricName"] == "NoCapacityInvocationFailures"
     assert alarm["AlarmActions"] == [step_arn]
     assert alarm["Dimensions"] == [{"Name": "InferenceComponentName", "Value": "minilm-en"}]
@@ -563,7 +564,36 @@ def test_scaling_policies_and_alarm_against_moto(aws):
     assert not aws("application-autoscaling").describe_scaling_policies(**keys)[
         "ScalingPolicies"]
     assert not aws("cloudwatch").describe_alarms(
-        AlarmNames=["minilm-en-scale-out-from-zero"])["MetricAlarms"]
+        AlarmNames=["minilm-en-component-scale-out-from-zero"])["MetricAlarms"]
+
+
+def test_an_async_endpoint_named_like_the_component_keeps_its_wake_alarm_against_moto(aws):
+    """Alarm names are account-wide: the endpoint's ``<name>-scale-out-from-zero`` is not
+    the component's, and deleting the component leaves it; an alarm of the component under
+    that older name goes with the component."""
+    from deploy.sagemaker import autoscaling
+
+    cloudwatch = aws("cloudwatch")
+    endpoint_alarm = autoscaling.wake_alarm_request("minilm-en", "arn:policy",
+                                                    names.tags("minilm-en"))
+    cloudwatch.put_metric_alarm(**endpoint_alarm)
+    config = component_config()
+    fake = MotoAws(aws)
+    component_scaling.put_policies(fake, config)
+    ours = cloudwatch.describe_alarms(AlarmNames=[component_scaling.alarm_name("minilm-en")])
+    arn = ours["MetricAlarms"][0]["AlarmArn"]
+    assert {"Key": names.TAG, "Value": "search"} in cloudwatch.list_tags_for_resource(
+        ResourceARN=arn)["Tags"]
+    assert component_scaling.remove(fake, "minilm-en") == "deleted"
+    left = cloudwatch.describe_alarms()["MetricAlarms"]
+    assert [a["AlarmName"] for a in left] == ["minilm-en-scale-out-from-zero"]
+    assert left[0]["Dimensions"] == [{"Name": "EndpointName", "Value": "minilm-en"}]
+    cloudwatch.delete_alarms(AlarmNames=["minilm-en-scale-out-from-zero"])
+    older = {**component_scaling.alarm_request(config, "arn:step"),
+             "AlarmName": "minilm-en-scale-out-from-zero"}
+    cloudwatch.put_metric_alarm(**older)
+    component_scaling.remove(fake, "minilm-en")
+    assert not cloudwatch.describe_alarms()["MetricAlarms"]
 
 
 def test_no_alarm_without_scale_to_zero_against_moto(aws):

@@ -306,6 +306,7 @@ def test_serverless_deploy(aws, archive_path, capsys):
     (["--env", "RERANK_MAX_LENGTH=abc"], "RERANK_MAX_LENGTH"),
     (["--env", "RERANK_MAX_LENGHT=128"], "unknown container setting"),
     (["--endpoint", "bad_name!"], "not valid"),
+    (["--endpoint", "a-" * 31 + "bc"], "not valid"),  # 64: the pattern alone allows it
 ])
 def test_bad_settings_are_refused_before_any_call(aws, archive_path, capsys, extra, words):
     code, _, err = cli(capsys, *deploy_args(archive_path), *extra)
@@ -368,6 +369,8 @@ def test_async_scales_to_zero_and_wakes_on_the_backlog(aws, archive_path, capsys
         AlarmNames=["rr-scale-out-from-zero"])["MetricAlarms"]
     assert alarm["MetricName"] == "HasBacklogWithoutCapacity"
     assert alarm["AlarmActions"] == [policies["StepScaling"]["PolicyARN"]]
+    assert aws("cloudwatch").list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"] == [
+        {"Key": "reranker-endpoint", "Value": "rr"}]
     # An update lifts the scaling (moto then fails the call) and puts it all back.
     code, _, err = cli(capsys, *deploy_args(archive_path, *args, "--instance-count", "2"))
     assert code == 2 and "UpdateEndpoint failed" in one_error_line(err)

@@ -256,6 +256,17 @@ def test_role_is_required_and_the_policy_covers_input_and_output(inputs, archive
     assert inputs("sagemaker").list_models()["Models"] == []
 
 
+def test_an_input_at_a_buckets_root_grants_that_bucket_alone(aws, archive_path, capsys):
+    """"arn:aws:s3:::bucket*" would also grant bucket-prod-secrets/..."""
+    args = transform_args(archive_path, "--print-role-policy")
+    args[args.index("--transform-input") + 1] = f"s3://{BUCKET}"
+    args[args.index("--transform-output") + 1] = "s3://elsewhere/out/"
+    code, out, _ = cli(capsys, *args)
+    assert code == 0
+    statements = {s["Sid"]: s for s in json.loads(out)["Statement"]}
+    assert statements["ReadTransformInput"]["Resource"] == f"arn:aws:s3:::{BUCKET}/*"
+
+
 def test_deploy_refuses_the_transform_mode(inputs, archive_path, capsys):
     code, _, err = cli(capsys, "deploy", "--archive", archive_path, "--bucket", BUCKET,
                        "--role", ROLE, "--mode", "transform")

@@ -10,6 +10,7 @@ on ``HasBacklogWithoutCapacity`` triggers a step-scaling policy that adds one.
 
 from __future__ import annotations
 
+from deploy.sagemaker import names
 from deploy.sagemaker.resources import VARIANT, quietly
 
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -34,8 +35,9 @@ def wake_policy_request(endpoint: str, cooldown: int) -> dict:
                 "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}]}}
 
 
-def wake_alarm_request(endpoint: str, policy_arn: str) -> dict:
-    return {"AlarmName": wake_alarm(endpoint),
+def wake_alarm_request(endpoint: str, policy_arn: str, tags: list[dict] | None = None) -> dict:
+    """PutMetricAlarm for the wake alarm; ``tags``: the endpoint's (TAGS, and ours)."""
+    return {"AlarmName": wake_alarm(endpoint), **({"Tags": tags} if tags else {}),
             "AlarmDescription": f"requests wait for {endpoint}, which has no instance: add one",
             "AlarmActions": [policy_arn], "Namespace": "AWS/SageMaker",
             "MetricName": "HasBacklogWithoutCapacity",
@@ -84,7 +86,7 @@ def configure(aws, config) -> None:
     aas.register_scalable_target(**target_request(config))
     aas.put_scaling_policy(**tracking_request(config))
     if config.scale_to_zero:
-        _put_wake(aws, config.endpoint, config.scale_out_cooldown)
+        _put_wake(aws, config.endpoint, config.scale_out_cooldown, names.resource_tags(config))
     low = lowest(config)
     print(f"autoscaling {low}..{config.max_capacity} instances, target {target_words(config)}"
           + (" (scales to zero, wakes on the first waiting request)" if low == 0 else ""))
@@ -96,10 +98,10 @@ def target_words(config) -> str:
     return f"{mode.scaling_target(config):g} {mode.scaling_unit(config)}"
 
 
-def _put_wake(aws, endpoint: str, cooldown: int) -> None:
+def _put_wake(aws, endpoint: str, cooldown: int, tags: list[dict] | None = None) -> None:
     arn = aws.client("application-autoscaling").put_scaling_policy(
         **wake_policy_request(endpoint, cooldown))["PolicyARN"]
-    aws.client("cloudwatch").put_metric_alarm(**wake_alarm_request(endpoint, arn))
+    aws.client("cloudwatch").put_metric_alarm(**wake_alarm_request(endpoint, arn, tags))
 
 
 def scaling_of(aws, endpoint: str) -> dict | None:
@@ -162,4 +164,5 @@ def restore(aws, saved: dict | None) -> None:
                     TargetTrackingScalingPolicyConfiguration=tracking, **keys)
         elif policy["PolicyName"] == wake_alarm(saved["endpoint"]):
             cooldown = policy["StepScalingPolicyConfiguration"].get("Cooldown", 60)
-            quietly(_put_wake, aws=aws, endpoint=saved["endpoint"], cooldown=cooldown)
+            quietly(_put_wake, aws=aws, endpoint=saved["endpoint"], cooldown=cooldown,
+                    tags=names.tags(saved["endpoint"]))

@@ -111,7 +111,7 @@ def _scaling(config) -> dict:
     if config.scale_to_zero:
         out["WakePolicy"] = _policy(autoscaling.wake_policy_request(
             config.endpoint, config.scale_out_cooldown))
-        alarm = autoscaling.wake_alarm_request(config.endpoint, "")
+        alarm = autoscaling.wake_alarm_request(config.endpoint, "", names.resource_tags(config))
         alarm["AlarmActions"] = [{"Ref": "WakePolicy"}]
         out["WakeAlarm"] = _resource("AWS::CloudWatch::Alarm", alarm)
     return out

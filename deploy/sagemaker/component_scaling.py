@@ -14,6 +14,7 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy.errors import UserError
+from deploy.sagemaker import names
 from deploy.sagemaker.resources import quietly
 
 NAMESPACE = "sagemaker"
@@ -31,7 +32,19 @@ def resource_id(component: str) -> str:
 
 
 def alarm_name(component: str) -> str:
+    """Named as guardrails names a component's alarms: an async endpoint named like the
+    component has ``<endpoint>-scale-out-from-zero``, and alarm names are account-wide."""
+    return f"{component}-component-scale-out-from-zero"
+
+
+def _older_alarm_name(component: str) -> str:
+    """What the alarm was named before (the endpoint's wake alarm name): deleted with the
+    component when it watches this component."""
     return f"{component}-scale-out-from-zero"
+
+
+def _watches(alarm: dict, component: str) -> bool:
+    return {"Name": "InferenceComponentName", "Value": component} in alarm.get("Dimensions", [])
 
 
 def validate(config) -> None:
@@ -89,7 +102,7 @@ def alarm_request(config, policy_arn: str) -> dict:
             "Dimensions": [{"Name": "InferenceComponentName", "Value": config.component}],
             "Statistic": "Sum", "Period": 60, "EvaluationPeriods": 1, "Threshold": 1.0,
             "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-            "TreatMissingData": "missing"}
+            "TreatMissingData": "missing", "Tags": names.resource_tags(config)}
 
 
 def configure(aws, config) -> None:
@@ -130,11 +143,13 @@ def remove(aws, component: str) -> str:
     cloudwatch = aws.client("cloudwatch")
     try:
         policies = aas.describe_scaling_policies(**_keys(component))["ScalingPolicies"]
-        alarms = cloudwatch.describe_alarms(AlarmNames=[alarm_name(component)])["MetricAlarms"]
+        alarms = cloudwatch.describe_alarms(AlarmNames=[
+            alarm_name(component), _older_alarm_name(component)])["MetricAlarms"]
     except (ClientError, BotoCoreError) as exc:
         return f"failed ({error_code(exc)}: {error_message(exc)})"
+    alarms = [a["AlarmName"] for a in alarms if _watches(a, component)]
     if alarms:
-        quietly(cloudwatch.delete_alarms, AlarmNames=[alarm_name(component)])
+        quietly(cloudwatch.delete_alarms, AlarmNames=alarms)
     for policy in policies:
         quietly(aas.delete_scaling_policy, PolicyName=policy["PolicyName"], **_keys(component))
     quietly(aas.deregister_scalable_target, **_keys(component))

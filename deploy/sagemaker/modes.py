@@ -337,8 +337,9 @@ class Transform(_Instances):
             {"Sid": "ListTransformInput", "Effect": "Allow", "Action": "s3:ListBucket",
              "Resource": f"arn:{partition}:s3:::{bucket}",
              "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}},
+            # The "/" after the bucket always: "arn:...:::bucket*" would match other buckets.
             {"Sid": "ReadTransformInput", "Effect": "Allow", "Action": "s3:GetObject",
-             "Resource": f"arn:{partition}:s3:::{config.transform_input[5:]}*"},
+             "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*"},
             {"Sid": "WriteTransformOutput", "Effect": "Allow", "Action": "s3:PutObject",
              "Resource": _objects(config.transform_output, partition)},
         ]

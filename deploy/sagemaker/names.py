@@ -19,7 +19,8 @@ import time
 from deploy.errors import UserError
 
 # SageMaker's rule for endpoint, model, endpoint config and transform job names.
-ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# Its pattern bounds letters and digits only: the 63 characters are a separate bound.
+ENDPOINT_NAME = re.compile(r"^(?=.{1,63}$)[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 TAG = "reranker-endpoint"
 # On an inference component's models: which component they were made for, since two
 # component names can share the cut their models are named by.
