@@ -410,6 +410,22 @@ def test_endpoint_serving_a_model_directly_is_refused_before_anything():
     fake.done()  # and nothing else was called: a Stubber refuses unexpected calls
 
 
+def test_a_plain_deploy_onto_an_endpoint_of_components_is_refused_before_anything():
+    """The other way round: MODE=component forgotten on an endpoint that hosts components."""
+    from deploy.sagemaker import rollout
+
+    fake = StubbedAws()
+    config = component_config(mode="realtime", component=None, min_copies=None,
+                              max_copies=None)
+    sm = fake.sm()
+    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    with pytest.raises(UserError, match="hosts inference components: deploy onto it with"
+                                        " --mode=component"):
+        rollout.deploy(fake, config)
+    fake.done()
+
+
 def test_failed_component_names_what_exists(monkeypatch):
     fake, config = StubbedAws(), component_config(max_copies=0)
     sm = fake.sm()

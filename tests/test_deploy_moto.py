@@ -228,6 +228,20 @@ def test_realtime_autoscaling_on_concurrency(aws, archive_path, capsys):
     assert aws("sagemaker").list_endpoints()["Endpoints"] == []
 
 
+def test_an_update_sagemaker_cannot_make_is_refused_before_anything(aws, archive_path,
+                                                                      capsys):
+    """Real-time to async (or back) is refused by SageMaker only after our model and config
+    exist: we refuse it first, and leave what is there as it is."""
+    assert cli(capsys, *deploy_args(archive_path))[0] == 0
+    sm = aws("sagemaker")
+    before = {m["ModelName"] for m in sm.list_models()["Models"]}
+    code, _, err = cli(capsys, *deploy_args(archive_path, "--mode", "async", "--async-output",
+                                            "s3://models/async-out/"))
+    assert code == 2 and "is a real-time or serverless endpoint" in one_error_line(err)
+    assert {m["ModelName"] for m in sm.list_models()["Models"]} == before
+    assert cli(capsys, "delete", "--endpoint", "rr")[0] == 0
+
+
 def test_second_deploy_goes_through_a_new_endpoint_config(aws, archive_path, capsys):
     """Update = new model + new config + UpdateEndpoint; moto lacks the last (see top)."""
     assert cli(capsys, *deploy_args(archive_path, "--max-capacity", "3"))[0] == 0

@@ -23,6 +23,7 @@ def deploy(aws: Aws, config, *, wait: bool = True) -> dict:
     sm = aws.client("sagemaker")
     current = resources.describe(sm, config.endpoint)
     check_updatable(config.endpoint, current)
+    check_kind(sm, config, current)
     guard = _guard(aws, config) if current else {}
     model_data, isolation = model_data_for(aws, config)
     image = resolve_image(config, aws.region)
@@ -64,6 +65,29 @@ def check_updatable(endpoint: str, current: dict | None) -> None:
         raise UserError(f"endpoint {endpoint} is Failed"
                         f" ({current.get('FailureReason', 'no reason given')}); a failed endpoint"
                         " cannot be updated: `make delete` it, then deploy again")
+
+
+def check_kind(sm, config, current: dict | None) -> None:
+    """Refuses, before anything is made, an update SageMaker would refuse only after our
+    model and config exist: an endpoint that hosts inference components takes components,
+    and an update can neither add nor remove AsyncInferenceConfig."""
+    if not current:
+        return
+    name = current["EndpointConfigName"]
+    described = resources.described(sm.describe_endpoint_config, "DescribeEndpointConfig",
+                                    name, EndpointConfigName=name) or {}
+    variants = described.get("ProductionVariants") or []
+    endpoint, mode = config.endpoint, config.name("mode")
+    if variants and all("ModelName" not in v for v in variants):
+        raise UserError(f"endpoint {endpoint} hosts inference components: deploy onto it with"
+                        f" {mode}=component and a {config.name('component')}, or pick another"
+                        f" {config.name('endpoint')}")
+    was_async = "AsyncInferenceConfig" in described
+    if was_async != (config.mode == "async"):
+        kind = "an async" if was_async else "a real-time or serverless"
+        raise UserError(f"endpoint {endpoint} is {kind} endpoint and SageMaker cannot update"
+                        f" it to {mode}={config.mode}: pick another {config.name('endpoint')},"
+                        f" or `make delete ENDPOINT={endpoint}` first")
 
 
 def create_resources(sm, config, name, image, model_data, isolation, region, current,
