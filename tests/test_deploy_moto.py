@@ -242,6 +242,37 @@ def test_an_update_sagemaker_cannot_make_is_refused_before_anything(aws, archive
     assert cli(capsys, "delete", "--endpoint", "rr")[0] == 0
 
 
+def test_an_identity_without_autoscaling_rights_updates_reads_and_deletes(
+        aws, archive_path, capsys, monkeypatch):
+    """Autoscaling rights are needed only when an endpoint autoscales: without them an
+    update goes on with a note, status says so, and delete still deletes."""
+    from botocore.stub import Stubber
+
+    from deploy.sagemaker.aws import Aws
+
+    assert cli(capsys, *deploy_args(archive_path))[0] == 0
+    denied = boto3.client("application-autoscaling", region_name=REGION,
+                          aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(denied)
+    for _ in range(3):
+        stub.add_client_error("describe_scalable_targets", "AccessDeniedException",
+                              "not authorized to perform: DescribeScalableTargets")
+    stub.activate()
+    real = Aws.client
+    monkeypatch.setattr(Aws, "client", lambda self, service: (
+        denied if service == "application-autoscaling" else real(self, service)))
+    code, out, err = cli(capsys, *deploy_args(archive_path, "--instance-count", "2"))
+    assert "autoscaling of rr was not checked (AccessDeniedException" in out
+    # moto lacks UpdateEndpoint (see top): the update's own failure is the error
+    assert code == 2 and "UpdateEndpoint failed" in one_error_line(err)
+    code, out, _ = cli(capsys, "status", "--endpoint", "rr")
+    assert "unreadable (AccessDeniedException" in out
+    code, out, _ = cli(capsys, "delete", "--endpoint", "rr")
+    assert code == 0 and "not checked (AccessDeniedException" in out
+    assert aws("sagemaker").list_endpoints()["Endpoints"] == []
+    stub.assert_no_pending_responses()
+
+
 def test_second_deploy_goes_through_a_new_endpoint_config(aws, archive_path, capsys):
     """Update = new model + new config + UpdateEndpoint; moto lacks the last (see top)."""
     assert cli(capsys, *deploy_args(archive_path, "--max-capacity", "3"))[0] == 0
@@ -251,7 +282,8 @@ def test_second_deploy_goes_through_a_new_endpoint_config(aws, archive_path, cap
                                             "--max-capacity", "3"))
     line = one_error_line(err)
     assert code == 2 and "UpdateEndpoint failed" in line
-    assert f"is InService on {first}" in line and "make delete ENDPOINT=rr" in line
+    assert f"is InService on {first}" in line
+    assert "next successful `make deploy ENDPOINT=rr` prunes them" in line
     configs = sorted(c["EndpointConfigName"] for c in sm.list_endpoint_configs()[
         "EndpointConfigs"])
     assert len(configs) == 2 and first in configs

@@ -10,7 +10,10 @@ on ``HasBacklogWithoutCapacity`` triggers a step-scaling policy that adds one.
 
 from __future__ import annotations
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from deploy.sagemaker import names
+from deploy.sagemaker.aws import error_code, error_message
 from deploy.sagemaker.resources import VARIANT, quietly
 
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -104,11 +107,21 @@ def _put_wake(aws, endpoint: str, cooldown: int, tags: list[dict] | None = None)
     aws.client("cloudwatch").put_metric_alarm(**wake_alarm_request(endpoint, arn, tags))
 
 
+class Unreadable(Exception):
+    """This identity may not read Application Auto Scaling (it needs those rights only when
+    an endpoint autoscales): callers carry on and say what was not checked."""
+
+
 def scaling_of(aws, endpoint: str) -> dict | None:
     aas = aws.client("application-autoscaling")
-    targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker",
-                                            ResourceIds=[resource_id(endpoint)],
-                                            ScalableDimension=DIMENSION)["ScalableTargets"]
+    try:
+        targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker",
+                                                ResourceIds=[resource_id(endpoint)],
+                                                ScalableDimension=DIMENSION)["ScalableTargets"]
+    except ClientError as exc:
+        if error_code(exc) in ("AccessDeniedException", "AccessDenied"):
+            raise Unreadable(f"{error_code(exc)}: {error_message(exc)}") from None
+        raise
     return targets[0] if targets else None
 
 
@@ -146,16 +159,21 @@ def remove(aws, endpoint: str) -> dict | None:
     return {"target": target, "policies": policies, "endpoint": endpoint}
 
 
-def restore(aws, saved: dict | None) -> None:
-    """Put back what ``remove`` took when the update it made room for failed."""
+def restore(aws, saved: dict | None) -> str:
+    """Put back what ``remove`` took when the update it made room for failed; returns what
+    to add to the failure's message ("" when all is back)."""
     if not saved:
-        return
+        return ""
     aas = aws.client("application-autoscaling")
     target = saved["target"]
     keys = {"ServiceNamespace": "sagemaker", "ResourceId": target["ResourceId"],
             "ScalableDimension": DIMENSION}
-    quietly(aas.register_scalable_target, MinCapacity=target["MinCapacity"],
-            MaxCapacity=target["MaxCapacity"], **keys)
+    try:
+        aas.register_scalable_target(MinCapacity=target["MinCapacity"],
+                                     MaxCapacity=target["MaxCapacity"], **keys)
+    except (ClientError, BotoCoreError) as exc:
+        why = f"{error_code(exc)}: {error_message(exc)}" if isinstance(exc, ClientError) else exc
+        return f"; autoscaling could not be put back ({why}): {lifted(saved)}"
     for policy in saved["policies"]:
         tracking = policy.get("TargetTrackingScalingPolicyConfiguration")
         if tracking:
@@ -166,3 +184,12 @@ def restore(aws, saved: dict | None) -> None:
             cooldown = policy["StepScalingPolicyConfiguration"].get("Cooldown", 60)
             quietly(_put_wake, aws=aws, endpoint=saved["endpoint"], cooldown=cooldown,
                     tags=names.tags(saved["endpoint"]))
+    return ""
+
+
+def lifted(saved: dict) -> str:
+    """What an update took off while it ran, and how to get it back."""
+    target = saved["target"]
+    return (f"the autoscaling of {saved['endpoint']} ({target['MinCapacity']}.."
+            f"{target['MaxCapacity']} instances) was lifted for the update; `make deploy` again"
+            " once `make status` says InService registers it anew")

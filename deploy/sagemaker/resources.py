@@ -98,13 +98,17 @@ def endpoint_config_request(config, name: str | None, model, current: dict | Non
            if mode.detailed_metrics else {}))
 
 
-def inventory(sm, endpoint: str, made: list[str]) -> str:
-    """One line naming what exists now, so nothing is left behind silently."""
+def inventory(sm, endpoint: str, made: list[str], updating: bool = False) -> str:
+    """One line naming what exists now, so nothing is left behind silently; an update's
+    leftovers are pruned by the next update, never by deleting the endpoint that serves."""
     current = describe(sm, endpoint)
     state = (f"endpoint {endpoint} is {current['EndpointStatus']} on"
              f" {current['EndpointConfigName']}" if current
              else f"endpoint {endpoint} does not exist")
     made_text = f"; created by this run: {', '.join(made)}" if made else ""
+    if updating and current:
+        return (f"{state}{made_text}; the next successful `make deploy ENDPOINT={endpoint}`"
+                " prunes them (`make delete` would delete the endpoint too)")
     return f"{state}{made_text}; `make delete ENDPOINT={endpoint}` removes them all"
 
 

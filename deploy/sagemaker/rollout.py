@@ -9,6 +9,8 @@ Failures name the resources that exist; nothing half-made is left behind without
 
 from __future__ import annotations
 
+import sys
+
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy.errors import UserError
@@ -48,9 +50,14 @@ def deploy(aws: Aws, config, *, wait: bool = True) -> dict:
         raise UserError(f"{error_code(exc)}: {error_message(exc)};"
                         f" {resources.inventory(sm, config.endpoint, made)}") from None
     except WaitFailed as exc:
-        autoscaling.restore(aws, saved)  # a rolled-back update serves the old config again
-        raise WaitFailed(f"{exc}; {resources.inventory(sm, config.endpoint, made)}"
-                             ) from None
+        # A rolled-back update serves the old config again, with its autoscaling.
+        note = autoscaling.restore(aws, saved)
+        where = resources.inventory(sm, config.endpoint, made, updating=bool(current))
+        raise WaitFailed(f"{exc}; {where}{note}") from None
+    except KeyboardInterrupt:
+        if saved:  # the update goes on without us: say what it took off
+            print(f"note: {autoscaling.lifted(saved)}", file=sys.stderr)
+        raise
     if current:
         prune(sm, config.endpoint, keep={name, current["EndpointConfigName"]})
     print(f"{config.endpoint} is InService ({config.mode}, {image})")
@@ -126,7 +133,7 @@ def point_endpoint(aws: Aws, config, name: str, current, made: list[str],
     try:
         if current:
             # AWS asks to deregister a scaling target before updating its endpoint.
-            saved = autoscaling.remove(aws, config.endpoint)
+            saved = _lift_scaling(aws, config.endpoint)
             sm.update_endpoint(EndpointName=config.endpoint, EndpointConfigName=name,
                                **(guard or {}))
             print(f"updating {config.endpoint} to {name} (old instances keep serving"
@@ -136,12 +143,23 @@ def point_endpoint(aws: Aws, config, name: str, current, made: list[str],
                                Tags=names.resource_tags(config))
             print(f"creating {config.endpoint} with {name}")
     except (ClientError, BotoCoreError) as exc:
-        autoscaling.restore(aws, saved)
+        note = autoscaling.restore(aws, saved)
         action = "UpdateEndpoint" if current else "CreateEndpoint"
-        where = resources.inventory(sm, config.endpoint, made)
+        where = resources.inventory(sm, config.endpoint, made, updating=bool(current))
         raise UserError(f"{action} failed: {error_code(exc)}: {error_message(exc)}; {where}"
-                        ) from None
+                        f"{note}") from None
     return saved
+
+
+def _lift_scaling(aws: Aws, endpoint: str) -> dict | None:
+    """``autoscaling.remove``; an identity that may not read autoscaling goes on with a
+    note (an endpoint that autoscales then has its update refused by SageMaker)."""
+    try:
+        return autoscaling.remove(aws, endpoint)
+    except autoscaling.Unreadable as exc:
+        print(f"note: the autoscaling of {endpoint} was not checked ({exc}); if it"
+              " autoscales, SageMaker refuses the update until it is deregistered")
+        return None
 
 
 def _guard(aws: Aws, config) -> dict:

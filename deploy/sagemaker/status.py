@@ -57,7 +57,10 @@ def run_status(args) -> int:
 
 
 def _scaling_words(aws, endpoint: str) -> str:
-    target = autoscaling.scaling_of(aws, endpoint)
+    try:
+        target = autoscaling.scaling_of(aws, endpoint)
+    except autoscaling.Unreadable as exc:
+        return f"unreadable ({exc})"
     if not target:
         return "off"
     tracking = autoscaling.tracking_of(aws, endpoint)
