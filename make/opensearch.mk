@@ -3,7 +3,8 @@
 #                   ROLE_ARN=arn:aws:iam::...:role/...
 #   DOCUMENT_FIELD is required (OpenSearch's rerank-by-field tutorial: facts, its SageMaker
 #   reranker tutorial: passage_text).
-#   optional: FLAVOUR=self-managed ACCOUNT=123456789012, INSTRUCTION="..." (an LLM reranker's
+#   optional: FLAVOUR=self-managed ACCOUNT=123456789012, COMPONENT=name (an inference
+#             component), INSTRUCTION="..." (an LLM reranker's
 #             task, written into every request body; through the environment, so quotes are safe),
 #             APPLY=1 (with OPENSEARCH_URL) PATTERN=cohere|tei|ml-inference,
 #             OPENSEARCH_ARGS='...' for any other flag of `python -m deploy opensearch -h`.
@@ -11,7 +12,7 @@
 
 OPENSEARCH_FLAGS = --endpoint $(call shq,$(ENDPOINT)) $(if $(REGION),--region $(call shq,$(REGION))) \
   $(if $(ROLE_ARN),--role-arn $(call shq,$(ROLE_ARN))) $(if $(ACCOUNT),--account $(call shq,$(ACCOUNT))) \
-  $(if $(FLAVOUR),--flavour $(call shq,$(FLAVOUR))) \
+  $(if $(FLAVOUR),--flavour $(call shq,$(FLAVOUR))) $(if $(COMPONENT),--component $(call shq,$(COMPONENT))) \
   $(if $(DOCUMENT_FIELD),--document-field $(call shq,$(DOCUMENT_FIELD))) \
   $(if $(APPLY),--apply $(if $(PATTERN),--pattern $(call shq,$(PATTERN))))
 

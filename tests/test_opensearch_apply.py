@@ -232,6 +232,27 @@ def test_unreachable_cluster_is_one_line(tmp_path):
     assert "cannot reach OpenSearch" in line and "nothing was created" in line
 
 
+def test_a_model_an_earlier_run_left_failed_is_deployed_again(fake, tmp_path):
+    """Say the first run failed on a cluster setting since fixed: the re-run deploys."""
+    assert apply(fake, tmp_path, "--pattern", "tei").returncode == 0
+    fake.models["model-1"]["model_state"] = "DEPLOY_FAILED"
+    fake.requests.clear()
+    run = apply(fake, tmp_path, "--pattern", "tei")
+    assert run.returncode == 0, run.stderr
+    assert calls(fake).count("POST /_plugins/_ml/models/model-1/_deploy") == 1
+    assert "model_id: model-1 (existing, DEPLOYED)" in run.stdout
+
+
+def test_temporary_keys_are_sent_with_a_note(fake, tmp_path):
+    env = {"OPENSEARCH_USER": "admin", "OPENSEARCH_PASSWORD": "pw",
+           "AWS_SESSION_TOKEN": "IQoJb3JpZ2luX2VjEXAMPLETOKEN"}
+    run = apply(fake, tmp_path, "--flavour", "self-managed", "--account", "123456789012",
+                "--send-aws-credentials", env=env)
+    assert run.returncode == 0, run.stderr
+    assert fake.connectors["conn-1"]["credential"]["session_token"] == env["AWS_SESSION_TOKEN"]
+    assert "temporary" in run.stderr and env["AWS_SESSION_TOKEN"] not in run.stderr + run.stdout
+
+
 def test_self_managed_sends_keys_only_when_asked(fake, tmp_path):
     flags = ["--flavour", "self-managed", "--account", "123456789012"]
     env = {"OPENSEARCH_USER": "admin", "OPENSEARCH_PASSWORD": "pw"}

@@ -114,6 +114,31 @@ def test_self_managed_has_placeholders_only(tmp_path):
         p.read_text() for p in tmp_path.rglob("*") if p.is_file())
 
 
+def test_an_inference_component_is_named_in_every_call(tmp_path):
+    """An endpoint of several components refuses a call that names none."""
+    run = cli("--endpoint", "search", "--component", "bge-m3", "--region", "us-east-1",
+              "--role-arn", ROLE, "--out", str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    for pattern in ("1-cohere", "2-tei-painless", "3-ml-inference"):
+        [connector] = tmp_path.glob(f"{pattern}*/01-create-connector.json")
+        body = json.loads(connector.read_text())
+        assert body["actions"][0]["headers"] == {
+            "content-type": "application/json",
+            "X-Amzn-SageMaker-Inference-Component": "bge-m3"}
+        assert body["name"].startswith("search-bge-m3 reranker")
+    assert "inference component `bge-m3`" in (tmp_path / "README.md").read_text()
+
+
+def test_the_partition_is_the_regions():
+    """A self-managed cluster in China calls the .com.cn runtime, under aws-cn ARNs."""
+    from deploy.integrations.opensearch import target
+
+    china = target.build("x", "cn-north-1", account="123456789012", flavour="self-managed")
+    assert china.partition == "aws-cn"
+    assert ".amazonaws.com.cn/" in china.url
+    assert china.endpoint_arn.startswith("arn:aws-cn:sagemaker:cn-north-1:")
+
+
 def test_iam_allows_invoke_on_exactly_this_endpoint(folder):
     policy = json.loads((folder / "iam/invoke-endpoint-policy.json").read_text())
     [statement] = policy["Statement"]
@@ -189,6 +214,7 @@ def test_matches_golden_files():
     (["--endpoint", "x", "--region", "us-east-1", "--role-arn", "arn:aws:iam::1:user/u"],
      "not an IAM role ARN"),
     (["--endpoint", "x", "--region", "us-east-1", "--flavour", "self-managed"], "--account"),
+    (["--endpoint", "x", "--region", "us-gov-west-1", "--role-arn", ROLE], "partition aws"),
     (["--endpoint", "x", "--region", "us-east-1", "--role-arn", ROLE, "--document-field",
       "a b"], "--document-field"),
     ([*ARGS, "--apply"], "OPENSEARCH_URL"),

@@ -220,6 +220,8 @@ def opensearch(sub) -> None:
                    metavar="FIELD", help="field(s) of _source the model reads (default: text);"
                    " repeat for several, joined in order")
     p.add_argument("--index", default="my-index", help="index in the example searches")
+    p.add_argument("--component", help="the inference component to call, on an endpoint"
+                   " deployed with MODE=component")
     p.add_argument("--instruction", help="an LLM reranker's task instruction, written into"
                    " every connector's request body (default: the endpoint's own)")
     p.add_argument("--out", type=Path, help="folder (default: build/opensearch/<endpoint>)")

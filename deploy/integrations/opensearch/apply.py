@@ -7,6 +7,7 @@ cluster stops the run with one line that says what had already been done.
 
 from __future__ import annotations
 
+import sys
 import time
 
 from deploy.errors import UserError
@@ -18,6 +19,7 @@ from deploy.integrations.opensearch.target import Target
 
 _READY = ("DEPLOYED",)
 _BUSY = ("DEPLOYING",)
+_RETRY_GRACE_S = 10.0  # a failed model asked to deploy again may read failed this long
 _FAILED = ("DEPLOY_FAILED", "FAILED")
 
 
@@ -71,6 +73,10 @@ def _connector(client, pattern, target, name, send_keys) -> tuple[str, str]:
                 " create-connector request only, or fill and send 01-create-connector.json"
                 " yourself")
         body["credential"] = cluster.aws_keys()
+        if "session_token" in body["credential"]:
+            print("note: these AWS keys are temporary (they carry a session token): the"
+                  " connector stops signing when they expire, within hours; give it a"
+                  " dedicated IAM user's keys for a connector that lasts", file=sys.stderr)
     answer = call(client, "POST", "/_plugins/_ml/connectors/_create", body)
     connector_id = (answer or {}).get("connector_id")
     if not connector_id:
@@ -106,15 +112,22 @@ def _model_from_task(client, task_id: str | None, tries: int = 60) -> str:
 
 
 def _deployed(client, model_id: str, wait_s: float, echo, asked: bool) -> str:
-    """Deploy when needed (``asked``: _register?deploy=true did) and wait for DEPLOYED."""
+    """Deploy when needed (``asked``: _register?deploy=true did) and wait for DEPLOYED.  A
+    model an earlier run left failed (a setting since fixed) is deployed once more; its
+    state may still read failed for a moment after that request."""
     deadline = time.monotonic() + wait_s
+    retried_at = None
     while True:
         state = (call(client, "GET", f"/_plugins/_ml/models/{model_id}") or {}).get(
             "model_state", "UNKNOWN")
         if state in _READY:
             return state
         if state in _FAILED:
-            raise ClusterError(f"model {model_id} is {state}; see GET /_plugins/_ml/tasks")
+            settling = retried_at is not None and time.monotonic() - retried_at < _RETRY_GRACE_S
+            if asked and not settling:
+                raise ClusterError(f"model {model_id} is {state}; see GET /_plugins/_ml/tasks")
+            if not asked:
+                retried_at = time.monotonic()  # deployed once more just below
         if state not in _BUSY and not asked:
             call(client, "POST", f"/_plugins/_ml/models/{model_id}/_deploy")
             asked = True

@@ -16,7 +16,7 @@ from deploy.paths import BUILD_DIR
 def run(args: argparse.Namespace) -> int:
     target = build(args.endpoint, args.region, role_arn=args.role_arn, account=args.account,
                    flavour=args.flavour, document_fields=args.document_fields,
-                   index=args.index, instruction=args.instruction)
+                   index=args.index, instruction=args.instruction, component=args.component)
     out = args.out or BUILD_DIR / "opensearch" / target.slug
     if not args.document_fields:
         print(f"document field: {target.document_fields[0]} (assumed; pass --document-field"

@@ -90,12 +90,21 @@ def _pre_process(pattern: Pattern, instruction: str | None) -> str | None:
     return pattern.pre_process
 
 
+def headers(target: Target) -> dict:
+    """What every call sends: JSON, and the component an endpoint of several must be told
+    (SageMaker refuses a call to such an endpoint that names none)."""
+    out = {"content-type": "application/json"}
+    if target.component:
+        out["X-Amzn-SageMaker-Inference-Component"] = target.component
+    return out
+
+
 def connector(pattern: Pattern, target: Target) -> dict:
     action = {
         "action_type": "predict",
         "method": "POST",
         "url": target.url,
-        "headers": {"content-type": "application/json"},
+        "headers": headers(target),
         "request_body": _request_body(pattern, target.instruction),
     }
     pre_process = _pre_process(pattern, target.instruction)

@@ -121,11 +121,15 @@ Replace `<connector_id ...>` and `<model_id ...>` with the ids the earlier respo
 """
 
 
+def _component(target: Target) -> str:
+    return f", inference component `{target.component}`" if target.component else ""
+
+
 def text(target: Target) -> str:
     flavour = ("Amazon OpenSearch Service" if target.flavour == "aws"
                else "self-managed OpenSearch")
     parts = [f"""\
-# OpenSearch reranking with SageMaker endpoint `{target.endpoint}`
+# OpenSearch reranking with SageMaker endpoint `{target.endpoint}`{_component(target)}
 
 Region `{target.region}`, for {flavour}. Every `.json` file is one request body, plain JSON.
 Send them in the numbered order, for example:
