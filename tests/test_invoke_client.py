@@ -352,3 +352,21 @@ def test_rerank_async_uploads_polls_and_merges(moto, bert_engine):
     with pytest.raises(RerankClientError, match="async inference failed"):
         c.rerank_async(QUERY, DOCS[:2], input_location="s3://async/in/", poll_seconds=0.01,
                        timeout=30)
+    # A failed request's upload is deleted too: nothing is left in the input prefix.
+    assert s3.list_objects_v2(Bucket="async", Prefix="in/").get("KeyCount", 0) == 0
+
+
+def test_merge_keeps_each_answers_order_among_equal_scores():
+    """Relevance saturates at 1.0 while the server still ranks by raw score: equal scores
+    keep the server's order, not the documents' input order."""
+    from deploy.client.rerank_client import merge
+
+    answers = [{"results": [{"index": 2, "relevance_score": 1.0},
+                            {"index": 0, "relevance_score": 1.0},
+                            {"index": 1, "relevance_score": 0.5}]},
+               {"results": [{"index": 1, "relevance_score": 1.0},
+                            {"index": 0, "relevance_score": 0.7}]}]
+    merged = merge(answers, [(0, 3), (3, 5)], None, False)
+    assert [r["index"] for r in merged] == [2, 0, 4, 3, 1]
+    with pytest.raises(RerankClientError, match="without a score"):
+        merge([{"results": [{"index": 0}]}], [(0, 1)], None, False)

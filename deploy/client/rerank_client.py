@@ -13,7 +13,8 @@ so the merged ranking equals one big request's.  Throttling and "not ready" answ
 retried with exponential backoff (full jitter, at most ``max_backoff`` s between tries):
 throttling, 503 and 429 (also a container's, which SageMaker wraps as ModelError),
 ModelNotReadyException, up to ``max_attempts`` tries in all; another 5xx from the service,
-or a connection that fails or closes without an answer, up to ``TRANSIENT_ATTEMPTS``.
+or a connection that fails or closes without an answer, up to ``TRANSIENT_ATTEMPTS`` (but
+an async invocation whose connection closed: SageMaker may have queued it already).
 
 Time limits: a connection opens within ``CONNECT_TIMEOUT`` s, and an answer comes within
 ``timeout`` s (70: SageMaker itself gives up on a real-time invocation after 60 s).  A read
@@ -139,23 +140,30 @@ class RerankClient:
                                  endpoint_url=self._s3_endpoint_url)
         batches = self.split(query, documents, REALTIME_PAYLOAD, instruction)
         pending, uploaded = [], []
-        for number, (a, b) in enumerate(batches):
-            uri = _join(input_location, f"{uuid.uuid4().hex}.json",
-                        number if len(batches) > 1 else None)
-            bucket, key = _split_uri(uri)
-            uploaded.append((bucket, key))
-            s3.put_object(Bucket=bucket, Key=key, ContentType="application/json",
-                          Body=self._body(query, documents[a:b], top_n, return_documents,
-                                          instruction))
-            reply = self._retrying(lambda uri=uri: self.runtime.invoke_endpoint_async(
-                EndpointName=self.endpoint_name, InputLocation=uri,
-                ContentType="application/json", Accept="application/json"))
-            pending.append((reply["OutputLocation"], reply.get("FailureLocation")))
-        deadline = time.monotonic() + timeout
-        answers = [_await_output(s3, out, fail, poll_seconds, deadline, timeout)
-                   for out, fail in pending]
-        for bucket, key in uploaded:  # answered: the requests are no longer needed
-            _quietly(s3.delete_object, Bucket=bucket, Key=key)
+        try:
+            for number, (a, b) in enumerate(batches):
+                uri = _join(input_location, f"{uuid.uuid4().hex}.json",
+                            number if len(batches) > 1 else None)
+                bucket, key = _split_uri(uri)
+                uploaded.append((bucket, key))
+                s3.put_object(Bucket=bucket, Key=key, ContentType="application/json",
+                              Body=self._body(query, documents[a:b], top_n, return_documents,
+                                              instruction))
+                # A connection closed after SageMaker took the request would queue (and
+                # bill) it twice: only refusals are retried.
+                reply = self._retrying(lambda uri=uri: self.runtime.invoke_endpoint_async(
+                    EndpointName=self.endpoint_name, InputLocation=uri,
+                    ContentType="application/json", Accept="application/json"),
+                    closed_connections=False)
+                pending.append((reply["OutputLocation"], reply.get("FailureLocation")))
+            deadline = time.monotonic() + timeout
+            answers = [_await_output(s3, out, fail, poll_seconds, deadline, timeout)
+                       for out, fail in pending]
+        finally:
+            # Answered, failed or given up on: the uploaded requests are no longer needed
+            # (a request still queued has been read by then, or fails without them).
+            for bucket, key in uploaded:
+                _quietly(s3.delete_object, Bucket=bucket, Key=key)
         return merge(answers, batches, top_n, return_documents)
 
     # ------------------------------------------------------------ splitting
@@ -200,7 +208,9 @@ class RerankClient:
             Accept="application/json", **self._target))
         return _decode(reply["Body"].read())
 
-    def _retrying(self, call):
+    def _retrying(self, call, closed_connections: bool = True):
+        """``call`` with retries; ``closed_connections``: also after a connection closed
+        without an answer (the request may have been taken: only for idempotent calls)."""
         from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError
 
         for attempt in range(self.max_attempts):
@@ -209,10 +219,12 @@ class RerankClient:
             except ClientError as exc:
                 if attempt + 1 >= min(self.max_attempts, _tries_for(exc)):
                     raise _as_client_error(exc) from None
-            except (ConnectionError, ConnectionClosedError):
+            except (ConnectionError, ConnectionClosedError) as exc:
                 # Refused, unreachable, or closed before an answer; a read timeout is not
                 # caught here: it is not retried (see the module's docstring).
-                if attempt + 1 >= min(self.max_attempts, TRANSIENT_ATTEMPTS):
+                closed = isinstance(exc, ConnectionClosedError)
+                if (closed and not closed_connections) or attempt + 1 >= min(
+                        self.max_attempts, TRANSIENT_ATTEMPTS):
                     raise
             # Full jitter: spreads clients that were refused together.
             delay = min(self.max_backoff, self.backoff * 2 ** attempt)
@@ -244,11 +256,17 @@ def merge(answers: list[dict], batches: list[tuple[int, int]], top_n: int | None
             index = item.get("index")
             if not isinstance(index, int) or not 0 <= index < end - start:
                 raise RerankClientError(f"the endpoint answered an index out of range: {item}")
-            out = {"index": start + index, "relevance_score": float(item["relevance_score"])}
+            score = item.get("relevance_score")
+            if not isinstance(score, (int, float)) or isinstance(score, bool):
+                raise RerankClientError(f"the endpoint answered without a score: {item}")
+            out = {"index": start + index, "relevance_score": float(score)}
             if return_documents and "document" in item:
                 out["document"] = item["document"]
             merged.append(out)
-    merged.sort(key=lambda r: (-r["relevance_score"], r["index"]))
+    # Stable: equal scores keep each answer's own order (the server ranks by raw score,
+    # which still tells apart documents whose relevance has saturated at 1.0), then the
+    # order of the requests.
+    merged.sort(key=lambda r: -r["relevance_score"])
     return merged[:top_n] if top_n is not None else merged
 
 
