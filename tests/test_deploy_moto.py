@@ -273,6 +273,26 @@ def test_an_identity_without_autoscaling_rights_updates_reads_and_deletes(
     stub.assert_no_pending_responses()
 
 
+def test_a_purge_that_cannot_reach_s3_still_reports_what_was_deleted(
+        aws, archive_path, capsys, monkeypatch):
+    from botocore.config import Config
+
+    from deploy.sagemaker.aws import Aws
+
+    assert cli(capsys, *deploy_args(archive_path))[0] == 0
+    unreachable = boto3.client("s3", region_name=REGION, endpoint_url="http://127.0.0.1:9",
+                               aws_access_key_id="x", aws_secret_access_key="x",
+                               config=Config(retries={"max_attempts": 1}, connect_timeout=2))
+    real = Aws.client
+    monkeypatch.setattr(Aws, "client", lambda self, service: (
+        unreachable if service == "s3" else real(self, service)))
+    code, out, err = cli(capsys, "delete", "--endpoint", "rr", "--purge")
+    assert code == 2 and "could not delete s3://" in one_error_line(err)
+    assert "deleted       endpoint rr" in out
+    assert "failed (Could not connect" in out
+    assert aws("sagemaker").list_endpoints()["Endpoints"] == []
+
+
 def test_second_deploy_goes_through_a_new_endpoint_config(aws, archive_path, capsys):
     """Update = new model + new config + UpdateEndpoint; moto lacks the last (see top)."""
     assert cli(capsys, *deploy_args(archive_path, "--max-capacity", "3"))[0] == 0

@@ -50,14 +50,20 @@ def run_delete(args) -> int:
         results = _delete_endpoint(aws, sm, config.endpoint, configs, models)
         results += sorted(kept.items())
         mine = f"endpoint {config.endpoint}"
+    _report(results)  # before the purge: what is deleted is said even if the purge fails
     if args.purge:
-        results += _purge_unshared(aws, sm, data, mine)
-    for what, outcome in results:
-        print(f"{outcome:<13} {what}")
+        purged = _purge_unshared(aws, sm, data, mine)
+        _report(purged)
+        results += purged
     failed = [w for w, o in results if o.startswith("failed")]
     if failed:
         raise UserError(f"could not delete {', '.join(failed)}")
     return 0
+
+
+def _report(results: list[tuple[str, str]]) -> None:
+    for what, outcome in results:
+        print(f"{outcome:<13} {what}", flush=True)
 
 
 def _purge_unshared(aws, sm, data: set, mine: str) -> list[tuple[str, str]]:
@@ -75,7 +81,15 @@ def _purge_unshared(aws, sm, data: set, mine: str) -> list[tuple[str, str]]:
         return [(uri, f"failed (kept: could not check which models use it: {why})")
                 for uri in uris]
     return [(uri, f"kept ({users[uri]} still uses it)" if uri in users
-             else _purge(aws.client("s3"), uri)) for uri in uris]
+             else _purged(aws.client("s3"), uri)) for uri in uris]
+
+
+def _purged(s3, uri: str) -> str:
+    """``_purge``, any failure of S3 or of the connection one "failed (...)" outcome."""
+    try:
+        return _purge(s3, uri)
+    except (BotoCoreError, UserError) as exc:
+        return f"failed ({exc})"
 
 
 def _users(sm, uris: set[str], mine: str) -> dict[str, str]:
