@@ -39,6 +39,11 @@ docker-build: $(STAMP)  ## build the serving image reranker-serving:VARIANT (VAR
 	printf '{"image": "%s", "base": "%s", "size_bytes": %s, "build_seconds": %s}\n' \
 		$(IMAGE):$(IMAGE_TAG) "$$base" "$$size" "$$seconds" | tee build/docker-image-$(IMAGE_TAG).json
 
+# The container settings given to make (RERANK_*, SERVE_*), as `make serve` takes them; not
+# where the server listens inside: the published port maps to 8080.
+DOCKER_RUN_ENV = $(foreach v,$(filter-out SERVE_PORT SERVE_HOST,$(filter RERANK_% SERVE_%,$(.VARIABLES))),\
+  $(if $(filter command environment,$(firstword $(origin $(v)))),-e $(v)))
+
 docker-run: $(STAMP)  ## run the image on 127.0.0.1:PORT (8080), MODEL mounted read-only at /opt/ml/model
 	@docker info >/dev/null 2>&1 || { $(NO_DOCKER); }; \
 	$(if $(filter-out $(DEMO_MODEL),$(or $(MODEL),$(DEMO_MODEL))),,$(MAKE) --no-print-directory demo-model &&) \
@@ -46,7 +51,7 @@ docker-run: $(STAMP)  ## run the image on 127.0.0.1:PORT (8080), MODEL mounted r
 	unreadable=$$(find "$$dir" ! -perm -o+r -print -quit); \
 	test -z "$$unreadable" || { echo "error: $$unreadable is not readable by the image's uid 1000 (chmod -R a+rX $$dir)" >&2; exit 2; }; \
 	exec docker run --rm -p 127.0.0.1:$(or $(PORT),8080):8080 \
-		$(if $(filter gpu,$(VARIANT)),--gpus all) \
+		$(if $(filter gpu,$(VARIANT)),--gpus all) $(DOCKER_RUN_ENV) \
 		-v "$$dir":/opt/ml/model:ro $(IMAGE):$(IMAGE_TAG) serve
 
 # The container tier: a `make package` archive unpacked at /opt/ml/model, the HTTP suites

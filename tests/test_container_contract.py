@@ -119,6 +119,7 @@ def test_image_runs_as_uid_1000_with_port_8080_and_reports_its_size(image, capsy
                                           image))
     assert config["User"] == "1000"
     assert "8080/tcp" in config["ExposedPorts"]
+    assert config["Labels"]["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
     assert config["Cmd"] == ["serve"] and "serving.healthcheck" in " ".join(
         config["Healthcheck"]["Test"])
     assert not any(key.startswith("PYTHONPATH=") for key in config["Env"])

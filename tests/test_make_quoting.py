@@ -43,3 +43,12 @@ def test_a_hostile_value_is_one_argument(tmp_path, target, variable):
     assert refusals, done.stderr
     if variable != "CONCURRENCY":  # a list of ints: its first word is refused
         assert value in refusals[-1], done.stderr
+
+
+def test_docker_run_passes_the_container_settings_given_to_make():
+    """As `make serve` takes RERANK_*/SERVE_* from make's command line, so does the image;
+    where the server listens inside is the image's own (the published port maps to 8080)."""
+    done = make("-n", "docker-run", "RERANK_PRECISION=fast", "SERVE_API_KEY=k", "SERVE_PORT=9")
+    run = done.stdout[done.stdout.index("docker run"):]
+    assert "-e RERANK_PRECISION" in run and "-e SERVE_API_KEY" in run
+    assert "SERVE_PORT" not in run and "k" not in run.split()  # by name, never the value
