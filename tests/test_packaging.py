@@ -299,6 +299,38 @@ def test_archives_that_escape_are_refused(kind, tmp_path, capsys):
     assert "refusing to extract" in capsys.readouterr().err
 
 
+def _damaged_copies(good: Path, folder: Path) -> dict[str, Path]:
+    """One bit flipped in the compressed weights (gzip's CRC no longer matches), and a tar
+    whose second entry's header is broken (tarfile reads it as the archive's end)."""
+    data = bytearray(good.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    flipped = folder / "flipped.tar.gz"
+    flipped.write_bytes(data)
+    with gzip.open(good) as fh:
+        plain = bytearray(fh.read())
+    first = tarfile.TarInfo.frombuf(bytes(plain[:512]), "utf-8", "surrogateescape")
+    second = 512 + -(-first.size // 512) * 512
+    plain[second + 148: second + 156] = b"XXXXXXXX"  # its header checksum
+    header = folder / "header.tar.gz"
+    header.write_bytes(gzip.compress(bytes(plain)))
+    return {"flipped": flipped, "header": header}
+
+
+@pytest.mark.parametrize("damage", ["flipped", "header"])
+def test_a_damaged_archive_is_refused_not_read_in_part(damage, packaged, tmp_path, capsys):
+    """tarfile stops at what it takes for the tar's end, before gzip's checks: a damaged
+    archive would extract (or repackage, or list) as a good one with files changed or
+    missing."""
+    damaged = _damaged_copies(packaged[0], tmp_path)[damage]
+    with pytest.raises(UserError, match="cannot extract"):
+        archive.safe_extract(damaged, tmp_path / "dest")
+    code, _, err = package(capsys, damaged, "-o", tmp_path / "again.tar.gz")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "again.tar.gz").exists()
+    assert main(["inspect", str(damaged)]) == 2
+    assert "not a readable .tar.gz" in capsys.readouterr().err
+
+
 def test_repackaging_an_archive_is_reproducible(bert_dir, tmp_path, capsys):
     """An archive in (e.g. one built by hand) gives the same bytes as its directory did."""
     assert package(capsys, bert_dir, "-o", tmp_path / "first.tar.gz")[0] == 0

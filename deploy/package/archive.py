@@ -235,10 +235,11 @@ def safe_extract(archive: Path, dest: Path) -> list[str]:
                 check_member(member, dest)
             # The stdlib's "data" filter is a second guard with the same intent.
             tar.extractall(dest, members=members, filter="data")
+            check_end(tar)
     except tarfile.ReadError:
         raise UserError(f"cannot extract {archive}: not a readable tar archive (plain, gzip,"
                         " bzip2 or xz), or a truncated one") from None
-    except (OSError, tarfile.TarError, EOFError) as exc:
+    except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
         raise UserError(f"cannot extract {archive}: {first_line(exc)}") from None
     return [m.name for m in members]
 
@@ -248,6 +249,20 @@ def list_names(archive: Path) -> Iterator[tuple[str, int]]:
         for member in tar:
             if member.isfile():
                 yield member.name, member.size
+        check_end(tar)
+
+
+def check_end(tar: tarfile.TarFile) -> None:
+    """What follows the last member tarfile read: only the zero blocks that end a tar (a
+    damaged header reads to tarfile as the archive's end), to the end of the compressed
+    stream, whose own checks (gzip's CRC and length) run there.  tarfile stops at the tar's
+    end and never reads them, so a corrupt archive would otherwise extract as a good one."""
+    stream = tar.fileobj
+    stream.seek(tar.offset)
+    while chunk := stream.read(1 << 20):
+        if chunk.count(0) != len(chunk):
+            raise tarfile.ReadError("a damaged entry header: the archive's entries go on"
+                                    " after it")
 
 
 def _readable_as_umask_allows(path: str) -> None:

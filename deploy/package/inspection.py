@@ -31,7 +31,7 @@ def run_inspect(args) -> int:
     try:
         for name, size in archive.list_names(path):
             table.add_row(escape(name), human_size(size))  # a name is text, not markup
-    except (OSError, EOFError, archive.tarfile.TarError) as exc:
+    except (OSError, EOFError, archive.tarfile.TarError, archive.zlib.error) as exc:
         raise UserError(f"{path} is not a readable .tar.gz: {exc}") from None
     console = Console()
     console.print(table)
