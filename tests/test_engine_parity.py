@@ -179,3 +179,37 @@ def test_any_query_share_leaves_each_text_a_token_in_a_small_room(model_dirs, sh
     encoded = encoder.encode([(query, doc)], chunk=chunk, max_length=10)
     assert encoded.ids and all(len(row) <= 10 for row in encoded.ids)
     assert all(alpha in row and omega in row for row in encoded.ids)
+
+
+def test_a_generic_tokenizer_still_feeds_bert_its_segment_ids(model_dirs, tmp_path):
+    """transformers 5's generic tokenizer class does not list token_type_ids (4's does): a
+    BERT cross-encoder saved with it is still scored with the segment ids it learned, and
+    a packaged copy says so for every loader."""
+    import json
+    import shutil
+
+    from deploy.package.fetch import portable_tokenizer_config
+
+    generic = tmp_path / "generic"
+    shutil.copytree(model_dirs("bert"), generic)
+    config_path = generic / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "tokenizer_class": "TokenizersBackend"}))
+    engine = Reranker.from_dir(str(generic), Settings(max_length=MAX_LEN))
+    try:
+        assert engine.encoder.uses_token_type_ids
+        bert = transformers.AutoTokenizer.from_pretrained(str(model_dirs("bert")))
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(
+            str(generic)).eval()
+        pairs = [(QUERY, d) for d in DOCS]
+        result = engine.rerank(_request(pairs))
+        np.testing.assert_allclose(result.logits, reference_logits(bert, model, pairs),
+                                   atol=1e-5, rtol=0)
+    finally:
+        engine.close()
+    portable_tokenizer_config(generic)
+    written = json.loads(config_path.read_text())
+    assert written["tokenizer_class"] == "PreTrainedTokenizerFast"
+    assert written["model_input_names"] == ["input_ids", "token_type_ids", "attention_mask"]
+    assert "token_type_ids" in transformers.AutoTokenizer.from_pretrained(
+        str(generic)).model_input_names

@@ -36,7 +36,11 @@ class EncodedPairs:
 
 
 class PairEncoder:
-    def __init__(self, hf_tokenizer, max_length: int, max_query_share: float):
+    def __init__(self, hf_tokenizer, max_length: int, max_query_share: float,
+                 segments: bool = False):
+        """``segments``: the model takes segment ids (``model_dir.ModelDir.segments``),
+        sent even where the tokenizer's class does not list them: transformers 5's generic
+        tokenizer drops them, 4's keeps them, and the model was trained with them."""
         if not getattr(hf_tokenizer, "is_fast", False):
             raise ModelLoadError("the model needs a fast tokenizer (tokenizer.json)")
         # A private copy: tokenizer.json may carry truncation/padding we must not inherit,
@@ -50,7 +54,7 @@ class PairEncoder:
         self.max_length = max_length
         self.max_query_share = max_query_share
         self.special = hf_tokenizer.num_special_tokens_to_add(pair=True)
-        self.uses_token_type_ids = "token_type_ids" in hf_tokenizer.model_input_names
+        self.uses_token_type_ids = segments or "token_type_ids" in hf_tokenizer.model_input_names
         pad = hf_tokenizer.pad_token_id
         self.pad_id = 0 if pad is None else int(pad)
 

@@ -54,7 +54,8 @@ class Reranker:
             return
         self.prompts = None
         self.max_length = facts.usable_length(settings.max_length)
-        self.encoder = PairEncoder(tokenizer, self.max_length, settings.max_query_share)
+        self.encoder = PairEncoder(tokenizer, self.max_length, settings.max_query_share,
+                                   segments=facts.segments)
         runner = Unbatched if backend.batches_itself else Batcher
         self.batcher = runner(
             backend.forward,

@@ -52,6 +52,14 @@ class ModelDir:
         (``[CLS] q [SEP] d [SEP]``)."""
         return "roberta" if self.model_type in _OFFSET_FAMILIES else "bert"
 
+    @property
+    def segments(self) -> bool:
+        """The model embeds which text of the pair a token belongs to (BERT's segment ids,
+        ``type_vocab_size`` above 1): it was trained with them, whatever a generic
+        tokenizer's class says in a given transformers version."""
+        size = self.config.get("type_vocab_size")
+        return isinstance(size, int) and not isinstance(size, bool) and size > 1
+
     def onnx_path(self, variant: str) -> str:
         """Where the ``fp32``/``int8`` ONNX file is (or would be) in this directory."""
         return os.path.join(self.path, ONNX_DIR, ONNX_FILES[variant])

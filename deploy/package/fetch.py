@@ -28,6 +28,7 @@ TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 # Tokenizer classes that only transformers 5 knows, and the class every version loads the
 # same way (tokenizer.json as it is): the HF DLC runs transformers 4.x.
 PORTABLE_TOKENIZER_CLASS = {"TokenizersBackend": "PreTrainedTokenizerFast"}
+GENERIC_TOKENIZER_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend")
 # How sentence-transformers' CrossEncoder prompts and scores a causal LM it saved (an LLM
 # reranker's judged tokens live in its LogitScore module's folder).
 SENTENCE_TRANSFORMERS_FILES = ["modules.json", "sentence_bert_config.json",
@@ -240,6 +241,11 @@ def portable_tokenizer_config(staging: Path) -> None:
     portable = PORTABLE_TOKENIZER_CLASS.get(config.get("tokenizer_class"))
     if portable:
         changed["tokenizer_class"] = portable
+    if (changed.get("tokenizer_class") in GENERIC_TOKENIZER_CLASSES
+            and "model_input_names" not in changed and _takes_segments(staging)):
+        # A generic tokenizer lists segment ids in transformers 4 and not in 5: say so, so
+        # every loader (the DLC's, ours, a CrossEncoder) feeds the model what it learned.
+        changed["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
     extra = config.get("extra_special_tokens")
     if isinstance(extra, list):
         known = list(changed.pop("additional_special_tokens", None) or [])
@@ -250,6 +256,16 @@ def portable_tokenizer_config(staging: Path) -> None:
     written = path.with_name(path.name + ".portable")
     written.write_text(json.dumps(changed, indent=2, ensure_ascii=False) + "\n")
     os.replace(written, path)
+
+
+def _takes_segments(staging: Path) -> bool:
+    """The model's config.json gives it segment embeddings (type_vocab_size above 1)."""
+    try:
+        config = json.loads((staging / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    size = config.get("type_vocab_size") if isinstance(config, dict) else None
+    return isinstance(size, int) and not isinstance(size, bool) and size > 1
 
 
 def module_configs(source: Path) -> list[str]:

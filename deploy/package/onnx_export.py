@@ -98,7 +98,8 @@ def export_onnx(model_dir: Path, out_dir: Path, *, quantize: bool, tolerance: fl
 
 def _export_and_verify(model_dir: Path, work: Path, quantize: bool, tolerance: float) -> dict:
     model, tokenizer, config = _load_torch(model_dir)
-    batches = probe_batches(tokenizer, model_facts.read(model_dir).max_length)
+    facts = model_facts.read(model_dir)
+    batches = probe_batches(tokenizer, facts.max_length, facts.segments)
     _torch_logits(model, batches[:1])  # warm-up, as the ONNX backend's load-time probe
     started = time.perf_counter()
     reference = _torch_logits(model, batches)
@@ -178,7 +179,7 @@ def _quantize_and_check(model_dir, work, fp32_path, config, batches, reference, 
 
 # ---- the probe set -------------------------------------------------------------------
 
-def probe_batches(tokenizer, max_length: int) -> list[dict]:
+def probe_batches(tokenizer, max_length: int, segments: bool = False) -> list[dict]:
     """The probe as the engine batches it: its PairEncoder (the document cut first) and
     its batch planner (sorted by length, padded per batch), ``PROBE_ROWS`` rows a batch.
     Batches never mix queries, so each query's documents can be ranked on their own."""
@@ -188,7 +189,7 @@ def probe_batches(tokenizer, max_length: int) -> list[dict]:
 
     settings = Settings()
     encoder = PairEncoder(tokenizer, min(settings.max_length, max_length),
-                          settings.max_query_share)
+                          settings.max_query_share, segments=segments)
     docs = probe_documents()
     batches = []
     for query in PROBE_QUERIES:
