@@ -181,6 +181,15 @@ def test_reranker_json_overrides_the_profile(llm_dirs, tmp_path):
     (target / "reranker.json").write_text(json.dumps({"profile": {"nonsense": 1}}))
     with pytest.raises(ModelLoadError, match="nonsense"):
         _load(target)
+    # A profile that would fail on its first request is refused when it loads.
+    for changes, words in (({"judged": ["yes", None]}, "needs a false token"),
+                           ({"judged": ["yes", 5]}, "judged must be"),
+                           ({"prefix": "one string"}, "prefix must be a list of strings"),
+                           ({"max_length": "long"}, "max_length must be")):
+        (target / "reranker.json").write_text(json.dumps(
+            {"profile": {"name": "qwen3-reranker", **changes}}))
+        with pytest.raises(ModelLoadError, match=words):
+            _load(target)
 
 
 def test_instruction_setting_and_its_refusal(llm_dirs, bert_dir):

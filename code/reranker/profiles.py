@@ -119,6 +119,9 @@ class Profile:
         return placed(self.prefix), placed(self.suffix), given
 
     def validate(self) -> None:
+        """Every field's type and what the formula needs (reranker.json may set any of
+        them): a profile that would fail on the first request is a load error."""
+        self._check_types()
         if self.head not in HEADS:
             raise ModelLoadError(f"profile {self.name!r}: head must be one of {HEADS}")
         if self.formula not in FORMULAS:
@@ -128,6 +131,41 @@ class Profile:
         if sum(p.count("{query}") for p in (*self.prefix, *self.suffix)) != 1:
             raise ModelLoadError(f"profile {self.name!r}: {{query}} must appear once, in the"
                                  " prefix or the suffix")
+        false = self.judged[1] if self.judged_ids is None else self.judged_ids[1]
+        if self.formula == "log-odds" and self.head == "causal" and false is None:
+            raise ModelLoadError(f"profile {self.name!r}: the log-odds formula needs a false"
+                                 " token (judged[1]); one judged token takes formula"
+                                 ' "logit"')
+
+    def _check_types(self) -> None:
+        def wrong(field: str, expected: str) -> ModelLoadError:
+            return ModelLoadError(f"profile {self.name!r}: {field} must be {expected}")
+
+        texts = lambda v: isinstance(v, tuple) and all(isinstance(p, str) for p in v)  # noqa: E731
+        for field in ("prefix", "suffix"):
+            if not texts(getattr(self, field)):
+                raise wrong(field, "a list of strings")
+        for field in ("head", "document", "formula", "instruction_format", "reference"):
+            if not isinstance(getattr(self, field), str):
+                raise wrong(field, "a string")
+        if not (self.default_instruction is None or isinstance(self.default_instruction, str)):
+            raise wrong("default_instruction", "a string or null")
+        if not _pair(self.judged, str):
+            raise wrong("judged", "[the true token's text, the false token's text or null]")
+        if self.judged_ids is not None and not _pair(self.judged_ids, int):
+            raise wrong("judged_ids", "[the true token's id, the false token's id or null]")
+        if not isinstance(self.bos, bool):
+            raise wrong("bos", "true or false")
+        if isinstance(self.max_length, bool) or not (isinstance(self.max_length, int)
+                                                     and self.max_length > 0):
+            raise wrong("max_length", "a positive integer")
+
+
+def _pair(value, kind: type) -> bool:
+    """(true, false-or-None), each of ``kind`` (never a bool)."""
+    ok = lambda v: isinstance(v, kind) and not isinstance(v, bool)  # noqa: E731
+    return (isinstance(value, tuple) and len(value) == 2 and ok(value[0])
+            and (value[1] is None or ok(value[1])))
 
 
 _QWEN3 = dict(

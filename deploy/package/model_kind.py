@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from deploy.errors import UserError
+from reranker.model_dir import config_problem
 from reranker.profiles import is_llm
 
 __all__ = ["is_llm", "read_config", "refuse_llm", "architecture"]
@@ -27,6 +28,9 @@ def read_config(model_dir: Path) -> dict:
         raise UserError(f"{model_dir}/config.json is not readable JSON: {exc}") from None
     if not isinstance(data, dict):
         raise UserError(f"{model_dir}/config.json is not a JSON object")
+    wrong = config_problem(data)
+    if wrong:
+        raise UserError(f"{model_dir}/config.json: {wrong}")
     return data
 
 
