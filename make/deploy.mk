@@ -19,10 +19,10 @@ DEPLOY_TOOL = $(PY) -m deploy --make-variables
 # $(call flag,VARIABLE,option): "--option 'value'" when VARIABLE is set (quotes in it are safe).
 flag = $(if $($(1)),--$(2) $(call shq,$($(1))))
 
-package: $(STAMP)  ## model.tar.gz from MODEL=<hub id|dir|archive> (REVISION=, ONNX=fp32|int8, ALLOW_PICKLE=1)
+package: $(STAMP)  ## model.tar.gz from MODEL=<hub id|dir|archive> (REVISION=, ONNX=fp32|int8, ALLOW_PICKLE=1, NO_CHECK=1)
 	@test -n $(call shq,$(MODEL)) || { echo "error: set MODEL=<hub id or model directory>" >&2; exit 2; }
 	$(PY) -m deploy package $(call shq,$(MODEL)) -o $(call shq,$(ARCHIVE)) $(call flag,ONNX,onnx) \
-	  $(call flag,REVISION,revision) $(if $(ALLOW_PICKLE),--allow-pickle)
+	  $(call flag,REVISION,revision) $(if $(ALLOW_PICKLE),--allow-pickle) $(if $(NO_CHECK),--no-check)
 
 inspect: $(STAMP)  ## list ARCHIVE's files, sha256 and prompt, extract it safely and score one pair
 	$(PY) -m deploy inspect $(call shq,$(ARCHIVE)) --check

@@ -396,3 +396,17 @@ def test_a_rope_theta_saved_by_transformers_5_reaches_transformers_4(tmp_path):
     read = transformers.AutoConfig.from_pretrained(staged)
     assert read.rope_parameters["rope_theta"] == 1000000.0
     assert read.rope_parameters["rope_type"] == "yarn"
+
+
+def test_a_check_that_would_not_fit_in_memory_is_refused_in_one_line(bert_dir, tmp_path,
+                                                                     capsys, monkeypatch):
+    """Rather than the kernel killing the process: the check needs the weights in memory."""
+    from deploy.package import verify
+
+    monkeypatch.setattr(verify, "_available_bytes", lambda: 1000)
+    code, _, err = package(capsys, bert_dir, "-o", tmp_path / "m.tar.gz")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "GB is free" in err and "--no-check" in err
+    assert not (tmp_path / "m.tar.gz").exists()
+    code, _, err = package(capsys, bert_dir, "-o", tmp_path / "m.tar.gz", "--no-check")
+    assert code == 0, err

@@ -36,15 +36,22 @@ def check_cross_encoder(staging: Path) -> dict:
 
 
 def verify(model_dir: Path, backend: str = "torch") -> dict:
-    """Load with our engine and score one pair: the archive is known to serve."""
+    """Load with our engine and score one pair: the archive is known to serve.  An LLM
+    reranker is checked in bf16 (its own precision; fp32 would double the memory: 33 GB
+    for an 8B model), and only where the memory it needs is free."""
     from transformers.utils import logging as hf_logging
 
+    from deploy.package import weights
     from reranker.engine import Reranker
     from reranker.settings import Settings
 
     hf_logging.disable_progress_bar()  # a weight-loading bar per check is noise
+    llm = model_kind.is_llm(model_kind.read_config(model_dir))
+    dtype = "bfloat16" if llm and backend == "torch" else "auto"
+    _check_memory(weights.parameter_count(model_dir) * (2 if dtype == "bfloat16" else 4))
     try:
-        engine = Reranker.from_dir(str(model_dir), Settings(warmup=False, backend=backend))
+        engine = Reranker.from_dir(str(model_dir), Settings(warmup=False, backend=backend,
+                                                            dtype=dtype))
     except Exception as exc:
         raise UserError(f"the model does not load with the engine: {first_line(exc)}") from None
     try:
@@ -59,6 +66,30 @@ def verify(model_dir: Path, backend: str = "torch") -> dict:
     if profile is not None:  # an LLM reranker: which prompt, after whose reference
         found["prompt"] = f"{profile.name}, as {profile.reference}"
     return found
+
+
+def _check_memory(weight_bytes: int) -> None:
+    """Refused in one line, rather than killed by the kernel, where the weights (and a
+    fifth more for the forward pass) do not fit in the memory free now."""
+    free = _available_bytes()
+    needed = weight_bytes * 1.2
+    if free is not None and needed > free:
+        raise UserError(f"checking that the model loads needs about {needed / 1e9:.1f} GB of"
+                        f" memory and {free / 1e9:.1f} GB is free: package it on a larger"
+                        " machine, or with --no-check (NO_CHECK=1 under make; the archive is"
+                        " then not known to serve)")
+
+
+def _available_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo; None where it cannot be read (not Linux)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def onnx_exporter():
