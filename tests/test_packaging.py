@@ -420,3 +420,14 @@ def test_a_check_that_would_not_fit_in_memory_is_refused_in_one_line(bert_dir, t
     assert not (tmp_path / "m.tar.gz").exists()
     code, _, err = package(capsys, bert_dir, "-o", tmp_path / "m.tar.gz", "--no-check")
     assert code == 0, err
+
+
+def test_a_folder_of_the_hub_cache_is_named_by_its_hub_id(bert_dir, tmp_path, capsys):
+    """huggingface_hub's cache names a snapshot by its commit: the archive records the hub
+    id and that commit (an LLM reranker's family is recognised by the id)."""
+    snapshot = tmp_path / "hub" / "models--team--tiny-bert" / "snapshots" / "0123abcd"
+    shutil.copytree(bert_dir, snapshot)
+    code, _, err = package(capsys, snapshot, "-o", tmp_path / "m.tar.gz")
+    assert code == 0, err
+    manifest = json.loads(archive.read_member(tmp_path / "m.tar.gz", archive.MANIFEST))
+    assert (manifest["model_id"], manifest["revision"]) == ("team/tiny-bert", "0123abcd")

@@ -46,8 +46,12 @@ def resolve_source(model: str, args, workdir: Path) -> tuple[Path, dict]:
     """The directory to package from, and where it came from."""
     path = Path(model).expanduser()
     if path.is_dir():
-        return path, {"model_id": args.model_id or _recorded_id(path) or path.resolve().name,
-                      "source": "local"}
+        cached = _hub_cache_origin(path)
+        info = {"model_id": args.model_id or _recorded_id(path) or cached.get("model_id")
+                or path.resolve().name, "source": "local"}
+        if "revision" in cached:
+            info["revision"] = cached["revision"]
+        return path, info
     if path.is_file():
         if not path.name.endswith((".tar.gz", ".tgz", ".tar")):
             raise UserError(f"{model} is a file; pass a model directory, a hub id or a .tar.gz")
@@ -64,6 +68,18 @@ def resolve_source(model: str, args, workdir: Path) -> tuple[Path, dict]:
         raise UserError(f"{model}: no such model directory")
     path = download(model, args.revision, args.allow_pickle)
     return path, {"model_id": args.model_id or model, "source": "hub", "revision": path.name}
+
+
+def _hub_cache_origin(path: Path) -> dict:
+    """The hub id and commit of a folder in huggingface_hub's cache
+    (``.../models--org--name/snapshots/<commit>``), which names the model by neither: {}
+    for any other folder."""
+    snapshot = path.resolve()
+    repo = snapshot.parent.parent.name
+    if snapshot.parent.name != "snapshots" or not repo.startswith("models--"):
+        return {}
+    model_id = repo[len("models--"):].replace("--", "/", 1)
+    return {"model_id": model_id, "revision": snapshot.name} if _HUB_ID.match(model_id) else {}
 
 
 def download(repo_id: str, revision: str | None, allow_pickle: bool) -> Path:
