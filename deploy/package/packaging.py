@@ -26,11 +26,19 @@ def run(args) -> int:
     out = outputs.check_file(args.output, "--output")  # before any download or check
     started = time.monotonic()
     exporter = checks.onnx_exporter() if args.onnx else None  # fail before any work
-    with tempfile.TemporaryDirectory(prefix="reranker-package-") as tmp:
+    # Staged beside the output, not in $TMPDIR: that is often RAM (tmpfs), and a model's
+    # weights are copied where they cannot be hard-linked (another filesystem).
+    beside = next(p for p in (out.parent.absolute(), *out.parent.absolute().parents)
+                  if p.is_dir())
+    with tempfile.TemporaryDirectory(prefix=".reranker-package-", dir=beside) as tmp:
         tmp = Path(tmp)
         source, info = fetch.resolve_source(args.model, args, tmp / "source")
         staging = tmp / "model"
-        fetch.stage(source, staging, allow_pickle=args.allow_pickle)
+        try:
+            fetch.stage(source, staging, allow_pickle=args.allow_pickle)
+        except OSError as exc:  # the disk filled (a copied 16 GB checkpoint), or a file went
+            raise UserError(f"cannot stage the model's files in {beside}:"
+                            f" {exc.strerror or exc}") from None
         # The model id, before the engine checks the model: it names an LLM reranker as one.
         fetch.note_model_id(staging, info["model_id"])
         config = checks.check_cross_encoder(staging)
