@@ -148,6 +148,24 @@ def test_a_client_that_hangs_up_keeps_its_slot_until_its_work_ends(server, gates
         time.sleep(0.05)
 
 
+def test_a_body_refused_before_it_is_read_still_gets_its_answer(server):
+    """413 by Content-Length closes the connection with most of the body unsent: closed at
+    once, the socket would reset and the client (http.client here) lose the answer."""
+    import http.client
+
+    body = b"x" * (8 * 1024 * 1024)  # over the 6 MB limit
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        connection.request("POST", "/invocations", body=body,
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        assert response.status == 413
+        assert json.loads(response.read())["error"]["type"] == "payload_too_large"
+    finally:
+        connection.close()
+    assert httpx.post(server.url + "/invocations", json=GOOD).status_code == 200
+
+
 def test_sigterm_finishes_the_request_in_flight_then_exits_0(server, gates):
     thread, out = post_in_thread(server.url, {"query": "block:b", "documents": ["x"]})
     wait_file(gates / "blocked-b")

@@ -27,6 +27,8 @@ These answers are written as raw bytes, since h11 may refuse to frame a response
 client broke the protocol, and each closes the connection: our side at once, the socket
 after a moment of reading and dropping what the client still sends (closing a socket with
 unread bytes resets the connection, which can destroy the answer before it is read).
+The app's own answers that close the connection before the request's body was read (413
+by Content-Length, 415, 401) close the same way (``_ClosingAfterDrain``).
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ class ServingProtocol(H11Protocol):
         cycle = self.cycle
         super().handle_events()
         if self.cycle is not cycle:  # a whole head arrived: the app has the request now
+            self.cycle.transport = _ClosingAfterDrain(self.transport, self)
             self._cancel_head_timer()
             # h11 bounds a head that arrives in pieces; one that came in a single read is
             # measured here (its request, already scheduled, then finds the client gone).
@@ -261,6 +264,14 @@ class ServingProtocol(H11Protocol):
                          f"the request line and headers took over {self.header_timeout:g} s "
                          "(SERVE_HEADER_TIMEOUT)")
 
+    def _close_after_drain(self) -> None:
+        """Our side closed now; the socket after LINGER_SECONDS of reading and dropping what
+        the client still sends."""
+        self._refused = True  # data_received drops what comes
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
     def _refuse(self, status: int, kind: str, message: str) -> None:
         """Answer ``status`` with our JSON error body and close the connection."""
         if self._refused or self.transport.is_closing():
@@ -282,13 +293,32 @@ class ServingProtocol(H11Protocol):
                 + ("retry-after: 1\r\n" if status == 503 else "")
                 + "connection: close\r\n\r\n")
         self.transport.write(head.encode("ascii") + body)
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
-        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        self._close_after_drain()
         self._cancel_head_timer()
         log.info("request", extra={"event": "request", "request_id": request_id,
                                    "status": status, "error": kind,
                                    "client": self.client and self.client[0]})
+
+
+class _ClosingAfterDrain:
+    """The transport as a request's cycle sees it: uvicorn closes the connection as soon as
+    an answer that ends it is written, and one written before the request's body was read
+    (a 413 by Content-Length, a 415, a 401) would then reach the client as a reset.  Such a
+    close drains first, as our own refusals do; every other call goes to the transport."""
+
+    def __init__(self, transport, protocol: ServingProtocol):
+        self._transport = transport
+        self._protocol = protocol
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        unread = self._protocol.conn.their_state is h11.SEND_BODY
+        if unread and not self._transport.is_closing():
+            self._protocol._close_after_drain()
+        else:
+            self._transport.close()
 
 
 def _head_size(scope) -> int:
