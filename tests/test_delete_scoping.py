@@ -201,26 +201,36 @@ def component_item(name: str) -> dict:
             "LastModifiedTime": NOW}
 
 
-def test_component_models_of_a_namesake_component_are_kept():
-    assert components.model_base(LONG) == components.model_base(ALIKE)
+def models_of_long(models: list[str], alike_runs: str, tags: list[list[dict]]
+                   ) -> tuple[set[str], dict[str, str]]:
+    """``components.models_of`` for LONG, on a stubbed real client: ``models`` listed,
+    ALIKE (same cut) running ``alike_runs``, and each model looked at answering ``tags``."""
     sm = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x",
                       aws_secret_access_key="x")
     cut = components.model_base(LONG)
-    mine, theirs, older = (f"{cut}-20261201-12000{i}-abcdef" for i in range(3))
     with Stubber(sm) as stub:
         stub.add_response("list_models", {"Models": [
-            {"ModelName": m, "ModelArn": ARN, "CreationTime": NOW}
-            for m in (mine, theirs, older)]}, {"NameContains": cut})
+            {"ModelName": m, "ModelArn": ARN, "CreationTime": NOW} for m in models]},
+            {"NameContains": cut})
         stub.add_response("list_inference_components", {"InferenceComponents": [
             component_item(LONG), component_item(ALIKE)]}, {"NameContains": cut[:-3]})
-        described = {**component_item(ALIKE), "Specification": {"ModelName": theirs}}
+        described = {**component_item(ALIKE), "Specification": {"ModelName": alike_runs}}
         described.pop("VariantName")
         stub.add_response("describe_inference_component", described,
                           {"InferenceComponentName": ALIKE})
-        stub.add_response("list_tags", {"Tags": [{"Key": names.TAG, "Value": "search"}]},
-                          {"ResourceArn": ARN})
-        ours, kept = components.models_of(sm, "search", LONG, running=mine)
+        for answer in tags:
+            stub.add_response("list_tags", {"Tags": answer}, {"ResourceArn": ARN})
+        found = components.models_of(sm, "search", LONG, running=models[0])
         stub.assert_no_pending_responses()
+    return found
+
+
+def test_component_models_of_a_namesake_component_are_kept():
+    assert components.model_base(LONG) == components.model_base(ALIKE)
+    cut = components.model_base(LONG)
+    mine, theirs, older = (f"{cut}-20261201-12000{i}-abcdef" for i in range(3))
+    ours, kept = models_of_long([mine, theirs, older], theirs,
+                                [[{"Key": names.TAG, "Value": "search"}]])
     assert ours == {mine}
     assert kept == {f"model {theirs}": f"kept (component {ALIKE} runs it)",
                     f"model {older}": f"kept (component {ALIKE} has the same 37-character"
@@ -261,25 +271,10 @@ def test_purge_sees_an_archive_a_component_serves():
 def test_component_tag_tells_namesake_components_models_apart():
     """A model tagged with the component it was made for is pruned with that component,
     whichever components share its name's cut."""
-    sm = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x",
-                      aws_secret_access_key="x")
     cut = components.model_base(LONG)
     mine, older, theirs = (f"{cut}-20261201-12000{i}-abcdef" for i in range(3))
-    with Stubber(sm) as stub:
-        stub.add_response("list_models", {"Models": [
-            {"ModelName": m, "ModelArn": ARN, "CreationTime": NOW}
-            for m in (mine, older, theirs)]}, {"NameContains": cut})
-        stub.add_response("list_inference_components", {"InferenceComponents": [
-            component_item(LONG), component_item(ALIKE)]}, {"NameContains": cut[:-3]})
-        described = {**component_item(ALIKE), "Specification": {"ModelName": f"{cut}-other"}}
-        described.pop("VariantName")
-        stub.add_response("describe_inference_component", described,
-                          {"InferenceComponentName": ALIKE})
-        for owner in (LONG, ALIKE):
-            stub.add_response("list_tags", {"Tags": [
-                {"Key": names.TAG, "Value": "search"},
-                {"Key": names.COMPONENT_TAG, "Value": owner}]}, {"ResourceArn": ARN})
-        ours, kept = components.models_of(sm, "search", LONG, running=mine)
-        stub.assert_no_pending_responses()
+    ours, kept = models_of_long([mine, older, theirs], f"{cut}-other", [
+        [{"Key": names.TAG, "Value": "search"}, {"Key": names.COMPONENT_TAG, "Value": owner}]
+        for owner in (LONG, ALIKE)])
     assert ours == {mine, older}
     assert kept == {f"model {theirs}": f"kept (made for component {ALIKE})"}
