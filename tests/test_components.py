@@ -210,6 +210,8 @@ def expect_scaling(fake: StubbedAws, config) -> None:
     aas.add_response("put_scaling_policy", {"PolicyARN": "arn:step"},
                      component_scaling.step_request(config))
     cw.add_response("put_metric_alarm", {}, component_scaling.alarm_request(config, "arn:step"))
+    cw.add_response("describe_alarms", {"MetricAlarms": []},
+                    {"AlarmNames": [f"{config.component}-scale-out-from-zero"]})
 
 
 def test_component_joins_an_existing_endpoint(capsys):
@@ -534,6 +536,17 @@ def test_delete_without_component_names_the_components():
         components.refuse_if_hosting(fake.client("sagemaker"), "search")
 
 
+def test_component_status_without_autoscaling_rights_says_so():
+    from deploy.sagemaker import status
+
+    fake = StubbedAws()
+    fake.stubs["application-autoscaling"].add_client_error(
+        "describe_scalable_targets", "AccessDeniedException", "not authorized")
+    assert status._component_scaling_words(fake, "minilm-en") == (
+        "unreadable (AccessDeniedException)")
+    fake.done()
+
+
 def test_the_stubbed_client_still_validates_requests():
     """Why a Stubber test also checks the request against the service model."""
     from botocore.exceptions import ParamValidationError
@@ -607,6 +620,10 @@ def test_an_async_endpoint_named_like_the_component_keeps_its_wake_alarm_against
     cloudwatch.delete_alarms(AlarmNames=["minilm-en-scale-out-from-zero"])
     older = {**component_scaling.alarm_request(config, "arn:step"),
              "AlarmName": "minilm-en-scale-out-from-zero"}
+    cloudwatch.put_metric_alarm(**older)
+    component_scaling.put_policies(fake, config)  # a redeploy: one alarm, the new name
+    assert [a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"]] == [
+        component_scaling.alarm_name("minilm-en")]
     cloudwatch.put_metric_alarm(**older)
     component_scaling.remove(fake, "minilm-en")
     assert not cloudwatch.describe_alarms()["MetricAlarms"]

@@ -370,3 +370,26 @@ def test_merge_keeps_each_answers_order_among_equal_scores():
     assert [r["index"] for r in merged] == [2, 0, 4, 3, 1]
     with pytest.raises(RerankClientError, match="without a score"):
         merge([{"results": [{"index": 0}]}], [(0, 1)], None, False)
+
+
+def test_an_async_call_is_not_sent_again_after_a_closed_connection(moto):
+    """SageMaker may have queued it before the connection closed: a second call would
+    queue (and bill) it twice.  The upload is deleted: this call is abandoned."""
+    from botocore.exceptions import ConnectionClosedError
+
+    s3 = boto3.client("s3", endpoint_url=moto, region_name="us-east-1")
+    s3.create_bucket(Bucket="async")
+    c = RerankClient("reranker-async", region="us-east-1",
+                     session=boto3.Session(region_name="us-east-1"), endpoint_url=moto,
+                     s3_endpoint_url=moto, backoff=0.01)
+    calls = []
+
+    def closed(**_):
+        calls.append(1)
+        raise ConnectionClosedError(endpoint_url=moto)
+    c.runtime.meta.events.register("before-send.sagemaker-runtime.InvokeEndpointAsync", closed)
+    with pytest.raises(ConnectionClosedError):
+        c.rerank_async(QUERY, DOCS[:2], input_location="s3://async/in/", poll_seconds=0.01,
+                       timeout=5)
+    assert calls == [1]
+    assert s3.list_objects_v2(Bucket="async", Prefix="in/").get("KeyCount", 0) == 0

@@ -51,7 +51,9 @@ def service_errors(operation: str, params: dict) -> str:
     ({"tags": "team"}, "'team' is not key=value"),
     ({"tags": "aws:owner=me"}, "aws: are AWS's own"),
     ({"tags": "reranker-component=x"}, "a tag this tool sets itself"),
-    ({"tags": ",".join(f"k{i}=v" for i in range(49))}, "at most 48 tags"),
+    ({"tags": ",".join(f"k{i}=v" for i in range(50))}, "at most 49 tags"),
+    ({"mode": "component", "component": "c", "tags": ",".join(f"k{i}=v" for i in range(49))},
+     "at most 48 tags for an inference component"),
 ])
 def test_impossible_settings_are_refused_before_any_call(values, needle):
     with pytest.raises(UserError, match=needle):

@@ -60,9 +60,9 @@ class PrefixBatcher(Worker):
             if not members:
                 continue
             rows = [row for job, g in members for row in job.groups[g].rows]
-            owners = [job for job, g in members for _ in job.groups[g].rows]
+            row_jobs = [job for job, g in members for _ in job.groups[g].rows]
             try:
-                logits = self.score_prefix(list(prefix), rows, owners)
+                logits = self.score_prefix(list(prefix), rows, row_jobs)
             except PayloadTooLarge as exc:  # the prefix itself does not fit: its requests fail
                 for job, _ in members:
                     job.error = job.error or exc
@@ -80,10 +80,11 @@ class PrefixBatcher(Worker):
                 offset += count
 
     def score_prefix(self, prefix: list[int], rows: list[list[int]],
-                     owners: list[Job] | None = None) -> np.ndarray:
-        """One prefix, computed once, and all its continuations.  With ``owners`` (each
+                     row_jobs: list[Job] | None = None) -> np.ndarray:
+        """One prefix, computed once, and all its continuations.  With ``row_jobs`` (each
         row's job), the rows of a job cancelled or closed meanwhile are dropped before each
         batch (their logits are NaN): one query's thousand documents are one prefix."""
+        jobs = list(dict.fromkeys(row_jobs)) if row_jobs is not None else []
         started = time.perf_counter()
         cache = self._backend.prefix(prefix)
         # Metrics count what was computed: the prefix pass goes with the first batch; a
@@ -95,9 +96,9 @@ class PrefixBatcher(Worker):
         out: list[np.ndarray | None] = [None] * len(rows)
         failed: list[int] = []
         for batch in plan_batches(lengths, self.token_budget, self.max_rows):
-            if owners is not None:
-                self._check_live(list(dict.fromkeys(owners)))
-                batch = [i for i in batch if owners[i].error is None]
+            if row_jobs is not None:
+                self._check_live(jobs)
+                batch = [i for i in batch if row_jobs[i].error is None]
                 if not batch:
                     continue
             ids, real = self._padded([rows[i] for i in batch])

@@ -167,21 +167,21 @@ def encode_json(obj) -> bytes:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
+# OpenSearch's JsonPath (json-smart) reads a number longer than 18 characters as a BigDecimal,
+# which ml-commons' built-in Cohere rerank post-process cannot cast to Double.
+NUMBER_CHARS = 18
+
+
 def as_float(x) -> float:
-    """Plain Python float for JSON (numpy floats break json.dumps in the DLC), written in at
-    most ``NUMBER_CHARS`` characters."""
+    """Plain Python float for JSON (numpy floats break json.dumps in the DLC), with as many
+    significant digits as fit in ``NUMBER_CHARS`` characters: 15 or 16 for a score in 0..1
+    (its float32 logit knows 7 or so; a relevance near 1.0 keeps telling logits apart up to
+    about 35), fewer only for extreme exponents."""
     value = float(x)
     if not math.isfinite(value):
         return 0.0
-    for digits in range(SCORE_DIGITS, 0, -1):
+    for digits in range(17, 0, -1):
         cut = float(f"{value:.{digits}g}")
         if len(repr(cut)) <= NUMBER_CHARS:
             return cut
     return value  # |value| >= 1e15 is written whole: no logit comes near
-
-
-# OpenSearch's JsonPath (json-smart) reads a number longer than 18 characters as a BigDecimal,
-# which ml-commons' built-in Cohere rerank post-process cannot cast to Double.  Scores come
-# from float32 logits, so 12 significant digits (fewer only for extreme exponents) keep all
-# they know.
-NUMBER_CHARS, SCORE_DIGITS = 18, 12

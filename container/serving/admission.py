@@ -33,4 +33,3 @@ class Admission:
                 given_back = True
                 self.in_flight -= 1
         return give_back
-

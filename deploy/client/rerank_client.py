@@ -128,7 +128,8 @@ class RerankClient:
         """For async endpoints: upload each request to ``input_location`` (an s3:// prefix,
         or an object name ending in .json, numbered when the documents need several
         requests), call InvokeEndpointAsync, poll the output locations until every answer is
-        there (``timeout`` for all of them together), then delete the uploaded requests.
+        there (``timeout`` for all of them together), then delete the uploaded requests
+        (also after a failure; kept after a timeout, as SageMaker may still read them).
         Each request is held to the real-time payload limit: the container reads an async
         request's body as it reads any other (SERVE_MAX_PAYLOAD_BYTES, 6 MB)."""
         _check(query, documents, top_n, instruction)
@@ -159,11 +160,16 @@ class RerankClient:
             deadline = time.monotonic() + timeout
             answers = [_await_output(s3, out, fail, poll_seconds, deadline, timeout)
                        for out, fail in pending]
-        finally:
-            # Answered, failed or given up on: the uploaded requests are no longer needed
-            # (a request still queued has been read by then, or fails without them).
-            for bucket, key in uploaded:
-                _quietly(s3.delete_object, Bucket=bucket, Key=key)
+        except TimeoutError:
+            # Still queued (an endpoint waking from zero): SageMaker reads a request when it
+            # dequeues it, so the uploads stay, and its answer may still come.
+            raise
+        except Exception:
+            # A failure answered or a call refused: this call is abandoned, and with it the
+            # requests still queued (an interrupt keeps them, as a timeout does).
+            _delete(s3, uploaded)
+            raise
+        _delete(s3, uploaded)  # answered: no longer needed
         return merge(answers, batches, top_n, return_documents)
 
     # ------------------------------------------------------------ splitting
@@ -339,6 +345,11 @@ def _quietly(call, **kwargs) -> None:
         pass  # a request left behind costs a few bytes; the answers are what matter
 
 
+def _delete(s3, uploaded: list[tuple[str, str]]) -> None:
+    for bucket, key in uploaded:
+        _quietly(s3.delete_object, Bucket=bucket, Key=key)
+
+
 def _await_output(s3, output: str, failure: str | None, poll: float, deadline: float,
                   timeout: float) -> dict:
     """The answer at ``output`` (or the error at ``failure``) once it is there.  S3 answers a
@@ -361,5 +372,7 @@ def _await_output(s3, output: str, failure: str | None, poll: float, deadline: f
                 raise RerankClientError(f"async inference failed ({uri}): {body[:500]!r}")
             return _decode(body)
         if time.monotonic() > deadline:
-            raise TimeoutError(f"no async result at {output} after {timeout:.0f} s")
+            raise TimeoutError(f"no async result at {output} after {timeout:.0f} s (the"
+                               " request may still be queued: its input is kept, and the"
+                               " answer will land there)")
         time.sleep(poll)

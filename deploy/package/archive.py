@@ -226,7 +226,9 @@ def _inside(path: str, root: Path) -> bool:
 
 
 def safe_extract(archive: Path, dest: Path) -> list[str]:
-    """Extract after checking every entry; nothing is written if any entry is refused."""
+    """Extract after checking every entry: nothing is written if any entry is refused.  A
+    damaged archive is found only once it has been read to its end, after extracting: the
+    caller's folder then holds part of it (callers extract into a folder of their own)."""
     dest.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive, "r:*") as tar:
@@ -261,8 +263,12 @@ def check_end(tar: tarfile.TarFile) -> None:
     stream.seek(tar.offset)
     while chunk := stream.read(1 << 20):
         if chunk.count(0) != len(chunk):
-            raise tarfile.ReadError("a damaged entry header: the archive's entries go on"
-                                    " after it")
+            raise DamagedArchive("a damaged entry header: the archive's entries go on after"
+                                 " it")
+
+
+class DamagedArchive(tarfile.TarError):
+    """Not a ReadError (whose message says "not a tar archive"): this one names the damage."""
 
 
 def _readable_as_umask_allows(path: str) -> None:

@@ -47,7 +47,7 @@ def verify(model_dir: Path, backend: str = "torch") -> dict:
 
     hf_logging.disable_progress_bar()  # a weight-loading bar per check is noise
     llm = model_kind.is_llm(model_kind.read_config(model_dir))
-    dtype = "bfloat16" if llm and backend == "torch" else "auto"
+    dtype = "bfloat16" if llm and backend != "onnx" else "auto"  # an LLM runs on torch
     _check_memory(weights.parameter_count(model_dir) * (2 if dtype == "bfloat16" else 4))
     try:
         engine = Reranker.from_dir(str(model_dir), Settings(warmup=False, backend=backend,
@@ -75,9 +75,10 @@ def _check_memory(weight_bytes: int) -> None:
     needed = weight_bytes * 1.2
     if free is not None and needed > free:
         raise UserError(f"checking that the model loads needs about {needed / 1e9:.1f} GB of"
-                        f" memory and {free / 1e9:.1f} GB is free: package it on a larger"
-                        " machine, or with --no-check (NO_CHECK=1 under make; the archive is"
-                        " then not known to serve)")
+                        f" memory and {free / 1e9:.1f} GB is free: check it on a larger"
+                        " machine, or skip the check (package --no-check, NO_CHECK=1 under"
+                        " make; inspect without --check): the archive is then not known to"
+                        " serve")
 
 
 def _available_bytes() -> int | None:

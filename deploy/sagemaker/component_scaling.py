@@ -123,7 +123,18 @@ def put_policies(aws, config) -> None:
     aas.put_scaling_policy(**tracking_request(config))
     if config.min_copies == 0:
         arn = aas.put_scaling_policy(**step_request(config))["PolicyARN"]
-        aws.client("cloudwatch").put_metric_alarm(**alarm_request(config, arn))
+        cloudwatch = aws.client("cloudwatch")
+        cloudwatch.put_metric_alarm(**alarm_request(config, arn))
+        _drop_older_alarm(cloudwatch, config.component)
+
+
+def _drop_older_alarm(cloudwatch, component: str) -> None:
+    """The alarm this component had under its older name (its step policy's action too),
+    which would otherwise add a second copy on each wake: deleted once the new one is put."""
+    older = _older_alarm_name(component)
+    found = cloudwatch.describe_alarms(AlarmNames=[older])["MetricAlarms"]
+    if any(_watches(alarm, component) for alarm in found):
+        quietly(cloudwatch.delete_alarms, AlarmNames=[older])
 
 
 def scaling_of(aws, component: str) -> dict | None:

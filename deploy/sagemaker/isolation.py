@@ -27,7 +27,9 @@ _GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
 _KEY_ARN = re.compile(r"^arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-zA-Z-]{1,128}$")
 _TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
 _TAG_VALUE = re.compile(r"^[\w.:/=+\-@ ]{0,256}$")
-MAX_SUBNETS, MAX_GROUPS, MAX_TAGS = 16, 5, 48  # two of the 50 are ours (endpoint, component)
+# Of the 50 tags a resource takes, ours: the endpoint's, and on a component's models the
+# component's too.
+MAX_SUBNETS, MAX_GROUPS, MAX_TAGS, MAX_COMPONENT_TAGS = 16, 5, 49, 48
 # deploy.sagemaker.names.TAG and COMPONENT_TAG (names imports this module)
 _OWN_TAGS = ("reranker-endpoint", "reranker-component")
 
@@ -117,8 +119,10 @@ def user_tags(config) -> list[dict]:
             raise UserError(f"{config.name('tags')}: the key {key!r} is given twice (AWS"
                             " refuses duplicate tag keys)")
         tags.append({"Key": key, "Value": value})
-    if len(tags) > MAX_TAGS:
-        raise UserError(f"{config.name('tags')}: at most {MAX_TAGS} tags")
+    limit = MAX_COMPONENT_TAGS if config.mode == "component" else MAX_TAGS
+    if len(tags) > limit:
+        raise UserError(f"{config.name('tags')}: at most {limit} tags"
+                        + (" for an inference component" if limit == MAX_COMPONENT_TAGS else ""))
     return tags
 
 

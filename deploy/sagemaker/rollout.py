@@ -89,7 +89,8 @@ def check_kind(sm, config, current: dict | None) -> None:
         raise UserError(f"endpoint {endpoint} hosts inference components: deploy onto it with"
                         f" {mode}=component and a {config.name('component')}, or pick another"
                         f" {config.name('endpoint')}")
-    was_async = "AsyncInferenceConfig" in described
+    # DescribeEndpoint says so too, where the config has been deleted by hand.
+    was_async = "AsyncInferenceConfig" in described or "AsyncInferenceConfig" in current
     if was_async != (config.mode == "async"):
         kind = "an async" if was_async else "a real-time or serverless"
         raise UserError(f"endpoint {endpoint} is {kind} endpoint and SageMaker cannot update"

@@ -110,10 +110,16 @@ def _component_rows(aws, sm, component: str) -> list[tuple[str, str]]:
         raise UserError(f"inference component {component} does not exist")
     model = found.get("Specification", {}).get("ModelName")
     container = resources.model_of(sm, model).get("PrimaryContainer", {}) if model else {}
-    target = component_scaling.scaling_of(aws, component)
     data = resources.model_data_of(container)
     return [("image", container.get("Image")), ("model data", data),
             *served_manifest.rows(aws, data),
-            ("autoscaling", f"{target['MinCapacity']}..{target['MaxCapacity']} copies"
-             if target else "off"),
+            ("autoscaling", _component_scaling_words(aws, component)),
             *_rollback_rows(aws, guardrails.component_owner(component))]
+
+
+def _component_scaling_words(aws, component: str) -> str:
+    try:
+        target = component_scaling.scaling_of(aws, component)
+    except (ClientError, BotoCoreError) as exc:  # an identity without autoscaling rights
+        return f"unreadable ({error_code(exc)})"
+    return f"{target['MinCapacity']}..{target['MaxCapacity']} copies" if target else "off"

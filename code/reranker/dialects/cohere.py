@@ -48,7 +48,7 @@ def parse(body: dict) -> RerankRequest:
 def _rank_fields(body: dict) -> list[str] | None:
     if body.get("rank_fields") is None:
         return None
-    return fields.strings(body, "rank_fields")
+    return fields.strings(body, "rank_fields", documents=False)
 
 
 def _document_text(doc, index: int, rank_fields: list[str] | None) -> str:

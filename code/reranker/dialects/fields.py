@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import os
+
 from ..errors import InvalidRequest, PayloadTooLarge
 from ..settings import Settings, SettingsError
 
@@ -33,7 +36,9 @@ def text(body: dict, field: str, *, label: str | None = None, allow_empty: bool 
     return value
 
 
-def array(body: dict, field: str) -> list:
+def array(body: dict, field: str, *, documents: bool = True) -> list:
+    """A non-empty array; ``documents``: its items are documents (or pairs), held to
+    RERANK_MAX_DOCUMENTS."""
     value = body.get(field, _MISSING)
     if value is _MISSING:
         raise InvalidRequest(f"{field} is required", field=field)
@@ -41,7 +46,8 @@ def array(body: dict, field: str) -> list:
         raise InvalidRequest(f"{field} must be an array, got {_kind(value)}", field=field)
     if not value:
         raise InvalidRequest(f"{field} must not be empty", field=field)
-    check_count(len(value), field)
+    if documents:
+        check_count(len(value), field)
     return value
 
 
@@ -50,17 +56,28 @@ def check_count(count: int, field: str) -> None:
     few kilobytes of gzip can hold millions of empty strings, each a pair to build before
     the engine refuses them.  The engine checks its own setting again; this one is read from
     the environment, where the server and the DLC take it."""
-    try:
-        limit = Settings.from_env().max_documents
-    except SettingsError:  # the engine refused to load on it: nothing to hold to here
-        return
-    if count > limit:
+    limit = _document_limit(os.environ.get(_LIMIT_VARIABLE))
+    if limit is not None and count > limit:
         raise PayloadTooLarge(f"{count} documents in one request; the limit is {limit}"
                               " (RERANK_MAX_DOCUMENTS): split them across requests", field=field)
 
 
-def strings(body: dict, field: str) -> list[str]:
-    values = array(body, field)
+_LIMIT_VARIABLE = "RERANK_MAX_DOCUMENTS"
+
+
+@functools.lru_cache(maxsize=4)
+def _document_limit(raw: str | None) -> int | None:
+    """The setting's value, read as Settings reads it (once per value); None when it does
+    not read (the engine refused to load on it: nothing to hold to here)."""
+    env = {} if raw is None else {_LIMIT_VARIABLE: raw}
+    try:
+        return Settings.from_env(env).max_documents
+    except SettingsError:
+        return None
+
+
+def strings(body: dict, field: str, *, documents: bool = True) -> list[str]:
+    values = array(body, field, documents=documents)
     for i, value in enumerate(values):
         if not isinstance(value, str):
             raise InvalidRequest(f"{field}[{i}] must be a string, got {_kind(value)}",
