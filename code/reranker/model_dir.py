@@ -57,8 +57,7 @@ class ModelDir:
         """The model embeds which text of the pair a token belongs to (BERT's segment ids,
         ``type_vocab_size`` above 1): it was trained with them, whatever a generic
         tokenizer's class says in a given transformers version."""
-        size = self.config.get("type_vocab_size")
-        return isinstance(size, int) and not isinstance(size, bool) and size > 1
+        return takes_segments(self.config)
 
     def onnx_path(self, variant: str) -> str:
         """Where the ``fp32``/``int8`` ONNX file is (or would be) in this directory."""
@@ -116,6 +115,12 @@ def config_problem(config: Mapping) -> str | None:
     if not all(isinstance(a, str) for a in config.get("architectures") or []):
         return "architectures must be a list of class names"
     return None
+
+
+def takes_segments(config: Mapping) -> bool:
+    """config.json gives the model segment embeddings (``type_vocab_size`` above 1)."""
+    size = config.get("type_vocab_size")
+    return isinstance(size, int) and not isinstance(size, bool) and size > 1
 
 
 def num_labels(config: Mapping) -> int:

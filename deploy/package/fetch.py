@@ -18,6 +18,7 @@ from pathlib import Path
 
 from deploy.errors import UserError, first_line
 from deploy.package import archive, model_kind
+from reranker.model_dir import takes_segments
 
 CONFIG_FILES = ["config.json"]
 # chat_template.jinja: where recent transformers save a chat template, which may be an LLM
@@ -280,8 +281,7 @@ def _takes_segments(staging: Path) -> bool:
         config = json.loads((staging / "config.json").read_text())
     except (OSError, ValueError):
         return False
-    size = config.get("type_vocab_size") if isinstance(config, dict) else None
-    return isinstance(size, int) and not isinstance(size, bool) and size > 1
+    return isinstance(config, dict) and takes_segments(config)
 
 
 def module_configs(source: Path) -> list[str]:
