@@ -14,7 +14,7 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy.errors import UserError
-from deploy.sagemaker import names
+from deploy.sagemaker import guardrails, names
 from deploy.sagemaker.resources import quietly
 
 NAMESPACE = "sagemaker"
@@ -34,7 +34,7 @@ def resource_id(component: str) -> str:
 def alarm_name(component: str) -> str:
     """Named as guardrails names a component's alarms: an async endpoint named like the
     component has ``<endpoint>-scale-out-from-zero``, and alarm names are account-wide."""
-    return f"{component}-component-scale-out-from-zero"
+    return f"{guardrails.component_owner(component)}-scale-out-from-zero"
 
 
 def _older_alarm_name(component: str) -> str:

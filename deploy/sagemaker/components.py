@@ -150,9 +150,9 @@ def _listed(sm, **filters) -> list[dict]:
 
 
 def hosts_components(sm, endpoint: dict) -> bool:
-    """An endpoint made for components: its variants name an instance type but no model."""
-    variants = resources.config_variants(sm, endpoint["EndpointConfigName"])
-    return bool(variants) and all("ModelName" not in v for v in variants)
+    """An endpoint made for components (resources.made_for_components)."""
+    return resources.made_for_components(
+        resources.config_variants(sm, endpoint["EndpointConfigName"]))
 
 
 def check_endpoint(sm, config, current: dict | None) -> str:

@@ -247,6 +247,12 @@ def _spare(serving: dict[str, str], group: set[str], what: str, kept: dict) -> N
         kept[f"{what} {name}"] = f"kept (endpoint {serving[name]} serves it)"
 
 
+def made_for_components(variants: list[dict]) -> bool:
+    """An endpoint config for inference components: its variants name an instance type but
+    no model."""
+    return bool(variants) and all("ModelName" not in v for v in variants)
+
+
 def config_variants(sm, name: str) -> list[dict]:
     try:
         return sm.describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"]

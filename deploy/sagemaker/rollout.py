@@ -83,9 +83,8 @@ def check_kind(sm, config, current: dict | None) -> None:
     name = current["EndpointConfigName"]
     described = resources.described(sm.describe_endpoint_config, "DescribeEndpointConfig",
                                     name, EndpointConfigName=name) or {}
-    variants = described.get("ProductionVariants") or []
     endpoint, mode = config.endpoint, config.name("mode")
-    if variants and all("ModelName" not in v for v in variants):
+    if resources.made_for_components(described.get("ProductionVariants") or []):
         raise UserError(f"endpoint {endpoint} hosts inference components: deploy onto it with"
                         f" {mode}=component and a {config.name('component')}, or pick another"
                         f" {config.name('endpoint')}")
