@@ -48,13 +48,25 @@ class FakeMlCommons:
                 return 404, {"error": {"type": "index_not_found_exception",
                                        "reason": "no such index [.plugins-ml-model]"}}
             name = body["query"]["term"]["name.keyword"]
-            hits = [{"_id": k, "_source": v} for k, v in store.items() if v["name"] == name]
+            # SearchConnectorTransportAction excludes the credential from every hit.
+            hits = [{"_id": k, "_source": {f: x for f, x in v.items() if f != "credential"}}
+                    for k, v in store.items() if v["name"] == name]
             return 200, {"hits": {"total": {"value": len(hits)}, "hits": hits}}
         if (method, path) == ("POST", "/_plugins/_ml/connectors/_create"):
             assert {"name", "protocol", "credential", "actions", "parameters"} <= set(body)
             connector_id = f"conn-{len(self.connectors) + 1}"
-            self.connectors[connector_id] = body
+            self.connectors[connector_id] = _stored(body)
             return 200, {"connector_id": connector_id}
+        match = re.fullmatch(r"/_plugins/_ml/connectors/([^/]+)", path)
+        if match and method == "PUT" and match.group(1) in self.connectors:
+            users = [k for k, m in self.models.items() if m["connector_id"] == match.group(1)
+                     and m["model_state"] == "DEPLOYED"]
+            if users:  # UpdateConnectorTransportAction.updateUndeployedConnector
+                return 400, {"error": {"reason": f"{len(users)} models are still using this"
+                                                 " connector, please undeploy the models first"},
+                             "status": 400}
+            self.connectors[match.group(1)].update(_stored(body))  # fields are never dropped
+            return 200, {"_id": match.group(1), "result": "updated"}
         if (method, path) == ("POST", "/_plugins/_ml/models/_register"):
             if body.get("connector_id") not in self.connectors:
                 return 400, {"error": {"reason": "Failed to find connector"}, "status": 400}
@@ -63,18 +75,27 @@ class FakeMlCommons:
             self.models[model_id] = {**body, "model_state": state}
             return 200, {"task_id": f"task-{model_id}", "status": "CREATED",
                          "model_id": model_id}
-        match = re.fullmatch(r"/_plugins/_ml/models/([^/]+)(/_deploy)?", path)
+        match = re.fullmatch(r"/_plugins/_ml/models/([^/]+)(/_deploy|/_undeploy)?", path)
         if match and match.group(1) in self.models:
             model = self.models[match.group(1)]
-            if match.group(2):
+            if match.group(2) == "/_deploy":
                 model["model_state"] = "DEPLOYED"
                 return 200, {"task_id": "task-deploy", "status": "CREATED"}
+            if match.group(2) == "/_undeploy":
+                model["model_state"] = "UNDEPLOYED"
+                return 200, {"node-1": {"stats": {match.group(1): "UNDEPLOYED"}}}
             return 200, {"name": model["name"], "model_state": model["model_state"]}
         match = re.fullmatch(r"/_search/pipeline/([^/]+)", path)
         if match and method == "PUT":
             self.pipelines[match.group(1)] = body
             return 200, {"acknowledged": True}
         return 404, {"error": {"reason": f"no handler for {method} {path}"}}
+
+
+def _stored(body: dict) -> dict:
+    """A connector as ml-commons keeps it: the action type as its enum's name."""
+    actions = [{**a, "action_type": a["action_type"].upper()} for a in body.get("actions", [])]
+    return {**body, **({"actions": actions} if actions else {})}
 
 
 @pytest.fixture
@@ -176,6 +197,62 @@ def test_an_undeployed_model_is_deployed(fake, tmp_path):
     assert run.returncode == 0, run.stderr
     assert "POST /_plugins/_ml/models/model-1/_deploy" in calls(fake)
     assert "model_id: model-1 (existing, DEPLOYED)" in run.stdout
+
+
+def test_a_connector_with_old_settings_is_updated_in_place(fake, tmp_path):
+    """Say an earlier version wrote another request body, or the endpoint moved region:
+    the re-run updates the connector (undeploying its model, as ml-commons requires) and
+    deploys the model again; ids stay the same."""
+    assert apply(fake, tmp_path).returncode == 0
+    wanted = json.loads(json.dumps(fake.connectors["conn-1"]))
+    fake.connectors["conn-1"]["actions"][0]["request_body"] = '{"query": "old"}'
+    fake.connectors["conn-1"]["parameters"]["region"] = "eu-west-1"
+    fake.requests.clear()
+    run = apply(fake, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert calls(fake) == [
+        "POST /_plugins/_ml/connectors/_search",
+        "POST /_plugins/_ml/models/_search",
+        "POST /_plugins/_ml/models/model-1/_undeploy",
+        "PUT /_plugins/_ml/connectors/conn-1",
+        "POST /_plugins/_ml/models/_search",
+        "GET /_plugins/_ml/models/model-1",
+        "POST /_plugins/_ml/models/model-1/_deploy",
+        "GET /_plugins/_ml/models/model-1",
+        "PUT /_search/pipeline/my-reranker-rerank-cohere",
+    ]
+    assert fake.connectors["conn-1"] == wanted
+    assert "connector_id: conn-1 (updated: parameters, request_body)" in run.stdout
+    assert "model_id: model-1 (existing, DEPLOYED)" in run.stdout
+    assert len(fake.connectors) == 1 and len(fake.models) == 1
+
+
+def test_a_refused_update_deploys_the_model_again(fake, tmp_path):
+    assert apply(fake, tmp_path).returncode == 0
+    fake.connectors["conn-1"]["actions"][0]["url"] = "https://old.example/invocations"
+    fake.fail[("PUT", "/_plugins/_ml/connectors/conn-1")] = (
+        403, {"error": {"reason": "no permission to update the connector"}, "status": 403})
+    run = apply(fake, tmp_path)
+    assert run.returncode == 2
+    [line] = run.stderr.strip().splitlines()
+    assert "updating connector conn-1: OpenSearch answered 403" in line
+    assert "model model-1 deployed again as it was" in line
+    assert fake.models["model-1"]["model_state"] == "DEPLOYED"
+
+
+def test_a_self_managed_update_keeps_the_keys_it_has(fake, tmp_path):
+    flags = ["--flavour", "self-managed", "--account", "123456789012"]
+    env = {"OPENSEARCH_USER": "admin", "OPENSEARCH_PASSWORD": "pw"}
+    assert apply(fake, tmp_path, *flags, "--send-aws-credentials", env=env).returncode == 0
+    keys = dict(fake.connectors["conn-1"]["credential"])
+    fake.connectors["conn-1"]["description"] = "made by hand"
+    fake.requests.clear()
+    run = apply(fake, tmp_path, *flags, env=env)
+    assert run.returncode == 0, run.stderr
+    [update] = [r for r in fake.requests if r["method"] == "PUT" and "/connectors/" in r["path"]]
+    assert "credential" not in update["body"]
+    assert fake.connectors["conn-1"]["credential"] == keys
+    assert "(updated: description)" in run.stdout
 
 
 def test_each_pattern_gets_its_own_connector_and_pipeline(fake, tmp_path):

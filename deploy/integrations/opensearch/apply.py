@@ -1,8 +1,12 @@
 """``--apply``: create the connector, register and deploy the model, put the pipeline.
 
 Idempotent: the connector and the model are looked up by name first and reused, so a
-re-run creates nothing twice; the pipeline PUT replaces itself.  A refusal from the
-cluster stops the run with one line that says what had already been done.
+re-run creates nothing twice; the pipeline PUT replaces itself.  A connector whose settings
+differ from what this version emits (another region, header or request body) is updated in
+place, so a re-run after an upgrade or a change never leaves the cluster on the old ones;
+ml-commons updates only a connector no deployed model uses, so its model is undeployed for
+the update and deployed again.  A refusal from the cluster stops the run with one line that
+says what had already been done.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ _READY = ("DEPLOYED",)
 _BUSY = ("DEPLOYING",)
 _RETRY_GRACE_S = 10.0  # a failed model asked to deploy again may read failed this long
 _FAILED = ("DEPLOY_FAILED", "FAILED")
+_IDLE = ("REGISTERED", "UNDEPLOYED", *_FAILED)  # nothing to undeploy
 
 
 def run(client, pattern: Pattern, target: Target, *, send_aws_credentials: bool = False,
@@ -61,27 +66,88 @@ def _find(client, kind: str, name: str) -> list[dict]:
 
 
 def _connector(client, pattern, target, name, send_keys) -> tuple[str, str]:
+    body = patterns.connector(pattern, target)
     found = _find(client, "connectors", name)
     if found:
-        return found[0]["_id"], "existing"
-    body = patterns.connector(pattern, target)
-    if target.flavour != "aws":
-        if not send_keys:
-            raise UserError(
-                "a self-managed cluster signs with access keys, which this tool never writes:"
-                " pass --send-aws-credentials to send your current AWS session's keys in the"
-                " create-connector request only, or fill and send 01-create-connector.json"
-                " yourself")
-        body["credential"] = cluster.aws_keys()
-        if "session_token" in body["credential"]:
-            print("note: these AWS keys are temporary (they carry a session token): the"
-                  " connector stops signing when they expire, within hours; give it a"
-                  " dedicated IAM user's keys for a connector that lasts", file=sys.stderr)
-    answer = call(client, "POST", "/_plugins/_ml/connectors/_create", body)
+        current = min(found, key=lambda hit: bool(changed_fields(hit["_source"], body)))
+        changed = changed_fields(current["_source"], body)
+        if not changed:
+            return current["_id"], "existing"
+        _update(client, current["_id"], name, _credentialed(body, target, send_keys, False))
+        return current["_id"], "updated: " + ", ".join(changed)
+    answer = call(client, "POST", "/_plugins/_ml/connectors/_create",
+                  _credentialed(body, target, send_keys, True))
     connector_id = (answer or {}).get("connector_id")
     if not connector_id:
         raise ClusterError(f"the create-connector answer has no connector_id: {answer}")
     return connector_id, "created"
+
+
+def _credentialed(body: dict, target: Target, send_keys: bool, creating: bool) -> dict:
+    """The body to send.  A self-managed cluster signs with keys sent only when asked; an
+    update without them keeps the keys the connector has (ml-commons never drops a field)."""
+    if target.flavour == "aws":
+        return body
+    if not send_keys:
+        if not creating:
+            return {k: v for k, v in body.items() if k != "credential"}
+        raise UserError(
+            "a self-managed cluster signs with access keys, which this tool never writes:"
+            " pass --send-aws-credentials to send your current AWS session's keys in the"
+            " create-connector request only, or fill and send 01-create-connector.json"
+            " yourself")
+    keys = cluster.aws_keys()
+    if "session_token" in keys:
+        print("note: these AWS keys are temporary (they carry a session token): the"
+              " connector stops signing when they expire, within hours; give it a"
+              " dedicated IAM user's keys for a connector that lasts", file=sys.stderr)
+    return {**body, "credential": keys}
+
+
+_ACTION_FIELDS = ("action_type", "method", "url", "headers", "request_body",
+                  "pre_process_function", "post_process_function")
+
+
+def changed_fields(stored: dict, wanted: dict) -> list[str]:
+    """The connector settings that differ between the cluster's copy and ours.  The
+    credential is not compared: the cluster stores it encrypted and never shows it."""
+    changed = [key for key in ("description", "protocol", "parameters")
+               if stored.get(key) != wanted.get(key)]
+    stored_actions = [_action(a) for a in stored.get("actions") or []]
+    wanted_actions = [_action(a) for a in wanted["actions"]]
+    if len(stored_actions) != len(wanted_actions):
+        return [*changed, "actions"]
+    for mine, theirs in zip(wanted_actions, stored_actions):
+        changed += [key for key in _ACTION_FIELDS
+                    if mine.get(key) != theirs.get(key) and key not in changed]
+    return changed
+
+
+def _action(action: dict) -> dict:
+    # ml-commons stores the action type as its enum's name (PREDICT).
+    kept = {k: action.get(k) for k in _ACTION_FIELDS if action.get(k) is not None}
+    if "action_type" in kept:
+        kept["action_type"] = str(kept["action_type"]).upper()
+    return kept
+
+
+def _update(client, connector_id: str, name: str, body: dict) -> None:
+    """PUT the connector's new settings; the models of ours that use it are undeployed
+    first (ml-commons refuses otherwise), and deployed again here if the update fails."""
+    undeployed = []
+    for hit in _find(client, "models", name):
+        source = hit["_source"]
+        if source.get("connector_id") == connector_id and source.get(
+                "model_state") not in _IDLE:
+            call(client, "POST", f"/_plugins/_ml/models/{hit['_id']}/_undeploy")
+            undeployed.append(hit["_id"])
+    try:
+        call(client, "PUT", f"/_plugins/_ml/connectors/{connector_id}", body)
+    except ClusterError as exc:
+        for model_id in undeployed:
+            call(client, "POST", f"/_plugins/_ml/models/{model_id}/_deploy")
+        again = f" (model {', '.join(undeployed)} deployed again as it was)" if undeployed else ""
+        raise ClusterError(f"updating connector {connector_id}: {exc}{again}") from None
 
 
 def _model(client, pattern, target, name, connector_id) -> tuple[str, str]:
