@@ -222,6 +222,7 @@ def load(args=None, environ=None, *, container: bool = False, mode: str | None =
     takes is left alone."""
     environ = os.environ if environ is None else environ
     refuse_old_names(environ)
+    refuse_unknown_names(environ)
     taken = taken_by(getattr(args, "settings_of", None))
     file_values, file_container = _read_file(getattr(args, "config", None), environ, taken)
     from_make = {k: v for k, v in (getattr(args, "make_variables", None) or {}).items()
@@ -364,6 +365,23 @@ def refuse_old_names(environ) -> None:
         raise UserError(f"{old[0]} is no longer read: the deploy tool's variables are"
                         f" {ENV_PREFIX}* now (set {new}); RERANK_* still configures the"
                         " endpoint")
+
+
+# DEPLOY_* names that are no setting: the settings file, and make's own command variable.
+_NOT_SETTINGS = (ENV_PREFIX + "CONFIG", ENV_PREFIX + "TOOL")
+
+
+def refuse_unknown_names(environ) -> None:
+    """A misspelt DEPLOY_INSTANCE_TYP would deploy on the default instance type unseen."""
+    import difflib
+
+    unknown = [k for k in envconfig.unknown(environ, ENV_PREFIX, VARIABLES)
+               if k not in _NOT_SETTINGS]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], [v for (v,) in VARIABLES.values()], 1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UserError(f"{unknown[0]} is no deploy setting{hint}; `python -m deploy <command>"
+                        " -h` and docs/deploy.md list them")
 
 
 def _read_file(path: str | None, environ, taken: tuple[str, ...] = tuple(FIELDS)

@@ -134,3 +134,18 @@ def test_capture_export_says_what_is_missing(aws, capsys, tmp_path):
     code, _, err = cli(capsys, "capture-export", "--endpoint", "rr", "--capture", CAPTURE,
                        "--out", tmp_path)
     assert code == 2 and "no rerank request found" in one_error_line(err)
+
+
+def test_ids_stay_those_judged_when_more_traffic_is_exported():
+    """A later export into the same folder (the user's qrels/test.tsv beside it) must give
+    each query and document the id it had: ids are content hashes, not arrival numbers."""
+    from deploy.evaluation.captured import _collect
+
+    def body(query, docs):
+        return json.dumps({"query": query, "documents": docs}).encode()
+
+    first, _, _ = _collect([body("panda", ["a bear"]), body("car", ["a wheel"])])
+    later, _, _ = _collect([body("new query", ["x"]), body("panda", ["a bear"]),
+                            body("car", ["a wheel"])])
+    assert {t: q for q, t in first.items()} == {
+        t: q for q, t in later.items() if t in ("panda", "car")}

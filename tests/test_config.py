@@ -106,3 +106,35 @@ def test_old_prefix_stops_the_cli_with_one_line(monkeypatch, capsys, tmp_path):
     assert main(["deploy", "--print-trust-policy"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "set DEPLOY_ROLE" in lines[0]
+
+
+@pytest.mark.parametrize("value", ["2.9", "inf", "true"])
+def test_a_count_in_the_toml_file_is_a_whole_number(tmp_path, monkeypatch, value):
+    """TOML hands numbers over typed: 2.9 is refused rather than cut to 2."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reranker.toml").write_text(f"[deploy]\ninstance_count = {value}\n")
+    with pytest.raises(UserError, match="instance_count"):
+        deploy_config.load(None, {})
+    (tmp_path / "reranker.toml").write_text("[deploy]\ninstance_count = 2.0\n")
+    assert deploy_config.load(None, {}).instance_count == 2
+
+
+def test_a_misspelt_deploy_variable_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=r"DEPLOY_INSTANCE_TYP is no deploy setting \(did you"
+                                        r" mean DEPLOY_INSTANCE_TYPE\?\)"):
+        deploy_config.load(None, {"DEPLOY_INSTANCE_TYP": "ml.c7i.xlarge"})
+    # The settings file's variable and make's command variable are no settings, and no typo.
+    (tmp_path / "my.toml").write_text("[deploy]\nendpoint = 'from-file'\n")
+    config = deploy_config.load(None, {"DEPLOY_CONFIG": str(tmp_path / "my.toml"),
+                                       "DEPLOY_TOOL": "python -m deploy"})
+    assert config.endpoint == "from-file"
+
+
+@pytest.mark.parametrize("instance_type", ["ml.m5.xlargee", "ml.g5", "m5.xlarge", "ml..large"])
+def test_an_instance_type_of_the_wrong_shape_is_refused(tmp_path, monkeypatch, instance_type):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="is not a SageMaker instance type"):
+        deploy_config.load(None, {"DEPLOY_INSTANCE_TYPE": instance_type})
+    for good in ("ml.g6e.xlarge", "ml.p4de.24xlarge", "ml.t2.medium", "ml.c7i.large"):
+        assert deploy_config.load(None, {"DEPLOY_INSTANCE_TYPE": good}).instance_type == good

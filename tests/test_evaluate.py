@@ -263,3 +263,63 @@ def test_saved_runs_reproduce_the_measured_order_and_never_overwrite(tmp_path):
     lines = [line.split() for line in (tmp_path / "search_minilm.trec").read_text()
              .splitlines()]
     assert [(doc, float(score)) for _, _, doc, _, score, _ in lines] == ranking["q"]
+
+
+def test_one_failing_reranker_leaves_the_others_measured(client_url, beir, tmp_path, capsys):
+    """The endpoint's ranking (billed already) is printed and saved though the compared
+    one cannot be reached; the exit code says something failed."""
+    out, runs = tmp_path / "m.json", tmp_path / "runs"
+    assert evaluate(client_url, "--data", str(beir), "--compare", "http://127.0.0.1:9",
+                    "--json", str(out), "--save-runs", str(runs)) == 1
+    captured = capsys.readouterr()
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith("error: http://127.0.0.1:9: query ")
+    report = json.loads(out.read_text())
+    assert list(report["results"]) == ["first stage (BM25)", client_url]
+    assert list(report["failed"]) == ["http://127.0.0.1:9"]
+    assert len(list(runs.iterdir())) == 2 and "nDCG@10" in captured.out
+
+
+def test_no_region_is_one_line_before_the_data_is_read(tmp_path, capsys, monkeypatch):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "DEPLOY_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    assert main(["evaluate", "--endpoint", "reranker", "--data", str(tmp_path / "absent")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == "error: reranker: no AWS region: pass region=... or set AWS_REGION"
+
+
+@pytest.mark.parametrize("qrels, message", [
+    ("capital\tc0\t1\ncapital\tc0\t2\n", "test.tsv:2: query 'capital' judges document 'c0'"
+                                         " twice (first on line 1)"),
+    ("capital\tc0\t1.0\n", "test.tsv:1: want query-id<TAB>corpus-id<TAB>score"),
+    ("capital\tc0\t0\n", "no query has a document judged relevant"),
+])
+def test_judgments_that_cannot_be_right_are_one_line(beir, capsys, qrels, message):
+    (beir / "qrels" / "test.tsv").write_text(qrels)
+    assert evaluate("http://127.0.0.1:9", "--data", str(beir)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_an_id_given_twice_is_refused(beir, capsys):
+    with open(beir / "corpus.jsonl", "a") as f:
+        f.write(json.dumps({"_id": "c0", "text": "another text"}) + "\n")
+    assert evaluate("http://127.0.0.1:9", "--data", str(beir)) == 2
+    assert "_id 'c0' again (first on line 1)" in capsys.readouterr().err
+
+
+def test_long_documents_a_bom_and_unjudgeable_queries(beir, capsys):
+    """capture-export's to_judge.tsv holds whole documents (past csv's 131072-character
+    field limit); a spreadsheet may save a byte-order mark; a query judged all 0 is left
+    out with a note rather than counted as 0 in every row."""
+    from deploy.evaluation import dataset as ds
+
+    long_text = "word " * 40000
+    (beir / "qrels" / "test.tsv").write_text(
+        "\ufeffcapital\tc0\t1\tq\t" + long_text + "\n"
+        "panda\tp2\t0\tq\td\n", encoding="utf-8")
+    data = ds.load(beir)
+    assert data.qrels == {"capital": {"c0": 1}}
+    assert "1 of 2 queries have no document judged relevant (e.g. panda)" in \
+        capsys.readouterr().err

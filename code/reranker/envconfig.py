@@ -31,10 +31,15 @@ def parse(field: dataclasses.Field, raw, name: str, error: type[Exception] = Val
         if expected == "bool":
             return _boolean(raw)
         if expected == "int":
+            # TOML hands numbers over typed: 2.9 or true is no count, and is never cut to one.
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)
             return int(raw)
         if expected == "float":
+            if isinstance(raw, bool):
+                raise ValueError(raw)
             return float(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise error(f"{name}={raw!r} is not a valid {expected}") from None
     return str(raw)
 

@@ -14,7 +14,8 @@ from deploy import config as cfg
 from reranker import envconfig
 
 # Settings grouped by what they are about; a command takes whole groups.
-AWS = ("endpoint", "region", "profile", "endpoint_url", "s3_endpoint_url")
+RUNTIME = ("endpoint", "region", "profile", "endpoint_url")  # only the endpoint is called
+AWS = (*RUNTIME, "s3_endpoint_url")
 STORAGE = ("bucket", "prefix", "archive", "kms_key")
 MODEL = ("role", "model_data", "image", "network_isolation", "subnets", "security_groups",
          "tags", "transformers_version", "pytorch_version", "py_version")
@@ -44,8 +45,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "status": (*AWS, "component"),
     "delete": (*AWS, "component", *WAIT),
     "invoke": (*AWS, "bucket", "prefix", "component"),
-    "evaluate": (*AWS, "component"),
-    "loadtest": (*AWS, "component"),
+    "evaluate": (*RUNTIME, "component"),
+    "loadtest": (*RUNTIME, "component"),
     "capture-export": (*AWS, "capture"),
     "ecr-login": ("profile", "endpoint_url"),
 }

@@ -9,7 +9,9 @@ reads SageMaker's capture files under ``<capture>/<endpoint>/`` (newest first, u
 server's own dialect parser), and writes the BEIR layout ``evaluate`` reads:
 
     queries.jsonl   one line per distinct query
-    corpus.jsonl    one line per distinct document text (ids are content hashes)
+    corpus.jsonl    one line per distinct document text
+                    (query and document ids are content hashes: an export into the same
+                    folder later, with more traffic, keeps the ids judged already)
     captured.trec   each query's candidates in the order they were sent: the first stage
     to_judge.tsv    query-id, corpus-id, an empty score column, the query and the document
 
@@ -111,14 +113,18 @@ def _collect(bodies: list[bytes]):
         except RerankError:
             continue
         for query, text in getattr(request, "pairs", []):
-            qid = ids.setdefault(query, f"q{len(ids) + 1}")
+            qid = ids.setdefault(query, "q" + _digest(query))
             queries[qid] = query
-            doc = "d" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+            doc = "d" + _digest(text)
             corpus[doc] = text
             listed = candidates.setdefault(qid, [])
             if doc not in listed:
                 listed.append(doc)
     return queries, corpus, candidates
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _write(out: Path, queries: dict, corpus: dict, candidates: dict) -> None:

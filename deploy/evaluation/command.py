@@ -14,6 +14,10 @@ runs, so models can be compared on your judgments before any endpoint exists.
 follows one), whose label then says so: compared with the same reranker without it, the
 table shows what the instruction changes.
 
+A reranker that fails (an endpoint that stops answering, a model that cannot load) is left
+out with its error on stderr: the others' rankings, billed already, are still measured,
+printed and saved, and the exit code is 1 (2 when none was measured).
+
 The measures are trec_eval's (ir_measures over pytrec_eval; nDCG with the judgments' grades
 as linear gains).  Rankings are measured by position, so ties keep the first stage's order.
 """
@@ -21,7 +25,8 @@ as linear gains).  Rankings are measured by position, so ties keep the first sta
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
+import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +36,7 @@ from deploy import outputs
 from deploy.errors import UserError
 from deploy.evaluation import dataset as ds
 from deploy.evaluation import first_stage
-from deploy.sagemaker.aws import session, translate_errors
+from deploy.sagemaker.aws import error_code, error_message, session, translate_errors
 
 Ranking = dict[str, list[tuple[str, float]]]  # query id -> [(document id, score)], best first
 
@@ -52,6 +57,7 @@ def run(args) -> int:
     _check_outputs(args)  # before any (billed) request
     config = cfg.load(args)
     targets = _targets(config, args.compare, args.model, args.instruction)
+    clients = {t.label: _client(config, t, args) for t in targets if t.model is None}
     data = ds.load(args.data, args.split, args.max_queries)
     candidates = (ds.read_run(args.run, data, args.depth) if args.run
                   else first_stage.bm25(data, args.depth))
@@ -59,11 +65,24 @@ def run(args) -> int:
     stage = f"first stage ({Path(args.run).name if args.run else 'BM25'})"
     runs: dict[str, Ranking] = {stage: {q: [(d, float(len(docs) - i)) for i, d in enumerate(docs)]
                                         for q, docs in candidates.items()}}
+    failed: dict[str, str] = {}
     for target in targets:
-        with _scorer(config, target, args) as scorer:
-            runs[target.label] = _rerank_all(scorer, target, data, candidates,
-                                             args.concurrency)
-    report = _report(data, runs, stage, args.depth)
+        try:
+            with _scorer(target, clients.get(target.label)) as scorer:
+                runs[target.label] = _rerank_all(scorer, target, data, candidates,
+                                                 args.concurrency)
+        except UserError as exc:  # the others' rankings (billed already) are still reported
+            failed[target.label] = str(exc)
+            print(f"error: {exc}", file=sys.stderr)
+    if len(failed) == len(targets):
+        return 2
+    _write_report(args, _report(data, runs, stage, args.depth), runs, failed)
+    return 1 if failed else 0
+
+
+def _write_report(args, report: dict, runs: dict[str, Ranking], failed: dict[str, str]) -> None:
+    if failed:
+        report["failed"] = failed
     _table(report)
     if args.json:
         outputs.write_text(args.json, json.dumps(report, indent=2) + "\n", "--json")
@@ -73,15 +92,12 @@ def run(args) -> int:
         from deploy.evaluation import chart
 
         print(f"chart: {chart.draw(report, args.chart)}")
-    return 0
 
 
 def _check_candidates(candidates: dict[str, list[str]], run: str | None) -> None:
     """A first stage that found nothing for any judged query measures nothing: refused (a
     run's query ids that do not match the judgments', or the wrong split).  Queries
     without candidates count as 0, as ``trec_eval -c`` counts them: said on stderr."""
-    import sys
-
     empty = [q for q, docs in candidates.items() if not docs]
     source = run or "BM25"
     if len(empty) == len(candidates):
@@ -147,16 +163,26 @@ def _name(endpoint: str, component: str | None) -> str:
     return f"{endpoint}/{component}" if component else endpoint
 
 
+def _client(config: cfg.DeployConfig, target: Target, args):
+    """An endpoint's client, made before the data is read: a missing region or a bad
+    setting is one line before minutes of loading and BM25."""
+    from deploy.client import RerankClient
+
+    try:
+        return RerankClient(target.endpoint, region=config.region, session=session(config),
+                            endpoint_url=target.endpoint_url,
+                            max_documents=args.max_documents,
+                            inference_component=target.component)
+    except ValueError as exc:
+        raise UserError(f"{target.label}: {exc}") from None
+
+
 @contextmanager
-def _scorer(config: cfg.DeployConfig, target: Target, args):
+def _scorer(target: Target, client):
     """Something with ``scores(query, documents)``: the endpoint's client, or the engine on
     a local model (closed after its ranking)."""
     if target.model is None:
-        from deploy.client import RerankClient
-
-        yield RerankClient(target.endpoint, region=config.region, session=session(config),
-                           endpoint_url=target.endpoint_url, max_documents=args.max_documents,
-                           inference_component=target.component)
+        yield client
         return
     from deploy.package.local_model import resolve
     from reranker.backends.base import ModelLoadError
@@ -190,33 +216,50 @@ class _LocalScorer:
 
 def _rerank_all(client, target: Target, data: ds.Dataset, candidates: dict[str, list[str]],
                 concurrency: int) -> Ranking:
+    """Every judged query's candidates, reranked; the first failure cancels the queries
+    not yet sent (each one billed) and ends this reranker's ranking."""
     from rich.console import Console
     from rich.progress import Progress
-
-    from deploy.client import RerankClientError
-    from reranker.errors import RerankError
-
-    def one(qid: str) -> tuple[str, list[tuple[str, float]]]:
-        docs = candidates[qid]
-        if not docs:
-            return qid, []
-        try:
-            scores = client.scores(data.queries[qid], [data.corpus[d] for d in docs],
-                                   instruction=target.instruction)
-        except (ValueError, RerankClientError, RerankError) as exc:
-            raise UserError(f"{target.label}: query {qid}: {exc}") from None
-        order = sorted(range(len(docs)), key=lambda i: (-scores[i], i))
-        return qid, [(docs[i], scores[i]) for i in order]
 
     ranking: Ranking = {}
     console = Console(stderr=True)  # stdout is the table's; no bar where no one watches
     progress = Progress(console=console, transient=True, disable=not console.is_terminal)
     with progress, ThreadPoolExecutor(concurrency) as pool:
         task = progress.add_task(f"reranking with {target.label}", total=len(data.queries))
-        for qid, ranked in pool.map(one, data.queries):
-            ranking[qid] = ranked
-            progress.advance(task)
-    return ranking
+        futures = [pool.submit(_rerank_one, client, target, data, candidates, qid)
+                   for qid in data.queries]
+        try:
+            for future in as_completed(futures):
+                qid, ranked = future.result()
+                ranking[qid] = ranked
+                progress.advance(task)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return {qid: ranking[qid] for qid in data.queries}
+
+
+def _rerank_one(client, target: Target, data: ds.Dataset, candidates: dict[str, list[str]],
+                qid: str) -> tuple[str, list[tuple[str, float]]]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from deploy.client import RerankClientError
+    from reranker.errors import RerankError
+
+    docs = candidates[qid]
+    if not docs:
+        return qid, []
+    try:
+        scores = client.scores(data.queries[qid], [data.corpus[d] for d in docs],
+                               instruction=target.instruction)
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(f"{target.label}: query {qid}: {error_code(exc)}:"
+                        f" {error_message(exc)}") from None
+    except (ValueError, RerankClientError, RerankError) as exc:
+        raise UserError(f"{target.label}: query {qid}: {exc}") from None
+    order = sorted(range(len(docs)), key=lambda i: (-scores[i], i))
+    return qid, [(docs[i], scores[i]) for i in order]
 
 
 def _report(data: ds.Dataset, runs: dict[str, Ranking], stage: str, depth: int) -> dict:

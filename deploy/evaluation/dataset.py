@@ -6,14 +6,16 @@
                        ignored, a row with an empty score is not judged)
 
 A document is scored as ``title + " " + text``, as BEIR's reranking evaluation sends it.
-Every malformed line is a UserError naming the file and the line.
+Every malformed line, and an id given twice, is a UserError naming the file and the line.
+A query whose judgments are all 0 is left out, with a note: no ranking can score on it, and
+counted as 0 it would only pull every row's average down alike.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +34,7 @@ def load(folder: Path, split: str = "test", max_queries: int | None = None) -> D
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder (want corpus.jsonl, queries.jsonl, qrels/)")
-    qrels = _qrels(folder / "qrels" / f"{split}.tsv")
+    qrels = _with_relevant(_qrels(folder / "qrels" / f"{split}.tsv"), f"qrels/{split}.tsv")
     texts = {row["_id"]: row["text"] for row in _jsonl(folder / "queries.jsonl", "text")}
     missing = sorted(set(qrels) - set(texts))
     if missing:
@@ -94,29 +96,42 @@ def write_run(path: Path, rankings: dict[str, list[tuple[str, float]]], tag: str
 
 
 def _qrels(path: Path) -> dict[str, dict[str, int]]:
+    """Tab-separated rows split by hand, not by csv: capture-export's to_judge.tsv carries
+    whole document texts (quotes included, longer than csv's field limit)."""
     qrels: dict[str, dict[str, int]] = {}
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            # No quoting: capture-export's to_judge.tsv carries texts with quotes.
-            reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-            for number, row in enumerate(reader, 1):
-                if number == 1 and len(row) >= 3 and not _is_int(row[2]):
-                    continue  # the header line
-                if len(row) >= 3 and not row[2].strip():
-                    continue  # not judged (yet): capture-export's to_judge.tsv
-                if len(row) < 3 or not _is_int(row[2]):
-                    raise UserError(f"{path}:{number}: want query-id<TAB>corpus-id<TAB>score")
-                qrels.setdefault(row[0], {})[row[1]] = int(row[2])
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text") from None
+    lines: dict[tuple[str, str], int] = {}
+    for index, (number, line) in enumerate(_lines(path, strip=False)):
+        row = line.rstrip("\r\n").split("\t")
+        if index == 0 and len(row) >= 3 and not _is_number(row[2]):
+            continue  # the header line ("score"; a first row scored 1.0 is no header)
+        if len(row) >= 3 and not row[2].strip():
+            continue  # not judged (yet): capture-export's to_judge.tsv
+        if len(row) < 3 or not _is_int(row[2]):
+            raise UserError(f"{path}:{number}: want query-id<TAB>corpus-id<TAB>score")
+        key = (row[0], row[1])
+        if key in lines:
+            raise UserError(f"{path}:{number}: query {row[0]!r} judges document {row[1]!r}"
+                            f" twice (first on line {lines[key]})")
+        lines[key] = number
+        qrels.setdefault(row[0], {})[row[1]] = int(row[2])
     if not qrels:
         raise UserError(f"{path}: no judgments")
     return qrels
 
 
+def _with_relevant(qrels: dict[str, dict[str, int]], name: str) -> dict[str, dict[str, int]]:
+    kept = {q: judged for q, judged in qrels.items() if any(r > 0 for r in judged.values())}
+    if not kept:
+        raise UserError(f"{name}: no query has a document judged relevant (score > 0)")
+    if len(kept) < len(qrels):
+        left = sorted(set(qrels) - set(kept))
+        print(f"note: {name}: {len(left)} of {len(qrels)} queries have no document judged"
+              f" relevant (e.g. {left[0]}); they are left out", file=sys.stderr)
+    return kept
+
+
 def _jsonl(path: Path, text_field: str):
+    seen: dict[str, int] = {}
     for number, line in _lines(path):
         try:
             row = json.loads(line)
@@ -126,19 +141,33 @@ def _jsonl(path: Path, text_field: str):
                 or not isinstance(row.get(text_field), str):
             raise UserError(f"{path}:{number}: want {{\"_id\", \"{text_field}\"}}")
         row["_id"] = str(row["_id"])
+        if row["_id"] in seen:
+            raise UserError(f"{path}:{number}: _id {row['_id']!r} again (first on line"
+                            f" {seen[row['_id']]})")
+        seen[row["_id"]] = number
         yield row
 
 
-def _lines(path: Path):
+def _lines(path: Path, strip: bool = True):
+    """Non-blank lines with their numbers; a byte-order mark (spreadsheet exports) is
+    dropped.  ``strip=False`` keeps the spaces a tab-separated cell may start with."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig", newline="" if not strip else None) as f:
             for number, line in enumerate(f, 1):
                 if line.strip():
-                    yield number, line.strip()
+                    yield number, line.strip() if strip else line
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text") from None
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_int(value: str) -> bool:

@@ -25,6 +25,7 @@ from deploy.sagemaker import (
     host_ami,
     isolation,
     metrics_config,
+    modes,
     names,
     resources,
     sizing,
@@ -60,7 +61,7 @@ def validate(config) -> None:
     if not names.ENDPOINT_NAME.match(config.component):
         raise UserError(f"{name('component')} {config.component!r} is not valid: letters,"
                         " digits and hyphens, at most 63, starting with a letter or digit")
-    if not config.instance_type.startswith("ml."):
+    if not modes.INSTANCE_TYPE.fullmatch(config.instance_type):
         raise UserError(f"{name('instance_type')} {config.instance_type!r} is not a SageMaker"
                         " instance type (ml.<family>.<size>, e.g. ml.g5.xlarge)")
     if config.copies < 1:

@@ -9,6 +9,8 @@ mode's name.  A new mode is a new class here and one entry in ``MODES``.
 
 from __future__ import annotations
 
+import re
+
 from deploy.errors import UserError
 from deploy.sagemaker import host_ami, isolation
 
@@ -76,13 +78,17 @@ class Mode:
         return f"/aws/sagemaker/Endpoints/{config.endpoint}"
 
 
+# ml.<family>.<size>: a typo such as ml.m5.xlargee is refused here, before an upload.
+INSTANCE_TYPE = re.compile(r"ml\.[a-z][a-z0-9-]*\.(?:\d*xlarge|large|medium|small|micro|nano)")
+
+
 class _Instances(Mode):
     """Modes that run on instances the account pays for by the hour."""
 
     def validate(self, config) -> None:
         if config.instance_count < 1:
             raise UserError(f"{config.name('instance_count')} must be at least 1")
-        if not config.instance_type.startswith("ml."):
+        if not INSTANCE_TYPE.fullmatch(config.instance_type):
             raise UserError(f"{config.name('instance_type')} {config.instance_type!r} is not"
                             " a SageMaker instance type (ml.<family>.<size>, e.g. ml.g5.xlarge)")
         if config.max_capacity:
