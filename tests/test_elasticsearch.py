@@ -192,3 +192,14 @@ def test_the_iam_user_fits_iams_64_characters():
     long = "r" * 63
     users = {build(name, "us-east-1", ACCOUNT).iam_user for name in (long, long[:-1] + "s")}
     assert len(users) == 2 and all(len(user) <= 64 for user in users)
+
+
+def test_the_folder_is_readable_by_others_as_the_umask_allows(folder):
+    """A staging folder is private (mkdtemp's 0700); the folder it becomes is not."""
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask
+    assert "run them from this folder" in (folder / "README.md").read_text()

@@ -193,6 +193,25 @@ def test_fp32_graph_with_side_weights_file_is_refused(model_dirs, tmp_path, monk
     assert "--onnx int8" in capsys.readouterr().err
 
 
+def test_a_model_past_two_gigabytes_in_fp32_is_exported_in_int8(model_dirs, tmp_path,
+                                                                 monkeypatch, capsys):
+    """bge-reranker-large's fp32 graph would keep its weights in a side file Vespa cannot
+    load: auto exports int8, and an explicit fp32 is refused before minutes of export."""
+    from deploy.integrations.vespa import fp32_weight_bytes
+    from deploy.package import onnx_export
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(model_dirs("bert"), model_dir, ignore=shutil.ignore_patterns("onnx"))
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(model_dir)
+    assert fp32_weight_bytes(model_dir) == 4 * sum(p.numel() for p in model.parameters())
+    monkeypatch.setattr(onnx_export, "PROTOBUF_LIMIT", 1000)
+    assert run_vespa(model_dir, tmp_path / "fp32", "--onnx", "fp32") == 2
+    assert "ship int8 (ONNX=int8, --onnx int8)" in capsys.readouterr().err
+    assert not (tmp_path / "fp32").exists()
+    assert run_vespa(model_dir, tmp_path / "auto") == 0
+    assert "exporting int8" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def own_onnx(model_dirs, tmp_path_factory):
     """A model directory that ships its own quantized file, as the mixedbread model of

@@ -268,13 +268,14 @@ def vespa(sub) -> None:
     p.add_argument("--out", default=str(BUILD_DIR / "vespa"), help="package directory")
     p.add_argument("--onnx", choices=["auto", "fp32", "int8"], default="auto",
                    help="which ONNX model to ship; auto: int8 if the model directory has"
-                   " one, else fp32 (exported now if missing)")
+                   " one, else fp32 (exported now if missing; int8 when fp32 passes 2 GB)")
     p.add_argument("--onnx-file", type=Path, default=None,
                    help="ship this ONNX file instead (e.g. the model's own"
                    " onnx/model_quantized.onnx), after checking its scores against torch")
     p.add_argument("--onnx-tolerance", type=float, default=None,
-                   help="largest score difference from torch for an int8 export now, or for"
-                   " --onnx-file (default 0.05)")
+                   help="largest score difference from torch for an export now (default"
+                   " 0.05 for int8, 1e-4 for fp32) or for --onnx-file (default 0.05); a"
+                   " file already in the model's onnx/ is shipped as it is")
     p.add_argument("--rerank-count", type=int, default=100,
                    help="hits the global phase rescores per query (default 100)")
     p.add_argument("--max-length", type=int, default=256,

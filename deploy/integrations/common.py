@@ -81,11 +81,20 @@ def folder(out: Path, kind: str) -> Iterator[Path]:
     try:
         yield stage
         (stage / MARKER).write_text(f"{kind}\n", encoding="utf-8")
+        # mkdtemp's folder is private (0700): the output gets a folder's usual mode, so a
+        # container running as another user can read the package it is mounted with.
+        stage.chmod(0o777 & ~_umask())
         _swap(stage, out)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror}") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _umask() -> int:
+    current = os.umask(0o022)  # reading it means setting it: set it straight back
+    os.umask(current)
+    return current
 
 
 def write_files(root: Path, files: Mapping[str, str]) -> list[Path]:

@@ -21,6 +21,8 @@ the top hits of any search with it.
 | `{search}` | `POST {index}/_search` |
 | `{policy}` | the IAM policy of the user whose keys Elasticsearch signs with |
 
+The commands below name these files by their relative paths: run them from this folder.
+
 ## 1. An IAM user that may invoke this endpoint only
 
 The `amazon_sagemaker` service signs requests with an access key; it does not assume a
@@ -74,8 +76,10 @@ curl -sS -X POST "$ES_URL/{index}/_search" -H "Authorization: $ES_AUTH" \\
 - `rank_window_size` ({rank_window}) hits go to the endpoint in one request per search:
   keep it at or under the endpoint's `RERANK_MAX_DOCUMENTS`. A larger window ranks better
   and takes longer; 25 to 100 is usual.
-- `relevance_score` is 0..1 (sigmoid of the model's logit), so `min_score` on the retriever
-  drops hits below a relevance you choose.
+- `relevance_score` is 0..1 (the endpoint's relevance: the sigmoid of a cross-encoder's
+  logit, an LLM reranker's probability of "yes"), so `min_score` on the retriever drops hits
+  below a relevance you choose. Elasticsearch keeps it as a 32-bit float: relevances above
+  0.99999994 (a logit above about 17, which LLM rerankers reach) all read 1.0 there and tie.
 """
 
 _COMPONENT = """

@@ -7,7 +7,10 @@ model's pair encoding is rebuilt from Vespa's token functions.
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -95,13 +98,47 @@ def _onnx_file(model_dir: Path, choice: str, tolerance, tmp: Path) -> Path:
     for variant in wanted:
         path = model_dir / model_facts.ONNX_DIR / model_facts.ONNX_FILES[variant]
         if path.is_file():
+            if tolerance is not None:
+                print(f"note: {path} is shipped as it is; --onnx-tolerance applies to an"
+                      " export or an --onnx-file", file=sys.stderr)
             return path
-    variant = "fp32" if choice == "auto" else choice
+    variant = _variant_to_export(model_dir, choice)
     from deploy.package.onnx_export import FP32_TOLERANCE, export_onnx
 
     limit = tolerance if tolerance is not None else (FP32_TOLERANCE if variant == "fp32" else 0.05)
     export_onnx(model_dir, tmp, quantize=variant == "int8", tolerance=limit)
     return tmp / model_facts.ONNX_DIR / model_facts.ONNX_FILES[variant]
+
+
+def _variant_to_export(model_dir: Path, choice: str) -> str:
+    """fp32 unless its weights pass protobuf's 2 GB (bge-reranker-large, -v2-m3): such a
+    graph keeps them in a side file Vespa cannot load, so ``auto`` exports int8 and an
+    explicit fp32 is refused before minutes of export."""
+    from deploy.package.onnx_export import PROTOBUF_LIMIT
+
+    if choice == "int8":
+        return "int8"
+    size = fp32_weight_bytes(model_dir)
+    if size <= PROTOBUF_LIMIT:
+        return "fp32"
+    if choice == "fp32":
+        raise UserError(f"the model's fp32 weights are {size / 1e9:.1f} GB, past the 2 GB an"
+                        " ONNX file Vespa loads can hold: ship int8 (ONNX=int8, --onnx int8)")
+    print(f"note: the model's fp32 weights are {size / 1e9:.1f} GB, past the 2 GB of one ONNX"
+          " file: exporting int8", file=sys.stderr)
+    return "int8"
+
+
+def fp32_weight_bytes(model_dir: Path) -> int:
+    """4 bytes per weight, counted from the safetensors headers (8 bytes of length, then
+    JSON: each tensor's shape), whatever dtype the files store."""
+    total = 0
+    for path in sorted(model_dir.glob("*.safetensors")):
+        with open(path, "rb") as f:
+            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        total += sum(4 * math.prod(t["shape"]) for name, t in header.items()
+                     if name != "__metadata__")
+    return total
 
 
 def graph_inputs(path: Path) -> tuple[str, ...]:
@@ -113,7 +150,7 @@ def graph_inputs(path: Path) -> tuple[str, ...]:
         raise UserError(f"{path} is not an ONNX model: {exc}") from None
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in graph.initializer):
         raise UserError(f"{path} keeps its weights in a side file (over 2 GB in fp32): ship"
-                        " the int8 model to Vespa (--onnx int8)")
+                        " the int8 model to Vespa (ONNX=int8, --onnx int8)")
     initializers = {i.name for i in graph.initializer}
     names = tuple(i.name for i in graph.input if i.name not in initializers)
     if not {"input_ids", "attention_mask"} <= set(names):
