@@ -280,13 +280,24 @@ def test_one_failing_reranker_leaves_the_others_measured(client_url, beir, tmp_p
     assert len(list(runs.iterdir())) == 2 and "nDCG@10" in captured.out
 
 
-def test_no_region_is_one_line_before_the_data_is_read(tmp_path, capsys, monkeypatch):
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "DEPLOY_REGION"):
+@pytest.mark.parametrize("command", [["evaluate", "--data", "absent"], ["loadtest"],
+                                     ["invoke", "-q", "q", "--documents", "d"]])
+def test_no_region_or_no_credentials_is_one_line_before_any_work(tmp_path, capsys,
+                                                                  monkeypatch, command):
+    """Said with the setting to set, before the data is read or a request is sent (no
+    loadtest on us-east-1 by default, no credentials error per query)."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "DEPLOY_REGION",
+                 "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    assert main(["evaluate", "--endpoint", "reranker", "--data", str(tmp_path / "absent")]) == 2
+    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.setenv(name, str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert main([*command, "--endpoint", "reranker"]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
-    assert line == "error: reranker: no AWS region: pass region=... or set AWS_REGION"
+    assert line == "error: no AWS region: set --region=... (or AWS_REGION, or a profile's region)"
+    assert main([*command, "--endpoint", "reranker", "--region", "eu-west-1"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: no AWS credentials found")
 
 
 @pytest.mark.parametrize("qrels, message", [

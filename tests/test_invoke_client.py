@@ -204,6 +204,14 @@ def test_invoke_without_credentials_says_how_to_get_them(monkeypatch, capsys, tm
                  "-d", "a", "b"])
     err = capsys.readouterr().err
     assert code == 2 and "aws configure" in err and len(err.strip().splitlines()) == 1
+    # The example says it as the commands do, not as botocore's exception name.
+    assert two_stage.main(["--endpoint", "reranker", "--region", "us-east-1"]) == 2
+    assert capsys.readouterr().err.startswith("error: no AWS credentials found")
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit):
+        two_stage.main(["--endpoint", "reranker"])
+    assert "no AWS region: pass --region" in capsys.readouterr().err
 
 
 def test_invoke_cli_prints_a_table(server, capsys):

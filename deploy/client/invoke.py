@@ -8,7 +8,7 @@ from pathlib import Path
 from deploy import config as cfg
 from deploy.errors import UserError
 from deploy.sagemaker import locations
-from deploy.sagemaker.aws import session, translate_errors
+from deploy.sagemaker.aws import runtime_session, translate_errors
 
 
 @translate_errors
@@ -22,7 +22,8 @@ def run(args) -> int:
         raise UserError("no documents: pass --documents a b c or --documents-file FILE")
     try:
         client = RerankClient(config.endpoint, region=config.region,
-                              session=session(config), endpoint_url=config.endpoint_url,
+                              session=runtime_session(config, config.endpoint_url),
+                              endpoint_url=config.endpoint_url,
                               serverless=args.serverless, max_documents=args.max_documents,
                               s3_endpoint_url=config.s3_endpoint_url or config.endpoint_url,
                               inference_component=config.component)

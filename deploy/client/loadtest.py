@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from deploy import config as cfg
 from deploy import outputs
 from deploy.errors import UserError
-from deploy.sagemaker.aws import error_code, session, translate_errors
+from deploy.sagemaker.aws import error_code, runtime_session, translate_errors
 
 # AWS's load-testing guide for SageMakerVariantInvocationsPerInstance; the same headroom
 # for the concurrency target.
@@ -115,7 +115,7 @@ def _runtime(config: cfg.DeployConfig, clients: int):
     from botocore import UNSIGNED
     from botocore.config import Config
 
-    boto = session(config)
+    boto = runtime_session(config, config.endpoint_url)
     # No retries: a throttle or 5xx counts as an error of its level, not as a slow answer.
     options = {"retries": {"mode": "standard", "total_max_attempts": 1},
                "max_pool_connections": clients, "read_timeout": 70, "connect_timeout": 10}

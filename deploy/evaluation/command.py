@@ -36,7 +36,7 @@ from deploy import outputs
 from deploy.errors import UserError
 from deploy.evaluation import dataset as ds
 from deploy.evaluation import first_stage
-from deploy.sagemaker.aws import error_code, error_message, session, translate_errors
+from deploy.sagemaker.aws import error_code, error_message, runtime_session, translate_errors
 
 Ranking = dict[str, list[tuple[str, float]]]  # query id -> [(document id, score)], best first
 
@@ -169,7 +169,8 @@ def _client(config: cfg.DeployConfig, target: Target, args):
     from deploy.client import RerankClient
 
     try:
-        return RerankClient(target.endpoint, region=config.region, session=session(config),
+        return RerankClient(target.endpoint, region=config.region,
+                            session=runtime_session(config, target.endpoint_url),
                             endpoint_url=target.endpoint_url,
                             max_documents=args.max_documents,
                             inference_component=target.component)

@@ -63,6 +63,24 @@ def session(config: DeployConfig):
         raise UserError(f"AWS session: {exc}") from None
 
 
+NO_CREDENTIALS = ("no AWS credentials found (boto3's chain: AWS_PROFILE, env vars, SSO,"
+                  " instance role); run `aws configure` or `aws sso login`")
+
+
+def runtime_session(config: DeployConfig, endpoint_url: str | None):
+    """A session to call an endpoint with.  AWS's needs a region and credentials: checked
+    here, before any data is read or request sent, and said with the setting to set; a
+    local server (``endpoint_url``) needs neither."""
+    boto = session(config)
+    if endpoint_url is None:
+        if not boto.region_name:
+            raise UserError(f"no AWS region: set {config.name('region')}=... (or AWS_REGION,"
+                            " or a profile's region)")
+        if boto.get_credentials() is None:
+            raise UserError(NO_CREDENTIALS)
+    return boto
+
+
 def translate_errors(run):
     """A CLI command's AWS failures (no credentials, no network, refusals) as one line."""
     import functools
@@ -75,8 +93,7 @@ def translate_errors(run):
         try:
             return run(args)
         except NoCredentialsError:
-            raise UserError("no AWS credentials found (boto3's chain: AWS_PROFILE, env vars, SSO,"
-                            " instance role); run `aws configure` or `aws sso login`") from None
+            raise UserError(NO_CREDENTIALS) from None
         except (BotoCoreError, ClientError, Boto3Error) as exc:
             raise UserError(f"{error_code(exc)}: {error_message(exc)}") from None
 

@@ -18,10 +18,11 @@ import re
 import sys
 from collections import Counter
 
-from botocore.exceptions import BotoCoreError, ClientError
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from deploy.client import RerankClient, RerankClientError
-from deploy.sagemaker.aws import error_code, error_message
+from deploy.sagemaker.aws import NO_CREDENTIALS, error_code, error_message
 
 QUERY = "super hero mystery action movie about bats"
 # The 25 titles the guide's first stage returned for QUERY, in its order.
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.endpoint or args.endpoint_url):
         parser.error("pass --endpoint NAME (a SageMaker endpoint) or --endpoint-url URL"
                      " (a local server, e.g. http://127.0.0.1:8080 from `make serve`)")
+    if not args.endpoint_url and not boto3.Session(region_name=args.region).region_name:
+        parser.error("no AWS region: pass --region (or set AWS_REGION)")
     try:
         if args.corpus:
             with open(args.corpus, encoding="utf-8") as fh:
@@ -98,13 +101,16 @@ def main(argv: list[str] | None = None) -> int:
                               endpoint_url=args.endpoint_url)
         top = two_stage(client, args.query, corpus, args.candidates, args.keep,
                         first_stage=bool(args.corpus))
-    except (ValueError, RerankClientError, TimeoutError) as exc:  # no region: ValueError
+    except (ValueError, RerankClientError, TimeoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # the corpus file
         print(f"error: {args.corpus}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    except (BotoCoreError, ClientError) as exc:  # no server there, no credentials, ...
+    except NoCredentialsError:
+        print(f"error: {NO_CREDENTIALS}", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as exc:  # no server there, an AWS refusal, ...
         print(f"error: {error_code(exc)}: {error_message(exc)}", file=sys.stderr)
         return 2
     print(f"query: {args.query}")
