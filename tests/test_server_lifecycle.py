@@ -235,6 +235,22 @@ def test_model_that_fails_to_load_ends_the_process_with_1(tmp_path):
         failing.log_path.unlink(missing_ok=True)
 
 
+def test_a_port_in_use_is_one_line_before_the_model_loads(bert_dir):
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "serving", "--model-dir", str(bert_dir),
+                               "--host", "127.0.0.1", "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr == (f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+                           " (another server there? set SERVE_PORT, or PORT= for make"
+                           " serve)\n")
+
+
 @pytest.mark.parametrize("env,args,needle", [
     ({"SERVE_MAX_CONCURRENCY": "many"}, [], "SERVE_MAX_CONCURRENCY='many' is not a valid int"),
     ({"SAGEMAKER_BIND_TO_PORT": "0"}, [], "port"),

@@ -1,7 +1,7 @@
 """``python -m serving [--model-dir DIR] [--host H] [--port P]``: serve until SIGTERM/Ctrl-C.
 
 Exit status: 0 after a graceful shutdown, 1 when the model failed to load, 2 for a bad
-setting or a missing model directory.
+setting, a missing model directory or a port another process holds.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 
 # Before torch loads OpenMP: spinning worker threads collapse throughput 3-10x as soon as
@@ -34,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not os.path.isdir(config.model_dir):
         print(f"error: model directory {config.model_dir!r} does not exist", file=sys.stderr)
+        return 2
+    taken = _port_taken(config.host, config.port)
+    if taken:
+        print(f"error: cannot listen on {config.host}:{config.port}: {taken} (another server"
+              " there? set SERVE_PORT, or PORT= for make serve)", file=sys.stderr)
         return 2
     logs.setup(config.log_level)
     # Progress bars (weights loading) would break the one-JSON-object-per-line log.
@@ -65,6 +71,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.shutdown()
     # Predict threads still running past the shutdown deadline must not hold the exit.
     os._exit(code)
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """Why the port cannot be bound (None when it can), before minutes of model loading
+    end in uvicorn's bind error.  SO_REUSEADDR as uvicorn binds: a port a stopped server
+    left in TIME_WAIT is free."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 if __name__ == "__main__":
