@@ -22,7 +22,7 @@ serve: $(serve_install)  ## serve MODEL=<dir|model.tar.gz|hub id> on 127.0.0.1:P
 $(DEMO_MODEL)/config.json: demo_models/encoders.py | $(SERVE_STAMP)
 	@echo "building $(DEMO_MODEL): ms-marco-MiniLM-L-6-v2's architecture with a pretrained body and"
 	@echo "an untrained head, offline; it serves like the real model but its scores mean nothing"
-	@$(PY) -c "from pathlib import Path; from demo_models.encoders import minilm_cross_encoder; \
+	@HF_HUB_DISABLE_PROGRESS_BARS=1 $(PY) -c "from pathlib import Path; from demo_models.encoders import minilm_cross_encoder; \
 	minilm_cross_encoder(Path('$(DEMO_MODEL)'))"
 	@chmod -R a+rX $(DEMO_MODEL)  # the image's uid 1000 reads it (make docker-run)
 
@@ -33,7 +33,7 @@ DEMO_LLM := build/demo-qwen3-reranker
 $(DEMO_LLM)/config.json: demo_models/llm.py demo_models/qwen_tokenizer.py | $(SERVE_STAMP)
 	@echo "building $(DEMO_LLM): Qwen3-Reranker's architecture, prompt and vocabulary with two"
 	@echo "tiny random layers, offline; it serves like the real model but its scores mean nothing"
-	@$(PY) -c "from pathlib import Path; from demo_models.llm import qwen3_reranker; \
+	@HF_HUB_DISABLE_PROGRESS_BARS=1 $(PY) -c "from pathlib import Path; from demo_models.llm import qwen3_reranker; \
 	qwen3_reranker(Path('$(DEMO_LLM)'))"
 	@chmod -R a+rX $(DEMO_LLM)  # the image's uid 1000 reads it (make docker-run)
 

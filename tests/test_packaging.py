@@ -69,6 +69,7 @@ def test_same_input_gives_same_sha256(packaged, bert_dir, tmp_path, capsys):
     assert code == 0
     assert f"sha256      {digest}" in out and str(tmp_path / "c.tar.gz") in out
     assert f"({first.stat().st_size} bytes)" in out
+    assert "checked     loads with the engine and scores a test pair" in out
 
 
 def test_layout_and_metadata(packaged, bert_dir):

@@ -65,5 +65,7 @@ def run(args) -> int:
         report = size_report.lines(files, out, done - started, done - writing,
                                    manifest["parameters"])
     assemble.report(out, sha, manifest, len(files))
+    if engine_info:
+        print(f"{'checked':<11} loads with the engine and scores a test pair")
     print("\n".join(report))
     return 0
