@@ -116,3 +116,11 @@ def test_wrong_method_or_path_gets_json(client, method, path, status):
     assert response.json()["error"]["type"] in ("method_not_allowed", "not_found")
     assert response.headers["x-request-id"]
     assert_still_serves(client)
+
+
+def test_a_404_lists_the_routes_served(client):
+    """Read from the app's own routes: a route added later is listed without a second edit."""
+    message = client.get("/nope").json()["error"]["message"]
+    for route in ("POST /invocations", "POST /v1/score", "GET /v1/models", "GET /openapi.json"):
+        assert route in message
+    assert "{name}" not in message

@@ -182,14 +182,20 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
     """Starlette's 404 and 405, in our JSON shape (405 keeps its Allow header)."""
     kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     path = clip(request.url.path, 200)  # never echo a 64 KB path back whole
-    message = {404: f"no route for {path}; use POST /invocations, POST /rerank,"
-                    " POST /v1/rerank, POST /v2/rerank, POST /score, GET /info, GET /ping or"
-                    " GET /openapi.json",
+    message = {404: f"no route for {path}; use {_served(request.app.routes)}",
                405: f"{request.method} is not allowed on {path}"}.get(
         exc.status_code, str(exc.detail))
     request.state.log["error"] = kind
     return JSONResponse({"error": {"type": kind, "message": message}},
                         status_code=exc.status_code, headers=exc.headers)
+
+
+def _served(routes) -> str:
+    """The app's own routes (with /metrics where it is on), so the list never goes stale."""
+    served = [f"{'POST' if 'POST' in route.methods else 'GET'} {route.path}"
+              for route in routes
+              if getattr(route, "methods", None) and "{" not in route.path]
+    return ", ".join(served[:-1]) + " or " + served[-1]
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:

@@ -103,10 +103,11 @@ def invoke(sub) -> None:
     p = _command(sub, "invoke", "deploy.client.invoke:run", "rerank documents with the endpoint",
                  "Rerank documents with a deployed endpoint (or a local server) and print a"
                  " table.")
-    p.add_argument("--query", "-q", required=True)
-    p.add_argument("--documents", "-d", nargs="+", default=[], metavar="DOC")
+    p.add_argument("--query", "-q", required=True, help="the search query")
+    p.add_argument("--documents", "-d", nargs="+", default=[], metavar="DOC",
+                   help="the documents to rerank, each one argument")
     p.add_argument("--documents-file", help="one document per line, or a JSON list")
-    p.add_argument("--top-n", type=int)
+    p.add_argument("--top-n", type=int, help="keep the best N (default: all, best first)")
     p.add_argument("--instruction", help="what an LLM reranker should judge by (Qwen3-Reranker,"
                    " chat-template rerankers; a cross-encoder refuses it)")
     p.add_argument("--serverless", action="store_true", help="use the 4 MB serverless limit")
