@@ -5,7 +5,9 @@ Correctness only: synthetic rows, no timing is measured.
 
 from __future__ import annotations
 
-from bench import flops
+import pytest
+
+from bench import flops, report
 
 MINILM = dict(layers=6, hidden=384, intermediate=1536)
 BGE_LARGE = dict(layers=24, hidden=1024, intermediate=4096)
@@ -48,3 +50,58 @@ def test_the_doc_states_how_high_the_old_shares_read():
     assert f"divide those shares by {minilm:.3f}" in text
     assert f"{100 * (bge - 1):.1f}% more for the bge-large shape" in text
     assert f"divide by {bge:.3f}" in text
+
+
+# ---------------------------------------------------------------- the exact default
+
+
+def engine_row(label: str, pairs_per_s: float, dev: float | None = 5e-8, **extra) -> dict:
+    row = {"label": label, "kind": "engine", "pairs_per_s": pairs_per_s,
+           "pairs_per_cpu_s": pairs_per_s, "flops_dtype": "float32",
+           "share_of_fp32_gemm": pairs_per_s / 50, **extra}
+    if dev is not None:
+        row["vs_plain_forward"] = {"max_abs": dev}
+    return row
+
+
+def peer_row(label: str, pairs_per_s: float) -> dict:
+    return {"label": label, "kind": "peer", "pairs_per_s": pairs_per_s,
+            "pairs_per_cpu_s": pairs_per_s, "flops_dtype": "float32",
+            "vs_plain_forward": {"max_abs": 4e-8}}
+
+
+def mixed100(**engines) -> dict:
+    rows = {"crossencoder": peer_row("CrossEncoder.predict", 20.0),
+            "pipeline": peer_row("HF pipeline (DLC default)", 25.0)}
+    rows.update(engines)
+    return rows
+
+
+def results_for(kind: str, rows: dict) -> dict:
+    return {"machine": {"cpu": {"kind": kind}},
+            "models": {"minilm": {"workloads": {"mixed100": {"results": rows}}}}}
+
+
+NOISY = mixed100(**{"engine-onnx": engine_row("ours onnx", 40.0),
+                    "engine-openvino": engine_row("ours openvino", 41.0),
+                    "engine-fp32": engine_row("ours fp32", 32.0)})
+
+
+def test_the_exact_default_is_the_runtime_auto_picks_not_the_fastest_row():
+    exact = report.targets(results_for("avx512_bf16", NOISY))[0]
+    assert exact["mode"] == "engine-onnx"  # choice.MEASURED's first on the AMD EPYC
+    assert exact["ratio"] == pytest.approx(2.0)
+    assert "fastest exact runtime in this run: ours openvino 2.05x" in exact["measured"]
+    amx = report.targets(results_for("amx", NOISY))[0]
+    assert amx["mode"] == "engine-openvino" and "fastest exact" not in amx["measured"]
+    share = report.targets(results_for("avx512_bf16", NOISY))[-2]
+    assert share["measured"].startswith("ours onnx:")
+
+
+def test_the_exact_default_falls_back_as_auto_does_and_must_stay_exact():
+    without_onnx = {k: v for k, v in NOISY.items() if k != "engine-onnx"}
+    assert report.exact_mode(without_onnx, "avx512_bf16")[0] == "engine-openvino"
+    drifted = dict(NOISY, **{"engine-onnx": engine_row("ours onnx", 80.0, dev=3e-4)})
+    exact = report.targets(results_for("avx512_bf16", drifted))[0]
+    assert exact["mode"] == "engine-onnx" and exact["met"] is False
+    assert "not exact" in exact["measured"]
