@@ -52,3 +52,22 @@ def test_docker_run_passes_the_container_settings_given_to_make():
     run = done.stdout[done.stdout.index("docker run"):]
     assert "-e RERANK_PRECISION" in run and "-e SERVE_API_KEY" in run
     assert "SERVE_PORT" not in run and "k" not in run.split()  # by name, never the value
+
+
+def test_docker_run_on_a_port_in_use_is_one_line_before_docker(tmp_path):
+    """Docker's own answer is 'driver failed programming external connectivity'; the make
+    target says which port and what to pass, before any container is made."""
+    import shutil
+    import socket
+
+    if shutil.which("docker") is None or subprocess.run(
+            ["docker", "info"], capture_output=True, timeout=60).returncode != 0:
+        pytest.skip("no Docker engine runs here: docker-run stops before the port check")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = make("docker-run", f"PORT={port}", f"MODEL={tmp_path}")
+    assert done.returncode == 2
+    assert f"error: cannot publish on 127.0.0.1:{port}: not a port, or another server" \
+        in done.stderr
