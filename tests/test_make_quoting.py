@@ -63,6 +63,8 @@ def test_docker_run_on_a_port_in_use_is_one_line_before_docker(tmp_path):
     if shutil.which("docker") is None or subprocess.run(
             ["docker", "info"], capture_output=True, timeout=60).returncode != 0:
         pytest.skip("no Docker engine runs here: docker-run stops before the port check")
+    (tmp_path / "config.json").write_text("{}")  # a model folder, as far as make looks
+    tmp_path.chmod(0o755)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
