@@ -105,3 +105,47 @@ def test_the_exact_default_falls_back_as_auto_does_and_must_stay_exact():
     exact = report.targets(results_for("avx512_bf16", drifted))[0]
     assert exact["mode"] == "engine-onnx" and exact["met"] is False
     assert "not exact" in exact["measured"]
+
+
+# ---------------------------------------------------------------- failed server requests
+
+
+def level(concurrency: int, rps: float, requests: int = 10, errors: int = 0) -> dict:
+    return {"concurrency": concurrency, "requests": requests, "errors": errors, "rps": rps,
+            "p50_ms": 100.0, "p99_ms": 200.0}
+
+
+def server(ours: dict, peer_rps: float = 2.0) -> dict:
+    return {"levels": [8], "max_requests": 10, "max_seconds": 5.0,
+            "ours_env": {"RERANK_PRECISION": "exact"},
+            "ours_envs": {"ours": {"RERANK_PRECISION": "exact"}}, "dlc_workers": 2,
+            "dlc_env": {}, "skipped": {},
+            "served": {"ours": {"backend": "onnx", "dtype": "float32", "threads": 2,
+                                "batch_tokens": 512}},
+            "stacks": {"ours": [ours], "dlc": [level(8, peer_rps)],
+                       "infinity": [level(8, peer_rps)]}}
+
+
+@pytest.mark.parametrize("ours", [level(8, 9.0, requests=8, errors=2),
+                                  level(8, 0.0, requests=0, errors=10)],
+                         ids=["some errors", "nothing answered"])
+def test_a_server_target_is_missed_when_ours_fails_requests(ours):
+    data = server(ours)
+    for target in (report._server_target(data), report._infinity_target(data, "ours")):
+        assert target["met"] is False, target
+        assert f"{ours['errors']} (" in target["measured"]
+
+
+def test_errors_are_shown_beside_p99():
+    data = server(level(8, 9.0, requests=8, errors=2))
+    text = "\n".join(report.server_lines(data))
+    assert "| 8 | ours exact | 9.0 | 100 | 200 | 2 (20%) |" in text
+    clean = report._server_target(server(level(8, 9.0)))
+    assert clean["met"] is True and "errors 0 vs 0" in clean["measured"]
+
+
+def test_a_peer_that_answered_nothing_is_not_a_win():
+    data = server(level(8, 9.0), peer_rps=0.0)
+    data["stacks"]["dlc"] = [level(8, 0.0, requests=0, errors=10)]
+    target = report._server_target(data)
+    assert target["met"] is None and "answered nothing" in target["measured"]
