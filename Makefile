@@ -35,6 +35,11 @@ TEST_DEPS :=
 help:  ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
+# The project itself, editable.  setuptools warns (a boxed UserWarning) that deploy/ and
+# bench/ in the working folder shadow the installed packages: they are the same folders.
+EDITABLE_INSTALL = PYTHONWARNINGS=ignore::UserWarning $(BIN)/pip install --quiet --no-deps \
+  --no-build-isolation -e .
+
 $(STAMP): requirements.txt $(SERVE_REQS) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	@echo "installing every pinned package into $(VENV)"
@@ -42,7 +47,7 @@ $(STAMP): requirements.txt $(SERVE_REQS) pyproject.toml
 	@set -o pipefail; $(BIN)/pip install --progress-bar off -r requirements.txt 2>&1 \
 	  | { grep --line-buffered -E '^(Collecting|ERROR|Successfully installed)' || true; } \
 	  | sed -u -e 's/^Collecting /  /' -e 's/^Successfully installed .*/  done/'
-	@$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@$(EDITABLE_INSTALL)
 	touch $@ $(SERVE_STAMP)
 
 # The first commands (make demo-model, make serve) need only serving's packages; `make test`
@@ -55,7 +60,7 @@ $(SERVE_STAMP): $(SERVE_REQS) pyproject.toml
 	@set -o pipefail; $(BIN)/pip install -r requirements-serve.txt 2>&1 \
 	  | { grep --line-buffered -E '^(Collecting|ERROR|Successfully installed)' || true; } \
 	  | sed -u -e 's/^Collecting /  /' -e 's/^Successfully installed .*/  done/'
-	@$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@$(EDITABLE_INSTALL)
 	@touch $@
 
 venv: $(STAMP)  ## create .venv with every pinned requirement
