@@ -54,6 +54,8 @@ CODE_REQUIREMENTS = (
 READY_BODY = json.dumps({"query": "ready?", "documents": ["ready"]}).encode()
 # Environment that would make the stack's Python import another venv's packages.
 _LEAKY_ENV = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")
+# The handler's settings (reranker.settings reads RERANK_*; SERVE_* are our server's).
+SETTINGS_PREFIXES = ("RERANK_", "SERVE_")
 
 
 def free_port() -> int:
@@ -184,8 +186,10 @@ class DlcStack:
     """One toolkit + MMS stack in its own session, its base dir and its log."""
 
     def __init__(self, model, env: Mapping[str, str] | None = None, *, workers: int = 1,
-                 port: int | None = None, venv: Path | str = DLC_VENV):
+                 port: int | None = None, venv: Path | str = DLC_VENV,
+                 inherit_settings: bool = True):
         self.venv = Path(venv)
+        self.inherit_settings = inherit_settings
         self.workers = workers
         self.port, self.management_port = port or free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -202,7 +206,11 @@ class DlcStack:
             stderr=subprocess.STDOUT, start_new_session=True)
 
     def _environment(self, extra: Mapping[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _LEAKY_ENV}
+        """This process's environment without what would leak into the stack (and, with
+        ``inherit_settings=False``, without its RERANK_*/SERVE_* settings: the handler
+        reads them), the stack's fixed layout, then ``extra``."""
+        env = {k: v for k, v in os.environ.items() if k not in _LEAKY_ENV
+               and (self.inherit_settings or not k.startswith(SETTINGS_PREFIXES))}
         private = str(self.base / "tmp")
         env.update({
             "PATH": f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
@@ -284,11 +292,13 @@ def check_prerequisites(venv: Path = DLC_VENV) -> None:
 @contextlib.contextmanager
 def start_dlc(model_dir, env: Mapping[str, str] | None = None, *, workers: int = 1,
               port: int | None = None, ready_timeout: float = 180.0,
-              venv: Path | str = DLC_VENV) -> Iterator[str]:
+              venv: Path | str = DLC_VENV, inherit_settings: bool = True) -> Iterator[str]:
     """Serve ``model_dir`` (a model directory, an unpacked or packed model.tar.gz) with the
-    DLC stack on 127.0.0.1 until the block ends; yields the base URL."""
+    DLC stack on 127.0.0.1 until the block ends; yields the base URL.
+    ``inherit_settings=False`` drops this process's RERANK_*/SERVE_* variables."""
     check_prerequisites(Path(venv))
-    stack = DlcStack(model_dir, env=env, workers=workers, port=port, venv=venv)
+    stack = DlcStack(model_dir, env=env, workers=workers, port=port, venv=venv,
+                     inherit_settings=inherit_settings)
     try:
         stack.wait_ready(ready_timeout)
         yield stack.url

@@ -26,6 +26,25 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The server's own settings: read from the environment, so a stray one in the caller's
+# (RERANK_CACHE_ROWS turns on a score cache, say) would change what is measured.
+SETTINGS_PREFIXES = ("RERANK_", "SERVE_")
+
+
+def environment(env: Mapping[str, str] | None = None, *, inherit_settings: bool = True
+                ) -> dict[str, str]:
+    """The server's environment: this process's, the fixed offline settings, then ``env``.
+    ``inherit_settings=False`` drops every RERANK_*/SERVE_* variable of this process first,
+    so the server runs with ``env`` and its own defaults only (what a benchmark wants)."""
+    full_env = {k: v for k, v in os.environ.items()
+                if inherit_settings or not k.startswith(SETTINGS_PREFIXES)}
+    full_env.update({
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+    })
+    full_env.update(env or {})
+    return full_env
 
 
 def free_port() -> int:
@@ -49,18 +68,12 @@ class Server:
     """One server subprocess: its URL, process, and log file."""
 
     def __init__(self, model_dir, env: Mapping[str, str] | None = None, port: int | None = None,
-                 python: str | None = None):
+                 python: str | None = None, *, inherit_settings: bool = True):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = tempfile.NamedTemporaryFile(prefix="serving-", suffix=".log", delete=False)
         self.log_path = Path(self._log.name)
-        full_env = dict(os.environ)
-        full_env.update({
-            "HF_HUB_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-            "PYTHONUNBUFFERED": "1",
-        })
-        full_env.update(env or {})
+        full_env = environment(env, inherit_settings=inherit_settings)
         command = [python or sys.executable, "-m", "serving", "--model-dir", str(model_dir),
                    "--host", "127.0.0.1", "--port", str(self.port)]
         self.proc = subprocess.Popen(command, env=full_env, cwd=ROOT, stdout=self._log,
@@ -98,9 +111,11 @@ class Server:
 
 @contextlib.contextmanager
 def start_server(model_dir, env: Mapping[str, str] | None = None, port: int | None = None,
-                 *, ready_timeout: float = 180.0) -> Iterator[str]:
-    """Serve ``model_dir`` on 127.0.0.1 until the block ends; yields the base URL."""
-    server = Server(model_dir, env=env, port=port)
+                 *, ready_timeout: float = 180.0, inherit_settings: bool = True
+                 ) -> Iterator[str]:
+    """Serve ``model_dir`` on 127.0.0.1 until the block ends; yields the base URL.
+    ``inherit_settings``: see :func:`environment`."""
+    server = Server(model_dir, env=env, port=port, inherit_settings=inherit_settings)
     try:
         server.wait_ready(ready_timeout)
         yield server.url

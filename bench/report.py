@@ -363,7 +363,9 @@ def server_lines(server: dict | None) -> list[str]:
         return [f"Server level failed: {server['error']}"]
     stacks = server.get("stacks", {})
     envs = server.get("ours_envs") or {"ours": server["ours_env"]}
-    described = "; ".join(f"{STACK_LABELS.get(k, k)}: `{_env_text(e)}`" for k, e in envs.items())
+    described = "; ".join(f"{STACK_LABELS.get(k, k)}: `{_env_text(e)}`"
+                          + _served_text(server.get("served", {}).get(k))
+                          for k, e in envs.items())
     lines = [f"10-document requests (Cohere dialect to ours and the DLC stack, Infinity's"
              f" /rerank with raw scores), closed loop, at most {server['max_requests']}"
              f" requests or {server['max_seconds']:.0f} s per level and stack; p50/p99 count"
@@ -390,6 +392,19 @@ def server_lines(server: dict | None) -> list[str]:
                          _rps_ratio(row, dlc) if name.startswith("ours") else "",
                          _rps_ratio(row, peer) if name in SAME_PRECISION else ""])
     return lines + _table(header, rows)
+
+
+def _served_text(engine: dict | None) -> str:
+    """" (served: onnx float32, 2 threads, 512-token batches)" from our GET /info."""
+    if not engine:
+        return ""
+    parts = [f"{engine.get('backend', '?')} {engine.get('dtype', '?')}"]
+    if engine.get("threads"):
+        parts.append(f"{engine['threads']} threads")
+    if engine.get("batch_tokens"):
+        parts.append(f"{engine['batch_tokens']}-token batches")
+    parts.append(f"cache {engine['cache_rows']} rows" if engine.get("cache_rows") else "no cache")
+    return f" (served: {', '.join(parts)})"
 
 
 def _env_text(env: dict) -> str:

@@ -27,7 +27,10 @@ from .workloads import Workload
 # what ships.  One 2-thread intra-op team, and OpenMP threads that sleep instead of spinning
 # at barriers (the server's default): without OMP_WAIT_POLICY=PASSIVE a 2-thread team
 # collapses (3-10x slower) as soon as anything else wants a core.
-OURS_ENV = {"RERANK_PRECISION": "exact", "RERANK_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}
+# The servers get no RERANK_*/SERVE_* variable of the caller's environment (a stray one would
+# skew the comparison), and the score cache is off in words: Infinity recomputes every pair.
+OURS_ENV = {"RERANK_PRECISION": "exact", "RERANK_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE",
+            "RERANK_CACHE_ROWS": "0"}
 OURS_FAST_ENV = {**OURS_ENV, "RERANK_PRECISION": "fast"}
 # Infinity at the same precision as each of our modes.
 INFINITY_DTYPES = {"infinity": "float32", "infinity-bf16": "bfloat16"}
@@ -38,7 +41,7 @@ SAME_PRECISION_OF = {peer: ours for ours, peer in SAME_PRECISION.items()}
 
 # The DLC stack at its best: 2 workers x 1 torch thread each (no oversubscription), fp32.
 DLC_WORKERS = 2
-DLC_ENV = {"RERANK_THREADS": "1", "OMP_NUM_THREADS": "1"}
+DLC_ENV = {"RERANK_THREADS": "1", "OMP_NUM_THREADS": "1", "RERANK_CACHE_ROWS": "0"}
 # Seconds a stack may take to load (the JVM and two workers are slow on a busy machine).
 READY_TIMEOUT = 300.0
 
@@ -50,6 +53,20 @@ class Target:
     url: str
     route: str
     payloads: list[bytes]
+    # What the server says it runs (our GET /info: runtime, dtype, threads, budget, cache).
+    served: dict | None = None
+
+
+def served_settings(base_url: str, timeout: float = 10.0) -> dict | None:
+    """Our server's effective engine settings from GET /info, None if it does not say."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(base_url + "/info", timeout=timeout) as response:
+            return json.loads(response.read()).get("engine")
+    except (OSError, urllib.error.URLError, ValueError, AttributeError):
+        return None
 
 
 def bodies(workload: Workload) -> list[bytes]:
@@ -105,13 +122,15 @@ def stacks(model_dir, log: Callable[[str], None], ours_envs: dict[str, dict], ca
             env = {"SERVE_MAX_CONCURRENCY": "256", **ours_env}
             log(f"starting our server ({name})")
             url = stack.enter_context(start_server(ours_model_dir(Path(model_dir), env, cache),
-                                                   env=env, ready_timeout=READY_TIMEOUT))
-            targets[name] = Target(url, "/invocations", cohere)
+                                                   env=env, ready_timeout=READY_TIMEOUT,
+                                                   inherit_settings=False))
+            targets[name] = Target(url, "/invocations", cohere, served_settings(url))
         if dlc:
             log(f"starting the DLC stack (toolkit + MMS, {DLC_WORKERS} workers)")
             try:
                 url = stack.enter_context(start_dlc(model_dir, env=DLC_ENV, workers=DLC_WORKERS,
-                                                    ready_timeout=READY_TIMEOUT))
+                                                    ready_timeout=READY_TIMEOUT,
+                                                    inherit_settings=False))
                 targets["dlc"] = Target(url, "/invocations", cohere)
             except (RuntimeError, ValueError, OSError) as exc:
                 skipped["dlc"] = str(exc).splitlines()[0]
@@ -148,6 +167,7 @@ def run(model_dir, workload: Workload, levels: list[int], max_requests: int,
     with stacks(model_dir, log, ours_envs, cache, workload, dlc, infinity) as (targets,
                                                                               skipped):
         results["skipped"] = skipped
+        results["served"] = {n: t.served for n, t in targets.items() if t.served}
         for target in targets.values():
             warm(target.url, target.payloads, route=target.route)
         task = progress.add_task("server level",

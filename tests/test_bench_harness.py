@@ -10,7 +10,59 @@ import contextlib
 import http.server
 import threading
 
-from bench import closed_loop
+from bench import closed_loop, report
+
+# ---------------------------------------------------------------- the servers' environment
+
+
+def test_the_benchs_servers_get_no_stray_settings(monkeypatch, tmp_path):
+    from bench import local_server
+    from bench.dlc_stack import DlcStack
+
+    monkeypatch.setenv("RERANK_CACHE_ROWS", "1000")
+    monkeypatch.setenv("SERVE_MAX_CONCURRENCY", "3")
+    clean = local_server.environment({"RERANK_THREADS": "2"}, inherit_settings=False)
+    assert clean["RERANK_THREADS"] == "2"
+    assert "RERANK_CACHE_ROWS" not in clean and "SERVE_MAX_CONCURRENCY" not in clean
+    assert local_server.environment()["RERANK_CACHE_ROWS"] == "1000"  # the tests' default
+
+    stack = DlcStack.__new__(DlcStack)  # its environment only: no process started
+    stack.venv, stack.workers, stack.base = tmp_path, 2, tmp_path
+    stack.url = stack.management_url = "http://127.0.0.1:1"
+    stack.inherit_settings = False
+    env = stack._environment({"RERANK_THREADS": "1"})
+    assert env["RERANK_THREADS"] == "1"
+    assert "RERANK_CACHE_ROWS" not in env and "SERVE_MAX_CONCURRENCY" not in env
+
+
+def test_server_bench_starts_clean_servers_and_records_what_they_run(monkeypatch, tmp_path):
+    from bench import local_server, server_bench, workloads
+
+    started = []
+
+    @contextlib.contextmanager
+    def fake_server(model_dir, env=None, port=None, *, ready_timeout=0, inherit_settings=True):
+        started.append((env, inherit_settings))
+        yield "http://127.0.0.1:1"
+
+    monkeypatch.setattr(local_server, "start_server", fake_server)
+    monkeypatch.setattr(server_bench, "ours_model_dir", lambda model_dir, env, cache: model_dir)
+    monkeypatch.setattr(server_bench, "served_settings", lambda url: {"backend": "onnx"})
+    envs = {"ours": dict(server_bench.OURS_ENV)}
+    with server_bench.stacks(tmp_path, lambda _: None, envs, tmp_path,
+                             workloads.opensearch10(1), dlc=False, infinity=False) as (t, _):
+        assert t["ours"].served == {"backend": "onnx"}
+    ((env, inherit),) = started
+    assert inherit is False and env["RERANK_CACHE_ROWS"] == "0"
+    assert server_bench.DLC_ENV["RERANK_CACHE_ROWS"] == "0"
+
+
+def test_the_server_table_names_what_our_server_runs():
+    from test_bench_targets import level, server
+
+    text = "\n".join(report.server_lines(server(level(8, 9.0))))
+    assert "(served: onnx float32, 2 threads, 512-token batches, no cache)" in text
+
 
 # ---------------------------------------------------------------- the load generator
 

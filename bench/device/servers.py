@@ -85,8 +85,11 @@ def measure(model_dir: Path, *, device: str, levels: list[int], max_requests: in
 @contextlib.contextmanager
 def ours(model_dir: Path, device: str, dtype: str, ready_timeout: float = 300.0
          ) -> Iterator[tuple[str, str, Callable]]:
-    env = {"SERVE_MAX_CONCURRENCY": "256", "RERANK_DEVICE": device, "RERANK_DTYPE": dtype}
-    with start_server(model_dir, env=env, ready_timeout=ready_timeout) as url:
+    # Only these settings and the server's defaults (score cache off): none of the caller's.
+    env = {"SERVE_MAX_CONCURRENCY": "256", "RERANK_DEVICE": device, "RERANK_DTYPE": dtype,
+           "RERANK_CACHE_ROWS": "0"}
+    with start_server(model_dir, env=env, ready_timeout=ready_timeout,
+                      inherit_settings=False) as url:
         yield url, "/v1/rerank", lambda b: {**b, "top_n": len(b["documents"])}
 
 
