@@ -497,6 +497,16 @@ def update_doc(doc: Path, results: dict, json_path: Path, png_path: Path) -> Non
     doc.write_text(text)
 
 
+def standalone(results: dict, json_path: Path, png_path: Path) -> str:
+    """This run's tables as a Markdown file of their own (beside the JSON)."""
+    parts = [f"# make bench, {results['machine']['date']}", "",
+             cpu_section(results, json_path, png_path)]
+    gpu = gpu_section(results)
+    if gpu is not None:
+        parts += ["", gpu]
+    return "\n".join(parts) + "\n"
+
+
 def console_summary(results: dict) -> str:
     lines = ["", "Targets:"]
     for t in results["targets"]:

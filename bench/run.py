@@ -3,8 +3,10 @@
     python -m bench                 # the full run (about 13-16 min on 2 cores)
     python -m bench --quick         # MiniLM only, fewer requests, short server levels
 
-Writes bench/results/<date>.json, bench/results/<date>.png and the tables of
-docs/BENCHMARKS.md.  See docs/BENCHMARKS.md for what is measured and how.
+Writes bench/results/<date>.json, <date>.png and <date>.md (the tables).  The full run with
+every measuring option at its default also rewrites its block of docs/BENCHMARKS.md; any
+other run leaves that file alone unless --doc names it (a partial run must not replace the
+committed full-run figures).  See docs/BENCHMARKS.md for what is measured and how.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from . import models
 
 ROOT = models.ROOT
+DOC = ROOT / "docs" / "BENCHMARKS.md"
 CPU_MODES = ("fp32", "bf16", "onnx", "onnx-int8", "openvino", "openvino-bf16")
 # Every runtime the auto table (reranker.backends.choice) picks from, in both precisions.
 QUICK_MODES = ("fp32", "onnx", "openvino", "bf16", "openvino-bf16", "onnx-int8")
@@ -68,8 +71,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="where models and ONNX exports are built once")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
                    help="directory for the JSON results and the PNG chart")
-    p.add_argument("--doc", type=_optional_path, default=ROOT / "docs" / "BENCHMARKS.md",
-                   help="Markdown file whose tables are rewritten (--doc '' to skip)")
+    p.add_argument("--doc", default=None,
+                   help="Markdown file whose generated block is rewritten (default:"
+                        " docs/BENCHMARKS.md on a full run with default options, else none;"
+                        " --doc '' never)")
     p.add_argument("--gemm-seconds", type=float, default=None,
                    help="seconds per GEMM-rate measurement (default 2; quick 0.5)")
     args = p.parse_args(argv)
@@ -77,6 +82,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--rounds must be positive")
     if args.threads < 1:
         p.error("--threads must be at least 1")
+    args.doc = _doc(args, p)
     args.levels = args.levels or ("1,8" if args.quick else "1,8,32")
     args.modes = args.modes or ",".join(QUICK_MODES if args.quick else CPU_MODES)
     args.levels = parse_levels(p, args.levels)
@@ -100,9 +106,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _optional_path(raw: str) -> Path | None:
-    """A path, or None for '' (Path('') would be the current directory)."""
-    return Path(raw) if raw.strip() else None
+# Options that only say where things go: a run that changes nothing else is a full run.
+_WHERE_OPTIONS = ("cache", "out", "doc")
+
+
+def _doc(args: argparse.Namespace, p: argparse.ArgumentParser) -> Path | None:
+    """--doc as given ('' for none); not given: DOC on a full run (no measuring option
+    given, or each at its default value), else None.  Reads the options as parsed."""
+    if args.doc is not None:
+        # Path('') would be the current directory.
+        return Path(args.doc) if args.doc.strip() else None
+    defaults = vars(p.parse_args([]))
+    full = all(value == defaults[key] for key, value in vars(args).items()
+               if key not in _WHERE_OPTIONS)
+    return DOC if full else None
 
 
 def parse_levels(p: argparse.ArgumentParser, raw: str) -> list[int]:
@@ -206,11 +223,15 @@ def _write(args, results: dict, console) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / f"{stamp}.json"
     png_path = args.out / f"{stamp}.png"
+    md_path = args.out / f"{stamp}.md"
     json_path.write_text(json.dumps(results, indent=1, default=float) + "\n")
     chart.draw(results, png_path)
+    md_path.write_text(report.standalone(results, json_path, png_path))
     if args.doc:
         report.update_doc(args.doc, results, json_path, png_path)
     console.print(report.console_summary(results), markup=False, highlight=False)
-    console.print(f"results: {json_path}\nchart:   {png_path}"
-                  + (f"\ntables:  {args.doc}" if args.doc else ""))
+    console.print(f"results: {json_path}\nchart:   {png_path}\ntables:  {md_path}"
+                  + (f"\ndoc:     {args.doc} (its block for this CPU kind rewritten)"
+                     if args.doc else f"\ndoc:     {DOC.name} left as it is (not a full run"
+                                      " with default options; --doc PATH writes one)"))
     return 0

@@ -1,6 +1,7 @@
 # Benchmarks: engine and server against what users run today, one run, one chart.
 # `make bench` (about 13-16 min on 2 cores), `make bench QUICK=1` (MiniLM only, ~4 min),
-# more options through BENCH_ARGS (see `.venv/bin/python -m bench --help`).
+# more options through BENCH_ARGS (see `.venv/bin/python -m bench --help`).  Only the full
+# run with default options rewrites docs/BENCHMARKS.md; others write bench/results/*.md.
 DLC_VENV ?= .venv-dlc
 # Infinity (infinity-emb), the peer server, in its own venv from a complete lock.
 INFINITY_VENV  ?= .venv-infinity
@@ -13,7 +14,7 @@ INFINITY_SMOKE := import torch, infinity_emb, sentence_transformers; \
 
 .PHONY: bench infinity-venv
 
-bench: $(STAMP) $(DLC_VENV)/.installed $(INFINITY_STAMP)  ## benchmarks vs CrossEncoder/AWS sample/pipeline/DLC stack/Infinity (QUICK=1: short); writes docs/BENCHMARKS.md
+bench: $(STAMP) $(DLC_VENV)/.installed $(INFINITY_STAMP)  ## benchmarks vs CrossEncoder/AWS sample/pipeline/DLC stack/Infinity (QUICK=1: short); a full run rewrites docs/BENCHMARKS.md
 	$(PY) -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 $(INFINITY_STAMP): $(INFINITY_REQS)

@@ -8,9 +8,45 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import io
 import threading
 
-from bench import closed_loop, report
+from bench import closed_loop, report, run
+
+# ---------------------------------------------------------------- where the tables go
+
+
+def test_only_a_full_default_run_rewrites_the_doc(tmp_path):
+    assert run.parse_args([]).doc == run.DOC
+    assert run.parse_args(["--out", str(tmp_path)]).doc == run.DOC  # where, not what
+    for partial in (["--quick"], ["--no-server"], ["--models", "minilm"], ["--rounds", "2"]):
+        assert run.parse_args(partial).doc is None, partial
+    mine = tmp_path / "mine.md"
+    assert run.parse_args(["--quick", "--doc", str(mine)]).doc == mine
+    assert run.parse_args(["--doc", ""]).doc is None
+
+
+def test_a_run_without_the_doc_writes_its_tables_beside_the_json(tmp_path):
+    from rich.console import Console
+
+    from test_bench_targets import NOISY, results_for
+
+    rows = {k: dict(v, p50_ms=1.0, p95_ms=1.0, padding_efficiency=1.0) for k, v in NOISY.items()}
+    results = results_for("avx512_bf16", rows)
+    results["machine"].update(date="2026-12-07 21:00 UTC", gemm_flops={}, versions={})
+    results["machine"]["cpu"].update(model="Test CPU", cores=2, system="Linux", flags=[])
+    results["config"] = {"threads": 2, "command": "python -m bench --quick"}
+    results["models"]["minilm"].update(title="MiniLM")
+    results["models"]["minilm"]["workloads"]["mixed100"].update(
+        description="mixed", requests=1, real_tokens_per_pair=10,
+        useful_flops_per_request=1e9, pairs_per_request=100, reference_requests=0)
+    args = run.parse_args(["--quick", "--out", str(tmp_path)])
+    out = io.StringIO()
+    assert run._write(args, results, Console(file=out, width=1000)) == 0
+    (md,) = tmp_path.glob("*.md")
+    assert "### Latest run" in md.read_text() and "| ours onnx |" in md.read_text()
+    assert f"tables:  {md}" in out.getvalue() and "left as it is" in out.getvalue()
+
 
 # ---------------------------------------------------------------- the servers' environment
 

@@ -92,6 +92,9 @@ def test_bench_end_to_end_tiny(bert_dir, tmp_path):
     assert results["machine"]["cpu"]["model"] in text
     assert "not measured" in text
 
+    (md,) = out.glob("*.md")  # this run's tables, beside its JSON
+    assert "| ours fp32 |" in md.read_text()
+
     (png,) = out.glob("*.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     import matplotlib.image
