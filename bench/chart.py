@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display here; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .report import cores_text  # noqa: E402
+
 OURS, PEER = "#1f77b4", "#aaaaaa"
 COLORS = {"engine": OURS, "peer": PEER}
 
@@ -73,7 +75,7 @@ def draw(results: dict, path: Path) -> Path:
     for ax in flat[len(panels) + (1 if has_server else 0):]:
         ax.axis("off")
     cpu = results["machine"]["cpu"]
-    fig.suptitle(f"{cpu['model']}, {cpu['cores']} cores - {results['machine']['date']}",
+    fig.suptitle(f"{cpu['model']}, {cores_text(cpu)} - {results['machine']['date']}",
                  fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -37,9 +37,14 @@ def cpu_info() -> dict:
                     flags.update(value.split())
     except OSError:
         pass
+    from reranker.backends.onnx_backend import usable_cores
+
     return {
         "model": model,
-        "cores": os.cpu_count(),
+        # The cores this process may run on (its affinity mask), as the engine counts them:
+        # a container or taskset may allow fewer than the machine has online.
+        "cores": usable_cores(),
+        "online_cores": os.cpu_count(),
         "flags": [f for f in INTERESTING_FLAGS if f in flags],
         "bf16": "avx512_bf16" in flags or "amx_bf16" in flags,
         # The row of the product's measured runtime table (reranker.backends.choice).
@@ -117,10 +122,14 @@ def gemm_rate(dtype: str = "float32", device: str = "cpu", sizes=(1024, 2048),
     return best
 
 
-def cpu_gemm_by_library(bf16: bool, seconds: float) -> dict:
-    """GEMM FLOP/s per library and dtype on this CPU, all cores."""
+def cpu_gemm_by_library(bf16: bool, seconds: float, threads: int | None = None) -> dict:
+    """GEMM FLOP/s per library and dtype on this CPU, on ``threads`` threads (default:
+    torch's setting, which the bench sets to its --threads)."""
+    import torch
+
+    threads = threads or torch.get_num_threads()
     rates = {"torch float32": gemm_rate("float32", seconds=seconds),
-             "onnxruntime float32": ort_gemm_rate(seconds=seconds)}
+             "onnxruntime float32": ort_gemm_rate(seconds=seconds, threads=threads)}
     if bf16:
         rates["torch bfloat16"] = gemm_rate("bfloat16", seconds=seconds)
     return rates
@@ -141,15 +150,16 @@ def cpu_ceilings(by_library: dict) -> dict:
 def remeasure_cpu(info: dict, seconds: float) -> None:
     """Measure the CPU ceilings again and keep the best of both: on a shared machine a
     neighbour's burst during one measurement would otherwise sink the ceiling."""
-    again = cpu_gemm_by_library(info["cpu"]["bf16"], seconds)
+    again = cpu_gemm_by_library(info["cpu"]["bf16"], seconds, info.get("torch_threads"))
     best = info.setdefault("gemm_by_library", {})
     for key, value in again.items():
         best[key] = max(best.get(key, 0.0), value)
     info["gemm_flops"].update(cpu_ceilings(best))
 
 
-def ort_gemm_rate(n: int = 1024, seconds: float = 1.0) -> float:
-    """FLOP/s of one fp32 MatMul in ONNX Runtime (MLAS), all cores; 0 without it."""
+def ort_gemm_rate(n: int = 1024, seconds: float = 1.0, threads: int = 0) -> float:
+    """FLOP/s of one fp32 MatMul in ONNX Runtime (MLAS) on ``threads`` intra-op threads (0:
+    ONNX Runtime's default, one per physical core); 0 without ONNX Runtime."""
     try:
         import numpy as np
         import onnxruntime as ort
@@ -161,7 +171,10 @@ def ort_gemm_rate(n: int = 1024, seconds: float = 1.0) -> float:
                               io[:2], io[2:])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8  # readable by every ONNX Runtime of the last years
-    session = ort.InferenceSession(model.SerializeToString(),
+    options = ort.SessionOptions()
+    # The same thread count as the peers and torch's GEMM: the ceilings must compare.
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model.SerializeToString(), sess_options=options,
                                    providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     feed = {"A": rng.standard_normal((n, n), dtype=np.float32),
@@ -184,6 +197,7 @@ def _sync(device: str) -> None:
 
 
 def describe(measure_gemm: bool = True, gemm_seconds: float = 1.0) -> dict:
+    """The machine, and its GEMM ceilings on torch's thread count (set from --threads)."""
     import torch
 
     cpu = cpu_info()
@@ -197,7 +211,8 @@ def describe(measure_gemm: bool = True, gemm_seconds: float = 1.0) -> dict:
         "gemm_flops": {},
     }
     if measure_gemm:
-        info["gemm_by_library"] = cpu_gemm_by_library(cpu["bf16"], gemm_seconds)
+        info["gemm_by_library"] = cpu_gemm_by_library(cpu["bf16"], gemm_seconds,
+                                                      info["torch_threads"])
         info["gemm_flops"].update(cpu_ceilings(info["gemm_by_library"]))
         if info["gpu"]:
             for dt in ("float32", "float16", "bfloat16"):

@@ -280,7 +280,7 @@ def machine_lines(results: dict, json_path: Path | None, png_path: Path | None) 
     lines = [
         f"- Date: {m['date']}; command: `{results['config'].get('command', '')}`"
         f" ({results.get('elapsed_s', 0) / 60:.1f} min)",
-        f"- Machine: {cpu['model']}, {cpu['cores']} cores ({cpu['system']}); flags:"
+        f"- Machine: {cpu['model']}, {cores_text(cpu)} ({cpu['system']}); flags:"
         f" {', '.join(cpu['flags']) or 'none of interest'}; torch threads"
         f" {results['config']['threads']} for every peer",
         f"- Measured matrix-multiply rate (torch GEMM): {gemm or 'not measured'}",
@@ -292,6 +292,14 @@ def machine_lines(results: dict, json_path: Path | None, png_path: Path | None) 
     if json_path:
         lines.append(f"- Raw results: `{_rel(json_path)}`; chart: `{_rel(png_path)}`")
     return lines
+
+
+def cores_text(cpu: dict) -> str:
+    """"2 cores", or "2 usable cores of 8 online" when the affinity mask allows fewer."""
+    online = cpu.get("online_cores")
+    if online and online != cpu["cores"]:
+        return f"{cpu['cores']} usable cores of {online} online"
+    return f"{cpu['cores']} cores"
 
 
 def _rel(path: Path | None) -> str:

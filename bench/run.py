@@ -43,8 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"engine modes on CPU (default: {','.join(CPU_MODES)};"
                         f" quick: {','.join(QUICK_MODES)})")
     p.add_argument("--peers", default=",".join(PEERS), help="peers to compare with")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 2,
-                   help="torch threads for every peer (default: the number of cores)")
+    p.add_argument("--threads", type=int, default=usable_cores(),
+                   help="threads for every peer and GEMM measurement (default: the cores"
+                        " this process may run on)")
     p.add_argument("--batch-tokens", type=int, default=0,
                    help="engine token budget per forward pass (0: the engine's default)")
     p.add_argument("--no-engine", dest="engine", action="store_false", default=True,
@@ -120,6 +121,13 @@ def _doc(args: argparse.Namespace, p: argparse.ArgumentParser) -> Path | None:
     full = all(value == defaults[key] for key, value in vars(args).items()
                if key not in _WHERE_OPTIONS)
     return DOC if full else None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask), as the engine counts them."""
+    from reranker.backends.onnx_backend import usable_cores as engine_cores
+
+    return engine_cores()
 
 
 def parse_levels(p: argparse.ArgumentParser, raw: str) -> list[int]:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import contextlib
 import http.server
 import io
+import os
 import threading
 
-from bench import closed_loop, report, run
+import pytest
+
+from bench import closed_loop, machine, report, run
 
 # ---------------------------------------------------------------- where the tables go
 
@@ -46,6 +49,32 @@ def test_a_run_without_the_doc_writes_its_tables_beside_the_json(tmp_path):
     (md,) = tmp_path.glob("*.md")
     assert "### Latest run" in md.read_text() and "| ours onnx |" in md.read_text()
     assert f"tables:  {md}" in out.getvalue() and "left as it is" in out.getvalue()
+
+
+# ---------------------------------------------------------------- threads
+
+
+def test_threads_default_to_the_cores_this_process_may_use(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert run.parse_args([]).threads == 1
+    cpu = machine.cpu_info()
+    assert (cpu["cores"], cpu["online_cores"]) == (1, 8)
+    assert report.cores_text(cpu) == "1 usable cores of 8 online"
+
+
+def test_the_onnx_runtime_ceiling_runs_on_the_benchs_threads(monkeypatch):
+    ort = pytest.importorskip("onnxruntime")
+    seen = []
+    real = ort.InferenceSession
+
+    def session(*args, sess_options=None, **kwargs):
+        seen.append(sess_options.intra_op_num_threads)
+        return real(*args, sess_options=sess_options, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    assert machine.ort_gemm_rate(n=16, seconds=0.01, threads=1) > 0
+    assert seen == [1]
 
 
 # ---------------------------------------------------------------- the servers' environment
