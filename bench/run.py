@@ -37,16 +37,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="comma-separated: minilm,bge-large (default: both; quick: minilm)")
     p.add_argument("--model-dir", type=Path, default=None,
                    help="benchmark this model directory instead of the built ones")
-    p.add_argument("--rounds", type=float, default=1.0,
+    p.add_argument("--rounds", type=_positive(float), default=1.0,
                    help="scale the number of requests per workload (default 1.0)")
     p.add_argument("--modes", default=None,
                    help=f"engine modes on CPU (default: {','.join(CPU_MODES)};"
                         f" quick: {','.join(QUICK_MODES)})")
     p.add_argument("--peers", default=",".join(PEERS), help="peers to compare with")
-    p.add_argument("--threads", type=int, default=usable_cores(),
+    p.add_argument("--threads", type=_positive(int), default=usable_cores(),
                    help="threads for every peer and GEMM measurement (default: the cores"
                         " this process may run on)")
-    p.add_argument("--batch-tokens", type=int, default=0,
+    p.add_argument("--batch-tokens", type=_at_least_zero(int), default=0,
                    help="engine token budget per forward pass (0: the engine's default)")
     p.add_argument("--no-engine", dest="engine", action="store_false", default=True,
                    help="skip the engine level (server level only)")
@@ -64,9 +64,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ours-env", default=None, metavar="K=V,...",
                    help="our server's RERANK_*/SERVE_* settings (default: the best found,"
                         " see bench/server_bench.py)")
-    p.add_argument("--server-requests", type=int, default=None,
+    p.add_argument("--server-requests", type=_positive(int), default=None,
                    help="requests per level and stack (default 300; quick 40)")
-    p.add_argument("--server-seconds", type=float, default=None,
+    p.add_argument("--server-seconds", type=_positive(float), default=None,
                    help="time cap per level and stack (default 20; quick 6)")
     p.add_argument("--cache", type=Path, default=ROOT / "build" / "bench",
                    help="where models and ONNX exports are built once")
@@ -76,13 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="Markdown file whose generated block is rewritten (default:"
                         " docs/BENCHMARKS.md on a full run with default options, else none;"
                         " --doc '' never)")
-    p.add_argument("--gemm-seconds", type=float, default=None,
+    p.add_argument("--gemm-seconds", type=_positive(float), default=None,
                    help="seconds per GEMM-rate measurement (default 2; quick 0.5)")
     args = p.parse_args(argv)
-    if args.rounds <= 0:
-        p.error("--rounds must be positive")
-    if args.threads < 1:
-        p.error("--threads must be at least 1")
     args.doc = _doc(args, p)
     args.levels = args.levels or ("1,8" if args.quick else "1,8,32")
     args.modes = args.modes or ",".join(QUICK_MODES if args.quick else CPU_MODES)
@@ -128,6 +124,33 @@ def usable_cores() -> int:
     from reranker.backends.onnx_backend import usable_cores as engine_cores
 
     return engine_cores()
+
+
+def _positive(kind):
+    """An argparse type: a number above zero."""
+    def parse(raw: str):
+        value = _number(kind, raw)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {raw!r}")
+        return value
+    return parse
+
+
+def _at_least_zero(kind):
+    """An argparse type: zero or more."""
+    def parse(raw: str):
+        value = _number(kind, raw)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be 0 or more, got {raw!r}")
+        return value
+    return parse
+
+
+def _number(kind, raw: str):
+    try:
+        return kind(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
 
 
 def parse_levels(p: argparse.ArgumentParser, raw: str) -> list[int]:

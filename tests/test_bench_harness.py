@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from bench import closed_loop, machine, report, run
+from bench import closed_loop, gpu_check, machine, report, run
 
 # ---------------------------------------------------------------- where the tables go
 
@@ -49,6 +49,33 @@ def test_a_run_without_the_doc_writes_its_tables_beside_the_json(tmp_path):
     (md,) = tmp_path.glob("*.md")
     assert "### Latest run" in md.read_text() and "| ours onnx |" in md.read_text()
     assert f"tables:  {md}" in out.getvalue() and "left as it is" in out.getvalue()
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("argv", [["--server-requests", "-5"], ["--server-requests", "0"],
+                                  ["--server-seconds", "-1"], ["--gemm-seconds", "-1"],
+                                  ["--batch-tokens", "-3"], ["--threads", "0"],
+                                  ["--rounds", "x"]])
+def test_bad_numbers_are_an_argparse_error(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run.parse_args(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {argv[0]}:" in err and "Traceback" not in err
+
+
+def test_batch_tokens_zero_is_the_engines_default():
+    assert run.parse_args(["--batch-tokens", "0"]).batch_tokens == 0
+
+
+@pytest.mark.parametrize("levels", ["8,x", "0", ","])
+def test_gpu_check_levels_are_an_argparse_error(levels, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_check.parse_args(["--levels", levels])
+    assert exit_info.value.code == 2
+    assert "--levels must be comma-separated positive integers" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- threads
