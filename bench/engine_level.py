@@ -28,6 +28,7 @@ from .interleave import (
 )
 
 HEAVY = {"bge-large"}
+GPU_HALF_DTYPES = ("float16", "bfloat16")
 # Requests per workload whose scores are also checked against a plain forward pass.
 REFERENCE_REQUESTS = {"mixed100": 3, "opensearch10": 5, "rag25": 3}
 
@@ -51,6 +52,13 @@ def peer_specs(name: str, model_dir: Path, args, info: dict, device: str) -> lis
         wanted = [p for p in wanted if p != "aws-sample"]
     if "crossencoder" in wanted:
         specs.append(PeerSpec("crossencoder", lambda: peers.CrossEncoderPeer(model_dir, device)))
+    if "crossencoder" in wanted and device == "cuda":
+        # Our fp16/bf16 rows compare with CrossEncoder at the same dtype, as GPU users run it
+        # (bench/device/encoders.py does the same), not with its fp32.
+        for dtype in GPU_HALF_DTYPES:
+            specs.append(PeerSpec(f"crossencoder-{peers.SHORT_DTYPES[dtype]}",
+                                  lambda d=dtype: peers.CrossEncoderPeer(model_dir, device,
+                                                                         dtype=d)))
     if "aws-sample" in wanted:
         specs.append(PeerSpec("aws-sample", lambda: peers.AwsSamplePeer(model_dir)))
     if "pipeline" in wanted:
@@ -148,8 +156,10 @@ def _top_k(w: workloads.Workload) -> int:
 
 
 def _log_summary(log, model: str, workload: str, summary: dict) -> None:
-    base = summary["results"].get("crossencoder", {}).get("pairs_per_s")
+    from .report import crossencoder_for
+
     for row in summary["results"].values():
+        base = crossencoder_for(summary["results"], row).get("pairs_per_s")
         ratio = f" ({row['pairs_per_s'] / base:.2f}x CrossEncoder)" if base else ""
         log(f"{model} {workload} {row['label']}: {row['pairs_per_s']:.1f} pairs/s{ratio},"
             f" p50 {row['p50_ms']:.0f} ms, padding {row['padding_efficiency']:.0%}")

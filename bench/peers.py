@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+# The short dtype names of the bench's labels and peer names.
+SHORT_DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
 
 class Peer:
     """Base adapter.  ``flops_dtype`` names the GEMM rate this peer's FLOP/s compare to."""
@@ -51,11 +54,17 @@ class CrossEncoderPeer(Peer):
     name, label = "crossencoder", "CrossEncoder.predict"
     batch_size = 32  # predict's default
 
-    def __init__(self, model_dir, device: str = "cpu", max_length: int = 512):
+    def __init__(self, model_dir, device: str = "cpu", max_length: int = 512,
+                 dtype: str = "float32"):
         import torch
         from sentence_transformers import CrossEncoder
 
         self.model = CrossEncoder(str(model_dir), device=device, max_length=max_length)
+        if dtype != "float32":  # how GPU users run it: the fp32 checkpoint cast to half
+            self.model.to(getattr(torch, dtype))
+            short = SHORT_DTYPES[dtype]
+            self.name, self.label = f"crossencoder-{short}", f"CrossEncoder.predict {short}"
+            self.flops_dtype = dtype
         self._identity = torch.nn.Identity()
 
     def score(self, query, documents):

@@ -316,6 +316,19 @@ def target_lines(results: dict) -> list[str]:
     return _table(["target", "measured", "result"], rows)
 
 
+# CrossEncoder at a half precision, where the run has it (the GPU run): the peer that our
+# rows of that dtype compare with.
+SAME_DTYPE_CROSSENCODER = {"float16": "crossencoder-fp16", "bfloat16": "crossencoder-bf16"}
+
+
+def crossencoder_for(rows: dict, row: dict) -> dict:
+    """The CrossEncoder row that ``row``'s "x CrossEncoder" divides by: CrossEncoder at the
+    row's dtype where the run measured one (GPU), else CrossEncoder as users run it on a
+    CPU (fp32); {} when there is none."""
+    same = SAME_DTYPE_CROSSENCODER.get(row.get("flops_dtype", ""))
+    return rows.get(same) or rows.get("crossencoder") or {}
+
+
 def engine_lines(name: str, model: dict) -> list[str]:
     lines = [f"#### {model['title']}", ""]
     for reason in model.get("skipped", []):
@@ -324,10 +337,8 @@ def engine_lines(name: str, model: dict) -> list[str]:
         lines.append("")
     for w in model.get("workloads", {}).values():
         rows = w["results"]
-        base = rows.get("crossencoder", {}).get("pairs_per_s")
         top = next((k for k in next(iter(rows.values()), {}).get("vs_engine_fp32", {})
                     if k.endswith("overlap_mean")), "top10_overlap_mean")
-        cpu_base = rows.get("crossencoder", {}).get("pairs_per_cpu_s")
         header = ["peer", "pairs/s", "x CrossEncoder", "x CrossEncoder per CPU-s", "p50 ms",
                   "p95 ms", "padding eff.",
                   "FLOP/s share of fp32 GEMM (own dtype)", "max abs dev. vs plain fwd",
@@ -335,6 +346,8 @@ def engine_lines(name: str, model: dict) -> list[str]:
                   top.replace("_overlap_mean", " overlap")]
         table = []
         for row in rows.values():
+            peer = crossencoder_for(rows, row)
+            base, cpu_base = peer.get("pairs_per_s"), peer.get("pairs_per_cpu_s")
             fwd, f32 = row.get("vs_plain_forward", {}), row.get("vs_engine_fp32", {})
             own = row.get("share_of_own_gemm")
             share = _pct(row.get("share_of_fp32_gemm"))
@@ -475,7 +488,9 @@ def gpu_section(results: dict) -> str | None:
     gemm = ", ".join(f"{k} {v / 1e12:.1f} TFLOP/s"
                      for k, v in results["machine"]["gemm_flops"].items() if k.startswith("cuda"))
     lines = ["### GPU run", "", f"- Date: {results['machine']['date']}; GPU: {g['name']}"
-             f" ({g['memory_gib']} GiB, CUDA {g['cuda']}); GEMM: {gemm}", ""]
+             f" ({g['memory_gib']} GiB, CUDA {g['cuda']}); GEMM: {gemm}",
+             "- x CrossEncoder: against CrossEncoder.predict at the row's dtype (fp16 and"
+             " bf16 rows against CrossEncoder cast to that dtype, fp32 rows against fp32)", ""]
     for name, model in gpu.items():
         lines += engine_lines(name, model)
     return "\n".join(lines)

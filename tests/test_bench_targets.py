@@ -5,9 +5,12 @@ Correctness only: synthetic rows, no timing is measured.
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
-from bench import flops, report
+from bench import engine_level, flops, report
+from bench.device import encoders
 
 MINILM = dict(layers=6, hidden=384, intermediate=1536)
 BGE_LARGE = dict(layers=24, hidden=1024, intermediate=4096)
@@ -149,3 +152,57 @@ def test_a_peer_that_answered_nothing_is_not_a_win():
     data["stacks"]["dlc"] = [level(8, 0.0, requests=0, errors=10)]
     target = report._server_target(data)
     assert target["met"] is None and "answered nothing" in target["measured"]
+
+
+# ---------------------------------------------------------------- CrossEncoder on a GPU
+
+
+def test_device_targets_report_against_the_faster_crossencoder_too():
+    def rate(x):
+        return {"mixed100": {"pairs_per_s": x}}
+
+    node = {"peers": {"ours fp32": rate(30.0), "ours bf16": rate(100.0),
+                      "ours fp16": rate(90.0), "CrossEncoder fp16": rate(40.0),
+                      "CrossEncoder bf16": rate(50.0)}}
+    out = encoders.targets(node)
+    assert out["mixed100_vs_crossencoder_fp16"] == pytest.approx(2.5)
+    assert out["mixed100_vs_crossencoder_best"] == pytest.approx(2.0)
+    assert out["mixed100_crossencoder_best"] == "CrossEncoder bf16"
+
+
+def test_the_gpu_run_has_crossencoder_at_each_half_precision(tmp_path):
+    args = argparse.Namespace(peers=["crossencoder", "pipeline"], modes=[], batch_tokens=0,
+                              threads=1, cache=tmp_path)
+    names = [s.name for s in engine_level.peer_specs("minilm", tmp_path, args, {}, "cuda")]
+    assert {"crossencoder", "crossencoder-fp16", "crossencoder-bf16"} <= set(names)
+    cpu = [s.name for s in engine_level.peer_specs("minilm", tmp_path, args, {}, "cpu")]
+    assert "crossencoder-fp16" not in cpu
+
+
+def test_half_precision_rows_divide_by_crossencoder_at_their_dtype():
+    def row(label, kind, rate, dtype):
+        return {"label": label, "kind": kind, "pairs_per_s": rate, "pairs_per_cpu_s": rate,
+                "p50_ms": 1.0, "p95_ms": 1.0, "padding_efficiency": 1.0,
+                "share_of_fp32_gemm": None, "flops_dtype": dtype}
+
+    rows = {"crossencoder": row("CrossEncoder.predict", "peer", 10.0, "float32"),
+            "crossencoder-fp16": row("CrossEncoder.predict fp16", "peer", 40.0, "float16"),
+            "engine-fp16-cuda": row("ours fp16-cuda", "engine", 80.0, "float16"),
+            "engine-fp32-cuda": row("ours fp32-cuda", "engine", 20.0, "float32")}
+    model = {"title": "m", "workloads": {"mixed100": {
+        "results": rows, "description": "d", "requests": 1, "real_tokens_per_pair": 10,
+        "useful_flops_per_request": 1e9, "reference_requests": 0}}}
+    text = "\n".join(report.engine_lines("m", model))
+    assert "| ours fp16-cuda | 80.0 | 2.00 | 2.00x |" in text
+    assert "| ours fp32-cuda | 20.0 | 2.00 | 2.00x |" in text
+
+
+def test_crossencoder_peer_casts_to_the_dtype_asked(bert_dir):
+    import torch
+
+    from bench.peers import CrossEncoderPeer
+
+    peer = CrossEncoderPeer(bert_dir, "cpu", dtype="bfloat16")
+    assert next(peer.model.parameters()).dtype == torch.bfloat16
+    assert (peer.name, peer.flops_dtype) == ("crossencoder-bf16", "bfloat16")
+    assert len(peer.score("q", ["a", "b"])) == 2

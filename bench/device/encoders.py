@@ -99,12 +99,8 @@ def peer_builders(model_dir: Path, device: str, max_length: int = 512
         builders[f"ours {mode}"] = (
             lambda m=engine_mode: EnginePeer(model_dir, m, device=device))
 
-    def cross_encoder(dtype: str):
-        import torch
-
-        peer = CrossEncoderPeer(model_dir, device, max_length=max_length)
-        peer.model.to(getattr(torch, dtype))  # how GPU users run it: half precision
-        return peer
+    def cross_encoder(dtype: str):  # how GPU users run it: half precision
+        return CrossEncoderPeer(model_dir, device, max_length=max_length, dtype=dtype)
 
     for mode in (("fp16", "bf16") if gpu else ("fp32",)):
         builders[f"CrossEncoder {mode}"] = lambda d=DTYPES[mode]: cross_encoder(d)
@@ -170,9 +166,16 @@ def targets(node: dict) -> dict:
         out["fp32_parity_ok"] = fp32 <= FP32_TOLERANCE
     best = max((rate(label, "mixed100") or 0.0 for label in peers if label.startswith("ours ")
                 and label != "ours fp32"), default=0.0)
-    ce = rate("CrossEncoder fp16", "mixed100")
-    if best and ce:
-        out["mixed100_vs_crossencoder_fp16"] = best / ce
+    # The named target (docs/gpu.md) is against CrossEncoder fp16; the same ratio against
+    # the faster of CrossEncoder fp16 and bf16 is reported beside it, so a GPU where the
+    # peer's bf16 wins does not flatter our engine.
+    ce = {mode: rate(f"CrossEncoder {mode}", "mixed100") for mode in ("fp16", "bf16")}
+    if best and ce["fp16"]:
+        out["mixed100_vs_crossencoder_fp16"] = best / ce["fp16"]
+    faster = max((m for m in ce if ce[m]), key=lambda m: ce[m], default=None)
+    if best and faster:
+        out["mixed100_vs_crossencoder_best"] = best / ce[faster]
+        out["mixed100_crossencoder_best"] = f"CrossEncoder {faster}"
     shares = [(peers.get(label, {}).get("rag25") or {}).get("share_of_bf16_gemm")
               for label in ("ours bf16", "ours fp16")]
     shares = [s for s in shares if s is not None]
