@@ -22,3 +22,15 @@ def block(name: str) -> str:
 
 def flat(text: str) -> str:
     return " ".join(text.split())
+
+
+def test_the_dlc_target_says_what_the_dlc_stack_runs(tmp_path, bert_dir):
+    from bench.dlc_stack import layout_model
+
+    out = layout_model(bert_dir, tmp_path / "model", link=True)
+    # The stack serves our handler and our engine, not the toolkit's one-pair pipeline.
+    assert (out / "code" / "reranker" / "engine.py").is_file()
+    assert "from reranker import" in (out / "code" / "inference.py").read_text()
+    text = flat(prose())
+    assert "one pair per forward pass with no padding" not in text
+    assert "ships code/inference.py with the `reranker` package" in text
