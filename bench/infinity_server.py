@@ -4,10 +4,11 @@
         POST base_url + "/rerank"  {"query": q, "documents": [...], "raw_scores": true}
 
 It serves the same local model directory offline (HF_HUB_OFFLINE=1) with its torch engine
-on CPU, at the dtype asked for (float32 for our exact mode, bfloat16 for our fast mode), its
-default dynamic batching (--batch-size 32) and its default optimisations (BetterTransformer
-where the model has it, torch.compile where the engine uses it).  Usage statistics and the
-vector disk cache are off.  The venv is `make infinity-venv` (bench/infinity-requirements.txt).
+on CPU, at the dtype asked for (float32 for our exact mode, bfloat16 for our fast mode), with
+its default dynamic batching (--batch-size 32) and transformers' own attention: no
+torch.compile (Infinity's default is off) and no BetterTransformer (Infinity needs optimum
+for it, which the lock leaves out).  Usage statistics and the vector disk cache are off.
+The venv is `make infinity-venv` (bench/infinity-requirements.txt).
 """
 
 from __future__ import annotations

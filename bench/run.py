@@ -1,7 +1,7 @@
 """`make bench`: measure our engine and server against what users run today, in one run.
 
     python -m bench                 # the full run (about 13-16 min on 2 cores)
-    python -m bench --quick         # MiniLM only, fewer requests, short server levels
+    python -m bench --quick         # MiniLM only, fewer requests, short server levels (~4 min)
 
 Writes bench/results/<date>.json, <date>.png and <date>.md (the tables).  The full run with
 every measuring option at its default also rewrites its block of docs/BENCHMARKS.md; any
@@ -32,7 +32,7 @@ PEERS = ("crossencoder", "aws-sample", "pipeline")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true",
-                   help="MiniLM only, fewer requests and modes, short server levels (~3 min)")
+                   help="MiniLM only, fewer requests and modes, short server levels (~4 min)")
     p.add_argument("--models", default=None,
                    help="comma-separated: minilm,bge-large (default: both; quick: minilm)")
     p.add_argument("--model-dir", type=Path, default=None,
