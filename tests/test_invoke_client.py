@@ -340,7 +340,7 @@ def test_rerank_async_uploads_polls_and_merges(moto, bert_engine):
                      s3_endpoint_url=moto, max_documents=5)
     batches = c.split(QUERY, DOCS[:8], 6 << 20)
     assert batches == [(0, 5), (5, 8)]
-    bodies = [c._body(QUERY, DOCS[a:b], 3, False) for a, b in batches]
+    bodies = [c._body(QUERY, DOCS[a:b], 3, False, raw_scores=True) for a, b in batches]
     _seed(moto, [{"data": _real_answer(bert_engine, body)} for body in bodies])
     top = c.rerank_async(QUERY, DOCS[:8], top_n=3, input_location="s3://async/in/",
                          poll_seconds=0.01, timeout=30)
@@ -378,6 +378,26 @@ def test_merge_keeps_each_answers_order_among_equal_scores():
     assert [r["index"] for r in merged] == [2, 0, 4, 3, 1]
     with pytest.raises(RerankClientError, match="without a score"):
         merge([{"results": [{"index": 0}]}], [(0, 1)], None, False)
+
+
+def test_split_requests_are_merged_by_raw_score():
+    """Logits 40 and 45 both read relevance 1.0: answered as raw scores, the split list
+    ranks as one request would, and reports the relevance the server would have."""
+    import math
+
+    from deploy.client.rerank_client import merge
+
+    answers = [{"results": [{"index": 0, "relevance_score": 40.0},
+                            {"index": 1, "relevance_score": -800.0}]},
+               {"results": [{"index": 0, "relevance_score": 45.0}]}]
+    merged = merge(answers, [(0, 2), (2, 3)], 2, False, raw=True)
+    assert [r["index"] for r in merged] == [2, 0]
+    assert [r["relevance_score"] for r in merged] == [1.0, 1.0]
+    tail = merge(answers, [(0, 2), (2, 3)], None, False, raw=True)[-1]
+    assert tail["index"] == 1 and tail["relevance_score"] == 0.0
+    assert merge([{"results": [{"index": 0, "relevance_score": 1.5}]}], [(0, 1)], None,
+                 False, raw=True)[0]["relevance_score"] == pytest.approx(
+                     1 / (1 + math.exp(-1.5)), abs=0)
 
 
 def test_an_async_call_is_not_sent_again_after_a_closed_connection(moto):

@@ -9,12 +9,15 @@
 Large lists are split across requests under the endpoint's payload limit (6 MB real-time,
 4 MB serverless) and the server's documents-per-request limit (RERANK_MAX_DOCUMENTS), sent
 a few at a time, and merged: relevance scores do not depend on what else is in a request,
-so the merged ranking equals one big request's.  Throttling and "not ready" answers are
-retried with exponential backoff (full jitter, at most ``max_backoff`` s between tries):
-throttling, 503 and 429 (also a container's, which SageMaker wraps as ModelError),
-ModelNotReadyException, up to ``max_attempts`` tries in all; another 5xx from the service,
-or a connection that fails or closes without an answer, up to ``TRANSIENT_ATTEMPTS`` (but
-an async invocation whose connection closed: SageMaker may have queued it already).
+so the merged ranking equals one big request's.  Split requests ask for raw scores (logits)
+and the merge ranks by them, as the server does: relevance, their sigmoid, reaches exactly
+1.0 past a logit of about 37 (an LLM reranker's confident answers) and would tie there.
+Throttling and "not ready" answers are retried with exponential backoff (full jitter, at
+most ``max_backoff`` s between tries): throttling, 503 and 429 (also a container's, which
+SageMaker wraps as ModelError), ModelNotReadyException, up to ``max_attempts`` tries in
+all; another 5xx from the service, or a connection that fails or closes without an answer,
+up to ``TRANSIENT_ATTEMPTS`` (but not an async invocation: SageMaker may have queued it
+already).
 
 Time limits: a connection opens within ``CONNECT_TIMEOUT`` s, and an answer comes within
 ``timeout`` s (70: SageMaker itself gives up on a real-time invocation after 60 s).  A read
@@ -27,7 +30,9 @@ that accepts connections and does not answer.  (botocore's own retries are off u
 from __future__ import annotations
 
 import json
+import math
 import random
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -97,6 +102,7 @@ class RerankClient:
         self.max_documents = max_documents
         self.concurrency = concurrency
         self.max_attempts, self.backoff, self.max_backoff = max_attempts, backoff, max_backoff
+        self._s3_client, self._s3_lock = None, threading.Lock()
 
     # ------------------------------------------------------------ public API
 
@@ -107,11 +113,12 @@ class RerankClient:
         should judge by, sent with every request; a cross-encoder answers it with a 422."""
         _check(query, documents, top_n, instruction)
         batches = self.split(query, documents, self.payload_limit, instruction)
-        bodies = [self._body(query, documents[a:b], top_n, return_documents, instruction)
+        raw = len(batches) > 1
+        bodies = [self._body(query, documents[a:b], top_n, return_documents, instruction, raw)
                   for a, b in batches]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(bodies) or 1)) as pool:
             answers = list(pool.map(self._invoke, bodies))
-        return merge(answers, batches, top_n, return_documents)
+        return merge(answers, batches, top_n, return_documents, raw)
 
     def scores(self, query: str, documents: Sequence, *,
                instruction: str | None = None) -> list[float]:
@@ -137,9 +144,9 @@ class RerankClient:
             raise ValueError("async endpoints do not host inference components")
         if not input_location.startswith("s3://"):
             raise ValueError("input_location must be an s3:// prefix")
-        s3 = self.session.client("s3", region_name=self._region,
-                                 endpoint_url=self._s3_endpoint_url)
+        s3 = self._s3()
         batches = self.split(query, documents, REALTIME_PAYLOAD, instruction)
+        raw = len(batches) > 1
         pending, uploaded = [], []
         try:
             for number, (a, b) in enumerate(batches):
@@ -149,7 +156,7 @@ class RerankClient:
                 uploaded.append((bucket, key))
                 s3.put_object(Bucket=bucket, Key=key, ContentType="application/json",
                               Body=self._body(query, documents[a:b], top_n, return_documents,
-                                              instruction))
+                                              instruction, raw))
                 # A connection closed after SageMaker took the request would queue (and
                 # bill) it twice: only refusals are retried.
                 reply = self._retrying(lambda uri=uri: self.runtime.invoke_endpoint_async(
@@ -170,7 +177,16 @@ class RerankClient:
             _delete(s3, uploaded)
             raise
         _delete(s3, uploaded)  # answered: no longer needed
-        return merge(answers, batches, top_n, return_documents)
+        return merge(answers, batches, top_n, return_documents, raw)
+
+    def _s3(self):
+        """One S3 client, made on first use: a boto3 session is not safe to share across
+        threads, the client is."""
+        with self._s3_lock:
+            if self._s3_client is None:
+                self._s3_client = self.session.client("s3", region_name=self._region,
+                                                      endpoint_url=self._s3_endpoint_url)
+            return self._s3_client
 
     # ------------------------------------------------------------ splitting
 
@@ -196,10 +212,13 @@ class RerankClient:
         return batches
 
     @staticmethod
-    def _body(query, documents, top_n, return_documents, instruction=None) -> bytes:
+    def _body(query, documents, top_n, return_documents, instruction=None,
+              raw_scores=False) -> bytes:
         body = {"query": query, "documents": list(documents)}
         if instruction is not None:
             body["instruction"] = instruction
+        if raw_scores:
+            body["raw_scores"] = True
         if top_n is not None:
             body["top_n"] = min(top_n, max(len(documents), 1))
         if return_documents:
@@ -216,14 +235,18 @@ class RerankClient:
 
     def _retrying(self, call, closed_connections: bool = True):
         """``call`` with retries; ``closed_connections``: also after a connection closed
-        without an answer (the request may have been taken: only for idempotent calls)."""
+        without an answer, or a 5xx of the service (the request may have been taken: only
+        for idempotent calls; otherwise only refusals are retried)."""
         from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError
 
         for attempt in range(self.max_attempts):
             try:
                 return call()
             except ClientError as exc:
-                if attempt + 1 >= min(self.max_attempts, _tries_for(exc)):
+                tries = _tries_for(exc)
+                if not closed_connections and tries == TRANSIENT_ATTEMPTS:
+                    tries = 1  # a 5xx may come after the request was queued: never twice
+                if attempt + 1 >= min(self.max_attempts, tries):
                     raise _as_client_error(exc) from None
             except (ConnectionError, ConnectionClosedError) as exc:
                 # Refused, unreachable, or closed before an answer; a read timeout is not
@@ -251,9 +274,11 @@ def client_of(component) -> RerankClient:
 
 
 def merge(answers: list[dict], batches: list[tuple[int, int]], top_n: int | None,
-          return_documents: bool) -> list[dict]:
-    """Per-request results -> one ranking over the whole input (indices into it)."""
-    merged = []
+          return_documents: bool, raw: bool = False) -> list[dict]:
+    """Per-request results -> one ranking over the whole input (indices into it).  ``raw``:
+    the answers hold raw scores (logits): ranked by them, reported as relevance (their
+    sigmoid, as the server computes it)."""
+    merged, logits = [], []
     for answer, (start, end) in zip(answers, batches):
         results = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(results, list):
@@ -265,15 +290,24 @@ def merge(answers: list[dict], batches: list[tuple[int, int]], top_n: int | None
             score = item.get("relevance_score")
             if not isinstance(score, (int, float)) or isinstance(score, bool):
                 raise RerankClientError(f"the endpoint answered without a score: {item}")
-            out = {"index": start + index, "relevance_score": float(score)}
+            out = {"index": start + index,
+                   "relevance_score": _sigmoid(score) if raw else float(score)}
             if return_documents and "document" in item:
                 out["document"] = item["document"]
             merged.append(out)
-    # Stable: equal scores keep each answer's own order (the server ranks by raw score,
-    # which still tells apart documents whose relevance has saturated at 1.0), then the
-    # order of the requests.
-    merged.sort(key=lambda r: -r["relevance_score"])
+            logits.append(float(score) if raw else out["relevance_score"])
+    # Stable: equal scores keep each answer's own order, then the order of the requests.
+    order = sorted(range(len(merged)), key=lambda i: -logits[i])
+    merged = [merged[i] for i in order]
     return merged[:top_n] if top_n is not None else merged
+
+
+def _sigmoid(x: float) -> float:
+    """scoring.sigmoid's value, without math.exp's overflow past a logit of -709."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
 
 
 def _check(query, documents, top_n, instruction=None) -> None:
