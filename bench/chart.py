@@ -46,6 +46,15 @@ def ceilings(results: dict, workload: dict, device: str = "cpu") -> dict[str, fl
 
 
 def draw(results: dict, path: Path) -> Path:
+    fig = figure(results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def figure(results: dict):
+    """The chart as a matplotlib figure (``draw`` saves it)."""
     panels = _engine_panels(results)
     server = results.get("server") or {}
     has_server = bool(server.get("stacks"))
@@ -65,7 +74,7 @@ def draw(results: dict, path: Path) -> Path:
             ax.axvline(roof, color=color, linestyle=style, linewidth=1.2,
                        label=f"{dtype} GEMM ceiling {roof:.3g}")
         if roofs:
-            ax.legend(fontsize=7, loc="lower right")
+            _legend_below(ax, *ax.get_legend_handles_labels())
         ax.invert_yaxis()
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("pairs per second (higher is better)")
@@ -77,11 +86,15 @@ def draw(results: dict, path: Path) -> Path:
     cpu = results["machine"]["cpu"]
     fig.suptitle(f"{cpu['model']}, {cores_text(cpu)} - {results['machine']['date']}",
                  fontsize=11)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    fig.tight_layout()  # makes room for the legends below the panels
+    return fig
+
+
+def _legend_below(ax, handles, labels) -> None:
+    """The legend under the panel's x label, outside the plot: inside it, it covered the
+    labels at the ends of the bars whatever corner it took."""
+    ax.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22),
+              ncol=min(3, len(labels)), frameon=False)
 
 
 def _server_panel(ax, server: dict) -> None:
@@ -108,7 +121,7 @@ def _server_panel(ax, server: dict) -> None:
     ax.set_ylabel("requests per second")
     twin.set_ylabel("p99 latency (ms)")
     ax.set_title("server level, 10-document requests", fontsize=10)
+    ax.margins(y=0.12)  # room for the tallest bar's label inside the frame
     handles = ax.get_legend_handles_labels()
     twin_handles = twin.get_legend_handles_labels()
-    ax.legend(handles[0] + twin_handles[0], handles[1] + twin_handles[1], fontsize=7,
-              loc="upper left")
+    _legend_below(ax, handles[0] + twin_handles[0], handles[1] + twin_handles[1])

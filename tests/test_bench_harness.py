@@ -215,3 +215,42 @@ def test_one_deadline_for_every_client_and_stuck_ones_are_errors():
     assert (row["requests"], row["errors"]) == (0, 3)
     assert row["error_samples"] == ["no answer by the level's deadline"]
     assert row["p99_ms"] >= 300  # each waited at least the grace period
+
+
+# ---------------------------------------------------------------- the chart
+
+
+def test_chart_legends_cover_no_bar_label():
+    from bench import chart
+    from test_bench_targets import NOISY
+
+    rows = {k: dict(v) for k, v in NOISY.items()}
+    workload = {"results": rows, "useful_flops_per_request": 4e11, "pairs_per_request": 100}
+
+    def lv(c, rps):
+        return {"concurrency": c, "rps": rps, "p99_ms": 1000.0 / rps, "requests": 9,
+                "errors": 0}
+
+    results = {"machine": {"cpu": {"model": "CPU", "cores": 2}, "date": "today",
+                           "gemm_flops": {"cpu_float32": 2e11, "cpu_bfloat16": 4e11}},
+               "models": {"m": {"workloads": {"mixed100": workload}}},
+               "server": {"levels": [1, 8], "stacks": {
+                   "ours": [lv(1, 3.6), lv(8, 3.1)], "dlc": [lv(1, 1.5), lv(8, 2.8)]}}}
+    fig = chart.figure(results)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    checked = 0
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        box = legend.get_window_extent(renderer)
+        assert not box.overlaps(ax.get_window_extent(renderer)), ax.get_title()
+        for other in fig.axes:  # bar labels of every panel, twins included
+            for text in other.texts:
+                assert not box.overlaps(text.get_window_extent(renderer)), text.get_text()
+        checked += 1
+    assert checked == 2  # the engine panel's ceilings and the server panel
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
