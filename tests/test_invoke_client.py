@@ -226,6 +226,11 @@ def test_invoke_cli_prints_a_table(server, capsys):
                  "--region", "us-east-1", "-q", QUERY, "-d", *DOCS[:7]])
     out, err = capsys.readouterr()
     assert code == 2 and "RERANK_MAX_DOCUMENTS" in err and len(err.strip().splitlines()) == 1
+    # Documents are printed as text: brackets are no markup to rich.
+    code = main(["invoke", "--endpoint", "reranker-test", "--endpoint-url", server,
+                 "--region", "us-east-1", "-q", QUERY, "-d", "a [/x] b", "big.[citation]"])
+    out = capsys.readouterr().out
+    assert code == 0 and "a [/x] b" in out and "big.[citation]" in out
 
 
 # ---------------------------------------------------------------- instructions

@@ -74,6 +74,27 @@ def test_refused_requests_end_in_one_line(client_url, capsys):
     assert "every request failed" in capsys.readouterr().err
 
 
+def test_a_later_level_that_fails_whole_keeps_the_levels_measured(client_url, tmp_path,
+                                                                   capsys, monkeypatch):
+    """The top of a sweep, throttled whole: the levels below it (billed already) are still
+    printed and saved, with a note where the sweep stopped."""
+    from deploy.client import loadtest as lt
+
+    real = lt._level
+
+    def throttled_past_one(runtime, endpoint, target, first, concurrency, args):
+        if concurrency > 1:
+            raise lt.AllFailed("every request failed; the first: ThrottlingException: x")
+        return real(runtime, endpoint, target, first, concurrency, args)
+
+    monkeypatch.setattr(lt, "_level", throttled_past_one)
+    out = tmp_path / "l.json"
+    assert loadtest(client_url, *SMALL, "--concurrency", "1", "2", "--json", str(out)) == 0
+    levels = json.loads(out.read_text())["levels"]
+    assert [lv["concurrency"] for lv in levels] == [1] and levels[0]["requests"] == 10
+    assert "note: at 2 clients every request failed" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--concurrency", "0"], "--concurrency takes"),
     (["--concurrency", *map(str, range(1, 10))], "--concurrency takes"),

@@ -73,6 +73,9 @@ def test_llamaindex_query_engine_keeps_the_top_n(client, client_engine, monkeypa
     check_ranking([n.node.get_content() for n in nodes], [n.score for n in nodes],
                   client_engine)
     assert all(n.node.metadata["retrieval_score"] == 0.5 for n in nodes)
+    # Kept as metadata: the text a later rerank or embedding reads does not carry it.
+    assert all("retrieval_score" not in n.node.get_content(metadata_mode="embed")
+               for n in nodes)
 
 
 def test_llamaindex_postprocessor_by_endpoint_name(client_url, client_engine):
@@ -188,6 +191,24 @@ def test_langchain_compressor_refuses_unknown_settings():
 
     with pytest.raises(ValidationError, match="top_k"):
         SageMakerRerank(endpoint_name="reranker", top_k=3)
+
+
+def test_langchain_and_llamaindex_take_the_endpoints_limits_and_pickle(client_url):
+    """A serverless endpoint's 4 MB and an endpoint's RERANK_MAX_DOCUMENTS reach the client,
+    as Haystack's ranker takes them; a used compressor pickles (without its boto3 client)."""
+    import pickle
+
+    from deploy.client import langchain_compressor, llamaindex_postprocessor
+
+    for module in (langchain_compressor, llamaindex_postprocessor):
+        rerank = module.SageMakerRerank(endpoint_name="reranker", endpoint_url=client_url,
+                                        serverless=True, max_documents=7)
+        assert (rerank.client.payload_limit, rerank.client.max_documents) == (4 << 20, 7)
+    compressor = langchain_compressor.SageMakerRerank(endpoint_name="reranker",
+                                                      endpoint_url=client_url)
+    assert compressor.client is not None  # made, as after a first call
+    again = pickle.loads(pickle.dumps(compressor))
+    assert again.endpoint_url == client_url and again.client is not compressor.client
 
 
 # ---------------------------------------------------------------- instructions, all three

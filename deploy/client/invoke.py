@@ -77,6 +77,7 @@ def _read_documents(path: str | None) -> list:
 def _table(results: list[dict], documents: list) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table()
     for name, justify in (("rank", "right"), ("index", "right"), ("score", "right"),
@@ -85,6 +86,7 @@ def _table(results: list[dict], documents: list) -> None:
     for rank, item in enumerate(results, 1):
         doc = documents[item["index"]]
         text = doc if isinstance(doc, str) else json.dumps(doc)
+        # Text, never markup: "[citation needed]" stays, "[/x]" does not end the command.
         table.add_row(str(rank), str(item["index"]), f"{item['relevance_score']:.4f}",
-                      text[:100] + ("..." if len(text) > 100 else ""))
+                      Text(text[:100] + ("..." if len(text) > 100 else "")))
     Console().print(table)

@@ -37,6 +37,10 @@ class SageMakerRerank(BaseDocumentCompressor):
     # What an LLM reranker should judge by (Qwen3-Reranker and other instruction-following
     # rerankers); None: the endpoint's default.
     instruction: str | None = None
+    # A serverless endpoint takes 4 MB a request; an endpoint's RERANK_MAX_DOCUMENTS below
+    # the client's 1000 splits lists sooner.
+    serverless: bool = False
+    max_documents: int | None = Field(default=None, gt=0)
     _client: RerankClient | None = PrivateAttr(default=None)
 
     def __init__(self, *, client: RerankClient | None = None, **fields: Any):
@@ -44,6 +48,14 @@ class SageMakerRerank(BaseDocumentCompressor):
             fields.setdefault("endpoint_name", client.endpoint_name)
         super().__init__(**fields)
         self._client = client
+
+    def __getstate__(self) -> dict:
+        """Pickled without the boto3 client (made again on first use): LangChain pickles
+        compressors, and a client holds a session that does not pickle."""
+        state = super().__getstate__()
+        private = dict(state.get("__pydantic_private__") or {})
+        private["_client"] = None
+        return {**state, "__pydantic_private__": private}
 
     @property
     def client(self) -> RerankClient:

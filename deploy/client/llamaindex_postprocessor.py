@@ -36,6 +36,11 @@ class SageMakerRerank(BaseNodePostprocessor):
     instruction: str | None = Field(
         default=None, description="What an LLM reranker should judge by (Qwen3-Reranker and"
         " other instruction-following rerankers); None: the endpoint's default.")
+    serverless: bool = Field(
+        default=False, description="A serverless endpoint: requests split at 4 MB, not 6 MB.")
+    max_documents: int | None = Field(
+        default=None, gt=0, description="The endpoint's RERANK_MAX_DOCUMENTS, where it is"
+        " below the client's 1000: longer lists are split sooner.")
     _client: RerankClient | None = PrivateAttr(default=None)
 
     def __init__(self, *, client: RerankClient | None = None, **fields: Any):
@@ -74,4 +79,9 @@ class SageMakerRerank(BaseNodePostprocessor):
     def _scored(self, node: NodeWithScore, score: float) -> NodeWithScore:
         if self.keep_retrieval_score:
             node.node.metadata["retrieval_score"] = node.score
+            # Metadata, not text: a later rerank or embedding must not read the score.
+            for excluded in (node.node.excluded_embed_metadata_keys,
+                             node.node.excluded_llm_metadata_keys):
+                if "retrieval_score" not in excluded:
+                    excluded.append("retrieval_score")
         return NodeWithScore(node=node.node, score=score)

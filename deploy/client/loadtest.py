@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -76,7 +77,14 @@ def run(args) -> int:
     for number, concurrency in enumerate(args.concurrency):
         # Request numbers go on across levels: no level repeats another's requests.
         first = number * args.requests
-        level = _level(runtime, config.endpoint, target, first, concurrency, args)
+        try:
+            level = _level(runtime, config.endpoint, target, first, concurrency, args)
+        except AllFailed as exc:
+            if not levels:
+                raise UserError(str(exc)) from None
+            # The levels measured (and billed) before are still reported.
+            print(f"note: at {concurrency} clients {exc}; stopping here", file=sys.stderr)
+            break
         levels.append(level)
         if level.p99_ms > 4 * args.p99_ms:
             break  # far past the objective: more clients only queue
@@ -196,11 +204,14 @@ def _invoke(runtime, endpoint: str, target: dict, body: bytes) -> str | None:
         return f"{type(exc).__name__}: {exc}"[:300]
 
 
+class AllFailed(Exception):
+    """Every request of a level failed: at the first level a wrong name or a 4xx for the
+    request's shape (nothing measured, one line); later, the endpoint's limit."""
+
+
 def _refuse_if_all_refused(latencies: list, failures: list[str]) -> None:
-    """Every request refused (a wrong name, a 4xx for the request's shape): the load test
-    measured nothing, say why in one line."""
     if failures and not latencies:
-        raise UserError(f"every request failed; the first: {failures[0]}")
+        raise AllFailed(f"every request failed; the first: {failures[0]}")
 
 
 def _summary(concurrency: int, latencies: list[float], failures: list, seconds: float,
