@@ -22,6 +22,9 @@ QWEN3_ADDED = (
     "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>", "<think>",
     "</think>",
 )
+# Marked special in Qwen3's tokenizer_config.json; the others (tool calls, fill-in-the-middle,
+# <think>) are added tokens that are not special: still one token each wherever they appear.
+QWEN3_SPECIAL = QWEN3_ADDED[:14]
 BASE_VOCAB = 151643
 QWEN3_VOCAB = BASE_VOCAB + len(QWEN3_ADDED)  # 151669, Qwen3-Reranker's vocab_size
 
@@ -65,8 +68,10 @@ def qwen_tokenizer(extra_special: tuple[str, ...] = (), **kwargs):
     from transformers import PreTrainedTokenizerFast
 
     backend = Tokenizer.from_str(_backend_json())
-    added = [AddedToken(t, special=True, normalized=False) for t in QWEN3_ADDED + extra_special]
-    backend.add_special_tokens(added)
+    for text in QWEN3_ADDED + extra_special:  # one at a time: the ids follow this order
+        special = text in QWEN3_SPECIAL or text in extra_special
+        token = AddedToken(text, special=special, normalized=False)
+        (backend.add_special_tokens if special else backend.add_tokens)([token])
     kwargs.setdefault("eos_token", "<|im_end|>")
     kwargs.setdefault("pad_token", "<|endoftext|>")
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, **kwargs)

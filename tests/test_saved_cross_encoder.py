@@ -147,6 +147,14 @@ def test_a_saved_qwen3_reranker_keeps_its_family(weights, tmp_path):
                                     instruction="find capitals"))
     finally:
         engine.close()
+    # Its saved max_length still caps the family's prompt, as CrossEncoder cuts at it.
+    _edit(path, "sentence_bert_config.json", lambda c: c.update(processing_kwargs={
+        "text": {"max_length": 120, "truncation": True}}))
+    engine = _engine(path)
+    try:
+        assert (engine.describe()["profile"], engine.max_length) == ("qwen3-reranker", 120)
+    finally:
+        engine.close()
 
 
 def test_its_own_template_without_a_saved_configuration_wins_over_the_family(weights, tmp_path):
@@ -217,6 +225,38 @@ def test_a_saved_max_length_cuts_the_document_as_cross_encoder_does(saved, tmp_p
     try:
         assert engine.max_length == 96
         ours = np.array(engine.score(CAPITAL_QUERY, docs, raw=True))
+    finally:
+        engine.close()
+    from sentence_transformers import CrossEncoder
+
+    reference = CrossEncoder(str(path), device="cpu").predict(
+        [(CAPITAL_QUERY, d) for d in docs], activation_fn=torch.nn.Identity())
+    assert np.abs(ours - reference).max() < TOL
+
+
+# The question comes after the document, before the turn ends: a cut must keep it.
+QUESTION_AFTER_DOCUMENT = llm.FINE_TUNE_CHAT_TEMPLATE.replace(
+    "first).content }}<|im_end|>", "first).content }}\nIs the passage relevant? Answer 1 or"
+    " 0.<|im_end|>")
+
+
+def test_a_cut_document_keeps_the_templates_text_after_it(weights, tmp_path):
+    """CrossEncoder writes the template's tail back after cutting the document: the text
+    between the document and the turn's end is part of it, in a cut row and in every window."""
+    path = _saved(tmp_path, weights, template=QUESTION_AFTER_DOCUMENT)
+    _edit(path, "sentence_bert_config.json", lambda c: c.update(processing_kwargs={
+        "text": {"max_length": 96, "truncation": True}}))
+    docs = [*DOCS, "washington is the capital " * 100]
+    engine = _engine(path)
+    try:
+        ours = np.array(engine.score(CAPITAL_QUERY, docs, raw=True))
+        for max_chunks in (0, 3):
+            rows = engine.prompts.encode([(CAPITAL_QUERY, docs[-1])], max_chunks=max_chunks)
+            for row in rows.groups[0].rows:
+                text = engine.prompts._plain.decode(rows.groups[0].prefix + row,
+                                                    skip_special_tokens=False)
+                assert "\nIs the passage relevant? Answer 1 or 0.<|im_end|>" in text
+                assert len(rows.groups[0].prefix) + len(row) == 96
     finally:
         engine.close()
     from sentence_transformers import CrossEncoder
@@ -477,3 +517,24 @@ def test_a_converted_checkpoint_is_prompted_by_its_own_template(llm_dirs, tmp_pa
         assert np.abs(ours - _reference(path)).max() < TOL
     finally:
         engine.close()
+
+
+def test_a_tokenizer_that_marks_where_each_piece_starts_is_refused():
+    """SentencePiece's Metaspace (Mistral, Llama 2, Gemma) puts "▁" at the start of each
+    text it is given: the engine's pieces, tokenized apart, would not be CrossEncoder's
+    whole prompt, so such a chat template is refused rather than scored differently."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first")
+    tokenizer.decoder = decoders.Metaspace(prepend_scheme="first")
+    texts = ["Rate 1 or 0.", "Query: what is the capital of france?", "yes no",
+             "Passage: Paris is the capital and largest city of France.", "user"] * 10
+    tokenizer.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<unk>", "<|im_start|>", "<|im_end|>"]))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>",
+                                   additional_special_tokens=["<|im_start|>", "<|im_end|>"])
+    fast.chat_template = llm.FINE_TUNE_CHAT_TEMPLATE
+    with pytest.raises(ModelLoadError, match="does not split the chat template's pieces"):
+        profiles.chat_template_profile(fast)

@@ -282,14 +282,22 @@ def _directory_profile(architecture: str, tokenizer, saved: SavedScoring | None,
                 f"{model_dir!r} was saved by sentence-transformers to judge token ids {judged}"
                 f" ({saved.source}), but its chat template renders no query and document"
                 " message: the engine cannot rebuild its prompt")
-        return family
+        return _saved_length(family, saved)
     if family is None or declared is None:
         return family or declared
     # A converted checkpoint's one-label head is its score: only the prompt can differ.
     same = (_rendered(family, tokenizer) == _rendered(declared, tokenizer)
             and (head == "seq-cls"
                  or _judged_ids(family, tokenizer) == _judged_ids(declared, tokenizer)))
-    return family if same else declared
+    return _saved_length(family, saved) if same else declared
+
+
+def _saved_length(family: Profile, saved: SavedScoring | None) -> Profile:
+    """The family's profile under the directory's saved max_length, which CrossEncoder
+    cuts its prompts to (the family's own limit where it is lower)."""
+    if saved is None or not saved.max_length or saved.max_length >= family.max_length:
+        return family
+    return dataclasses.replace(family, max_length=saved.max_length)
 
 
 # What the names of the families' rerankers hold (Qwen3-Reranker, bge-reranker-v2-gemma,
@@ -400,12 +408,33 @@ def chat_template_profile(tokenizer, saved: SavedScoring | None = None,
     instruction = {} if slot is None else dict(
         instruction_format=_escape(slot.wrapper).replace(_INSTRUCTION, "{instruction}"),
         default_instruction=default or slot.default)
-    return Profile(name=CHAT_TEMPLATE, architectures=(), head=head,
-                   prefix=(_fields(start),) if start else (),
-                   document=_escape(label) + "{document}" + _escape(trailer),
-                   suffix=(_fields(tail),) if tail else (),
-                   max_length=min(8192, saved.max_length or 8192) if saved else 8192,
-                   reference=_reference(head, saved), **judged, **instruction)
+    profile = Profile(name=CHAT_TEMPLATE, architectures=(), head=head,
+                      prefix=(_fields(start),) if start else (),
+                      document=_escape(label) + "{document}" + _escape(trailer),
+                      suffix=(_fields(tail),) if tail else (),
+                      max_length=min(8192, saved.max_length or 8192) if saved else 8192,
+                      reference=_reference(head, saved), **judged, **instruction)
+    whole = bare if default is None else _render_pair(tokenizer, saved, default)
+    _check_pieces_tokenize_as_whole(profile, tokenizer, whole)
+    return profile
+
+
+def _check_pieces_tokenize_as_whole(profile: Profile, tokenizer, rendered: str) -> None:
+    """The engine tokenizes the prompt's pieces apart; CrossEncoder tokenizes the rendered
+    template whole.  Byte-level BPE (Qwen, Llama 3) splits both alike at the pieces' edges;
+    a SentencePiece tokenizer (Mistral, Llama 2, Gemma) marks each piece's start as a word's
+    ("▁"), and its rows would differ from the reference's: refused, never scored."""
+    from .prompts import PromptEncoder  # which imports this module
+
+    query, document = _PROBE["query"], _PROBE["document"]
+    text = rendered.replace("{query}", query).replace(_SENTINEL, document)
+    reference = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ours = PromptEncoder(tokenizer, profile, 1 << 20).encode([(query, document)]).full_rows()
+    if ours[0][0] != reference:
+        raise ModelLoadError(
+            "its tokenizer does not split the chat template's pieces as it splits the whole"
+            " prompt (a SentencePiece tokenizer marks where each piece starts): the engine"
+            " cannot reproduce CrossEncoder's prompts for this model")
 
 
 def _pieces(text: str, tokenizer) -> tuple[str, str, str, str]:
@@ -441,11 +470,12 @@ def _pieces(text: str, tokenizer) -> tuple[str, str, str, str]:
 
 
 def _special_tokens(tokenizer) -> set[str]:
-    """Every special token: the named ones (bos, eos, pad, ...) and the added ones marked
-    special (``<|im_start|>``, a chat format's headers), as the prompt encoder splits them."""
+    """Every special token: the named ones (bos, eos, pad, ...) and the added ones
+    (``<|im_start|>``, a chat format's headers, Qwen3's ``<think>`` that is not marked
+    special), as the prompt encoder keeps them in a template."""
     named = getattr(tokenizer, "all_special_tokens", None) or []
     added = getattr(tokenizer, "added_tokens_decoder", None) or {}
-    return {t for t in named if t} | {t.content for t in added.values() if t.special}
+    return {t for t in named if t} | {t.content for t in added.values()}
 
 
 def _fields(text: str) -> str:

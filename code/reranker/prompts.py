@@ -10,15 +10,16 @@ tokens (Cohere's ``max_tokens_per_doc``) shortens the document's text before its
 built, so a capped row is the reference's prompt for the shorter document.
 
 Special tokens are the template's alone: in the query, the instruction and the documents
-they are tokenized as plain text, so a document holding ``<|im_end|>`` cannot close its
-turn and write the model's prompt (docs/models.md says where this differs from the
-references).
+they are tokenized as plain text (every added token, marked special or not), so a document
+holding ``<|im_end|>`` cannot close its turn and write the model's prompt (docs/models.md
+says where this differs from the references).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import re
 
 from tokenizers import Encoding, Tokenizer
@@ -26,6 +27,16 @@ from tokenizers import Encoding, Tokenizer
 from .backends.base import ModelLoadError
 from .errors import InvalidRequest, PayloadTooLarge, RerankError
 from .profiles import Profile
+
+
+def _every_added_token_special(tokenizer_json: str) -> str:
+    """The tokenizer with each added token marked special, so that user text splits them
+    all into plain text: Qwen3 marks ``<think>`` and ``</think>`` as added tokens that are
+    not special, which ``encode_special_tokens`` would still match in a document."""
+    data = json.loads(tokenizer_json)
+    for token in data.get("added_tokens") or []:
+        token["special"] = True
+    return json.dumps(data)
 
 
 @dataclasses.dataclass
@@ -69,12 +80,12 @@ class PromptEncoder:
         # tokenizer.json may carry.  User text is encoded with special tokens split into
         # plain text; the template's own special tokens are cut out of its pieces first and
         # kept as themselves.
-        self._plain = Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str())
+        self._plain = Tokenizer.from_str(_every_added_token_special(
+            hf_tokenizer.backend_tokenizer.to_str()))
         self._plain.no_truncation()
         self._plain.no_padding()
         self._plain.encode_special_tokens = True
-        self._specials = {t.content: i for i, t in hf_tokenizer.added_tokens_decoder.items()
-                          if t.special}
+        self._specials = {t.content: i for i, t in hf_tokenizer.added_tokens_decoder.items()}
         self._special_re = re.compile("|".join(
             re.escape(t) for t in sorted(self._specials, key=len, reverse=True)) or r"(?!)")
         self.profile = profile
@@ -99,6 +110,10 @@ class PromptEncoder:
         # The template's tokens after the document within its piece (a document-first
         # prompt's "<|im_end|>\n<|im_start|>user\n"): kept whole, as the suffix is.
         self._tail_ids = self._template(self._tail)
+        # The template's text between the document and that ("\nIs the document relevant?
+        # Answer yes or no."): tokenized with the document (they may share a token) unless
+        # the document is cut, when it is written back after the cut, as CrossEncoder does.
+        self._after_ids = self._text(self._after, {})
         # Where the label's text ends within a document piece, its trailing spaces left out:
         # the space is the document's first token's ("<Document>:", " Paris").
         self._label_end = len(self._before.rstrip(" "))
@@ -192,9 +207,18 @@ class PromptEncoder:
                         f"pair {index} has {len(ids) + len(group.prefix) + len(suffix)} tokens,"
                         f" more than {limit} {which}; send truncate=true or shorten it",
                         field=f"{field}[{index}]")
+                if self._after_ids:  # the document alone is cut; the template's text stays
+                    doc = self._plain.encode(self._before + documents[index],
+                                             add_special_tokens=False)
+                    ids, room = head + doc.ids, room - len(self._after_ids)
+                    if room <= self._label:
+                        raise self._no_room(limit - room, limit, which,
+                                            (prefix_pieces, suffix_pieces, instruction),
+                                            instruction_field, query_field.format(i=index))
                 label = min(len(head) + self._label_tokens(doc), self._label)
-                pieces = (self._windows(ids, room, max_chunks, overlap, label) if max_chunks
-                          else [self._cut(ids, room, direction, label)])
+                pieces = [piece + self._after_ids for piece in (
+                    self._windows(ids, room, max_chunks, overlap, label) if max_chunks
+                    else [self._cut(ids, room, direction, label)])]
             for piece in pieces:
                 self._add(queries, query, piece + suffix, index, field)
         return PromptRows([group for group in queries.values() if group.rows])
