@@ -372,16 +372,17 @@ _NOT_SETTINGS = (ENV_PREFIX + "CONFIG", ENV_PREFIX + "TOOL")
 
 
 def refuse_unknown_names(environ) -> None:
-    """A misspelt DEPLOY_INSTANCE_TYP would deploy on the default instance type unseen."""
+    """A misspelt DEPLOY_INSTANCE_TYP would deploy on the default instance type unseen:
+    refused, naming the setting it is close to.  A DEPLOY_* variable close to none is
+    another tool's (CI systems set DEPLOY_TOKEN, DEPLOY_ENV): left alone."""
     import difflib
 
-    unknown = [k for k in envconfig.unknown(environ, ENV_PREFIX, VARIABLES)
-               if k not in _NOT_SETTINGS]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], [v for (v,) in VARIABLES.values()], 1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise UserError(f"{unknown[0]} is no deploy setting{hint}; `python -m deploy <command>"
-                        " -h` and docs/deploy.md list them")
+    known = [v for (v,) in VARIABLES.values()]
+    for name in envconfig.unknown(environ, ENV_PREFIX, VARIABLES):
+        close = difflib.get_close_matches(name, known, 1, cutoff=0.9)
+        if close and name not in _NOT_SETTINGS:
+            raise UserError(f"{name} is no deploy setting (did you mean {close[0]}?);"
+                            " `python -m deploy <command> -h` and docs/deploy.md list them")
 
 
 def _read_file(path: str | None, environ, taken: tuple[str, ...] = tuple(FIELDS)

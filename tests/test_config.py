@@ -124,10 +124,12 @@ def test_a_misspelt_deploy_variable_is_refused(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r"DEPLOY_INSTANCE_TYP is no deploy setting \(did you"
                                         r" mean DEPLOY_INSTANCE_TYPE\?\)"):
         deploy_config.load(None, {"DEPLOY_INSTANCE_TYP": "ml.c7i.xlarge"})
-    # The settings file's variable and make's command variable are no settings, and no typo.
+    # The settings file's variable and make's command variable are no settings, and no typo;
+    # another tool's DEPLOY_* (a CI system's) is close to no setting and left alone.
     (tmp_path / "my.toml").write_text("[deploy]\nendpoint = 'from-file'\n")
     config = deploy_config.load(None, {"DEPLOY_CONFIG": str(tmp_path / "my.toml"),
-                                       "DEPLOY_TOOL": "python -m deploy"})
+                                       "DEPLOY_TOOL": "python -m deploy",
+                                       "DEPLOY_TOKEN": "x", "DEPLOY_STAGE": "prod"})
     assert config.endpoint == "from-file"
 
 

@@ -426,3 +426,35 @@ def test_an_async_call_is_not_sent_again_after_a_closed_connection(moto):
                        timeout=5)
     assert calls == [1]
     assert s3.list_objects_v2(Bucket="async", Prefix="in/").get("KeyCount", 0) == 0
+
+
+def test_an_async_call_is_not_sent_again_after_a_5xx(moto):
+    """A 500 may come after SageMaker queued the request: only refusals (throttling, not
+    ready) are retried for an async call, never a failure that may have been taken."""
+    from botocore.awsrequest import AWSResponse
+
+    class Body:
+        def __init__(self, data: bytes):
+            self.data = data
+
+        def stream(self, **_):
+            yield self.data
+
+    s3 = boto3.client("s3", endpoint_url=moto, region_name="us-east-1")
+    s3.create_bucket(Bucket="async")
+    c = RerankClient("reranker-async", region="us-east-1",
+                     session=boto3.Session(region_name="us-east-1"), endpoint_url=moto,
+                     s3_endpoint_url=moto, backoff=0.01)
+    calls = []
+
+    def failed(request, **_):
+        calls.append(1)
+        return AWSResponse(request.url, 500, {"x-amzn-ErrorType": "InternalFailure",
+                                              "Content-Type": "application/json"},
+                           Body(b'{"message": "the service failed"}'))
+    c.runtime.meta.events.register("before-send.sagemaker-runtime.InvokeEndpointAsync", failed)
+    with pytest.raises(RerankClientError, match="InternalFailure"):
+        c.rerank_async(QUERY, DOCS[:2], input_location="s3://async/in/", poll_seconds=0.01,
+                       timeout=5)
+    assert calls == [1]
+    assert c._s3() is c._s3()  # one S3 client per RerankClient

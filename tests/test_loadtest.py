@@ -89,9 +89,11 @@ def test_a_later_level_that_fails_whole_keeps_the_levels_measured(client_url, tm
 
     monkeypatch.setattr(lt, "_level", throttled_past_one)
     out = tmp_path / "l.json"
-    assert loadtest(client_url, *SMALL, "--concurrency", "1", "2", "--json", str(out)) == 0
-    levels = json.loads(out.read_text())["levels"]
-    assert [lv["concurrency"] for lv in levels] == [1] and levels[0]["requests"] == 10
+    assert loadtest(client_url, *SMALL, "--concurrency", "1", "2", "--json", str(out)) == 1
+    report = json.loads(out.read_text())
+    assert [lv["concurrency"] for lv in report["levels"]] == [1]
+    assert report["levels"][0]["requests"] == 10
+    assert report["stopped"].startswith("at 2 clients every request failed")
     assert "note: at 2 clients every request failed" in capsys.readouterr().err
 
 

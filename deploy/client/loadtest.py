@@ -73,29 +73,37 @@ def run(args) -> int:
     print(f"sending up to {args.requests} requests per level to"
           f" {config.endpoint_url or config.endpoint} ({args.documents} documents of"
           f" {args.words} words each{repeats})")
+    levels, stopped = _sweep(runtime, config.endpoint, target, args)
+    best = _best(levels, args.p99_ms)
+    _table(levels, best, args)
+    if args.json:
+        report = {**_report(levels, best, args), **({"stopped": stopped} if stopped else {})}
+        outputs.write_text(args.json, json.dumps(report, indent=2) + "\n", "--json")
+    if args.chart:
+        print(f"chart: {draw(levels, best, args)}")
+    return 1 if stopped else 0
+
+
+def _sweep(runtime, endpoint: str, target: dict, args) -> tuple[list[Level], str | None]:
+    """The levels measured, and why the sweep stopped short (None: it did not).  A level
+    whose every request failed ends it: the first one measured nothing (one line); a later
+    one leaves the levels before it (billed already) to report, with exit status 1."""
     levels = []
     for number, concurrency in enumerate(args.concurrency):
         # Request numbers go on across levels: no level repeats another's requests.
         first = number * args.requests
         try:
-            level = _level(runtime, config.endpoint, target, first, concurrency, args)
+            level = _level(runtime, endpoint, target, first, concurrency, args)
         except AllFailed as exc:
             if not levels:
                 raise UserError(str(exc)) from None
-            # The levels measured (and billed) before are still reported.
-            print(f"note: at {concurrency} clients {exc}; stopping here", file=sys.stderr)
-            break
+            stopped = f"at {concurrency} clients {exc}"
+            print(f"note: {stopped}; stopping here", file=sys.stderr)
+            return levels, stopped
         levels.append(level)
         if level.p99_ms > 4 * args.p99_ms:
             break  # far past the objective: more clients only queue
-    best = _best(levels, args.p99_ms)
-    _table(levels, best, args)
-    if args.json:
-        outputs.write_text(args.json, json.dumps(_report(levels, best, args), indent=2) + "\n",
-                           "--json")
-    if args.chart:
-        print(f"chart: {draw(levels, best, args)}")
-    return 0
+    return levels, None
 
 
 def _check(args) -> None:

@@ -157,12 +157,12 @@ class RerankClient:
                 s3.put_object(Bucket=bucket, Key=key, ContentType="application/json",
                               Body=self._body(query, documents[a:b], top_n, return_documents,
                                               instruction, raw))
-                # A connection closed after SageMaker took the request would queue (and
-                # bill) it twice: only refusals are retried.
+                # A connection closed, or a 5xx, after SageMaker took the request would
+                # queue (and bill) it twice: only refusals are retried.
                 reply = self._retrying(lambda uri=uri: self.runtime.invoke_endpoint_async(
                     EndpointName=self.endpoint_name, InputLocation=uri,
                     ContentType="application/json", Accept="application/json"),
-                    closed_connections=False)
+                    idempotent=False)
                 pending.append((reply["OutputLocation"], reply.get("FailureLocation")))
             deadline = time.monotonic() + timeout
             answers = [_await_output(s3, out, fail, poll_seconds, deadline, timeout)
@@ -233,26 +233,23 @@ class RerankClient:
             Accept="application/json", **self._target))
         return _decode(reply["Body"].read())
 
-    def _retrying(self, call, closed_connections: bool = True):
-        """``call`` with retries; ``closed_connections``: also after a connection closed
-        without an answer, or a 5xx of the service (the request may have been taken: only
-        for idempotent calls; otherwise only refusals are retried)."""
+    def _retrying(self, call, idempotent: bool = True):
+        """``call`` with retries.  A call that is not ``idempotent`` is retried only after a
+        refusal (throttling, not ready): after a connection closed without an answer, or a
+        5xx of the service, the request may have been taken already."""
         from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError
 
         for attempt in range(self.max_attempts):
             try:
                 return call()
             except ClientError as exc:
-                tries = _tries_for(exc)
-                if not closed_connections and tries == TRANSIENT_ATTEMPTS:
-                    tries = 1  # a 5xx may come after the request was queued: never twice
-                if attempt + 1 >= min(self.max_attempts, tries):
+                if attempt + 1 >= min(self.max_attempts, _tries_for(exc, idempotent)):
                     raise _as_client_error(exc) from None
             except (ConnectionError, ConnectionClosedError) as exc:
                 # Refused, unreachable, or closed before an answer; a read timeout is not
                 # caught here: it is not retried (see the module's docstring).
                 closed = isinstance(exc, ConnectionClosedError)
-                if (closed and not closed_connections) or attempt + 1 >= min(
+                if (closed and not idempotent) or attempt + 1 >= min(
                         self.max_attempts, TRANSIENT_ATTEMPTS):
                     raise
             # Full jitter: spreads clients that were refused together.
@@ -303,11 +300,10 @@ def merge(answers: list[dict], batches: list[tuple[int, int]], top_n: int | None
 
 
 def _sigmoid(x: float) -> float:
-    """scoring.sigmoid's value, without math.exp's overflow past a logit of -709."""
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
+    """The server's formula for relevance (scoring.sigmoid: 1 / (1 + e^-x) in float64),
+    on the raw score as the wire carries it (at most 18 characters: equal to about 1e-15);
+    past a logit of -709, where e^-x overflows, numpy's answer: 0."""
+    return 0.0 if x < -709 else 1.0 / (1.0 + math.exp(-x))
 
 
 def _check(query, documents, top_n, instruction=None) -> None:
@@ -321,9 +317,10 @@ def _check(query, documents, top_n, instruction=None) -> None:
         raise ValueError("top_n must be a positive integer")
 
 
-def _tries_for(exc) -> int:
+def _tries_for(exc, idempotent: bool = True) -> int:
     """How many tries a ClientError earns: max_attempts (a large number) for throttling and
-    "not ready", TRANSIENT_ATTEMPTS for another failure of the service, 1 for the rest."""
+    "not ready", TRANSIENT_ATTEMPTS for another failure of the service (1 for a call that
+    is not idempotent: it may have been taken), 1 for the rest."""
     error = exc.response.get("Error", {})
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     original = exc.response.get("OriginalStatusCode")
@@ -331,7 +328,7 @@ def _tries_for(exc) -> int:
             or (error.get("Code") == "ModelError" and original in _RETRY_STATUS)):
         return 1 << 30
     if error.get("Code") in _SERVICE_CODES or status in _SERVICE_STATUS:
-        return TRANSIENT_ATTEMPTS
+        return TRANSIENT_ATTEMPTS if idempotent else 1
     return 1
 
 

@@ -106,14 +106,13 @@ def _collect(bodies: list[bytes]):
     queries: dict[str, str] = {}
     corpus: dict[str, str] = {}
     candidates: dict[str, list[str]] = {}
-    ids: dict[str, str] = {}
     for body in bodies:
         try:
             request = dialects.parse(body, "application/json")
         except RerankError:
             continue
         for query, text in getattr(request, "pairs", []):
-            qid = ids.setdefault(query, "q" + _digest(query))
+            qid = "q" + _digest(query)
             queries[qid] = query
             doc = "d" + _digest(text)
             corpus[doc] = text

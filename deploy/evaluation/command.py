@@ -19,7 +19,8 @@ out with its error on stderr: the others' rankings, billed already, are still me
 printed and saved, and the exit code is 1 (2 when none was measured).
 
 The measures are trec_eval's (ir_measures over pytrec_eval; nDCG with the judgments' grades
-as linear gains).  Rankings are measured by position, so ties keep the first stage's order.
+as linear gains).  Rankings are measured by position: a reranker's order is its own (by raw
+score, ties in the first stage's order), whatever its relevances round to.
 """
 
 from __future__ import annotations
@@ -201,18 +202,22 @@ def _scorer(target: Target, client):
 
 
 class _LocalScorer:
-    """The engine behind the client's ``scores``: 0..1 relevance, in input order."""
+    """The engine behind the client's ``rerank``: every document, best first, with its 0..1
+    relevance, ranked by raw score as the server ranks."""
 
     def __init__(self, engine):
         self.engine = engine
 
-    def scores(self, query: str, documents: list[str], *,
-               instruction: str | None = None) -> list[float]:
+    def rerank(self, query: str, documents: list[str], *,
+               instruction: str | None = None) -> list[dict]:
+        from reranker.dialects.ordering import ranked
         from reranker.request import RerankRequest
 
         request = RerankRequest("python", [(query, d) for d in documents], documents,
                                 instruction=instruction)
-        return [float(s) for s in self.engine.rerank(request).relevance]
+        result = self.engine.rerank(request)
+        return [{"index": i, "relevance_score": float(result.relevance[i])}
+                for i in ranked(result.raw)]
 
 
 def _rerank_all(client, target: Target, data: ds.Dataset, candidates: dict[str, list[str]],
@@ -252,15 +257,16 @@ def _rerank_one(client, target: Target, data: ds.Dataset, candidates: dict[str, 
     if not docs:
         return qid, []
     try:
-        scores = client.scores(data.queries[qid], [data.corpus[d] for d in docs],
+        # The reranker's own order: by raw score, which still tells apart documents whose
+        # relevance has reached 1.0 (an LLM reranker's confident answers).
+        ranked = client.rerank(data.queries[qid], [data.corpus[d] for d in docs],
                                instruction=target.instruction)
     except (BotoCoreError, ClientError) as exc:
         raise UserError(f"{target.label}: query {qid}: {error_code(exc)}:"
                         f" {error_message(exc)}") from None
     except (ValueError, RerankClientError, RerankError) as exc:
         raise UserError(f"{target.label}: query {qid}: {exc}") from None
-    order = sorted(range(len(docs)), key=lambda i: (-scores[i], i))
-    return qid, [(docs[i], scores[i]) for i in order]
+    return qid, [(docs[r["index"]], r["relevance_score"]) for r in ranked]
 
 
 def _report(data: ds.Dataset, runs: dict[str, Ranking], stage: str, depth: int) -> dict:

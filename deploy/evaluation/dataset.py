@@ -88,7 +88,7 @@ def _top(path: Path, scored: dict[str, tuple[float, int]], dataset: Dataset, dep
 def write_run(path: Path, rankings: dict[str, list[tuple[str, float]]], tag: str) -> None:
     """Scores as the reranker gave them, every digit kept: rounded, scores a few 1e-7
     apart would tie, and trec_eval orders ties by document id, not as they were measured
-    (exact ties still are: the table keeps the first stage's order for them)."""
+    (exact ties still are: the table keeps the reranker's own order for them)."""
     with open(path, "w") as out:
         for qid, ranked in rankings.items():
             for rank, (doc, score) in enumerate(ranked, 1):

@@ -61,9 +61,7 @@ def validate(config) -> None:
     if not names.ENDPOINT_NAME.match(config.component):
         raise UserError(f"{name('component')} {config.component!r} is not valid: letters,"
                         " digits and hyphens, at most 63, starting with a letter or digit")
-    if not modes.INSTANCE_TYPE.fullmatch(config.instance_type):
-        raise UserError(f"{name('instance_type')} {config.instance_type!r} is not a SageMaker"
-                        " instance type (ml.<family>.<size>, e.g. ml.g5.xlarge)")
+    modes.check_instance_type(config)
     if config.copies < 1:
         raise UserError(f"{name('copies')} must be at least 1 at creation, not"
                         f" {config.copies} ({name('min_copies')} 0 lets autoscaling take it"

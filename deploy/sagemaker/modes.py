@@ -82,15 +82,19 @@ class Mode:
 INSTANCE_TYPE = re.compile(r"ml\.[a-z][a-z0-9-]*\.(?:\d*xlarge|large|medium|small|micro|nano)")
 
 
+def check_instance_type(config) -> None:
+    if not INSTANCE_TYPE.fullmatch(config.instance_type):
+        raise UserError(f"{config.name('instance_type')} {config.instance_type!r} is not a"
+                        " SageMaker instance type (ml.<family>.<size>, e.g. ml.g5.xlarge)")
+
+
 class _Instances(Mode):
     """Modes that run on instances the account pays for by the hour."""
 
     def validate(self, config) -> None:
         if config.instance_count < 1:
             raise UserError(f"{config.name('instance_count')} must be at least 1")
-        if not INSTANCE_TYPE.fullmatch(config.instance_type):
-            raise UserError(f"{config.name('instance_type')} {config.instance_type!r} is not"
-                            " a SageMaker instance type (ml.<family>.<size>, e.g. ml.g5.xlarge)")
+        check_instance_type(config)
         if config.max_capacity:
             low = config.min_capacity or config.instance_count
             if config.max_capacity < low:

@@ -144,10 +144,22 @@ def _update(client, connector_id: str, name: str, body: dict) -> None:
     try:
         call(client, "PUT", f"/_plugins/_ml/connectors/{connector_id}", body)
     except ClusterError as exc:
-        for model_id in undeployed:
+        raise ClusterError(f"updating connector {connector_id}: {exc}"
+                           f"{_deploy_again(client, undeployed)}") from None
+
+
+def _deploy_again(client, model_ids: list[str]) -> str:
+    """Deploy the models undeployed for a refused update; what became of them, as a clause
+    for the error (a failed redeploy is said, never hidden behind the update's error)."""
+    said = []
+    for model_id in model_ids:
+        try:
             call(client, "POST", f"/_plugins/_ml/models/{model_id}/_deploy")
-        again = f" (model {', '.join(undeployed)} deployed again as it was)" if undeployed else ""
-        raise ClusterError(f"updating connector {connector_id}: {exc}{again}") from None
+            said.append(f"model {model_id} deployed again as it was")
+        except ClusterError as exc:
+            said.append(f"model {model_id} left undeployed ({exc}): POST"
+                        f" /_plugins/_ml/models/{model_id}/_deploy")
+    return f" ({'; '.join(said)})" if said else ""
 
 
 def _model(client, pattern, target, name, connector_id) -> tuple[str, str]:

@@ -7,8 +7,6 @@ model's pair encoding is rebuilt from Vespa's token functions.
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import sys
 import tempfile
@@ -130,15 +128,10 @@ def _variant_to_export(model_dir: Path, choice: str) -> str:
 
 
 def fp32_weight_bytes(model_dir: Path) -> int:
-    """4 bytes per weight, counted from the safetensors headers (8 bytes of length, then
-    JSON: each tensor's shape), whatever dtype the files store."""
-    total = 0
-    for path in sorted(model_dir.glob("*.safetensors")):
-        with open(path, "rb") as f:
-            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-        total += sum(4 * math.prod(t["shape"]) for name, t in header.items()
-                     if name != "__metadata__")
-    return total
+    """4 bytes per weight, whatever dtype the files store (counted from their headers)."""
+    from deploy.package import weights
+
+    return 4 * weights.parameter_count(model_dir)
 
 
 def graph_inputs(path: Path) -> tuple[str, ...]:
