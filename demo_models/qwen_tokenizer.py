@@ -24,7 +24,7 @@ QWEN3_ADDED = (
 )
 # Marked special in Qwen3's tokenizer_config.json; the others (tool calls, fill-in-the-middle,
 # <think>) are added tokens that are not special: still one token each wherever they appear.
-QWEN3_SPECIAL = QWEN3_ADDED[:14]
+QWEN3_SPECIAL = QWEN3_ADDED[:QWEN3_ADDED.index("<|video_pad|>") + 1]
 BASE_VOCAB = 151643
 QWEN3_VOCAB = BASE_VOCAB + len(QWEN3_ADDED)  # 151669, Qwen3-Reranker's vocab_size
 

@@ -78,3 +78,16 @@ def test_added_tokens_not_marked_special_are_text_too(llm_dirs):
     assert [row.count(i) for i in think] == [1, 1]  # the suffix's own, nothing more
     assert injected in tokenizer.decode(row)
     assert think[1] in tokenizer(injected, add_special_tokens=False).input_ids  # as referenced
+
+
+def test_added_tokens_the_template_does_not_use_split_as_the_reference_splits(llm_dirs):
+    """Gemma's tokenizer adds HTML tags and runs of spaces as tokens that are not special:
+    in a document they stay those tokens, as in the reference, since no template uses them."""
+    path = llm_dirs("qwen3")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    tokenizer.add_tokens(["<table>"])  # an added token, not special, no template's
+    profile = profiles.recognise(transformers.AutoConfig.from_pretrained(path).to_dict(),
+                                 tokenizer, str(path))
+    (row,) = PromptEncoder(tokenizer, profile, 4096).encode(
+        [("capital?", "a <table> b")]).groups[0].rows
+    assert tokenizer.convert_tokens_to_ids("<table>") in row

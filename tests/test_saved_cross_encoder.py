@@ -519,7 +519,7 @@ def test_a_converted_checkpoint_is_prompted_by_its_own_template(llm_dirs, tmp_pa
         engine.close()
 
 
-def test_a_tokenizer_that_marks_where_each_piece_starts_is_refused():
+def test_a_tokenizer_that_marks_where_each_piece_starts_is_refused(tmp_path):
     """SentencePiece's Metaspace (Mistral, Llama 2, Gemma) puts "▁" at the start of each
     text it is given: the engine's pieces, tokenized apart, would not be CrossEncoder's
     whole prompt, so such a chat template is refused rather than scored differently."""
@@ -537,4 +537,5 @@ def test_a_tokenizer_that_marks_where_each_piece_starts_is_refused():
                                    additional_special_tokens=["<|im_start|>", "<|im_end|>"])
     fast.chat_template = llm.FINE_TUNE_CHAT_TEMPLATE
     with pytest.raises(ModelLoadError, match="does not split the chat template's pieces"):
-        profiles.chat_template_profile(fast)
+        profiles.recognise({"architectures": ["MistralForCausalLM"], "model_type": "mistral"},
+                           fast, str(tmp_path))

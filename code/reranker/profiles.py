@@ -250,6 +250,8 @@ def recognise(config: Mapping, tokenizer, model_dir: str, forced: str = "") -> P
             " template that declares a query and a document: the engine does not guess a"
             f" prompt. Supported: {supported()}. Name one with RERANK_PROFILE or"
             ' reranker.json\'s "profile"')
+    if profile.name == CHAT_TEMPLATE:  # the directory's own prompt, not a family's
+        _check_pieces_tokenize_as_whole(profile, tokenizer, saved)
     fields = {f.name for f in dataclasses.fields(Profile)} - {"name", "architectures"}
     unknown = sorted(set(overrides) - fields)
     if unknown:
@@ -414,18 +416,18 @@ def chat_template_profile(tokenizer, saved: SavedScoring | None = None,
                       suffix=(_fields(tail),) if tail else (),
                       max_length=min(8192, saved.max_length or 8192) if saved else 8192,
                       reference=_reference(head, saved), **judged, **instruction)
-    whole = bare if default is None else _render_pair(tokenizer, saved, default)
-    _check_pieces_tokenize_as_whole(profile, tokenizer, whole)
     return profile
 
 
-def _check_pieces_tokenize_as_whole(profile: Profile, tokenizer, rendered: str) -> None:
+def _check_pieces_tokenize_as_whole(profile: Profile, tokenizer,
+                                    saved: SavedScoring | None) -> None:
     """The engine tokenizes the prompt's pieces apart; CrossEncoder tokenizes the rendered
     template whole.  Byte-level BPE (Qwen, Llama 3) splits both alike at the pieces' edges;
     a SentencePiece tokenizer (Mistral, Llama 2, Gemma) marks each piece's start as a word's
     ("▁"), and its rows would differ from the reference's: refused, never scored."""
     from .prompts import PromptEncoder  # which imports this module
 
+    rendered = _render_pair(tokenizer, saved, saved.system_prompt if saved else None)
     query, document = _PROBE["query"], _PROBE["document"]
     text = rendered.replace("{query}", query).replace(_SENTINEL, document)
     reference = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -470,12 +472,18 @@ def _pieces(text: str, tokenizer) -> tuple[str, str, str, str]:
 
 
 def _special_tokens(tokenizer) -> set[str]:
-    """Every special token: the named ones (bos, eos, pad, ...) and the added ones
-    (``<|im_start|>``, a chat format's headers, Qwen3's ``<think>`` that is not marked
-    special), as the prompt encoder keeps them in a template."""
+    """Every special token: the named ones (bos, eos, pad, ...) and the added ones marked
+    special (``<|im_start|>``, a chat format's headers) or written as markup (Qwen3's
+    ``<think>``, not marked special), as the prompt encoder keeps them in a template."""
     named = getattr(tokenizer, "all_special_tokens", None) or []
     added = getattr(tokenizer, "added_tokens_decoder", None) or {}
-    return {t for t in named if t} | {t.content for t in added.values()}
+    return {t for t in named if t} | {t.content for t in added.values()
+                                      if t.special or MARKUP.fullmatch(t.content)}
+
+
+# How a control token is written (<think>, <|im_end|>): an added token like this that a
+# template uses is the template's, whether its tokenizer marks it special or not.
+MARKUP = re.compile(r"<[^<>\s]+>")
 
 
 def _fields(text: str) -> str:

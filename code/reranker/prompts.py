@@ -10,9 +10,9 @@ tokens (Cohere's ``max_tokens_per_doc``) shortens the document's text before its
 built, so a capped row is the reference's prompt for the shorter document.
 
 Special tokens are the template's alone: in the query, the instruction and the documents
-they are tokenized as plain text (every added token, marked special or not), so a document
-holding ``<|im_end|>`` cannot close its turn and write the model's prompt (docs/models.md
-says where this differs from the references).
+they are tokenized as plain text (the template's added tokens too, marked special or not),
+so a document holding ``<|im_end|>`` cannot close its turn and write the model's prompt
+(docs/models.md says where this differs from the references).
 """
 
 from __future__ import annotations
@@ -26,16 +26,28 @@ from tokenizers import Encoding, Tokenizer
 
 from .backends.base import ModelLoadError
 from .errors import InvalidRequest, PayloadTooLarge, RerankError
-from .profiles import Profile
+from .profiles import MARKUP, Profile
 
 
-def _every_added_token_special(tokenizer_json: str) -> str:
-    """The tokenizer with each added token marked special, so that user text splits them
-    all into plain text: Qwen3 marks ``<think>`` and ``</think>`` as added tokens that are
-    not special, which ``encode_special_tokens`` would still match in a document."""
+def control_tokens(hf_tokenizer, profile: Profile) -> dict[str, int]:
+    """The template's own tokens, which user text can only spell as text: every special
+    token, and the added tokens written as markup that the template uses (Qwen3 marks
+    ``<think>`` and ``</think>`` as added tokens that are not special).  Other added tokens
+    (Gemma's HTML tags and runs of spaces) stay as the tokenizer splits them anywhere, as
+    the references do."""
+    template = "".join((*profile.prefix, profile.document, *profile.suffix,
+                        profile.instruction_format or "", profile.default_instruction or ""))
+    return {t.content: i for i, t in hf_tokenizer.added_tokens_decoder.items()
+            if t.special or (MARKUP.fullmatch(t.content) and t.content in template)}
+
+
+def _marked_special(tokenizer_json: str, names) -> str:
+    """The tokenizer with the added tokens ``names`` marked special, so that
+    ``encode_special_tokens`` splits them in user text into plain text."""
     data = json.loads(tokenizer_json)
     for token in data.get("added_tokens") or []:
-        token["special"] = True
+        if token.get("content") in names:
+            token["special"] = True
     return json.dumps(data)
 
 
@@ -80,12 +92,12 @@ class PromptEncoder:
         # tokenizer.json may carry.  User text is encoded with special tokens split into
         # plain text; the template's own special tokens are cut out of its pieces first and
         # kept as themselves.
-        self._plain = Tokenizer.from_str(_every_added_token_special(
-            hf_tokenizer.backend_tokenizer.to_str()))
+        self._specials = control_tokens(hf_tokenizer, profile)
+        self._plain = Tokenizer.from_str(_marked_special(
+            hf_tokenizer.backend_tokenizer.to_str(), self._specials))
         self._plain.no_truncation()
         self._plain.no_padding()
         self._plain.encode_special_tokens = True
-        self._specials = {t.content: i for i, t in hf_tokenizer.added_tokens_decoder.items()}
         self._special_re = re.compile("|".join(
             re.escape(t) for t in sorted(self._specials, key=len, reverse=True)) or r"(?!)")
         self.profile = profile

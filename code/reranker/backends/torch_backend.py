@@ -79,7 +79,7 @@ class TorchBackend:
 
 
 # Architectures whose classification head reads the first token's hidden state only.
-_FIRST_TOKEN_HEADS = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "deberta-v2")
+FIRST_TOKEN_HEADS = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "deberta-v2")
 
 
 def _classify_from_first_token_only(model) -> bool:
@@ -90,7 +90,7 @@ def _classify_from_first_token_only(model) -> bool:
     work: about two thirds of the last layer, 11% of a 6-layer model's FLOPs.  The result
     is the same computation for the token that matters (tests/test_engine_parity.py).
     """
-    if getattr(model.config, "model_type", None) not in _FIRST_TOKEN_HEADS:
+    if getattr(model.config, "model_type", None) not in FIRST_TOKEN_HEADS:
         return False
     layers = getattr(getattr(model.base_model, "encoder", None), "layer", None)
     attention = getattr(layers[-1], "attention", None) if layers else None
