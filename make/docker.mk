@@ -50,8 +50,7 @@ docker-run: $(STAMP)  ## run the image on 127.0.0.1:PORT (8080), MODEL mounted r
 	dir=$(call resolve_model,$(DEMO_MODEL)); \
 	unreadable=$$(find "$$dir" ! -perm -o+r -print -quit); \
 	test -z "$$unreadable" || { echo "error: $$unreadable is not readable by the image's uid 1000 (chmod -R a+rX $$dir)" >&2; exit 2; }; \
-	$(PY) -c 'import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' \
-		$(call shq,$(or $(PORT),8080)) 2>/dev/null || { echo "error: cannot publish on 127.0.0.1:"$(call shq,$(or $(PORT),8080))": not a port, or another server holds it (pass PORT=...)" >&2; exit 2; }; \
+	$(PY) -m serving.ports 127.0.0.1 $(call shq,$(or $(PORT),8080)) || exit 2; \
 	exec docker run --rm -p 127.0.0.1:$(or $(PORT),8080):8080 \
 		$(if $(filter gpu,$(VARIANT)),--gpus all) $(DOCKER_RUN_ENV) \
 		-v "$$dir":/opt/ml/model:ro $(IMAGE):$(IMAGE_TAG) serve

@@ -71,5 +71,4 @@ def test_docker_run_on_a_port_in_use_is_one_line_before_docker(tmp_path):
         port = holder.getsockname()[1]
         done = make("docker-run", f"PORT={port}", f"MODEL={tmp_path}")
     assert done.returncode == 2
-    assert f"error: cannot publish on 127.0.0.1:{port}: not a port, or another server" \
-        in done.stderr
+    assert f"error: cannot publish on 127.0.0.1:{port}: Address already in use" in done.stderr

@@ -124,3 +124,16 @@ def test_a_404_lists_the_routes_served(client):
     for route in ("POST /invocations", "POST /v1/score", "GET /v1/models", "GET /openapi.json"):
         assert route in message
     assert "{name}" not in message
+
+
+def test_the_404_list_is_read_from_the_routes_it_is_given():
+    from starlette.routing import Route
+
+    from serving.routes import _served
+
+    def endpoint(request):
+        return None
+
+    routes = [Route("/a", endpoint, methods=["POST"]), Route("/x/{name}", endpoint),
+              Route("/metrics", endpoint, methods=["GET"])]
+    assert _served(routes) == "POST /a or GET /metrics"

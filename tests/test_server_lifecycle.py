@@ -262,3 +262,20 @@ def test_bad_settings_exit_2_with_one_line(bert_dir, env, args, needle):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and needle in done.stderr, done.stderr
+
+
+def test_the_port_check_names_a_port_held_or_not_a_port(capsys):
+    """What `make docker-run` asks before Docker does (serving.ports)."""
+    import socket
+
+    from serving import ports
+
+    assert ports.main(["127.0.0.1", "x1"]) == 2
+    assert "'x1' is not a port" in capsys.readouterr().err
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert ports.main(["127.0.0.1", str(port)]) == 2
+    assert "Address already in use" in capsys.readouterr().err
+    assert ports.main(["127.0.0.1", str(port)]) == 0  # free again

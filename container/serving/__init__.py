@@ -21,5 +21,6 @@ The modules, outside in:
 - ``metrics``: GET /metrics (Prometheus), the engine's observer; ``requestmetrics``: the
   request counters and latencies around the app
 - ``logs``: JSON log lines; ``config``: the server's settings (``SERVE_*``)
-- ``healthcheck``: the image's HEALTHCHECK command
+- ``healthcheck``: the image's HEALTHCHECK command; ``ports``: whether a port is free,
+  asked before the model loads (and by ``make docker-run``)
 """

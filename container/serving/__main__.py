@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import sys
 
 # Before torch loads OpenMP: spinning worker threads collapse throughput 3-10x as soon as
@@ -19,7 +18,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import uvicorn  # noqa: E402
 
 from . import config as server_config  # noqa: E402
-from . import logs  # noqa: E402
+from . import logs, ports  # noqa: E402
 from .app import build_app  # noqa: E402
 from .protocol import protocol_class  # noqa: E402
 from .shutdown import DeadlineServer, phases  # noqa: E402
@@ -36,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isdir(config.model_dir):
         print(f"error: model directory {config.model_dir!r} does not exist", file=sys.stderr)
         return 2
-    taken = _port_taken(config.host, config.port)
+    taken = ports.taken(config.host, config.port)
     if taken:
         print(f"error: cannot listen on {config.host}:{config.port}: {taken} (another server"
               " there? set SERVE_PORT, or PORT= for make serve)", file=sys.stderr)
@@ -71,20 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.shutdown()
     # Predict threads still running past the shutdown deadline must not hold the exit.
     os._exit(code)
-
-
-def _port_taken(host: str, port: int) -> str | None:
-    """Why the port cannot be bound (None when it can), before minutes of model loading
-    end in uvicorn's bind error.  SO_REUSEADDR as uvicorn binds: a port a stopped server
-    left in TIME_WAIT is free."""
-    try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
 
 
 if __name__ == "__main__":
