@@ -7,6 +7,7 @@ part (bench/device/servers.py).
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import threading
 import time
@@ -67,12 +68,24 @@ def run(base_url: str, route: str, payloads: list[bytes], concurrency: int, max_
     for t in threads:  # one deadline for all: a late thread does not extend the next one's
         t.join(max(0.0, end - time.perf_counter()))
     # A request still in flight was sent before the time cap: it waited at least ``grace``.
-    tally.close(sum(t.is_alive() for t in threads), waited=grace)
+    tally.close(waited=grace)
     wall = time.perf_counter() - start
     return tally.summary(concurrency, wall, pairs_per_request) | {
         # The load generator's own CPU seconds: near wall x cores, the client was the limit.
         "client_cpu_s": round(time.process_time() - cpu, 3),
     }
+
+
+def parse_levels(p: argparse.ArgumentParser, raw: str) -> list[int]:
+    """--levels "1,8,32": concurrency levels, each at least 1, or an argparse error (exit 2),
+    not a traceback."""
+    try:
+        levels = [int(x) for x in raw.split(",") if x.strip()]
+    except ValueError:
+        levels = []
+    if not levels or min(levels) < 1:
+        p.error(f"--levels must be comma-separated positive integers, got {raw!r}")
+    return levels
 
 
 class _Tally:
@@ -82,7 +95,7 @@ class _Tally:
     def __init__(self, max_requests: int, stop_at: float):
         self.lock = threading.Lock()
         self.max_requests, self.stop_at = max_requests, stop_at
-        self.issued, self.closed = 0, False
+        self.issued, self.answered, self.closed = 0, 0, False
         self.ok: list[float] = []
         self.failed: list[float] = []
         self.errors: list[str] = []
@@ -100,6 +113,7 @@ class _Tally:
         with self.lock:
             if self.closed:
                 return False
+            self.answered += 1
             if status == 200:
                 self.ok.append(elapsed)
             else:
@@ -107,11 +121,13 @@ class _Tally:
                 self.errors.append(str(status))
             return True
 
-    def close(self, in_flight: int, waited: float) -> None:
-        """End the level; each client still waiting counts as one failed request that took
-        ``waited`` seconds (a lower bound)."""
+    def close(self, waited: float) -> None:
+        """End the level; each request sent and not answered (counted under the lock, so a
+        client between its answer and its exit is not counted twice) is one failed request
+        that took ``waited`` seconds (a lower bound)."""
         with self.lock:
             self.closed = True
+            in_flight = self.issued - self.answered
             self.errors += ["no answer by the level's deadline"] * in_flight
             self.failed += [waited] * in_flight
 

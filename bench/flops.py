@@ -10,7 +10,7 @@ so one sequence costs ``L t (8 h^2 + 4 h i + 4 t h) + 2 h^2 + 2 h labels`` (pool
 classifier once per sequence; embeddings are look-ups, LayerNorm/softmax are ignored).
 
 Heads that read the first token only (the model types of the engine's
-``_FIRST_TOKEN_HEADS``, reranker.backends.torch_backend) need the last layer's FFN on that
+``FIRST_TOKEN_HEADS``, reranker.backends.torch_backend) need the last layer's FFN on that
 token alone: the engine runs it so (``_classify_from_first_token_only``, and its ONNX and
 OpenVINO exports are traced from that model), so the other ``t - 1`` tokens' FFN,
 ``(t - 1) 4 h i``, is work the answer does not need and is not counted.
@@ -31,9 +31,9 @@ FORMULA = ("L*t*(8*h^2 + 4*h*i + 4*t*h) - [first-token head] (t-1)*4*h*i + 2*h^2
 def first_token_head(model_type: str) -> bool:
     """Whether the engine runs the last layer's FFN on the first token only for this
     model type (the engine's own list, so the count follows the engine)."""
-    from reranker.backends.torch_backend import _FIRST_TOKEN_HEADS
+    from reranker.backends.torch_backend import FIRST_TOKEN_HEADS
 
-    return model_type in _FIRST_TOKEN_HEADS
+    return model_type in FIRST_TOKEN_HEADS
 
 
 @dataclasses.dataclass(frozen=True)

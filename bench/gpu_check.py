@@ -31,7 +31,7 @@ import json
 import time
 from pathlib import Path
 
-from . import models
+from . import closed_loop, models
 from .device import kit
 from .device.results import Budget, Results, Skip
 
@@ -67,24 +67,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="where the model shapes are built")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = p.parse_args(argv)
-    args.levels = parse_levels(p, args.levels or ("1,4" if args.quick else "1,8,32,128"))
+    args.levels = closed_loop.parse_levels(
+        p, args.levels or ("1,4" if args.quick else "1,8,32,128"))
     if args.budget_s is not None and args.budget_s <= 0:
         p.error(f"--budget-s must be positive, got {args.budget_s:g}")
     if args.budget_s is None:
         args.budget_s = 390.0 if args.device == "cuda" else 600.0
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     return args
-
-
-def parse_levels(p: argparse.ArgumentParser, raw: str) -> list[int]:
-    """--levels "1,8,32": positive integers, or an argparse error (exit 2), not a traceback."""
-    try:
-        levels = [int(x) for x in raw.split(",") if x.strip()]
-    except ValueError:
-        p.error(f"--levels must be comma-separated positive integers, got {raw!r}")
-    if not levels or min(levels) < 1:
-        p.error(f"--levels must be comma-separated positive integers, got {raw!r}")
-    return levels
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .peers import SHORT_DTYPES
+
 # Targets: the exact default (the fp32 runtime `auto` picks for this CPU kind, within 1e-5 of a
 # plain forward pass) >= 1.75x CrossEncoder on mixed100 and >= 1.5x the DLC's pipeline at 10
 # and 25 documents; the fastest mode that keeps ranks >= 3x CrossEncoder; the server >= 2x
@@ -318,7 +320,9 @@ def target_lines(results: dict) -> list[str]:
 
 # CrossEncoder at a half precision, where the run has it (the GPU run): the peer that our
 # rows of that dtype compare with.
-SAME_DTYPE_CROSSENCODER = {"float16": "crossencoder-fp16", "bfloat16": "crossencoder-bf16"}
+# CrossEncoder at a GPU row's own dtype, named as engine_level names its peers.
+SAME_DTYPE_CROSSENCODER = {dtype: f"crossencoder-{SHORT_DTYPES[dtype]}"
+                           for dtype in ("float16", "bfloat16")}
 
 
 def crossencoder_for(rows: dict, row: dict) -> dict:

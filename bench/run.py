@@ -19,7 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from . import models
+from reranker.backends import onnx_backend
+
+from . import closed_loop, models
 
 ROOT = models.ROOT
 DOC = ROOT / "docs" / "BENCHMARKS.md"
@@ -43,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"engine modes on CPU (default: {','.join(CPU_MODES)};"
                         f" quick: {','.join(QUICK_MODES)})")
     p.add_argument("--peers", default=",".join(PEERS), help="peers to compare with")
-    p.add_argument("--threads", type=_positive(int), default=usable_cores(),
+    p.add_argument("--threads", type=_positive(int), default=onnx_backend.usable_cores(),
                    help="threads for every peer and GEMM measurement (default: the cores"
                         " this process may run on)")
     p.add_argument("--batch-tokens", type=_at_least_zero(int), default=0,
@@ -82,7 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.doc = _doc(args, p)
     args.levels = args.levels or ("1,8" if args.quick else "1,8,32")
     args.modes = args.modes or ",".join(QUICK_MODES if args.quick else CPU_MODES)
-    args.levels = parse_levels(p, args.levels)
+    args.levels = closed_loop.parse_levels(p, args.levels)
     if args.ours_env is not None:
         pairs = [x.split("=", 1) for x in args.ours_env.split(",") if x.strip()]
         if any(len(kv) != 2 or not kv[0].strip() for kv in pairs):
@@ -119,13 +121,6 @@ def _doc(args: argparse.Namespace, p: argparse.ArgumentParser) -> Path | None:
     return DOC if full else None
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask), as the engine counts them."""
-    from reranker.backends.onnx_backend import usable_cores as engine_cores
-
-    return engine_cores()
-
-
 def _positive(kind):
     """An argparse type: a number above zero."""
     def parse(raw: str):
@@ -151,17 +146,6 @@ def _number(kind, raw: str):
         return kind(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
-
-
-def parse_levels(p: argparse.ArgumentParser, raw: str) -> list[int]:
-    """--levels "1,8,32": server concurrency levels, each at least 1."""
-    try:
-        levels = [int(x) for x in raw.split(",") if x.strip()]
-    except ValueError:
-        p.error(f"--levels must be comma-separated integers, got {raw!r}")
-    if not levels or min(levels) < 1:
-        p.error("--levels needs at least one concurrency of 1 or more")
-    return levels
 
 
 def _choices(p, flag: str, raw: str, allowed) -> list[str]:

@@ -30,11 +30,11 @@ def test_first_token_heads_do_not_count_the_last_ffn_of_the_other_tokens():
 
 
 def test_the_first_token_rule_follows_the_engines_list(bert_dir):
-    from reranker.backends.torch_backend import _FIRST_TOKEN_HEADS
+    from reranker.backends.torch_backend import FIRST_TOKEN_HEADS
 
     shape = flops.Shape.from_model_dir(bert_dir)
     assert (shape.model_type, shape.first_token_only) == ("bert", True)
-    assert all(flops.first_token_head(t) for t in _FIRST_TOKEN_HEADS)
+    assert all(flops.first_token_head(t) for t in FIRST_TOKEN_HEADS)
     assert not flops.first_token_head("qwen3")
 
 
