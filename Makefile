@@ -35,10 +35,11 @@ TEST_DEPS :=
 help:  ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-# The project itself, editable.  setuptools warns (a boxed UserWarning) that deploy/ and
-# bench/ in the working folder shadow the installed packages: they are the same folders.
-EDITABLE_INSTALL = PYTHONWARNINGS=ignore::UserWarning $(BIN)/pip install --quiet --no-deps \
-  --no-build-isolation -e .
+# The project itself, editable.  setuptools warns (a boxed UserWarning from its editable
+# wheel command) that deploy/ and bench/ in the working folder shadow the installed
+# packages: they are the same folders.  That one module's warnings are silenced, no other.
+EDITABLE_INSTALL = PYTHONWARNINGS=ignore::UserWarning:setuptools.command.editable_wheel \
+  $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 
 $(STAMP): requirements.txt $(SERVE_REQS) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
