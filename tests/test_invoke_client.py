@@ -405,16 +405,21 @@ def test_split_requests_are_merged_by_raw_score():
                      1 / (1 + math.exp(-1.5)), abs=0)
 
 
+def _async_client(moto: str):
+    """An S3 client on moto with the "async" bucket, and a RerankClient sending through it."""
+    s3 = boto3.client("s3", endpoint_url=moto, region_name="us-east-1")
+    s3.create_bucket(Bucket="async")
+    return s3, RerankClient("reranker-async", region="us-east-1",
+                            session=boto3.Session(region_name="us-east-1"), endpoint_url=moto,
+                            s3_endpoint_url=moto, backoff=0.01)
+
+
 def test_an_async_call_is_not_sent_again_after_a_closed_connection(moto):
     """SageMaker may have queued it before the connection closed: a second call would
     queue (and bill) it twice.  The upload is deleted: this call is abandoned."""
     from botocore.exceptions import ConnectionClosedError
 
-    s3 = boto3.client("s3", endpoint_url=moto, region_name="us-east-1")
-    s3.create_bucket(Bucket="async")
-    c = RerankClient("reranker-async", region="us-east-1",
-                     session=boto3.Session(region_name="us-east-1"), endpoint_url=moto,
-                     s3_endpoint_url=moto, backoff=0.01)
+    s3, c = _async_client(moto)
     calls = []
 
     def closed(**_):
@@ -440,11 +445,7 @@ def test_an_async_call_is_not_sent_again_after_a_5xx(moto):
         def stream(self, **_):
             yield self.data
 
-    s3 = boto3.client("s3", endpoint_url=moto, region_name="us-east-1")
-    s3.create_bucket(Bucket="async")
-    c = RerankClient("reranker-async", region="us-east-1",
-                     session=boto3.Session(region_name="us-east-1"), endpoint_url=moto,
-                     s3_endpoint_url=moto, backoff=0.01)
+    _, c = _async_client(moto)
     calls = []
 
     def failed(request, **_):
