@@ -280,7 +280,7 @@ def test_one_failing_reranker_leaves_the_others_measured(client_url, beir, tmp_p
     assert len(list(runs.iterdir())) == 2 and "nDCG@10" in captured.out
 
 
-@pytest.mark.parametrize("command", [["evaluate", "--data", "absent"], ["loadtest"],
+@pytest.mark.parametrize("command", [["evaluate", "--data", "."], ["loadtest"],
                                      ["invoke", "-q", "q", "--documents", "d"]])
 def test_no_region_or_no_credentials_is_one_line_before_any_work(tmp_path, capsys,
                                                                   monkeypatch, command):

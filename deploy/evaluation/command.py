@@ -58,6 +58,7 @@ def run(args) -> int:
     _check_outputs(args)  # before any (billed) request
     config = cfg.load(args)
     targets = _targets(config, args.compare, args.model, args.instruction)
+    ds.check_folder(args.data)
     clients = {t.label: _client(config, t, args) for t in targets if t.model is None}
     data = ds.load(args.data, args.split, args.max_queries)
     candidates = (ds.read_run(args.run, data, args.depth) if args.run

@@ -30,10 +30,15 @@ class Dataset:
     qrels: dict[str, dict[str, int]]    # query id -> {document id: relevance}
 
 
+def check_folder(folder: Path) -> None:
+    """A folder to read, before anything slower (the endpoints' clients, loading, BM25)."""
+    if not Path(folder).is_dir():
+        raise UserError(f"{folder}: not a folder (want corpus.jsonl, queries.jsonl, qrels/)")
+
+
 def load(folder: Path, split: str = "test", max_queries: int | None = None) -> Dataset:
     folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: not a folder (want corpus.jsonl, queries.jsonl, qrels/)")
+    check_folder(folder)
     qrels = _with_relevant(_qrels(folder / "qrels" / f"{split}.tsv"), f"qrels/{split}.tsv")
     texts = {row["_id"]: row["text"] for row in _jsonl(folder / "queries.jsonl", "text")}
     missing = sorted(set(qrels) - set(texts))
