@@ -107,11 +107,11 @@ def _qrels(path: Path) -> dict[str, dict[str, int]]:
     lines: dict[tuple[str, str], int] = {}
     for index, (number, line) in enumerate(_lines(path, strip=False)):
         row = line.rstrip("\r\n").split("\t")
-        if index == 0 and len(row) >= 3 and not _is_number(row[2]):
+        if index == 0 and len(row) >= 3 and not _reads_as(float, row[2]):
             continue  # the header line ("score"; a first row scored 1.0 is no header)
         if len(row) >= 3 and not row[2].strip():
             continue  # not judged (yet): capture-export's to_judge.tsv
-        if len(row) < 3 or not _is_int(row[2]):
+        if len(row) < 3 or not _reads_as(int, row[2]):
             raise UserError(f"{path}:{number}: want query-id<TAB>corpus-id<TAB>score")
         key = (row[0], row[1])
         if key in lines:
@@ -167,17 +167,10 @@ def _lines(path: Path, strip: bool = True):
         raise UserError(f"{path}: not UTF-8 text") from None
 
 
-def _is_number(value: str) -> bool:
+def _reads_as(kind: type, value: str) -> bool:
+    """Whether ``kind(value)`` reads (int: a judgment's grade; float: any number at all)."""
     try:
-        float(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_int(value: str) -> bool:
-    try:
-        int(value)
+        kind(value)
     except ValueError:
         return False
     return True
