@@ -43,7 +43,10 @@ def control_tokens(hf_tokenizer, profile: Profile) -> dict[str, int]:
 
 def _marked_special(tokenizer_json: str, names) -> str:
     """The tokenizer with the added tokens ``names`` marked special, so that
-    ``encode_special_tokens`` splits them in user text into plain text."""
+    ``encode_special_tokens`` splits them in user text into plain text.  An LLM's
+    tokenizer.json is megabytes: rewritten only where some name needs marking."""
+    if not names:
+        return tokenizer_json
     data = json.loads(tokenizer_json)
     for token in data.get("added_tokens") or []:
         if token.get("content") in names:
@@ -93,8 +96,10 @@ class PromptEncoder:
         # plain text; the template's own special tokens are cut out of its pieces first and
         # kept as themselves.
         self._specials = control_tokens(hf_tokenizer, profile)
+        added = hf_tokenizer.added_tokens_decoder
         self._plain = Tokenizer.from_str(_marked_special(
-            hf_tokenizer.backend_tokenizer.to_str(), self._specials))
+            hf_tokenizer.backend_tokenizer.to_str(),
+            {name for name, i in self._specials.items() if not added[i].special}))
         self._plain.no_truncation()
         self._plain.no_padding()
         self._plain.encode_special_tokens = True
