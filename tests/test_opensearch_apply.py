@@ -135,7 +135,7 @@ def fake():
 def apply(fake, tmp_path, *extra, env=None) -> subprocess.CompletedProcess:
     args = ["--endpoint", "My-Reranker", "--region", "us-east-1", "--out", str(tmp_path),
             "--apply", *extra]
-    if "--flavour" not in extra:
+    if "--flavour" not in extra and "--role-arn" not in extra:
         args += ["--role-arn", ROLE]
     return subprocess.run([sys.executable, "-m", "deploy", "opensearch", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=120,
@@ -225,6 +225,18 @@ def test_a_connector_with_old_settings_is_updated_in_place(fake, tmp_path):
     assert "connector_id: conn-1 (updated: parameters, request_body)" in run.stdout
     assert "model_id: model-1 (existing, DEPLOYED)" in run.stdout
     assert len(fake.connectors) == 1 and len(fake.models) == 1
+
+
+def test_another_role_updates_the_connectors_credential(fake, tmp_path):
+    """The cluster never shows a credential; the role named in the description is what
+    tells a re-run with another --role-arn that the connector must change."""
+    assert apply(fake, tmp_path).returncode == 0
+    other = "arn:aws:iam::123456789012:role/os-sagemaker-new"
+    run = apply(fake, tmp_path, "--role-arn", other)
+    assert run.returncode == 0, run.stderr
+    assert "connector_id: conn-1 (updated: description)" in run.stdout
+    assert fake.connectors["conn-1"]["credential"] == {"roleArn": other}
+    assert fake.connectors["conn-1"]["description"].endswith(f"signs as {other}")
 
 
 def test_a_refused_update_deploys_the_model_again(fake, tmp_path):

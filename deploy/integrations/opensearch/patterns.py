@@ -114,13 +114,20 @@ def connector(pattern: Pattern, target: Target) -> dict:
         action["post_process_function"] = pattern.post_process
     return {
         "name": pattern.connector_name(target),
-        "description": f"SageMaker cross-encoder endpoint {target.endpoint} ({pattern.title})",
+        "description": _description(pattern, target),
         "version": "1",
         "protocol": "aws_sigv4",
         "parameters": {"region": target.region, "service_name": "sagemaker"},
         "credential": credential(target),
         "actions": [action],
     }
+
+
+def _description(pattern: Pattern, target: Target) -> str:
+    """The role is named here because the cluster never shows the credential: a re-run with
+    another --role-arn then reads as a changed description and updates the connector."""
+    text = f"SageMaker cross-encoder endpoint {target.endpoint} ({pattern.title})"
+    return text + (f"; signs as {target.role_arn}" if target.flavour == "aws" else "")
 
 
 def register_model(pattern: Pattern, target: Target, connector_id: str = CONNECTOR_ID) -> dict:
