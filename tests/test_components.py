@@ -71,6 +71,37 @@ def test_endpoint_config_for_components_matches_the_service_model():
     assert request["MetricsConfig"]["EnableDetailedObservability"] is True
 
 
+def test_an_endpoint_for_components_is_made_in_the_vpc_and_isolated():
+    """Its instances come before any model, so their network is the endpoint config's."""
+    config = component_config(subnets="subnet-0123456789abcdef0",
+                              security_groups="sg-0123456789abcdef0")
+    request = components.endpoint_config_request(config, "search-cfg")
+    valid("sagemaker", "CreateEndpointConfig", request)
+    assert request["VpcConfig"] == {"Subnets": ["subnet-0123456789abcdef0"],
+                                    "SecurityGroupIds": ["sg-0123456789abcdef0"]}
+    assert request["EnableNetworkIsolation"] is True
+    # A first component whose model needs the network (requirements from PyPI) gets it.
+    assert components.endpoint_config_request(
+        config, "search-cfg", isolated=False)["EnableNetworkIsolation"] is False
+
+
+def test_a_component_in_another_vpc_than_its_endpoint_is_refused_before_anything():
+    fake = StubbedAws()
+    config = component_config(subnets="subnet-0123456789abcdef0",
+                              security_groups="sg-0123456789abcdef0")
+    sm = fake.sm()
+    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    in_vpc = config_description("search-cfg")
+    in_vpc["VpcConfig"] = {"Subnets": ["subnet-0fedcba9876543210"],
+                           "SecurityGroupIds": ["sg-0123456789abcdef0"]}
+    sm.add_response("describe_endpoint_config", in_vpc)
+    with pytest.raises(UserError, match="runs in subnets subnet-0fedcba9876543210, and its"
+                                        " components run in its network"):
+        components.deploy(fake, config)
+    fake.done()  # nothing was created: the Stubber would have refused it
+
+
 def test_component_specification_per_instance_kind():
     gpu = components.component_specification(component_config(), "m", "ml.g5.xlarge")
     assert gpu["ComputeResourceRequirements"] == {
@@ -502,6 +533,57 @@ def test_delete_without_autoscaling_rights_still_deletes_the_component():
     assert results["inference component minilm-en"] == "deleted"
 
 
+def test_a_refused_delete_keeps_the_models_and_endpoint_and_says_why():
+    """No wait for a component that stays: the report names SageMaker's answer."""
+    fake = StubbedAws()
+    sm = fake.sm()
+    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    sm.add_response("describe_inference_component", component_description("minilm-en"))
+    expect_scaling_removal(fake, "minilm-en")
+    fake.stubs["cloudwatch"].add_response("describe_alarms", {"MetricAlarms": []})
+    sm.add_client_error("delete_inference_component", "AccessDeniedException",
+                        "not authorized to perform DeleteInferenceComponent")
+    results = dict(components.delete(fake, "search", "minilm-en", poll=0))
+    fake.done()  # no model or endpoint was deleted: the Stubber would have refused it
+    assert results["inference component minilm-en"].startswith(
+        "failed (AccessDeniedException: not authorized")
+    assert results["models and endpoint of minilm-en"].startswith("kept")
+
+
+@pytest.mark.parametrize("before,after", [
+    ("Creating", ["Creating", "InService"]),  # a deploy --no-wait: waited for, then deleted
+    ("Failed", None),  # reads Failed just after the delete: its old state, not the delete's
+])
+def test_delete_of_a_component_still_changing_or_failed(before, after):
+    fake = StubbedAws()
+    sm = fake.sm()
+    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    sm.add_response("describe_inference_component", component_description("minilm-en", before))
+    for status in after or []:
+        sm.add_response("describe_inference_component",
+                        component_description("minilm-en", status))
+    expect_scaling_removal(fake, "minilm-en")
+    fake.stubs["cloudwatch"].add_response("describe_alarms", {"MetricAlarms": []})
+    sm.add_response("delete_inference_component", {}, {"InferenceComponentName": "minilm-en"})
+    if before == "Failed":
+        sm.add_response("describe_inference_component",
+                        component_description("minilm-en", "Failed", "CUDA out of memory"))
+    missing(sm, "describe_inference_component", "inference component minilm-en")
+    sm.add_response("list_models", {"Models": []}, {"NameContains": "minilm-en-ic"})
+    sm.add_response("list_inference_components", {"InferenceComponents": []},
+                    {"EndpointNameEquals": "search"})
+    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
+    sm.add_response("list_endpoint_configs", {"EndpointConfigs": []}, {"NameContains": "search"})
+    sm.add_response("delete_endpoint", {}, {"EndpointName": "search"})
+    sm.add_response("delete_endpoint_config", {}, {"EndpointConfigName": "search-cfg"})
+    results = dict(components.delete(fake, "search", "minilm-en", poll=0))
+    fake.done()
+    assert results["inference component minilm-en"] == "deleted"
+    assert results["endpoint search"] == "deleted"
+
+
 def test_delete_of_the_last_component_removes_the_endpoint():
     fake = StubbedAws()
     expect_component_removal(fake, "minilm-en", other=[])
@@ -627,6 +709,19 @@ def test_an_async_endpoint_named_like_the_component_keeps_its_wake_alarm_against
     cloudwatch.put_metric_alarm(**older)
     component_scaling.remove(fake, "minilm-en")
     assert not cloudwatch.describe_alarms()["MetricAlarms"]
+
+
+def test_turning_scale_to_zero_off_removes_its_wake_against_moto(aws):
+    """MIN_COPIES 0 then 1 on a redeploy: the alarm and step policy that added a copy on a
+    request finding none are gone, the tracking policy stays."""
+    fake = MotoAws(aws)
+    component_scaling.put_policies(fake, component_config(min_copies=0))
+    component_scaling.put_policies(fake, component_config(min_copies=1))
+    policies = aws("application-autoscaling").describe_scaling_policies(
+        ServiceNamespace="sagemaker", ResourceId="inference-component/minilm-en",
+        ScalableDimension=component_scaling.DIMENSION)["ScalingPolicies"]
+    assert [p["PolicyName"] for p in policies] == ["minilm-en-target-tracking"]
+    assert not aws("cloudwatch").describe_alarms()["MetricAlarms"]
 
 
 def test_no_alarm_without_scale_to_zero_against_moto(aws):

@@ -121,11 +121,25 @@ def put_policies(aws, config) -> None:
     """The policies (and for scale to zero the alarm) on a registered target."""
     aas = aws.client("application-autoscaling")
     aas.put_scaling_policy(**tracking_request(config))
+    cloudwatch = aws.client("cloudwatch")
     if config.min_copies == 0:
         arn = aas.put_scaling_policy(**step_request(config))["PolicyARN"]
-        cloudwatch = aws.client("cloudwatch")
         cloudwatch.put_metric_alarm(**alarm_request(config, arn))
         _drop_older_alarm(cloudwatch, config.component)
+    else:
+        _drop_wake(aas, cloudwatch, config)
+
+
+def _drop_wake(aas, cloudwatch, config) -> None:
+    """Scale to zero turned off (MIN_COPIES above 0 on a redeploy): its alarm and step
+    policy would still add a copy on every request that finds none, so they go."""
+    names = [alarm_name(config.component), _older_alarm_name(config.component)]
+    found = cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
+    alarms = [a["AlarmName"] for a in found if _watches(a, config.component)]
+    if alarms:
+        quietly(cloudwatch.delete_alarms, AlarmNames=alarms)
+    quietly(aas.delete_scaling_policy, PolicyName=step_request(config)["PolicyName"],
+            **_keys(config.component))
 
 
 def _drop_older_alarm(cloudwatch, component: str) -> None:

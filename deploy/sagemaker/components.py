@@ -91,12 +91,17 @@ def _validate_accelerators(config) -> None:
                         f" instance type (ml.g*, ml.p*), not {config.instance_type}")
 
 
-def endpoint_config_request(config, name: str) -> dict:
-    """CreateEndpointConfig for an endpoint that hosts inference components."""
+def endpoint_config_request(config, name: str, isolated: bool = True) -> dict:
+    """CreateEndpointConfig for an endpoint that hosts inference components.  Its instances
+    exist before any model does, so their network is set here: the VPC (SUBNETS,
+    SECURITY_GROUPS) and isolation (``isolated``, as the first component's model has it),
+    as the SageMaker Python SDK sets them for such endpoints."""
     initial = min(max(config.instance_count, config.min_instances, 1), config.max_instances)
     return {
         "EndpointConfigName": name,
         "ExecutionRoleArn": config.role,
+        "EnableNetworkIsolation": isolation.network_isolation(config, isolated),
+        **isolation.vpc_config(config),
         "ProductionVariants": [{
             "VariantName": resources.VARIANT, "InstanceType": config.instance_type,
             "InitialInstanceCount": initial,
@@ -165,13 +170,32 @@ def check_endpoint(sm, config, current: dict | None) -> str:
         raise UserError(f"endpoint {config.endpoint} serves a model directly, not inference"
                         f" components; pick another {config.name('endpoint')} for component"
                         " mode")
-    variant = resources.config_variants(sm, current["EndpointConfigName"])[0]
+    described = resources.endpoint_config(sm, current["EndpointConfigName"])
+    _check_network(config, described)
+    variant = described["ProductionVariants"][0]
     instance_type = variant.get("InstanceType", config.instance_type)
     if config.accelerators and not sizing.is_gpu(instance_type):
         raise UserError(f"endpoint {config.endpoint} runs on {instance_type}, which has no"
                         f" GPU: unset {config.name('accelerators')}")
     host_ami.check_existing(config, instance_type, variant)
     return instance_type
+
+
+def _check_network(config, described: dict) -> None:
+    """A component runs in its endpoint's network: SUBNETS and SECURITY_GROUPS other than the
+    endpoint's are refused (none given: the endpoint's network, whatever it is)."""
+    wanted = isolation.vpc_config(config).get("VpcConfig")
+    if not wanted:
+        return
+    theirs = described.get("VpcConfig") or {}
+    if (sorted(theirs.get("Subnets", [])) == sorted(wanted["Subnets"])
+            and sorted(theirs.get("SecurityGroupIds", [])) == sorted(wanted["SecurityGroupIds"])):
+        return
+    where = (f"subnets {', '.join(theirs.get('Subnets', []))}" if theirs
+             else "no VPC of yours")
+    raise UserError(f"endpoint {config.endpoint} runs in {where}, and its components run in"
+                    f" its network: give its {config.name('subnets')} and"
+                    f" {config.name('security_groups')}, or another {config.name('endpoint')}")
 
 
 def deploy(aws, config, *, wait_done: bool = True) -> dict:
@@ -189,16 +213,16 @@ def deploy(aws, config, *, wait_done: bool = True) -> dict:
     existing = check_component(sm, config)
     guard, baking = _guard(aws, config, existing)
     image = resolve_image(config, aws.region, instance_type=instance_type)
-    model_data, isolation = model_data_for(aws, config)
+    model_data, isolated = model_data_for(aws, config)
     model = names.stamped(model_base(config.component), model_data, image,
                           sorted(config.env.items()))
     made: list[str] = []
     try:
-        resources.create_model(sm, config, model, image, model_data, isolation, aws.region,
+        resources.create_model(sm, config, model, image, model_data, isolated, aws.region,
                                metrics=True, component=config.component)
         made.append(f"model {model}")
         if current is None:
-            endpoint_config = create_endpoint(sm, config, made)
+            endpoint_config = create_endpoint(sm, config, made, isolated)
             wait_in_service(sm, config.endpoint, endpoint_config, config.wait_timeout,
                             config.poll_seconds)
         place(sm, config, model, instance_type, existing, guard)
@@ -283,12 +307,12 @@ def copy_count(config, existing: dict | None) -> int:
     return min(max(running, config.min_copies), config.max_copies)
 
 
-def create_endpoint(sm, config, made: list[str]) -> str:
+def create_endpoint(sm, config, made: list[str], isolated: bool = True) -> str:
     """A new endpoint config and endpoint for components (noted in ``made``); returns the
     endpoint config's name."""
     name = names.stamped(config.endpoint, "components", config.instance_type,
                          config.min_instances, config.max_instances)
-    sm.create_endpoint_config(**endpoint_config_request(config, name))
+    sm.create_endpoint_config(**endpoint_config_request(config, name, isolated))
     made.append(f"endpoint config {name}")
     sm.create_endpoint(EndpointName=config.endpoint, EndpointConfigName=name,
                        Tags=names.resource_tags(config))
@@ -444,13 +468,19 @@ def delete(aws, endpoint: str, component: str, *, timeout: float = 900,
     if found and found.get("EndpointName") != endpoint:
         raise UserError(f"component {component} runs on endpoint {found.get('EndpointName')},"
                         f" not {endpoint}")
+    if found and found["InferenceComponentStatus"] in ("Creating", "Updating"):
+        found = wait_settled(sm, component, timeout, poll)  # SageMaker refuses it until then
     results = [("component autoscaling", component_scaling.remove(aws, component)),
                ("rollback alarms", guardrails.remove_alarms(
                    aws, guardrails.component_owner(component)))]
-    results.append((f"inference component {component}", resources.delete(
-        sm.delete_inference_component, InferenceComponentName=component)))
+    outcome = _delete_component(sm, found, component)
+    results.append((f"inference component {component}", outcome))
+    if outcome.startswith("failed"):
+        # Still there: its models and endpoint stay, and the report says why.
+        return results + [(f"models and endpoint of {component}", "kept (the component"
+                                                                   " was not deleted)")]
     if found:
-        wait_gone(sm, component, timeout, poll)
+        wait_gone(sm, component, timeout, poll, failed_before=_status(found) == "Failed")
     running = ((found or {}).get("Specification") or {}).get("ModelName")
     models, kept = models_of(sm, endpoint, component, running)
     results += [(f"model {name}", resources.delete(sm.delete_model, ModelName=name))
@@ -474,18 +504,45 @@ def delete_endpoint(sm, endpoint: str) -> list[tuple[str, str]]:
                       ] + sorted(kept.items())
 
 
-def wait_gone(sm, component: str, timeout: float, poll: float) -> None:
-    """An endpoint cannot be deleted while a component on it is still Deleting."""
+def _status(description: dict | None) -> str | None:
+    return (description or {}).get("InferenceComponentStatus")
+
+
+def _delete_component(sm, found: dict | None, component: str) -> str:
+    """DeleteInferenceComponent's outcome for the report; a component already Deleting is
+    only waited for (SageMaker refuses a second delete)."""
+    if _status(found) == "Deleting":
+        return "deleting (asked before)"
+    return resources.delete(sm.delete_inference_component, InferenceComponentName=component)
+
+
+def wait_settled(sm, component: str, timeout: float, poll: float) -> dict:
+    """A component Creating or Updating, until it is InService or Failed (a deploy run with
+    --no-wait leaves it so, and SageMaker deletes no component mid-change)."""
+    print(f"waiting for {component} to finish before deleting it")
+    return wait(lambda: describe_component(sm, component)
+                or {"InferenceComponentStatus": "Deleted"},
+                lambda d: _status(d) not in ("Creating", "Updating"),
+                lambda d, s: f"{component}: {_status(d)} ({s:.0f} s)",
+                lambda d: f"component {component} is still {_status(d)} after"
+                          f" {timeout:.0f} s; nothing was deleted", timeout, poll)
+
+
+def wait_gone(sm, component: str, timeout: float, poll: float,
+              failed_before: bool = False) -> None:
+    """An endpoint cannot be deleted while a component on it is still Deleting.
+    ``failed_before``: the component was Failed already, so reading Failed just after the
+    delete is its old state, not the delete's outcome."""
     wait(lambda: describe_component(sm, component) or {"InferenceComponentStatus": "Deleted"},
-         judge_deleted,
-         lambda d, s: f"{component}: {d['InferenceComponentStatus']} ({s:.0f} s)",
-         lambda d: f"component {component} is still {d['InferenceComponentStatus']} after"
+         lambda d: judge_deleted(d, failed_before),
+         lambda d, s: f"{component}: {_status(d)} ({s:.0f} s)",
+         lambda d: f"component {component} is still {_status(d)} after"
                    f" {timeout:.0f} s", timeout, poll)
 
 
-def judge_deleted(description: dict) -> bool:
-    status = description["InferenceComponentStatus"]
-    if status == "Failed":
+def judge_deleted(description: dict, failed_before: bool = False) -> bool:
+    status = _status(description)
+    if status == "Failed" and not failed_before:
         raise WaitFailed(f"deleting component {description.get('InferenceComponentName')}"
                          f" failed: {description.get('FailureReason') or 'no reason given'}")
     return status == "Deleted"

@@ -254,11 +254,16 @@ def made_for_components(variants: list[dict]) -> bool:
 
 
 def config_variants(sm, name: str) -> list[dict]:
+    return endpoint_config(sm, name)["ProductionVariants"]
+
+
+def endpoint_config(sm, name: str) -> dict:
+    """DescribeEndpointConfig; one without variants when it is gone."""
     try:
-        return sm.describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"]
+        return sm.describe_endpoint_config(EndpointConfigName=name)
     except ClientError as exc:
         if is_missing(exc):
-            return []
+            return {"ProductionVariants": []}
         raise
 
 
