@@ -121,6 +121,21 @@ def test_dialect_attribute_applies_to_every_line(bert_engine):
     assert [len(json.loads(line)["results"]) for line in out] == [2, 2]
 
 
+def test_a_server_that_cannot_score_fails_the_whole_body(bert_dir):
+    """A 503 for the body, never a 200 of error lines: Batch Transform retries a 5xx but
+    writes a 200's lines to S3 as results."""
+    from reranker.engine import Reranker
+    from reranker.errors import EngineClosed
+    from reranker.settings import Settings
+
+    engine = Reranker.from_dir(str(bert_dir), Settings(warmup=False))
+    engine.close()
+    body = b'{"query": "q", "documents": ["a"]}\n{"query": "q", "documents": ["b"]}\n'
+    with pytest.raises(EngineClosed) as caught:
+        hooks(engine, body)
+    assert caught.value.status == 503
+
+
 def test_an_empty_body_is_a_400_not_an_empty_answer(bert_engine):
     with pytest.raises(InvalidJSON) as caught:
         inference.input_fn(b"", JSONL)

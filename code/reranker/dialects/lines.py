@@ -100,10 +100,18 @@ def _error_line(error: RerankError, line: int) -> bytes:
 
 
 def _attempt(step: Callable, value):
-    """The step's result, or the client error it raised (our own bugs still propagate)."""
+    """The step's result, or the error it raised for this line (our own bugs propagate).
+    A server that cannot score now (closing, its worker gone, no model: 503) or a body
+    whose caller left (499) fails the whole body: answered 200 with an error on every
+    line, Batch Transform would write those as results instead of retrying."""
     try:
         return step(value)
     except RerankError as exc:
+        if exc.status in _WHOLE_BODY:
+            raise
         # Kept until the answer is written: without its traceback, which holds the frames
         # and the line's text alive.
         return exc.with_traceback(None)
+
+
+_WHOLE_BODY = (499, 503)
