@@ -162,7 +162,8 @@ class Worker:
                 self._score_alone(jobs, exc)
             except BaseException as exc:  # the callers re-raise it; the worker lives on
                 for j in jobs:
-                    j.error = j.error or exc
+                    if not j.done.is_set():  # one answered already keeps its answer
+                        j.error = j.error or exc
             finally:
                 for j in jobs:
                     j.done.set()
@@ -177,7 +178,7 @@ class Worker:
         log.warning("a round of %d requests failed; scoring each alone", len(jobs),
                     exc_info=exc)
         for j in jobs:
-            if j.error is not None:
+            if j.error is not None or j.done.is_set():  # failed, or answered before the fault
                 continue
             try:
                 self._score([j])
@@ -191,6 +192,8 @@ class Worker:
         """Before each forward pass: fail the jobs cancelled or closed since the last one,
         so their rows are not computed."""
         for j in jobs:
+            if j.done.is_set():  # answered already (its rows are all scored)
+                continue
             if j.error is None and self._closed.is_set():
                 j.error = EngineClosed()
             elif j.error is None and j.cancelled:
@@ -243,6 +246,9 @@ class Batcher(_Runner, Worker):
         rows = [(j, r) for j in jobs for r in range(len(j.ids))]
         lengths = [len(j.ids[r]) for j, r in rows]
         results: list[np.ndarray | None] = [None] * len(rows)
+        left = {id(j): len(j.ids) for j in jobs}  # rows each job still waits for
+        starts = dict(zip((id(j) for j in jobs),
+                          np.cumsum([0] + [len(j.ids) for j in jobs]).tolist()))
         for batch in plan_batches(lengths, self.token_budget, self.max_rows):
             self._check_live(jobs)
             batch = [i for i in batch if rows[i][0].error is None]
@@ -260,11 +266,20 @@ class Batcher(_Runner, Worker):
                     job.error = job.error or too_large(r)
             for k, i in enumerate(batch):
                 results[i] = logits[k]
-        offset = 0
-        for j in jobs:
-            if j.error is None:
-                j.logits = np.stack(results[offset: offset + len(j.ids)])
-            offset += len(j.ids)
+            self._release_finished(members, starts, results, left)
+
+    @staticmethod
+    def _release_finished(members, starts, results, left) -> None:
+        """Answer each job whose last row was in this batch: a small request that shares a
+        round with a large one returns after its own rows (shortest first), not the round's."""
+        for job, _ in members:
+            left[id(job)] -= 1
+            if left[id(job)] or job.done.is_set():
+                continue
+            if job.error is None:
+                start = starts[id(job)]
+                job.logits = np.stack(results[start: start + len(job.ids)])
+            job.done.set()
 
 
 class Unbatched(_Runner):

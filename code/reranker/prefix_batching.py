@@ -51,6 +51,7 @@ class PrefixBatcher(Worker):
 
     def _score(self, jobs: list[_GroupsJob]) -> None:
         by_prefix: dict[tuple[int, ...], list[tuple[_GroupsJob, int]]] = {}
+        left = {id(job): len(job.groups) for job in jobs}  # groups each job still waits for
         for job in jobs:
             for g, group in enumerate(job.groups):
                 by_prefix.setdefault(tuple(group.prefix), []).append((job, g))
@@ -78,6 +79,12 @@ class PrefixBatcher(Worker):
                 count = len(job.groups[g].rows)
                 job.results[g] = logits[offset: offset + count]
                 offset += count
+                left[id(job)] -= 1
+            for job, _ in members:
+                # Answered once its last prefix is: a request for one query need not wait
+                # for the other queries of its round.
+                if not left[id(job)] and job.error is None:
+                    job.done.set()
 
     def score_prefix(self, prefix: list[int], rows: list[list[int]],
                      row_jobs: list[Job] | None = None) -> np.ndarray:
