@@ -57,6 +57,10 @@ def test_the_three_layers_report_bad_values_alike():
     with pytest.raises(UserError, match="DEPLOY_INSTANCE_COUNT='abc' is not a valid int"):
         deploy_config.load(None, {"DEPLOY_INSTANCE_COUNT": "abc"})
     assert Settings.from_env({"RERANK_DTYPE": "BFloat16"}).dtype == "bfloat16"
+    assert Settings.from_env({"RERANK_ONNX_RUNTIME": "OpenVINO"}).onnx_runtime == "openvino"
+    # At start-up, whatever the backend: a typo never waits for the ONNX path to be taken.
+    with pytest.raises(SettingsError, match="RERANK_ONNX_RUNTIME must be one of"):
+        Settings.from_env({"RERANK_ONNX_RUNTIME": "onnxruntim"})
     assert server_config.load(None, {"SAGEMAKER_BIND_TO_PORT": "9000",
                                      "SERVE_PORT": "1"}).port == 9000
 

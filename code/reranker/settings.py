@@ -21,7 +21,9 @@ _DEVICES = ("auto", "cpu", "cuda")
 _BACKENDS = ("auto", "torch", "onnx", "openvino")
 _LONG_DOC = ("truncate", "chunk")
 _PRECISIONS = ("auto", "exact", "fast")
-_CHOICES = ("dtype", "device", "backend", "long_documents", "precision", "cpu_features")
+_CHOICES = ("dtype", "device", "backend", "long_documents", "precision", "cpu_features",
+            "onnx_runtime")
+_ONNX_RUNTIMES = ("onnxruntime", "openvino")
 # The dtypes each precision allows when RERANK_DTYPE is set too.
 _PRECISION_DTYPES = {"exact": ("auto", "float32"), "fast": ("auto", "bfloat16", "float16")}
 
@@ -137,6 +139,8 @@ class Settings:
         problem = cpu.check(self.cpu_features)
         _check(problem is None, "cpu_features", problem or "")
         _check(self.backend in _BACKENDS, "backend", f"must be one of {_BACKENDS}")
+        _check(self.onnx_runtime in _ONNX_RUNTIMES, "onnx_runtime",
+               f"must be one of {_ONNX_RUNTIMES}")
         _check(self.max_documents >= 1, "max_documents", "must be >= 1")
         _check(self.max_body_documents >= 0, "max_body_documents", "must be >= 0")
         _check(self.max_chars >= 1, "max_chars", "must be >= 1")
