@@ -165,6 +165,30 @@ def test_a_long_query_is_named_by_its_own_field(qwen3, engine, body, field):
     assert (error.status, error.field) == (413, field) and "RERANK_MAX_CHARS" in error.message
 
 
+@pytest.mark.parametrize("body,field", [
+    ({"query": "q", "documents": ["a", "d " * 600]}, "documents[1]"),
+    ({"text_1": "q", "text_2": "d " * 600}, "text_2"),
+    ({"text_1": "q", "text_2": ["a", "d " * 600]}, "text_2[1]"),
+    ({"text_pairs": [["q", "a"], ["q", "d " * 600]]}, "text_pairs[1][1]"),
+    ({"inputs": {"text": "q", "text_pair": "d " * 600}}, "inputs.text_pair"),
+    ({"inputs": [{"text": "q", "text_pair": "a"}, {"text": "q", "text_pair": "d " * 600}]},
+     "inputs[1].text_pair"),
+])
+def test_a_long_document_is_named_by_its_own_field(engine, body, field):
+    """Over the character cap (1000 in ``engine``): the document as the client sent it."""
+    error = refused(lambda: hooks(engine, json.dumps(body)))
+    assert (error.status, error.field) == (413, field) and "RERANK_MAX_CHARS" in error.message
+
+
+def test_truncate_false_in_chunk_mode_scores_the_windows(bert_engine, qwen3):
+    """truncate=false refuses a pair the model would cut; chunk mode cuts none, it windows."""
+    body = {"query": "q", "texts": ["a", "word " * 5000], "truncate": False}
+    for reranker in (bert_engine, qwen3):
+        assert refused(lambda r=reranker: hooks(r, json.dumps(body))).field == "texts[1]"
+        out = json.loads(hooks(reranker, json.dumps({**body, "long_documents": "chunk"})))
+        assert sorted(item["index"] for item in out) == [0, 1]
+
+
 # --- 4. whole field paths ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("body,field", [

@@ -67,11 +67,12 @@ class PairEncoder:
         overlap: int = 0,
         truncate: bool = True,
         direction: str = "right",
-        field: str = "documents",
+        field: str = "documents[{i}]",
         max_length: int | None = None,
         max_document_tokens: int | None = None,
     ) -> EncodedPairs:
-        """``max_length``: the request's own cap on a pair, where lower than the model's.
+        """``field``: the request's name for document ``{i}``, for errors.
+        ``max_length``: the request's own cap on a pair, where lower than the model's.
         ``max_document_tokens``: the request's cap on each document's own tokens, kept from
         the side ``direction`` keeps."""
         limit = min(self.max_length, max_length or self.max_length)
@@ -85,11 +86,11 @@ class PairEncoder:
             if max_document_tokens is not None and len(doc.ids) > max_document_tokens:
                 doc.truncate(max_document_tokens, direction=direction)
             whole = queries.length(query) + len(doc.ids) + self.special
-            if not truncate and whole > limit:
+            if not truncate and not chunk and whole > limit:  # chunk mode cuts no window
                 whose = "the model's" if limit == self.max_length else "the requested"
                 raise PayloadTooLarge(
                     f"pair {index} has {whole} tokens, more than {whose} {limit}; send"
-                    " truncate=true or shorten it", field=f"{field}[{index}]")
+                    " truncate=true or shorten it", field=field.format(i=index))
             q = queries.cut(query, self._query_keep(queries.length(query), len(doc.ids),
                                                     limit - self.special))
             room = limit - self.special - len(q.ids)

@@ -161,7 +161,7 @@ class Reranker:
             overlap=self.settings.chunk_overlap,
             truncate=request.truncate,
             direction=request.truncation_direction,
-            field=request.documents_field,
+            field=request.document_template(),
             max_length=self._token_cap(request),
             max_document_tokens=request.max_document_tokens,
         )
@@ -230,7 +230,7 @@ class Reranker:
             f"the model computed {logits[bad[0]].tolist()} for {len(pairs)} of"
             f" {len(request.pairs)} documents in {dtype}, which overflowed: set"
             " RERANK_DTYPE=float32 (or bfloat16 on a GPU that has it)",
-            field=f"{request.documents_field}[{pairs[0]}]")
+            field=request.document_template().format(i=pairs[0]))
 
     def check_body_documents(self, count: int) -> None:
         """413 for more documents than RERANK_MAX_BODY_DOCUMENTS in all the lines of one
@@ -264,7 +264,7 @@ class Reranker:
             query_field=request.query_field,
             truncate=request.truncate,
             direction=request.truncation_direction,
-            field=request.documents_field,
+            field=request.document_template(),
             max_length=request.max_tokens,
             max_chunks=self.max_chunks(request) if chunk else 0,
             overlap=self.settings.chunk_overlap,
@@ -332,7 +332,7 @@ class Reranker:
         for i, (query, text) in enumerate(request.pairs):
             if len(query) > cap or len(text) > cap:
                 field = (request.query_field.format(i=i) if len(query) > cap
-                         else f"{request.documents_field}[{i}]")
+                         else request.document_template().format(i=i))
                 raise PayloadTooLarge(
                     f"{field} has more than {cap} characters (RERANK_MAX_CHARS)", field=field)
 
@@ -353,7 +353,7 @@ def _naming_documents(request: RerankRequest, owner):
         yield
     except TooLargeForDevice as exc:
         pair = owner[exc.row]
-        field = f"{request.documents_field}[{pair}]"
+        field = request.document_template().format(i=pair)
         raise TooLargeForDevice(
             f"{field} does not fit in the GPU's memory even scored alone; send it shorter"
             " (or lower RERANK_MAX_LENGTH / RERANK_LLM_MAX_LENGTH)", field=field,

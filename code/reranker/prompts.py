@@ -174,7 +174,7 @@ class PromptEncoder:
 
     def encode(self, pairs: list[tuple[str, str]], *, instruction: str | None = None,
                truncate: bool = True, direction: str = "right",
-               field: str = "documents", max_length: int | None = None,
+               field: str = "documents[{i}]", max_length: int | None = None,
                max_chunks: int = 0, overlap: int = 0,
                max_document_tokens: int | None = None,
                instruction_field: str = "instruction",
@@ -185,8 +185,8 @@ class PromptEncoder:
         ``max_document_tokens``: the request's cap on each document's own tokens, kept from
         the side ``direction`` keeps; it applies before the prompt's limit and the windows
         (Cohere's cap is on the document, not on the prompt).  ``instruction_field``: the
-        request's name for its instruction, and ``query_field`` for the query of pair ``{i}``,
-        for an error that blames them."""
+        request's name for its instruction, ``query_field`` for the query of pair ``{i}`` and
+        ``field`` for its document, for an error that blames them."""
         limit = min(self.max_length, max_length or self.max_length)
         which = "(RERANK_LLM_MAX_LENGTH)" if limit == self.max_length else "(the requested cap)"
         prefix_pieces, suffix_pieces, instruction = self.profile.with_instruction(instruction)
@@ -219,11 +219,11 @@ class PromptEncoder:
             ids = head + doc.ids
             pieces = [ids]
             if len(ids) > room:
-                if not truncate:
+                if not truncate and not max_chunks:  # chunk mode cuts no window
                     raise PayloadTooLarge(
                         f"pair {index} has {len(ids) + len(group.prefix) + len(suffix)} tokens,"
                         f" more than {limit} {which}; send truncate=true or shorten it",
-                        field=f"{field}[{index}]")
+                        field=field.format(i=index))
                 if self._after_ids:  # the document alone is cut; the template's text stays
                     doc = self._plain.encode(self._before + documents[index],
                                              add_special_tokens=False)
@@ -248,8 +248,9 @@ class PromptEncoder:
         group = queries[query]
         if not row:
             if len(group.prefix) < 1:
-                raise InvalidRequest(f"{field}[{index}] is empty, and so is the prompt around"
-                                     " it", field=f"{field}[{index}]")
+                where = field.format(i=index)
+                raise InvalidRequest(f"{where} is empty, and so is the prompt around it",
+                                     field=where)
             key = (query, "empty document")
             if key not in queries:
                 queries[key] = PromptGroup(group.prefix[:-1], [], [])

@@ -24,6 +24,9 @@ class RerankRequest:
     documents_field: str = "documents"
     # ... and for the query of pair {i} (formatted with the pair's index).
     query_field: str = "query"
+    # ... and for the document of pair {i}, where it is not documents_field[i] (an HF
+    # pipeline's inputs[i].text_pair).
+    document_field: str | None = None
     top_n: int | None = None
     return_documents: bool = False
     # None: the engine's setting; "truncate" or "chunk" when the request says so.
@@ -44,6 +47,10 @@ class RerankRequest:
     instruction_field: str = "instruction"
     # Dialect-specific switches (raw_scores, function_to_apply, ...), read by its renderer.
     options: dict = dataclasses.field(default_factory=dict)
+
+    def document_template(self) -> str:
+        """The field of document ``{i}``, to format with its index."""
+        return self.document_field or self.documents_field + "[{i}]"
 
 
 @dataclasses.dataclass

@@ -25,6 +25,7 @@ def parse(body: dict) -> RerankRequest:
         documents=[text for _, text in pairs],
         documents_field=FIELD,
         query_field=f"{FIELD}[{{i}}][0]",
+        document_field=f"{FIELD}[{{i}}][1]",
         long_documents=mode,
         max_chunks=chunks,
         instruction=fields.instruction(body),

@@ -39,6 +39,7 @@ def parse(body: dict) -> RerankRequest:
         documents=[p[1] for p in pairs],
         documents_field="inputs",
         query_field="inputs.text" if single else "inputs[{i}].text",
+        document_field="inputs.text_pair" if single else "inputs[{i}].text_pair",
         options={"single": single, **_parameters(body)},
         long_documents=mode,
         max_chunks=chunks,

@@ -54,6 +54,7 @@ def parse(body: dict) -> RerankRequest:
         documents=texts,
         documents_field=right,
         query_field=query_field,
+        document_field=right if isinstance(body[right], str) else None,
         long_documents=mode,
         max_chunks=chunks,
         max_tokens=fields.token_cap(body),
