@@ -262,6 +262,26 @@ def test_component_joins_an_existing_endpoint(capsys):
     assert "creating component minilm-en on search: 1 copy, each 4096 MB, 2 CPU cores, 1 GPU" in out
 
 
+def test_instance_bounds_given_for_an_existing_endpoint_are_said_to_be_kept(capsys):
+    fake = StubbedAws()
+    config = dataclasses.replace(component_config(max_copies=0, max_instances=4),
+                                 explicit=frozenset({"max_instances"}))
+    sm = fake.sm()
+    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
+    sm.add_response("describe_endpoint_config", config_description("search-cfg"))
+    scaled = config_description("search-cfg")
+    scaled["ProductionVariants"][0]["ManagedInstanceScaling"] = {
+        "Status": "ENABLED", "MinInstanceCount": 0, "MaxInstanceCount": 2}
+    sm.add_response("describe_endpoint_config", scaled)
+    missing(sm, "describe_inference_component", "inference component minilm-en")
+    expect_model(sm)
+    expect_component(sm, config)
+    components.deploy(fake, config)
+    fake.done()
+    assert ("note: endpoint search keeps its own instance bounds (0..2); --min-instances and"
+            " --max-instances shape only a new endpoint") in capsys.readouterr().out
+
+
 def test_new_endpoint_waits_for_in_service_before_placing(capsys, monkeypatch):
     fake, config = StubbedAws(), component_config()
     sm = fake.sm()

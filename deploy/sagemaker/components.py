@@ -173,6 +173,7 @@ def check_endpoint(sm, config, current: dict | None) -> str:
     described = resources.endpoint_config(sm, current["EndpointConfigName"])
     _check_network(config, described)
     variant = described["ProductionVariants"][0]
+    _note_kept_instances(config, variant)
     instance_type = variant.get("InstanceType", config.instance_type)
     if config.accelerators and not sizing.is_gpu(instance_type):
         raise UserError(f"endpoint {config.endpoint} runs on {instance_type}, which has no"
@@ -196,6 +197,18 @@ def _check_network(config, described: dict) -> None:
     raise UserError(f"endpoint {config.endpoint} runs in {where}, and its components run in"
                     f" its network: give its {config.name('subnets')} and"
                     f" {config.name('security_groups')}, or another {config.name('endpoint')}")
+
+
+def _note_kept_instances(config, variant: dict) -> None:
+    """MIN_INSTANCES and MAX_INSTANCES shape a new endpoint; an existing one keeps its own
+    bounds, which a user who set them should hear rather than find out later."""
+    scaling = variant.get("ManagedInstanceScaling") or {}
+    theirs = (scaling.get("MinInstanceCount"), scaling.get("MaxInstanceCount"))
+    asked = {"min_instances", "max_instances"} & config.explicit
+    if asked and theirs != (config.min_instances, config.max_instances):
+        print(f"note: endpoint {config.endpoint} keeps its own instance bounds"
+              f" ({theirs[0]}..{theirs[1]}); {config.name('min_instances')} and"
+              f" {config.name('max_instances')} shape only a new endpoint")
 
 
 def deploy(aws, config, *, wait_done: bool = True) -> dict:
