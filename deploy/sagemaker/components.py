@@ -224,7 +224,7 @@ def deploy(aws, config, *, wait_done: bool = True) -> dict:
     # on CPU), so the memory a copy needs.
     sizing.fit_component_memory(config, sizing.manifest_of(config), instance_type)
     existing = check_component(sm, config)
-    guard, baking = _guard(aws, config, existing)
+    guard, baking = _guard(config, existing)
     image = resolve_image(config, aws.region, instance_type=instance_type)
     model_data, isolated = model_data_for(aws, config)
     model = names.stamped(model_base(config.component), model_data, image,
@@ -238,6 +238,9 @@ def deploy(aws, config, *, wait_done: bool = True) -> dict:
             endpoint_config = create_endpoint(sm, config, made, isolated)
             wait_in_service(sm, config.endpoint, endpoint_config, config.wait_timeout,
                             config.poll_seconds)
+        if guard:
+            guardrails.put_alarms(aws, config)
+            made.append("rollback alarms")
         place(sm, config, model, instance_type, existing, guard)
         made.append(f"inference component {config.component}")
         if not wait_done:
@@ -260,15 +263,14 @@ def deploy(aws, config, *, wait_done: bool = True) -> dict:
     return final
 
 
-def _guard(aws, config, existing: dict | None) -> tuple[dict, int]:
-    """UpdateInferenceComponent's DeploymentConfig for a rolling update (its alarms put
-    first) and the seconds it may bake; nothing for a new component or an update all at
-    once (SageMaker's blue/green: a second set of copies, then the switch)."""
+def _guard(config, existing: dict | None) -> tuple[dict, int]:
+    """UpdateInferenceComponent's DeploymentConfig for a rolling update (its alarms are put
+    just before the update) and the seconds it may bake; nothing for a new component or an
+    update all at once (SageMaker's blue/green: a second set of copies, then the switch)."""
     if not (existing and guardrails.guarded(config)):
         return {}, 0
     copies = copy_count(config, existing)
     deployment = guardrails.component_deployment_config(config, copies)  # refuses 1 copy
-    guardrails.put_alarms(aws, config)
     return ({"DeploymentConfig": deployment},
             guardrails.component_rollout_seconds(config, copies))
 
