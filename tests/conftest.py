@@ -41,24 +41,34 @@ def bert_engine(bert_dir):
 
 
 @pytest.fixture(scope="session")
-def client_suite(bert_dir):
-    """(base URL, in-process engine on its model) for the client-library suites: one server
-    for test_cohere_client, test_langchain_client and test_tei_route (clientutil.served)."""
-    from clientutil import served_and_engine
-
-    with served_and_engine(bert_dir) as pair:
-        yield pair
-
-
-@pytest.fixture(scope="session")
 def base_url(bert_dir):
-    """The server the HTTP suites share (test_server_errors, _hostile, _framing, _fuzz,
-    _load): RERANK_TEST_URL's (make docker-test) or our own, started once with
-    suite_server.SUITE_ENV's limits.  A module that needs other settings defines its own."""
+    """The one server the HTTP suites (test_server_api, test_server_errors, _hostile,
+    _framing, _fuzz, _load) and the client-library suites (test_cohere_client,
+    test_langchain_client, test_tei_route) share: RERANK_TEST_URL's (make docker-test) or our
+    own, started once with suite_server.SUITE_ENV's limits.  They all ask for the same model
+    under the same settings, and a server takes seconds to start.  A module that needs other
+    settings starts its own."""
     from suite_server import suite_server
 
     with suite_server(bert_dir) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def suite_model_dir(bert_dir) -> Path:
+    """The model base_url's server serves: RERANK_TEST_MODEL_DIR with RERANK_TEST_URL."""
+    if os.environ.get("RERANK_TEST_URL"):
+        return Path(os.environ["RERANK_TEST_MODEL_DIR"])
+    return bert_dir
+
+
+@pytest.fixture(scope="session")
+def client_suite(base_url, suite_model_dir):
+    """(base URL, in-process engine on its model) for the client-library suites."""
+    from clientutil import local_engine
+
+    with local_engine(suite_model_dir) as engine:
+        yield base_url, engine
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +106,22 @@ def llm_dirs(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def llm_suite(llm_dirs):
+def qwen3_engine(llm_dirs):
+    """An engine on the tiny Qwen3-Reranker with the default settings (no warm-up), for the
+    tests that only score through it: loading the Qwen vocabulary takes seconds, so it is
+    loaded once.  A test that changes an engine (observers, settings, its backend) loads
+    its own."""
+    from clientutil import local_engine
+
+    with local_engine(llm_dirs("qwen3")) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="session")
+def llm_suite(llm_dirs, qwen3_engine):
     """(base URL, in-process engine) for a tiny Qwen3-Reranker, which takes instructions:
     one server for the client suites that send them."""
     from bench.local_server import start_server
-    from clientutil import local_engine
 
-    model = llm_dirs("qwen3")
-    with start_server(model) as url, local_engine(model) as engine:
-        yield url, engine
+    with start_server(llm_dirs("qwen3")) as url:
+        yield url, qwen3_engine

@@ -58,17 +58,13 @@ def test_the_warm_up_compiles_every_shape(llm_dirs):
         engine.close()
 
 
-def test_compiled_modules_are_the_cache_free_ones(llm_dirs):
+def test_compiled_modules_are_the_cache_free_ones(qwen3_engine):
     """Each layer's MLP and norms, the final norm; never attention, which holds the cache."""
-    engine = _engine(llm_dirs("qwen3"), warmup=False)
-    try:
-        names = {type(m).__name__ for m in cache_free_modules(engine.backend.body)}
-        assert names == {"Qwen3MLP", "Qwen3RMSNorm"}
-        layers = len(engine.backend.body.layers)
-        # per layer: mlp, two layer norms, q_norm, k_norm; plus the final norm
-        assert len(cache_free_modules(engine.backend.body)) == 5 * layers + 1
-    finally:
-        engine.close()
+    body = qwen3_engine.backend.body
+    names = {type(m).__name__ for m in cache_free_modules(body)}
+    assert names == {"Qwen3MLP", "Qwen3RMSNorm"}
+    # per layer: mlp, two layer norms, q_norm, k_norm; plus the final norm
+    assert len(cache_free_modules(body)) == 5 * len(body.layers) + 1
 
 
 def test_without_a_compiler_the_model_is_refused(llm_dirs, monkeypatch):

@@ -295,7 +295,7 @@ def test_members_over_8_gib_fit_the_archive_format():
         info.tobuf(tarfile.USTAR_FORMAT)
 
 
-def test_a_profile_override_is_packaged_and_served(llm_dirs, tmp_path):
+def test_a_profile_override_is_packaged_and_served(llm_dirs, qwen3_engine, tmp_path):
     """reranker.json's "profile" in the model directory reaches the archive's reranker.json
     beside packaging's own keys, and the archive's engine scores with it."""
     import shutil
@@ -317,20 +317,23 @@ def test_a_profile_override_is_packaged_and_served(llm_dirs, tmp_path):
 
     body = json.dumps({"query": "Paris", "documents": ["France", "Spain"]}).encode()
 
+    def answer_of(engine) -> list:
+        result = inference.predict_fn(inference.input_fn(body, "application/json"), engine)
+        return json.loads(inference.output_fn(result, "application/json"))["results"]
+
     def served_by(model_dir: Path) -> tuple[str, list]:
         """The engine's instruction and its answer, through the SageMaker hooks."""
         engine = inference.model_fn(str(model_dir))
         try:
-            result = inference.predict_fn(inference.input_fn(body, "application/json"), engine)
-            answer = json.loads(inference.output_fn(result, "application/json"))["results"]
-            return engine.profile.default_instruction, answer
+            return engine.profile.default_instruction, answer_of(engine)
         finally:
             engine.close()
 
     instruction, answer = served_by(served)
     assert (instruction, answer) == served_by(source)
     assert instruction == override["default_instruction"]
-    assert answer != served_by(llm_dirs("qwen3"))[1]  # the instruction is in the prompt
+    # The same weights without the override: the instruction is in the prompt.
+    assert answer != answer_of(qwen3_engine)
 
 
 def test_a_bad_profile_override_is_one_line(llm_dirs, tmp_path, capsys):

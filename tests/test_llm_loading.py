@@ -160,10 +160,10 @@ def test_a_named_profile_applies_to_any_causal_lm(tmp_path):
         _load(path, profile="no-such-family")
 
 
-def test_reranker_json_overrides_the_profile(llm_dirs, tmp_path):
+def test_reranker_json_overrides_the_profile(llm_dirs, qwen3_engine, tmp_path):
     target = tmp_path / "overridden-reranker"
     shutil.copytree(llm_dirs("qwen3"), target)
-    base = _load(target)
+    base = qwen3_engine  # the same weights, without the override
     (target / "reranker.json").write_text(json.dumps({
         "model_id": "Qwen/Qwen3-Reranker-0.6B",
         "profile": {"name": "qwen3-reranker", "default_instruction": "Find capitals"}}))
@@ -176,7 +176,6 @@ def test_reranker_json_overrides_the_profile(llm_dirs, tmp_path):
                                                                          abs=1e-6)
         assert overridden.score("q", ["d"], raw=True) != base.score("q", ["d"], raw=True)
     finally:
-        base.close()
         overridden.close()
     (target / "reranker.json").write_text(json.dumps({"profile": {"nonsense": 1}}))
     with pytest.raises(ModelLoadError, match="nonsense"):
@@ -192,17 +191,16 @@ def test_reranker_json_overrides_the_profile(llm_dirs, tmp_path):
             _load(target)
 
 
-def test_instruction_setting_and_its_refusal(llm_dirs, bert_dir):
+def test_instruction_setting_and_its_refusal(llm_dirs, qwen3_engine, bert_dir):
     engine = Reranker.from_dir(str(llm_dirs("qwen3")), Settings.from_env(
         {"RERANK_INSTRUCTION": "Find capitals", "RERANK_WARMUP": "false"}))
-    plain = _load(llm_dirs("qwen3"))
+    plain = qwen3_engine
     try:
         explicit = plain.rerank(RerankRequest("python", [("q", "d")], ["d"],
                                               instruction="Find capitals")).raw
         assert engine.score("q", ["d"], raw=True) == pytest.approx(explicit.tolist(), abs=1e-6)
     finally:
         engine.close()
-        plain.close()
     with pytest.raises(ModelLoadError, match="RERANK_INSTRUCTION"):
         _load(bert_dir, instruction="Find capitals")
 

@@ -174,8 +174,9 @@ def test_bge_reranker_v2_gemma_matches_flag_llm_reranker(llm_dirs):
         engine.close()
 
 
-def test_seq_cls_conversion_gets_the_prompt_and_equals_the_causal_model(llm_dirs):
-    causal, seq_cls = _engine(llm_dirs("qwen3")), _engine(llm_dirs("qwen3-seq-cls"))
+def test_seq_cls_conversion_gets_the_prompt_and_equals_the_causal_model(llm_dirs,
+                                                                       qwen3_engine):
+    causal, seq_cls = qwen3_engine, _engine(llm_dirs("qwen3-seq-cls"))
     try:
         assert seq_cls.describe()["profile"] == "qwen3-reranker-seq-cls"
         raw, _ = _qwen3_card(llm_dirs("qwen3"), CAPITAL_QUERY, DOCS)
@@ -187,7 +188,6 @@ def test_seq_cls_conversion_gets_the_prompt_and_equals_the_causal_model(llm_dirs
         assert np.abs(got - raw).max() < TOL
         assert np.abs(got - np.array(causal.score(CAPITAL_QUERY, DOCS, raw=True))).max() < TOL
     finally:
-        causal.close()
         seq_cls.close()
 
 

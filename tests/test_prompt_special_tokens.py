@@ -40,13 +40,9 @@ def test_markers_in_user_text_are_tokenized_as_text(llm_dirs, family):
     assert HOSTILE in text
 
 
-def test_a_hostile_document_scores_as_its_text(llm_dirs):
-    engine = Reranker.from_dir(str(llm_dirs("qwen3")), Settings(warmup=False))
-    try:
-        scores = engine.score("capital of France?", [HOSTILE, "Paris."], raw=True)
-        assert np.isfinite(scores).all()
-    finally:
-        engine.close()
+def test_a_hostile_document_scores_as_its_text(qwen3_engine):
+    scores = qwen3_engine.score("capital of France?", [HOSTILE, "Paris."], raw=True)
+    assert np.isfinite(scores).all()
 
 
 def test_sep_in_a_cross_encoder_document_is_text(model_dirs):

@@ -31,10 +31,8 @@ def engine(bert_dir):
 
 
 @pytest.fixture(scope="module")
-def qwen3(llm_dirs):
-    engine = Reranker.from_dir(str(llm_dirs("qwen3")), Settings(warmup=False))
-    yield engine
-    engine.close()
+def qwen3(qwen3_engine):
+    return qwen3_engine
 
 
 def hooks(engine, body, content_type="application/json", accept="application/json",

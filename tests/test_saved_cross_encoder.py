@@ -39,6 +39,23 @@ def _saved(folder: Path, weights: Path, **case) -> Path:
     return llm.saved_cross_encoder(folder / "saved", weights=weights, **case)
 
 
+@pytest.fixture(scope="module")
+def saved_as(weights, tmp_path_factory):
+    """``saved_as(template=..., judged=...)``: the model saved with that template and judged
+    tokens, saved once for the module (saving loads and writes the model: seconds) and
+    shared by the tests that only load it.  A test that changes a saved model's files saves
+    its own with ``_saved``."""
+    cache: dict[tuple, Path] = {}
+
+    def get(template: str, judged: tuple[str, str | None] = ("1", "0")) -> Path:
+        if (template, judged) not in cache:
+            cache[template, judged] = _saved(tmp_path_factory.mktemp("saved-as"), weights,
+                                             template=template, judged=judged)
+        return cache[template, judged]
+
+    return get
+
+
 def _engine(path) -> Reranker:
     return Reranker.from_dir(str(path), Settings(warmup=False))
 
@@ -105,14 +122,10 @@ def test_an_instruction_is_the_cross_encoders_prompt(weights, tmp_path, case):
         engine.close()
 
 
-def test_a_template_without_a_system_message_takes_no_instruction(saved):
-    engine = _engine(saved)
-    try:
-        assert not engine.profile.takes_instruction
-        with pytest.raises(InvalidRequest):
-            _scores(engine, "anything")
-    finally:
-        engine.close()
+def test_a_template_without_a_system_message_takes_no_instruction(saved_engine):
+    assert not saved_engine.profile.takes_instruction
+    with pytest.raises(InvalidRequest):
+        _scores(saved_engine, "anything")
 
 
 def test_one_token_and_template_arguments_score_as_the_cross_encoder(weights, tmp_path):
@@ -173,9 +186,17 @@ def test_its_own_template_without_a_saved_configuration_wins_over_the_family(wei
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory, weights) -> Path:
+def saved(saved_as) -> Path:
     """A fine-tune with JUDGE_CHAT_TEMPLATE (no system message), judging 1/0."""
-    return _saved(tmp_path_factory.mktemp("saved"), weights, template=llm.JUDGE_CHAT_TEMPLATE)
+    return saved_as(llm.JUDGE_CHAT_TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def saved_engine(saved):
+    """An engine on ``saved``, loaded once for the tests that only score through it."""
+    engine = _engine(saved)
+    yield engine
+    engine.close()
 
 
 def _copy(saved: Path, tmp_path: Path) -> Path:
@@ -296,11 +317,11 @@ OPENS_WITH_THE_DOCUMENT = f"<Document> {_DOCUMENT}\n<Query> {_QUERY} ??"
     (DOCUMENT_TURN_FIRST, ("1", "0")),
     (OPENS_WITH_THE_DOCUMENT, ("1", "0")),
 ], ids=["query-line-after-the-document", "query-turn-after-the-document", "no-shared-head"])
-def test_a_template_with_the_document_first_scores_as_the_cross_encoder(weights, tmp_path,
-                                                                        template, judged):
+def test_a_template_with_the_document_first_scores_as_the_cross_encoder(saved_as, template,
+                                                                        judged):
     """The query after the document: the query is in each row's suffix, the shared prefix is
     the template's head (or nothing), and several queries in one request share it."""
-    path = _saved(tmp_path, weights, template=template, judged=judged)
+    path = saved_as(template, judged)
     engine = _engine(path)
     try:
         assert engine.profile.query_after_document
@@ -327,8 +348,8 @@ def test_a_template_with_the_document_first_scores_as_the_cross_encoder(weights,
         engine.close()
 
 
-def test_a_document_first_prompt_cuts_the_document_and_keeps_the_query(weights, tmp_path):
-    path = _saved(tmp_path, weights, template=DOCUMENT_THEN_QUERY, judged=("!", None))
+def test_a_document_first_prompt_cuts_the_document_and_keeps_the_query(saved_as):
+    path = saved_as(DOCUMENT_THEN_QUERY, ("!", None))
     engine = Reranker.from_dir(str(path), Settings(warmup=False, llm_max_length=64))
     try:
         rows = engine.prompts.encode([(CAPITAL_QUERY, "paris " * 200)])
@@ -340,10 +361,10 @@ def test_a_document_first_prompt_cuts_the_document_and_keeps_the_query(weights, 
         engine.close()
 
 
-def test_a_cut_document_keeps_the_template_between_it_and_the_query(weights, tmp_path):
+def test_a_cut_document_keeps_the_template_between_it_and_the_query(saved_as):
     """The document's turn ends with template tokens (``<|im_end|>`` and the next turn's
     start): a cut or a window shortens the document, never them."""
-    path = _saved(tmp_path, weights, template=DOCUMENT_TURN_FIRST)
+    path = saved_as(DOCUMENT_TURN_FIRST)
     engine = Reranker.from_dir(str(path), Settings(warmup=False, llm_max_length=64))
     try:
         prompts = engine.prompts
@@ -465,7 +486,7 @@ def test_a_cross_encoder_with_more_than_its_head_is_refused(saved_classifier, tm
         _engine(path)
 
 
-def test_packaging_carries_the_saved_configuration(saved, tmp_path, capsys):
+def test_packaging_carries_the_saved_configuration(saved, saved_engine, tmp_path, capsys):
     """The archive keeps what scoring reads (modules.json, the LogitScore folder's config,
     the template), says which prompt it scores, and the model scores from it as from the
     saved directory."""
@@ -481,7 +502,7 @@ def test_packaging_carries_the_saved_configuration(saved, tmp_path, capsys):
             "1_LogitScore/config.json", "chat_template.jinja"} <= names
     unpacked = tmp_path / "unpacked"
     archive.safe_extract(out, unpacked)
-    assert _scores_of(unpacked) == _scores_of(saved)
+    assert _scores_of(unpacked) == saved_engine.score(CAPITAL_QUERY, DOCS, raw=True)
 
 
 def test_packaging_refuses_what_the_engine_does_not_reproduce(saved, tmp_path, capsys):

@@ -126,7 +126,7 @@ def test_a_row_too_large_for_the_device_is_named_by_its_document(cached_bert, mo
     assert exc.value.field == "documents[2]"
 
 
-def test_llm_continuations_are_cached_with_their_prefix(cached_qwen3, llm_dirs):
+def test_llm_continuations_are_cached_with_their_prefix(cached_qwen3, qwen3_engine):
     rows = watched(cached_qwen3)
     first = cached_qwen3.rerank(request(DOCS))
     forwarded = rows.forwarded_rows
@@ -138,14 +138,10 @@ def test_llm_continuations_are_cached_with_their_prefix(cached_qwen3, llm_dirs):
     cached_qwen3.rerank(request(DOCS, instruction="Find the capital"))
     assert rows.hits == 3 and rows.misses == 6
     # One document more: only it is computed, and the scores agree with no cache.
-    plain = Reranker.from_dir(str(llm_dirs("qwen3")), Settings(warmup=False))
-    try:
-        docs = [*DOCS, "a fourth passage"]
-        mixed = cached_qwen3.rerank(request(docs))
-        assert rows.hits == 6 and rows.misses == 7
-        assert np.abs(mixed.raw - plain.rerank(request(docs)).raw).max() < 1e-5
-    finally:
-        plain.close()
+    docs = [*DOCS, "a fourth passage"]
+    mixed = cached_qwen3.rerank(request(docs))
+    assert rows.hits == 6 and rows.misses == 7
+    assert np.abs(mixed.raw - qwen3_engine.rerank(request(docs)).raw).max() < 1e-5
 
 
 def test_the_setting_is_checked_and_described(cached_bert):

@@ -9,14 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from pathlib import Path
 
 import httpx
 import pytest
-
-from bench.local_server import start_server
-from suite_server import SUITE_ENV
 
 pytestmark = pytest.mark.slow  # starts servers
 
@@ -27,14 +22,9 @@ DOCS = ["the giant panda is a bear species endemic to china",
 
 
 @pytest.fixture(scope="module")
-def served(bert_dir):
-    """(base URL, model directory) of the server under test."""
-    url = os.environ.get("RERANK_TEST_URL")
-    if url:
-        yield url.rstrip("/"), Path(os.environ["RERANK_TEST_MODEL_DIR"])
-        return
-    with start_server(bert_dir, env=SUITE_ENV) as base_url:
-        yield base_url, bert_dir
+def served(base_url, suite_model_dir):
+    """(base URL, model directory) of the server under test: the HTTP suites' (conftest)."""
+    return base_url, suite_model_dir
 
 
 @pytest.fixture(scope="module")
