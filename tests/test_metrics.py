@@ -258,6 +258,17 @@ def test_forward_passes_feed_batches_tokens_and_padding():
     assert value(samples, "reranker_tokens_per_second") == pytest.approx(140 / 60)
 
 
+def test_durations_are_bucketed_up_to_an_async_requests_hour():
+    """An async endpoint's or a Batch Transform call's request may take up to an hour: a
+    quantile over such requests must not stop at the real-time limit of 60 s."""
+    metrics = Metrics()
+    metrics.forwarded(700.0, rows=1, tokens=10, padded_tokens=10)
+    samples = parse(rendered(metrics))
+    bucket = "reranker_forward_duration_seconds_bucket"
+    assert value(samples, bucket, le="60.0") == 0
+    assert value(samples, bucket, le="900.0") == value(samples, bucket, le="3600.0") == 1
+
+
 def test_docs_list_every_metric_with_its_type():
     metrics = Metrics(gpu_memory=lambda model: [("cuda:0", 1, 1)])
     metrics.attach(Loader())

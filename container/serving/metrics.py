@@ -44,9 +44,10 @@ from starlette.responses import Response
 log = logging.getLogger("serving")
 
 PREFIX = "reranker_"
-# Seconds: from a cached tokenizer call (<1 ms) to SageMaker's 60 s limit.
+# Seconds: from a cached tokenizer call (<1 ms) to a real-time endpoint's 60 s limit, and on
+# to the hour an async endpoint or a Batch Transform call may take.
 SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-           30.0, 60.0)
+           30.0, 60.0, 300.0, 900.0, 3600.0)
 ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 TOKENS = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 EFFICIENCY = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
