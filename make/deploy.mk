@@ -19,10 +19,24 @@ DEPLOY_TOOL = $(PY) -m deploy --make-variables
 # $(call flag,VARIABLE,option): "--option 'value'" when VARIABLE is set (quotes in it are safe).
 flag = $(if $($(1)),--$(2) $(call shq,$($(1))))
 
+# Each command's optional flags, gathered here so that its recipe stays one echoed line
+# whichever are set (a recipe split over lines echoes a lone "\" for each empty one).
+PACKAGE_FLAGS = $(strip $(call flag,ONNX,onnx) $(call flag,REVISION,revision) \
+  $(if $(ALLOW_PICKLE),--allow-pickle) $(if $(NO_CHECK),--no-check))
+EVALUATE_FLAGS = $(strip $(call flag,RUN,run) $(call flag,DEPTH,depth) \
+  $(call flag,QRELS,split) $(call flag,MAX_QUERIES,max-queries) $(call flag,MODEL,model) \
+  $(foreach c,$(COMPARE),--compare $(call shq,$(c))) $(call flag,JSON,json) \
+  $(call flag,SAVE_RUNS,save-runs) $(call flag,CHART,chart))
+LOADTEST_FLAGS = $(strip $(call flag,DOCUMENTS,documents) $(call flag,WORDS,words) \
+  $(call flag,REQUESTS,requests) $(call flag,P99_MS,p99-ms) \
+  $(call flag,INSTANCES,instances) \
+  $(if $(CONCURRENCY),--concurrency $(foreach c,$(CONCURRENCY),$(call shq,$(c)))) \
+  $(call flag,REPEAT,repeat) $(call flag,PRICE_PER_HOUR,price-per-hour) \
+  $(call flag,JSON,json) $(call flag,CHART,chart))
+
 package: $(STAMP)  ## model.tar.gz from MODEL=<hub id|dir|archive> (REVISION=, ONNX=fp32|int8, ALLOW_PICKLE=1, NO_CHECK=1)
 	@test -n $(call shq,$(MODEL)) || { echo "error: set MODEL=<hub id or model directory>" >&2; exit 2; }
-	$(PY) -m deploy package $(call shq,$(MODEL)) -o $(call shq,$(ARCHIVE)) $(call flag,ONNX,onnx) \
-	  $(call flag,REVISION,revision) $(if $(ALLOW_PICKLE),--allow-pickle) $(if $(NO_CHECK),--no-check)
+	$(PY) -m deploy package $(call shq,$(MODEL)) -o $(call shq,$(ARCHIVE)) $(PACKAGE_FLAGS)
 
 inspect: $(STAMP)  ## list ARCHIVE's files, sha256 and prompt, extract it safely and score one pair
 	$(PY) -m deploy inspect $(call shq,$(ARCHIVE)) --check
@@ -60,22 +74,14 @@ invoke: $(STAMP)  ## rerank DOCS="a|b|c" for QUERY with ENDPOINT (COMPONENT, TOP
 evaluate: override export INSTRUCTION := $(value INSTRUCTION)
 evaluate: $(STAMP)  ## nDCG@10/MRR@10 of ENDPOINT on DATA=<BEIR folder> vs its first stage (MODEL=dir: a local model; RUN=, DEPTH=, QRELS=dev, COMPARE="other http://... model:dir", INSTRUCTION= for an LLM reranker)
 	@test -n $(call shq,$(DATA)) || { echo "error: set DATA=<folder with corpus.jsonl, queries.jsonl, qrels/test.tsv>" >&2; exit 2; }
-	$(DEPLOY_TOOL) evaluate --data $(call shq,$(DATA)) $(call flag,RUN,run) $(call flag,DEPTH,depth) \
-	  $(call flag,QRELS,split) $(call flag,MAX_QUERIES,max-queries) $(call flag,MODEL,model) \
-	  $(foreach c,$(COMPARE),--compare $(call shq,$(c))) $(call flag,JSON,json) \
-	  $(call flag,SAVE_RUNS,save-runs) $(call flag,CHART,chart) \
-	  $${INSTRUCTION:+--instruction "$$INSTRUCTION"}
+	$(DEPLOY_TOOL) evaluate --data $(call shq,$(DATA)) $(EVALUATE_FLAGS) $${INSTRUCTION:+--instruction "$$INSTRUCTION"}
 
 capture-export: $(STAMP)  ## ENDPOINT's captured requests (CAPTURE=s3://...) as an evaluation set to judge, in OUT=dir
 	@test -n $(call shq,$(OUT)) || { echo "error: set OUT=<folder for the evaluation set>" >&2; exit 2; }
 	$(DEPLOY_TOOL) capture-export --out $(call shq,$(OUT))
 
 loadtest: $(STAMP)  ## req/s and p50/p99 of ENDPOINT per concurrency, and the autoscaling targets that keep P99_MS (DOCUMENTS=25, WORDS=120, REQUESTS=200; REPEAT: share of repeated requests; PRICE_PER_HOUR: the cost per 1,000 requests)
-	$(DEPLOY_TOOL) loadtest $(call flag,DOCUMENTS,documents) $(call flag,WORDS,words) \
-	  $(call flag,REQUESTS,requests) $(call flag,P99_MS,p99-ms) \
-	  $(call flag,INSTANCES,instances) $(if $(CONCURRENCY),--concurrency $(foreach c,$(CONCURRENCY),$(call shq,$(c)))) \
-	  $(call flag,REPEAT,repeat) $(call flag,PRICE_PER_HOUR,price-per-hour) \
-	  $(call flag,JSON,json) $(call flag,CHART,chart)
+	$(DEPLOY_TOOL) loadtest $(LOADTEST_FLAGS)
 
 role-policy: $(STAMP)  ## print the SageMaker execution role's least-privilege policy (ROLE, BUCKET, REGION or IMAGE_URI)
 	@$(DEPLOY_TOOL) deploy --print-role-policy

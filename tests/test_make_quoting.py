@@ -45,6 +45,15 @@ def test_a_hostile_value_is_one_argument(tmp_path, target, variable):
         assert value in refusals[-1], done.stderr
 
 
+@pytest.mark.parametrize("target", ["package", "evaluate", "loadtest"])
+def test_a_recipe_without_its_optional_flags_echoes_no_empty_lines(target):
+    """Optional flags are gathered on the command's line: none set leaves no line of only
+    spaces and a backslash in what make echoes."""
+    done = make("-n", target, "MODEL=m", "DATA=d", "ENDPOINT=e")
+    assert done.returncode == 0, done.stderr
+    assert not [line for line in done.stdout.splitlines() if line.strip(" \\") == ""]
+
+
 def test_docker_run_passes_the_container_settings_given_to_make():
     """As `make serve` takes RERANK_*/SERVE_* from make's command line, so does the image;
     where the server listens inside is the image's own (the published port maps to 8080)."""
