@@ -15,7 +15,7 @@ import test_deploy_moto as moto_tests
 from deploy.errors import UserError
 from deploy.sagemaker import components, host_ami
 from reranker.backends.base import ModelLoadError
-from reranker.backends.torch_setup import pick_device, unusable_gpu
+from reranker.backends.torch_setup import has_kernels_for, pick_device, unusable_gpu
 from test_cloudformation import lint, template_args
 from test_components import component_config, valid
 from test_deploy_moto import BUCKET, cli, deploy_args, one_error_line
@@ -143,6 +143,32 @@ def test_a_gpu_not_given_to_the_container_is_refused(cuda_build, tmp_path):
     with pytest.raises(ModelLoadError, match=r"driver 580, torch built for CUDA 13.0\): the GPU"
                                              r" was not given to this container"):
         pick_device("auto", proc)
+
+
+CUDA13_ARCHS = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120", "compute_120"]
+
+
+@pytest.mark.parametrize("capability,runs", [
+    ((7, 0), False),  # V100 (ml.p3): CUDA 13 builds have no Volta kernels
+    ((7, 5), True), ((8, 6), True),
+    ((8, 9), True),  # L4, L40S: the sm_86 cubin runs on a later minor of its major
+    ((9, 0), True),
+    ((12, 1), True), ((13, 0), True),  # compute_120 PTX is compiled for what comes after
+])
+def test_a_gpu_has_kernels_in_a_build_for_its_architecture(capability, runs):
+    assert has_kernels_for(capability, CUDA13_ARCHS) is runs
+    assert has_kernels_for((7, 0), ["sm_50", "sm_60", "sm_70"])  # a CUDA 12.6 build
+
+
+def test_a_gpu_the_build_has_no_kernels_for_is_refused_at_load(monkeypatch, tmp_path):
+    """Not a "no kernel image is available" at the first request: one line at load."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100")
+    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: CUDA13_ARCHS)
+    with pytest.raises(ModelLoadError, match=r"compute capability 7.0, Tesla V100\) has no"
+                                             r" kernels .*use a newer GPU"):
+        pick_device("auto", tmp_path / "absent")
 
 
 def test_no_driver_or_a_cpu_build_runs_on_the_cpu(monkeypatch, tmp_path):

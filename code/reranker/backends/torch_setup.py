@@ -27,7 +27,16 @@ def pick_device(requested: str, driver_file: Path = NVIDIA_DRIVER_FILE) -> torch
     """``auto``: the GPU when torch can use one, else the CPU; but a CUDA build of torch on
     a host with an NVIDIA driver it cannot use is refused, not served slowly on the CPU."""
     if torch.cuda.is_available():
-        return torch.device("cuda" if requested == "auto" else requested)
+        device = torch.device("cuda" if requested == "auto" else requested)
+        capability = torch.cuda.get_device_capability(device)
+        if not has_kernels_for(capability, torch.cuda.get_arch_list()):
+            raise ModelLoadError(
+                f"this GPU (compute capability {capability[0]}.{capability[1]},"
+                f" {torch.cuda.get_device_name(device)}) has no kernels in torch"
+                f" {torch.__version__} (CUDA {torch.version.cuda}, built for"
+                f" {', '.join(torch.cuda.get_arch_list())}): CUDA 13 dropped Volta (V100,"
+                " ml.p3); use a newer GPU (ml.g4dn and later) or a torch built for it")
+        return device
     if requested.startswith("cuda"):
         raise ModelLoadError(f"RERANK_DEVICE={requested} but no CUDA device is visible"
                              f"{unusable_gpu(driver_file) or ''}")
@@ -37,6 +46,24 @@ def pick_device(requested: str, driver_file: Path = NVIDIA_DRIVER_FILE) -> torch
             raise ModelLoadError(f"this host has an NVIDIA GPU that torch cannot use{reason};"
                                  " set RERANK_DEVICE=cpu to run on the CPU anyway")
     return torch.device("cpu" if requested == "auto" else requested)
+
+
+def has_kernels_for(capability: tuple[int, int], arch_list: list[str]) -> bool:
+    """Whether a torch built for ``arch_list`` runs on a GPU of ``capability``: a cubin
+    (sm_XY) runs on the same major at that minor or later, PTX (compute_XY) is compiled
+    for any GPU at or after it.  Without the list (a build that does not say), assume so."""
+    if not arch_list:
+        return True
+    for arch in arch_list:
+        match = re.fullmatch(r"(sm|compute)_(\d+)(\d)[a-z]?", arch)
+        if not match:
+            continue
+        built = (int(match.group(2)), int(match.group(3)))
+        if match.group(1) == "compute" and built <= capability:
+            return True
+        if built[0] == capability[0] and built[1] <= capability[1]:
+            return True
+    return False
 
 
 def unusable_gpu(driver_file: Path, cuda: str | None = None) -> str | None:
@@ -62,8 +89,8 @@ def unusable_gpu(driver_file: Path, cuda: str | None = None) -> str | None:
 
 def pick_dtype(requested: str, device: torch.device) -> str:
     """On CUDA, ``auto`` is bf16 where the GPU computes it natively (compute capability 8+:
-    A10G, L4, L40S, A100, H100) and fp16 before that (T4 on g4dn, V100 on p3), where
-    torch would otherwise emulate bf16 without tensor cores."""
+    A10G, L4, L40S, A100, H100) and fp16 before that (T4 on g4dn), where torch would
+    otherwise emulate bf16 without tensor cores."""
     if device.type == "cuda":
         if requested == "auto":
             return "bfloat16" if native_bf16(device) else "float16"
