@@ -57,6 +57,10 @@ def test_the_three_layers_report_bad_values_alike():
     with pytest.raises(UserError, match="DEPLOY_INSTANCE_COUNT='abc' is not a valid int"):
         deploy_config.load(None, {"DEPLOY_INSTANCE_COUNT": "abc"})
     assert Settings.from_env({"RERANK_DTYPE": "BFloat16"}).dtype == "bfloat16"
+    # uvicorn's own "trace" is no level of ours: one line at start-up, not a traceback.
+    with pytest.raises(server_config.ConfigError, match="SERVE_LOG_LEVEL must be one of"):
+        server_config.load(None, {"SERVE_LOG_LEVEL": "trace"})
+    assert server_config.load(None, {"SERVE_LOG_LEVEL": "WARNING"}).log_level == "WARNING"
     assert Settings.from_env({"RERANK_ONNX_RUNTIME": "OpenVINO"}).onnx_runtime == "openvino"
     # At start-up, whatever the backend: a typo never waits for the ONNX path to be taken.
     with pytest.raises(SettingsError, match="RERANK_ONNX_RUNTIME must be one of"):

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.local_server import Server, ping
+from bench.local_server import Server, free_port, ping
 from gated_model import GATED_INFERENCE, post_in_thread, wait_file
 
 pytestmark = pytest.mark.slow  # starts servers
@@ -222,6 +222,23 @@ def test_past_the_request_deadline_its_work_is_dropped_and_the_answer_is_503(gat
     finally:
         server.stop()
         server.log_path.unlink(missing_ok=True)
+
+
+def test_a_sigterm_while_starting_stops_it_with_0(bert_dir, tmp_path):
+    """A SIGTERM while Python still imports the server: as PID 1 in a container it would be
+    dropped without a handler, so one is installed first, and the server, once built, stops
+    cleanly (without it: killed, -15).  Sent right after the import: no timing decides."""
+    port = str(free_port())
+    starting = ("import os, signal, sys; import serving.__main__ as server;"
+                " os.kill(os.getpid(), signal.SIGTERM);"
+                f" sys.exit(server.main(['--model-dir', {str(bert_dir)!r},"
+                f" '--host', '127.0.0.1', '--port', {port!r}]))")
+    done = subprocess.run([sys.executable, "-c", starting], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    events = [json.loads(line).get("event") for line in done.stdout.splitlines()
+              if line.startswith("{")]
+    assert events[-1] == "stop", events
 
 
 def test_model_that_fails_to_load_ends_the_process_with_1(tmp_path):

@@ -11,6 +11,13 @@ import os
 import signal
 import sys
 
+# PID 1 in a container has no default action for a signal it has no handler for: a SIGTERM
+# during the imports below would be dropped, and SageMaker would wait for its SIGKILL.  It is
+# remembered here and honoured once the server exists.
+_STOP_ASKED: list[int] = []
+for _sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(_sig, lambda signum, frame: _STOP_ASKED.append(signum))
+
 # Before torch loads OpenMP: spinning worker threads collapse throughput 3-10x as soon as
 # the event loop or a tokenizer wants a core (docs/BENCHMARKS.md, server configuration).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -60,10 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         timeout_graceful_shutdown=phases(config.shutdown_timeout).drain),
         deadline=config.shutdown_timeout)
     log.info("starting", extra={"event": "start", "pid": os.getpid(), "server": config.public()})
-    # uvicorn drains, then re-raises the signal it caught, which would end the process with
-    # status 143; these no-op handlers receive it instead, so a graceful stop exits 0.
+    # Until uvicorn installs its own handlers, a signal stops the server before it serves;
+    # after, uvicorn drains, then re-raises the signal it caught, which would end the
+    # process with status 143: this handler receives it instead, so a graceful stop exits 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
+        signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
+    server.should_exit = bool(_STOP_ASKED)
     server.run()
     code = 1 if failed or not server.started else 0
     log.info("stopped", extra={"event": "stop", "exit_code": code})

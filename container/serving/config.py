@@ -95,6 +95,7 @@ VARIABLES = {  # field -> variables, first set wins
     "api_key_file": ("SERVE_API_KEY_FILE",),
 }
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # What SageMaker accepts as ContainerMetricsConfig's MetricsEndpointPath.
 _METRICS_PATH = re.compile(r"^/(?!.*\.\.)[a-zA-Z0-9/_.\-]{1,255}$")
 _STRONG_KEY = re.compile(r"^[\x21-\x7e]{16,}$")  # printable ASCII, no spaces
@@ -158,6 +159,8 @@ def _validate(config: ServerConfig) -> None:
         (config.shutdown_timeout >= 0, "SERVE_SHUTDOWN_TIMEOUT must be >= 0"),
         (config.keep_alive >= 1, "SERVE_KEEP_ALIVE must be at least 1"),
         (config.program.endswith(".py"), "SAGEMAKER_PROGRAM must name a .py file"),
+        (config.log_level.lower() in LOG_LEVELS,
+         f"SERVE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}"),
         (bool(_METRICS_PATH.match(config.metrics_path)),
          "SERVE_METRICS_PATH must start with / and hold only letters, digits, / _ . - "
          "(no '..'), as SageMaker's MetricsEndpointPath"),
