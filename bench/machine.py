@@ -37,12 +37,12 @@ def cpu_info() -> dict:
                     flags.update(value.split())
     except OSError:
         pass
-    from reranker.backends.onnx_backend import usable_cores
+    from reranker.cpu import usable_cores
 
     return {
         "model": model,
-        # The cores this process may run on (its affinity mask), as the engine counts them:
-        # a container or taskset may allow fewer than the machine has online.
+        # The cores this process may use (its affinity mask, or fewer under a CPU quota), as
+        # the engine counts them: a container or taskset may allow fewer than are online.
         "cores": usable_cores(),
         "online_cores": os.cpu_count(),
         "flags": [f for f in INTERESTING_FLAGS if f in flags],

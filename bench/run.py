@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from reranker.backends import onnx_backend
+from reranker import cpu
 
 from . import closed_loop, models
 
@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"engine modes on CPU (default: {','.join(CPU_MODES)};"
                         f" quick: {','.join(QUICK_MODES)})")
     p.add_argument("--peers", default=",".join(PEERS), help="peers to compare with")
-    p.add_argument("--threads", type=_positive(int), default=onnx_backend.usable_cores(),
+    p.add_argument("--threads", type=_positive(int), default=cpu.usable_cores(),
                    help="threads for every peer and GEMM measurement (default: the cores"
                         " this process may run on)")
     p.add_argument("--batch-tokens", type=_at_least_zero(int), default=0,

@@ -138,3 +138,33 @@ def test_fp16_on_cpu_is_refused_at_load():
 
     with pytest.raises(ModelLoadError, match="float16 is for GPUs"):
         plan(_dir(), Settings(dtype="float16"), cuda=False, cpu_facts=EPYC)
+
+
+# --- threads under a CPU quota (docker run --cpus, an inference component's CPU cores) ------
+
+@pytest.mark.parametrize("files,cores", [
+    ({"cpu.max": "200000 100000\n"}, 2),  # cgroup v2: --cpus=2
+    ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 cores: two threads, each waiting its turn less
+    ({"cpu.max": "25000 100000\n"}, 1),  # a quarter core (the least a component may ask)
+    ({"cpu.max": "max 100000\n"}, None),  # no limit
+    ({"cpu/cpu.cfs_quota_us": "400000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 4),  # v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({}, None),  # no cgroup files: a host, or not Linux
+])
+def test_the_cpu_quota_in_whole_cores(tmp_path, files, cores):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cpu.quota_cores(tmp_path) == cores
+    affinity = cpu.usable_cores(tmp_path / "absent")
+    assert cpu.usable_cores(tmp_path) == min(affinity, cores or affinity)
+
+
+def test_torch_threads_follow_a_quota_below_its_default(tmp_path):
+    from reranker.backends.torch_setup import cpu_threads
+
+    (tmp_path / "cpu.max").write_text("100000 100000\n")
+    assert cpu_threads(16, tmp_path) == 1  # a thread per host core would wait its turn
+    assert cpu_threads(1, tmp_path) == 0  # already within it: torch's default stays
+    assert cpu_threads(16, tmp_path / "absent") == (cpu.usable_cores() if cpu.usable_cores()
+                                                    < 16 else 0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 
+from .cpu import usable_cores
 from .wire import header_text
 
 HEADER = "x-amzn-sagemaker-custom-attributes"
@@ -52,7 +53,7 @@ def worker_threads(context, cpus: int | None = None) -> int:
     properties = getattr(context, "system_properties", None) or {}
     if properties.get("server_name") != "MMS" or gpu_id(context) is not None:
         return 0  # not the model server, or a worker per GPU: torch's default
-    cpus = cpus or os.cpu_count() or 1
+    cpus = cpus or usable_cores()
     # MMS_* variables override the toolkit's properties file, which SAGEMAKER_* fills.
     named = (os.environ.get("MMS_DEFAULT_WORKERS_PER_MODEL")
              or os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS") or "")

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
+from pathlib import Path
 
 ENV = "RERANK_CPU_FEATURES"
 # The CPU kinds the runtime table (reranker.backends.choice) has measurements for.
@@ -112,3 +114,38 @@ def has_bf16() -> bool:
 
 def has_amx() -> bool:
     return facts().amx
+
+
+# Where a container sees its own cgroup (a cgroup namespace): v2's cpu.max, or v1's pair.
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def usable_cores(cgroup: Path = CGROUP) -> int:
+    """The cores this process may use: those it may run on, fewer under a CPU quota (docker
+    run --cpus, an inference component's CPU cores, a Kubernetes limit), where threads for
+    every core would only wait their turn."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    quota = quota_cores(cgroup)
+    return min(cores, quota) if quota else cores
+
+
+def quota_cores(cgroup: Path = CGROUP) -> int | None:
+    """The CPU quota as whole cores, rounded up (None: no quota, or no cgroup to read)."""
+    for quota_file, period_file in (("cpu.max", None),
+                                    ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us"),
+                                    ("cpu,cpuacct/cpu.cfs_quota_us",
+                                     "cpu,cpuacct/cpu.cfs_period_us")):
+        try:
+            fields = (cgroup / quota_file).read_text().split()
+            if period_file:
+                fields.append((cgroup / period_file).read_text().strip())
+            quota, period = fields[0], int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if quota in ("max", "-1") or period <= 0:
+            return None
+        return max(1, math.ceil(int(quota) / period))
+    return None

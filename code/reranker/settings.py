@@ -88,7 +88,7 @@ class Settings:
     # Refuse pickle (pytorch_model.bin) weights unless set; even then loaded weights-only.
     allow_pickle: bool = False
     trust_remote_code: bool = False
-    # Torch intra-op threads on CPU; 0 leaves torch's default (one per core).
+    # CPU threads of the runtime; 0: one per core the process may use (fewer under a quota).
     threads: int = 0
     # The CPU to plan for instead of this one's /proc/cpuinfo ("auto"): amx, avx512_bf16,
     # plain, or a comma-separated flag list (reranker.cpu).  For tests and for hosts that

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from .. import cpu
 from .. import model_dir as model_facts
 from ..settings import Settings
 from .base import ModelLoadError, first_line
@@ -44,7 +45,7 @@ class OnnxBackend:
         facts = model_facts.read(model_dir)
         self.num_labels = facts.num_labels
         self.path = path or model_file(facts, settings.onnx_model)
-        self.threads = settings.threads or usable_cores()
+        self.threads = settings.threads or cpu.usable_cores()
         self.runner = self.runner_class(self.path, self.threads, settings.dtype)
         self.inputs = _check_inputs(self.runner.inputs, self.runner.output_rank, self.path)
         self.metadata = self.runner.metadata
@@ -119,13 +120,6 @@ def model_file(facts: model_facts.ModelDir, choice: str) -> str:
             f" directory (present: {present or 'none'})"
         )
     return os.path.join(folder, name)
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class OrtRunner:

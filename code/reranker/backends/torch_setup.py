@@ -102,6 +102,13 @@ def pick_dtype(requested: str, device: torch.device) -> str:
     return "float32" if requested == "auto" else requested
 
 
+def cpu_threads(default: int, cgroup: Path = cpu.CGROUP) -> int:
+    """Threads where RERANK_THREADS leaves it to us: torch's ``default`` (a thread per core
+    it may run on), or the CPU quota's cores where a quota allows fewer (0: no change)."""
+    usable = cpu.usable_cores(cgroup)
+    return usable if usable < default else 0
+
+
 def native_bf16(device: torch.device) -> bool:
     if torch.version.hip:
         return True
@@ -112,6 +119,7 @@ def place(device: str, dtype: str, threads: int) -> tuple[torch.device, str]:
     """The device and dtype a backend computes in, with torch's CPU threads set."""
     chosen = pick_device(device)
     dtype = pick_dtype(dtype, chosen)
+    threads = threads or cpu_threads(torch.get_num_threads())
     if chosen.type == "cpu" and threads:
         torch.set_num_threads(threads)
     if chosen.type == "cpu" and dtype == "bfloat16" and not cpu.has_bf16():
