@@ -77,6 +77,34 @@ def test_requirements_pin_torch_and_no_server_extras():
     assert not re.search(r"^(multi-model-server|sagemaker-inference)", pins, re.M)
 
 
+def test_every_package_the_served_code_imports_is_pinned_for_the_image():
+    """A package imported by the engine or the server is pinned, not left to whatever a
+    dependency of it accepts (the server subclasses uvicorn's h11 protocol, for one)."""
+    import ast
+    import importlib.metadata
+    import sys
+
+    imported = set()
+    for folder in ("code", "container/serving"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    imported |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    imported.add(node.module.split(".")[0])
+    ours = {"reranker", "serving", "inference"}
+    distributions = importlib.metadata.packages_distributions()
+    def normal(name: str) -> str:  # PEP 503: prometheus_client is prometheus-client
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    wanted = {normal(distributions[name][0]) for name in imported - ours
+              if name not in sys.stdlib_module_names}
+    pins = "".join((ROOT / "container" / name).read_text()
+                   for name in ("requirements.txt", "requirements-cpu.txt"))
+    pinned = {normal(name) for name in re.findall(r"^([A-Za-z0-9_.-]+)==", pins, re.M)}
+    assert wanted and not wanted - pinned, wanted - pinned
+
+
 def image_layout(dockerfile: Path, root: Path) -> None:
     """Copy what the Dockerfile COPYs from the context (not requirements) under ``root``."""
     for kind, args in instructions(dockerfile):
