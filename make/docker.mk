@@ -48,10 +48,10 @@ docker-run: $(STAMP)  ## run the image on 127.0.0.1:PORT (8080), MODEL mounted r
 	@docker info >/dev/null 2>&1 || { $(NO_DOCKER); }; \
 	$(if $(filter-out $(DEMO_MODEL),$(or $(MODEL),$(DEMO_MODEL))),,$(MAKE) --no-print-directory demo-model &&) \
 	dir=$(call resolve_model,$(DEMO_MODEL)); \
-	unreadable=$$(find "$$dir" ! -perm -o+r -print -quit); \
+	unreadable=$$(find "$$dir" \( -type d ! -perm -o+rx \) -o \( ! -type d ! -perm -o+r \) -print -quit); \
 	test -z "$$unreadable" || { echo "error: $$unreadable is not readable by the image's uid 1000 (chmod -R a+rX $$dir)" >&2; exit 2; }; \
 	$(PY) -m serving.ports 127.0.0.1 $(call shq,$(or $(PORT),8080)) || exit 2; \
-	exec docker run --rm -p 127.0.0.1:$(or $(PORT),8080):8080 \
+	exec docker run --rm --stop-timeout 30 -p 127.0.0.1:$(or $(PORT),8080):8080 \
 		$(if $(filter gpu,$(VARIANT)),--gpus all) $(DOCKER_RUN_ENV) \
 		-v "$$dir":/opt/ml/model:ro $(IMAGE):$(IMAGE_TAG) serve
 

@@ -152,6 +152,16 @@ def test_image_layout_serves_with_sagemaker_settings(tmp_path, bert_dir):
     assert str(site / "inference.py") in log  # the installed package's default hooks
 
 
+@pytest.mark.parametrize("host,url", [
+    ("0.0.0.0", "http://127.0.0.1:8080"), ("::", "http://[::1]:8080"),
+    ("::1", "http://[::1]:8080"), ("10.0.0.7", "http://10.0.0.7:8080"),
+])
+def test_the_healthcheck_calls_the_address_the_server_listens_on(host, url):
+    from serving import healthcheck
+
+    assert healthcheck.url(host, 8080) == url
+
+
 def test_docker_build_makes_the_venv_it_asks_pip_from_first(tmp_path):
     """On a fresh clone there is no .venv: container/base/extras.sh calls its pip."""
     # --no-print-directory: under `make test` this make is nested and would say so first.

@@ -60,6 +60,7 @@ def test_docker_run_passes_the_container_settings_given_to_make():
     done = make("-n", "docker-run", "RERANK_PRECISION=fast", "SERVE_API_KEY=k", "SERVE_PORT=9")
     run = done.stdout[done.stdout.index("docker run"):]
     assert "-e RERANK_PRECISION" in run and "-e SERVE_API_KEY" in run
+    assert "--stop-timeout 30" in run  # docker stop's 10 s would cut the server's 25 s drain
     assert "SERVE_PORT" not in run and "k" not in run.split()  # by name, never the value
 
 
