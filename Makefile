@@ -8,7 +8,8 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 SERVE_STAMP := $(VENV)/.serve-installed
-SERVE_REQS  := requirements-serve.txt container/requirements.txt container/requirements-cpu.txt
+SERVE_REQS  := requirements-serve.txt container/requirements.txt container/requirements-cpu.txt \
+  container/constraints.txt
 
 # $(call shq,TEXT): TEXT as one shell word, single-quoted, a ' inside written as '\''.
 shq = '$(subst ','\'',$(1))'
@@ -16,7 +17,7 @@ shq = '$(subst ','\'',$(1))'
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv lint test clean
+.PHONY: help venv constraints lint test clean
 
 # A venv of its own from a complete lock (pip --no-deps), then an import check that fails
 # on a missing package: $(call locked_venv,X) reads X_VENV, X_REQS and X_SMOKE.
@@ -65,6 +66,13 @@ $(SERVE_STAMP): $(SERVE_REQS) pyproject.toml
 	@touch $@
 
 venv: $(STAMP)  ## create .venv with every pinned requirement
+
+# After changing a pin in container/requirements*.txt: pip install the new pin into .venv
+# (pip install -r requirements-serve.txt, without the stale constraint where it conflicts),
+# then this writes what the pins pull in as installed, for the image and .venv alike.
+constraints: $(SERVE_STAMP)  ## rewrite container/constraints.txt from .venv (after changing a pin)
+	$(PY) container/base/constraints.py > container/constraints.txt.new
+	mv container/constraints.txt.new container/constraints.txt
 
 lint: $(STAMP)  ## ruff over the Python code
 	$(BIN)/ruff check code container deploy tests bench demo_models

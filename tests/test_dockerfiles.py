@@ -68,7 +68,7 @@ def test_torch_is_installed_first_at_the_pinned_version():
     script = (ROOT / "container" / "base" / "venv.sh").read_text()
     assert "sed -n 's/^torch==//p' requirements.txt" in script
     torch_at = script.index('"$pip" install --index-url "$index" "$torch"')
-    assert torch_at < script.index('"$pip" install "$@"')
+    assert torch_at < script.index('"$pip" install -c constraints.txt "$@"')
 
 
 def test_requirements_pin_torch_and_no_server_extras():
@@ -103,6 +103,22 @@ def test_every_package_the_served_code_imports_is_pinned_for_the_image():
                    for name in ("requirements.txt", "requirements-cpu.txt"))
     pinned = {normal(name) for name in re.findall(r"^([A-Za-z0-9_.-]+)==", pins, re.M)}
     assert wanted and not wanted - pinned, wanted - pinned
+
+
+def test_the_constraints_are_what_the_pins_pull_in_as_tested():
+    """container/constraints.txt holds every dependency of the image's pins at the version
+    installed here: a pin changed without `make constraints` fails here, not in an image
+    built later with other versions."""
+    import runpy
+
+    constraints = runpy.run_path(str(ROOT / "container" / "base" / "constraints.py"))
+    expected = constraints["render"](constraints["closure"](constraints["pinned"]()))
+    assert (ROOT / "container" / "constraints.txt").read_text() == expected, (
+        "run `make constraints` after changing a pin")
+    for dockerfile in ("Dockerfile.cpu", "Dockerfile.gpu"):
+        assert "container/constraints.txt" in (ROOT / "container" / dockerfile).read_text()
+    assert '"$pip" install -c constraints.txt "$@"' in (
+        ROOT / "container" / "base" / "venv.sh").read_text()
 
 
 def image_layout(dockerfile: Path, root: Path) -> None:

@@ -4,6 +4,7 @@
 # VARIANT: a CA bundle ca.crt for pip, a torch wheel).  Only /opt/venv and /opt/project go
 # on into the image.
 #   venv.sh deps TORCH_INDEX REQUIREMENTS...   /opt/venv with torch first, then the pins
+#                                              (their dependencies as constraints.txt says)
 #   venv.sh project DIR                        our package from DIR (pyproject.toml), no deps,
 #                                              under /opt/project laid out as the venv is
 # Two places, so the image copies the big unchanging venv and our small package as two
@@ -29,7 +30,8 @@ deps)
         "$pip" install --index-url "$index" "$torch"
     fi
     for file in "$@"; do set -- "$@" -r "$file"; shift; done
-    "$pip" install "$@"
+    # What the pins pull in, at the versions the tests ran with (container/constraints.txt).
+    "$pip" install -c constraints.txt "$@"
     ;;
 project)
     "$pip" install --no-deps --prefix /opt/project "$1"
