@@ -1,7 +1,7 @@
 """Every knob of the engine, read once from the environment (``RERANK_*``).
 
 The same variables configure the SageMaker container (passed as the model's
-environment), our own image and the local server, so the table in the README is the
+environment), our own image and the local server, so the table in docs/engine.md is the
 whole story.  Invalid values fail at start-up with a message naming the variable.
 """
 
