@@ -533,6 +533,14 @@ def expect_component_removal(fake: StubbedAws, name: str, other: list[str],
         {"EndpointNameEquals": "search"})
 
 
+def expect_endpoint_removal(sm: Stubber) -> None:
+    """The last component gone: the endpoint "search" and its one config are deleted."""
+    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
+    sm.add_response("list_endpoint_configs", {"EndpointConfigs": []}, {"NameContains": "search"})
+    sm.add_response("delete_endpoint", {}, {"EndpointName": "search"})
+    sm.add_response("delete_endpoint_config", {}, {"EndpointConfigName": "search-cfg"})
+
+
 def test_delete_keeps_an_endpoint_other_components_use():
     fake = StubbedAws()
     expect_component_removal(fake, "minilm-en", other=["bge-m3"])
@@ -594,10 +602,7 @@ def test_delete_of_a_component_still_changing_or_failed(before, after):
     sm.add_response("list_models", {"Models": []}, {"NameContains": "minilm-en-ic"})
     sm.add_response("list_inference_components", {"InferenceComponents": []},
                     {"EndpointNameEquals": "search"})
-    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
-    sm.add_response("list_endpoint_configs", {"EndpointConfigs": []}, {"NameContains": "search"})
-    sm.add_response("delete_endpoint", {}, {"EndpointName": "search"})
-    sm.add_response("delete_endpoint_config", {}, {"EndpointConfigName": "search-cfg"})
+    expect_endpoint_removal(sm)
     results = dict(components.delete(fake, "search", "minilm-en", poll=0))
     fake.done()
     assert results["inference component minilm-en"] == "deleted"
@@ -608,10 +613,7 @@ def test_delete_of_the_last_component_removes_the_endpoint():
     fake = StubbedAws()
     expect_component_removal(fake, "minilm-en", other=[])
     sm = fake.sm()
-    sm.add_response("describe_endpoint", endpoint_description("search-cfg"))
-    sm.add_response("list_endpoint_configs", {"EndpointConfigs": []}, {"NameContains": "search"})
-    sm.add_response("delete_endpoint", {}, {"EndpointName": "search"})
-    sm.add_response("delete_endpoint_config", {}, {"EndpointConfigName": "search-cfg"})
+    expect_endpoint_removal(sm)
     results = dict(components.delete(fake, "search", "minilm-en", poll=0))
     fake.done()
     assert results["endpoint search"] == "deleted"
