@@ -67,9 +67,9 @@ $(SERVE_STAMP): $(SERVE_REQS) pyproject.toml
 
 venv: $(STAMP)  ## create .venv with every pinned requirement
 
-# After changing a pin in container/requirements*.txt: pip install the new pin into .venv
-# (pip install -r requirements-serve.txt, without the stale constraint where it conflicts),
-# then this writes what the pins pull in as installed, for the image and .venv alike.
+# After changing a pin in container/requirements*.txt: install it into .venv
+# (.venv/bin/pip install NAME==VERSION), then this rewrites what the pins pull in, as .venv
+# has it, for the image and .venv alike; a test fails until it is run.
 constraints: $(SERVE_STAMP)  ## rewrite container/constraints.txt from .venv (after changing a pin)
 	$(PY) container/base/constraints.py > container/constraints.txt.new
 	mv container/constraints.txt.new container/constraints.txt
