@@ -30,8 +30,10 @@ deps)
         "$pip" install --index-url "$index" "$torch"
     fi
     for file in "$@"; do set -- "$@" -r "$file"; shift; done
-    # What the pins pull in, at the versions the tests ran with (container/constraints.txt).
-    "$pip" install -c constraints.txt "$@"
+    # What the pins pull in, at the versions the tests ran with (container/constraints.txt);
+    # the DLC-equivalent image installs a complete lock instead, with no constraints file.
+    if [ -f constraints.txt ]; then set -- -c constraints.txt "$@"; fi
+    "$pip" install "$@"
     ;;
 project)
     "$pip" install --no-deps --prefix /opt/project "$1"
