@@ -105,3 +105,41 @@ def test_a_request_for_one_query_returns_before_the_other_queries_of_its_round()
     assert small_out["value"][0].shape == (1, 2) and large_out["value"][0].shape == (200, 2)
     assert small_out["at_pass"] < 50 <= large_out["at_pass"]
     engine.close()
+
+
+def test_a_request_queued_while_a_round_runs_joins_it():
+    """Not only those waiting when a round begins: a small request that queues while a
+    large one is being scored is answered after a pass or two, not when the round ends."""
+    forward = GatedForward()
+    engine = Batcher(forward, token_budget=8, max_rows=2, pad_id=0)
+    large, large_out = in_thread(lambda: engine.run(LARGE, None), forward)
+    forward.started.wait(10)  # the large request's round has begun: its first pass waits
+    small, small_out = in_thread(lambda: engine.run(SMALL, None), forward)
+    queued(engine, 1)
+    forward.gate.set()
+    small.join(30)
+    large.join(30)
+    assert small_out["value"].shape == (1, 1) and large_out["value"].shape == (200, 1)
+    assert small_out["at_pass"] < 10 and large_out["at_pass"] >= 100
+    engine.close()
+
+
+def test_a_request_the_round_has_no_room_for_begins_the_next_and_none_passes_it():
+    """A round takes newcomers only while their rows fit (as many as it began with, 256 at
+    least), so the rows it began with are put off that much at most; a larger newcomer
+    begins the next round, and a small one queued after it does not pass it."""
+    forward = GatedForward(seconds=0.005)
+    engine = Batcher(forward, token_budget=8, max_rows=2, pad_id=0)
+    first, first_out = in_thread(lambda: engine.run([[1, 2, 3]] * 300, None), forward)
+    forward.started.wait(10)
+    second, second_out = in_thread(lambda: engine.run([[1, 2]] * 400, None), forward)
+    queued(engine, 1)
+    small, small_out = in_thread(lambda: engine.run(SMALL, None), forward)
+    queued(engine, 2)
+    forward.gate.set()
+    for thread in (first, second, small):
+        thread.join(60)
+    # The first round: its own 150 passes, the 400 shorter rows waited for the next one.
+    assert first_out["at_pass"] <= 152
+    assert first_out["at_pass"] <= small_out["at_pass"] < second_out["at_pass"]
+    engine.close()

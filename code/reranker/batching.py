@@ -62,6 +62,10 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, multiple: int = 1):
     return ids, mask
 
 
+# Rows a running round takes from callers that queue meanwhile, at least (as many as it
+# began with, where more): what the rows it began with may be put off by.
+ROUND_ROOM_ROWS = 256
+
 # How often a waiting caller looks at its cancel event and at close().
 _POLL_SECONDS = 0.1
 
@@ -94,7 +98,8 @@ class Worker:
     Every caller already waiting when the worker is free joins the same round, so
     concurrent requests share forward passes.  A job whose ``cancel`` is set, or any job
     once ``close()`` was called, is dropped before the next forward pass (``_check_live``).
-    Subclasses score a round in ``_score(jobs)``.
+    Subclasses score a round in ``_score(jobs)``; one that takes callers queued while the
+    round runs (``_admitted``) appends them to ``jobs``, so the round answers them too.
     """
 
     thread_name = "reranker-batcher"
@@ -103,6 +108,8 @@ class Worker:
         # Told about every forward pass and every wait; see observe.py.
         self.observer: observe.Observer = observe.NULL
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        # Jobs a running round had no room for (Batcher._admitted): the next round's first.
+        self._deferred: list[Job] = []
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
         self._thread.start()
@@ -140,7 +147,7 @@ class Worker:
 
     def _loop(self) -> None:
         while True:
-            job = self._queue.get()
+            job = self._deferred.pop(0) if self._deferred else self._queue.get()
             if job is None:
                 return
             jobs = [job]
@@ -181,11 +188,11 @@ class Worker:
             if j.error is not None or j.done.is_set():  # failed, or answered before the fault
                 continue
             try:
-                self._score([j])
+                self._score([j], admit=False)  # alone: nobody joins it
             except BaseException as alone:  # the caller re-raises it
                 j.error = alone
 
-    def _score(self, jobs: list) -> None:
+    def _score(self, jobs: list, admit: bool = True) -> None:
         raise NotImplementedError
 
     def _check_live(self, jobs: list[Job]) -> None:
@@ -242,34 +249,88 @@ class Batcher(_Runner, Worker):
             raise ValueError("nothing to score")
         return self._submit(_RowsJob(ids, type_ids, cancel)).logits
 
-    def _score(self, jobs: list[_RowsJob]) -> None:
-        rows = [(j, r) for j in jobs for r in range(len(j.ids))]
-        lengths = [len(j.ids[r]) for j, r in rows]
-        results: list[np.ndarray | None] = [None] * len(rows)
+    def _score(self, jobs: list[_RowsJob], admit: bool = True) -> None:
+        """The round's rows, shortest first, a batch at a time.  Callers that queue while it
+        runs join it (``admit``), their rows sorted in with those left, while it has room
+        for them (as many rows again as it began with, ROUND_ROOM_ROWS at least): a small
+        request then waits for a batch, not for the round, and the rows the round began
+        with are put off by that much at most.  Without newcomers the batches are
+        plan_batches' own."""
+        order = sorted(((j, r) for j in jobs for r in range(len(j.ids))), key=_row_length)
+        room = max(len(order), ROUND_ROOM_ROWS) if admit else 0
+        results = {id(j): [None] * len(j.ids) for j in jobs}
         left = {id(j): len(j.ids) for j in jobs}  # rows each job still waits for
-        starts = dict(zip((id(j) for j in jobs),
-                          np.cumsum([0] + [len(j.ids) for j in jobs]).tolist()))
-        for batch in plan_batches(lengths, self.token_budget, self.max_rows):
+        at = 0  # order[at:] is what is left
+        while True:
             self._check_live(jobs)
-            batch = [i for i in batch if rows[i][0].error is None]
-            if not batch:
+            newcomers = self._admitted(room) if room > 0 else []
+            for job in newcomers:
+                jobs.append(job)
+                results[id(job)], left[id(job)] = [None] * len(job.ids), len(job.ids)
+                room -= len(job.ids)
+            if newcomers:
+                order = sorted(order[at:] + [(j, r) for j in newcomers
+                                             for r in range(len(j.ids))], key=_row_length)
+                at = 0
+            members, at = self._next_batch(order, at)
+            if not members:
+                return
+            self._forward_members(members, results)
+            self._release_finished(members, results, left)
+
+    def _next_batch(self, order: list, at: int) -> tuple[list, int]:
+        """The shortest rows left from ``order[at]`` on, within the token budget and the row
+        limit (as plan_batches cuts them), skipping rows whose request has failed."""
+        members: list = []
+        while at < len(order) and len(members) < self.max_rows:
+            job, r = order[at]
+            if job.error is not None:
+                at += 1
                 continue
-            members = [rows[i] for i in batch]
-            types = (None if members[0][0].type_ids is None
-                     else [j.type_ids[r] for j, r in members])
+            if members and len(job.ids[r]) * (len(members) + 1) > self.token_budget:
+                break
+            members.append(order[at])
+            at += 1
+        return members, at
+
+    def _admitted(self, room: int) -> list:
+        """Callers queued since the round began, in order, while their rows fit in
+        ``room``; the first that does not waits to begin the next round, and those after
+        it wait behind it (no later caller passes it)."""
+        taken = []
+        while not self._deferred:
             try:
-                logits = self._forward_observed([j.ids[r] for j, r in members], types)
-            except RowsDoNotFit as exc:  # fail the requests of those rows, score the rest
-                logits = exc.logits
-                for k in exc.rows:
-                    job, r = members[k]
-                    job.error = job.error or too_large(r)
-            for k, i in enumerate(batch):
-                results[i] = logits[k]
-            self._release_finished(members, starts, results, left)
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:  # close(): its sentinel stays for the loop
+                self._queue.put(None)
+                break
+            if len(job.ids) > room:
+                self._deferred.append(job)
+                break
+            self.observer.waited(time.perf_counter() - job.queued_at)
+            taken.append(job)
+            room -= len(job.ids)
+        return taken
+
+    def _forward_members(self, members: list, results: dict) -> None:
+        """One forward pass over ``members`` (job, row), each row's logits kept in
+        ``results``; rows that do not fit fail their requests, the others are scored."""
+        types = (None if members[0][0].type_ids is None
+                 else [j.type_ids[r] for j, r in members])
+        try:
+            logits = self._forward_observed([j.ids[r] for j, r in members], types)
+        except RowsDoNotFit as exc:
+            logits = exc.logits
+            for k in exc.rows:
+                job, r = members[k]
+                job.error = job.error or too_large(r)
+        for k, (job, r) in enumerate(members):
+            results[id(job)][r] = logits[k]
 
     @staticmethod
-    def _release_finished(members, starts, results, left) -> None:
+    def _release_finished(members, results, left) -> None:
         """Answer each job whose last row was in this batch: a small request that shares a
         round with a large one returns after its own rows (shortest first), not the round's."""
         for job, _ in members:
@@ -277,8 +338,7 @@ class Batcher(_Runner, Worker):
             if left[id(job)] or job.done.is_set():
                 continue
             if job.error is None:
-                start = starts[id(job)]
-                job.logits = np.stack(results[start: start + len(job.ids)])
+                job.logits = np.stack(results[id(job)])
             job.done.set()
 
 
@@ -299,6 +359,11 @@ class Unbatched(_Runner):
 
     def close(self, timeout: float = 10.0) -> None:
         pass
+
+
+def _row_length(row) -> int:
+    job, r = row
+    return len(job.ids[r])
 
 
 def too_large(row: int) -> TooLargeForDevice:

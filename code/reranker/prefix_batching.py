@@ -49,7 +49,9 @@ class PrefixBatcher(Worker):
             raise ValueError("nothing to score")
         return self._submit(_GroupsJob(groups, cancel)).results
 
-    def _score(self, jobs: list[_GroupsJob]) -> None:
+    def _score(self, jobs: list[_GroupsJob], admit: bool = True) -> None:
+        # Rounds take no callers once begun (``admit`` unused): prefixes run in arrival
+        # order, and a request is answered when its own prefixes are done.
         by_prefix: dict[tuple[int, ...], list[tuple[_GroupsJob, int]]] = {}
         left = {id(job): len(job.groups) for job in jobs}  # groups each job still waits for
         for job in jobs:
