@@ -43,6 +43,14 @@ def _older_alarm_name(component: str) -> str:
     return f"{component}-scale-out-from-zero"
 
 
+def _wake_alarms(cloudwatch, component: str) -> list[str]:
+    """The wake alarms of ``component`` under either name (one of the same name watching
+    something else is not its)."""
+    found = cloudwatch.describe_alarms(AlarmNames=[
+        alarm_name(component), _older_alarm_name(component)])["MetricAlarms"]
+    return [a["AlarmName"] for a in found if _watches(a, component)]
+
+
 def _watches(alarm: dict, component: str) -> bool:
     return {"Name": "InferenceComponentName", "Value": component} in alarm.get("Dimensions", [])
 
@@ -133,9 +141,7 @@ def put_policies(aws, config) -> None:
 def _drop_wake(aas, cloudwatch, config) -> None:
     """Scale to zero turned off (MIN_COPIES above 0 on a redeploy): its alarm and step
     policy would still add a copy on every request that finds none, so they go."""
-    names = [alarm_name(config.component), _older_alarm_name(config.component)]
-    found = cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
-    alarms = [a["AlarmName"] for a in found if _watches(a, config.component)]
+    alarms = _wake_alarms(cloudwatch, config.component)
     if alarms:
         quietly(cloudwatch.delete_alarms, AlarmNames=alarms)
     quietly(aas.delete_scaling_policy, PolicyName=step_request(config)["PolicyName"],
@@ -168,11 +174,9 @@ def remove(aws, component: str) -> str:
     cloudwatch = aws.client("cloudwatch")
     try:
         policies = aas.describe_scaling_policies(**_keys(component))["ScalingPolicies"]
-        alarms = cloudwatch.describe_alarms(AlarmNames=[
-            alarm_name(component), _older_alarm_name(component)])["MetricAlarms"]
+        alarms = _wake_alarms(cloudwatch, component)
     except (ClientError, BotoCoreError) as exc:
         return f"failed ({error_code(exc)}: {error_message(exc)})"
-    alarms = [a["AlarmName"] for a in alarms if _watches(a, component)]
     if alarms:
         quietly(cloudwatch.delete_alarms, AlarmNames=alarms)
     for policy in policies:
