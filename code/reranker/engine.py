@@ -230,7 +230,7 @@ class Reranker:
             f"the model computed {logits[bad[0]].tolist()} for {len(pairs)} of"
             f" {len(request.pairs)} documents in {dtype}, which overflowed: set"
             " RERANK_DTYPE=float32 (or bfloat16 on a GPU that has it)",
-            field=request.document_template().format(i=pairs[0]))
+            field=request.document_name(pairs[0]))
 
     def check_body_documents(self, count: int) -> None:
         """413 for more documents than RERANK_MAX_BODY_DOCUMENTS in all the lines of one
@@ -332,7 +332,7 @@ class Reranker:
         for i, (query, text) in enumerate(request.pairs):
             if len(query) > cap or len(text) > cap:
                 field = (request.query_field.format(i=i) if len(query) > cap
-                         else request.document_template().format(i=i))
+                         else request.document_name(i))
                 raise PayloadTooLarge(
                     f"{field} has more than {cap} characters (RERANK_MAX_CHARS)", field=field)
 
@@ -353,7 +353,7 @@ def _naming_documents(request: RerankRequest, owner):
         yield
     except TooLargeForDevice as exc:
         pair = owner[exc.row]
-        field = request.document_template().format(i=pair)
+        field = request.document_name(pair)
         raise TooLargeForDevice(
             f"{field} does not fit in the GPU's memory even scored alone; send it shorter"
             " (or lower RERANK_MAX_LENGTH / RERANK_LLM_MAX_LENGTH)", field=field,

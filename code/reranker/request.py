@@ -52,6 +52,10 @@ class RerankRequest:
         """The field of document ``{i}``, to format with its index."""
         return self.document_field or self.documents_field + "[{i}]"
 
+    def document_name(self, i: int) -> str:
+        """The field of document ``i``, as errors name it."""
+        return self.document_template().format(i=i)
+
 
 @dataclasses.dataclass
 class RerankResult:
