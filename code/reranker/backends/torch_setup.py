@@ -119,9 +119,10 @@ def place(device: str, dtype: str, threads: int) -> tuple[torch.device, str]:
     """The device and dtype a backend computes in, with torch's CPU threads set."""
     chosen = pick_device(device)
     dtype = pick_dtype(dtype, chosen)
-    threads = threads or cpu_threads(torch.get_num_threads())
-    if chosen.type == "cpu" and threads:
-        torch.set_num_threads(threads)
+    if chosen.type == "cpu":
+        threads = threads or cpu_threads(torch.get_num_threads())
+        if threads:
+            torch.set_num_threads(threads)
     if chosen.type == "cpu" and dtype == "bfloat16" and not cpu.has_bf16():
         log.warning("this CPU has no avx512_bf16/AMX: bfloat16 will be slower than float32")
     return chosen, dtype
